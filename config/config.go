@@ -1,0 +1,403 @@
+// Package config loads and validates consentsync's configuration: a YAML file
+// named by CONSENTSYNC_CONFIG (sources, destinations, policy, worker and
+// server settings) plus process settings from the environment (DATABASE_URL,
+// REDIS_URL, HTTP_ADDR, CONSENTSYNC_ADMIN_TOKEN). Every default lives in
+// Defaults. Errors name the path of the bad key ("sources[2].kind: ...").
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Policy       Policy        `yaml:"policy"`
+	Server       Server        `yaml:"server"`
+	Worker       Worker        `yaml:"worker"`
+	Sources      []Source      `yaml:"sources"`
+	Destinations []Destination `yaml:"destinations"`
+
+	Process Process `yaml:"-"`
+}
+
+// Process holds the settings that come from the environment only.
+type Process struct {
+	// DatabaseURL is a libpq URL, e.g. postgres://user@127.0.0.1:5432/consentsync?sslmode=disable.
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/consentsync?sslmode=disable"`
+	// RedisURL is a redis:// URL; its path selects the DB index.
+	RedisURL string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	// HTTPAddr is the listen address of serve and all.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// AdminToken guards /v1/* and /ops/queues/. Empty disables them (403).
+	AdminToken string `env:"CONSENTSYNC_ADMIN_TOKEN"`
+}
+
+// Policy is how consent is judged.
+type Policy struct {
+	// ConsentTTL is how long a prospect's consent lasts without a qualifying
+	// contact from the person (default 26280h = 3 years).
+	ConsentTTL time.Duration `yaml:"consent_ttl"`
+	// StrictQuality makes an "unknown" quality criterion block eligibility.
+	StrictQuality bool `yaml:"strict_quality"`
+	// PhoneRegion is the ISO 3166-1 region national phone numbers are read in
+	// (default FR).
+	PhoneRegion string `yaml:"phone_region"`
+	// ProfessionalDomains are email domains whose addresses are professional.
+	ProfessionalDomains []string `yaml:"professional_domains"`
+}
+
+// Server is the HTTP receiver's settings.
+type Server struct {
+	// BodyLimit is the largest webhook body accepted, in bytes (default
+	// 1 MiB); larger ones get 413.
+	BodyLimit int64 `yaml:"body_limit"`
+}
+
+// Worker is the asynq worker's settings.
+type Worker struct {
+	// Concurrency is how many tasks one worker process runs at once (default 10).
+	Concurrency int `yaml:"concurrency"`
+	// SweepAfter is how old an unfinished inbox or outbox row must be before
+	// the sweeper re-enqueues it (default 30s).
+	SweepAfter time.Duration `yaml:"sweep_after"`
+	// SweepEvery is how often the sweeper runs (default SweepAfter/2).
+	SweepEvery time.Duration `yaml:"sweep_every"`
+	// MaxRetry is how many times asynq retries a failing task (default 12).
+	MaxRetry int `yaml:"max_retry"`
+	// PushWaitCap is the longest Retry-After a destination call waits inside
+	// one attempt (default 30s); longer waits reschedule the task.
+	PushWaitCap time.Duration `yaml:"push_wait_cap"`
+	// PushBatch is how many outbox rows one push call carries at most
+	// (default 500, and never more than the provider's own limit).
+	PushBatch int `yaml:"push_batch"`
+}
+
+// Source is one webhook sender; it is served at POST /webhooks/{name}.
+type Source struct {
+	Name  string `yaml:"name"`
+	Kind  string `yaml:"kind"`
+	Brand string `yaml:"brand"`
+	// Secrets verify requests; several allow rotation. Their meaning depends
+	// on the kind (HMAC key, ECDSA public key, URL token, organization id).
+	Secrets []string `yaml:"secrets"`
+	// Profile is the default profile of the subjects this source reports
+	// (prospect, customer, professional).
+	Profile string `yaml:"profile"`
+	// Tolerance is how old a signed timestamp may be (default 5m).
+	Tolerance time.Duration `yaml:"tolerance"`
+
+	// PublicURL is the scheme and host the sender posts to (HubSpot signs it).
+	PublicURL string `yaml:"public_url"`
+	// APIBaseURL and APIToken let a connector call the sender back (HubSpot
+	// contact lookups).
+	APIBaseURL string `yaml:"api_base_url"`
+	APIToken   string `yaml:"api_token"`
+
+	// Timezone is the zone of sender times that carry none (Mailchimp
+	// fired_at), an IANA name (default UTC).
+	Timezone string `yaml:"timezone"`
+	// Lists maps a sender's list id to a brand (Mailchimp).
+	Lists map[string]string `yaml:"lists"`
+	// Groups maps a SendGrid unsubscribe group id to its scope.
+	Groups map[string]Group `yaml:"groups"`
+	// OrganizationID is Salesforce's expected org id (else secrets[0]).
+	OrganizationID string `yaml:"organization_id"`
+
+	// Signature configures the generic form source's HMAC.
+	Signature *Signature `yaml:"signature"`
+	// Fields maps a form's fields to signals (form, typeform, webflow, standard).
+	Fields *Fields `yaml:"fields"`
+}
+
+// Group is the scope of a SendGrid unsubscribe group.
+type Group struct {
+	Purpose string `yaml:"purpose"`
+	Brand   string `yaml:"brand"`
+	Channel string `yaml:"channel"`
+}
+
+// Signature is a generic HMAC scheme: Header carries
+// Prefix + encode(HMAC-<Algorithm>(secret, raw body)).
+type Signature struct {
+	Header    string `yaml:"header"`
+	Algorithm string `yaml:"algorithm"` // sha256 | sha512
+	Encoding  string `yaml:"encoding"`  // hex | base64
+	Prefix    string `yaml:"prefix"`    // e.g. "sha256="
+}
+
+// Fields maps a submission's fields to a signal. Paths are dotted
+// ("hidden.consent_version").
+type Fields struct {
+	Email          string         `yaml:"email"`
+	Phone          string         `yaml:"phone"`
+	OccurredAt     string         `yaml:"occurred_at"`
+	EventID        string         `yaml:"event_id"`
+	FormID         string         `yaml:"form_id"`
+	WordingVersion string         `yaml:"wording_version"`
+	WordingHash    string         `yaml:"wording_hash"`
+	IP             string         `yaml:"ip"`
+	UserAgent      string         `yaml:"user_agent"`
+	PageURL        string         `yaml:"page_url"`
+	Profile        string         `yaml:"profile"`
+	Consents       []ConsentField `yaml:"consents"`
+}
+
+// ConsentField maps one checkbox to one (channel, purpose[, brand]).
+type ConsentField struct {
+	Field   string `yaml:"field"`
+	Channel string `yaml:"channel"`
+	Purpose string `yaml:"purpose"`
+	Brand   string `yaml:"brand"`
+	// Withdrawal: an explicitly unticked box is a withdrawal (preference
+	// centres). Otherwise unticked grants and withdraws nothing.
+	Withdrawal bool `yaml:"withdrawal"`
+	// PreTicked: the form shows this box ticked before the person acts, so a
+	// ticked value is not an express opt-in.
+	PreTicked bool `yaml:"pre_ticked"`
+}
+
+// Destination is an email or SMS provider that receives suppressions.
+type Destination struct {
+	Name  string `yaml:"name"`
+	Kind  string `yaml:"kind"`
+	Brand string `yaml:"brand"`
+	// Channels it sends on (default [email]).
+	Channels []string `yaml:"channels"`
+	// Purposes whose withdrawal it must honour (default [marketing]).
+	Purposes []string `yaml:"purposes"`
+	// BaseURL is the API root, always overridable (sandbox, EU hosts).
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+	// ListID is the audience a Mailchimp destination updates.
+	ListID string `yaml:"list_id"`
+	// OnBehalfOf is SendGrid's subuser header.
+	OnBehalfOf string `yaml:"on_behalf_of"`
+	// Timeout is one HTTP call's limit (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Documented kinds (DESIGN.md §4). Which ones are built is the connector
+// registry's business; config only rejects names that are not kinds at all.
+var (
+	SourceKinds      = []string{"hubspot", "typeform", "mailchimp", "sendgrid", "shopify", "postmark", "mailgun", "brevo", "salesforce", "webflow", "standard", "form"}
+	DestinationKinds = []string{"sendgrid", "mailchimp", "brevo", "postmark", "mailgun", "ses", "klaviyo", "hubspot"}
+)
+
+// Defaults fills every unset value with its default. All defaults live here.
+func (c *Config) Defaults() {
+	if c.Policy.ConsentTTL == 0 {
+		c.Policy.ConsentTTL = 26280 * time.Hour
+	}
+	if c.Policy.PhoneRegion == "" {
+		c.Policy.PhoneRegion = "FR"
+	}
+	if c.Server.BodyLimit == 0 {
+		c.Server.BodyLimit = 1 << 20
+	}
+	if c.Worker.Concurrency == 0 {
+		c.Worker.Concurrency = 10
+	}
+	if c.Worker.SweepAfter == 0 {
+		c.Worker.SweepAfter = 30 * time.Second
+	}
+	if c.Worker.SweepEvery == 0 {
+		c.Worker.SweepEvery = max(c.Worker.SweepAfter/2, time.Second)
+	}
+	if c.Worker.MaxRetry == 0 {
+		c.Worker.MaxRetry = 12
+	}
+	if c.Worker.PushWaitCap == 0 {
+		c.Worker.PushWaitCap = 30 * time.Second
+	}
+	if c.Worker.PushBatch == 0 {
+		c.Worker.PushBatch = 500
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Tolerance == 0 {
+			s.Tolerance = 5 * time.Minute
+		}
+		if s.Timezone == "" {
+			s.Timezone = "UTC"
+		}
+		if s.Profile == "" {
+			s.Profile = "prospect"
+		}
+	}
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		if len(d.Channels) == 0 {
+			d.Channels = []string{"email"}
+		}
+		if len(d.Purposes) == 0 {
+			d.Purposes = []string{"marketing"}
+		}
+		if d.Timeout == 0 {
+			d.Timeout = 10 * time.Second
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// Validate checks values after Defaults. Each error names the key's path.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, path+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Policy.ConsentTTL < 0 {
+		bad("policy.consent_ttl", "must be positive")
+	}
+	if c.Server.BodyLimit < 1024 {
+		bad("server.body_limit", "must be at least 1024 bytes")
+	}
+	if c.Worker.Concurrency < 1 {
+		bad("worker.concurrency", "must be at least 1")
+	}
+	if c.Worker.SweepAfter < time.Second {
+		bad("worker.sweep_after", "must be at least 1s")
+	}
+	if c.Worker.SweepEvery < 100*time.Millisecond {
+		bad("worker.sweep_every", "must be at least 100ms")
+	}
+	if c.Worker.MaxRetry < 0 {
+		bad("worker.max_retry", "must not be negative")
+	}
+	if c.Worker.PushBatch < 1 {
+		bad("worker.push_batch", "must be at least 1")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case !nameRE.MatchString(s.Name):
+			bad(p+".name", "%q must be lower-case letters, digits, '.', '_' or '-' (it is a URL path segment)", s.Name)
+		case seen[s.Name]:
+			bad(p+".name", "%q is used twice", s.Name)
+		}
+		seen[s.Name] = true
+		if !slices.Contains(SourceKinds, s.Kind) {
+			bad(p+".kind", "%q is not a source kind (want one of %s)", s.Kind, strings.Join(SourceKinds, ", "))
+		}
+		if s.Brand == "" {
+			bad(p+".brand", "is required")
+		}
+		for j, sec := range s.Secrets {
+			if sec == "" {
+				bad(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty")
+			}
+		}
+		switch s.Profile {
+		case "prospect", "customer", "professional":
+		default:
+			bad(p+".profile", "%q is not a profile (want prospect, customer or professional)", s.Profile)
+		}
+		if _, err := time.LoadLocation(s.Timezone); err != nil {
+			bad(p+".timezone", "%q is not an IANA time zone", s.Timezone)
+		}
+		if s.Tolerance < 0 {
+			bad(p+".tolerance", "must be positive")
+		}
+		if f := s.Fields; f != nil {
+			for j, cf := range f.Consents {
+				cp := fmt.Sprintf("%s.fields.consents[%d]", p, j)
+				if cf.Field == "" {
+					bad(cp+".field", "is required")
+				}
+				if !slices.Contains([]string{"email", "sms", "phone", "post"}, cf.Channel) {
+					bad(cp+".channel", "%q is not a channel (want email, sms, phone or post)", cf.Channel)
+				}
+				if !slices.Contains([]string{"marketing", "partners", "cookies", "sale_sharing"}, cf.Purpose) {
+					bad(cp+".purpose", "%q is not a purpose (want marketing, partners, cookies or sale_sharing)", cf.Purpose)
+				}
+			}
+		}
+		if sg := s.Signature; sg != nil {
+			if sg.Header == "" {
+				bad(p+".signature.header", "is required")
+			}
+			if sg.Algorithm != "sha256" && sg.Algorithm != "sha512" {
+				bad(p+".signature.algorithm", "%q: want sha256 or sha512", sg.Algorithm)
+			}
+			if sg.Encoding != "hex" && sg.Encoding != "base64" {
+				bad(p+".signature.encoding", "%q: want hex or base64", sg.Encoding)
+			}
+		}
+	}
+	seenD := map[string]bool{}
+	for i, d := range c.Destinations {
+		p := fmt.Sprintf("destinations[%d]", i)
+		switch {
+		case !nameRE.MatchString(d.Name):
+			bad(p+".name", "%q must be lower-case letters, digits, '.', '_' or '-'", d.Name)
+		case seenD[d.Name]:
+			bad(p+".name", "%q is used twice", d.Name)
+		}
+		seenD[d.Name] = true
+		if !slices.Contains(DestinationKinds, d.Kind) {
+			bad(p+".kind", "%q is not a destination kind (want one of %s)", d.Kind, strings.Join(DestinationKinds, ", "))
+		}
+		if d.Brand == "" {
+			bad(p+".brand", "is required")
+		}
+		for j, ch := range d.Channels {
+			if !slices.Contains([]string{"email", "sms", "phone", "post"}, ch) {
+				bad(fmt.Sprintf("%s.channels[%d]", p, j), "%q is not a channel", ch)
+			}
+		}
+		for j, pu := range d.Purposes {
+			if !slices.Contains([]string{"marketing", "partners", "cookies", "sale_sharing"}, pu) {
+				bad(fmt.Sprintf("%s.purposes[%d]", p, j), "%q is not a purpose", pu)
+			}
+		}
+		if d.BaseURL != "" && !strings.HasPrefix(d.BaseURL, "http://") && !strings.HasPrefix(d.BaseURL, "https://") {
+			bad(p+".base_url", "must start with http:// or https://")
+		}
+		if d.APIKey == "" {
+			bad(p+".api_key", "is required")
+		}
+		if d.Timeout < 0 {
+			bad(p+".timeout", "must be positive")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// LoadProcess reads the process settings from the environment.
+func LoadProcess() (Process, error) {
+	var p Process
+	if err := env.Parse(&p); err != nil {
+		return p, fmt.Errorf("config: environment: %w", err)
+	}
+	return p, nil
+}
+
+// Source returns the source named name.
+func (c *Config) Source(name string) (Source, bool) {
+	for _, s := range c.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// Destination returns the destination named name.
+func (c *Config) Destination(name string) (Destination, bool) {
+	for _, d := range c.Destinations {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return Destination{}, false
+}

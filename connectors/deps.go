@@ -1,0 +1,27 @@
+package connectors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Deps are what connectors may use besides their config. Constructors take
+// them explicitly; there is no package-level state.
+type Deps struct {
+	// HTTP calls provider and sender APIs (see NewHTTPClient).
+	HTTP *retryablehttp.Client
+	// Logger never receives personal data or secrets.
+	Logger *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Clock returns d.Now or time.Now.
+func (d Deps) Clock() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}

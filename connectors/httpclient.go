@@ -1,0 +1,204 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// HTTPOptions configures NewHTTPClient.
+type HTTPOptions struct {
+	// Timeout bounds one HTTP attempt (default 10s).
+	Timeout time.Duration
+	// WaitCap is the longest server-requested wait (Retry-After, reset
+	// headers) honoured inside one call (default 30s). A longer wait ends the
+	// call with a *RetryAfterError so the task is rescheduled instead.
+	WaitCap time.Duration
+	// RetryMax is how many times one call is retried in place (default 3).
+	RetryMax int
+	// MinWait and MaxWait bound the exponential backoff between in-place
+	// retries when the server names no wait (defaults 200ms and 5s).
+	MinWait, MaxWait time.Duration
+}
+
+// NewHTTPClient returns the go-retryablehttp client every connector uses:
+// transport errors, 408, 429 and 5xx (but 501) are retried in place up to
+// RetryMax times, honouring Retry-After (seconds or HTTP-date, RFC 9110
+// §10.2.3) and X-RateLimit-Reset (epoch seconds) up to WaitCap; it never
+// logs (its default logger prints URLs).
+func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.WaitCap == 0 {
+		o.WaitCap = 30 * time.Second
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 3
+	}
+	if o.MinWait == 0 {
+		o.MinWait = 200 * time.Millisecond
+	}
+	if o.MaxWait == 0 {
+		o.MaxWait = 5 * time.Second
+	}
+	c := retryablehttp.NewClient()
+	c.HTTPClient = &http.Client{Timeout: o.Timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	c.Logger = nil
+	c.RetryMax = o.RetryMax
+	c.RetryWaitMin, c.RetryWaitMax = o.MinWait, o.MaxWait
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	waitCap := o.WaitCap
+	c.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil {
+			return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+		}
+		if !Transient(resp.StatusCode) || resp.StatusCode == http.StatusConflict {
+			return false, nil
+		}
+		if d, ok := ServerWait(resp.Header, time.Now()); ok && d > waitCap {
+			return false, nil // let the caller reschedule
+		}
+		return true, nil
+	}
+	c.Backoff = func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+		if resp != nil {
+			if d, ok := ServerWait(resp.Header, time.Now()); ok {
+				return min(d, waitCap)
+			}
+		}
+		return retryablehttp.DefaultBackoff(lo, hi, attempt, nil)
+	}
+	return c
+}
+
+// Transient reports whether an HTTP status is worth retrying: 408, 409,
+// 425, 429 and 5xx other than 501. Any other 4xx is permanent
+// (CONNECTORS.md, "Retry policy").
+func Transient(status int) bool {
+	switch {
+	case status == http.StatusRequestTimeout, status == http.StatusConflict,
+		status == http.StatusTooEarly, status == http.StatusTooManyRequests:
+		return true
+	case status >= 500 && status != http.StatusNotImplemented:
+		return true
+	}
+	return false
+}
+
+// ServerWait reads how long the server asked us to wait: Retry-After as
+// delay-seconds or an HTTP-date (RFC 9110 §10.2.3), else X-RateLimit-Reset
+// as epoch seconds (SendGrid). Negative waits count as zero.
+func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if s < 0 {
+				s = 0
+			}
+			if s > 86400*7 {
+				s = 86400 * 7
+			}
+			return time.Duration(s) * time.Second, true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0), true
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 1e9 {
+			return max(time.Unix(s, 0).Sub(now), 0), true
+		}
+	}
+	return 0, false
+}
+
+// Response is a provider's answer: status, headers and up to 1 MiB of body.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Snippet returns at most ReceiptMax bytes of the body, with secret removed.
+func (r *Response) Snippet(secret string) string {
+	return Redact(string(r.Body), secret)
+}
+
+// Redact removes secret from s and bounds it to ReceiptMax bytes.
+func Redact(s, secret string) string {
+	if secret != "" {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
+	}
+	if len(s) > ReceiptMax {
+		s = s[:ReceiptMax]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// Do sends req through c and classifies the answer:
+//   - 2xx: the Response, nil;
+//   - transient status (see Transient) still failing after in-place
+//     retries: a *RetryAfterError when the server named a wait, else a
+//     plain transient error;
+//   - any other status: an error wrapping ErrPermanent;
+//   - transport failure: a transient error.
+//
+// Error strings name the method, the status and a redacted body snippet,
+// never the URL (it may carry a key) nor secret.
+func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Response, error) {
+	what := req.Method + " " + req.URL.Path
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", what, transportReason(err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return r, nil
+	}
+	cause := fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, r.Snippet(secret))
+	if Transient(resp.StatusCode) {
+		if d, ok := ServerWait(resp.Header, time.Now()); ok {
+			return r, &RetryAfterError{Delay: d, Err: cause}
+		}
+		return r, cause
+	}
+	return r, fmt.Errorf("%w: %w", ErrPermanent, cause)
+}
+
+// transportReason describes a transport error without its URL.
+func transportReason(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op + ": " + oe.Err.Error()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err.Error()
+	}
+	s := err.Error()
+	if i := strings.Index(s, "://"); i >= 0 {
+		return "transport error"
+	}
+	return s
+}

@@ -1,0 +1,120 @@
+package consent
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Checkbox is what a form's consent field says.
+type Checkbox int
+
+// Checkbox answers. Absent (missing, null, "" or an empty array) and Unticked
+// grant nothing and withdraw nothing: absence is not withdrawal
+// (CONSENT-RULES.md, "Absence is not withdrawal" in DESIGN.md §1). Ambiguous
+// is recorded and never applied (CNIL criterion "unambiguous").
+const (
+	CheckboxAbsent Checkbox = iota
+	CheckboxTicked
+	CheckboxUnticked
+	CheckboxAmbiguous
+)
+
+func (c Checkbox) String() string {
+	switch c {
+	case CheckboxTicked:
+		return "ticked"
+	case CheckboxUnticked:
+		return "unticked"
+	case CheckboxAmbiguous:
+		return "ambiguous"
+	}
+	return "absent"
+}
+
+// ParseCheckbox reads a consent field's value as decoded from JSON (bool,
+// float64, json.Number, string, []any, nil) or from a form post (string).
+//
+//	ticked:    true, 1, "1", "on", "yes", "true", "checked", "y", a non-empty array
+//	unticked:  false, 0, "0", "off", "no", "false", "unchecked", "n"
+//	absent:    missing (nil), "", whitespace, an empty array
+//	ambiguous: anything else ("maybe", 2, an object, free text)
+//
+// Strings compare case-insensitively after trimming. The second result is the
+// raw value rendered as text, for evidence (at most 200 bytes).
+// Source: CONNECTORS.md "Checkbox values".
+func ParseCheckbox(v any) (Checkbox, string) {
+	switch x := v.(type) {
+	case nil:
+		return CheckboxAbsent, ""
+	case bool:
+		if x {
+			return CheckboxTicked, "true"
+		}
+		return CheckboxUnticked, "false"
+	case float64:
+		return checkboxNumber(x), trimEvidence(fmt.Sprint(x))
+	case int:
+		return checkboxNumber(float64(x)), fmt.Sprint(x)
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return CheckboxAmbiguous, trimEvidence(x.String())
+		}
+		return checkboxNumber(f), trimEvidence(x.String())
+	case string:
+		return checkboxString(x), trimEvidence(x)
+	case []string:
+		return checkboxList(len(x)), trimEvidence(strings.Join(x, ", "))
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			parts = append(parts, fmt.Sprint(e))
+		}
+		return checkboxList(len(x)), trimEvidence(strings.Join(parts, ", "))
+	}
+	return CheckboxAmbiguous, trimEvidence(fmt.Sprintf("%v", v))
+}
+
+func checkboxList(n int) Checkbox {
+	if n == 0 {
+		return CheckboxAbsent
+	}
+	return CheckboxTicked
+}
+
+func checkboxNumber(f float64) Checkbox {
+	switch {
+	case f == 1:
+		return CheckboxTicked
+	case f == 0:
+		return CheckboxUnticked
+	}
+	return CheckboxAmbiguous
+}
+
+func checkboxString(s string) Checkbox {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return CheckboxAbsent
+	case "1", "on", "yes", "true", "checked", "y":
+		return CheckboxTicked
+	case "0", "off", "no", "false", "unchecked", "n":
+		return CheckboxUnticked
+	}
+	return CheckboxAmbiguous
+}
+
+func trimEvidence(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

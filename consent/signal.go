@@ -1,0 +1,177 @@
+// Package consent is consentsync's domain: the canonical consent signal, the
+// subject it is about, identifier normalization, and the pure rules that decide
+// how a signal changes the consent record. It does no I/O and imports nothing
+// of ours.
+//
+// The rules follow CNIL guidance on commercial prospecting
+// (https://www.cnil.fr/fr/la-prospection-commerciale-par-courrier-electronique)
+// and GDPR art. 4(11) and 7 (https://gdpr-info.eu/art-7-gdpr/).
+package consent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Channel is the medium a message travels on.
+type Channel string
+
+// Channels. Email and SMS are opt-in channels for prospects; phone calls by a
+// human and post are opt-out channels (CONSENT-RULES.md).
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+	ChannelPhone Channel = "phone"
+	ChannelPost  Channel = "post"
+)
+
+// Purpose is what the consent covers.
+type Purpose string
+
+// Purposes. Partners (sharing with partners) always needs its own opt-in,
+// apart from the brand's own marketing.
+const (
+	PurposeMarketing   Purpose = "marketing"
+	PurposePartners    Purpose = "partners"
+	PurposeCookies     Purpose = "cookies"
+	PurposeSaleSharing Purpose = "sale_sharing"
+)
+
+// Status is what a signal says about the person's will.
+type Status string
+
+// Statuses. Pending is a double-opt-in request not yet confirmed: it grants
+// nothing.
+const (
+	StatusGranted   Status = "granted"
+	StatusWithdrawn Status = "withdrawn"
+	StatusPending   Status = "pending"
+)
+
+// ParseChannel validates a channel name.
+func ParseChannel(s string) (Channel, error) {
+	switch c := Channel(s); c {
+	case ChannelEmail, ChannelSMS, ChannelPhone, ChannelPost:
+		return c, nil
+	}
+	return "", fmt.Errorf("unknown channel %q (want email, sms, phone or post)", s)
+}
+
+// ParsePurpose validates a purpose name.
+func ParsePurpose(s string) (Purpose, error) {
+	switch p := Purpose(s); p {
+	case PurposeMarketing, PurposePartners, PurposeCookies, PurposeSaleSharing:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown purpose %q (want marketing, partners, cookies or sale_sharing)", s)
+}
+
+// Subject names the person a signal is about. Email is the normalized address
+// used for matching (see NormalizeEmail); EmailOriginal is the spelling the
+// sender used, kept for provider calls. ExternalID is a sender-side id
+// ("hubspot:contact:501") that a connector resolves to an email before the
+// signal is reconciled.
+type Subject struct {
+	Email         string `json:"email,omitempty"`
+	EmailOriginal string `json:"email_original,omitempty"`
+	Phone         string `json:"phone,omitempty"`
+	ExternalID    string `json:"external_id,omitempty"`
+}
+
+// Key is the identifier the subject is matched on: the normalized email, else
+// the E.164 phone, else the external id.
+func (s Subject) Key() string {
+	switch {
+	case s.Email != "":
+		return s.Email
+	case s.Phone != "":
+		return s.Phone
+	}
+	return s.ExternalID
+}
+
+// Evidence is how a signal came to be: what a controller needs to prove a
+// consent (GDPR art. 7(1)). Every field is optional.
+type Evidence struct {
+	// EventID is the sender's id for the event (HubSpot portal:event:object,
+	// SendGrid sg_event_id, Typeform event_id ...).
+	EventID string `json:"event_id,omitempty"`
+	// Event is the sender's event or reason name ("unsubscribe", "spamreport").
+	Event          string `json:"event,omitempty"`
+	FormID         string `json:"form_id,omitempty"`
+	ListID         string `json:"list_id,omitempty"`
+	Field          string `json:"field,omitempty"`
+	WordingVersion string `json:"wording_version,omitempty"`
+	WordingHash    string `json:"wording_hash,omitempty"`
+	PageURL        string `json:"page_url,omitempty"`
+	IP             string `json:"ip,omitempty"`
+	UserAgent      string `json:"user_agent,omitempty"`
+	// Checkbox is the raw answer as the sender sent it ("on", "true", ...).
+	Checkbox string `json:"checkbox,omitempty"`
+	// PreTicked is set when the sender or the mapping says the box was ticked
+	// before the person acted.
+	PreTicked *bool `json:"pre_ticked,omitempty"`
+	// OptInLevel is the sender's double-opt-in wording ("confirmed_opt_in").
+	OptInLevel string `json:"opt_in_level,omitempty"`
+	// ConfirmedAt is the double-opt-in confirmation time.
+	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+}
+
+// Signal is one canonical consent fact: subject S gave, withdrew or requested
+// consent for purpose P of brand B on channel C at OccurredAt (the sender's
+// clock, UTC).
+//
+// Problems lists why a grant cannot be relied on (an ambiguous checkbox
+// value, ...). A signal with problems is kept in the ledger as proof of what
+// was received but changes no state. Withdrawals never carry problems: they
+// are always applied (GDPR art. 7(3)).
+type Signal struct {
+	Subject    Subject   `json:"subject"`
+	Channel    Channel   `json:"channel"`
+	Brand      string    `json:"brand"`
+	Purpose    Purpose   `json:"purpose"`
+	Status     Status    `json:"status"`
+	OccurredAt time.Time `json:"occurred_at"`
+	// Source is the configured source name the signal came from.
+	Source   string   `json:"source"`
+	Evidence Evidence `json:"evidence"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Valid reports whether the signal may change consent state.
+func (s Signal) Valid() bool { return s.Status == StatusWithdrawn || len(s.Problems) == 0 }
+
+// Errors returned by Validate.
+var (
+	ErrNoSubject  = errors.New("signal has no subject identifier")
+	ErrNoTime     = errors.New("signal has no occurred_at")
+	ErrBadSignal  = errors.New("invalid signal")
+	ErrBadChannel = errors.New("invalid channel")
+)
+
+// Validate checks that a signal is complete enough to be stored. It returns
+// an error wrapping ErrBadSignal, ErrNoSubject or ErrNoTime.
+func (s Signal) Validate() error {
+	if s.Subject.Key() == "" {
+		return ErrNoSubject
+	}
+	if s.OccurredAt.IsZero() {
+		return ErrNoTime
+	}
+	if _, err := ParseChannel(string(s.Channel)); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSignal, err)
+	}
+	if _, err := ParsePurpose(string(s.Purpose)); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSignal, err)
+	}
+	switch s.Status {
+	case StatusGranted, StatusWithdrawn, StatusPending:
+	default:
+		return fmt.Errorf("%w: unknown status %q", ErrBadSignal, s.Status)
+	}
+	if s.Brand == "" {
+		return fmt.Errorf("%w: no brand", ErrBadSignal)
+	}
+	return nil
+}
