@@ -11,7 +11,9 @@ package consent
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Channel is the medium a message travels on.
@@ -174,4 +176,52 @@ func (s Signal) Validate() error {
 		return fmt.Errorf("%w: no brand", ErrBadSignal)
 	}
 	return nil
+}
+
+// maxEvidenceText bounds each evidence string, in bytes.
+const maxEvidenceText = 2048
+
+// CleanText makes s storable as Postgres text and jsonb: invalid UTF-8
+// becomes U+FFFD, NUL characters (which neither type can hold) are removed,
+// and the result is cut to max bytes on a rune boundary.
+func CleanText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+// Clean returns the evidence with every string made storable (CleanText).
+// Senders control these strings: a NUL in a user agent must not stop a
+// withdrawal from being recorded.
+func (e Evidence) Clean() Evidence {
+	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
+		&e.WordingHash, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
+		*p = CleanText(*p, maxEvidenceText)
+	}
+	return e
+}
+
+// Clean returns the signal with its evidence, problems, source and brand
+// made storable (CleanText).
+func (s Signal) Clean() Signal {
+	s.Evidence = s.Evidence.Clean()
+	s.Brand = CleanText(s.Brand, 200)
+	s.Source = CleanText(s.Source, 200)
+	if len(s.Problems) > 0 {
+		ps := make([]string, len(s.Problems))
+		for i, p := range s.Problems {
+			ps[i] = CleanText(p, 500)
+		}
+		s.Problems = ps
+	}
+	return s
 }

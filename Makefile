@@ -1,0 +1,35 @@
+# consentsync — the two set-up commands are `make demo` and `make test`.
+# Both first make Postgres and Redis reachable (scripts/services.sh).
+
+export DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postgres?sslmode=disable
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export TEST_DATABASE_URL ?= $(DATABASE_URL)
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379
+FUZZTIME ?= 3s
+
+.PHONY: demo test services build vet unit fuzz bench clean
+
+## demo: run the whole pipeline on the bundled real-format webhooks and print the result
+demo: services
+	go run ./cmd/consentsync demo
+
+## test: vet, the whole test suite with the race detector (real Postgres and Redis), bounded fuzzing
+test: services vet
+	go test -race -count=1 -timeout 8m ./...
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+services:
+	@./scripts/services.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	go vet ./...
+
+build:
+	go build -o bin/consentsync ./cmd/consentsync
+
+bench: services
+	go test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,314 @@
+// Package brevo receives Brevo (ex-Sendinblue) marketing and transactional
+// email webhooks (kind "brevo").
+//
+// Wire format (https://developers.brevo.com/docs/marketing-webhooks,
+// https://developers.brevo.com/docs/transactional-webhooks): JSON, one event
+// object per request or, when batching is on, an array of up to 500:
+//
+//	{"id": 1234567, "camp_id": 42, "email": "lea@example.com",
+//	 "campaign name": "Newsletter", "date_sent": "2025-11-20 11:00:00",
+//	 "date_event": "2025-11-20 11:10:00", "event": "unsubscribed",
+//	 "tag": "", "ts_sent": 1763632800, "ts_event": 1763633400,
+//	 "ts": 1763637000, "list_id": [3, 7]}
+//
+// Times: ts_sent and ts_event are Unix seconds (UTC); date_sent,
+// date_event and date are Paris local time ("YYYY-MM-DD HH:MM:SS", CET/CEST);
+// ts on marketing events is shifted by Paris's offset and is not used.
+// Transactional events carry "message-id" instead of camp_id, and may carry
+// ts_epoch (Unix milliseconds, UTC).
+//
+// Brevo signs nothing. The webhook is configured with an
+// "Authorization: Bearer <token>" header or with basic-auth credentials;
+// either carries the secret.
+package brevo
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// MaxBatch is Brevo's documented batch size. Larger arrays are still read.
+const MaxBatch = 500
+
+// ParisZone is the zone of Brevo's "date" fields.
+const ParisZone = "Europe/Paris"
+
+const (
+	dateLayout = "2006-01-02 15:04:05"
+	maxQuoted  = 64 // longest sender word quoted in a skip reason
+)
+
+// Source verifies and parses one Brevo account's webhooks.
+type Source struct {
+	cfg   config.Source
+	paris *time.Location
+}
+
+var _ connectors.Source = (*Source)(nil)
+
+// NewSource builds a Brevo source. cfg.Secrets are the bearer tokens (or
+// basic-auth passwords) configured on the webhook; several allow rotation.
+func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("secrets: at least one secret is required (the webhook's bearer token or basic-auth password)")
+	}
+	for i, s := range cfg.Secrets {
+		if s == "" {
+			return nil, fmt.Errorf("secrets[%d]: is empty", i)
+		}
+	}
+	if cfg.Brand == "" {
+		return nil, errors.New("brand: is required")
+	}
+	paris, err := time.LoadLocation(ParisZone)
+	if err != nil {
+		return nil, fmt.Errorf("brevo: loading %s: %w", ParisZone, err)
+	}
+	return &Source{cfg: cfg, paris: paris}, nil
+}
+
+// Verify accepts "Authorization: Bearer <secret>" or basic auth whose
+// password is a secret (constant-time compare, every secret tried). Brevo
+// sends no timestamp: now is unused. Errors wrap connectors.ErrUnauthorized.
+func (s *Source) Verify(r *connectors.Request, now time.Time) error {
+	if r == nil {
+		return connectors.Unauthorized("no request")
+	}
+	auth := strings.TrimSpace(r.Header.Get("Authorization"))
+	if auth == "" {
+		return connectors.Unauthorized("missing Authorization header")
+	}
+	scheme, cred, _ := strings.Cut(auth, " ")
+	var got string
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		got = strings.TrimSpace(cred)
+	case "basic":
+		_, pass, ok := (&http.Request{Header: r.Header}).BasicAuth()
+		if !ok {
+			return connectors.Unauthorized("unreadable basic auth")
+		}
+		got = pass
+	default:
+		return connectors.Unauthorized("Authorization scheme must be Bearer or Basic")
+	}
+	if got == "" {
+		return connectors.Unauthorized("empty credentials")
+	}
+	if !connectors.AnySecret(s.cfg.Secrets, func(secret string) bool { return connectors.EqualToken(got, secret) }) {
+		return connectors.Unauthorized("token does not match")
+	}
+	return nil
+}
+
+// Parse turns one event or a batch of events into a Batch:
+//
+//	unsubscribed, spam, complaint  withdrawal of cfg.Brand's email marketing
+//	hard_bounce                    Batch.Undeliverable
+//	list_addition                  skipped: being added to a list is not evidence of express consent
+//	anything else                  skipped
+//
+// occurred_at is ts_event (Unix seconds, UTC), else ts_epoch (ms, UTC),
+// else date_event or date read as Europe/Paris local time (in the hour
+// repeated when summer time ends, the first occurrence is taken). DedupKey is
+// the hex SHA-256 of the sorted item keys (event, email, camp_id or
+// message-id, ts_event). A body that is neither a JSON object nor an array
+// returns an error wrapping connectors.ErrMalformed; an item that is not an
+// object is skipped.
+func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
+	if r == nil {
+		return nil, connectors.Malformed("no request")
+	}
+	items, err := splitItems(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	b := &connectors.Batch{}
+	keys := make([]string, 0, len(items))
+	for i, raw := range items {
+		label := fmt.Sprintf("item %d", i+1)
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+			b.Skipped = append(b.Skipped, label+": not an object")
+			continue
+		}
+		event := str(obj["event"])
+		email := str(obj["email"])
+		ref := scalar(obj["camp_id"])
+		if ref == "" {
+			ref = str(obj["message-id"])
+		}
+		keys = append(keys, strings.Join([]string{event, email, ref, scalar(obj["ts_event"])}, "\x00"))
+
+		switch strings.ToLower(event) {
+		case "unsubscribed", "spam", "complaint":
+		case "hard_bounce", "hardbounce":
+			if strings.TrimSpace(email) == "" {
+				b.Skipped = append(b.Skipped, label+": hard_bounce without email")
+				continue
+			}
+			b.Undeliverable = append(b.Undeliverable, email)
+			continue
+		case "list_addition":
+			b.Skipped = append(b.Skipped, label+": list_addition is not evidence of express consent")
+			continue
+		case "":
+			b.Skipped = append(b.Skipped, label+": no event")
+			continue
+		default:
+			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: event %q: no consent meaning", label, clip(event)))
+			continue
+		}
+		if strings.TrimSpace(email) == "" {
+			b.Skipped = append(b.Skipped, label+": no email")
+			continue
+		}
+		at, ok := s.eventTime(obj)
+		if !ok {
+			b.Skipped = append(b.Skipped, label+": no readable event time")
+			continue
+		}
+		ev := consent.Evidence{Event: event, ListID: listIDs(obj["list_id"])}
+		if id := str(obj["message-id"]); id != "" {
+			ev.EventID = id
+		} else if c := scalar(obj["camp_id"]); c != "" {
+			ev.EventID = "campaign:" + c
+		}
+		b.Signals = append(b.Signals, consent.Signal{
+			Subject:    consent.Subject{Email: email},
+			Channel:    consent.ChannelEmail,
+			Brand:      s.cfg.Brand,
+			Purpose:    consent.PurposeMarketing,
+			Status:     consent.StatusWithdrawn,
+			OccurredAt: at,
+			Source:     s.cfg.Name,
+			Evidence:   ev,
+		})
+	}
+	b.DedupKey = dedupKey(keys)
+	return b, nil
+}
+
+// eventTime picks the event's time: ts_event (s, UTC), ts_epoch (ms, UTC),
+// then date_event or date (Paris local time).
+func (s *Source) eventTime(obj map[string]json.RawMessage) (time.Time, bool) {
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok {
+		return t, true
+	}
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok {
+		return t, true
+	}
+	for _, k := range []string{"date_event", "date"} {
+		v := strings.TrimSpace(str(obj[k]))
+		if v == "" {
+			continue
+		}
+		if t, err := time.ParseInLocation(dateLayout, v, s.paris); err == nil {
+			return t.UTC(), true
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil { // transactional "date" may carry an offset
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// splitItems returns the body's events: the array's elements, or the one
+// object.
+func splitItems(body []byte) ([]json.RawMessage, error) {
+	trimmed := strings.TrimLeft(string(body), " \t\r\n")
+	switch {
+	case strings.HasPrefix(trimmed, "["):
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, connectors.Malformed("body is not a JSON array of events")
+		}
+		return items, nil
+	case strings.HasPrefix(trimmed, "{"):
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(body, &obj); err != nil {
+			return nil, connectors.Malformed("body is not a JSON object")
+		}
+		return []json.RawMessage{json.RawMessage(body)}, nil
+	}
+	return nil, connectors.Malformed("body is neither a JSON object nor an array")
+}
+
+// dedupKey is the hex SHA-256 of the sorted item keys; "" for no items.
+func dedupKey(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// listIDs renders list_id ([3, 7] or 3) as "3,7".
+func listIDs(raw json.RawMessage) string {
+	if v := scalar(raw); v != "" {
+		return v
+	}
+	var arr []json.RawMessage
+	if json.Unmarshal(raw, &arr) != nil {
+		return ""
+	}
+	var out []string
+	for _, a := range arr {
+		if v := scalar(a); v != "" {
+			out = append(out, v)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// scalar returns a JSON string's value or a JSON number's literal text.
+func scalar(raw json.RawMessage) string {
+	if v := str(raw); v != "" {
+		return v
+	}
+	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return ""
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(n.String(), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+		return ""
+	}
+	return n.String()
+}
+
+// str returns a JSON string's value, or "" for anything else.
+func str(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '"' {
+		return ""
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	return v
+}
+
+func clip(v string) string {
+	if len(v) <= maxQuoted {
+		return v
+	}
+	return v[:maxQuoted] + "..."
+}

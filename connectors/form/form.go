@@ -1,0 +1,259 @@
+// Package form is the generic inbound connector (kind "form") for any form
+// tool that can post a submission: Gravity Forms, WPForms, a custom page.
+//
+// Body: one JSON object (application/json, also an array of objects for
+// tools that batch), application/x-www-form-urlencoded, or
+// multipart/form-data (file parts are ignored). What the fields mean is
+// configured in the source's fields mapping (see package mapping).
+//
+// Authentication (CONNECTORS.md, "form"): with `signature` configured, the
+// header named there carries Prefix + hex or base64 of
+// HMAC-SHA256/SHA512(secret, raw body); without it, the request must carry
+// `Authorization: Bearer <secret>`.
+package form
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/mapping"
+)
+
+// Kind is the config kind this package serves.
+const Kind = "form"
+
+// Limits on multipart bodies (the receiver already bounds the body size).
+const (
+	maxParts     = 1000
+	maxPartBytes = 64 << 10
+)
+
+// Source verifies and parses one form source.
+type Source struct {
+	name    string
+	secrets []string
+	sig     *config.Signature
+	mapper  *mapping.Mapper
+}
+
+var _ connectors.Source = (*Source)(nil)
+
+// NewSource builds a form source. It needs at least one secret and a fields
+// mapping with an email (or phone) and consent fields. A signature block
+// needs a header; its algorithm defaults to sha256 and its encoding to hex.
+// Errors name the config key ("secrets: at least one secret is required").
+func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("secrets: at least one secret is required")
+	}
+	for i, s := range cfg.Secrets {
+		if s == "" {
+			return nil, fmt.Errorf("secrets[%d]: is empty", i)
+		}
+	}
+	var sig *config.Signature
+	if cfg.Signature != nil {
+		c := *cfg.Signature
+		if c.Header == "" {
+			return nil, errors.New("signature.header: required")
+		}
+		if c.Algorithm == "" {
+			c.Algorithm = "sha256"
+		}
+		if c.Algorithm != "sha256" && c.Algorithm != "sha512" {
+			return nil, fmt.Errorf("signature.algorithm: %q: want sha256 or sha512", c.Algorithm)
+		}
+		if c.Encoding == "" {
+			c.Encoding = "hex"
+		}
+		if c.Encoding != "hex" && c.Encoding != "base64" {
+			return nil, fmt.Errorf("signature.encoding: %q: want hex or base64", c.Encoding)
+		}
+		sig = &c
+	}
+	m, err := mapping.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{name: cfg.Name, secrets: cfg.Secrets, sig: sig, mapper: m}, nil
+}
+
+// Verify checks the configured HMAC header over the raw body, or, without a
+// signature block, the bearer token, against every secret (rotation), in
+// constant time. There is no timestamp in either scheme. Errors wrap
+// connectors.ErrUnauthorized.
+func (s *Source) Verify(r *connectors.Request, now time.Time) error {
+	if s.sig == nil {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
+			return connectors.Unauthorized("missing Authorization: Bearer token")
+		}
+		if !connectors.AnySecret(s.secrets, func(sec string) bool { return connectors.EqualToken(token, sec) }) {
+			return connectors.Unauthorized("bearer token does not match")
+		}
+		return nil
+	}
+	v := strings.TrimSpace(r.Header.Get(s.sig.Header))
+	if v == "" {
+		return connectors.Unauthorized("missing %s header", s.sig.Header)
+	}
+	if p := s.sig.Prefix; p != "" {
+		if len(v) < len(p) || !strings.EqualFold(v[:len(p)], p) {
+			return connectors.Unauthorized("%s header lacks its prefix", s.sig.Header)
+		}
+		v = v[len(p):]
+	}
+	ok := connectors.AnySecret(s.secrets, func(sec string) bool {
+		mac := connectors.HMAC(s.sig.Algorithm, []byte(sec), r.Body)
+		if s.sig.Encoding == "base64" {
+			return connectors.EqualBase64(v, mac)
+		}
+		return connectors.EqualHex(v, mac)
+	})
+	if !ok {
+		return connectors.Unauthorized("%s signature does not match", s.sig.Header)
+	}
+	return nil
+}
+
+func bearer(h string) (string, bool) {
+	h = strings.TrimSpace(h)
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	t := strings.TrimSpace(h[len(p):])
+	return t, t != ""
+}
+
+// Parse reads the submission(s) by Content-Type (sniffing JSON when the type
+// is missing or unknown) and maps them. DedupKey is the mapped event id
+// (fields.event_id); for a JSON array, the sha256 hex of the sorted ids when
+// every item has one; else "" (the caller hashes the body). Errors wrap
+// connectors.ErrMalformed.
+func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return nil, connectors.Malformed("empty body")
+	}
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		return s.parseValues(r.Body)
+	case mt == "multipart/form-data":
+		return s.parseMultipart(r.Body, params["boundary"])
+	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
+		return s.parseJSON(r.Body)
+	}
+	if b := bytes.TrimSpace(r.Body); b[0] == '{' || b[0] == '[' {
+		return s.parseJSON(r.Body)
+	}
+	return s.parseValues(r.Body)
+}
+
+func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
+	v, err := mapping.DecodeJSON(body)
+	if err != nil {
+		return nil, connectors.Malformed("JSON: %v", err)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return s.one(mapping.JSON(x)), nil
+	case []any:
+		b := &connectors.Batch{}
+		ids := make([]string, 0, len(x))
+		for i, item := range x {
+			obj, ok := item.(map[string]any)
+			if !ok {
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: not an object", i+1))
+				continue
+			}
+			res := s.mapper.Map(mapping.Submission{Get: mapping.JSON(obj)})
+			b.Signals = append(b.Signals, res.Signals...)
+			if res.Skip != "" {
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i+1, res.Skip))
+			}
+			if res.EventID != "" {
+				ids = append(ids, res.EventID)
+			}
+		}
+		if len(x) == 0 {
+			b.Skipped = append(b.Skipped, "empty array")
+		} else if len(ids) == len(x) {
+			b.DedupKey = hashKeys(ids)
+		}
+		return b, nil
+	}
+	return nil, connectors.Malformed("want a JSON object")
+}
+
+func (s *Source) parseValues(body []byte) (*connectors.Batch, error) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil && len(vals) == 0 {
+		return nil, connectors.Malformed("form-encoded body: %v", err)
+	}
+	return s.one(mapping.Values(vals)), nil
+}
+
+func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch, error) {
+	if boundary == "" {
+		return nil, connectors.Malformed("multipart body without boundary")
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	vals := url.Values{}
+	for n := 0; ; n++ {
+		if n >= maxParts {
+			return nil, connectors.Malformed("multipart body: more than %d parts", maxParts)
+		}
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, connectors.Malformed("multipart body: %v", err)
+		}
+		name := p.FormName()
+		if name == "" || p.FileName() != "" {
+			p.Close()
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p, maxPartBytes+1))
+		p.Close()
+		if err != nil {
+			return nil, connectors.Malformed("multipart body: %v", err)
+		}
+		if len(b) > maxPartBytes {
+			return nil, connectors.Malformed("multipart body: field over %d bytes", maxPartBytes)
+		}
+		vals.Add(name, string(b))
+	}
+	return s.one(mapping.Values(vals)), nil
+}
+
+func (s *Source) one(get mapping.Lookup) *connectors.Batch {
+	res := s.mapper.Map(mapping.Submission{Get: get})
+	b := &connectors.Batch{DedupKey: res.EventID, Signals: res.Signals}
+	if res.Skip != "" {
+		b.Skipped = []string{res.Skip}
+	}
+	return b
+}
+
+// hashKeys is the sha256 hex of the sorted keys, one per line.
+func hashKeys(keys []string) string {
+	k := append([]string(nil), keys...)
+	sort.Strings(k)
+	sum := sha256.Sum256([]byte(strings.Join(k, "\n")))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,312 @@
+package form
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/fixtures"
+)
+
+func fixture(t testing.TB) (fixtures.Fixture, config.Source) {
+	t.Helper()
+	f, err := fixtures.Get("form-signup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.SourceConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, cfg
+}
+
+func newSource(t testing.TB, cfg config.Source) *Source {
+	t.Helper()
+	s, err := NewSource(cfg, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func hexMAC(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func TestFixture(t *testing.T) {
+	f, cfg := fixture(t)
+	s := newSource(t, cfg)
+	r := f.ConnectorRequest()
+	if err := s.Verify(r, f.Now); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	b, err := s.Parse(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
+		t.Error(d)
+	}
+	if len(b.Undeliverable) != len(f.Expect.Undeliverable) {
+		t.Errorf("undeliverable = %v, want %v", b.Undeliverable, f.Expect.Undeliverable)
+	}
+	if b.DedupKey != "" {
+		t.Errorf("dedup key %q, want \"\" (no event_id mapped)", b.DedupKey)
+	}
+	ev := b.Signals[0].Evidence
+	if ev.Checkbox != "on" || ev.WordingVersion != "cgu-2025-09" || ev.IP != "203.0.113.24" || ev.PageURL != "https://www.example.com/salon" || ev.UserAgent == "" {
+		t.Errorf("evidence %+v", ev)
+	}
+	if b.Signals[0].Source != "signup-form" || b.Signals[0].Subject.Email != "MANON.FAURE@EXAMPLE.COM" {
+		t.Errorf("signal %+v", b.Signals[0])
+	}
+}
+
+func TestVerify(t *testing.T) {
+	f, cfg := fixture(t)
+	body := f.Body
+	tampered := append([]byte(nil), body...)
+	tampered[10] ^= 1
+
+	sha512b64 := func(secret string, b []byte) string {
+		m := hmac.New(sha512.New, []byte(secret))
+		m.Write(b)
+		return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	rotated := cfg
+	rotated.Secrets = []string{"new-secret", "form-secret-3e8b"}
+	b64cfg := cfg
+	b64cfg.Signature = &config.Signature{Header: "X-Gravity-Sig", Algorithm: "sha512", Encoding: "base64", Prefix: "sha512="}
+	bearerCfg := cfg
+	bearerCfg.Signature = nil
+
+	tests := []struct {
+		name    string
+		cfg     config.Source
+		headers map[string]string
+		body    []byte
+		ok      bool
+	}{
+		{"fixture", cfg, map[string]string{"X-Signature": hexMAC("form-secret-3e8b", body)}, body, true},
+		{"upper-case hex", cfg, map[string]string{"X-Signature": strings.ToUpper(hexMAC("form-secret-3e8b", body))}, body, true},
+		{"tampered body", cfg, map[string]string{"X-Signature": hexMAC("form-secret-3e8b", body)}, tampered, false},
+		{"wrong secret", cfg, map[string]string{"X-Signature": hexMAC("other", body)}, body, false},
+		{"missing header", cfg, nil, body, false},
+		{"garbage header", cfg, map[string]string{"X-Signature": "zz"}, body, false},
+		{"rotation: second secret", rotated, map[string]string{"X-Signature": hexMAC("form-secret-3e8b", body)}, body, true},
+		{"rotation: first secret", rotated, map[string]string{"X-Signature": hexMAC("new-secret", body)}, body, true},
+		{"sha512 base64 prefix", b64cfg, map[string]string{"X-Gravity-Sig": "sha512=" + sha512b64("form-secret-3e8b", body)}, body, true},
+		{"sha512 without prefix", b64cfg, map[string]string{"X-Gravity-Sig": sha512b64("form-secret-3e8b", body)}, body, false},
+		{"sha512 given sha256", b64cfg, map[string]string{"X-Gravity-Sig": "sha512=" + hexMAC("form-secret-3e8b", body)}, body, false},
+		{"bearer", bearerCfg, map[string]string{"Authorization": "Bearer form-secret-3e8b"}, body, true},
+		{"bearer lower-case scheme", bearerCfg, map[string]string{"Authorization": "bearer form-secret-3e8b"}, body, true},
+		{"bearer wrong", bearerCfg, map[string]string{"Authorization": "Bearer form-secret-3e8c"}, body, false},
+		{"bearer prefix of secret", bearerCfg, map[string]string{"Authorization": "Bearer form-secret"}, body, false},
+		{"bearer missing", bearerCfg, nil, body, false},
+		{"basic instead of bearer", bearerCfg, map[string]string{"Authorization": "Basic form-secret-3e8b"}, body, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSource(t, tt.cfg)
+			h := http.Header{}
+			for k, v := range tt.headers {
+				h.Set(k, v)
+			}
+			err := s.Verify(&connectors.Request{Method: "POST", Path: "/webhooks/signup-form", Header: h, Body: tt.body}, f.Now)
+			if tt.ok && err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if !tt.ok {
+				if !errors.Is(err, connectors.ErrUnauthorized) {
+					t.Fatalf("err = %v, want ErrUnauthorized", err)
+				}
+				if strings.Contains(err.Error(), "form-secret") || strings.Contains(err.Error(), hexMAC("form-secret-3e8b", body)) {
+					t.Fatalf("error leaks a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseShapes(t *testing.T) {
+	_, cfg := fixture(t)
+	cfg.Fields.EventID = "entry_id"
+	s := newSource(t, cfg)
+
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("email", "jo@example.com")
+	mw.WriteField("submitted_at", "2025-11-20 10:30:00")
+	mw.WriteField("newsletter", "1")
+	mw.WriteField("entry_id", "77")
+	fw, _ := mw.CreateFormFile("cv", "cv.pdf")
+	fw.Write([]byte("%PDF"))
+	mw.Close()
+
+	tests := []struct {
+		name    string
+		ctype   string
+		body    string
+		signals int
+		dedup   string
+		skipped int
+		err     bool
+	}{
+		{"json", "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on","entry_id":"e1"}`, 1, "e1", 0, false},
+		{"json sniffed", "", ` {"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":true}`, 1, "", 0, false},
+		{"json with charset", "application/json; charset=utf-8", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","partner_offers":"yes"}`, 1, "", 0, false},
+		{"form-encoded", "application/x-www-form-urlencoded", "email=a%40b.fr&submitted_at=2025-11-20+10%3A30%3A00&newsletter=on&partner_offers=&entry_id=9", 1, "9", 0, false},
+		{"form-encoded sniffed", "text/plain", "email=a%40b.fr&submitted_at=1763634600&newsletter=on", 1, "", 0, false},
+		{"multipart", mw.FormDataContentType(), mp.String(), 1, "77", 0, false},
+		{"array", "application/json", `[{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on","entry_id":"2"},{"email":"c@d.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on","entry_id":"1"}]`, 2, "", 0, false},
+		{"array with a bad item", "application/json", `[{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on"},3,{"newsletter":"on"}]`, 1, "", 2, false},
+		{"empty array", "application/json", `[]`, 0, "", 1, false},
+		{"no email", "application/json", `{"newsletter":"on","submitted_at":"2025-11-20T10:30:00Z"}`, 0, "", 1, false},
+		{"wrong types", "application/json", `{"email":["a","b"],"submitted_at":true,"newsletter":{"x":1}}`, 0, "", 1, false},
+		{"invalid UTF-8", "application/json", "{\"email\":\"a\xff@b.fr\",\"submitted_at\":\"2025-11-20T10:30:00Z\",\"newsletter\":\"on\"}", 0, "", 1, false},
+		{"NUL in strings", "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on\u0000","consent_version":"v\u00001"}`, 1, "", 0, false},
+		{"empty body", "application/json", ``, 0, "", 0, true},
+		{"null", "application/json", `null`, 0, "", 0, true},
+		{"string", "application/json", `"x"`, 0, "", 0, true},
+		{"truncated", "application/json", `{"email":`, 0, "", 0, true},
+		{"trailing junk", "application/json", `{} {}`, 0, "", 0, true},
+		{"multipart without boundary", "multipart/form-data", "--x\r\n", 0, "", 0, true},
+		{"broken multipart", "multipart/form-data; boundary=zz", "--zz\r\nbroken", 0, "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.ctype != "" {
+				h.Set("Content-Type", tt.ctype)
+			}
+			b, err := s.Parse(&connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)})
+			if tt.err {
+				if !errors.Is(err, connectors.ErrMalformed) {
+					t.Fatalf("err = %v, want ErrMalformed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Signals) != tt.signals || len(b.Skipped) != tt.skipped {
+				t.Fatalf("signals %d skipped %v, want %d and %d", len(b.Signals), b.Skipped, tt.signals, tt.skipped)
+			}
+			if tt.dedup != "" && b.DedupKey != tt.dedup {
+				t.Errorf("dedup %q, want %q", b.DedupKey, tt.dedup)
+			}
+			for _, sig := range b.Signals {
+				if err := sig.Validate(); err != nil {
+					t.Errorf("invalid signal: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseArrayDedup(t *testing.T) {
+	_, cfg := fixture(t)
+	cfg.Fields.EventID = "entry_id"
+	s := newSource(t, cfg)
+	parse := func(body string) string {
+		b, err := s.Parse(&connectors.Request{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.DedupKey
+	}
+	a := parse(`[{"entry_id":"1"},{"entry_id":"2"}]`)
+	b := parse(`[{"entry_id":"2"},{"entry_id":"1"}]`)
+	if a == "" || a != b {
+		t.Errorf("array dedup keys %q %q: want equal and non-empty", a, b)
+	}
+	if k := parse(`[{"entry_id":"1"},{}]`); k != "" {
+		t.Errorf("partial ids give %q, want \"\"", k)
+	}
+}
+
+func TestNewSourceErrors(t *testing.T) {
+	_, cfg := fixture(t)
+	tests := []struct {
+		name   string
+		mutate func(c *config.Source)
+		want   string
+	}{
+		{"no secrets", func(c *config.Source) { c.Secrets = nil }, "secrets:"},
+		{"no header", func(c *config.Source) { c.Signature = &config.Signature{Algorithm: "sha256"} }, "signature.header:"},
+		{"bad algorithm", func(c *config.Source) { c.Signature = &config.Signature{Header: "X", Algorithm: "md5"} }, "signature.algorithm:"},
+		{"bad encoding", func(c *config.Source) { c.Signature = &config.Signature{Header: "X", Encoding: "b32"} }, "signature.encoding:"},
+		{"no fields", func(c *config.Source) { c.Fields = nil }, "fields:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			tt.mutate(&c)
+			_, err := NewSource(c, connectors.Deps{})
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want prefix %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	fx, cfg := fixture(f)
+	s := newSource(f, cfg)
+	f.Add(fx.Body, fx.Request.Headers["X-Signature"])
+	f.Add([]byte{}, "")
+	f.Fuzz(func(t *testing.T, body []byte, sig string) {
+		r := &connectors.Request{Method: "POST", Header: http.Header{"X-Signature": {sig}}, Body: body}
+		err := s.Verify(r, fx.Now)
+		if err == nil && !hmac.Equal([]byte(strings.ToLower(strings.TrimSpace(sig))), []byte(hexMAC("form-secret-3e8b", body))) {
+			t.Fatalf("accepted a signature that is not the HMAC")
+		}
+		if err != nil && !errors.Is(err, connectors.ErrUnauthorized) {
+			t.Fatalf("err %v does not wrap ErrUnauthorized", err)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	fx, cfg := fixture(f)
+	s := newSource(f, cfg)
+	f.Add(fx.Body, "application/json")
+	f.Add([]byte("email=a%40b.fr&submitted_at=1763634600&newsletter=on"), "application/x-www-form-urlencoded")
+	f.Add([]byte("--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na@b.fr\r\n--zz--\r\n"), "multipart/form-data; boundary=zz")
+	f.Add([]byte(`[{"email":"a@b.fr"},null]`), "")
+	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
+		b, err := s.Parse(&connectors.Request{Header: http.Header{"Content-Type": {ctype}}, Body: body})
+		if err != nil {
+			if !errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("err %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		for _, sig := range b.Signals {
+			if err := sig.Validate(); err != nil {
+				t.Fatalf("invalid signal %+v: %v", sig, err)
+			}
+			if sig.Source != "signup-form" || sig.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad signal %+v", sig)
+			}
+			if sig.Status == consent.StatusWithdrawn {
+				t.Fatalf("no withdrawal field is mapped")
+			}
+		}
+	})
+}

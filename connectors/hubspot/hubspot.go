@@ -1,0 +1,387 @@
+// Package hubspot is the inbound connector for HubSpot webhooks (kind
+// "hubspot").
+//
+// Body (https://developers.hubspot.com/docs/api/webhooks): a JSON array of
+// events, each
+//
+//	{"eventId", "subscriptionId", "portalId", "appId", "occurredAt" (Unix ms),
+//	 "subscriptionType", "attemptNumber", "objectId", "propertyName",
+//	 "propertyValue", "changeSource", "sourceId"}
+//
+// Consent meaning (CONNECTORS.md, "hubspot" and "Scope"):
+//
+//   - contact.propertyChange of hs_email_optout to "true" → withdrawal of the
+//     source brand's marketing on email, at occurredAt;
+//   - hs_email_optout to "false" → no signal: a re-subscription in the CRM is
+//     not an express opt-in by the person;
+//   - contact.privacyDeletion → an erasure request (Batch.Erasures);
+//   - anything else → skipped.
+//
+// Events name contacts by id: signals carry Subject.ExternalID
+// "hubspot:contact:<objectId>" and Resolve fetches the email from the CRM
+// API. The newer "object.propertyChange" / "object.privacyDeletion" events
+// with objectTypeId "0-1" (contacts) are read the same way.
+//
+// Signatures (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
+// v3 is preferred; v2 and v1 are accepted only when X-HubSpot-Signature-v3 is
+// absent and X-HubSpot-Signature-Version says so. v1 and v2 carry no
+// timestamp, so a captured request can be replayed; the inbox dedup on
+// portalId:eventId:objectId makes a replay a no-op.
+package hubspot
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/mapping"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// Kind is the config kind this package serves.
+const Kind = "hubspot"
+
+// Header names.
+const (
+	SignatureV3Header = "X-HubSpot-Signature-v3"
+	TimestampHeader   = "X-HubSpot-Request-Timestamp"
+	SignatureHeader   = "X-HubSpot-Signature"
+	VersionHeader     = "X-HubSpot-Signature-Version"
+)
+
+// DefaultAPIBaseURL is used when api_base_url is not set.
+const DefaultAPIBaseURL = "https://api.hubapi.com"
+
+// ExternalIDPrefix prefixes a contact id in Subject.ExternalID.
+const ExternalIDPrefix = "hubspot:contact:"
+
+// OptOutProperty is the contact property that says "opted out of all email".
+const OptOutProperty = "hs_email_optout"
+
+// Source verifies, parses and resolves one HubSpot app's webhooks.
+type Source struct {
+	name      string
+	brand     string
+	secrets   []string
+	tolerance time.Duration
+	publicURL string
+	apiBase   string
+	apiToken  string
+	http      *retryablehttp.Client
+	clock     func() time.Time
+	cache     *cache
+}
+
+var (
+	_ connectors.Source   = (*Source)(nil)
+	_ connectors.Resolver = (*Source)(nil)
+)
+
+// Cache bounds for contact id → email lookups.
+const (
+	cacheSize = 10000
+	cacheTTL  = 10 * time.Minute
+)
+
+// NewSource builds a HubSpot source. It needs the app's client secret(s)
+// (secrets), public_url (the scheme and host HubSpot posts to: v2 and v3
+// signatures cover the full URL) and api_token (a private app token with
+// crm.objects.contacts.read, for Resolve); api_base_url defaults to
+// DefaultAPIBaseURL. deps.HTTP defaults to connectors.NewHTTPClient. Errors
+// name the config key.
+func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("secrets: at least one secret is required")
+	}
+	for i, s := range cfg.Secrets {
+		if s == "" {
+			return nil, fmt.Errorf("secrets[%d]: is empty", i)
+		}
+	}
+	if cfg.Brand == "" {
+		return nil, errors.New("brand: required")
+	}
+	pub := strings.TrimRight(strings.TrimSpace(cfg.PublicURL), "/")
+	if pub == "" {
+		return nil, errors.New("public_url: required (HubSpot signs the URL it posts to, e.g. https://hooks.example.com)")
+	}
+	if u, err := url.Parse(pub); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("public_url: want scheme and host, e.g. https://hooks.example.com")
+	}
+	base := strings.TrimRight(strings.TrimSpace(cfg.APIBaseURL), "/")
+	if base == "" {
+		base = DefaultAPIBaseURL
+	}
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("api_base_url: must be an http:// or https:// URL")
+	}
+	if cfg.APIToken == "" {
+		return nil, errors.New("api_token: required (contact emails are fetched from the HubSpot CRM API)")
+	}
+	tol := cfg.Tolerance
+	if tol <= 0 {
+		tol = 5 * time.Minute
+	}
+	hc := deps.HTTP
+	if hc == nil {
+		hc = connectors.NewHTTPClient(connectors.HTTPOptions{})
+	}
+	return &Source{
+		name:      cfg.Name,
+		brand:     cfg.Brand,
+		secrets:   cfg.Secrets,
+		tolerance: tol,
+		publicURL: pub,
+		apiBase:   base,
+		apiToken:  cfg.APIToken,
+		http:      hc,
+		clock:     deps.Clock,
+		cache:     newCache(cacheSize, cacheTTL),
+	}, nil
+}
+
+// v3URIDecoder decodes the characters HubSpot's v3 scheme wants decoded in
+// the request URI (validating-requests, "Validate the v3 request signature").
+var v3URIDecoder = strings.NewReplacer(
+	"%3A", ":", "%3a", ":", "%2F", "/", "%2f", "/", "%3F", "?", "%3f", "?",
+	"%40", "@", "%21", "!", "%24", "$", "%27", "'", "%28", "(", "%29", ")",
+	"%2A", "*", "%2a", "*", "%2C", ",", "%2c", ",", "%3B", ";", "%3b", ";",
+)
+
+// V3Signature returns the v3 signature: base64 HMAC-SHA256(secret, method +
+// uri + body + timestamp), with the URI's %3A, %2F, %3F, %40, %21, %24, %27,
+// %28, %29, %2A, %2C, %3B decoded and timestamp the header text verbatim
+// (Unix ms).
+func V3Signature(secret, method, uri string, body []byte, timestamp string) string {
+	mac := connectors.HMAC("sha256", []byte(secret), []byte(method+v3URIDecoder.Replace(uri)), body, []byte(timestamp))
+	return base64.StdEncoding.EncodeToString(mac)
+}
+
+// Sign returns the headers HubSpot sends with a v3-signed request at ts:
+// X-HubSpot-Request-Timestamp (Unix ms) and X-HubSpot-Signature-v3. uri is
+// the full URL HubSpot posts to (public_url + path [+ "?" + query]). For
+// tests and the demo.
+func Sign(secret, method, uri string, body []byte, ts time.Time) map[string]string {
+	t := strconv.FormatInt(ts.UnixMilli(), 10)
+	return map[string]string{
+		TimestampHeader:   t,
+		SignatureV3Header: V3Signature(secret, method, uri, body, t),
+	}
+}
+
+// URI is the URL HubSpot signed for r: public_url + path (+ "?" + raw query).
+func (s *Source) URI(r *connectors.Request) string {
+	p := r.Path
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	u := s.publicURL + p
+	if r.RawQuery != "" {
+		u += "?" + r.RawQuery
+	}
+	return u
+}
+
+// Verify checks X-HubSpot-Signature-v3 (timestamp within the tolerance,
+// then the HMAC) when present; otherwise X-HubSpot-Signature as v2 (hex
+// SHA-256 of secret + method + URI + body) or v1 (hex SHA-256 of secret +
+// body) as X-HubSpot-Signature-Version says. Every secret is tried, in
+// constant time. Errors wrap connectors.ErrUnauthorized; a stale v3
+// timestamp also wraps connectors.ErrStale.
+func (s *Source) Verify(r *connectors.Request, now time.Time) error {
+	method := r.Method
+	if method == "" {
+		method = "POST"
+	}
+	uri := s.URI(r)
+	if sig := strings.TrimSpace(r.Header.Get(SignatureV3Header)); sig != "" {
+		tsText := strings.TrimSpace(r.Header.Get(TimestampHeader))
+		ts, ok := connectors.ParseUnix(tsText, "ms")
+		if !ok {
+			return connectors.Unauthorized("%s missing or not Unix milliseconds", TimestampHeader)
+		}
+		if err := connectors.CheckTimestamp(ts, now, s.tolerance); err != nil {
+			return err
+		}
+		decoded := v3URIDecoder.Replace(uri)
+		ok = connectors.AnySecret(s.secrets, func(sec string) bool {
+			mac := connectors.HMAC("sha256", []byte(sec), []byte(method+decoded), r.Body, []byte(tsText))
+			return connectors.EqualBase64(sig, mac)
+		})
+		if !ok {
+			return connectors.Unauthorized("%s does not match", SignatureV3Header)
+		}
+		return nil
+	}
+	sig := strings.TrimSpace(r.Header.Get(SignatureHeader))
+	if sig == "" {
+		return connectors.Unauthorized("missing %s header", SignatureV3Header)
+	}
+	var prefix func(sec string) string
+	switch v := strings.ToLower(strings.TrimSpace(r.Header.Get(VersionHeader))); v {
+	case "v2":
+		prefix = func(sec string) string { return sec + method + uri }
+	case "v1":
+		prefix = func(sec string) string { return sec }
+	default:
+		return connectors.Unauthorized("%s without a v1 or v2 %s", SignatureHeader, VersionHeader)
+	}
+	ok := connectors.AnySecret(s.secrets, func(sec string) bool {
+		h := sha256.New()
+		h.Write([]byte(prefix(sec)))
+		h.Write(r.Body)
+		return connectors.EqualHex(sig, h.Sum(nil))
+	})
+	if !ok {
+		return connectors.Unauthorized("%s does not match", SignatureHeader)
+	}
+	return nil
+}
+
+// Parse reads the event array (a single event object is accepted too).
+// DedupKey is the sha256 hex of the sorted "portalId:eventId:objectId" keys
+// of the batch, one per line (eventId alone is not unique), or "" when an
+// item lacks one. Signals carry only Subject.ExternalID: call Resolve.
+// A body that is not a JSON array or object wraps connectors.ErrMalformed.
+func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
+	v, err := mapping.DecodeJSON(r.Body)
+	if err != nil {
+		return nil, connectors.Malformed("JSON: %v", err)
+	}
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	case map[string]any:
+		items = []any{x}
+	default:
+		return nil, connectors.Malformed("want a JSON array of events")
+	}
+	b := &connectors.Batch{}
+	keys := make([]string, 0, len(items))
+	for i, item := range items {
+		n := i + 1
+		ev, ok := item.(map[string]any)
+		if !ok {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: not an object", n))
+			continue
+		}
+		portal, event, object := intText(ev["portalId"]), intText(ev["eventId"]), intText(ev["objectId"])
+		key := ""
+		if portal != "" && event != "" && object != "" {
+			key = portal + ":" + event + ":" + object
+			keys = append(keys, key)
+		}
+		typ, _ := ev["subscriptionType"].(string)
+		kind := eventKind(typ, ev)
+		if kind == "" {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %q not mapped", n, clip(typ, 64)))
+			continue
+		}
+		if object == "" {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no objectId", n))
+			continue
+		}
+		subject := consent.Subject{ExternalID: ExternalIDPrefix + object}
+		if kind == "privacyDeletion" {
+			b.Erasures = append(b.Erasures, subject)
+			continue
+		}
+		prop, _ := ev["propertyName"].(string)
+		if prop != OptOutProperty {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, clip(prop, 64)))
+			continue
+		}
+		val, _ := mapping.Text(ev["propertyValue"])
+		switch strings.ToLower(strings.TrimSpace(val)) {
+		case "true":
+		case "false":
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s false: a re-subscription is not an express opt-in", n, OptOutProperty))
+			continue
+		default:
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s value is neither true nor false", n, OptOutProperty))
+			continue
+		}
+		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
+		if !ok {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
+			continue
+		}
+		b.Signals = append(b.Signals, consent.Signal{
+			Subject:    subject,
+			Channel:    consent.ChannelEmail,
+			Brand:      s.brand,
+			Purpose:    consent.PurposeMarketing,
+			Status:     consent.StatusWithdrawn,
+			OccurredAt: occurred,
+			Source:     s.name,
+			Evidence: consent.Evidence{
+				EventID:  key,
+				Event:    clip(typ, 64),
+				Field:    OptOutProperty,
+				Checkbox: clip(val, 64),
+			},
+		})
+	}
+	if len(items) == 0 {
+		b.Skipped = append(b.Skipped, "empty batch")
+	} else if len(keys) == len(items) {
+		sort.Strings(keys)
+		sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
+		b.DedupKey = hex.EncodeToString(sum[:])
+	}
+	return b, nil
+}
+
+// eventKind is "propertyChange", "privacyDeletion" or "" for a contact event.
+func eventKind(typ string, ev map[string]any) string {
+	switch typ {
+	case "contact.propertyChange":
+		return "propertyChange"
+	case "contact.privacyDeletion":
+		return "privacyDeletion"
+	case "object.propertyChange", "object.privacyDeletion":
+		if ot, _ := ev["objectTypeId"].(string); ot == "0-1" {
+			return strings.TrimPrefix(typ, "object.")
+		}
+	}
+	return ""
+}
+
+// intText renders a positive integer id sent as a JSON number or a digit
+// string; anything else is "".
+func intText(v any) string {
+	t, ok := mapping.Text(v)
+	if !ok {
+		return ""
+	}
+	t = strings.TrimSpace(t)
+	if t == "" || len(t) > 20 {
+		return ""
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return ""
+		}
+	}
+	return t
+}
+
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}

@@ -1,0 +1,384 @@
+// Package mailgun receives Mailgun event webhooks (kind "mailgun").
+//
+// Wire format (https://documentation.mailgun.com/docs/mailgun/user-manual/tracking-messages/#securing-webhooks,
+// https://documentation.mailgun.com/docs/mailgun/user-manual/events/):
+// one JSON object per request,
+//
+//	{"signature": {"timestamp": "1763635500", "token": "<50 chars>", "signature": "<hex>"},
+//	 "event-data": {"event": "unsubscribed", "id": "Ase7i2zsRYeDXztHGENqRA",
+//	                "timestamp": 1763635499.25, "recipient": "emma@example.com",
+//	                "tags": ["newsletter"], "severity": "permanent", ...}}
+//
+// signature.signature = hex(HMAC-SHA256(HTTP webhook signing key,
+// signature.timestamp + signature.token)). The signature covers the
+// timestamp and token only, not event-data: see Verify for what that means.
+// event-data.timestamp is Unix seconds with a fraction.
+//
+// Mailgun retries a delivery that is not answered 200 (or 406) for up to
+// 8 hours (10 min, 10 min, 15 min, 30 min, 1 h, 2 h, 4 h), and a retry
+// re-sends the original signature block.
+package mailgun
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// RetryWindow is how long Mailgun keeps retrying a delivery with its
+// original signature. Verify accepts signature timestamps up to
+// RetryWindow + tolerance old.
+const RetryWindow = 8 * time.Hour
+
+// DefaultTolerance is used when cfg.Tolerance is zero.
+const DefaultTolerance = 5 * time.Minute
+
+// ReplayCacheSize bounds the tokens one Source remembers.
+const ReplayCacheSize = 50_000
+
+const maxQuoted = 64 // longest sender word quoted in a skip reason
+
+// Source verifies and parses one Mailgun account's webhooks. It is safe for
+// concurrent use.
+type Source struct {
+	cfg       config.Source
+	tolerance time.Duration
+	seen      *replayCache
+}
+
+var _ connectors.Source = (*Source)(nil)
+
+// NewSource builds a Mailgun source. cfg.Secrets are HTTP webhook signing
+// keys (several allow rotation). cfg.Tolerance (default 5m) bounds how far in
+// the future a signature timestamp may be; the past bound is
+// RetryWindow + cfg.Tolerance, because Mailgun's retries are legitimately
+// late and keep their first signature.
+func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("secrets: at least one secret is required (the HTTP webhook signing key)")
+	}
+	for i, s := range cfg.Secrets {
+		if s == "" {
+			return nil, fmt.Errorf("secrets[%d]: is empty", i)
+		}
+	}
+	if cfg.Brand == "" {
+		return nil, errors.New("brand: is required")
+	}
+	tol := cfg.Tolerance
+	if tol <= 0 {
+		tol = DefaultTolerance
+	}
+	return &Source{cfg: cfg, tolerance: tol, seen: newReplayCache(ReplayCacheSize)}, nil
+}
+
+// signatureBlock is the only part of the body Verify reads.
+type signatureBlock struct {
+	Signature struct {
+		Timestamp json.RawMessage `json:"timestamp"`
+		Token     json.RawMessage `json:"token"`
+		Signature json.RawMessage `json:"signature"`
+	} `json:"signature"`
+}
+
+// Verify checks the body's signature block:
+//
+//  1. signature = hex(HMAC-SHA256(key, timestamp + token)) for one of
+//     cfg.Secrets (constant-time compare, every key tried);
+//  2. the timestamp is at most tolerance ahead of now and at most
+//     RetryWindow + tolerance behind it (errors also wrap ErrStale);
+//  3. the token was not seen before with a different body.
+//
+// Mailgun's scheme forces Verify to decode the JSON body to find those three
+// fields (nothing else is read). Because the signature does not cover
+// event-data, whoever captures one signed request could attach it to another
+// event-data until the timestamp expires: step 3 refuses a token that comes
+// back with different bytes. The same token with the same bytes is accepted
+// on purpose: it is Mailgun retrying after a lost answer or a 503 (it re-sends
+// the original signature), and such a replay is harmless, because it has the
+// same DedupKey and the inbox's unique (source, dedup key) in Postgres stores
+// it once. Refusing it would turn one failed answer into eight hours of
+// refused retries and a lost unsubscribe.
+//
+// The token cache lives in this process's memory, holds at most
+// ReplayCacheSize tokens (oldest evicted first) and forgets a token when its
+// timestamp leaves the window. A deployment with several receivers, or one
+// that restarts, relies on the inbox dedup in Postgres as the real replay
+// guard; the cache only narrows the swap-the-event-data attack.
+//
+// Errors wrap connectors.ErrUnauthorized; a body whose signature block cannot
+// be read also wraps connectors.ErrMalformed.
+func (s *Source) Verify(r *connectors.Request, now time.Time) error {
+	if r == nil {
+		return connectors.Unauthorized("no request")
+	}
+	var sb signatureBlock
+	if err := json.Unmarshal(r.Body, &sb); err != nil {
+		return fmt.Errorf("%w: %w: body is not a JSON object with a signature block", connectors.ErrUnauthorized, connectors.ErrMalformed)
+	}
+	ts, tsOK := scalar(sb.Signature.Timestamp)
+	token, tokOK := stringValue(sb.Signature.Token)
+	sig, sigOK := stringValue(sb.Signature.Signature)
+	if !tsOK || !tokOK || !sigOK || ts == "" || token == "" || sig == "" {
+		return connectors.Unauthorized("signature block needs timestamp, token and signature")
+	}
+	ok := connectors.AnySecret(s.cfg.Secrets, func(key string) bool {
+		return connectors.EqualHex(sig, connectors.HMAC("sha256", []byte(key), []byte(ts), []byte(token)))
+	})
+	if !ok {
+		return connectors.Unauthorized("signature does not match timestamp and token")
+	}
+	at, ok := connectors.ParseUnix(ts, "s")
+	if !ok {
+		return connectors.Unauthorized("signature timestamp is not Unix seconds")
+	}
+	maxAge := RetryWindow + s.tolerance
+	switch {
+	case at.After(now.Add(s.tolerance)):
+		return fmt.Errorf("%w: %w: signature timestamp %s ahead of now, tolerance %s",
+			connectors.ErrUnauthorized, connectors.ErrStale, at.Sub(now).Round(time.Second), s.tolerance)
+	case now.Sub(at) > maxAge:
+		return fmt.Errorf("%w: %w: signature timestamp %s old, limit %s (retry window + tolerance)",
+			connectors.ErrUnauthorized, connectors.ErrStale, now.Sub(at).Round(time.Second), maxAge)
+	}
+	if !s.seen.remember(token, sha256.Sum256(r.Body), at.Add(maxAge), now) {
+		return connectors.Unauthorized("signature token already used with a different body (replay)")
+	}
+	return nil
+}
+
+// Parse turns one event into a Batch:
+//
+//	unsubscribed, complained      withdrawal of cfg.Brand's email marketing
+//	failed + severity permanent   Batch.Undeliverable
+//	anything else                 skipped
+//
+// occurred_at is event-data.timestamp (float Unix seconds, sub-second
+// precision kept, UTC). Evidence.EventID is event-data.id, Evidence.Event the
+// event name. DedupKey is event-data.id. A body that is not a JSON object
+// returns an error wrapping connectors.ErrMalformed; a readable body without
+// a usable event is skipped.
+func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
+	if r == nil {
+		return nil, connectors.Malformed("no request")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
+		return nil, connectors.Malformed("body is not a JSON object")
+	}
+	b := &connectors.Batch{}
+	var ed map[string]json.RawMessage
+	if err := json.Unmarshal(obj["event-data"], &ed); err != nil || ed == nil {
+		b.Skipped = append(b.Skipped, "no event-data object")
+		return b, nil
+	}
+	id, _ := stringValue(ed["id"])
+	b.DedupKey = strings.TrimSpace(id)
+	event, _ := stringValue(ed["event"])
+	recipient, _ := stringValue(ed["recipient"])
+
+	switch event {
+	case "unsubscribed", "complained":
+	case "failed":
+		severity, _ := stringValue(ed["severity"])
+		if severity != "permanent" {
+			b.Skipped = append(b.Skipped, "event failed: temporary failure, not consent")
+			return b, nil
+		}
+		if strings.TrimSpace(recipient) == "" {
+			b.Skipped = append(b.Skipped, "event failed: no recipient")
+			return b, nil
+		}
+		b.Undeliverable = append(b.Undeliverable, recipient)
+		return b, nil
+	case "":
+		b.Skipped = append(b.Skipped, "event-data: no event")
+		return b, nil
+	default:
+		b.Skipped = append(b.Skipped, fmt.Sprintf("event %q: no consent meaning", clip(event)))
+		return b, nil
+	}
+	if strings.TrimSpace(recipient) == "" {
+		b.Skipped = append(b.Skipped, "event "+event+": no recipient")
+		return b, nil
+	}
+	at, ok := floatSeconds(ed["timestamp"])
+	if !ok {
+		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp")
+		return b, nil
+	}
+	b.Signals = append(b.Signals, consent.Signal{
+		Subject:    consent.Subject{Email: recipient},
+		Channel:    consent.ChannelEmail,
+		Brand:      s.cfg.Brand,
+		Purpose:    consent.PurposeMarketing,
+		Status:     consent.StatusWithdrawn,
+		OccurredAt: at,
+		Source:     s.cfg.Name,
+		Evidence:   consent.Evidence{EventID: b.DedupKey, Event: event},
+	})
+	return b, nil
+}
+
+// floatSeconds reads Unix seconds with an optional fraction ("1763635499.25",
+// as a JSON number or string) without going through float64 for the
+// fraction, so 10:44:59.25 stays exactly .25. Exponent forms fall back to
+// float64 (microsecond-level precision). It returns false for anything not
+// between 1970 and year 9999.
+func floatSeconds(raw json.RawMessage) (time.Time, bool) {
+	v, ok := scalar(raw)
+	if !ok {
+		return time.Time{}, false
+	}
+	v = strings.TrimSpace(v)
+	const maxSec = 253402300799 // 9999-12-31T23:59:59Z
+	if strings.ContainsAny(v, "eE") {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > maxSec || math.IsNaN(f) {
+			return time.Time{}, false
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC(), true
+	}
+	intPart, fracPart, _ := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil || sec <= 0 || sec > maxSec {
+		return time.Time{}, false
+	}
+	var nsec int64
+	if fracPart != "" {
+		if len(fracPart) > 9 {
+			fracPart = fracPart[:9]
+		}
+		for _, c := range fracPart {
+			if c < '0' || c > '9' {
+				return time.Time{}, false
+			}
+		}
+		n, _ := strconv.ParseInt(fracPart+strings.Repeat("0", 9-len(fracPart)), 10, 64)
+		nsec = n
+	}
+	return time.Unix(sec, nsec).UTC(), true
+}
+
+// scalar returns a JSON string's value or a JSON number's literal text.
+func scalar(raw json.RawMessage) (string, bool) {
+	if s, ok := stringValue(raw); ok {
+		return s, true
+	}
+	var n json.Number
+	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) && json.Unmarshal(raw, &n) == nil {
+		return n.String(), true
+	}
+	return "", false
+}
+
+// stringValue returns a JSON string's value; false for anything else.
+func stringValue(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+func clip(v string) string {
+	if len(v) <= maxQuoted {
+		return v
+	}
+	return v[:maxQuoted] + "..."
+}
+
+// replayCache remembers, for each signature token seen inside the window,
+// the hash of the body it came with. It is bounded (oldest first out) and
+// safe for concurrent use.
+type replayCache struct {
+	mu      sync.Mutex
+	max     int
+	seq     uint64
+	entries map[string]replayEntry
+	order   []orderItem // insertion order; order[head:] are live candidates
+	head    int
+}
+
+type replayEntry struct {
+	body    [32]byte
+	expires time.Time
+	seq     uint64
+}
+
+type orderItem struct {
+	token string
+	seq   uint64
+}
+
+func newReplayCache(max int) *replayCache {
+	return &replayCache{max: max, entries: make(map[string]replayEntry)}
+}
+
+// remember records token with the body's hash until expires. It reports
+// false when the token is already known (and not expired) with another body.
+func (c *replayCache) remember(token string, body [32]byte, expires, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Drop expired entries from the front (entries arrive roughly in
+	// timestamp order, so the front expires first).
+	for c.head < len(c.order) {
+		it := c.order[c.head]
+		e, ok := c.entries[it.token]
+		if ok && e.seq == it.seq && now.Before(e.expires) {
+			break
+		}
+		if ok && e.seq == it.seq {
+			delete(c.entries, it.token)
+		}
+		c.popFront()
+	}
+	if e, ok := c.entries[token]; ok && now.Before(e.expires) {
+		return e.body == body
+	}
+	for len(c.entries) >= c.max && c.head < len(c.order) {
+		it := c.order[c.head]
+		if e, ok := c.entries[it.token]; ok && e.seq == it.seq {
+			delete(c.entries, it.token)
+		}
+		c.popFront()
+	}
+	c.seq++
+	c.entries[token] = replayEntry{body: body, expires: expires, seq: c.seq}
+	c.order = append(c.order, orderItem{token: token, seq: c.seq})
+	return true
+}
+
+func (c *replayCache) popFront() {
+	c.order[c.head] = orderItem{}
+	c.head++
+	if c.head == len(c.order) {
+		c.order, c.head = c.order[:0], 0
+		return
+	}
+	if c.head >= 1024 && c.head*2 >= len(c.order) {
+		c.order = append([]orderItem(nil), c.order[c.head:]...)
+		c.head = 0
+	}
+}
+
+// len is the number of remembered tokens (for tests).
+func (c *replayCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

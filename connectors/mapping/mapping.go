@@ -1,0 +1,367 @@
+// Package mapping turns one flat form submission into canonical consent
+// signals, following a source's config.Fields mapping. It is shared by the
+// connectors whose consent meaning is configured rather than fixed: form,
+// typeform, webflow and standard.
+//
+// The connector decodes its body and hands the mapper a Lookup over dotted
+// paths; the mapper reads the subject, the event time, the evidence and each
+// mapped checkbox, and applies the checkbox rules of CONNECTORS.md
+// ("Checkbox values") and the quality criteria of CONSENT-RULES.md:
+//
+//   - ticked → granted, with the raw value as evidence; a box the mapping or
+//     the payload says was pre-ticked carries the problem "express: box was
+//     pre-ticked" (criterion 1);
+//   - unticked → nothing, unless the field is a withdrawal field
+//     (preference centres) → withdrawn; absence is never withdrawal;
+//   - absent (missing, null, "", []) → nothing;
+//   - ambiguous ("maybe", 2, free text) → a granted signal carrying the
+//     problem "unambiguous: value cannot be mapped": recorded, never applied
+//     (criterion 6);
+//   - one field mapped to several channels or purposes (brand marketing and
+//     partners at once) makes each of its grants carry "specific: one
+//     checkbox mapped to several channels/purposes" (criterion 4); several
+//     brands, "specific: one checkbox mapped to several brands".
+//
+// Withdrawals never carry problems (GDPR art. 7(3)).
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// Problems attached to grants that cannot be relied on (CONSENT-RULES.md,
+// "What makes an opt-in valid").
+const (
+	ProblemPreTicked      = "express: box was pre-ticked"
+	ProblemAmbiguous      = "unambiguous: value cannot be mapped"
+	ProblemNotSpecific    = "specific: one checkbox mapped to several channels/purposes"
+	ProblemSeveralBrands  = "specific: one checkbox mapped to several brands"
+	preTickedSuffix       = "_pre_ticked"
+	maxSubjectIdentifier  = 320
+	maxPhoneIdentifierLen = 64
+)
+
+// Mapper applies one source's field mapping. It is immutable and safe for
+// concurrent use.
+type Mapper struct {
+	fields   config.Fields
+	source   string
+	loc      *time.Location
+	consents []rule
+}
+
+type rule struct {
+	field      string
+	channel    consent.Channel
+	purpose    consent.Purpose
+	brand      string
+	withdrawal bool
+	preTicked  bool
+	problem    string // specific-criterion problem for grants, "" when specific
+}
+
+// New builds the mapper of cfg (a form, typeform, webflow or standard
+// source). Errors name the config key: "fields: required", "fields.email:
+// an email or phone mapping is required", "fields.consents: at least one
+// consent field is required", "fields.consents[1].channel: ...",
+// "timezone: ...", "brand: required".
+func New(cfg config.Source) (*Mapper, error) {
+	f := cfg.Fields
+	if f == nil {
+		return nil, errors.New("fields: required (map the submission's email and consent fields)")
+	}
+	if f.Email == "" && f.Phone == "" {
+		return nil, errors.New("fields.email: an email or phone mapping is required")
+	}
+	if len(f.Consents) == 0 {
+		return nil, errors.New("fields.consents: at least one consent field is required")
+	}
+	if cfg.Brand == "" {
+		return nil, errors.New("brand: required")
+	}
+	loc := time.UTC
+	if cfg.Timezone != "" {
+		l, err := time.LoadLocation(cfg.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("timezone: %q is not an IANA time zone", cfg.Timezone)
+		}
+		loc = l
+	}
+	m := &Mapper{fields: *f, source: cfg.Name, loc: loc}
+	type scope struct {
+		channels, purposes, brands map[string]bool
+	}
+	scopes := map[string]*scope{}
+	seen := map[rule]bool{}
+	for i, cf := range f.Consents {
+		key := fmt.Sprintf("fields.consents[%d]", i)
+		if cf.Field == "" {
+			return nil, fmt.Errorf("%s.field: required", key)
+		}
+		ch, err := consent.ParseChannel(cf.Channel)
+		if err != nil {
+			return nil, fmt.Errorf("%s.channel: %w", key, err)
+		}
+		pu, err := consent.ParsePurpose(cf.Purpose)
+		if err != nil {
+			return nil, fmt.Errorf("%s.purpose: %w", key, err)
+		}
+		brand := cf.Brand
+		if brand == "" {
+			brand = cfg.Brand
+		}
+		r := rule{field: cf.Field, channel: ch, purpose: pu, brand: brand, withdrawal: cf.Withdrawal, preTicked: cf.PreTicked}
+		if seen[r] {
+			continue // the same mapping twice would yield the same signal twice
+		}
+		seen[r] = true
+		m.consents = append(m.consents, r)
+		s := scopes[cf.Field]
+		if s == nil {
+			s = &scope{map[string]bool{}, map[string]bool{}, map[string]bool{}}
+			scopes[cf.Field] = s
+		}
+		s.channels[string(ch)], s.purposes[string(pu)], s.brands[brand] = true, true, true
+	}
+	for i := range m.consents {
+		s := scopes[m.consents[i].field]
+		switch {
+		case len(s.channels) > 1 || len(s.purposes) > 1:
+			m.consents[i].problem = ProblemNotSpecific
+		case len(s.brands) > 1:
+			m.consents[i].problem = ProblemSeveralBrands
+		}
+	}
+	return m, nil
+}
+
+// Location is the zone times without an offset are read in.
+func (m *Mapper) Location() *time.Location { return m.loc }
+
+// Submission is one submission to map.
+type Submission struct {
+	// Get reads the submission's fields by dotted path.
+	Get Lookup
+	// OccurredAt is the fallback event time, used when fields.occurred_at is
+	// not mapped or its value is missing or unreadable (Typeform's
+	// submitted_at, Webflow's submittedAt). Zero: no fallback.
+	OccurredAt time.Time
+	// EventID, Event and FormID are evidence defaults used when the mapping
+	// names no field for them (or the field is missing).
+	EventID string
+	Event   string
+	FormID  string
+}
+
+// Result is what one submission says.
+type Result struct {
+	// Signals in the order of fields.consents.
+	Signals []consent.Signal
+	// Skip says why the submission produced no signal ("no email", "no
+	// consent field answered"); "" when it produced some. It never contains
+	// personal data.
+	Skip string
+	// EventID is the mapped event id (fields.event_id) or the default.
+	EventID string
+	// Profile is the mapped profile value (fields.profile), "" when unmapped
+	// or missing. consent.Signal has no profile yet: callers may use it.
+	Profile string
+}
+
+// Map reads one submission. It never fails: a submission that cannot give
+// signals comes back with Skip set.
+func (m *Mapper) Map(s Submission) Result {
+	get := s.Get
+	if get == nil {
+		get = func(string) (any, bool) { return nil, false }
+	}
+	text := func(path string) string {
+		if path == "" {
+			return ""
+		}
+		v, ok := get(path)
+		if !ok {
+			return ""
+		}
+		t, _ := Text(v)
+		return clip(strings.TrimSpace(t), evidenceMax)
+	}
+	or := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return clip(b, evidenceMax)
+	}
+	res := Result{
+		EventID: or(text(m.fields.EventID), s.EventID),
+		Profile: text(m.fields.Profile),
+	}
+
+	subject, reason := m.subject(get)
+	if reason != "" {
+		res.Skip = reason
+		return res
+	}
+	occurred, reason := m.occurredAt(get, s.OccurredAt)
+	if reason != "" {
+		res.Skip = reason
+		return res
+	}
+	ev := consent.Evidence{
+		EventID:        res.EventID,
+		Event:          clip(s.Event, evidenceMax),
+		FormID:         or(text(m.fields.FormID), s.FormID),
+		WordingVersion: text(m.fields.WordingVersion),
+		WordingHash:    text(m.fields.WordingHash),
+		PageURL:        text(m.fields.PageURL),
+		IP:             text(m.fields.IP),
+		UserAgent:      text(m.fields.UserAgent),
+	}
+
+	answered := false
+	for _, r := range m.consents {
+		v, ok := get(r.field)
+		if !ok {
+			continue
+		}
+		box, raw := consent.ParseCheckbox(v)
+		sig := consent.Signal{
+			Subject:    subject,
+			Channel:    r.channel,
+			Brand:      r.brand,
+			Purpose:    r.purpose,
+			OccurredAt: occurred,
+			Source:     m.source,
+			Evidence:   ev,
+		}
+		sig.Evidence.Field = clip(r.field, evidenceMax)
+		sig.Evidence.Checkbox = strings.ToValidUTF8(raw, "")
+		switch box {
+		case consent.CheckboxAbsent:
+			continue
+		case consent.CheckboxUnticked:
+			answered = true
+			if !r.withdrawal {
+				continue
+			}
+			sig.Status = consent.StatusWithdrawn
+		case consent.CheckboxTicked:
+			answered = true
+			sig.Status = consent.StatusGranted
+			if pre := m.preTicked(get, r); pre != nil {
+				sig.Evidence.PreTicked = pre
+				if *pre {
+					sig.Problems = append(sig.Problems, ProblemPreTicked)
+				}
+			}
+			if r.problem != "" {
+				sig.Problems = append(sig.Problems, r.problem)
+			}
+		default: // ambiguous: recorded, never applied
+			answered = true
+			sig.Status = consent.StatusGranted
+			sig.Problems = append(sig.Problems, ProblemAmbiguous)
+			if r.problem != "" {
+				sig.Problems = append(sig.Problems, r.problem)
+			}
+		}
+		res.Signals = append(res.Signals, sig)
+	}
+	if len(res.Signals) == 0 {
+		if answered {
+			res.Skip = "no consent given or withdrawn (boxes unticked)"
+		} else {
+			res.Skip = "no consent field answered"
+		}
+	}
+	return res
+}
+
+// subject reads the email and phone. An email that is not an address is
+// dropped (with a phone left, the phone carries the signal). The email is
+// kept as sent: the worker normalizes it.
+func (m *Mapper) subject(get Lookup) (consent.Subject, string) {
+	var sub consent.Subject
+	emailSeen := false
+	if m.fields.Email != "" {
+		if v, ok := get(m.fields.Email); ok {
+			if t, ok := Text(v); ok && strings.TrimSpace(t) != "" {
+				emailSeen = true
+				// U+FFFD stands for bytes that were not UTF-8: the address is
+				// corrupt, never push it to a provider.
+				if len(t) <= maxSubjectIdentifier && !strings.ContainsRune(t, utf8.RuneError) {
+					if _, _, err := consent.NormalizeEmail(t); err == nil {
+						sub.Email = t
+					}
+				}
+			}
+		}
+	}
+	if m.fields.Phone != "" {
+		if v, ok := get(m.fields.Phone); ok {
+			if t, ok := Text(v); ok {
+				t = strings.TrimSpace(t)
+				if t != "" && len(t) <= maxPhoneIdentifierLen {
+					sub.Phone = t
+				}
+			}
+		}
+	}
+	switch {
+	case sub.Email != "" || sub.Phone != "":
+		return sub, ""
+	case emailSeen:
+		return sub, "email is not an address"
+	}
+	if m.fields.Email == "" {
+		return sub, "no phone"
+	}
+	return sub, "no email"
+}
+
+func (m *Mapper) occurredAt(get Lookup, fallback time.Time) (time.Time, string) {
+	reason := "no occurred_at"
+	if m.fields.OccurredAt != "" {
+		if v, ok := get(m.fields.OccurredAt); ok && v != nil {
+			if t, ok := ParseTime(v, m.loc); ok {
+				return t, ""
+			}
+			reason = "occurred_at is not a readable time"
+		}
+	}
+	if !fallback.IsZero() {
+		if t, ok := inRange(fallback.UTC()); ok {
+			return t, ""
+		}
+	}
+	return time.Time{}, reason
+}
+
+// preTicked reports what is known about a box being pre-ticked: true when
+// the mapping says so (pre_ticked: true) or the payload carries a ticked
+// "<field>_pre_ticked" value, false when the payload says explicitly it was
+// not, nil when nothing is known.
+func (m *Mapper) preTicked(get Lookup, r rule) *bool {
+	yes, no := true, false
+	if r.preTicked {
+		return &yes
+	}
+	v, ok := get(r.field + preTickedSuffix)
+	if !ok {
+		return nil
+	}
+	switch box, _ := consent.ParseCheckbox(v); box {
+	case consent.CheckboxTicked:
+		return &yes
+	case consent.CheckboxUnticked:
+		return &no
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+package salesforce
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/fixtures"
+)
+
+const org = "00D5e000000AbCdEAK"
+
+func fixture(t testing.TB) (fixtures.Fixture, *Source) {
+	t.Helper()
+	f, err := fixtures.Get("salesforce-optout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.SourceConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(cfg, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, src
+}
+
+func newSource(t testing.TB, cfg config.Source) *Source {
+	t.Helper()
+	cfg.Name, cfg.Kind, cfg.Brand = "salesforce-acme", "salesforce", "acme"
+	src, err := NewSource(cfg, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// envelope wraps notifications the way Salesforce sends them.
+func envelope(orgID string, notifications ...string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>` + orgID + `</OrganizationId>
+   <ActionId>04k5e000000XyZaAAK</ActionId>` + strings.Join(notifications, "") + `
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>`
+}
+
+func notif(id, typ, fields string) string {
+	return `<Notification><Id>` + id + `</Id><sObject xsi:type="sf:` + typ + `" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">` + fields + `</sObject></Notification>`
+}
+
+func TestFixture(t *testing.T) {
+	f, src := fixture(t)
+	req := f.ConnectorRequest()
+	if err := src.Verify(req, f.Now); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	b, err := src.Parse(req)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
+		t.Fatal(d)
+	}
+	if len(b.Undeliverable) != len(f.Expect.Undeliverable) {
+		t.Fatalf("undeliverable = %v", b.Undeliverable)
+	}
+	ev := b.Signals[0].Evidence
+	if ev.EventID != "04l5e00000AbCdEAAZ" || ev.Field != "Contact.HasOptedOutOfEmail" {
+		t.Fatalf("evidence = %+v", ev)
+	}
+	sum := sha256.Sum256([]byte("04l5e00000AbCdEAAZ"))
+	if b.DedupKey != hex.EncodeToString(sum[:]) {
+		t.Fatalf("dedup = %q", b.DedupKey)
+	}
+	for _, dup := range []bool{false, true} {
+		w := httptest.NewRecorder()
+		src.Respond(w, "42", dup)
+		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/xml") ||
+			!strings.Contains(w.Body.String(), f.Expect.ResponseContains) || w.Body.String() != AckResponse {
+			t.Fatalf("Respond(dup=%v) = %d %q %q", dup, w.Code, w.Header().Get("Content-Type"), w.Body.String())
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	f, _ := fixture(t)
+	body := string(f.Body)
+	tamperedOrg := strings.Replace(body, "<OrganizationId>00D5e000000AbCdEAK<", "<OrganizationId>00D5e000000AbCdEAL<", 1)
+	tests := []struct {
+		name      string
+		cfg       config.Source
+		body      string
+		wantErr   bool
+		malformed bool
+	}{
+		{"fixture", config.Source{Secrets: []string{org}}, body, false, false},
+		{"tampered org id byte", config.Source{Secrets: []string{org}}, tamperedOrg, true, false},
+		{"wrong org", config.Source{Secrets: []string{"00D000000000001AAA"}}, body, true, false},
+		{"rotation: second id matches", config.Source{Secrets: []string{"00D000000000001AAA", org}}, body, false, false},
+		{"organization_id wins over secrets", config.Source{OrganizationID: "00D000000000001AAA", Secrets: []string{org}}, body, true, false},
+		{"organization_id", config.Source{OrganizationID: org}, body, false, false},
+		{"15-char configured id", config.Source{OrganizationID: org[:15]}, body, false, false},
+		{"15-char id sent", config.Source{Secrets: []string{org}}, envelope(org[:15]), false, false},
+		{"case differs", config.Source{Secrets: []string{strings.ToLower(org)}}, body, true, false},
+		{"missing org id", config.Source{Secrets: []string{org}}, envelope(""), true, false},
+		{"empty body", config.Source{Secrets: []string{org}}, "", true, true},
+		{"not XML", config.Source{Secrets: []string{org}}, `{"OrganizationId":"` + org + `"}`, true, true},
+		{"latin-1 declared", config.Source{Secrets: []string{org}}, strings.Replace(body, `encoding="UTF-8"`, `encoding="ISO-8859-1"`, 1), true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newSource(t, tt.cfg)
+			err := src.Verify(&connectors.Request{Body: []byte(tt.body)}, f.Now)
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, connectors.ErrUnauthorized) {
+				t.Fatalf("err = %v, want ErrUnauthorized", err)
+			}
+			if tt.malformed != errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("err = %v, malformed want %v", err, tt.malformed)
+			}
+			for _, s := range append(tt.cfg.Secrets, tt.cfg.OrganizationID) {
+				if s != "" && strings.Contains(err.Error(), s) {
+					t.Fatalf("error leaks the expected id: %v", err)
+				}
+			}
+		})
+	}
+	if err := (&Source{}).Verify(nil, time.Now()); !errors.Is(err, connectors.ErrUnauthorized) {
+		t.Fatal(err)
+	}
+}
+
+func TestNewSource(t *testing.T) {
+	_, err := NewSource(config.Source{Name: "sf", Brand: "acme"}, connectors.Deps{})
+	if err == nil || !strings.HasPrefix(err.Error(), "organization_id:") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := NewSource(config.Source{Name: "sf", Brand: "acme", Secrets: []string{""}}, connectors.Deps{}); err == nil {
+		t.Fatal("empty secret accepted")
+	}
+	if _, err := NewSource(config.Source{Name: "sf", OrganizationID: org}, connectors.Deps{}); err == nil {
+		t.Fatal("no brand accepted")
+	}
+}
+
+func TestParse(t *testing.T) {
+	src := newSource(t, config.Source{Secrets: []string{org}})
+	date := `<sf:LastModifiedDate>2025-11-20T11:50:00.000+01:00</sf:LastModifiedDate>`
+	tests := []struct {
+		name    string
+		body    string
+		emails  []string // withdrawals, in order
+		skipped []string
+		dedupOf []string
+	}{
+		{
+			name: "contact, lead, opted-in and unreadable",
+			body: envelope(org,
+				notif("N3", "Contact", `<sf:Email>a@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`+date),
+				notif("N1", "Lead", `<sf:Email>Lead@Example.com</sf:Email><sf:HasOptedOutOfEmail>1</sf:HasOptedOutOfEmail><sf:SystemModstamp>2025-11-20T10:50:00Z</sf:SystemModstamp>`),
+				notif("N2", "Contact", `<sf:Email>c@example.com</sf:Email><sf:HasOptedOutOfEmail>false</sf:HasOptedOutOfEmail>`+date),
+				notif("N4", "Contact", `<sf:Email>d@example.com</sf:Email><sf:HasOptedOutOfEmail>maybe</sf:HasOptedOutOfEmail>`+date),
+			),
+			emails: []string{"a@example.com", "Lead@Example.com"},
+			skipped: []string{
+				"notification 3: HasOptedOutOfEmail false is not an express opt-in",
+				"notification 4: HasOptedOutOfEmail is not a boolean",
+			},
+			dedupOf: []string{"N1", "N2", "N3", "N4"},
+		},
+		{
+			name: "missing fields",
+			body: envelope(org,
+				notif("N1", "Contact", `<sf:Email xsi:nil="true"/><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`+date),
+				notif("N2", "Contact", `<sf:Email>b@example.com</sf:Email>`+date),
+				notif("N3", "Contact", `<sf:Email>b@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`),
+				`<Notification><Id>N4</Id></Notification>`,
+			),
+			skipped: []string{
+				"notification 1: no Email",
+				"notification 2: no HasOptedOutOfEmail field",
+				"notification 3: no readable LastModifiedDate",
+				"notification 4: no sObject",
+			},
+			dedupOf: []string{"N1", "N2", "N3", "N4"},
+		},
+		{
+			name: "no namespaces at all, prefixes undeclared",
+			body: `<Envelope><Body><notifications><OrganizationId>` + org + `</OrganizationId>` +
+				`<Notification><Id>N9</Id><sObject><sf:Email>x@example.com</sf:Email><sf:HasOptedOutOfEmail>TRUE</sf:HasOptedOutOfEmail>` + date + `</sObject></Notification>` +
+				`</notifications></Body></Envelope>`,
+			emails:  []string{"x@example.com"},
+			dedupOf: []string{"N9"},
+		},
+		{
+			name:    "no notifications",
+			body:    envelope(org),
+			skipped: []string{"no Notification"},
+		},
+		{
+			name: "entities and CDATA are read as text",
+			body: envelope(org, notif("N1", "Contact",
+				`<sf:Email><![CDATA[o'brien@example.com]]></sf:Email><sf:HasOptedOutOfEmail>tr&#117;e</sf:HasOptedOutOfEmail>`+date)),
+			emails:  []string{"o'brien@example.com"},
+			dedupOf: []string{"N1"},
+		},
+		{
+			name:    "BOM before the declaration",
+			body:    "\xef\xbb\xbf" + envelope(org, notif("N1", "Contact", `<sf:Email>a@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`+date)),
+			emails:  []string{"a@example.com"},
+			dedupOf: []string{"N1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := src.Parse(&connectors.Request{Body: []byte(tt.body)})
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(b.Signals) != len(tt.emails) {
+				t.Fatalf("signals = %+v skipped %q", b.Signals, b.Skipped)
+			}
+			for i, e := range tt.emails {
+				s := b.Signals[i]
+				if s.Subject.Email != e || s.Status != consent.StatusWithdrawn || s.Channel != consent.ChannelEmail ||
+					s.Purpose != consent.PurposeMarketing || s.Brand != "acme" || s.Source != "salesforce-acme" ||
+					!s.OccurredAt.Equal(time.Date(2025, 11, 20, 10, 50, 0, 0, time.UTC)) || s.OccurredAt.Location() != time.UTC {
+					t.Fatalf("signal %d = %+v", i, s)
+				}
+				if err := s.Validate(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.Join(b.Skipped, "|") != strings.Join(tt.skipped, "|") {
+				t.Fatalf("skipped = %q, want %q", b.Skipped, tt.skipped)
+			}
+			want := ""
+			if len(tt.dedupOf) > 0 {
+				sum := sha256.Sum256([]byte(strings.Join(tt.dedupOf, "\n")))
+				want = hex.EncodeToString(sum[:])
+			}
+			if b.DedupKey != want {
+				t.Fatalf("dedup = %q, want %q", b.DedupKey, want)
+			}
+		})
+	}
+}
+
+func TestParseNasty(t *testing.T) {
+	src := newSource(t, config.Source{Secrets: []string{org}})
+	f, _ := fixture(t)
+	body := string(f.Body)
+	billion := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">` +
+		`<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol9 "&lol3;&lol3;&lol3;">]>` +
+		`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notifications><OrganizationId>&lol9;</OrganizationId></notifications></soapenv:Body></soapenv:Envelope>`
+	undefinedEntity := strings.Replace(body, "camille.henry@example.com", "&lol9;", 1)
+	deep := strings.Repeat("<a>", 100_000) + strings.Repeat("</a>", 100_000)
+	wide := "<Envelope><Body><notifications>" + strings.Repeat("<x/>", MaxElements+1) + "</notifications></Body></Envelope>"
+	tests := []struct{ name, body string }{
+		{"empty", ""},
+		{"whitespace", "  \n"},
+		{"JSON null", "null"},
+		{"JSON array", "[]"},
+		{"billion laughs DTD", billion},
+		{"undefined entity", undefinedEntity},
+		{"deeply nested", deep},
+		{"too many elements", wide},
+		{"ISO-8859-1 declared", strings.Replace(body, `encoding="UTF-8"`, `encoding="ISO-8859-1"`, 1)},
+		{"UTF-16 declared", strings.Replace(body, `encoding="UTF-8"`, `encoding="UTF-16"`, 1)},
+		{"invalid UTF-8 bytes", strings.Replace(body, "camille", "cam\xffille", 1)},
+		{"NUL character", strings.Replace(body, "camille", "cam\x00ille", 1)},
+		{"unclosed", strings.TrimSuffix(strings.TrimSpace(body), "</soapenv:Envelope>")},
+		{"mismatched tags", "<a><b></a></b>"},
+		{"two roots", "<a/><b/>"},
+		{"no notifications element", `<Envelope><Body><other/></Body></Envelope>`},
+		{"notifications too deep", `<a><b><c><d><e><notifications/></e></d></c></b></a>`},
+		{"text only", "hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := src.Parse(&connectors.Request{Body: []byte(tt.body)})
+			if !errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			if len(err.Error()) > 300 {
+				t.Fatalf("error too long: %d bytes", len(err.Error()))
+			}
+			verr := src.Verify(&connectors.Request{Body: []byte(tt.body)}, time.Now())
+			if !errors.Is(verr, connectors.ErrUnauthorized) {
+				t.Fatalf("Verify err = %v", verr)
+			}
+		})
+	}
+	if _, err := src.Parse(nil); !errors.Is(err, connectors.ErrMalformed) {
+		t.Fatal(err)
+	}
+}
+
+func TestEncodingErrorIsClear(t *testing.T) {
+	f, src := fixture(t)
+	body := strings.Replace(string(f.Body), `encoding="UTF-8"`, `encoding="windows-1252"`, 1)
+	_, err := src.Parse(&connectors.Request{Body: []byte(body)})
+	if !errors.Is(err, connectors.ErrMalformed) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	fx, src := fixture(f)
+	f.Add(fx.Body)
+	f.Add([]byte(envelope(org[:15])))
+	f.Add([]byte(`<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		err := src.Verify(&connectors.Request{Body: body}, fx.Now)
+		if err != nil && !errors.Is(err, connectors.ErrUnauthorized) {
+			t.Fatalf("error does not wrap ErrUnauthorized: %v", err)
+		}
+		if err == nil {
+			msg, derr := decode(body)
+			if derr != nil || !sameOrg(strings.TrimSpace(msg.OrganizationID), org) {
+				t.Fatalf("accepted without the org id")
+			}
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	fx, src := fixture(f)
+	f.Add(fx.Body)
+	f.Add([]byte(envelope(org, notif("N1", "Lead", `<sf:Email>a@b</sf:Email><sf:HasOptedOutOfEmail>1</sf:HasOptedOutOfEmail>`))))
+	f.Add([]byte(`<a><notifications><Notification><sObject><Email>x</Email></sObject></Notification></notifications></a>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := src.Parse(&connectors.Request{Body: body})
+		if err != nil {
+			if !errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		for _, s := range b.Signals {
+			if s.Status != consent.StatusWithdrawn || s.OccurredAt.Location() != time.UTC || s.Evidence.Event != "HasOptedOutOfEmail" {
+				t.Fatalf("bad signal %+v", s)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,176 @@
+package sendgrid
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// DefaultBaseURL is SendGrid's global API host (EU regional subusers use
+// https://api.eu.sendgrid.com: set base_url).
+const DefaultBaseURL = "https://api.sendgrid.com"
+
+// MaxRecipients is how many addresses one call carries. SendGrid documents
+// no limit for POST /v3/asm/suppressions/global; 1000 keeps a request body
+// well under 100 KB and matches the largest page size of SendGrid's own
+// suppression listings, so it is a safe choice rather than a documented one.
+const MaxRecipients = 1000
+
+var _ connectors.Destination = (*Destination)(nil)
+
+// Destination adds addresses to an account's global suppressions (the
+// "Unsubscribe From All Emails" list).
+//
+// Call: POST {base_url}/v3/asm/suppressions/global with
+// {"recipient_emails": [...]}, "Authorization: Bearer KEY" and, when
+// cfg.OnBehalfOf is set, "on-behalf-of" (subuser name or "account-id N").
+// A 201 {"recipient_emails": [...]} means every address is suppressed;
+// adding an address that is already suppressed is accepted too, so the call
+// is idempotent.
+//
+// Answers: 4xx other than 408/409/429 are permanent for the whole call; 429
+// (with X-RateLimit-Reset, epoch seconds) and 5xx are transient and come
+// back as *connectors.RetryAfterError when SendGrid names a wait
+// (connectors.Do). Addresses consent.NormalizeEmail refuses are not sent:
+// they get a permanent Result, so that one bad address cannot make SendGrid
+// refuse the whole call.
+//
+// Errors and receipts never contain the API key.
+type Destination struct {
+	name       string
+	key        string
+	onBehalfOf string
+	base       string
+	http       *retryablehttp.Client
+}
+
+// NewDestination builds a SendGrid destination. cfg.APIKey is required;
+// cfg.BaseURL defaults to DefaultBaseURL. deps.HTTP is used when set, else a
+// connectors.NewHTTPClient with cfg.Timeout.
+func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
+	if cfg.APIKey == "" {
+		return nil, fmt.Errorf("api_key: is required")
+	}
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
+	}
+	client := deps.HTTP
+	if client == nil {
+		client = connectors.NewHTTPClient(connectors.HTTPOptions{Timeout: cfg.Timeout})
+	}
+	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: cfg.OnBehalfOf, base: base, http: client}, nil
+}
+
+// MaxBatch is MaxRecipients.
+func (d *Destination) MaxBatch() int { return MaxRecipients }
+
+type suppressionBody struct {
+	RecipientEmails []string `json:"recipient_emails"`
+}
+
+// Push suppresses batch's addresses globally, in calls of at most
+// MaxRecipients distinct addresses. Suppressions without a usable email
+// address, or on a channel other than email, get a permanent Result without
+// a call. See Destination for how answers are classified.
+func (d *Destination) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
+	results := make([]connectors.Result, 0, len(batch))
+	var todo []connectors.Suppression
+	for _, s := range batch {
+		switch {
+		case s.Channel != "" && s.Channel != consent.ChannelEmail:
+			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: channel %q is not supported (email only)", s.Channel)})
+		case strings.TrimSpace(s.Email) == "":
+			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: suppression has no email address")})
+		default:
+			if _, _, err := consent.NormalizeEmail(s.Email); err != nil {
+				results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: not an email address SendGrid accepts")})
+				continue
+			}
+			todo = append(todo, s)
+		}
+	}
+	for len(todo) > 0 {
+		n, seen := 0, map[string]bool{}
+		for n < len(todo) {
+			k := addrKey(todo[n].Email)
+			if !seen[k] && len(seen) == MaxRecipients {
+				break
+			}
+			seen[k] = true
+			n++
+		}
+		res, err := d.push(ctx, todo[:n])
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res...)
+		todo = todo[n:]
+	}
+	return results, nil
+}
+
+func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
+	var body suppressionBody
+	sent := map[string]bool{}
+	for _, s := range batch {
+		k := addrKey(s.Email)
+		if !sent[k] {
+			sent[k] = true
+			body.RecipientEmails = append(body.RecipientEmails, strings.TrimSpace(s.Email))
+		}
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("sendgrid: encode request: %w", err)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, d.base+"/v3/asm/suppressions/global", payload)
+	if err != nil {
+		return nil, connectors.Permanent("sendgrid: build request: %s", connectors.Redact(err.Error(), d.key))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "consentsync")
+	req.Header.Set("Authorization", "Bearer "+d.key)
+	if d.onBehalfOf != "" {
+		req.Header.Set("on-behalf-of", d.onBehalfOf)
+	}
+	resp, err := connectors.Do(d.http, req, d.key)
+	if err != nil {
+		return nil, fmt.Errorf("sendgrid: %w", err)
+	}
+	var ans suppressionBody
+	echoed := map[string]bool{}
+	if json.Unmarshal(resp.Body, &ans) == nil {
+		for _, e := range ans.RecipientEmails {
+			echoed[addrKey(e)] = true
+		}
+	}
+	out := make([]connectors.Result, 0, len(batch))
+	for _, s := range batch {
+		how := "accepted"
+		if echoed[addrKey(s.Email)] {
+			how = "listed in the answer"
+		}
+		out = append(out, connectors.Result{
+			ID:      s.ID,
+			Receipt: connectors.Redact(fmt.Sprintf("sendgrid: global suppression, HTTP %d, %s", resp.Status, how), d.key),
+		})
+	}
+	return out, nil
+}
+
+// addrKey folds case for de-duplicating addresses inside one call.
+func addrKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }

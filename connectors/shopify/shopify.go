@@ -1,0 +1,320 @@
+// Package shopify receives Shopify webhooks about customers' marketing
+// consent (kind "shopify").
+//
+// Wire format (https://shopify.dev/docs/apps/build/webhooks/subscribe/https#step-5-verify-the-webhook,
+// https://shopify.dev/docs/api/webhooks):
+//
+//   - The body is JSON. Shopify escapes "/" as "\/" and "&" as "\u0026", and
+//     X-Shopify-Hmac-Sha256 is base64(HMAC-SHA256(secret, raw body)): the body
+//     is verified as received and never re-serialized. There is no signed
+//     timestamp, so there is no freshness window.
+//   - X-Shopify-Topic names the topic. customers/create, customers/update,
+//     customers/email_marketing_consent_update and
+//     customers/marketing_consent_update carry the same consent objects:
+//     email_marketing_consent{state, opt_in_level, consent_updated_at} about
+//     the customer's email ("email" or "email_address") and
+//     sms_marketing_consent{...} about their phone ("phone" or
+//     "phone_number"). orders/create makes the subject a customer of the
+//     brand (a profile, not a consent: see parseOrder).
+//   - X-Shopify-Event-Id identifies the event (X-Shopify-Webhook-Id the
+//     delivery); X-Shopify-Triggered-At is when it was triggered.
+package shopify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+)
+
+// Headers Shopify sends with every webhook.
+const (
+	HeaderHMAC        = "X-Shopify-Hmac-Sha256"
+	HeaderTopic       = "X-Shopify-Topic"
+	HeaderEventID     = "X-Shopify-Event-Id"
+	HeaderWebhookID   = "X-Shopify-Webhook-Id"
+	HeaderTriggeredAt = "X-Shopify-Triggered-At"
+)
+
+// Topics this source understands.
+const (
+	TopicCustomersCreate        = "customers/create"
+	TopicCustomersUpdate        = "customers/update"
+	TopicEmailConsentUpdate     = "customers/email_marketing_consent_update"
+	TopicMarketingConsentUpdate = "customers/marketing_consent_update"
+	TopicOrdersCreate           = "orders/create"
+)
+
+const (
+	consentEmail   = "email_marketing_consent"
+	consentSMS     = "sms_marketing_consent"
+	optInConfirmed = "confirmed_opt_in"
+	maxQuoted      = 64 // longest sender word quoted in a skip reason
+)
+
+// Source verifies and parses one shop's (or app's) webhooks.
+type Source struct {
+	cfg config.Source
+}
+
+var _ connectors.Source = (*Source)(nil)
+
+// NewSource builds a Shopify source. cfg.Secrets are the app's client
+// secrets (or the shop's webhook signing secret); several allow rotation.
+// Signals go to cfg.Brand.
+func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("secrets: at least one secret is required (the app's client secret that signs X-Shopify-Hmac-Sha256)")
+	}
+	for i, s := range cfg.Secrets {
+		if s == "" {
+			return nil, fmt.Errorf("secrets[%d]: is empty", i)
+		}
+	}
+	if cfg.Brand == "" {
+		return nil, errors.New("brand: is required")
+	}
+	return &Source{cfg: cfg}, nil
+}
+
+// Verify checks X-Shopify-Hmac-Sha256 = base64(HMAC-SHA256(secret, raw
+// body)) against every configured secret, in constant time. Shopify signs
+// no timestamp, so now is unused. Errors wrap connectors.ErrUnauthorized.
+func (s *Source) Verify(r *connectors.Request, now time.Time) error {
+	if r == nil {
+		return connectors.Unauthorized("no request")
+	}
+	got := r.Header.Get(HeaderHMAC)
+	if strings.TrimSpace(got) == "" {
+		return connectors.Unauthorized("missing %s header", HeaderHMAC)
+	}
+	ok := connectors.AnySecret(s.cfg.Secrets, func(secret string) bool {
+		return connectors.EqualBase64(got, connectors.HMAC("sha256", []byte(secret), r.Body))
+	})
+	if !ok {
+		return connectors.Unauthorized("%s does not match the body", HeaderHMAC)
+	}
+	return nil
+}
+
+// Parse turns one webhook into a Batch.
+//
+// Consent states map as follows (per channel object):
+//
+//	subscribed      granted (opt_in_level kept; confirmed_opt_in also sets ConfirmedAt)
+//	pending         pending (double opt-in sent, not confirmed)
+//	unsubscribed    withdrawn
+//	not_subscribed  no signal: the person never subscribed, and absence is not withdrawal
+//	redacted        Batch.Erasures
+//	invalid         Batch.Undeliverable
+//
+// occurred_at is consent_updated_at (any offset, converted to UTC); when it
+// is missing the X-Shopify-Triggered-At header is used, else the channel is
+// skipped. DedupKey is topic + ":" + X-Shopify-Event-Id (else the webhook
+// id): one event may trigger several topics, each its own delivery, while a
+// retry of one topic keeps both. A body that is not a JSON object returns
+// an error wrapping connectors.ErrMalformed.
+func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
+	if r == nil {
+		return nil, connectors.Malformed("no request")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
+		return nil, connectors.Malformed("body is not a JSON object")
+	}
+	topic := strings.TrimSpace(r.Header.Get(HeaderTopic))
+	b := &connectors.Batch{DedupKey: dedupKey(topic, r.Header)}
+	switch topic {
+	case TopicOrdersCreate:
+		s.parseOrder(obj, b)
+	case "", TopicCustomersCreate, TopicCustomersUpdate, TopicEmailConsentUpdate, TopicMarketingConsentUpdate:
+		s.parseCustomer(r.Header, obj, b)
+	default:
+		b.Skipped = append(b.Skipped, fmt.Sprintf("topic %q: no consent meaning", clip(topic)))
+	}
+	return b, nil
+}
+
+// parseOrder handles orders/create. An order makes its buyer a customer of
+// the brand (the "soft opt-in" profile of CONSENT-RULES.md), which is not a
+// consent signal: nothing is emitted yet. Profiles will be reported from
+// here once connectors.Batch carries them.
+func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch) {
+	_ = obj
+	b.Skipped = append(b.Skipped, "order: customer profile")
+}
+
+// channelSpec is one consent object of a customer payload.
+type channelSpec struct {
+	key     string // "email_marketing_consent"
+	label   string // "email", used in skip reasons
+	channel consent.Channel
+	subject consent.Subject
+}
+
+func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b *connectors.Batch) {
+	email := firstString(obj, "email", "email_address")
+	phone := firstString(obj, "phone", "phone_number")
+	fallback, hasFallback := parseTime(h.Get(HeaderTriggeredAt))
+	eventID := strings.TrimSpace(h.Get(HeaderEventID))
+
+	specs := []channelSpec{
+		{key: consentEmail, label: "email", channel: consent.ChannelEmail, subject: consent.Subject{Email: email}},
+		{key: consentSMS, label: "sms", channel: consent.ChannelSMS, subject: consent.Subject{Phone: phone}},
+	}
+	found := false
+	for _, sp := range specs {
+		raw, ok := obj[sp.key]
+		if !ok || isNull(raw) {
+			continue
+		}
+		found = true
+		var c map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &c); err != nil || c == nil {
+			b.Skipped = append(b.Skipped, sp.label+": consent object is not an object")
+			continue
+		}
+		if sp.subject.Key() == "" {
+			b.Skipped = append(b.Skipped, sp.label+": no "+identifierName(sp.channel))
+			continue
+		}
+		state := strings.ToLower(strings.TrimSpace(str(c["state"])))
+		var status consent.Status
+		switch state {
+		case "subscribed":
+			status = consent.StatusGranted
+		case "pending":
+			status = consent.StatusPending
+		case "unsubscribed":
+			status = consent.StatusWithdrawn
+		case "not_subscribed":
+			// The person never subscribed: no evidence either way. Turning
+			// it into a withdrawal would suppress, in every provider, people
+			// who opted in elsewhere (absence is not withdrawal).
+			b.Skipped = append(b.Skipped, sp.label+": not_subscribed (never subscribed): no signal")
+			continue
+		case "redacted":
+			b.Erasures = append(b.Erasures, sp.subject)
+			continue
+		case "invalid":
+			b.Undeliverable = append(b.Undeliverable, sp.subject.Key())
+			continue
+		case "":
+			b.Skipped = append(b.Skipped, sp.label+": no state")
+			continue
+		default:
+			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: unknown state %q", sp.label, clip(state)))
+			continue
+		}
+
+		updatedAt, hasUpdated := parseTime(str(c["consent_updated_at"]))
+		occurred := updatedAt
+		if !hasUpdated {
+			if !hasFallback {
+				b.Skipped = append(b.Skipped, sp.label+": no consent_updated_at and no "+HeaderTriggeredAt)
+				continue
+			}
+			occurred = fallback
+		}
+		optIn := strings.ToLower(strings.TrimSpace(str(c["opt_in_level"])))
+		ev := consent.Evidence{
+			EventID:    eventID,
+			Event:      state,
+			Field:      sp.key,
+			OptInLevel: optIn,
+		}
+		if status == consent.StatusGranted && optIn == optInConfirmed && hasUpdated {
+			t := updatedAt
+			ev.ConfirmedAt = &t
+		}
+		b.Signals = append(b.Signals, consent.Signal{
+			Subject:    sp.subject,
+			Channel:    sp.channel,
+			Brand:      s.cfg.Brand,
+			Purpose:    consent.PurposeMarketing,
+			Status:     status,
+			OccurredAt: occurred,
+			Source:     s.cfg.Name,
+			Evidence:   ev,
+		})
+	}
+	if !found {
+		b.Skipped = append(b.Skipped, "customer: no marketing consent object")
+	}
+}
+
+func dedupKey(topic string, h http.Header) string {
+	id := strings.TrimSpace(h.Get(HeaderEventID))
+	if id == "" {
+		id = strings.TrimSpace(h.Get(HeaderWebhookID))
+	}
+	if id == "" {
+		return ""
+	}
+	if topic == "" {
+		return id
+	}
+	return topic + ":" + id
+}
+
+func identifierName(c consent.Channel) string {
+	if c == consent.ChannelEmail {
+		return "email"
+	}
+	return "phone"
+}
+
+// parseTime reads an RFC 3339 time with any offset (and optional fraction)
+// and returns it in UTC.
+func parseTime(v string) (time.Time, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || t.IsZero() {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}
+
+// str returns a JSON string's value, or "" for anything else (null, a
+// number, an object, a missing field).
+func str(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '"' {
+		return ""
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	return v
+}
+
+func firstString(obj map[string]json.RawMessage, keys ...string) string {
+	for _, k := range keys {
+		// The address is kept as sent: the worker normalizes it.
+		if v := str(obj[k]); strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func isNull(raw json.RawMessage) bool {
+	return strings.TrimSpace(string(raw)) == "null"
+}
+
+// clip bounds a sender-supplied word before it goes into a skip reason.
+func clip(v string) string {
+	if len(v) <= maxQuoted {
+		return v
+	}
+	return v[:maxQuoted] + "..."
+}

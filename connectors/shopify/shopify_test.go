@@ -1,0 +1,424 @@
+package shopify
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/fixtures"
+)
+
+const fixtureName = "shopify-consent"
+
+func fixture(t testing.TB) (fixtures.Fixture, *Source) {
+	t.Helper()
+	f, err := fixtures.Get(fixtureName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.SourceConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(cfg, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, src
+}
+
+// sign computes Shopify's documented signature: base64(HMAC-SHA256(secret, body)).
+func sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func TestFixture(t *testing.T) {
+	f, src := fixture(t)
+	req := f.ConnectorRequest()
+	if err := src.Verify(req, f.Now); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	b, err := src.Parse(req)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
+		t.Fatal(d)
+	}
+	if len(b.Undeliverable) != len(f.Expect.Undeliverable) {
+		t.Fatalf("undeliverable = %v, want %v", b.Undeliverable, f.Expect.Undeliverable)
+	}
+	sig := b.Signals[0]
+	if sig.Source != "shopify-acme" || sig.Evidence.OptInLevel != "confirmed_opt_in" || sig.Evidence.ConfirmedAt == nil ||
+		!sig.Evidence.ConfirmedAt.Equal(time.Date(2025, 11, 20, 10, 20, 3, 0, time.UTC)) {
+		t.Fatalf("evidence = %+v", sig.Evidence)
+	}
+	if sig.OccurredAt.Location() != time.UTC {
+		t.Fatalf("occurred_at not UTC: %v", sig.OccurredAt)
+	}
+	if sig.Evidence.EventID != "98880550-7158-44d4-b7cd-2c97c8a091b5" {
+		t.Fatalf("event id = %q", sig.Evidence.EventID)
+	}
+	if want := "customers/email_marketing_consent_update:98880550-7158-44d4-b7cd-2c97c8a091b5"; b.DedupKey != want {
+		t.Fatalf("dedup key = %q, want %q", b.DedupKey, want)
+	}
+	// The SMS object (not_subscribed, null date) gives no signal but is noted.
+	if !containsPrefix(b.Skipped, "sms: not_subscribed") {
+		t.Fatalf("skipped = %q", b.Skipped)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	f, _ := fixture(t)
+	secret := "shpss_demo_0c1d"
+	tampered := append([]byte(nil), f.Body...)
+	tampered[len(tampered)/2] ^= 0x01
+	// Re-serializing turns "\/" into "/" and "\u0026" into "&": different bytes.
+	var v any
+	if err := json.Unmarshal(f.Body, &v); err != nil {
+		t.Fatal(err)
+	}
+	reserialized, _ := json.Marshal(v)
+
+	tests := []struct {
+		name    string
+		secrets []string
+		body    []byte
+		header  string // "" = the fixture's, "-" = none
+		wantErr bool
+	}{
+		{"fixture", []string{secret}, f.Body, "", false},
+		{"tampered byte", []string{secret}, tampered, "", true},
+		{"re-serialized body", []string{secret}, reserialized, "", true},
+		{"wrong secret", []string{"other"}, f.Body, "", true},
+		{"missing header", []string{secret}, f.Body, "-", true},
+		{"garbage header", []string{secret}, f.Body, "not base64 !!", true},
+		{"rotation: second secret matches", []string{"old-secret", secret}, f.Body, "", false},
+		{"computed signature", []string{"k2"}, []byte(`{"a":1}`), sign("k2", []byte(`{"a":1}`)), false},
+		{"empty body signed", []string{"k2"}, nil, sign("k2", nil), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Source{Name: "s", Kind: "shopify", Brand: "acme", Secrets: tt.secrets}
+			src, err := NewSource(cfg, connectors.Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := f.ConnectorRequest()
+			req.Body = tt.body
+			switch tt.header {
+			case "":
+			case "-":
+				req.Header.Del(HeaderHMAC)
+			default:
+				req.Header.Set(HeaderHMAC, tt.header)
+			}
+			err = src.Verify(req, f.Now)
+			if tt.wantErr {
+				if !errors.Is(err, connectors.ErrUnauthorized) {
+					t.Fatalf("err = %v, want ErrUnauthorized", err)
+				}
+				if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), f.Request.Headers[HeaderHMAC]) {
+					t.Fatalf("error leaks a secret or signature: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func TestNewSource(t *testing.T) {
+	for _, cfg := range []config.Source{
+		{Name: "s", Brand: "acme"},
+		{Name: "s", Brand: "acme", Secrets: []string{""}},
+		{Name: "s", Secrets: []string{"x"}},
+	} {
+		if _, err := NewSource(cfg, connectors.Deps{}); err == nil {
+			t.Fatalf("NewSource(%+v) succeeded", cfg)
+		}
+	}
+	_, err := NewSource(config.Source{Name: "s", Brand: "acme"}, connectors.Deps{})
+	if err == nil || !strings.HasPrefix(err.Error(), "secrets:") {
+		t.Fatalf("err = %v, want it to name the secrets key", err)
+	}
+}
+
+type want struct {
+	status     consent.Status
+	channel    consent.Channel
+	email      string
+	phone      string
+	occurredAt string
+}
+
+func TestParse(t *testing.T) {
+	cfg := config.Source{Name: "shopify-acme", Kind: "shopify", Brand: "acme", Secrets: []string{"k"}}
+	src, err := NewSource(cfg, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name          string
+		topic         string
+		triggered     string
+		body          string
+		signals       []want
+		erasures      int
+		undeliverable []string
+		skipped       []string // prefixes that must appear
+		dedup         string
+	}{
+		{
+			name:    "unsubscribed with offset",
+			topic:   TopicCustomersUpdate,
+			body:    `{"id":1,"email":"A.B@Example.com","email_marketing_consent":{"state":"unsubscribed","opt_in_level":"single_opt_in","consent_updated_at":"2025-11-20T05:00:00-05:00"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "A.B@Example.com", "", "2025-11-20T10:00:00Z"}},
+			dedup:   "customers/update:ev-1",
+		},
+		{
+			name:    "pending",
+			topic:   TopicEmailConsentUpdate,
+			body:    `{"customer_id":7,"email_address":"p@example.com","email_marketing_consent":{"state":"pending","opt_in_level":"confirmed_opt_in","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusPending, consent.ChannelEmail, "p@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "sms subscribed (marketing_consent_update payload)",
+			topic:   TopicMarketingConsentUpdate,
+			body:    `{"id":7,"phone":"+33612345678","sms_marketing_consent":{"state":"subscribed","opt_in_level":"single_opt_in","consent_updated_at":"2025-11-20T10:00:00.5Z"}}`,
+			signals: []want{{consent.StatusGranted, consent.ChannelSMS, "", "+33612345678", "2025-11-20T10:00:00.5Z"}},
+		},
+		{
+			name:      "missing date falls back to X-Shopify-Triggered-At",
+			topic:     TopicCustomersUpdate,
+			triggered: "2025-11-20T11:00:00+01:00",
+			body:      `{"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":null}}`,
+			signals:   []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "missing date and no header: skipped",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"subscribed"}}`,
+			skipped: []string{"email: no consent_updated_at"},
+		},
+		{
+			name:    "not_subscribed with a date: no signal",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"not_subscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			skipped: []string{"email: not_subscribed"},
+		},
+		{
+			name:     "redacted is an erasure",
+			topic:    TopicCustomersUpdate,
+			body:     `{"email":"a@example.com","email_marketing_consent":{"state":"redacted","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			erasures: 1,
+		},
+		{
+			name:          "invalid is undeliverable",
+			topic:         TopicCustomersUpdate,
+			body:          `{"email":"a@example.com","email_marketing_consent":{"state":"invalid"}}`,
+			undeliverable: []string{"a@example.com"},
+		},
+		{
+			name:    "uppercase state",
+			topic:   TopicCustomersCreate,
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"SUBSCRIBED","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusGranted, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "unknown state",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"maybe"}}`,
+			skipped: []string{`email: unknown state "maybe"`},
+		},
+		{
+			name:    "no email",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":null,"email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			skipped: []string{"email: no email"},
+		},
+		{
+			name:    "no consent objects",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":"a@example.com"}`,
+			skipped: []string{"customer: no marketing consent object"},
+		},
+		{
+			name:    "order: profile note only",
+			topic:   TopicOrdersCreate,
+			body:    `{"id":1,"email":"a@example.com","customer":{"email_marketing_consent":{"state":"subscribed"}}}`,
+			skipped: []string{"order: customer profile"},
+			dedup:   "orders/create:ev-1",
+		},
+		{
+			name:    "other topic",
+			topic:   "products/create",
+			body:    `{"id":1}`,
+			skipped: []string{`topic "products/create"`},
+		},
+		{
+			name:    "wrong types",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":42,"phone":true,"email_marketing_consent":"subscribed","sms_marketing_consent":{"state":5,"consent_updated_at":7}}`,
+			skipped: []string{"email: consent object is not an object", "sms: no phone"},
+		},
+		{
+			name:    "NUL inside a string still parses",
+			topic:   TopicCustomersUpdate,
+			body:    `{"email":"a\u0000@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a\x00@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "invalid UTF-8 still parses",
+			topic:   TopicCustomersUpdate,
+			body:    "{\"email\":\"a\xff@example.com\",\"email_marketing_consent\":{\"state\":\"unsubscribed\",\"consent_updated_at\":\"2025-11-20T10:00:00Z\"}}",
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a\uFFFD@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "huge id number",
+			topic:   TopicCustomersUpdate,
+			body:    `{"id":1e400,"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			h.Set(HeaderTopic, tt.topic)
+			h.Set(HeaderEventID, "ev-1")
+			if tt.triggered != "" {
+				h.Set(HeaderTriggeredAt, tt.triggered)
+			}
+			b, err := src.Parse(&connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)})
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(b.Signals) != len(tt.signals) {
+				t.Fatalf("signals = %+v, want %d (skipped %q)", b.Signals, len(tt.signals), b.Skipped)
+			}
+			for i, w := range tt.signals {
+				g := b.Signals[i]
+				if g.Status != w.status || g.Channel != w.channel || g.Subject.Email != w.email || g.Subject.Phone != w.phone ||
+					g.OccurredAt.Format(time.RFC3339Nano) != w.occurredAt || g.Brand != "acme" || g.Purpose != consent.PurposeMarketing || g.Source != "shopify-acme" {
+					t.Fatalf("signal %d = %+v, want %+v", i, g, w)
+				}
+				if err := g.Validate(); err != nil {
+					t.Fatalf("signal %d invalid: %v", i, err)
+				}
+			}
+			if len(b.Erasures) != tt.erasures {
+				t.Fatalf("erasures = %v", b.Erasures)
+			}
+			if strings.Join(b.Undeliverable, ",") != strings.Join(tt.undeliverable, ",") {
+				t.Fatalf("undeliverable = %v, want %v", b.Undeliverable, tt.undeliverable)
+			}
+			for _, p := range tt.skipped {
+				if !containsPrefix(b.Skipped, p) {
+					t.Fatalf("skipped = %q, want one starting with %q", b.Skipped, p)
+				}
+			}
+			if tt.dedup != "" && b.DedupKey != tt.dedup {
+				t.Fatalf("dedup = %q, want %q", b.DedupKey, tt.dedup)
+			}
+			for _, r := range b.Skipped {
+				if strings.Contains(r, "@") {
+					t.Fatalf("skip reason carries personal data: %q", r)
+				}
+			}
+		})
+	}
+}
+
+func TestParseMalformed(t *testing.T) {
+	_, src := fixture(t)
+	for _, body := range []string{"", "null", "[]", `"x"`, "42", "{", "\xff\xfe", "{\"a\":\x00}"} {
+		h := http.Header{}
+		h.Set(HeaderTopic, TopicCustomersUpdate)
+		_, err := src.Parse(&connectors.Request{Header: h, Body: []byte(body)})
+		if !errors.Is(err, connectors.ErrMalformed) {
+			t.Fatalf("Parse(%q) err = %v, want ErrMalformed", body, err)
+		}
+	}
+	if _, err := src.Parse(nil); !errors.Is(err, connectors.ErrMalformed) {
+		t.Fatalf("Parse(nil) = %v", err)
+	}
+	if err := src.Verify(nil, time.Now()); !errors.Is(err, connectors.ErrUnauthorized) {
+		t.Fatalf("Verify(nil) = %v", err)
+	}
+	// No header map at all.
+	if err := src.Verify(&connectors.Request{Body: []byte("{}")}, time.Now()); !errors.Is(err, connectors.ErrUnauthorized) {
+		t.Fatalf("Verify(no headers) = %v", err)
+	}
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzVerify(f *testing.F) {
+	fx, src := fixture(f)
+	f.Add(fx.Body, fx.Request.Headers[HeaderHMAC])
+	f.Add([]byte(""), "")
+	f.Add([]byte("{}"), sign("shpss_demo_0c1d", []byte("{}")))
+	f.Fuzz(func(t *testing.T, body []byte, sig string) {
+		h := http.Header{}
+		h.Set(HeaderHMAC, sig)
+		err := src.Verify(&connectors.Request{Header: h, Body: body}, fx.Now)
+		if err != nil && !errors.Is(err, connectors.ErrUnauthorized) {
+			t.Fatalf("error does not wrap ErrUnauthorized: %v", err)
+		}
+		// Accepted only when the signature is really over these bytes.
+		if err == nil && !connectors.EqualBase64(sig, connectors.HMAC("sha256", []byte("shpss_demo_0c1d"), body)) {
+			t.Fatalf("accepted a wrong signature")
+		}
+		if err == nil && sig == fx.Request.Headers[HeaderHMAC] && !bytes.Equal(body, fx.Body) {
+			t.Fatalf("fixture signature accepted for other bytes")
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	fx, src := fixture(f)
+	f.Add(fx.Body, TopicEmailConsentUpdate, "2025-11-20T10:20:04.5Z")
+	f.Add([]byte(`{"email":"a@b","sms_marketing_consent":{"state":"redacted"}}`), TopicCustomersUpdate, "")
+	f.Add([]byte(`[]`), TopicOrdersCreate, "x")
+	f.Fuzz(func(t *testing.T, body []byte, topic, triggered string) {
+		h := http.Header{}
+		h.Set(HeaderTopic, topic)
+		h.Set(HeaderTriggeredAt, triggered)
+		b, err := src.Parse(&connectors.Request{Header: h, Body: body})
+		if err != nil {
+			if !errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		for _, s := range b.Signals {
+			if s.Subject.Key() == "" || s.OccurredAt.IsZero() || s.OccurredAt.Location() != time.UTC || s.Brand != "acme" || s.Source != "shopify-acme" {
+				t.Fatalf("bad signal %+v", s)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatalf("invalid signal: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,159 @@
+// Package app wires consentsync's parts from a config: the store, Redis and
+// asynq, the connectors, the worker and the HTTP server. The command and
+// the end-to-end tests build the same App.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/registry"
+	"github.com/consentsync/consentsync/internal/metrics"
+	"github.com/consentsync/consentsync/jobs"
+	"github.com/consentsync/consentsync/migrations"
+	"github.com/consentsync/consentsync/server"
+	"github.com/consentsync/consentsync/store"
+	"github.com/consentsync/consentsync/worker"
+)
+
+// App is a wired consentsync process.
+type App struct {
+	Config    *config.Config
+	Logger    *slog.Logger
+	Store     *store.Store
+	RedisOpt  asynq.RedisConnOpt
+	Redis     redis.UniversalClient
+	Client    *asynq.Client
+	Inspector *asynq.Inspector
+	Enqueuer  *jobs.Enqueuer
+	Metrics   *metrics.Metrics
+	Worker    *worker.Worker
+	Server    *server.Server
+}
+
+// Options adjust New.
+type Options struct {
+	// Migrate applies pending migrations before anything else.
+	Migrate bool
+	// Now replaces the clock (tests, demo).
+	Now func() time.Time
+}
+
+// New connects to Postgres and Redis, builds the connectors and the worker
+// and server. Errors name what failed; connection strings are not printed.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
+	a := &App{Config: cfg, Logger: log, Metrics: metrics.New()}
+	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres (DATABASE_URL): %w", err)
+	}
+	a.Store = st
+	if o.Migrate {
+		if err := migrations.Up(ctx, st.DB.DB); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	if a.RedisOpt, err = jobs.RedisOpt(cfg.Process.RedisURL); err != nil {
+		a.Close()
+		return nil, err
+	}
+	rc, ok := a.RedisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		a.Close()
+		return nil, errors.New("redis (REDIS_URL): unsupported connection kind")
+	}
+	a.Redis = rc
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("redis (REDIS_URL): %w", err)
+	}
+	a.Client = asynq.NewClientFromRedisClient(rc)
+	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
+	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector))
+	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry}
+
+	deps := connectors.Deps{
+		HTTP:   connectors.NewHTTPClient(connectors.HTTPOptions{WaitCap: cfg.Worker.PushWaitCap}),
+		Logger: log,
+		Now:    o.Now,
+	}
+	srcs, dsts, err := registry.Build(cfg, deps)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Worker = &worker.Worker{
+		Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Destinations: dsts,
+		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: o.Now,
+	}
+	a.Server = &server.Server{
+		Config: cfg, Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
+		Redis: rc, RedisOpt: a.RedisOpt, Now: o.Now,
+	}
+	return a, nil
+}
+
+// RunWorker runs the asynq server and the sweeper until ctx ends, then
+// shuts down gracefully (in-flight tasks get the shutdown timeout).
+func (a *App) RunWorker(ctx context.Context) error {
+	srv := asynq.NewServerFromRedisClient(a.Redis, a.Worker.ServerConfig())
+	if err := srv.Start(a.Worker.Mux()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	go a.Worker.RunSweeper(ctx)
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+// RunHTTP serves the HTTP API on ln until ctx ends, then drains requests
+// for up to 10 s.
+func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           a.Server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// Close releases connections.
+func (a *App) Close() {
+	if a.Client != nil {
+		_ = a.Client.Close()
+	}
+	if a.Inspector != nil {
+		_ = a.Inspector.Close()
+	}
+	if a.Redis != nil {
+		_ = a.Redis.Close()
+	}
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+}

@@ -1,0 +1,62 @@
+// Package metrics declares consentsync's Prometheus metrics. Labels carry
+// configured names and fixed outcome words only: never an address, a subject
+// or anything a sender controls.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the counters and histograms the receiver and worker update.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// WebhooksReceived counts webhook requests by source and outcome:
+	// accepted, duplicate, unauthorized, malformed, too_large, unknown_source
+	// (source label "unknown"), unavailable, enqueue_failed.
+	WebhooksReceived *prometheus.CounterVec
+	// Signals counts reconciled signals by source and outcome: applied,
+	// stale, invalid, duplicate.
+	Signals *prometheus.CounterVec
+	// SuppressionsPushed counts outbox rows by destination and outcome:
+	// sent, failed, retry.
+	SuppressionsPushed *prometheus.CounterVec
+	// PushSeconds observes one provider call's duration, by destination.
+	PushSeconds *prometheus.HistogramVec
+	// InboundFailed counts inbound events given up on, by source.
+	InboundFailed *prometheus.CounterVec
+	// Sweeps counts sweeper re-enqueues by kind (inbound, outbox).
+	Sweeps *prometheus.CounterVec
+}
+
+// New registers the metrics (and the Go and process collectors) on a new
+// registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: r,
+		WebhooksReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_webhooks_received_total", Help: "Webhook requests by source and outcome.",
+		}, []string{"source", "outcome"}),
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_signals_total", Help: "Reconciled consent signals by source and outcome.",
+		}, []string{"source", "outcome"}),
+		SuppressionsPushed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_suppressions_pushed_total", Help: "Suppressions pushed by destination and outcome.",
+		}, []string{"destination", "outcome"}),
+		PushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "consentsync_push_duration_seconds", Help: "Duration of one push call to a destination, in seconds.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"destination"}),
+		InboundFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_inbound_failed_total", Help: "Inbound events given up on after their last retry, by source.",
+		}, []string{"source"}),
+		Sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_sweeper_requeued_total", Help: "Work re-enqueued by the sweeper, by kind (inbound, outbox).",
+		}, []string{"kind"}),
+	}
+	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.InboundFailed, m.Sweeps)
+	return m
+}

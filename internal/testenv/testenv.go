@@ -1,0 +1,202 @@
+// Package testenv gives each test its own real Postgres database and its own
+// Redis database index, and cleans both up with t.Cleanup (in the manner of
+// riverqueue/river's test helpers). It never mocks either.
+//
+// TEST_DATABASE_URL names a Postgres server and a role allowed to create
+// databases (default postgres://postgres@127.0.0.1:5432/postgres);
+// TEST_REDIS_URL names the Redis server (default redis://127.0.0.1:6379).
+// Redis indexes 1..15 are leased to tests through a lock key in index 0, so
+// test binaries running in parallel never share one.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq" // Postgres driver
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentsync/consentsync/migrations"
+)
+
+// AdminURL is the Postgres URL tests create databases through.
+func AdminURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// RedisURL is the Redis server tests use (without a DB index).
+func RedisURL() string {
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		return strings.TrimSuffix(u, "/")
+	}
+	return "redis://127.0.0.1:6379"
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// template migrates one database per test binary; test databases are cloned
+// from it (CREATE DATABASE ... TEMPLATE), which is much faster than
+// migrating each.
+func template(t testing.TB) string {
+	templateOnce.Do(func() {
+		name := "cstest_tmpl_" + randHex(6)
+		templateErr = createDB(name, "")
+		if templateErr != nil {
+			return
+		}
+		db, err := sql.Open("postgres", withDB(AdminURL(), name))
+		if err != nil {
+			templateErr = err
+			return
+		}
+		defer db.Close()
+		templateErr = migrations.Up(context.Background(), db)
+		templateName = name
+	})
+	if templateErr != nil {
+		t.Fatalf("testenv: Postgres at TEST_DATABASE_URL (%s) is needed: %v", redactURL(AdminURL()), templateErr)
+	}
+	return templateName
+}
+
+// Postgres creates a migrated database for this test and returns its URL.
+// The database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	tmpl := template(t)
+	name := "cstest_" + randHex(8)
+	if err := createDB(name, tmpl); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	t.Cleanup(func() { dropDB(name) })
+	return withDB(AdminURL(), name)
+}
+
+// Redis leases a Redis database index for this test, flushes it, and
+// returns its URL. The index is flushed and released when the test ends.
+func Redis(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	ctl := redis.NewClient(mustRedisOpt(t, RedisURL()+"/0"))
+	t.Cleanup(func() { ctl.Close() })
+	owner := randHex(8)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for i := 1; i <= 15; i++ {
+			key := fmt.Sprintf("consentsync:testenv:db:%d", i)
+			ok, err := ctl.SetNX(ctx, key, owner, 10*time.Minute).Result()
+			if err != nil {
+				t.Fatalf("testenv: Redis at TEST_REDIS_URL (%s) is needed: %v", RedisURL(), err)
+			}
+			if !ok {
+				continue
+			}
+			u := fmt.Sprintf("%s/%d", RedisURL(), i)
+			c := redis.NewClient(mustRedisOpt(t, u))
+			if err := c.FlushDB(ctx).Err(); err != nil {
+				t.Fatalf("testenv: flush redis db %d: %v", i, err)
+			}
+			t.Cleanup(func() {
+				_ = c.FlushDB(context.Background()).Err()
+				c.Close()
+				if v, _ := ctl.Get(context.Background(), key).Result(); v == owner {
+					ctl.Del(context.Background(), key)
+				}
+			})
+			return u
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("testenv: no free Redis database index (1..15) after 2 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func mustRedisOpt(t testing.TB, u string) *redis.Options {
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("testenv: TEST_REDIS_URL: %v", err)
+	}
+	return o
+}
+
+func createDB(name, tmpl string) error {
+	db, err := sql.Open("postgres", AdminURL())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q := "CREATE DATABASE " + name
+	if tmpl != "" {
+		q += " TEMPLATE " + tmpl
+	}
+	// Cloning needs the template free of other sessions; retry briefly.
+	for i := 0; ; i++ {
+		_, err = db.Exec(q)
+		if err == nil || i == 50 || !strings.Contains(err.Error(), "being accessed by other users") {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func dropDB(name string) {
+	db, err := sql.Open("postgres", AdminURL())
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+}
+
+// DropTemplate removes this binary's template database; call it from
+// TestMain after m.Run.
+func DropTemplate() {
+	if templateName != "" {
+		dropDB(templateName)
+	}
+}
+
+func withDB(admin, name string) string {
+	u, err := url.Parse(admin)
+	if err != nil {
+		return admin
+	}
+	u.Path = "/" + name
+	q := u.Query()
+	if q.Get("sslmode") == "" {
+		q.Set("sslmode", "disable")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

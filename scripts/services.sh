@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Makes Postgres and Redis reachable for `make demo` and `make test`
+# (DESIGN.md §6): use what already runs; else `docker compose up -d`; else
+# install and start them from the OS packages when allowed (root or
+# passwordless sudo, and CONSENTSYNC_NO_INSTALL unset); else stop with a
+# one-line explanation.
+set -euo pipefail
+
+PGHOST=${PGHOST_CHECK:-127.0.0.1}; PGPORT=${PGPORT_CHECK:-5432}
+RDHOST=${REDIS_HOST_CHECK:-127.0.0.1}; RDPORT=${REDIS_PORT_CHECK:-6379}
+PGPASS=${CONSENTSYNC_PG_PASSWORD:-consentsync}
+
+up() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+both_up() { up "$PGHOST" "$PGPORT" && up "$RDHOST" "$RDPORT"; }
+wait_up() {
+  for _ in $(seq 1 60); do both_up && return 0; sleep 1; done
+  return 1
+}
+say() { echo "services: $*" >&2; }
+
+if both_up; then exit 0; fi
+
+# Docker Compose, when an engine answers.
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+  say "starting postgres and redis with docker compose"
+  docker compose up -d postgres redis
+  if wait_up; then exit 0; fi
+  say "docker compose started but postgres/redis did not answer on $PGHOST:$PGPORT / $RDHOST:$RDPORT"; exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="none"; fi
+fi
+if [ -n "${CONSENTSYNC_NO_INSTALL:-}" ] || [ "$SUDO" = "none" ]; then
+  say "Postgres ($PGHOST:$PGPORT) or Redis ($RDHOST:$RDPORT) is not reachable, Docker is not available, and installing OS packages is not allowed here: start them, or set DATABASE_URL/REDIS_URL and TEST_DATABASE_URL/TEST_REDIS_URL."
+  exit 1
+fi
+
+# OS packages (Debian/Ubuntu).
+if ! up "$PGHOST" "$PGPORT"; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || { say "no Postgres, no Docker, no apt-get: install PostgreSQL and Redis yourself."; exit 1; }
+    say "installing postgresql from the OS packages"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -n1)
+  say "starting postgresql $ver"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  for _ in $(seq 1 30); do up "$PGHOST" "$PGPORT" && break; sleep 1; done
+  # Give the postgres role the password the default URLs carry (no-op under trust auth).
+  $SUDO su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD '$PGPASS'\"" >/dev/null 2>&1 || true
+fi
+if ! up "$RDHOST" "$RDPORT"; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || { say "no Redis, no Docker, no apt-get: install Redis yourself."; exit 1; }
+    say "installing redis-server from the OS packages"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  fi
+  say "starting redis-server"
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 --port "$RDPORT" --save "" --appendonly no >/dev/null
+fi
+if wait_up; then exit 0; fi
+say "started Postgres/Redis from OS packages but they do not answer on $PGHOST:$PGPORT / $RDHOST:$RDPORT."
+exit 1

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/store"
+)
+
+// handleWebhook is POST /webhooks/{source} (DESIGN.md §5):
+//
+//	404 unknown source; 413 body over server.body_limit; 401 bad or stale
+//	signature; 400 unparseable body; 503 Postgres unavailable (the sender
+//	retries); otherwise 202 {"id", "duplicate"} once the raw request is
+//	committed to the inbox (or the sender-specific answer, e.g. Salesforce's
+//	SOAP Ack). Never 5xx for bad input.
+//
+// Order: verify on the raw bytes, parse (to refuse what can never be
+// processed and to find the dedup key), commit, answer, enqueue. A failed
+// enqueue still answers 202: the row is committed and the sweeper picks it up.
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("source")
+	src, ok := s.Sources[name]
+	if !ok {
+		s.Metrics.WebhooksReceived.WithLabelValues("unknown", "unknown_source").Inc()
+		writeError(w, http.StatusNotFound, "unknown source")
+		return
+	}
+	count := func(outcome string) { s.Metrics.WebhooksReceived.WithLabelValues(name, outcome).Inc() }
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Config.Server.BodyLimit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			count("too_large")
+			writeError(w, http.StatusRequestEntityTooLarge, "body over "+strconv.FormatInt(s.Config.Server.BodyLimit, 10)+" bytes")
+			return
+		}
+		count("malformed")
+		writeError(w, http.StatusBadRequest, "could not read body")
+		return
+	}
+	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
+	if err := src.Verify(req, s.now()); err != nil {
+		count("unauthorized")
+		s.Logger.Warn("webhook rejected", "source", name, "reason", err.Error())
+		writeError(w, http.StatusUnauthorized, "signature verification failed")
+		return
+	}
+	batch, err := src.Parse(req)
+	if err != nil {
+		count("malformed")
+		s.Logger.Warn("webhook unparseable", "source", name, "reason", err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	dedup := batch.DedupKey
+	if dedup == "" {
+		sum := sha256.Sum256(body)
+		dedup = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	headers, _ := json.Marshal(keptHeaders(r.Header))
+	id, dup, err := s.Store.InsertInbound(r.Context(), store.Inbound{
+		Source: name, Kind: s.kinds[name], DedupKey: dedup, Method: r.Method, Path: r.URL.Path,
+		Query: redactQuery(r.URL.RawQuery), Headers: headers, Body: body,
+	})
+	if err != nil {
+		count("unavailable")
+		s.Logger.Error("inbox write failed", "source", name, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "storage unavailable, retry later")
+		return
+	}
+	if dup {
+		count("duplicate")
+	} else {
+		count("accepted")
+		if err := s.Enqueuer.Inbound(r.Context(), id); err != nil {
+			count("enqueue_failed")
+			s.Logger.Warn("enqueue failed; the sweeper will pick the event up", "inbound", id, "err", err)
+		}
+	}
+	if rs, ok := src.(connectors.Responder); ok {
+		rs.Respond(w, strconv.FormatInt(id, 10), dup)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": strconv.FormatInt(id, 10), "duplicate": dup})
+}
+
+// handleProbe answers a sender's GET check of its webhook URL (Mailchimp),
+// for sources that need one; others get 405.
+func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("source")
+	src, ok := s.Sources[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown source")
+		return
+	}
+	p, ok := src.(connectors.Prober)
+	if !ok {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "POST only")
+		return
+	}
+	p.Probe(w, &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header})
+}
+
+// droppedHeaders are never stored: credentials and hop-by-hop noise.
+var droppedHeaders = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Connection": true,
+	"X-Api-Key": true, "Api-Key": true, "X-Auth-Token": true,
+}
+
+// keptHeaders returns the headers stored with a request: everything a
+// connector may need to parse it again (content type, sender ids and
+// timestamps, signatures as proof of authenticity), minus credentials.
+func keptHeaders(h http.Header) http.Header {
+	out := http.Header{}
+	for k, v := range h {
+		if droppedHeaders[http.CanonicalHeaderKey(k)] {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// secretParams are query parameters that carry a shared secret (Mailchimp's
+// key, Postmark's token): stored as "redacted".
+var secretParams = []string{"key", "token", "secret", "api_key", "apikey", "access_token", "signature", "sig"}
+
+func redactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return ""
+	}
+	for k := range q {
+		for _, p := range secretParams {
+			if strings.EqualFold(k, p) {
+				q[k] = []string{"redacted"}
+			}
+		}
+	}
+	return q.Encode()
+}

@@ -1,0 +1,144 @@
+// Package server is consentsync's HTTP layer: the webhook receiver
+// (POST /webhooks/{source}), the admin API (/v1/..., bearer token) and the
+// ops endpoints (/healthz, /readyz, /metrics, /ops/queues/).
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/internal/metrics"
+	"github.com/consentsync/consentsync/jobs"
+	"github.com/consentsync/consentsync/store"
+)
+
+// Server holds the HTTP handlers' dependencies.
+type Server struct {
+	Config   *config.Config
+	Store    *store.Store
+	Enqueuer *jobs.Enqueuer
+	Sources  map[string]connectors.Source
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	// Redis is pinged by /readyz; RedisOpt serves asynqmon.
+	Redis    redis.UniversalClient
+	RedisOpt asynq.RedisConnOpt
+	// Now is the clock signatures are checked against (time.Now when nil).
+	Now func() time.Time
+
+	kinds map[string]string
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Handler returns the routed HTTP handler.
+func (s *Server) Handler() http.Handler {
+	s.kinds = map[string]string{}
+	for _, src := range s.Config.Sources {
+		s.kinds[src.Name] = src.Kind
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhooks/{source}", s.handleWebhook)
+	mux.HandleFunc("GET /webhooks/{source}", s.handleProbe)
+	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
+
+	mux.Handle("GET /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleSubject)))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	if s.RedisOpt != nil {
+		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
+		mux.Handle("/ops/queues/", s.admin(mon))
+	}
+	return recoverer(s.Logger, mux)
+}
+
+// handleReady is /readyz: 200 when Postgres and Redis answer within 2 s,
+// else 503 naming which one does not (no connection strings).
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "redis": "ok"}
+	code := http.StatusOK
+	if err := s.Store.Ping(ctx); err != nil {
+		checks["postgres"], code = "unavailable", http.StatusServiceUnavailable
+	}
+	if s.Redis == nil {
+		checks["redis"], code = "not configured", http.StatusServiceUnavailable
+	} else if err := s.Redis.Ping(ctx).Err(); err != nil {
+		checks["redis"], code = "unavailable", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, checks)
+}
+
+// admin guards h with the admin token: "Authorization: Bearer <token>", or
+// HTTP basic auth with the token as password (so a browser can open
+// asynqmon). Without a configured token the admin surface is closed (403).
+func (s *Server) admin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := s.Config.Process.AdminToken
+		if want == "" {
+			writeError(w, http.StatusForbidden, "admin API disabled: set CONSENTSYNC_ADMIN_TOKEN")
+			return
+		}
+		got := ""
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			got = strings.TrimSpace(a[7:])
+		} else if _, pw, ok := r.BasicAuth(); ok {
+			got = pw
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="consentsync", Basic realm="consentsync"`)
+			writeError(w, http.StatusUnauthorized, "admin token required")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a handler panic into a 500 without the panic's text (it
+// may hold request data) and logs it.
+func recoverer(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panic", "route", r.Pattern, "panic", v)
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

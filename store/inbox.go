@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Inbound is one stored webhook request (a row of inbound_events).
+type Inbound struct {
+	ID          int64           `db:"id"`
+	Source      string          `db:"source"`
+	Kind        string          `db:"kind"`
+	DedupKey    string          `db:"dedup_key"`
+	Method      string          `db:"method"`
+	Path        string          `db:"path"`
+	Query       string          `db:"query"`
+	Headers     json.RawMessage `db:"headers"`
+	Body        []byte          `db:"body"`
+	ReceivedAt  time.Time       `db:"received_at"`
+	Status      string          `db:"status"`
+	Attempts    int             `db:"attempts"`
+	Error       sql.NullString  `db:"error"`
+	ProcessedAt sql.NullTime    `db:"processed_at"`
+}
+
+// Inbox statuses.
+const (
+	InboundReceived  = "received"
+	InboundProcessed = "processed"
+	InboundFailed    = "failed"
+)
+
+// InsertInbound commits a received request unless one with the same
+// (source, dedup key) exists. It returns the row id and whether the request
+// was a duplicate. Concurrent identical deliveries are settled by the unique
+// index: exactly one insert wins, the others see duplicate = true.
+func (s *Store) InsertInbound(ctx context.Context, in Inbound) (id int64, duplicate bool, err error) {
+	sum := sha256.Sum256(in.Body)
+	if len(in.Headers) == 0 {
+		in.Headers = json.RawMessage(`{}`)
+	}
+	err = s.DB.QueryRowxContext(ctx, `
+		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (source, dedup_key) DO NOTHING
+		RETURNING id`,
+		in.Source, in.Kind, in.DedupKey, in.Method, in.Path, in.Query, []byte(in.Headers), in.Body, sum[:]).Scan(&id)
+	if err == nil {
+		return id, false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("store: insert inbound: %w", err)
+	}
+	err = s.DB.QueryRowxContext(ctx, `SELECT id FROM inbound_events WHERE source = $1 AND dedup_key = $2`,
+		in.Source, in.DedupKey).Scan(&id)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: find duplicate inbound: %w", err)
+	}
+	return id, true, nil
+}
+
+// GetInbound loads one inbound event.
+func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
+	var in Inbound
+	err := s.DB.GetContext(ctx, &in, `SELECT id, source, kind, dedup_key, method, path, query, headers, body,
+		received_at, status, attempts, error, processed_at FROM inbound_events WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get inbound %d: %w", id, err)
+	}
+	return &in, nil
+}
+
+// LockInbound locks an inbound row for the rest of tx and returns its status,
+// so that two workers handed the same event process it once.
+func LockInbound(ctx context.Context, tx *sqlx.Tx, id int64) (string, error) {
+	var status string
+	err := tx.QueryRowxContext(ctx, `SELECT status FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return status, err
+}
+
+// FinishInbound marks an inbound row processed inside tx, with notes
+// (skipped items and the like, JSON).
+func FinishInbound(ctx context.Context, tx *sqlx.Tx, id int64, notes any) error {
+	b, err := json.Marshal(notes)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = now(),
+		attempts = attempts + 1, error = NULL, notes = $2 WHERE id = $1`, id, b)
+	return err
+}
+
+// RecordInboundAttempt counts a failed attempt and keeps its error; final
+// marks the row failed (no more automatic retries: see `consentsync replay`).
+func (s *Store) RecordInboundAttempt(ctx context.Context, id int64, cause string, final bool) error {
+	status := InboundReceived
+	if final {
+		status = InboundFailed
+	}
+	_, err := s.DB.ExecContext(ctx, `UPDATE inbound_events SET attempts = attempts + 1, error = $2,
+		status = CASE WHEN status = 'processed' THEN status ELSE $3 END WHERE id = $1`, id, truncate(cause, 2000), status)
+	return err
+}
+
+// UnfinishedInbound lists ids of rows still 'received' that arrived before
+// olderThan, oldest first, at most limit.
+func (s *Store) UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error) {
+	var ids []int64
+	err := s.DB.SelectContext(ctx, &ids, `SELECT id FROM inbound_events WHERE status = 'received' AND received_at < $1
+		ORDER BY received_at LIMIT $2`, olderThan, limit)
+	return ids, err
+}
+
+// ReplayInbound puts processed or failed rows back to 'received' so they are
+// processed again: by id when ids is non-empty, else by received_at in
+// [from, to). It returns the ids reset. Reprocessing is idempotent: the
+// ledger ignores facts it already holds.
+func (s *Store) ReplayInbound(ctx context.Context, ids []int64, from, to time.Time) ([]int64, error) {
+	var out []int64
+	var err error
+	if len(ids) > 0 {
+		err = s.DB.SelectContext(ctx, &out, `UPDATE inbound_events SET status = 'received', error = NULL
+			WHERE id = ANY($1) RETURNING id`, pq.Array(ids))
+	} else {
+		err = s.DB.SelectContext(ctx, &out, `UPDATE inbound_events SET status = 'received', error = NULL
+			WHERE received_at >= $1 AND received_at < $2 RETURNING id`, from, to)
+	}
+	return out, err
+}
+
+// InboxCounts returns the number of inbound rows per status.
+func (s *Store) InboxCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.DB.QueryxContext(ctx, `SELECT status, count(*) FROM inbound_events GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

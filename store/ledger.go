@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/consentsync/consentsync/consent"
+)
+
+// Subject is a row of subjects.
+type Subject struct {
+	ID            int64          `db:"id" json:"-"`
+	Email         sql.NullString `db:"email" json:"-"`
+	EmailOriginal sql.NullString `db:"email_original" json:"-"`
+	Phone         sql.NullString `db:"phone" json:"-"`
+	Profile       string         `db:"profile" json:"profile"`
+	CreatedAt     time.Time      `db:"created_at" json:"created_at"`
+}
+
+// LockSubject finds or creates the subject for sub (normalized): by email
+// when it has one, else by phone. It locks
+// its row for the rest of tx, so that ledger appends and state changes of one
+// subject are serialized (the hash chain needs it). Callers that lock several
+// subjects in one tx must do so in a fixed order (sorted keys) to avoid
+// deadlocks.
+func LockSubject(ctx context.Context, tx *sqlx.Tx, sub consent.Subject) (int64, error) {
+	var id int64
+	var err error
+	switch {
+	case sub.Email != "":
+		err = tx.QueryRowxContext(ctx, `
+			INSERT INTO subjects (email, email_original) VALUES ($1, $2)
+			ON CONFLICT (email) DO UPDATE SET updated_at = now()
+			RETURNING id`, sub.Email, sub.EmailOriginal).Scan(&id)
+	case sub.Phone != "":
+		err = tx.QueryRowxContext(ctx, `
+			INSERT INTO subjects (phone) VALUES ($1)
+			ON CONFLICT (phone) DO UPDATE SET updated_at = now()
+			RETURNING id`, sub.Phone).Scan(&id)
+	default:
+		return 0, consent.ErrNoSubject
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: subject: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return 0, fmt.Errorf("store: lock subject: %w", err)
+	}
+	return id, nil
+}
+
+// State returns the current state of (subject, channel, brand, purpose), or
+// nil when there is none.
+func State(ctx context.Context, tx *sqlx.Tx, subjectID int64, ch consent.Channel, brand string, p consent.Purpose) (*consent.State, error) {
+	var st consent.State
+	var status string
+	err := tx.QueryRowxContext(ctx, `SELECT status, occurred_at, source FROM consent_states
+		WHERE subject_id = $1 AND channel = $2 AND brand = $3 AND purpose = $4`, subjectID, ch, brand, p).
+		Scan(&status, &st.OccurredAt, &st.Source)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: state: %w", err)
+	}
+	st.Status = consent.Status(status)
+	st.OccurredAt = st.OccurredAt.UTC()
+	return &st, nil
+}
+
+// LedgerEntry is one row to append to consent_events.
+type LedgerEntry struct {
+	SubjectID int64
+	InboundID int64
+	DedupKey  []byte
+	Signal    consent.Signal
+	Outcome   string
+	PrevHash  []byte
+	Hash      []byte
+}
+
+// LastHash returns the hash of the subject's newest ledger row (nil for the
+// first row).
+func LastHash(ctx context.Context, tx *sqlx.Tx, subjectID int64) ([]byte, error) {
+	var h []byte
+	err := tx.QueryRowxContext(ctx, `SELECT hash FROM consent_events WHERE subject_id = $1 ORDER BY id DESC LIMIT 1`, subjectID).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return h, err
+}
+
+// AppendLedger inserts e unless the same fact (source, dedup key) is already
+// in the ledger. It returns the new row id, or 0 when it was a duplicate.
+func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error) {
+	ev, err := json.Marshal(e.Signal.Evidence)
+	if err != nil {
+		return 0, err
+	}
+	problems, err := json.Marshal(nonNil(e.Signal.Problems))
+	if err != nil {
+		return 0, err
+	}
+	var inbound sql.NullInt64
+	if e.InboundID > 0 {
+		inbound = sql.NullInt64{Int64: e.InboundID, Valid: true}
+	}
+	var id int64
+	err = tx.QueryRowxContext(ctx, `
+		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
+			occurred_at, source, valid, problems, outcome, evidence, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT (source, dedup_key) DO NOTHING
+		RETURNING id`,
+		e.SubjectID, inbound, e.DedupKey, e.Signal.Channel, e.Signal.Brand, e.Signal.Purpose, e.Signal.Status,
+		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, e.PrevHash, e.Hash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: append ledger: %w", err)
+	}
+	return id, nil
+}
+
+// PutState makes the signal recorded as ledger row eventID the current state.
+func PutState(ctx context.Context, tx *sqlx.Tx, subjectID, eventID int64, sig consent.Signal) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (subject_id, channel, brand, purpose) DO UPDATE SET
+			status = EXCLUDED.status, occurred_at = EXCLUDED.occurred_at, source = EXCLUDED.source,
+			event_id = EXCLUDED.event_id, updated_at = now()`,
+		subjectID, sig.Channel, sig.Brand, sig.Purpose, sig.Status, sig.OccurredAt, sig.Source, eventID)
+	if err != nil {
+		return fmt.Errorf("store: put state: %w", err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

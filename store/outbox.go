@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// OutboxRow is one suppression to push (a row of suppression_outbox).
+type OutboxRow struct {
+	ID             int64          `db:"id"`
+	Destination    string         `db:"destination"`
+	ConsentEventID int64          `db:"consent_event_id"`
+	SubjectID      int64          `db:"subject_id"`
+	Action         string         `db:"action"`
+	Email          sql.NullString `db:"email"`
+	Phone          sql.NullString `db:"phone"`
+	Channel        string         `db:"channel"`
+	Brand          string         `db:"brand"`
+	Purpose        string         `db:"purpose"`
+	Reason         sql.NullString `db:"reason"`
+	Status         string         `db:"status"`
+	Attempts       int            `db:"attempts"`
+	LastError      sql.NullString `db:"last_error"`
+	Receipt        sql.NullString `db:"receipt"`
+	CreatedAt      time.Time      `db:"created_at"`
+	SentAt         sql.NullTime   `db:"sent_at"`
+}
+
+// Outbox statuses.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// AddOutbox queues a suppression of row eventID for destination inside tx;
+// the (destination, consent event) pair is unique, so a repeat adds nothing.
+// It reports whether a row was added.
+func AddOutbox(ctx context.Context, tx *sqlx.Tx, r OutboxRow) (bool, error) {
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, action, email, phone, channel, brand, purpose, reason)
+		VALUES ($1, $2, $3, 'suppress', $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (destination, consent_event_id) DO NOTHING`,
+		r.Destination, r.ConsentEventID, r.SubjectID, r.Email, r.Phone, r.Channel, r.Brand, r.Purpose, r.Reason)
+	if err != nil {
+		return false, fmt.Errorf("store: add outbox: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+const outboxCols = `id, destination, consent_event_id, subject_id, action, email, phone, channel, brand, purpose,
+	reason, status, attempts, last_error, receipt, created_at, sent_at`
+
+// ClaimOutbox leases up to limit due pending rows of destination for lease:
+// rows another worker holds (row lock or unexpired lease) are skipped, so
+// concurrent pushers never send one row twice at once. A crashed pusher's
+// rows become claimable again when the lease ends.
+func (s *Store) ClaimOutbox(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	err := s.DB.SelectContext(ctx, &rows, `
+		UPDATE suppression_outbox SET lease_until = now() + $3 * interval '1 millisecond', attempts = attempts + 1
+		WHERE id IN (
+			SELECT id FROM suppression_outbox
+			WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
+			  AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY id LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim outbox: %w", err)
+	}
+	return rows, nil
+}
+
+// OutboxDone is the final or interim outcome of one claimed row.
+type OutboxDone struct {
+	ID      int64
+	Status  string // OutboxSent, OutboxFailed or OutboxPending (try again at Retry)
+	Receipt string
+	Error   string
+	Retry   time.Time
+}
+
+// CompleteOutbox records outcomes and releases the leases, in one
+// transaction.
+func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
+	return s.Tx(ctx, func(tx *sqlx.Tx) error {
+		for _, d := range done {
+			var err error
+			switch d.Status {
+			case OutboxSent:
+				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'sent', sent_at = now(),
+					receipt = $2, last_error = NULL, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
+			case OutboxFailed:
+				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
+					last_error = $3, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
+			default:
+				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
+					lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Retry, truncate(d.Error, 2000))
+			}
+			if err != nil {
+				return fmt.Errorf("store: complete outbox %d: %w", d.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DueOutboxDestinations lists destinations that have pending rows due
+// before dueBefore and not leased: the sweeper re-enqueues a push for each.
+func (s *Store) DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error) {
+	var out []string
+	err := s.DB.SelectContext(ctx, &out, `SELECT DISTINCT destination FROM suppression_outbox
+		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())`, dueBefore)
+	return out, err
+}
+
+// OutboxCounts returns row counts per destination and status.
+func (s *Store) OutboxCounts(ctx context.Context) (map[string]map[string]int64, error) {
+	rows, err := s.DB.QueryxContext(ctx, `SELECT destination, status, count(*) FROM suppression_outbox GROUP BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[string]int64{}
+	for rows.Next() {
+		var d, st string
+		var n int64
+		if err := rows.Scan(&d, &st, &n); err != nil {
+			return nil, err
+		}
+		if out[d] == nil {
+			out[d] = map[string]int64{}
+		}
+		out[d][st] = n
+	}
+	return out, rows.Err()
+}
+
+// ListOutbox returns every outbox row, oldest first (demo and support use).
+func (s *Store) ListOutbox(ctx context.Context, ids ...int64) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	q := `SELECT ` + outboxCols + ` FROM suppression_outbox`
+	var err error
+	if len(ids) > 0 {
+		err = s.DB.SelectContext(ctx, &rows, q+` WHERE id = ANY($1) ORDER BY id`, pq.Array(ids))
+	} else {
+		err = s.DB.SelectContext(ctx, &rows, q+` ORDER BY id`)
+	}
+	return rows, err
+}

@@ -1,0 +1,81 @@
+// Package store is consentsync's Postgres access: the inbox (inbound_events),
+// subjects, the ledger (consent_events), current states (consent_states) and
+// the suppression outbox. SQL is written out in each file, one file per table
+// family; there is no ORM. Postgres is the system of record: Redis only
+// carries work.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Store wraps the connection pool.
+type Store struct {
+	DB *sqlx.DB
+}
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Open connects to url (a libpq URL) and checks the connection within 5 s.
+func Open(ctx context.Context, url string) (*Store, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	return &Store{DB: db}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// Ping checks that Postgres answers.
+func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
+
+// Tx runs fn in one transaction, committing when fn returns nil and rolling
+// back otherwise.
+func (s *Store) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Unavailable reports whether err means Postgres could not be reached (as
+// opposed to a query that failed): the receiver answers 503 then.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		// Class 08: connection exception; 57P0x: shutdown; 53: resources.
+		c := string(pqErr.Code)
+		return len(c) >= 2 && (c[:2] == "08" || c[:2] == "53" || c[:3] == "57P")
+	}
+	return !errors.Is(err, ErrNotFound) && !errors.Is(err, sql.ErrNoRows)
+}

@@ -1,0 +1,73 @@
+package worker
+
+import (
+	"context"
+	"time"
+)
+
+// sweepLockKey is the Postgres advisory lock that makes sweeps single-flight
+// across every worker process sharing the database.
+const sweepLockKey int64 = 0x636f6e73656e7401 // "consent\x01"
+
+// sweepLimit bounds the inbound rows one sweep re-enqueues.
+const sweepLimit = 1000
+
+// Sweep re-enqueues work that Redis may have lost: inbound rows still
+// 'received' and outbox rows still due, both older than worker.sweep_after.
+// Enqueueing is idempotent (inbound tasks carry their row id as TaskID; push
+// tasks claim rows), so a sweep that races a live task does no harm. Only one
+// process sweeps at a time (Postgres advisory lock); the others skip. It
+// returns how many inbound events and destinations it re-enqueued.
+func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
+	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
+		cutoff := w.now().Add(-w.Config.Worker.SweepAfter)
+		ids, err := w.Store.UnfinishedInbound(ctx, cutoff, sweepLimit)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := w.Enqueuer.Inbound(ctx, id); err != nil {
+				return err
+			}
+			inbound++
+		}
+		dests, err := w.Store.DueOutboxDestinations(ctx, cutoff)
+		if err != nil {
+			return err
+		}
+		for _, d := range dests {
+			if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
+				return err
+			}
+			outbox++
+		}
+		return nil
+	})
+	if inbound > 0 {
+		w.Metrics.Sweeps.WithLabelValues("inbound").Add(float64(inbound))
+	}
+	if outbox > 0 {
+		w.Metrics.Sweeps.WithLabelValues("outbox").Add(float64(outbox))
+	}
+	return inbound, outbox, err
+}
+
+// RunSweeper sweeps every worker.sweep_every until ctx ends. Errors are
+// logged and the next tick tries again (Redis or Postgres may be back).
+func (w *Worker) RunSweeper(ctx context.Context) {
+	t := time.NewTicker(w.Config.Worker.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			in, out, err := w.Sweep(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.Logger.Warn("sweep failed", "err", err)
+			} else if in+out > 0 {
+				w.Logger.Info("sweep re-enqueued work", "inbound", in, "destinations", out)
+			}
+		}
+	}
+}
