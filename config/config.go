@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Config is the whole configuration.
@@ -254,6 +255,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy.ConsentTTL < 0 {
 		bad("policy.consent_ttl", "must be positive")
+	}
+	if !phonenumbers.GetSupportedRegions()[strings.ToUpper(c.Policy.PhoneRegion)] {
+		bad("policy.phone_region", "%q is not a region phone numbers can be read in (ISO 3166-1 alpha-2, e.g. FR)", c.Policy.PhoneRegion)
 	}
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")

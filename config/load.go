@@ -2,13 +2,13 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -40,7 +40,12 @@ func Load() (*Config, error) {
 
 // Parse decodes YAML, expands ${VAR} in every scalar with lookup, rejects
 // unknown keys, applies Defaults and runs Validate. Errors carry the key's
-// path ("config: sources[1].kind: ...").
+// path and its line in data ("config: sources[1].kind (line 9): ...").
+//
+// A value read from the environment is never parsed as YAML: "a: b # c"
+// stays one string. In an unquoted scalar that is exactly the expansion, it
+// is typed like a literal would be (body_limit: ${LIMIT} with LIMIT=2048 is
+// a number); a quoted scalar ("${VAR}") and an empty value stay strings.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{}
 	if len(bytes.TrimSpace(data)) > 0 {
@@ -48,29 +53,19 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		if err := yaml.Unmarshal(data, &root); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := walk(&root, "", map[int]string{}, lookup); err != nil {
+		if err := expand(&root, "", lookup); err != nil {
 			return nil, err
 		}
-		// yaml.v3 rejects unknown keys only in a Decoder reading text, so the
-		// expanded tree is written out again; the paths are taken from that
-		// text, so each error names the key however the input was laid out.
-		expanded, err := yaml.Marshal(&root)
-		if err != nil {
+		// yaml.v3 rejects unknown keys only in a Decoder reading text, and
+		// its errors carry line numbers of that text, not paths. check walks
+		// the tree against the Config type instead, so each error names the
+		// exact path and the line as written, whatever the layout (flow
+		// mappings, nested sequences).
+		if errs := check(&root, "", reflect.TypeFor[Config]()); len(errs) > 0 {
+			return nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
+		}
+		if err := root.Decode(c); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
-		}
-		var again yaml.Node
-		if err := yaml.Unmarshal(expanded, &again); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		paths := map[int]string{}
-		keep := func(name string) (string, bool) { return "${" + name + "}", true }
-		if err := walk(&again, "", paths, keep); err != nil {
-			return nil, err
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(expanded))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return nil, withPaths(err, paths)
 		}
 	}
 	c.Defaults()
@@ -82,43 +77,42 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 
 var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// walk expands ${VAR} in scalars and records, for each line holding a
-// mapping key, the dotted path of that key.
-func walk(n *yaml.Node, path string, paths map[int]string, lookup func(string) (string, bool)) error {
+// where renders a path and line for an error message.
+func where(path string, line int) string {
+	if path == "" {
+		return fmt.Sprintf("line %d", line)
+	}
+	return fmt.Sprintf("%s (line %d)", path, line)
+}
+
+// expand replaces ${VAR} in scalar values with lookup and rejects aliases.
+func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := walk(c, path, paths, lookup); err != nil {
+			if err := expand(c, path, lookup); err != nil {
 				return err
 			}
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
+			if k.Kind == yaml.AliasNode {
+				return fmt.Errorf("config: %s: YAML aliases are not supported", where(path, k.Line))
 			}
-			if _, ok := paths[k.Line]; !ok {
-				paths[k.Line] = p
-			}
-			if err := walk(v, p, paths, lookup); err != nil {
+			if err := expand(v, join(path, k.Value), lookup); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if _, ok := paths[c.Line]; !ok {
-				paths[c.Line] = p
-			}
-			if err := walk(c, p, paths, lookup); err != nil {
+			if err := expand(c, path+"["+strconv.Itoa(i)+"]", lookup); err != nil {
 				return err
 			}
 		}
 	case yaml.ScalarNode:
 		var missing []string
-		n.Value = varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+		v := varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := m[2 : len(m)-1]
 			v, ok := lookup(name)
 			if !ok {
@@ -127,29 +121,179 @@ func walk(n *yaml.Node, path string, paths map[int]string, lookup func(string) (
 			return v
 		})
 		if len(missing) > 0 {
-			return fmt.Errorf("config: %s (line %d): environment variable %s is not set", path, n.Line, strings.Join(missing, ", "))
+			return fmt.Errorf("config: %s: environment variable %s is not set", where(path, n.Line), strings.Join(missing, ", "))
+		}
+		if v != n.Value {
+			n.Value = v
+			if n.Style == 0 {
+				// A plain scalar: let the decoder type the new value as it
+				// would a literal (the parser typed "${VAR}" as a string),
+				// except that an empty value, "null" or "~" stays that text.
+				n.Tag = ""
+				if n.ShortTag() == "!!null" {
+					n.Tag = "!!str"
+				}
+			}
 		}
 	case yaml.AliasNode:
-		return fmt.Errorf("config: %s (line %d): YAML aliases are not supported", path, n.Line)
+		return fmt.Errorf("config: %s: YAML aliases are not supported", where(path, n.Line))
 	}
 	return nil
 }
 
-var lineRE = regexp.MustCompile(`line (\d+): `)
-
-// withPaths rewrites "line N: msg" in a yaml error into "path (line N): msg".
-func withPaths(err error, paths map[int]string) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	lines := strings.Split(msg, "\n")
-	for i, l := range lines {
-		l = strings.TrimSpace(l)
-		if m := lineRE.FindStringSubmatchIndex(l); m != nil {
-			n, _ := strconv.Atoi(l[m[2]:m[3]])
-			if p, ok := paths[n]; ok {
-				l = l[:m[0]] + p + ": " + l[m[1]:]
-			}
-		}
-		lines[i] = l
+func join(path, key string) string {
+	if path == "" {
+		return key
 	}
-	return fmt.Errorf("config: %s", strings.Join(lines, "; "))
+	return path + "." + key
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// check reports every node of n that cannot be decoded into a value of type
+// t: unknown or repeated keys, a list where a mapping belongs, a value of the
+// wrong type. A null fits anything (the zero value).
+func check(n *yaml.Node, path string, t reflect.Type) []string {
+	bad := func(format string, args ...any) []string {
+		return []string{where(path, n.Line) + ": " + fmt.Sprintf(format, args...)}
+	}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return check(n.Content[0], path, t)
+	}
+	if n.Kind == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var errs []string
+	switch t.Kind() {
+	case reflect.Interface:
+		return nil
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return bad("want a mapping, got %s", describe(n))
+		}
+		fields := yamlFields(t)
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			if k.Kind != yaml.ScalarNode {
+				errs = append(errs, where(path, k.Line)+": keys must be names")
+				continue
+			}
+			if line, dup := seen[k.Value]; dup {
+				errs = append(errs, fmt.Sprintf("%s: key repeated (first at line %d)", where(p, k.Line), line))
+				continue
+			}
+			seen[k.Value] = k.Line
+			ft, ok := fields[k.Value]
+			if !ok {
+				errs = append(errs, where(p, k.Line)+": unknown key")
+				continue
+			}
+			errs = append(errs, check(v, p, ft)...)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return bad("want a mapping, got %s", describe(n))
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			if k.Kind != yaml.ScalarNode || k.Decode(reflect.New(t.Key()).Interface()) != nil {
+				errs = append(errs, where(path, k.Line)+": keys must be names")
+				continue
+			}
+			if line, dup := seen[k.Value]; dup {
+				errs = append(errs, fmt.Sprintf("%s: key repeated (first at line %d)", where(p, k.Line), line))
+				continue
+			}
+			seen[k.Value] = k.Line
+			errs = append(errs, check(v, p, t.Elem())...)
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return bad("want a list, got %s", describe(n))
+		}
+		for i, c := range n.Content {
+			errs = append(errs, check(c, path+"["+strconv.Itoa(i)+"]", t.Elem())...)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			return bad("want a single value, got %s", describe(n))
+		}
+		if n.Decode(reflect.New(t).Interface()) != nil {
+			return bad("%q is not %s", clip(n.Value), kindName(t))
+		}
+	}
+	return errs
+}
+
+// yamlFields maps the YAML keys of struct type t to their field types, the
+// way yaml.v3 names them (the yaml tag, else the lower-cased field name).
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+			continue
+		case strings.Contains(","+opts+",", ",inline,") && f.Type.Kind() == reflect.Struct:
+			for k, v := range yamlFields(f.Type) {
+				out[k] = v
+			}
+			continue
+		case name == "":
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return fmt.Sprintf("%q", clip(n.Value))
+}
+
+func kindName(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return `a duration ("30s", "5m", "26280h")`
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
+	}
+	return "a " + t.String()
+}
+
+// clip shortens a value quoted in an error.
+func clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	cut := 40
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "..."
 }

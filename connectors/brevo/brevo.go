@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database
@@ -122,8 +121,9 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //	anything else                  skipped
 //
 // occurred_at is ts_event (Unix seconds, UTC), else ts_epoch (ms, UTC),
-// else date_event or date read as Europe/Paris local time (in the hour
-// repeated when summer time ends, the first occurrence is taken). DedupKey is
+// else date_event or date read as Europe/Paris local time (a time inside the
+// hour repeated when summer time ends is ambiguous: time.Date picks one of
+// the two). DedupKey is
 // the hex SHA-256 of the sorted item keys (event, email, camp_id or
 // message-id, ts_event). A body that is neither a JSON object nor an array
 // returns an error wrapping connectors.ErrMalformed; an item that is not an
@@ -286,9 +286,6 @@ func scalar(raw json.RawMessage) string {
 	}
 	var n json.Number
 	if json.Unmarshal(raw, &n) != nil {
-		return ""
-	}
-	if _, err := strconv.ParseFloat(n.String(), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
 		return ""
 	}
 	return n.String()

@@ -327,7 +327,7 @@ func TestParseTime(t *testing.T) {
 		{"2025-11-20T11:30:00+0100", want, true},
 		{"2025-11-20T10:30:00.250Z", want.Add(250 * time.Millisecond), true},
 		{" 2025-11-20 11:30:00 ", want, true}, // Paris
-		{"2025-11-20T11:30:00", want, true},  // Paris
+		{"2025-11-20T11:30:00", want, true},   // Paris
 		{"2025-11-20 10:30:00Z", want, true},
 		{"1763634600", want, true},
 		{"1763634600000", want, true},

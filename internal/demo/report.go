@@ -1,0 +1,132 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/consentsync/consentsync/internal/app"
+	"github.com/consentsync/consentsync/internal/sandbox"
+)
+
+// report checks the outcome and prints it. It returns an error listing
+// every problem found.
+func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox, results []posted, drained bool, took time.Duration) error {
+	var problems []string
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(out, "consentsync demo: %d real-format webhooks, signed as their senders sign them\n\n", len(results))
+
+	fmt.Fprintln(tw, "WEBHOOK\tSOURCE\tHTTP\tSIGNALS IN LEDGER\tNOTE")
+	for _, r := range results {
+		src := strings.TrimPrefix(r.fx.Request.Path, "/webhooks/")
+		httpCol := fmt.Sprintf("%d", r.status)
+		switch {
+		case r.err != "":
+			problems = append(problems, fmt.Sprintf("%s: %s", r.fx.Name, r.err))
+			httpCol = "error"
+		case r.status != r.fx.Expect.Status:
+			problems = append(problems, fmt.Sprintf("%s: HTTP %d, want %d (%s)", r.fx.Name, r.status, r.fx.Expect.Status, strings.TrimSpace(r.body)))
+		case r.fx.Expect.ResponseContains != "" && !strings.Contains(r.body, r.fx.Expect.ResponseContains):
+			problems = append(problems, fmt.Sprintf("%s: answer lacks %q", r.fx.Name, r.fx.Expect.ResponseContains))
+		}
+		found := 0
+		for _, s := range r.fx.Expect.Signals {
+			var n int
+			err := a.Store.DB.GetContext(ctx, &n, `SELECT count(*) FROM consent_events e JOIN subjects s ON s.id = e.subject_id
+				WHERE s.email = $1 AND e.channel = $2 AND e.brand = $3 AND e.purpose = $4 AND e.status = $5
+				  AND e.occurred_at = $6 AND e.source = $7`,
+				s.Email, s.Channel, s.Brand, s.Purpose, s.Status, s.OccurredAt, src)
+			if err == nil && n == 1 {
+				found++
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: expected signal not in ledger: %s", r.fx.Name, s.Key()))
+			}
+		}
+		note := ""
+		if n := len(r.fx.Expect.Undeliverable); n > 0 {
+			note = fmt.Sprintf("%d undeliverable (not a consent change)", n)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", r.fx.Name, src, httpCol, found, len(r.fx.Expect.Signals), note)
+	}
+	_ = tw.Flush()
+
+	subjects, err := a.Store.AllSubjects(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nCONSENT RECORD (current state per subject, channel, brand, purpose)")
+	fmt.Fprintln(tw, "SUBJECT\tCHANNEL\tBRAND\tPURPOSE\tSTATUS\tSINCE (UTC)\tSOURCE\tVALID")
+	for _, s := range subjects {
+		id := s.Subject.Email.String
+		if id == "" {
+			id = s.Subject.Phone.String
+		}
+		for _, c := range s.Consents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", id, c.Channel, c.Brand, c.Purpose, c.Status,
+				c.OccurredAt.UTC().Format("2006-01-02 15:04:05.00"), c.Source, c.Valid)
+		}
+	}
+	_ = tw.Flush()
+
+	rows, err := a.Store.ListOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nSUPPRESSIONS PUSHED (withdrawals sent to every provider that could still mail the person)")
+	fmt.Fprintln(tw, "DESTINATION\tADDRESS\tREASON\tSTATUS\tATTEMPTS\tPROVIDER RECEIPT")
+	for _, r := range rows {
+		receipt := r.Receipt.String
+		if len(receipt) > 60 {
+			receipt = receipt[:57] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Destination, r.Email.String, r.Reason.String, r.Status, r.Attempts, oneLine(receipt))
+		if r.Status != "sent" {
+			problems = append(problems, fmt.Sprintf("suppression %d to %s is %s: %s", r.ID, r.Destination, r.Status, r.LastError.String))
+		}
+	}
+	_ = tw.Flush()
+
+	snap := sb.Snapshot()
+	fmt.Fprintln(out, "\nPROVIDER SANDBOX STATE")
+	fmt.Fprintf(out, "  SendGrid global suppressions: %s\n", strings.Join(snap.SendGridSuppressed, ", "))
+	lists := make([]string, 0, len(snap.MailchimpMembers))
+	for id := range snap.MailchimpMembers {
+		lists = append(lists, id)
+	}
+	sort.Strings(lists)
+	for _, id := range lists {
+		var ms []string
+		for _, m := range snap.MailchimpMembers[id] {
+			ms = append(ms, m.EmailAddress+" "+m.Status)
+		}
+		fmt.Fprintf(out, "  Mailchimp list %s: %s\n", id, strings.Join(ms, ", "))
+	}
+
+	inbox, err := a.Store.InboxCounts(ctx)
+	if err != nil {
+		return err
+	}
+	if !drained {
+		problems = append(problems, "the queues did not drain in time")
+	}
+	if inbox["failed"] > 0 || inbox["received"] > 0 {
+		problems = append(problems, fmt.Sprintf("inbox: %d failed, %d unprocessed", inbox["failed"], inbox["received"]))
+	}
+	fmt.Fprintf(out, "\ninbox: %d processed, %d failed; outbox: %d suppressions; took %s\n",
+		inbox["processed"], inbox["failed"], len(rows), took.Round(time.Millisecond))
+	if len(problems) > 0 {
+		fmt.Fprintln(out, "\nPROBLEMS")
+		for _, p := range problems {
+			fmt.Fprintln(out, "  - "+p)
+		}
+		return fmt.Errorf("%d problem(s)", len(problems))
+	}
+	fmt.Fprintln(out, "OK: every webhook stored and processed, every expected signal in the ledger, every suppression pushed.")
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
