@@ -3,6 +3,7 @@ package consent
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -25,23 +26,19 @@ const maxEmailLen = 254
 // NormalizeEmail returns the matching form of an address and the spelling to
 // keep for provider calls.
 //
-// The matching form is: surrounding white space trimmed, a "mailto:" prefix
-// and angle brackets ("Name <a@b>") removed, Unicode NFC, lower-cased, and the
-// domain converted to ASCII with the IDNA Lookup profile (UTS #46, via
-// golang.org/x/net/idna). The original is the trimmed, unwrapped input as
-// sent, NFC but with its case kept.
+// The matching form is: surrounding white space (and byte order marks)
+// trimmed, a "mailto:" prefix and angle brackets ("Name <a@b>",
+// "<mailto:a@b>") removed, Unicode NFC, lower-cased, and the domain converted
+// to ASCII with the IDNA Lookup profile (UTS #46, via golang.org/x/net/idna).
+// The original is the trimmed, unwrapped input as sent, NFC but with its case
+// kept.
 //
 // It returns an error wrapping ErrBadEmail for empty input, invalid UTF-8,
-// control or space characters, a missing local part or domain, or an address
-// over 254 octets.
+// control (including invisible format characters such as U+200B) or space
+// characters, a missing local part or domain, an empty domain label ("a@.fr",
+// "a@b..fr"), or an address over 254 octets.
 func NormalizeEmail(raw string) (normalized, original string, err error) {
-	s := strings.TrimFunc(raw, unicode.IsSpace)
-	if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
-		s = strings.TrimFunc(s[7:], unicode.IsSpace)
-	}
-	if i := strings.LastIndexByte(s, '<'); i >= 0 && strings.HasSuffix(s, ">") {
-		s = strings.TrimFunc(s[i+1:len(s)-1], unicode.IsSpace)
-	}
+	s := unwrapEmail(raw)
 	if s == "" {
 		return "", "", fmt.Errorf("%w: empty", ErrBadEmail)
 	}
@@ -49,7 +46,7 @@ func NormalizeEmail(raw string) (normalized, original string, err error) {
 		return "", "", fmt.Errorf("%w: not UTF-8", ErrBadEmail)
 	}
 	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '<' || r == '>' {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' {
 			return "", "", fmt.Errorf("%w: forbidden character %U", ErrBadEmail, r)
 		}
 	}
@@ -63,15 +60,40 @@ func NormalizeEmail(raw string) (normalized, original string, err error) {
 		return "", "", fmt.Errorf("%w: more than one @", ErrBadEmail)
 	}
 	asciiDomain, err := idna.Lookup.ToASCII(strings.TrimSuffix(domain, "."))
-	if err != nil || asciiDomain == "" || !strings.Contains(asciiDomain, ".") && asciiDomain != "localhost" {
+	if err != nil || asciiDomain == "" || !strings.Contains(asciiDomain, ".") && asciiDomain != "localhost" ||
+		slices.Contains(strings.Split(asciiDomain, "."), "") {
 		return "", "", fmt.Errorf("%w: bad domain", ErrBadEmail)
 	}
-	normalized = strings.ToLower(local) + "@" + strings.ToLower(asciiDomain)
+	// Lower-casing can leave a string that is no longer NFC: compose again so
+	// that normalizing a normalized address gives it back.
+	normalized = norm.NFC.String(strings.ToLower(local)) + "@" + strings.ToLower(asciiDomain)
 	if len(normalized) > maxEmailLen {
 		return "", "", fmt.Errorf("%w: longer than %d octets", ErrBadEmail, maxEmailLen)
 	}
 	return normalized, s, nil
 }
+
+// unwrapEmail trims white space and removes "mailto:" prefixes and angle
+// brackets for as long as there are some, so that the result never starts
+// with one (normalizing is idempotent).
+func unwrapEmail(s string) string {
+	for {
+		s = strings.TrimFunc(s, isBlank)
+		i := strings.LastIndexByte(s, '<')
+		switch {
+		case len(s) >= 7 && strings.EqualFold(s[:7], "mailto:"):
+			s = s[7:]
+		case i >= 0 && strings.HasSuffix(s, ">"):
+			s = s[i+1 : len(s)-1]
+		default:
+			return s
+		}
+	}
+}
+
+// isBlank reports white space and the byte order mark some exports put
+// before the first field.
+func isBlank(r rune) bool { return unicode.IsSpace(r) || r == '\uFEFF' }
 
 // MailboxKey folds the aliases of one mailbox onto one key, for matching
 // suppressions: at gmail.com and googlemail.com dots in the local part are

@@ -69,9 +69,14 @@ func (w *Worker) ServerConfig() asynq.Config {
 			}
 			return asynq.DefaultRetryDelayFunc(n, err, t)
 		},
-		Logger:          asynqLogger{w.Logger},
-		LogLevel:        asynq.WarnLevel,
-		ShutdownTimeout: 20 * time.Second,
+		// Poll idle queues every 250 ms (asynq's default is 1 s): a withdrawal
+		// should reach providers in well under a second. Delayed and retried
+		// tasks are checked every second.
+		TaskCheckInterval:        250 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   asynqLogger{w.Logger},
+		LogLevel:                 asynq.WarnLevel,
+		ShutdownTimeout:          20 * time.Second,
 	}
 }
 

@@ -46,7 +46,8 @@ type App struct {
 type Options struct {
 	// Migrate applies pending migrations before anything else.
 	Migrate bool
-	// Now replaces the clock (tests, demo).
+	// Now replaces the clock signatures and timestamps are checked against
+	// (tests replay fixtures at their own time). The worker keeps real time.
 	Now func() time.Time
 }
 
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	a.Worker = &worker.Worker{
 		Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Destinations: dsts,
-		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: o.Now,
+		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log,
 	}
 	a.Server = &server.Server{
 		Config: cfg, Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,

@@ -1,0 +1,292 @@
+// Package e2e drives the whole pipeline over HTTP with real Postgres and
+// Redis: receiver → inbox → asynq → worker → ledger/state/outbox → provider
+// sandbox. Each test gets its own database and Redis index (testenv).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors/hubspot"
+	"github.com/consentsync/consentsync/internal/app"
+	"github.com/consentsync/consentsync/internal/fixtures"
+	"github.com/consentsync/consentsync/internal/sandbox"
+	"github.com/consentsync/consentsync/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.DropTemplate()
+	os.Exit(code)
+}
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one running consentsync with its sandbox.
+type env struct {
+	t       *testing.T
+	App     *app.App
+	Sandbox *sandbox.Sandbox
+	SBURL   string
+	URL     string
+	Logs    *syncBuffer
+	clock   atomic.Pointer[time.Time]
+
+	workerStop context.CancelFunc
+	workerDone chan struct{}
+}
+
+// Now is the clock the receiver verifies signatures with.
+func (e *env) Now() time.Time {
+	if t := e.clock.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
+
+// SetNow sets the verification clock (fixtures are signed at fixed times).
+func (e *env) SetNow(t time.Time) { e.clock.Store(&t) }
+
+type envOptions struct {
+	noWorker bool
+	mutate   func(*config.Config)
+	sandbox  []sandbox.Option
+}
+
+// start runs receiver + worker against a fresh database and Redis index,
+// with the example config pointed at a fresh sandbox.
+func start(t *testing.T, o envOptions) *env {
+	t.Helper()
+	e := &env{t: t, Logs: &syncBuffer{}}
+	contacts, err := sandbox.FixtureContacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Sandbox = sandbox.New(append([]sandbox.Option{sandbox.WithHubSpotContacts(contacts)}, o.sandbox...)...)
+	sb, err := e.Sandbox.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	e.SBURL = sb.URL
+	raw, err := fixtures.ExampleConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(raw, func(k string) (string, bool) { return sb.URL, k == "SANDBOX_URL" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Worker.SweepAfter = time.Second
+	cfg.Worker.SweepEvery = 200 * time.Millisecond
+	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token"}
+	if o.mutate != nil {
+		o.mutate(cfg)
+	}
+	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, log, app.Options{Now: e.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.App = a
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.URL = "http://" + ln.Addr().String()
+	httpDone := make(chan struct{})
+	go func() { _ = a.RunHTTP(ctx, ln); close(httpDone) }()
+	if !o.noWorker {
+		e.StartWorker()
+	}
+	t.Cleanup(func() {
+		e.StopWorker()
+		cancel()
+		<-httpDone
+		a.Close()
+	})
+	return e
+}
+
+// StartWorker starts the asynq worker and sweeper.
+func (e *env) StartWorker() {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.workerStop, e.workerDone = cancel, make(chan struct{})
+	go func() { _ = e.App.RunWorker(ctx); close(e.workerDone) }()
+}
+
+// StopWorker stops the worker and waits for it.
+func (e *env) StopWorker() {
+	if e.workerStop != nil {
+		e.workerStop()
+		<-e.workerDone
+		e.workerStop = nil
+	}
+}
+
+// response is an HTTP answer.
+type response struct {
+	Status int
+	Body   string
+	JSON   map[string]any
+}
+
+// do sends a request to consentsync.
+func (e *env) do(method, path, query string, header http.Header, body []byte) response {
+	e.t.Helper()
+	u := e.URL + path
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if header != nil {
+		req.Header = header.Clone()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := response{Status: resp.StatusCode, Body: string(b)}
+	_ = json.Unmarshal(b, &r.JSON)
+	return r
+}
+
+// postFixture posts fixture fx as sent, verified at the fixture's time.
+func (e *env) postFixture(fx fixtures.Fixture) response {
+	e.t.Helper()
+	e.SetNow(fx.Now)
+	req := fx.ConnectorRequest()
+	return e.do(fx.Request.Method, fx.Request.Path, fx.Request.Query, req.Header, req.Body)
+}
+
+// admin sends an authenticated admin API request.
+func (e *env) admin(method, path string) response {
+	e.t.Helper()
+	return e.do(method, path, "", http.Header{"Authorization": {"Bearer test-admin-token"}}, nil)
+}
+
+// waitFor polls cond every 50 ms for up to 30 s.
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("timed out waiting for %s", what)
+}
+
+// count runs a count query.
+func (e *env) count(q string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.App.Store.DB.Get(&n, q, args...); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// waitDrained waits until no inbound row is unprocessed and no outbox row
+// pending.
+func (e *env) waitDrained() {
+	e.t.Helper()
+	e.waitFor("inbox and outbox to drain", func() bool {
+		return e.count(`SELECT (SELECT count(*) FROM inbound_events WHERE status = 'received')
+			+ (SELECT count(*) FROM suppression_outbox WHERE status = 'pending')`) == 0
+	})
+}
+
+// ledger returns the ledger as "email channel brand purpose status time"
+// keys (fixtures.Signal.Key form) for one source.
+func (e *env) ledger(source string) []string {
+	e.t.Helper()
+	var rows []fixtures.Signal
+	err := e.App.Store.DB.Select(&rows, `SELECT s.email, e.channel, e.brand, e.purpose, e.status, e.occurred_at
+		FROM consent_events e JOIN subjects s ON s.id = e.subject_id WHERE e.source = $1 ORDER BY e.id`, source)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Key()
+	}
+	return out
+}
+
+func fixture(t *testing.T, name string) fixtures.Fixture {
+	t.Helper()
+	fx, err := fixtures.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+func keys(ss []fixtures.Signal) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Key()
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		m[x]--
+	}
+	for _, v := range m {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func source(fx fixtures.Fixture) string { return strings.TrimPrefix(fx.Request.Path, "/webhooks/") }
+
+type configT = config.Config
+
+var hubspotSign = hubspot.Sign
