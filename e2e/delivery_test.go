@@ -138,7 +138,9 @@ func TestSweeperRecoversFromRedisLoss(t *testing.T) {
 	e.Sandbox.ResetCalls()
 	e.withdrawByPostmark("second@example.com")
 	e.StartWorker()
-	e.waitFor("outbox row", func() bool { return e.count(`SELECT count(*) FROM suppression_outbox WHERE email = 'second@example.com'`) == 2 })
+	e.waitFor("outbox row", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE email = 'second@example.com'`) == 2
+	})
 	e.StopWorker()
 	wipe()
 	_, _ = e.App.Store.DB.Exec(`UPDATE suppression_outbox SET status = 'pending', sent_at = NULL, lease_until = NULL WHERE email = 'second@example.com'`)
