@@ -49,7 +49,18 @@ type LedgerRecord struct {
 	Valid      bool      `json:"valid"`
 	Problems   []string  `json:"problems"`
 	Outcome    string    `json:"outcome"`
-	Evidence   Evidence  `json:"evidence"`
+	// EvidenceHash is EvidenceHash(evidence), hex: the chain covers the
+	// evidence through its hash, so an erasure can remove the evidence
+	// itself (personal data) and the chain still verifies.
+	EvidenceHash string `json:"evidence_hash"`
+}
+
+// EvidenceHash is sha256 over the evidence's JSON encoding (fields in
+// declaration order, times at TimePrecision).
+func EvidenceHash(e Evidence) []byte {
+	b, _ := json.Marshal(e) // plain fields: cannot fail
+	h := sha256.Sum256(b)
+	return h[:]
 }
 
 // NewLedgerRecord builds the record of sig as stored for a subject.
@@ -62,7 +73,7 @@ func NewLedgerRecord(subjectID, inboundID int64, sig Signal, outcome string) Led
 		SubjectID: subjectID, InboundID: inboundID, FactKey: hex.EncodeToString(FactKey(sig)),
 		Source: sig.Source, Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose, Status: sig.Status,
 		OccurredAt: CanonicalTime(sig.OccurredAt), Valid: sig.Valid(), Problems: problems, Outcome: outcome,
-		Evidence: sig.Evidence,
+		EvidenceHash: hex.EncodeToString(EvidenceHash(sig.Evidence)),
 	}
 }
 

@@ -60,7 +60,9 @@ CREATE TABLE consent_events (
     problems         jsonb       NOT NULL DEFAULT '[]',
     -- applied | stale | invalid | unchanged (consent.Outcome.Reason)
     outcome          text        NOT NULL,
+    -- how the signal came to be (proof); erasure empties it, evidence_hash stays
     evidence         jsonb       NOT NULL DEFAULT '{}',
+    evidence_hash    bytea       NOT NULL,
     prev_hash        bytea,
     hash             bytea       NOT NULL,
     UNIQUE (source, dedup_key)

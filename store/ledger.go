@@ -114,12 +114,12 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 	var id int64
 	err = tx.QueryRowxContext(ctx, `
 		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
-			occurred_at, source, valid, problems, outcome, evidence, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT (source, dedup_key) DO NOTHING
 		RETURNING id`,
 		e.SubjectID, inbound, e.DedupKey, e.Signal.Channel, e.Signal.Brand, e.Signal.Purpose, e.Signal.Status,
-		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, e.PrevHash, e.Hash).Scan(&id)
+		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -200,3 +200,6 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// DropDatabase drops a database a test created by name (e.g. the demo's).
+func DropDatabase(name string) { dropDB(name) }
