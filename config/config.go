@@ -135,18 +135,23 @@ type Signature struct {
 // Fields maps a submission's fields to a signal. Paths are dotted
 // ("hidden.consent_version").
 type Fields struct {
-	Email          string         `yaml:"email"`
-	Phone          string         `yaml:"phone"`
-	OccurredAt     string         `yaml:"occurred_at"`
-	EventID        string         `yaml:"event_id"`
-	FormID         string         `yaml:"form_id"`
-	WordingVersion string         `yaml:"wording_version"`
-	WordingHash    string         `yaml:"wording_hash"`
-	IP             string         `yaml:"ip"`
-	UserAgent      string         `yaml:"user_agent"`
-	PageURL        string         `yaml:"page_url"`
-	Profile        string         `yaml:"profile"`
-	Consents       []ConsentField `yaml:"consents"`
+	Email          string `yaml:"email"`
+	Phone          string `yaml:"phone"`
+	OccurredAt     string `yaml:"occurred_at"`
+	EventID        string `yaml:"event_id"`
+	FormID         string `yaml:"form_id"`
+	WordingVersion string `yaml:"wording_version"`
+	WordingHash    string `yaml:"wording_hash"`
+	IP             string `yaml:"ip"`
+	UserAgent      string `yaml:"user_agent"`
+	PageURL        string `yaml:"page_url"`
+	// Profile names a field saying who the person is: "customer" or
+	// "professional" (anything else: no profile fact).
+	Profile string `yaml:"profile"`
+	// ConfirmedAt names the field carrying a double-opt-in confirmation
+	// time; with it a double_opt_in box grants, without it it is pending.
+	ConfirmedAt string         `yaml:"confirmed_at"`
+	Consents    []ConsentField `yaml:"consents"`
 }
 
 // ConsentField maps one checkbox to one (channel, purpose[, brand]).
@@ -161,6 +166,12 @@ type ConsentField struct {
 	// PreTicked: the form shows this box ticked before the person acts, so a
 	// ticked value is not an express opt-in.
 	PreTicked bool `yaml:"pre_ticked"`
+	// Required: the form cannot be sent without ticking this box, so the
+	// consent is not free (a condition of the service).
+	Required bool `yaml:"required"`
+	// DoubleOptIn: a ticked box only requests consent; it grants once
+	// confirmed (fields.confirmed_at), and is pending until then.
+	DoubleOptIn bool `yaml:"double_opt_in"`
 }
 
 // Destination is an email or SMS provider that receives suppressions.

@@ -52,6 +52,12 @@ type Batch struct {
 	// Erasures lists subjects whose erasure the sender requested (HubSpot
 	// contact.privacyDeletion).
 	Erasures []consent.Subject
+	// Activities are contacts that are not consent changes (clicks, orders,
+	// deliveries): they renew consent or date the messages sent.
+	Activities []consent.Activity
+	// Profiles are what the sender says the subjects are to a brand
+	// (customer, professional).
+	Profiles []consent.ProfileFact
 	// Skipped describes items that carried no consent meaning or could not be
 	// read ("item 3: unknown event \"open\""). They are kept on the inbox row.
 	Skipped []string
@@ -73,14 +79,16 @@ type Source interface {
 	Parse(r *Request) (*Batch, error)
 }
 
-// Resolver is implemented by sources whose signals name subjects by the
-// sender's own ids (HubSpot objectId): Resolve fills Subject.Email from the
-// sender's API. It is called by the worker, never by the receiver. A signal
-// whose subject no longer exists at the sender is dropped and reported in the
-// returned skipped list; a transport failure is returned as an error (the
-// task is retried).
+// Resolver is implemented by sources whose requests name subjects by the
+// sender's own ids (HubSpot objectId): Resolve fills Subject.Email (keeping
+// Subject.ExternalID) in b.Signals, b.Activities and b.Profiles from the
+// sender's API, in place. Erasures keep their ExternalID (the contact is
+// already gone at the sender; the store maps external ids it has seen). An
+// item whose subject no longer exists at the sender is dropped and reported
+// in skipped; a transport failure is returned as an error (the task is
+// retried). It is called by the worker, never by the receiver.
 type Resolver interface {
-	Resolve(ctx context.Context, signals []consent.Signal) (resolved []consent.Signal, skipped []string, err error)
+	Resolve(ctx context.Context, b *Batch) (skipped []string, err error)
 }
 
 // Responder is implemented by sources whose sender needs a specific answer

@@ -118,8 +118,8 @@ func MailboxKey(normalized string) string {
 // NormalizePhone parses a phone number and formats it as E.164, reading
 // national numbers in defaultRegion (ISO 3166-1 alpha-2, e.g. "FR"). It uses
 // github.com/nyaruka/phonenumbers (libphonenumber's metadata) and returns an
-// error wrapping ErrBadPhone when the number cannot be parsed or is not a
-// possible number.
+// error wrapping ErrBadPhone when the number cannot be parsed, is not a
+// possible number, or does not read back from its own E.164 form.
 func NormalizePhone(raw, defaultRegion string) (string, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
@@ -135,7 +135,14 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 	if !phonenumbers.IsPossibleNumber(n) {
 		return "", fmt.Errorf("%w: not a possible number", ErrBadPhone)
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	// Some possible but invalid numbers ("0000000" in AX) do not read back
+	// from their own E.164 form: reject them, so that a normalized number
+	// always normalizes to itself and matches.
+	if m, err := phonenumbers.Parse(e164, "ZZ"); err != nil || phonenumbers.Format(m, phonenumbers.E164) != e164 {
+		return "", fmt.Errorf("%w: not a stable number", ErrBadPhone)
+	}
+	return e164, nil
 }
 
 // NormalizeSubject normalizes the identifiers of s in place: the email with

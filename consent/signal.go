@@ -114,6 +114,10 @@ type Evidence struct {
 	// PreTicked is set when the sender or the mapping says the box was ticked
 	// before the person acted.
 	PreTicked *bool `json:"pre_ticked,omitempty"`
+	// Required is set when the mapping says the form could not be sent
+	// without ticking the box: consent made a condition of the service is
+	// not free (GDPR art. 7(4); criterion "free", see Assess).
+	Required bool `json:"required,omitempty"`
 	// OptInLevel is the sender's double-opt-in wording ("confirmed_opt_in").
 	OptInLevel string `json:"opt_in_level,omitempty"`
 	// ConfirmedAt is the double-opt-in confirmation time.

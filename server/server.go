@@ -37,6 +37,8 @@ type Server struct {
 	RedisOpt asynq.RedisConnOpt
 	// Now is the clock signatures are checked against (time.Now when nil).
 	Now func() time.Time
+	// Eraser carries out DELETE /v1/subjects/{id}.
+	Eraser Eraser
 
 	kinds map[string]string
 }
@@ -60,6 +62,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
 
 	mux.Handle("GET /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleSubject)))
+	mux.Handle("GET /v1/subjects/{id}/eligibility", s.admin(http.HandlerFunc(s.handleEligibility)))
+	mux.Handle("GET /v1/subjects/{id}/history", s.admin(http.HandlerFunc(s.handleHistory)))
+	mux.Handle("DELETE /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleErase)))
+	mux.Handle("POST /v1/eligibility", s.admin(http.HandlerFunc(s.handleEligibilityBatch)))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -80,6 +80,7 @@ type LedgerEntry struct {
 	InboundID int64
 	DedupKey  []byte
 	Signal    consent.Signal
+	Quality   consent.Quality
 	Outcome   string
 	PrevHash  []byte
 	Hash      []byte
@@ -107,6 +108,12 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 	if err != nil {
 		return 0, err
 	}
+	var quality []byte
+	if e.Quality != nil {
+		if quality, err = json.Marshal(e.Quality); err != nil {
+			return 0, err
+		}
+	}
 	var inbound sql.NullInt64
 	if e.InboundID > 0 {
 		inbound = sql.NullInt64{Int64: e.InboundID, Valid: true}
@@ -114,12 +121,12 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 	var id int64
 	err = tx.QueryRowxContext(ctx, `
 		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
-			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (source, dedup_key) DO NOTHING
 		RETURNING id`,
 		e.SubjectID, inbound, e.DedupKey, e.Signal.Channel, e.Signal.Brand, e.Signal.Purpose, e.Signal.Status,
-		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash).Scan(&id)
+		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash, quality).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

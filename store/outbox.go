@@ -87,6 +87,11 @@ type OutboxDone struct {
 	Retry   time.Time
 }
 
+// scrubErased drops the address of a finished row whose subject was erased
+// while it was pending (it was kept only to be pushed).
+const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id = subject_id AND erased_at IS NOT NULL) THEN NULL ELSE email END,
+	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id = subject_id AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
+
 // CompleteOutbox records outcomes and releases the leases, in one
 // transaction.
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
@@ -96,10 +101,10 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
 			switch d.Status {
 			case OutboxSent:
 				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'sent', sent_at = now(),
-					receipt = $2, last_error = NULL, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
+					receipt = $2, last_error = NULL, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
 			case OutboxFailed:
 				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
-					last_error = $3, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
+					last_error = $3, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
 			default:
 				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
 					lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Retry, truncate(d.Error, 2000))

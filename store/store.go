@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -19,6 +20,9 @@ import (
 // Store wraps the connection pool.
 type Store struct {
 	DB *sqlx.DB
+
+	keyMu       sync.Mutex
+	identityKey []byte
 }
 
 // ErrNotFound is returned when a looked-up row does not exist.

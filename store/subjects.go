@@ -52,6 +52,10 @@ func (s *Store) FindSubject(ctx context.Context, email, phone string) (*SubjectV
 	if err != nil {
 		return nil, fmt.Errorf("store: find subject: %w", err)
 	}
+	return s.fillView(ctx, &v)
+}
+
+func (s *Store) fillView(ctx context.Context, v *SubjectView) (*SubjectView, error) {
 	if err := s.DB.SelectContext(ctx, &v.Consents, `
 		SELECT s.channel, s.brand, s.purpose, s.status, s.occurred_at, s.source, e.valid
 		FROM consent_states s JOIN consent_events e ON e.id = s.event_id
@@ -63,7 +67,7 @@ func (s *Store) FindSubject(ctx context.Context, email, phone string) (*SubjectV
 		FROM suppression_outbox WHERE subject_id = $1 ORDER BY id`, v.Subject.ID); err != nil {
 		return nil, fmt.Errorf("store: suppressions: %w", err)
 	}
-	return &v, nil
+	return v, nil
 }
 
 // AllSubjects lists every subject with its consents and suppressions,
@@ -103,4 +107,16 @@ func (s *Store) WithLock(ctx context.Context, key int64, fn func(ctx context.Con
 		return false, nil
 	}
 	return true, fn(ctx)
+}
+
+// SubjectView loads a subject by id with its consents and suppressions.
+func (s *Store) SubjectView(ctx context.Context, id int64) (*SubjectView, error) {
+	var v SubjectView
+	if err := s.DB.GetContext(ctx, &v.Subject, `SELECT id, email, email_original, phone, profile, created_at FROM subjects WHERE id = $1`, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return s.fillView(ctx, &v)
 }

@@ -4,12 +4,16 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/store"
 )
@@ -48,11 +52,17 @@ func (r Route) Matches(sig consent.Signal) bool {
 		slices.Contains(r.Channels, sig.Channel) && slices.Contains(r.Purposes, sig.Purpose)
 }
 
-// Prepared is a batch ready to reconcile: signals normalized and validated,
-// and what was left out, for the inbox row's notes.
+// Prepared is a batch ready to reconcile: identifiers normalized, items
+// that cannot be stored left out with a note.
 type Prepared struct {
-	Signals []consent.Signal
-	Notes   Notes
+	Signals    []consent.Signal
+	Activities []consent.Activity
+	Profiles   []consent.ProfileFact
+	// Erasures name subjects by the sender's id (Subject.ExternalID, with
+	// the source in ErasureSource) or by identifier.
+	Erasures      []consent.Subject
+	ErasureSource string
+	Notes         Notes
 }
 
 // Notes is stored on the inbox row (JSON): what the request held besides
@@ -64,22 +74,33 @@ type Notes struct {
 	Invalid       int      `json:"invalid,omitempty"`
 	Duplicate     int      `json:"duplicate,omitempty"`
 	Suppressions  int      `json:"suppressions,omitempty"`
+	Activities    int      `json:"activities,omitempty"`
+	Profiles      int      `json:"profiles,omitempty"`
 	Undeliverable int      `json:"undeliverable,omitempty"`
 	Erasures      int      `json:"erasures,omitempty"`
 	Skipped       []string `json:"skipped,omitempty"`
 }
 
-// Prepare normalizes every signal's subject (consent.NormalizeSubject),
-// puts its times at the ledger's precision, and drops, with a note, signals
-// that cannot be stored (no usable identifier, unknown channel). The order
-// of the result is by subject key, then occurrence: the order subject rows
-// are locked in, which rules out deadlocks between concurrent batches.
+// Prepare normalizes signals alone (see PrepareBatch).
 func Prepare(signals []consent.Signal, region string) Prepared {
-	var p Prepared
-	for i, s := range signals {
+	return PrepareBatch(&connectors.Batch{Signals: signals}, "", region)
+}
+
+// PrepareBatch normalizes every subject of a parsed batch
+// (consent.NormalizeSubject), puts times at the ledger's precision, makes
+// sender-controlled text storable, and leaves out, with a note, items that
+// cannot be stored (no usable identifier, unknown channel). Signals are
+// ordered by subject key, then occurrence.
+func PrepareBatch(b *connectors.Batch, source, region string) Prepared {
+	p := Prepared{ErasureSource: source}
+	p.Notes.Skipped = append(p.Notes.Skipped, b.Skipped...)
+	skip := func(what string, i int, err error) {
+		p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("%s %d: %v", what, i, err))
+	}
+	for i, s := range b.Signals {
 		sub, err := consent.NormalizeSubject(s.Subject, region)
 		if err != nil {
-			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: %v", i, err))
+			skip("signal", i, err)
 			continue
 		}
 		s = s.Clean()
@@ -90,16 +111,48 @@ func Prepare(signals []consent.Signal, region string) Prepared {
 			s.Evidence.ConfirmedAt = &t
 		}
 		if err := s.Validate(); err != nil {
-			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: %v", i, err))
+			skip("signal", i, err)
 			continue
 		}
 		p.Signals = append(p.Signals, s)
 	}
-
 	slices.SortStableFunc(p.Signals, func(a, b consent.Signal) int {
 		return cmp.Or(cmp.Compare(a.Subject.Key(), b.Subject.Key()), a.OccurredAt.Compare(b.OccurredAt))
 	})
+	for i, a := range b.Activities {
+		sub, err := consent.NormalizeSubject(a.Subject, region)
+		if err != nil || a.OccurredAt.IsZero() || a.Brand == "" {
+			skip("activity", i, cmp.Or(err, error(consent.ErrNoTime)))
+			continue
+		}
+		a.Subject, a.OccurredAt = sub, consent.CanonicalTime(a.OccurredAt)
+		a.Brand, a.Source = consent.CleanText(a.Brand, 200), consent.CleanText(a.Source, 200)
+		p.Activities = append(p.Activities, a)
+	}
+	for i, f := range b.Profiles {
+		sub, err := consent.NormalizeSubject(f.Subject, region)
+		if err != nil || f.OccurredAt.IsZero() {
+			skip("profile", i, cmp.Or(err, error(consent.ErrNoTime)))
+			continue
+		}
+		f.Subject, f.OccurredAt = sub, consent.CanonicalTime(f.OccurredAt)
+		f.Brand, f.Source = consent.CleanText(f.Brand, 200), consent.CleanText(f.Source, 200)
+		p.Profiles = append(p.Profiles, f)
+	}
+	for i, e := range b.Erasures {
+		if e.ExternalID != "" && e.Email == "" && e.Phone == "" {
+			p.Erasures = append(p.Erasures, e)
+			continue
+		}
+		sub, err := consent.NormalizeSubject(e, region)
+		if err != nil {
+			skip("erasure", i, err)
+			continue
+		}
+		p.Erasures = append(p.Erasures, sub)
+	}
 	p.Notes.Signals = len(p.Signals)
+	p.Notes.Undeliverable = len(b.Undeliverable)
 	return p
 }
 
@@ -112,21 +165,42 @@ type Reconciled struct {
 	Destinations []string
 }
 
+// reconcileTx is one reconciliation's transaction state.
+type reconcileTx struct {
+	ctx       context.Context
+	tx        *sqlx.Tx
+	inboundID int64
+	routes    []Route
+	key       []byte
+	notes     *Notes
+	subjects  map[string]int64
+	dests     map[string]bool
+}
+
 // Reconcile applies a prepared batch from inbound event inboundID in one
-// Postgres transaction: for each signal it appends to the subject's
-// hash-chained ledger (a fact already there appends nothing), moves the
-// current state when consent.Reconcile says so, and on a move to withdrawn
-// queues a suppression for every matching route. The inbound row is locked
-// first and marked processed last, so a redelivered task changes nothing
-// twice and a crash leaves nothing half-applied.
+// Postgres transaction:
+//   - identifiers erased earlier (keyed hash match) are ignored, except a
+//     valid opt-in that occurred after the erasure, which starts afresh;
+//   - subjects are found or created and locked in key order (no deadlock
+//     between concurrent batches);
+//   - each signal's grant quality is assessed (consent.Assess), it is
+//     appended to the subject's hash-chained ledger (a fact already there
+//     appends nothing), the state moves when consent.Reconcile says so, and a
+//     move to withdrawn queues a suppression for every matching route;
+//   - contacts and profiles are recorded; requested erasures are carried out.
+//
+// The inbound row is locked first and marked processed last, so a
+// redelivered task changes nothing twice and a crash leaves nothing
+// half-applied.
 func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared, routes []Route) (Reconciled, error) {
+	key, err := st.IdentityKey(ctx)
+	if err != nil {
+		return Reconciled{}, err
+	}
 	var res Reconciled
-	err := st.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = st.Tx(ctx, func(tx *sqlx.Tx) error {
 		res = Reconciled{Notes: p.Notes}
-		res.Notes.Skipped = make([]string, len(p.Notes.Skipped))
-		for i, n := range p.Notes.Skipped {
-			res.Notes.Skipped[i] = consent.CleanText(n, 300)
-		}
+		res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
 		status, err := store.LockInbound(ctx, tx, inboundID)
 		if err != nil {
 			return fmt.Errorf("lock inbound: %w", err)
@@ -135,52 +209,188 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 			res.AlreadyDone = true
 			return nil
 		}
-		dests := map[string]bool{}
-		for _, sig := range p.Signals {
-			added, err := applySignal(ctx, tx, inboundID, sig, routes, &res.Notes)
-			if err != nil {
-				return err
-			}
-			for _, d := range added {
-				dests[d] = true
-			}
+		r := &reconcileTx{ctx: ctx, tx: tx, inboundID: inboundID, routes: routes, key: key, notes: &res.Notes,
+			subjects: map[string]int64{}, dests: map[string]bool{}}
+		if err := r.run(p); err != nil {
+			return err
 		}
-		for d := range dests {
+		for d := range r.dests {
 			res.Destinations = append(res.Destinations, d)
 		}
 		slices.Sort(res.Destinations)
+		for i, n := range res.Notes.Skipped {
+			res.Notes.Skipped[i] = consent.CleanText(n, 300)
+		}
 		return store.FinishInbound(ctx, tx, inboundID, res.Notes)
 	})
 	return res, err
 }
 
-// applySignal reconciles one signal inside tx and returns the destinations
-// it queued suppressions for.
-func applySignal(ctx context.Context, tx *sqlx.Tx, inboundID int64, sig consent.Signal, routes []Route, n *Notes) ([]string, error) {
-	subjectID, err := store.LockSubject(ctx, tx, sig.Subject)
-	if err != nil {
-		return nil, err
+func (r *reconcileTx) run(p Prepared) error {
+	// Which identifiers were erased, and so which items survive.
+	subs := map[string]consent.Subject{}
+	for _, s := range p.Signals {
+		subs[s.Subject.Key()] = s.Subject
+	}
+	for _, a := range p.Activities {
+		subs[a.Subject.Key()] = a.Subject
+	}
+	for _, f := range p.Profiles {
+		subs[f.Subject.Key()] = f.Subject
+	}
+	erasedAt := map[string]time.Time{}
+	for k, sub := range subs {
+		at, ok, err := store.ErasedAt(r.ctx, r.tx, store.IdentityHashes(r.key, sub))
+		if err != nil {
+			return err
+		}
+		if ok {
+			erasedAt[k] = at
+		}
+	}
+	signals := p.Signals[:0:0]
+	for i, s := range p.Signals {
+		at, erased := erasedAt[s.Subject.Key()]
+		if erased && !(s.Status == consent.StatusGranted && s.OccurredAt.After(at) && s.Valid()) {
+			r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid opt-in after the erasure counts", i))
+			continue
+		}
+		signals = append(signals, s)
+	}
+	activities := p.Activities[:0:0]
+	for _, a := range p.Activities {
+		if _, erased := erasedAt[a.Subject.Key()]; !erased {
+			activities = append(activities, a)
+		}
+	}
+	profiles := p.Profiles[:0:0]
+	for _, f := range p.Profiles {
+		if _, erased := erasedAt[f.Subject.Key()]; !erased {
+			profiles = append(profiles, f)
+		}
+	}
+	// Lock every subject the batch touches, in key order.
+	need := map[string]consent.Subject{}
+	for _, s := range signals {
+		need[s.Subject.Key()] = s.Subject
+	}
+	for _, a := range activities {
+		need[a.Subject.Key()] = a.Subject
+	}
+	for _, f := range profiles {
+		need[f.Subject.Key()] = f.Subject
+	}
+	keys := make([]string, 0, len(need))
+	for k := range need {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		sub := need[k]
+		if _, erased := erasedAt[k]; erased {
+			// A fresh opt-in after an erasure: a new subject, never the old one.
+			sub.ExternalID = ""
+		}
+		id, err := store.LockSubject(r.ctx, r.tx, sub)
+		if err != nil {
+			return err
+		}
+		r.subjects[k] = id
+	}
+	for _, s := range signals {
+		if err := r.applySignal(r.subjects[s.Subject.Key()], s); err != nil {
+			return err
+		}
+	}
+	for _, a := range activities {
+		id := r.subjects[a.Subject.Key()]
+		if err := store.RecordActivity(r.ctx, r.tx, id, a); err != nil {
+			return err
+		}
+		if err := r.externalID(a.Source, a.Subject, id); err != nil {
+			return err
+		}
+		r.notes.Activities++
+	}
+	for _, f := range profiles {
+		id := r.subjects[f.Subject.Key()]
+		if err := store.RecordProfile(r.ctx, r.tx, id, f); err != nil {
+			return err
+		}
+		if err := r.externalID(f.Source, f.Subject, id); err != nil {
+			return err
+		}
+		r.notes.Profiles++
+	}
+	for i, e := range p.Erasures {
+		var id int64
+		var err error
+		if e.ExternalID != "" && e.Email == "" && e.Phone == "" {
+			id, err = store.SubjectByExternalID(r.ctx, r.tx, p.ErasureSource, e.ExternalID)
+		} else {
+			id, err = store.LockSubject(r.ctx, r.tx, e)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("erasure %d: subject unknown", i))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		done, err := r.erase(id, p.ErasureSource, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		if done {
+			r.notes.Erasures++
+		}
+	}
+	return nil
+}
+
+// externalID remembers a sender-side id seen with a resolved subject.
+func (r *reconcileTx) externalID(source string, sub consent.Subject, subjectID int64) error {
+	if sub.ExternalID == "" || source == "" {
+		return nil
+	}
+	return store.RecordExternalID(r.ctx, r.tx, source, sub.ExternalID, subjectID)
+}
+
+// applySignal reconciles one signal of subjectID inside the transaction.
+func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
+	ctx, tx, n := r.ctx, r.tx, r.notes
+	if err := r.externalID(sig.Source, sig.Subject, subjectID); err != nil {
+		return err
+	}
+	var quality consent.Quality
+	if sig.Status != consent.StatusWithdrawn {
+		first, err := store.FirstMessageAt(ctx, tx, subjectID, sig.Brand, sig.Channel)
+		if err != nil {
+			return err
+		}
+		quality = consent.Assess(sig, consent.QualityContext{FirstMessageAt: first})
+		sig.Problems = withFails(sig.Problems, quality)
 	}
 	cur, err := store.State(ctx, tx, subjectID, sig.Channel, sig.Brand, sig.Purpose)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := consent.Reconcile(cur, sig)
 	prev, err := store.LastHash(ctx, tx, subjectID)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rec := consent.NewLedgerRecord(subjectID, inboundID, sig, out.Reason)
+	rec := consent.NewLedgerRecord(subjectID, r.inboundID, sig, out.Reason)
 	eventID, err := store.AppendLedger(ctx, tx, store.LedgerEntry{
-		SubjectID: subjectID, InboundID: inboundID, DedupKey: consent.FactKey(sig), Signal: sig,
+		SubjectID: subjectID, InboundID: r.inboundID, DedupKey: consent.FactKey(sig), Signal: sig, Quality: quality,
 		Outcome: out.Reason, PrevHash: prev, Hash: consent.ChainHash(prev, rec),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if eventID == 0 {
 		n.Duplicate++
-		return nil, nil
+		return nil
 	}
 	switch out.Reason {
 	case "stale", "unchanged":
@@ -189,34 +399,139 @@ func applySignal(ctx context.Context, tx *sqlx.Tx, inboundID int64, sig consent.
 		n.Invalid++
 	}
 	if !out.Apply {
-		return nil, nil
+		return nil
 	}
 	n.Applied++
 	if err := store.PutState(ctx, tx, subjectID, eventID, sig); err != nil {
-		return nil, err
+		return err
 	}
 	if !out.Suppress {
-		return nil, nil
+		return nil
 	}
-	var dests []string
-	for _, r := range routes {
-		if !r.Matches(sig) {
+	for _, rt := range r.routes {
+		if !rt.Matches(sig) {
+			continue
+		}
+		if sig.Channel == consent.ChannelEmail && sig.Subject.Email == "" {
 			continue
 		}
 		ok, err := store.AddOutbox(ctx, tx, store.OutboxRow{
-			Destination: r.Destination, ConsentEventID: eventID, SubjectID: subjectID,
+			Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID,
 			Email:   sql.NullString{String: cmp.Or(sig.Subject.EmailOriginal, sig.Subject.Email), Valid: sig.Subject.Email != ""},
 			Phone:   sql.NullString{String: sig.Subject.Phone, Valid: sig.Subject.Phone != ""},
 			Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
 			Reason: sql.NullString{String: sig.Evidence.Event, Valid: sig.Evidence.Event != ""},
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
 			n.Suppressions++
-			dests = append(dests, r.Destination)
+			r.dests[rt.Destination] = true
 		}
 	}
-	return dests, nil
+	return nil
+}
+
+// withFails adds to problems the reason of each failed criterion that no
+// problem names yet, so that Signal.Valid sees every fail.
+func withFails(problems []string, q consent.Quality) []string {
+	for _, a := range q {
+		if a.Verdict != consent.Fail {
+			continue
+		}
+		named := false
+		for _, p := range problems {
+			if strings.HasPrefix(p, string(a.Criterion)+":") || p == a.Reason {
+				named = true
+				break
+			}
+		}
+		if !named {
+			problems = append(problems, string(a.Criterion)+": "+a.Reason)
+		}
+	}
+	return problems
+}
+
+// erase withdraws everything the subject had granted, and everything every
+// destination could send, then removes its personal data (store.EraseData).
+// Suppressions keep the address until pushed. It reports false when the
+// subject was already erased.
+func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool, error) {
+	sub, err := store.SubjectIdentity(r.ctx, r.tx, subjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	keys, err := store.StateKeys(r.ctx, r.tx, subjectID)
+	if err != nil {
+		return false, err
+	}
+	for _, rt := range r.routes {
+		for _, ch := range rt.Channels {
+			for _, pu := range rt.Purposes {
+				keys = append(keys, consent.Key{Channel: ch, Brand: rt.Brand, Purpose: pu})
+			}
+		}
+	}
+	seen := map[consent.Key]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if k.Channel == consent.ChannelEmail && sub.Email == "" || k.Channel == consent.ChannelSMS && sub.Phone == "" {
+			continue
+		}
+		sig := consent.Signal{Subject: sub, Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
+			Status: consent.StatusWithdrawn, OccurredAt: consent.CanonicalTime(at), Source: cmp.Or(source, "erasure"),
+			Evidence: consent.Evidence{Event: "erasure"}}
+		if err := r.applySignal(subjectID, sig); err != nil {
+			return false, err
+		}
+	}
+	return true, store.EraseData(r.ctx, r.tx, r.key, subjectID, sub, at)
+}
+
+// Erase carries out an erasure request (GDPR art. 17) for subjectID: every
+// consent is withdrawn and pushed as a suppression to every destination,
+// then the subject's personal data is removed (store.EraseData), all in one
+// transaction; the pushes are enqueued after it commits. source names who
+// asked ("admin-api", a source name). It returns store.ErrNotFound when the
+// subject does not exist or was already erased.
+func (w *Worker) Erase(ctx context.Context, subjectID int64, source string) error {
+	key, err := w.Store.IdentityKey(ctx)
+	if err != nil {
+		return err
+	}
+	var dests []string
+	err = w.Store.Tx(ctx, func(tx *sqlx.Tx) error {
+		n := Notes{}
+		r := &reconcileTx{ctx: ctx, tx: tx, routes: w.Routes, key: key, notes: &n,
+			subjects: map[string]int64{}, dests: map[string]bool{}}
+		done, err := r.erase(subjectID, source, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		if !done {
+			return store.ErrNotFound
+		}
+		for d := range r.dests {
+			dests = append(dests, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range dests {
+		if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
+			w.Logger.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
+		}
+	}
+	w.Logger.Info("subject erased", "subject", subjectID, "by", source, "destinations", len(dests))
+	return nil
 }

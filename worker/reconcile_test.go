@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
@@ -306,5 +307,42 @@ func TestReconcileStoresHostileEvidence(t *testing.T) {
 	}
 	if ua != "Mozilla/5.0 \uFFFD" { // a run of invalid bytes becomes one U+FFFD
 		t.Fatalf("stored user agent = %q", ua)
+	}
+}
+
+// TestReconcileAnyDeliveryOrder: the same signals delivered in any order,
+// each as its own webhook, leave the same state (property-based: random
+// signal sets with many ties, several shuffles each, against Postgres).
+func TestReconcileAnyDeliveryOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	statuses := []consent.Status{consent.StatusGranted, consent.StatusWithdrawn, consent.StatusPending}
+	base := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
+	for trial := 0; trial < 12; trial++ {
+		n := 2 + rng.IntN(5)
+		signals := make([]consent.Signal, n)
+		for i := range signals {
+			s := sig("order@example.com", statuses[rng.IntN(3)], "2025-11-20T10:00:00Z", fmt.Sprintf("src%d", rng.IntN(3)))
+			s.OccurredAt = base.Add(time.Duration(rng.IntN(3)) * time.Minute) // many ties
+			signals[i] = s
+		}
+		var want string
+		for shuffle := 0; shuffle < 3; shuffle++ {
+			st := openStore(t)
+			perm := rng.Perm(n)
+			for _, i := range perm {
+				deliver(t, st, signals[i])
+			}
+			var got string
+			err := st.DB.Get(&got, `SELECT status || ' ' || to_char(occurred_at AT TIME ZONE 'UTC', 'HH24:MI') FROM consent_states`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shuffle == 0 {
+				want = got
+			} else if got != want {
+				t.Fatalf("trial %d: order %v gave %q, another order gave %q", trial, perm, got, want)
+			}
+			st.Close()
+		}
 	}
 }

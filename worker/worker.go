@@ -112,19 +112,14 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return w.giveUp(ctx, in, "parse: "+err.Error(), true)
 	}
-	signals, skipped := batch.Signals, batch.Skipped
 	if r, ok := src.(connectors.Resolver); ok {
-		var more []string
-		signals, more, err = r.Resolve(ctx, signals)
+		more, err := r.Resolve(ctx, batch)
 		if err != nil {
 			return w.retryOrGiveUp(ctx, in, "resolve: "+err.Error())
 		}
-		skipped = append(skipped, more...)
+		batch.Skipped = append(batch.Skipped, more...)
 	}
-	prep := Prepare(signals, w.Config.Policy.PhoneRegion)
-	prep.Notes.Skipped = append(skipped, prep.Notes.Skipped...)
-	prep.Notes.Undeliverable = len(batch.Undeliverable)
-	prep.Notes.Erasures = len(batch.Erasures)
+	prep := PrepareBatch(batch, in.Source, w.Config.Policy.PhoneRegion)
 	res, err := Reconcile(ctx, w.Store, in.ID, prep, w.Routes)
 	if err != nil {
 		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())
@@ -139,7 +134,8 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	log.Info("inbound processed", "signals", n.Signals, "applied", n.Applied, "stale", n.Stale,
-		"invalid", n.Invalid, "duplicate", n.Duplicate, "suppressions", n.Suppressions, "skipped", len(n.Skipped))
+		"invalid", n.Invalid, "duplicate", n.Duplicate, "suppressions", n.Suppressions, "activities", n.Activities,
+		"profiles", n.Profiles, "erasures", n.Erasures, "skipped", len(n.Skipped))
 	for _, d := range res.Destinations {
 		if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
 			// The outbox rows are committed: the sweeper will push them.

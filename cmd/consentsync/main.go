@@ -9,7 +9,9 @@
 //	consentsync demo                    the whole pipeline on bundled real-format webhooks
 //	consentsync replay -id 1,2 | -from T -to T
 //	consentsync queues                  queue sizes, latency, failures; inbox and outbox counts
-//	consentsync subject EMAIL|PHONE     a subject's consent state and suppressions
+//	consentsync subject EMAIL|PHONE     a subject's state, eligibility and history
+//	consentsync expiring --within 30d   consents that lapse soon
+//	consentsync verify-ledger           recompute the ledger's hash chains
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
@@ -17,7 +19,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,7 +52,9 @@ Commands:
   demo                        run the whole pipeline on the bundled real-format webhooks
   replay -id 1,2,3            re-process stored inbound events (or -from/-to RFC 3339 times)
   queues                      queue sizes, latency and failures; inbox and outbox counts
-  subject EMAIL|PHONE         a subject's consents and suppressions
+  subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
+  expiring --within 30d       consents that lapse soon (re-consent campaigns)
+  verify-ledger               recompute every hash chain of the ledger; exit 1 on a break
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error).
@@ -79,6 +83,10 @@ func main() {
 		err = queues(ctx, log)
 	case "subject":
 		err = subject(ctx, log, args)
+	case "expiring":
+		err = expiring(ctx, args)
+	case "verify-ledger":
+		err = verifyLedger(ctx)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -298,12 +306,201 @@ func subject(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, err := st.FindSubject(ctx, email, phone)
+	id, err := st.FindSubjectID(ctx, store.Identifier{Email: email, Phone: phone})
+	if errors.Is(err, store.ErrNotFound) {
+		facts, ferr := st.FactsFor(ctx, []store.Identifier{{Email: email, Phone: phone}}, consent.Key{Channel: "email", Brand: "-", Purpose: "marketing"})
+		if ferr == nil && facts[0].Erased {
+			fmt.Printf("%s was erased on %s: nothing may be sent to it.\n", args[0], facts[0].ErasedAt.UTC().Format(time.RFC3339))
+			return nil
+		}
+		return fmt.Errorf("%s: unknown subject", args[0])
+	}
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"email": v.Subject.Email.String, "phone": v.Subject.Phone.String,
-		"profile": v.Subject.Profile, "consents": v.Consents, "suppressions": v.Suppressions})
+	return printSubject(ctx, os.Stdout, st, cfg, id)
+}
+
+// printSubject prints a subject's state, eligibility per brand, channel and
+// purpose, and history, for support staff.
+func printSubject(ctx context.Context, w io.Writer, st *store.Store, cfg *config.Config, id int64) error {
+	v, err := st.SubjectView(ctx, id)
+	if err != nil {
+		return err
+	}
+	facts, err := st.SubjectFacts(ctx, id)
+	if err != nil {
+		return err
+	}
+	facts.Professional = consent.IsProfessional(facts.Email, cfg.Policy.ProfessionalDomains, facts.Professional)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "subject %s%s  profile: %s\n\n", v.Subject.Email.String, v.Subject.Phone.String, profileLine(facts))
+	fmt.Fprintln(tw, "CONSENT\tSTATUS\tSINCE (UTC)\tSOURCE\tVALID")
+	for _, c := range v.Consents {
+		fmt.Fprintf(tw, "%s/%s/%s\t%s\t%s\t%s\t%v\n", c.Brand, c.Channel, c.Purpose, c.Status, c.OccurredAt.UTC().Format("2006-01-02 15:04:05"), c.Source, c.Valid)
+	}
+	_ = tw.Flush()
+	brands := map[string]bool{}
+	for _, s := range cfg.Sources {
+		brands[s.Brand] = true
+	}
+	for _, d := range cfg.Destinations {
+		brands[d.Brand] = true
+	}
+	for k := range facts.States {
+		brands[k.Brand] = true
+	}
+	names := make([]string, 0, len(brands))
+	for b := range brands {
+		names = append(names, b)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "\nMAY WE SEND?")
+	fmt.Fprintln(tw, "BRAND\tCHANNEL\tPURPOSE\tALLOWED\tBASIS\tREASON\tSINCE")
+	pol := consent.Policy{ConsentTTL: cfg.Policy.ConsentTTL, StrictQuality: cfg.Policy.StrictQuality, ProfessionalDomains: cfg.Policy.ProfessionalDomains}
+	for _, b := range names {
+		for _, ch := range []consent.Channel{consent.ChannelEmail, consent.ChannelSMS, consent.ChannelPhone, consent.ChannelPost} {
+			for _, pu := range []consent.Purpose{consent.PurposeMarketing, consent.PurposePartners} {
+				a := consent.Decide(facts, consent.Question{Channel: ch, Brand: b, Purpose: pu}, pol, time.Now())
+				since := ""
+				if a.Since != nil {
+					since = a.Since.UTC().Format("2006-01-02")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", b, ch, pu, a.Allowed, a.Basis, a.Reason, since)
+			}
+		}
+	}
+	_ = tw.Flush()
+	rows, err := st.Ledger(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nHISTORY (ledger, oldest first)")
+	fmt.Fprintln(tw, "#\tOCCURRED (UTC)\tCONSENT\tSTATUS\tSOURCE\tOUTCOME\tVALID\tINBOUND")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s/%s/%s\t%s\t%s\t%s\t%v\t%d\n", r.ID, r.OccurredAt.UTC().Format("2006-01-02 15:04:05"),
+			r.Brand, r.Channel, r.Purpose, r.Status, r.Source, r.Outcome, r.Valid, r.InboundID.Int64)
+	}
+	_ = tw.Flush()
+	rec, err := st.Receipts(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nSUPPRESSIONS")
+	fmt.Fprintln(tw, "DESTINATION\tCONSENT\tSTATUS\tATTEMPTS\tSENT (UTC)\tANSWER")
+	for _, r := range rec {
+		sent, answer := "", ""
+		if r.SentAt != nil {
+			sent = r.SentAt.UTC().Format("2006-01-02 15:04:05")
+		}
+		if r.Receipt != nil {
+			answer = *r.Receipt
+		}
+		if r.LastError != nil && r.Status != "sent" {
+			answer = *r.LastError
+		}
+		if len(answer) > 70 {
+			answer = answer[:67] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s/%s\t%s\t%d\t%s\t%s\n", r.Destination, r.Brand, r.Channel, r.Purpose, r.Status, r.Attempts, sent, answer)
+	}
+	return tw.Flush()
+}
+
+func profileLine(f consent.Facts) string {
+	var parts []string
+	if f.Professional {
+		parts = append(parts, "professional")
+	}
+	if consent.IsRoleAddress(f.Email) {
+		parts = append(parts, "role address")
+	}
+	for b, since := range f.CustomerOf {
+		parts = append(parts, fmt.Sprintf("customer of %s since %s", b, since.UTC().Format("2006-01-02")))
+	}
+	if len(parts) == 0 {
+		return "prospect"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// expiring lists consents that lapse within the window (default 30d), for
+// re-consent campaigns: consentsync expiring --within 30d.
+func expiring(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("expiring", flag.ContinueOnError)
+	within := fs.String("within", "30d", "window: a Go duration or a number of days such as 30d")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := parseDays(*within)
+	if err != nil {
+		return fmt.Errorf("--within: %w", err)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	rows, err := st.Expiring(ctx, cfg.Policy.ConsentTTL, d, now)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tCONSENT\tGRANTED (UTC)\tEXPIRES (UTC)\tSTATE")
+	for _, r := range rows {
+		state := "expiring"
+		if !r.ExpiresAt.After(now) {
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s/%s/%s\t%s\t%s\t%s\n", r.Email.String, r.Phone.String, r.Brand, r.Channel, r.Purpose,
+			r.GrantedAt.UTC().Format("2006-01-02"), r.ExpiresAt.UTC().Format("2006-01-02"), state)
+	}
+	_ = tw.Flush()
+	fmt.Printf("%d consent(s) expire within %s (policy.consent_ttl %s)\n", len(rows), *within, cfg.Policy.ConsentTTL)
+	return nil
+}
+
+// parseDays reads "30d" (days) or any Go duration ("720h").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q: want a number of days such as 30d", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// verifyLedger recomputes every hash chain and reports breaks; exit 1 when
+// there is one.
+func verifyLedger(ctx context.Context) error {
+	p, err := config.LoadProcess()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, p.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	breaks := 0
+	n, err := st.VerifyLedger(ctx, func(b store.Break) {
+		breaks++
+		fmt.Printf("BREAK subject %d, ledger row %d: %s\n", b.SubjectID, b.EventID, b.Problem)
+	})
+	if err != nil {
+		return err
+	}
+	if breaks > 0 {
+		return fmt.Errorf("%d break(s) in %d ledger rows", breaks, n)
+	}
+	fmt.Printf("ledger intact: %d rows, every hash chain verified\n", n)
+	return nil
 }

@@ -117,6 +117,9 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //
 //	unsubscribed, spam, complaint  withdrawal of cfg.Brand's email marketing
 //	hard_bounce                    Batch.Undeliverable
+//	delivered                      a consent.Activity "delivered" of cfg.Brand on email
+//	opened, unique_opened          a consent.Activity "open"
+//	click                          a consent.Activity "click"
 //	list_addition                  skipped: being added to a list is not evidence of express consent
 //	anything else                  skipped
 //
@@ -153,8 +156,15 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		}
 		keys = append(keys, strings.Join([]string{event, email, ref, scalar(obj["ts_event"])}, "\x00"))
 
+		var kind consent.ActivityKind
 		switch strings.ToLower(event) {
 		case "unsubscribed", "spam", "complaint":
+		case "delivered":
+			kind = consent.ActivityDelivered
+		case "opened", "unique_opened":
+			kind = consent.ActivityOpen
+		case "click":
+			kind = consent.ActivityClick
 		case "hard_bounce", "hardbounce":
 			if strings.TrimSpace(email) == "" {
 				b.Skipped = append(b.Skipped, label+": hard_bounce without email")
@@ -181,6 +191,17 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.Skipped = append(b.Skipped, label+": no readable event time")
 			continue
 		}
+		if kind != "" {
+			b.Activities = append(b.Activities, consent.Activity{
+				Subject:    consent.Subject{Email: email},
+				Brand:      s.cfg.Brand,
+				Channel:    consent.ChannelEmail,
+				Kind:       kind,
+				OccurredAt: at,
+				Source:     s.cfg.Name,
+			})
+			continue
+		}
 		ev := consent.Evidence{Event: event, ListID: listIDs(obj["list_id"])}
 		if id := str(obj["message-id"]); id != "" {
 			ev.EventID = id
@@ -203,12 +224,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 }
 
 // eventTime picks the event's time: ts_event (s, UTC), ts_epoch (ms, UTC),
-// then date_event or date (Paris local time).
+// then date_event or date (Paris local time). Unix times past the year 9999
+// (which cannot be stored or rendered as JSON) are passed over.
 func (s *Source) eventTime(obj map[string]json.RawMessage) (time.Time, bool) {
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok {
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok && t.Year() <= 9999 {
 		return t, true
 	}
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok {
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok && t.Year() <= 9999 {
 		return t, true
 	}
 	for _, k := range []string{"date_event", "date"} {

@@ -128,7 +128,9 @@ func TestParseItems(t *testing.T) {
 		{"bad ts_event falls back to date", `{"event":"unsubscribed","email":"a@example.com","ts_event":"soon","date":"2025-11-20 11:10:00"}`, "2025-11-20T10:10:00Z", ""},
 		{"no email", `{"event":"unsubscribed","ts_event":1763633400}`, "", "item 1: no email"},
 		{"no event", `{"email":"a@example.com"}`, "", "item 1: no event"},
-		{"other event", `{"event":"opened","email":"a@example.com"}`, "", `item 1: event "opened": no consent meaning`},
+		{"other event", `{"event":"soft_bounce","email":"a@example.com"}`, "", `item 1: event "soft_bounce": no consent meaning`},
+		{"ts_event past year 9999", `{"event":"unsubscribed","email":"a@example.com","ts_event":1099511627775,"date_event":"2025-11-20 11:10:00"}`, "2025-11-20T10:10:00Z", ""},
+		{"ts_epoch past year 9999", `{"event":"unsubscribed","email":"a@example.com","ts_epoch":9007199254740992}`, "", "item 1: no readable event time"},
 		{"item not an object", `[1]`, "", "item 1: not an object"},
 		{"null item", `[null]`, "", "item 1: not an object"},
 		{"wrong types", `{"event":["unsubscribed"],"email":{"a":1},"ts_event":true}`, "", "item 1: no event"},
@@ -148,6 +150,54 @@ func TestParseItems(t *testing.T) {
 			}
 			if tt.skipped != "" && (len(b.Skipped) != 1 || b.Skipped[0] != tt.skipped) {
 				t.Fatalf("skipped = %q, want %q", b.Skipped, tt.skipped)
+			}
+		})
+	}
+}
+
+func TestParseActivities(t *testing.T) {
+	src := newSource(t, secret)
+	at := time.Date(2025, 11, 20, 10, 10, 0, 0, time.UTC)
+	act := func(email string, kind consent.ActivityKind) consent.Activity {
+		return consent.Activity{Subject: consent.Subject{Email: email}, Brand: "acme", Channel: consent.ChannelEmail, Kind: kind, OccurredAt: at, Source: "brevo-acme"}
+	}
+	tests := []struct {
+		name    string
+		body    string
+		want    []consent.Activity
+		skipped []string
+	}{
+		{"delivered", `{"event":"delivered","email":"A@Example.com","camp_id":1,"ts_event":1763633400}`, []consent.Activity{act("A@Example.com", consent.ActivityDelivered)}, nil},
+		{"opened (marketing)", `{"event":"opened","email":"a@example.com","camp_id":1,"date_event":"2025-11-20 11:10:00"}`, []consent.Activity{act("a@example.com", consent.ActivityOpen)}, nil},
+		{"unique_opened (transactional)", `{"event":"unique_opened","email":"a@example.com","message-id":"<m@x>","ts_epoch":1763633400000}`, []consent.Activity{act("a@example.com", consent.ActivityOpen)}, nil},
+		{"click", `{"event":"click","email":"a@example.com","camp_id":1,"ts_event":"1763633400","URL":"https://x.example/"}`, []consent.Activity{act("a@example.com", consent.ActivityClick)}, nil},
+		{"Click (case-insensitive, like the other events)", `{"event":"Click","email":"a@example.com","ts_event":1763633400}`, []consent.Activity{act("a@example.com", consent.ActivityClick)}, nil},
+		{"batch with a withdrawal", `[{"event":"click","email":"a@example.com","ts_event":1763633400},{"event":"unsubscribed","email":"a@example.com","ts_event":1763633400}]`,
+			[]consent.Activity{act("a@example.com", consent.ActivityClick)}, nil},
+		{"no email", `{"event":"click","ts_event":1763633400}`, nil, []string{"item 1: no email"}},
+		{"no time", `{"event":"delivered","email":"a@example.com","ts":1763633400}`, nil, []string{"item 1: no readable event time"}},
+		{"proxy_open is not an open by the person", `{"event":"proxy_open","email":"a@example.com","ts_event":1763633400}`, nil, []string{`item 1: event "proxy_open": no consent meaning`}},
+		{"wrong types", `{"event":"click","email":["a@example.com"],"ts_event":{}}`, nil, []string{"item 1: no email"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := src.Parse(&connectors.Request{Body: []byte(tt.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(b.Activities, tt.want) {
+				t.Fatalf("activities = %+v, want %+v", b.Activities, tt.want)
+			}
+			for _, a := range b.Activities {
+				if a.OccurredAt.Location() != time.UTC {
+					t.Fatalf("not UTC: %v", a.OccurredAt)
+				}
+			}
+			if !slices.Equal(b.Skipped, tt.skipped) {
+				t.Fatalf("skipped = %q, want %q", b.Skipped, tt.skipped)
+			}
+			if len(b.Profiles) != 0 || len(b.Undeliverable) != 0 {
+				t.Fatalf("profiles %+v undeliverable %v", b.Profiles, b.Undeliverable)
 			}
 		})
 	}
@@ -264,6 +314,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(batch))
 	f.Add([]byte(`{"event":"hard_bounce","email":"a@b"}`))
 	f.Add([]byte(`[{"event":"spam","email":"a@b","date":"2025-03-30 02:30:00"}]`))
+	f.Add([]byte(`[{"event":"click","email":"a@b","ts_event":1763633400},{"event":"unique_opened","email":"a@b","ts_epoch":1763633400000}]`))
 	src := newSource(f, secret)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := src.Parse(&connectors.Request{Body: body})
@@ -279,6 +330,20 @@ func FuzzParse(f *testing.F) {
 			}
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
+			}
+			if s.OccurredAt.Year() > 9999 {
+				t.Fatalf("unrenderable time %v", s.OccurredAt)
+			}
+		}
+		for _, a := range b.Activities {
+			switch a.Kind {
+			case consent.ActivityDelivered, consent.ActivityOpen, consent.ActivityClick:
+			default:
+				t.Fatalf("kind %q", a.Kind)
+			}
+			if strings.TrimSpace(a.Subject.Email) == "" || a.Brand != "acme" || a.Source != "brevo-acme" || a.Channel != consent.ChannelEmail ||
+				a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC || a.OccurredAt.Year() > 9999 {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})

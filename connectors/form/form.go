@@ -139,7 +139,8 @@ func bearer(h string) (string, bool) {
 }
 
 // Parse reads the submission(s) by Content-Type (sniffing JSON when the type
-// is missing or unknown) and maps them. DedupKey is the mapped event id
+// is missing or unknown) and maps them: signals, and for each readable
+// submission a "form" activity and any profile facts (package mapping). DedupKey is the mapped event id
 // (fields.event_id); for a JSON array, the sha256 hex of the sorted ids when
 // every item has one; else "" (the caller hashes the body). Errors wrap
 // connectors.ErrMalformed.
@@ -181,6 +182,8 @@ func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
 			}
 			res := s.mapper.Map(mapping.Submission{Get: mapping.JSON(obj)})
 			b.Signals = append(b.Signals, res.Signals...)
+			b.Activities = append(b.Activities, res.Activities...)
+			b.Profiles = append(b.Profiles, res.Profiles...)
 			if res.Skip != "" {
 				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i+1, res.Skip))
 			}
@@ -243,7 +246,7 @@ func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch
 
 func (s *Source) one(get mapping.Lookup) *connectors.Batch {
 	res := s.mapper.Map(mapping.Submission{Get: get})
-	b := &connectors.Batch{DedupKey: res.EventID, Signals: res.Signals}
+	b := &connectors.Batch{DedupKey: res.EventID, Signals: res.Signals, Activities: res.Activities, Profiles: res.Profiles}
 	if res.Skip != "" {
 		b.Skipped = []string{res.Skip}
 	}

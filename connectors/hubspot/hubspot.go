@@ -14,12 +14,16 @@
 //     source brand's marketing on email, at occurredAt;
 //   - hs_email_optout to "false" → no signal: a re-subscription in the CRM is
 //     not an express opt-in by the person;
+//   - contact.propertyChange of lifecyclestage to "customer" → a
+//     consent.ProfileFact (customer of the source brand since occurredAt,
+//     the "soft opt-in" profile of CONSENT-RULES.md); other stages are
+//     skipped (a lead or an opportunity is not a customer);
 //   - contact.privacyDeletion → an erasure request (Batch.Erasures);
 //   - anything else → skipped.
 //
-// Events name contacts by id: signals carry Subject.ExternalID
-// "hubspot:contact:<objectId>" and Resolve fetches the email from the CRM
-// API. The newer "object.propertyChange" / "object.privacyDeletion" events
+// Events name contacts by id: signals and profile facts carry
+// Subject.ExternalID "hubspot:contact:<objectId>" and Resolve fetches the
+// email from the CRM API. The newer "object.propertyChange" / "object.privacyDeletion" events
 // with objectTypeId "0-1" (contacts) are read the same way.
 //
 // Signatures (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
@@ -68,6 +72,14 @@ const ExternalIDPrefix = "hubspot:contact:"
 
 // OptOutProperty is the contact property that says "opted out of all email".
 const OptOutProperty = "hs_email_optout"
+
+// LifecycleProperty is the contact property holding the lifecycle stage;
+// LifecycleCustomer is its internal value for a customer
+// (https://knowledge.hubspot.com/records/use-lifecycle-stages).
+const (
+	LifecycleProperty = "lifecyclestage"
+	LifecycleCustomer = "customer"
+)
 
 // Source verifies, parses and resolves one HubSpot app's webhooks.
 type Source struct {
@@ -252,7 +264,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // Parse reads the event array (a single event object is accepted too).
 // DedupKey is the sha256 hex of the sorted "portalId:eventId:objectId" keys
 // of the batch, one per line (eventId alone is not unique), or "" when an
-// item lacks one. Signals carry only Subject.ExternalID: call Resolve.
+// item lacks one. Signals, profile facts and erasures carry only
+// Subject.ExternalID: call Resolve.
 // A body that is not a JSON array or object wraps connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	v, err := mapping.DecodeJSON(r.Body)
@@ -299,23 +312,42 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			continue
 		}
 		prop, _ := ev["propertyName"].(string)
-		if prop != OptOutProperty {
+		val, _ := mapping.Text(ev["propertyValue"])
+		switch prop {
+		case OptOutProperty:
+			switch strings.ToLower(strings.TrimSpace(val)) {
+			case "true":
+			case "false":
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s false: a re-subscription is not an express opt-in", n, OptOutProperty))
+				continue
+			default:
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s value is neither true nor false", n, OptOutProperty))
+				continue
+			}
+		case LifecycleProperty:
+			if stage := strings.ToLower(strings.TrimSpace(val)); stage != LifecycleCustomer {
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s %q is not a customer", n, LifecycleProperty, clip(stage, 64)))
+				continue
+			}
+		default:
 			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, clip(prop, 64)))
 			continue
 		}
-		val, _ := mapping.Text(ev["propertyValue"])
-		switch strings.ToLower(strings.TrimSpace(val)) {
-		case "true":
-		case "false":
-			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s false: a re-subscription is not an express opt-in", n, OptOutProperty))
-			continue
-		default:
-			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s value is neither true nor false", n, OptOutProperty))
+		// ParseUnix allows up to 2^53 ms; a year past 9999 cannot be stored
+		// or rendered as JSON.
+		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
+		if !ok || occurred.Year() > 9999 {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
 			continue
 		}
-		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
-		if !ok {
-			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
+		if prop == LifecycleProperty {
+			b.Profiles = append(b.Profiles, consent.ProfileFact{
+				Subject:    subject,
+				Brand:      s.brand,
+				Profile:    consent.ProfileCustomer,
+				OccurredAt: occurred,
+				Source:     s.name,
+			})
 			continue
 		}
 		b.Signals = append(b.Signals, consent.Signal{

@@ -136,25 +136,33 @@ func TestFixture(t *testing.T) {
 		t.Errorf("dedup %q", b.DedupKey)
 	}
 
-	resolved, skipped, err := s.Resolve(context.Background(), b.Signals)
+	if len(b.Activities) != 0 || len(b.Profiles) != 0 {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
+	}
+	again, err := s.Parse(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	skipped, err := s.Resolve(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(skipped) != 0 {
 		t.Errorf("skipped %v", skipped)
 	}
-	if d := fixtures.DiffSignals(resolved, f.Expect.Signals); d != "" {
+	if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
 		t.Error(d)
 	}
 	if len(b.Undeliverable) != len(f.Expect.Undeliverable) {
 		t.Errorf("undeliverable %v", b.Undeliverable)
 	}
-	if resolved[0].Subject.Email != "Lena.Martin@Example.com" {
-		t.Errorf("email must be kept as HubSpot spells it: %q", resolved[0].Subject.Email)
+	if b.Signals[0].Subject.Email != "Lena.Martin@Example.com" || b.Signals[0].Subject.ExternalID != "hubspot:contact:501" {
+		t.Errorf("email must be kept as HubSpot spells it, with the id: %+v", b.Signals[0].Subject)
 	}
 
 	// Cache hit: no second call.
-	if _, _, err := s.Resolve(context.Background(), b.Signals); err != nil {
+	if _, err := s.Resolve(context.Background(), again); err != nil {
 		t.Fatal(err)
 	}
 	if sb.count("501") != 1 || sb.count("502") != 1 {
@@ -269,30 +277,41 @@ func TestParseCases(t *testing.T) {
 		skipped  int
 		dedup    bool
 		err      bool
+		profiles int
 	}{
-		{"optout true", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 1, 0, 0, true, false},
-		{"optout TRUE as bool", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":true`) + `]`, 1, 0, 0, true, false},
-		{"optout false is no opt-in", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"false"`) + `]`, 0, 0, 1, true, false},
-		{"optout odd value", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"maybe"`) + `]`, 0, 0, 1, true, false},
-		{"other property", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"firstname","propertyValue":"Lena"`) + `]`, 0, 0, 1, true, false},
-		{"object.propertyChange contact", `[` + ev(`"subscriptionType":"object.propertyChange","objectTypeId":"0-1","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 1, 0, 0, true, false},
-		{"object.propertyChange company", `[` + ev(`"subscriptionType":"object.propertyChange","objectTypeId":"0-2","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 0, 0, 1, true, false},
-		{"privacy deletion", `[` + ev(`"subscriptionType":"contact.privacyDeletion"`) + `]`, 0, 1, 0, true, false},
-		{"creation skipped", `[` + ev(`"subscriptionType":"contact.creation"`) + `]`, 0, 0, 1, true, false},
-		{"ids as strings", `[{"eventId":"1","portalId":"9","objectId":"7","occurredAt":"1763632800000","subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 1, 0, 0, true, false},
-		{"no objectId", `[{"eventId":1,"portalId":9,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, false, false},
-		{"no occurredAt", `[{"eventId":1,"portalId":9,"objectId":7,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, true, false},
-		{"huge numbers", `[{"eventId":1e999,"portalId":99999999999999999999999999,"objectId":-7,"occurredAt":1e308,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, false, false},
-		{"wrong types", `[{"eventId":{},"portalId":[],"objectId":true,"occurredAt":"soon","subscriptionType":5,"propertyName":null}]`, 0, 0, 1, false, false},
-		{"items not objects", `[1,"x",null,[]]`, 0, 0, 4, false, false},
-		{"single object", ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"`), 1, 0, 0, true, false},
-		{"NUL in strings", `[` + ev(`"subscriptionType":"contact.propertyChange\u0000","propertyName":"hs_email_optout"`) + `]`, 0, 0, 1, true, false},
-		{"invalid UTF-8", "[" + ev("\"subscriptionType\":\"contact.\xffpropertyChange\"") + "]", 0, 0, 1, true, false},
-		{"empty array", `[]`, 0, 0, 1, false, false},
-		{"empty body", ``, 0, 0, 0, false, true},
-		{"null", `null`, 0, 0, 0, false, true},
-		{"string", `"x"`, 0, 0, 0, false, true},
-		{"truncated", `[{"eventId":1`, 0, 0, 0, false, true},
+		{"lifecycle customer", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"`) + `]`, 0, 0, 0, true, false, 1},
+		{"lifecycle Customer, spaced", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":" Customer "`) + `]`, 0, 0, 0, true, false, 1},
+		{"lifecycle object event", `[` + ev(`"subscriptionType":"object.propertyChange","objectTypeId":"0-1","propertyName":"lifecyclestage","propertyValue":"customer"`) + `]`, 0, 0, 0, true, false, 1},
+		{"lifecycle lead", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"lead"`) + `]`, 0, 0, 1, true, false, 0},
+		{"lifecycle emptied", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":""`) + `]`, 0, 0, 1, true, false, 0},
+		{"lifecycle wrong type", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":{"a":1}`) + `]`, 0, 0, 1, true, false, 0},
+		{"lifecycle customer without time", `[{"eventId":1,"portalId":9,"objectId":7,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"}]`, 0, 0, 1, true, false, 0},
+		{"lifecycle customer, time past year 9999", `[{"eventId":1,"portalId":9,"objectId":7,"occurredAt":9007199254740992,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"}]`, 0, 0, 1, true, false, 0},
+		{"optout and customer in one batch", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"`) + `,` +
+			`{"eventId":2,"portalId":9,"objectId":7,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"}]`, 1, 0, 0, true, false, 1},
+		{"optout true", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 1, 0, 0, true, false, 0},
+		{"optout TRUE as bool", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":true`) + `]`, 1, 0, 0, true, false, 0},
+		{"optout false is no opt-in", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"false"`) + `]`, 0, 0, 1, true, false, 0},
+		{"optout odd value", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"maybe"`) + `]`, 0, 0, 1, true, false, 0},
+		{"other property", `[` + ev(`"subscriptionType":"contact.propertyChange","propertyName":"firstname","propertyValue":"Lena"`) + `]`, 0, 0, 1, true, false, 0},
+		{"object.propertyChange contact", `[` + ev(`"subscriptionType":"object.propertyChange","objectTypeId":"0-1","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 1, 0, 0, true, false, 0},
+		{"object.propertyChange company", `[` + ev(`"subscriptionType":"object.propertyChange","objectTypeId":"0-2","propertyName":"hs_email_optout","propertyValue":"true"`) + `]`, 0, 0, 1, true, false, 0},
+		{"privacy deletion", `[` + ev(`"subscriptionType":"contact.privacyDeletion"`) + `]`, 0, 1, 0, true, false, 0},
+		{"creation skipped", `[` + ev(`"subscriptionType":"contact.creation"`) + `]`, 0, 0, 1, true, false, 0},
+		{"ids as strings", `[{"eventId":"1","portalId":"9","objectId":"7","occurredAt":"1763632800000","subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 1, 0, 0, true, false, 0},
+		{"no objectId", `[{"eventId":1,"portalId":9,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, false, false, 0},
+		{"no occurredAt", `[{"eventId":1,"portalId":9,"objectId":7,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, true, false, 0},
+		{"huge numbers", `[{"eventId":1e999,"portalId":99999999999999999999999999,"objectId":-7,"occurredAt":1e308,"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"}]`, 0, 0, 1, false, false, 0},
+		{"wrong types", `[{"eventId":{},"portalId":[],"objectId":true,"occurredAt":"soon","subscriptionType":5,"propertyName":null}]`, 0, 0, 1, false, false, 0},
+		{"items not objects", `[1,"x",null,[]]`, 0, 0, 4, false, false, 0},
+		{"single object", ev(`"subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"`), 1, 0, 0, true, false, 0},
+		{"NUL in strings", `[` + ev(`"subscriptionType":"contact.propertyChange\u0000","propertyName":"hs_email_optout"`) + `]`, 0, 0, 1, true, false, 0},
+		{"invalid UTF-8", "[" + ev("\"subscriptionType\":\"contact.\xffpropertyChange\"") + "]", 0, 0, 1, true, false, 0},
+		{"empty array", `[]`, 0, 0, 1, false, false, 0},
+		{"empty body", ``, 0, 0, 0, false, true, 0},
+		{"null", `null`, 0, 0, 0, false, true, 0},
+		{"string", `"x"`, 0, 0, 0, false, true, 0},
+		{"truncated", `[{"eventId":1`, 0, 0, 0, false, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,8 +325,21 @@ func TestParseCases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(b.Signals) != tt.signals || len(b.Erasures) != tt.erasures || len(b.Skipped) != tt.skipped || (b.DedupKey != "") != tt.dedup {
-				t.Fatalf("signals %+v erasures %+v skipped %q dedup %q", b.Signals, b.Erasures, b.Skipped, b.DedupKey)
+			if len(b.Signals) != tt.signals || len(b.Erasures) != tt.erasures || len(b.Skipped) != tt.skipped || (b.DedupKey != "") != tt.dedup ||
+				len(b.Profiles) != tt.profiles || len(b.Activities) != 0 {
+				t.Fatalf("signals %+v erasures %+v profiles %+v skipped %q dedup %q", b.Signals, b.Erasures, b.Profiles, b.Skipped, b.DedupKey)
+			}
+			for _, p := range b.Profiles {
+				want := consent.ProfileFact{Subject: consent.Subject{ExternalID: "hubspot:contact:7"}, Brand: "acme", Profile: consent.ProfileCustomer,
+					OccurredAt: time.UnixMilli(1763632800000).UTC(), Source: "hubspot-acme"}
+				if p != want || p.OccurredAt.Location() != time.UTC {
+					t.Errorf("profile %+v, want %+v", p, want)
+				}
+			}
+			for _, r := range b.Skipped {
+				if strings.Contains(r, "@") {
+					t.Errorf("skip reason carries personal data: %q", r)
+				}
 			}
 			for _, sig := range b.Signals {
 				if sig.Subject.ExternalID != "hubspot:contact:7" || sig.Status != consent.StatusWithdrawn || sig.Purpose != consent.PurposeMarketing ||
@@ -338,66 +370,211 @@ func TestResolve(t *testing.T) {
 	deps := testHTTP()
 	deps.Now = func() time.Time { return time.Unix(0, clock.Load()) }
 	s := newSource(t, cfg, deps)
+	sub := func(ext, email string) consent.Subject { return consent.Subject{ExternalID: ext, Email: email} }
 	sig := func(ext, email string) consent.Signal {
-		return consent.Signal{Subject: consent.Subject{ExternalID: ext, Email: email}, Channel: consent.ChannelEmail, Brand: "acme",
+		return consent.Signal{Subject: sub(ext, email), Channel: consent.ChannelEmail, Brand: "acme",
 			Purpose: consent.PurposeMarketing, Status: consent.StatusWithdrawn, OccurredAt: now, Source: "hubspot-acme"}
 	}
-	in := []consent.Signal{
-		sig("hubspot:contact:501", ""),
-		sig("hubspot:contact:999", ""), // gone
-		sig("hubspot:contact:501", ""), // same contact twice: one call
-		sig("", "already@example.com"), // passes through
-		sig("hubspot:contact:502", "known@example.com"),
+	profile := func(ext string) consent.ProfileFact {
+		return consent.ProfileFact{Subject: sub(ext, ""), Brand: "acme", Profile: consent.ProfileCustomer, OccurredAt: now, Source: "hubspot-acme"}
 	}
-	out, skipped, err := s.Resolve(context.Background(), in)
-	if err != nil {
-		t.Fatal(err)
+	activity := func(ext string) consent.Activity {
+		return consent.Activity{Subject: sub(ext, ""), Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityClick, OccurredAt: now, Source: "hubspot-acme"}
 	}
-	if len(out) != 4 || len(skipped) != 1 || !strings.Contains(skipped[0], "signal 2: contact gone") {
-		t.Fatalf("out %+v skipped %q", out, skipped)
+	batch := func() *connectors.Batch {
+		return &connectors.Batch{
+			DedupKey: "k",
+			Signals: []consent.Signal{
+				sig("hubspot:contact:501", ""),
+				sig("hubspot:contact:999", ""), // gone
+				sig("hubspot:contact:501", ""), // same contact twice: one call
+				sig("", "already@example.com"), // passes through
+				sig("hubspot:contact:502", "known@example.com"),
+			},
+			Activities: []consent.Activity{activity("hubspot:contact:999"), activity("hubspot:contact:502")},
+			Profiles:   []consent.ProfileFact{profile("hubspot:contact:502"), profile("hubspot:contact:999"), profile("hubspot:contact:501")},
+			Erasures:   []consent.Subject{sub("hubspot:contact:999", "")},
+			Skipped:    []string{"item 9: parse note"},
+		}
 	}
-	if out[0].Subject.Email != "Lena.Martin@Example.com" || out[0].Subject.ExternalID != "hubspot:contact:501" || out[3].Subject.Email != "known@example.com" {
-		t.Errorf("out %+v", out)
+
+	tests := []struct {
+		name       string
+		batch      *connectors.Batch
+		signals    []consent.Subject
+		activities []consent.Subject
+		profiles   []consent.Subject
+		skipped    []string
+	}{
+		{
+			name:       "signals, activities and profiles",
+			batch:      batch(),
+			signals:    []consent.Subject{sub("hubspot:contact:501", "Lena.Martin@Example.com"), sub("hubspot:contact:501", "Lena.Martin@Example.com"), sub("", "already@example.com"), sub("hubspot:contact:502", "known@example.com")},
+			activities: []consent.Subject{sub("hubspot:contact:502", "paul.durand@example.org")},
+			profiles:   []consent.Subject{sub("hubspot:contact:502", "paul.durand@example.org"), sub("hubspot:contact:501", "Lena.Martin@Example.com")},
+			skipped:    []string{"signal 2: contact gone at HubSpot (404)", "activity 1: contact gone at HubSpot (404)", "profile 2: contact gone at HubSpot (404)"},
+		},
+		{
+			name:  "empty batch",
+			batch: &connectors.Batch{},
+		},
+		{
+			name:     "profiles only",
+			batch:    &connectors.Batch{Profiles: []consent.ProfileFact{profile("hubspot:contact:501")}},
+			profiles: []consent.Subject{sub("hubspot:contact:501", "Lena.Martin@Example.com")},
+		},
+		{
+			name:    "not a HubSpot id: left alone",
+			batch:   &connectors.Batch{Signals: []consent.Signal{sig("salesforce:contact:1", ""), sig("hubspot:contact:abc", "")}},
+			signals: []consent.Subject{sub("salesforce:contact:1", ""), sub("hubspot:contact:abc", "")},
+		},
 	}
-	if sb.count("501") != 1 || sb.count("502") != 0 || sb.count("999") != 1 {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.batch
+			skipped, err := s.Resolve(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(skipped, "|") != strings.Join(tt.skipped, "|") {
+				t.Errorf("skipped %q, want %q", skipped, tt.skipped)
+			}
+			check := func(kind string, got, want []consent.Subject) {
+				t.Helper()
+				if len(got) != len(want) {
+					t.Fatalf("%s: got %+v, want %+v", kind, got, want)
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Errorf("%s %d: got %+v, want %+v", kind, i, got[i], want[i])
+					}
+				}
+			}
+			var gs, ga, gp []consent.Subject
+			for _, x := range b.Signals {
+				gs = append(gs, x.Subject)
+			}
+			for _, x := range b.Activities {
+				ga = append(ga, x.Subject)
+				if x.Kind != consent.ActivityClick || x.Source != "hubspot-acme" {
+					t.Errorf("activity changed: %+v", x)
+				}
+			}
+			for _, x := range b.Profiles {
+				gp = append(gp, x.Subject)
+				if x.Profile != consent.ProfileCustomer || x.Brand != "acme" {
+					t.Errorf("profile changed: %+v", x)
+				}
+			}
+			check("signals", gs, tt.signals)
+			check("activities", ga, tt.activities)
+			check("profiles", gp, tt.profiles)
+			if strings.Contains(strings.Join(skipped, " "), "@") {
+				t.Errorf("skipped reasons carry personal data: %q", skipped)
+			}
+		})
+	}
+
+	// The first case asked each contact once, whatever the number of items,
+	// and erasures were not looked up (999 is asked for its signal).
+	if sb.count("501") != 1 || sb.count("502") != 1 || sb.count("999") != 1 {
 		t.Errorf("calls %v", sb.calls)
 	}
-	if strings.Contains(strings.Join(skipped, " "), "@") {
-		t.Errorf("skipped reasons carry personal data: %q", skipped)
+	b := batch()
+	if _, err := s.Resolve(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Erasures[0] != sub("hubspot:contact:999", "") || b.DedupKey != "k" || len(b.Skipped) != 1 {
+		t.Errorf("erasures, dedup key or parse notes changed: %+v", b)
+	}
+	if sb.count("501") != 1 || sb.count("502") != 1 || sb.count("999") != 2 {
+		t.Errorf("cache not used (a 404 is not cached): %v", sb.calls)
 	}
 
 	// Within the TTL: cached. After it: fetched again.
+	one := func() *connectors.Batch {
+		return &connectors.Batch{Signals: []consent.Signal{sig("hubspot:contact:501", "")}}
+	}
 	clock.Store(now.Add(9 * time.Minute).UnixNano())
-	if _, _, err := s.Resolve(context.Background(), in[:1]); err != nil {
+	if _, err := s.Resolve(context.Background(), one()); err != nil {
 		t.Fatal(err)
 	}
 	if sb.count("501") != 1 {
 		t.Errorf("cache miss within TTL")
 	}
 	clock.Store(now.Add(11 * time.Minute).UnixNano())
-	if _, _, err := s.Resolve(context.Background(), in[:1]); err != nil {
+	if _, err := s.Resolve(context.Background(), one()); err != nil {
 		t.Fatal(err)
 	}
 	if sb.count("501") != 2 {
 		t.Errorf("expired entry not refetched: %d calls", sb.count("501"))
 	}
 
-	// Server failure: an error, nothing resolved; 401: permanent.
+	// Server failure: an error, and the batch is left as it was; 401: permanent.
 	sb.fail.Store(http.StatusServiceUnavailable)
-	if _, _, err := s.Resolve(context.Background(), []consent.Signal{sig("hubspot:contact:502", "")}); err == nil || errors.Is(err, connectors.ErrPermanent) {
+	clock.Store(now.Add(time.Hour).UnixNano())
+	failed := &connectors.Batch{
+		Signals:  []consent.Signal{sig("hubspot:contact:501", "")},
+		Profiles: []consent.ProfileFact{profile("hubspot:contact:502")},
+	}
+	if _, err := s.Resolve(context.Background(), failed); err == nil || errors.Is(err, connectors.ErrPermanent) {
 		t.Errorf("503: err = %v, want a transient error", err)
+	}
+	if len(failed.Signals) != 1 || failed.Signals[0].Subject.Email != "" || len(failed.Profiles) != 1 || failed.Profiles[0].Subject.Email != "" {
+		t.Errorf("batch changed on error: %+v", failed)
 	}
 	sb.fail.Store(0)
 
 	bad := cfg
 	bad.APIToken = "wrong-token"
 	s2 := newSource(t, bad, testHTTP())
-	_, _, err = s2.Resolve(context.Background(), []consent.Signal{sig("hubspot:contact:502", "")})
+	_, err := s2.Resolve(context.Background(), &connectors.Batch{Activities: []consent.Activity{activity("hubspot:contact:502")}})
 	if !errors.Is(err, connectors.ErrPermanent) {
 		t.Errorf("401: err = %v, want ErrPermanent", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "wrong-token") {
 		t.Errorf("error leaks the token")
+	}
+	if skipped, err := s2.Resolve(context.Background(), nil); err != nil || skipped != nil {
+		t.Errorf("nil batch: %v %v", skipped, err)
+	}
+}
+
+// TestParseResolveLifecycle runs a signed-format batch with an opt-out and a
+// lifecycle change through Parse and Resolve.
+func TestParseResolveLifecycle(t *testing.T) {
+	f, _ := fixture(t, "")
+	sb := newSandbox(t, f)
+	_, cfg := fixture(t, sb.URL)
+	s := newSource(t, cfg, testHTTP())
+	body := `[{"eventId":10,"portalId":9001,"objectId":502,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"},` +
+		`{"eventId":11,"portalId":9001,"objectId":999,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"},` +
+		`{"eventId":12,"portalId":9001,"objectId":501,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"opportunity"},` +
+		`{"eventId":13,"portalId":9001,"objectId":503,"occurredAt":1763632800000,"subscriptionType":"contact.privacyDeletion"}]`
+	b, err := s.Parse(&connectors.Request{Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped, err := s.Resolve(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := consent.ProfileFact{Subject: consent.Subject{Email: "paul.durand@example.org", ExternalID: "hubspot:contact:502"}, Brand: "acme",
+		Profile: consent.ProfileCustomer, OccurredAt: time.UnixMilli(1763632800000).UTC(), Source: "hubspot-acme"}
+	if len(b.Profiles) != 1 || b.Profiles[0] != want {
+		t.Errorf("profiles %+v, want %+v", b.Profiles, want)
+	}
+	if len(b.Erasures) != 1 || b.Erasures[0] != (consent.Subject{ExternalID: "hubspot:contact:503"}) {
+		t.Errorf("erasures %+v", b.Erasures)
+	}
+	if len(b.Skipped) != 1 || !strings.Contains(b.Skipped[0], `lifecyclestage "opportunity" is not a customer`) {
+		t.Errorf("parse notes %q", b.Skipped)
+	}
+	if len(skipped) != 1 || skipped[0] != "profile 2: contact gone at HubSpot (404)" {
+		t.Errorf("resolve notes %q", skipped)
+	}
+	if sb.count("503") != 0 {
+		t.Errorf("an erasure was looked up")
 	}
 }
 
@@ -411,8 +588,11 @@ func TestResolveConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in := []consent.Signal{{Subject: consent.Subject{ExternalID: "hubspot:contact:501"}}, {Subject: consent.Subject{ExternalID: "hubspot:contact:502"}}}
-			if _, _, err := s.Resolve(context.Background(), in); err != nil {
+			b := &connectors.Batch{
+				Signals:  []consent.Signal{{Subject: consent.Subject{ExternalID: "hubspot:contact:501"}}},
+				Profiles: []consent.ProfileFact{{Subject: consent.Subject{ExternalID: "hubspot:contact:502"}}},
+			}
+			if _, err := s.Resolve(context.Background(), b); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -509,6 +689,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(fx.Body)
 	f.Add([]byte(`[{"eventId":1,"portalId":9,"objectId":7,"subscriptionType":"contact.privacyDeletion"}]`))
 	f.Add([]byte(`{"eventId":"x","occurredAt":-1}`))
+	f.Add([]byte(`[{"eventId":1,"portalId":9,"objectId":7,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := s.Parse(&connectors.Request{Body: body})
 		if err != nil {
@@ -524,6 +705,15 @@ func FuzzParse(f *testing.F) {
 			if sig.Status != consent.StatusWithdrawn || !strings.HasPrefix(sig.Subject.ExternalID, ExternalIDPrefix) || sig.OccurredAt.Location() != time.UTC {
 				t.Fatalf("bad signal %+v", sig)
 			}
+		}
+		for _, p := range b.Profiles {
+			if p.Profile != consent.ProfileCustomer || p.Brand != "acme" || p.Source != "hubspot-acme" || !strings.HasPrefix(p.Subject.ExternalID, ExternalIDPrefix) ||
+				p.Subject.Email != "" || p.OccurredAt.IsZero() || p.OccurredAt.Location() != time.UTC || p.OccurredAt.Year() > 9999 {
+				t.Fatalf("bad profile %+v", p)
+			}
+		}
+		if len(b.Activities) != 0 {
+			t.Fatalf("activities %+v", b.Activities)
 		}
 	})
 }

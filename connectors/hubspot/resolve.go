@@ -19,56 +19,101 @@ import (
 	"github.com/consentsync/consentsync/consent"
 )
 
-// Resolve fills Subject.Email of the signals that name a HubSpot contact by
-// id (Subject.ExternalID "hubspot:contact:<id>" and no email), from
+// Resolve fills, in place, Subject.Email of the items of b that name a
+// HubSpot contact by id (Subject.ExternalID "hubspot:contact:<id>" and no
+// email): b.Signals, b.Activities and b.Profiles. The email comes from
 //
 //	GET {api_base_url}/crm/v3/objects/contacts/{id}?properties=email
 //	Authorization: Bearer {api_token}
 //
-// (https://developers.hubspot.com/docs/api/crm/contacts). Answers are cached
-// in memory (10,000 contacts, 10 minutes). Other signals pass through
-// unchanged.
+// (https://developers.hubspot.com/docs/api/crm/contacts); ExternalID is kept
+// so that the store learns the id. Answers are cached in memory (10,000
+// contacts, 10 minutes); each contact is asked for once per call. Items that
+// already have an email, or no HubSpot id, are left as they are.
+// b.Erasures are not resolved: the contact is already gone at HubSpot, and
+// the store maps the external ids it has seen.
 //
-// A contact HubSpot answers 404 for (deleted or merged away), or one without
-// an email, is dropped and reported in skipped ("signal 2: contact gone at
-// HubSpot (404)"). Any other failure is returned as an error and nothing is
-// resolved: the worker retries the task (an error wrapping
-// connectors.ErrPermanent, such as 401 for a bad token, will not heal by
-// itself).
-func (s *Source) Resolve(ctx context.Context, signals []consent.Signal) ([]consent.Signal, []string, error) {
-	out := make([]consent.Signal, 0, len(signals))
+// An item whose contact HubSpot answers 404 for (deleted or merged away), or
+// one without an email, is dropped from b and reported in skipped ("signal
+// 2: contact gone at HubSpot (404)", "profile 1: contact has no email at
+// HubSpot"; numbers count from 1 within each list). Any other failure is
+// returned as an error and b is left unchanged: the worker retries the task
+// (an error wrapping connectors.ErrPermanent, such as 401 for a bad token,
+// will not heal by itself).
+func (s *Source) Resolve(ctx context.Context, b *connectors.Batch) ([]string, error) {
+	if b == nil {
+		return nil, nil
+	}
+	// Look every contact up before changing anything, so that an error
+	// leaves the batch as it was.
+	answers := map[string]answer{}
+	lookup := func(sub consent.Subject) error {
+		id, ok := contactID(sub)
+		if !ok || sub.Email != "" {
+			return nil
+		}
+		if _, done := answers[id]; done {
+			return nil
+		}
+		email, found, err := s.contactEmail(ctx, id)
+		if err != nil {
+			return err
+		}
+		answers[id] = answer{email, found}
+		return nil
+	}
+	for _, sig := range b.Signals {
+		if err := lookup(sig.Subject); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range b.Activities {
+		if err := lookup(a.Subject); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range b.Profiles {
+		if err := lookup(p.Subject); err != nil {
+			return nil, err
+		}
+	}
 	var skipped []string
-	type answer struct {
-		email string
-		found bool
-	}
-	seen := map[string]answer{}
-	for i, sig := range signals {
-		id, ok := contactID(sig.Subject)
-		if !ok || sig.Subject.Email != "" {
-			out = append(out, sig)
-			continue
-		}
-		a, done := seen[id]
-		if !done {
-			email, found, err := s.contactEmail(ctx, id)
-			if err != nil {
-				return nil, nil, err
+	b.Signals = resolveItems(b.Signals, func(x *consent.Signal) *consent.Subject { return &x.Subject }, "signal", answers, &skipped)
+	b.Activities = resolveItems(b.Activities, func(x *consent.Activity) *consent.Subject { return &x.Subject }, "activity", answers, &skipped)
+	b.Profiles = resolveItems(b.Profiles, func(x *consent.ProfileFact) *consent.Subject { return &x.Subject }, "profile", answers, &skipped)
+	return skipped, nil
+}
+
+// answer is what HubSpot said about one contact id.
+type answer struct {
+	email string
+	found bool
+}
+
+// resolveItems sets the email of each item whose subject names a looked-up
+// contact, drops (and reports) those whose contact is gone or has no email,
+// and returns the kept items, reusing items' array.
+func resolveItems[T any](items []T, subject func(*T) *consent.Subject, label string, answers map[string]answer, skipped *[]string) []T {
+	out := items[:0]
+	for i := range items {
+		it := items[i]
+		sub := subject(&it)
+		if id, ok := contactID(*sub); ok && sub.Email == "" {
+			a := answers[id]
+			switch {
+			case !a.found:
+				*skipped = append(*skipped, fmt.Sprintf("%s %d: contact gone at HubSpot (404)", label, i+1))
+				continue
+			case a.email == "":
+				*skipped = append(*skipped, fmt.Sprintf("%s %d: contact has no email at HubSpot", label, i+1))
+				continue
 			}
-			a = answer{email, found}
-			seen[id] = a
+			sub.Email = a.email
 		}
-		switch {
-		case !a.found:
-			skipped = append(skipped, fmt.Sprintf("signal %d: contact gone at HubSpot (404)", i+1))
-		case a.email == "":
-			skipped = append(skipped, fmt.Sprintf("signal %d: contact has no email at HubSpot", i+1))
-		default:
-			sig.Subject.Email = a.email
-			out = append(out, sig)
-		}
+		out = append(out, it)
 	}
-	return out, skipped, nil
+	clear(items[len(out):])
+	return out
 }
 
 // contactID reads "hubspot:contact:<digits>".

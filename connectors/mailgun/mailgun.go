@@ -161,6 +161,7 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //
 //	unsubscribed, complained      withdrawal of cfg.Brand's email marketing
 //	failed + severity permanent   Batch.Undeliverable
+//	delivered, opened, clicked    a consent.Activity (delivered, open, click) of cfg.Brand on email
 //	anything else                 skipped
 //
 // occurred_at is event-data.timestamp (float Unix seconds, sub-second
@@ -187,8 +188,15 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	event, _ := stringValue(ed["event"])
 	recipient, _ := stringValue(ed["recipient"])
 
+	var kind consent.ActivityKind
 	switch event {
 	case "unsubscribed", "complained":
+	case "delivered":
+		kind = consent.ActivityDelivered
+	case "opened":
+		kind = consent.ActivityOpen
+	case "clicked":
+		kind = consent.ActivityClick
 	case "failed":
 		severity, _ := stringValue(ed["severity"])
 		if severity != "permanent" {
@@ -215,6 +223,17 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	at, ok := floatSeconds(ed["timestamp"])
 	if !ok {
 		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp")
+		return b, nil
+	}
+	if kind != "" {
+		b.Activities = append(b.Activities, consent.Activity{
+			Subject:    consent.Subject{Email: recipient},
+			Brand:      s.cfg.Brand,
+			Channel:    consent.ChannelEmail,
+			Kind:       kind,
+			OccurredAt: at,
+			Source:     s.cfg.Name,
+		})
 		return b, nil
 	}
 	b.Signals = append(b.Signals, consent.Signal{

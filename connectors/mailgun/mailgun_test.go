@@ -245,14 +245,21 @@ func TestParse(t *testing.T) {
 		undeliverable bool
 		skipped       string
 		dedup         string
+		activity      consent.ActivityKind // with occurred_at "2025-11-20T10:44:59.25Z"
 	}{
+		{name: "delivered", body: body(`{"event":"delivered","id":"d1","timestamp":1763635499.25,"recipient":"B@Example.com","delivery-status":{"code":250}}`), activity: consent.ActivityDelivered, dedup: "d1"},
+		{name: "opened", body: body(`{"event":"opened","id":"e5","timestamp":"1763635499.25","recipient":"B@Example.com"}`), activity: consent.ActivityOpen, dedup: "e5"},
+		{name: "clicked", body: body(`{"event":"clicked","id":"c1","timestamp":1763635499.25,"recipient":"B@Example.com","url":"https://x.example/"}`), activity: consent.ActivityClick, dedup: "c1"},
+		{name: "clicked without recipient", body: body(`{"event":"clicked","id":"c2","timestamp":1763635499.25}`), skipped: "event clicked: no recipient"},
+		{name: "opened without timestamp", body: body(`{"event":"opened","id":"c3","recipient":"b@example.com"}`), skipped: "event opened: no readable timestamp"},
+		{name: "accepted", body: body(`{"event":"accepted","id":"a1","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: `event "accepted": no consent meaning`},
+		{name: "Opened (case matters)", body: body(`{"event":"Opened","id":"a2","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: `event "Opened": no consent meaning`},
 		{name: "unsubscribed", body: body(`{"event":"unsubscribed","id":"e1","timestamp":1763635499.25,"recipient":"A@Example.com","tags":["x"]}`), withdrawal: "2025-11-20T10:44:59.25Z", dedup: "e1"},
 		{name: "complained", body: body(`{"event":"complained","id":"e2","timestamp":1763635499,"recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59Z", dedup: "e2"},
 		{name: "timestamp as string, many digits", body: body(`{"event":"complained","id":"e2","timestamp":"1763635499.123456789123","recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59.123456789Z"},
 		{name: "timestamp with exponent", body: body(`{"event":"complained","id":"e2","timestamp":1.76363549925e9,"recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59.25Z"},
 		{name: "permanent failure", body: body(`{"event":"failed","severity":"permanent","id":"e3","timestamp":1763635499,"recipient":"b@example.com"}`), undeliverable: true, dedup: "e3"},
 		{name: "temporary failure", body: body(`{"event":"failed","severity":"temporary","id":"e4","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: "event failed: temporary failure, not consent"},
-		{name: "opened", body: body(`{"event":"opened","id":"e5","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: `event "opened": no consent meaning`},
 		{name: "no recipient", body: body(`{"event":"unsubscribed","id":"e6","timestamp":1763635499}`), skipped: "event unsubscribed: no recipient"},
 		{name: "bad timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":"soon","recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
 		{name: "negative timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":-1.5,"recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
@@ -285,6 +292,18 @@ func TestParse(t *testing.T) {
 				}
 			} else if len(b.Signals) != 0 {
 				t.Fatalf("signals = %+v", b.Signals)
+			}
+			if tt.activity != "" {
+				want := consent.Activity{Subject: consent.Subject{Email: "B@Example.com"}, Brand: "acme", Channel: consent.ChannelEmail, Kind: tt.activity,
+					OccurredAt: time.Date(2025, 11, 20, 10, 44, 59, 250e6, time.UTC), Source: "mailgun-acme"}
+				if len(b.Activities) != 1 || b.Activities[0] != want || b.Activities[0].OccurredAt.Location() != time.UTC {
+					t.Fatalf("activities = %+v, want %+v", b.Activities, want)
+				}
+			} else if len(b.Activities) != 0 {
+				t.Fatalf("activities = %+v", b.Activities)
+			}
+			if len(b.Profiles) != 0 {
+				t.Fatalf("profiles = %+v", b.Profiles)
 			}
 			if tt.undeliverable != (len(b.Undeliverable) == 1) {
 				t.Fatalf("undeliverable = %v", b.Undeliverable)
@@ -336,6 +355,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(fx.Body)
 	f.Add([]byte(`{"event-data":{"event":"failed","severity":"permanent","recipient":"a@b"}}`))
 	f.Add([]byte(`{"event-data":{"event":"complained","timestamp":"1.5e9","recipient":"a@b"}}`))
+	f.Add([]byte(`{"event-data":{"event":"clicked","id":"c","timestamp":1763635499.25,"recipient":"a@b"}}`))
 	src := newSource(f, key)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := src.Parse(&connectors.Request{Body: body})
@@ -351,6 +371,20 @@ func FuzzParse(f *testing.F) {
 			}
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
+			}
+		}
+		if len(b.Signals)+len(b.Activities)+len(b.Undeliverable) > 1 {
+			t.Fatalf("one event, several facts: %+v", b)
+		}
+		for _, a := range b.Activities {
+			switch a.Kind {
+			case consent.ActivityDelivered, consent.ActivityOpen, consent.ActivityClick:
+			default:
+				t.Fatalf("kind %q", a.Kind)
+			}
+			if strings.TrimSpace(a.Subject.Email) == "" || a.Brand != "acme" || a.Source != "mailgun-acme" || a.Channel != consent.ChannelEmail ||
+				a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})

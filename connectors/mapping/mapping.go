@@ -10,7 +10,12 @@
 //
 //   - ticked → granted, with the raw value as evidence; a box the mapping or
 //     the payload says was pre-ticked carries the problem "express: box was
-//     pre-ticked" (criterion 1);
+//     pre-ticked" (criterion 1); a box the mapping says is required (the
+//     form cannot be sent without it) sets Evidence.Required on its grants
+//     (criterion 2, free);
+//   - ticked on a double_opt_in box → pending (a request, which grants
+//     nothing), unless fields.confirmed_at yields a time: then granted, with
+//     Evidence.ConfirmedAt and Evidence.OptInLevel "double_opt_in";
 //   - unticked → nothing, unless the field is a withdrawal field
 //     (preference centres) → withdrawn; absence is never withdrawal;
 //   - absent (missing, null, "", []) → nothing;
@@ -23,6 +28,13 @@
 //     brands, "specific: one checkbox mapped to several brands".
 //
 // Withdrawals never carry problems (GDPR art. 7(3)).
+//
+// Besides signals, every readable submission (one with a subject and a
+// time) is a contact from the person: a consent.Activity of kind "form"
+// (CONSENT-RULES.md, "Expiry": a form renews a prospect's consent). And a
+// submission may say who the person is: fields.profile answered "customer"
+// or "professional", or the source's default profile (config.Source.Profile)
+// when it is customer or professional, gives a consent.ProfileFact.
 package mapping
 
 import (
@@ -48,23 +60,31 @@ const (
 	maxPhoneIdentifierLen = 64
 )
 
+// OptInDouble is Evidence.OptInLevel of a grant confirmed by a double
+// opt-in (fields.confirmed_at yields a time).
+const OptInDouble = "double_opt_in"
+
 // Mapper applies one source's field mapping. It is immutable and safe for
 // concurrent use.
 type Mapper struct {
 	fields   config.Fields
 	source   string
+	brand    string
+	profile  consent.Profile // the source's default profile if customer or professional, else ""
 	loc      *time.Location
 	consents []rule
 }
 
 type rule struct {
-	field      string
-	channel    consent.Channel
-	purpose    consent.Purpose
-	brand      string
-	withdrawal bool
-	preTicked  bool
-	problem    string // specific-criterion problem for grants, "" when specific
+	field       string
+	channel     consent.Channel
+	purpose     consent.Purpose
+	brand       string
+	withdrawal  bool
+	preTicked   bool
+	required    bool
+	doubleOptIn bool
+	problem     string // specific-criterion problem for grants, "" when specific
 }
 
 // New builds the mapper of cfg (a form, typeform, webflow or standard
@@ -94,7 +114,10 @@ func New(cfg config.Source) (*Mapper, error) {
 		}
 		loc = l
 	}
-	m := &Mapper{fields: *f, source: cfg.Name, loc: loc}
+	m := &Mapper{fields: *f, source: cfg.Name, brand: cfg.Brand, loc: loc}
+	// The default profile is checked by config.Parse (prospect, customer or
+	// professional); here anything but customer and professional means none.
+	m.profile, _ = parseProfile(cfg.Profile)
 	type scope struct {
 		channels, purposes, brands map[string]bool
 	}
@@ -117,7 +140,8 @@ func New(cfg config.Source) (*Mapper, error) {
 		if brand == "" {
 			brand = cfg.Brand
 		}
-		r := rule{field: cf.Field, channel: ch, purpose: pu, brand: brand, withdrawal: cf.Withdrawal, preTicked: cf.PreTicked}
+		r := rule{field: cf.Field, channel: ch, purpose: pu, brand: brand, withdrawal: cf.Withdrawal, preTicked: cf.PreTicked,
+			required: cf.Required, doubleOptIn: cf.DoubleOptIn}
 		if seen[r] {
 			continue // the same mapping twice would yield the same signal twice
 		}
@@ -158,6 +182,11 @@ type Submission struct {
 	EventID string
 	Event   string
 	FormID  string
+	// Brand is the brand the submission's activity and profile facts are
+	// about; "" means the source's brand (config.Source.Brand). Consent
+	// fields keep their own brand (fields.consents[].brand, else the
+	// source's).
+	Brand string
 }
 
 // Result is what one submission says.
@@ -170,9 +199,19 @@ type Result struct {
 	Skip string
 	// EventID is the mapped event id (fields.event_id) or the default.
 	EventID string
-	// Profile is the mapped profile value (fields.profile), "" when unmapped
-	// or missing. consent.Signal has no profile yet: callers may use it.
+	// Profile is the mapped profile value as sent (fields.profile), "" when
+	// unmapped or missing. Profiles holds what it means.
 	Profile string
+	// Activities holds the submission itself, a contact of kind "form" at
+	// the submission time, when it has a subject and a time (even when no
+	// consent field was answered). Its channel is email when the subject
+	// has an email, else sms.
+	Activities []consent.Activity
+	// Profiles holds a customer or professional fact for the submission's
+	// brand when fields.profile says so (case-insensitive), and one for the
+	// source's default profile when that is customer or professional; at
+	// most one per profile.
+	Profiles []consent.ProfileFact
 }
 
 // Map reads one submission. It never fails: a submission that cannot give
@@ -214,6 +253,7 @@ func (m *Mapper) Map(s Submission) Result {
 		res.Skip = reason
 		return res
 	}
+	m.contact(&res, subject, occurred, s.Brand)
 	ev := consent.Evidence{
 		EventID:        res.EventID,
 		Event:          clip(s.Event, evidenceMax),
@@ -255,18 +295,28 @@ func (m *Mapper) Map(s Submission) Result {
 		case consent.CheckboxTicked:
 			answered = true
 			sig.Status = consent.StatusGranted
+			if r.doubleOptIn {
+				if confirmedAt, ok := m.confirmedAt(get); ok {
+					sig.Evidence.ConfirmedAt = &confirmedAt
+					sig.Evidence.OptInLevel = OptInDouble
+				} else {
+					sig.Status = consent.StatusPending
+				}
+			}
 			if pre := m.preTicked(get, r); pre != nil {
 				sig.Evidence.PreTicked = pre
 				if *pre {
 					sig.Problems = append(sig.Problems, ProblemPreTicked)
 				}
 			}
+			sig.Evidence.Required = r.required
 			if r.problem != "" {
 				sig.Problems = append(sig.Problems, r.problem)
 			}
 		default: // ambiguous: recorded, never applied
 			answered = true
 			sig.Status = consent.StatusGranted
+			sig.Evidence.Required = r.required
 			sig.Problems = append(sig.Problems, ProblemAmbiguous)
 			if r.problem != "" {
 				sig.Problems = append(sig.Problems, r.problem)
@@ -282,6 +332,62 @@ func (m *Mapper) Map(s Submission) Result {
 		}
 	}
 	return res
+}
+
+// contact adds the submission's activity and profile facts to res.
+func (m *Mapper) contact(res *Result, subject consent.Subject, at time.Time, brand string) {
+	if brand == "" {
+		brand = m.brand
+	}
+	brand = clip(brand, evidenceMax)
+	channel := consent.ChannelEmail
+	if subject.Email == "" {
+		channel = consent.ChannelSMS
+	}
+	res.Activities = append(res.Activities, consent.Activity{
+		Subject:    subject,
+		Brand:      brand,
+		Channel:    channel,
+		Kind:       consent.ActivityForm,
+		OccurredAt: at,
+		Source:     m.source,
+	})
+	said, _ := parseProfile(res.Profile)
+	for _, p := range []consent.Profile{said, m.profile} {
+		if p == "" || (len(res.Profiles) > 0 && res.Profiles[0].Profile == p) {
+			continue
+		}
+		res.Profiles = append(res.Profiles, consent.ProfileFact{
+			Subject:    subject,
+			Brand:      brand,
+			Profile:    p,
+			OccurredAt: at,
+			Source:     m.source,
+		})
+	}
+}
+
+// parseProfile reads "customer" or "professional" (case-insensitive,
+// trimmed); anything else ("prospect", "", free text) is no profile fact.
+func parseProfile(v string) (consent.Profile, bool) {
+	switch p := consent.Profile(strings.ToLower(strings.TrimSpace(v))); p {
+	case consent.ProfileCustomer, consent.ProfileProfessional:
+		return p, true
+	}
+	return "", false
+}
+
+// confirmedAt reads fields.confirmed_at as a time (in the source's zone
+// when it carries none).
+func (m *Mapper) confirmedAt(get Lookup) (time.Time, bool) {
+	if m.fields.ConfirmedAt == "" {
+		return time.Time{}, false
+	}
+	v, ok := get(m.fields.ConfirmedAt)
+	if !ok || v == nil {
+		return time.Time{}, false
+	}
+	return ParseTime(v, m.loc)
 }
 
 // subject reads the email and phone. An email that is not an address is

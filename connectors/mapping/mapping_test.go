@@ -289,6 +289,180 @@ func TestMapPhoneOnly(t *testing.T) {
 	}
 }
 
+func TestMapActivitiesAndProfiles(t *testing.T) {
+	at := time.Date(2025, 11, 20, 10, 30, 0, 0, time.UTC)
+	email := consent.Subject{Email: "A@B.fr"}
+	phone := consent.Subject{Phone: "+33612345678"}
+	form := func(sub consent.Subject, brand string, ch consent.Channel) []consent.Activity {
+		return []consent.Activity{{Subject: sub, Brand: brand, Channel: ch, Kind: consent.ActivityForm, OccurredAt: at, Source: "src"}}
+	}
+	fact := func(sub consent.Subject, brand string, p consent.Profile) consent.ProfileFact {
+		return consent.ProfileFact{Subject: sub, Brand: brand, Profile: p, OccurredAt: at, Source: "src"}
+	}
+	phoneFields := config.Fields{Phone: "tel", OccurredAt: "at", Profile: "profile", Consents: []config.ConsentField{{Field: "sms", Channel: "sms", Purpose: "marketing"}}}
+	tests := []struct {
+		name       string
+		fields     config.Fields
+		profile    string // config.Source.Profile
+		brand      string // Submission.Brand
+		body       string
+		signals    int
+		skip       string
+		activities []consent.Activity
+		profiles   []consent.ProfileFact
+	}{
+		{name: "grant: one form contact", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on"}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "nothing answered is still a contact", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z"}`,
+			skip: "no consent field answered", activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "boxes unticked is still a contact", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"no"}`,
+			skip: "no consent given or withdrawn (boxes unticked)", activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "no subject: nothing", fields: baseFields, body: `{"at":"2025-11-20T10:30:00Z","news":"on","profile":"customer"}`, skip: "no email"},
+		{name: "bad email: nothing", fields: baseFields, body: `{"email":"nope","at":"2025-11-20T10:30:00Z","news":"on","profile":"customer"}`, skip: "email is not an address"},
+		{name: "no time: nothing", fields: baseFields, body: `{"email":"A@B.fr","news":"on","profile":"customer"}`, skip: "no occurred_at"},
+		{name: "phone only: sms", fields: phoneFields, body: `{"tel":"+33612345678","at":"2025-11-20T10:30:00Z","sms":"1","profile":"Professional"}`,
+			signals: 1, activities: form(phone, "acme", consent.ChannelSMS), profiles: []consent.ProfileFact{fact(phone, "acme", consent.ProfileProfessional)}},
+		{name: "profile field customer, any case", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":" CUSTOMER "}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail), profiles: []consent.ProfileFact{fact(email, "acme", consent.ProfileCustomer)}},
+		{name: "profile field prospect", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":"prospect"}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "profile field free text", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":"a loyal customer"}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "profile field of the wrong type", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":{"x":"customer"}}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "profile field as a one-item list", fields: baseFields, body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","profile":["professional"]}`,
+			skip: "no consent field answered", activities: form(email, "acme", consent.ChannelEmail), profiles: []consent.ProfileFact{fact(email, "acme", consent.ProfileProfessional)}},
+		{name: "source default customer", fields: baseFields, profile: "customer", body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on"}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail), profiles: []consent.ProfileFact{fact(email, "acme", consent.ProfileCustomer)}},
+		{name: "source default prospect", fields: baseFields, profile: "prospect", body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":""}`,
+			signals: 1, activities: form(email, "acme", consent.ChannelEmail)},
+		{name: "source default and field agree: one fact", fields: baseFields, profile: "professional", body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","profile":"professional"}`,
+			skip: "no consent field answered", activities: form(email, "acme", consent.ChannelEmail), profiles: []consent.ProfileFact{fact(email, "acme", consent.ProfileProfessional)}},
+		{name: "source default and field differ: both", fields: baseFields, profile: "professional", body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","profile":"customer"}`,
+			skip: "no consent field answered", activities: form(email, "acme", consent.ChannelEmail),
+			profiles: []consent.ProfileFact{fact(email, "acme", consent.ProfileCustomer), fact(email, "acme", consent.ProfileProfessional)}},
+		{name: "submission brand", fields: baseFields, brand: "sister", body: `{"email":"A@B.fr","at":"2025-11-20T10:30:00Z","news":"on","profile":"customer"}`,
+			signals: 1, activities: form(email, "sister", consent.ChannelEmail), profiles: []consent.ProfileFact{fact(email, "sister", consent.ProfileCustomer)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := source(tt.fields)
+			cfg.Profile = tt.profile
+			m, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := m.Map(Submission{Get: obj(t, tt.body), Brand: tt.brand})
+			if res.Skip != tt.skip || len(res.Signals) != tt.signals {
+				t.Fatalf("skip %q signals %+v", res.Skip, res.Signals)
+			}
+			if !slices.Equal(res.Activities, tt.activities) {
+				t.Errorf("activities %+v\nwant %+v", res.Activities, tt.activities)
+			}
+			if !slices.Equal(res.Profiles, tt.profiles) {
+				t.Errorf("profiles %+v\nwant %+v", res.Profiles, tt.profiles)
+			}
+			for _, a := range res.Activities {
+				if a.OccurredAt.Location() != time.UTC {
+					t.Errorf("activity time not UTC")
+				}
+			}
+			for _, s := range res.Signals {
+				if s.Brand != "acme" {
+					t.Errorf("the submission brand moved a consent: %+v", s)
+				}
+			}
+		})
+	}
+}
+
+func TestMapRequiredAndDoubleOptIn(t *testing.T) {
+	at := time.Date(2025, 11, 20, 10, 30, 0, 0, time.UTC)
+	fields := config.Fields{Email: "email", OccurredAt: "at", ConfirmedAt: "confirmed", Consents: []config.ConsentField{
+		{Field: "news", Channel: "email", Purpose: "marketing", DoubleOptIn: true},
+		{Field: "terms_and_news", Channel: "email", Purpose: "marketing", Brand: "sister", Required: true},
+		{Field: "prefs", Channel: "sms", Purpose: "marketing", Required: true, Withdrawal: true},
+	}}
+	type want struct {
+		brand     string
+		status    consent.Status
+		required  bool
+		confirmed string // RFC 3339, "" = none
+		optIn     string
+		problems  []string
+	}
+	tests := []struct {
+		name   string
+		fields config.Fields
+		body   string
+		want   []want
+	}{
+		{"double opt-in ticked, not confirmed: pending", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on"}`,
+			[]want{{"acme", consent.StatusPending, false, "", "", nil}}},
+		{"double opt-in confirmed: granted", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"2025-11-20T11:45:00+01:00"}`,
+			[]want{{"acme", consent.StatusGranted, false, "2025-11-20T10:45:00Z", OptInDouble, nil}}},
+		{"confirmation in Unix ms", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":1763635500000}`,
+			[]want{{"acme", consent.StatusGranted, false, "2025-11-20T10:45:00Z", OptInDouble, nil}}},
+		{"confirmation without zone: source zone (Paris)", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"2025-11-20 11:45:00"}`,
+			[]want{{"acme", consent.StatusGranted, false, "2025-11-20T10:45:00Z", OptInDouble, nil}}},
+		{"unreadable confirmation: pending", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"yes"}`,
+			[]want{{"acme", consent.StatusPending, false, "", "", nil}}},
+		{"null confirmation: pending", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":null}`,
+			[]want{{"acme", consent.StatusPending, false, "", "", nil}}},
+		{"double opt-in unticked: nothing", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"off","confirmed":"2025-11-20T10:45:00Z"}`, nil},
+		{"double opt-in ambiguous: recorded grant, never applied", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"maybe"}`,
+			[]want{{"acme", consent.StatusGranted, false, "", "", []string{ProblemAmbiguous}}}},
+		{"confirmation on a box without double opt-in: ignored", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","terms_and_news":"1","confirmed":"2025-11-20T10:45:00Z"}`,
+			[]want{{"sister", consent.StatusGranted, true, "", "", nil}}},
+		{"required box ticked", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","terms_and_news":true}`,
+			[]want{{"sister", consent.StatusGranted, true, "", "", nil}}},
+		{"required box ambiguous", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","terms_and_news":"sure"}`,
+			[]want{{"sister", consent.StatusGranted, true, "", "", []string{ProblemAmbiguous}}}},
+		{"required withdrawal field unticked: a withdrawal, not a grant", fields, `{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","prefs":"0"}`,
+			[]want{{"acme", consent.StatusWithdrawn, false, "", "", nil}}},
+		{"double opt-in without confirmed_at mapped: pending", config.Fields{Email: "email", OccurredAt: "at", Consents: []config.ConsentField{
+			{Field: "news", Channel: "email", Purpose: "marketing", DoubleOptIn: true}}},
+			`{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"2025-11-20T10:45:00Z"}`,
+			[]want{{"acme", consent.StatusPending, false, "", "", nil}}},
+		{"double opt-in pre-ticked and confirmed", config.Fields{Email: "email", OccurredAt: "at", ConfirmedAt: "confirmed", Consents: []config.ConsentField{
+			{Field: "news", Channel: "email", Purpose: "marketing", DoubleOptIn: true, PreTicked: true, Required: true}}},
+			`{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"2025-11-20T10:45:00Z"}`,
+			[]want{{"acme", consent.StatusGranted, true, "2025-11-20T10:45:00Z", OptInDouble, []string{ProblemPreTicked}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mustMapper(t, tt.fields)
+			res := m.Map(Submission{Get: obj(t, tt.body)})
+			if len(res.Signals) != len(tt.want) {
+				t.Fatalf("signals %+v (skip %q), want %d", res.Signals, res.Skip, len(tt.want))
+			}
+			for i, w := range tt.want {
+				g := res.Signals[i]
+				conf := ""
+				if g.Evidence.ConfirmedAt != nil {
+					if g.Evidence.ConfirmedAt.Location() != time.UTC {
+						t.Errorf("confirmed_at not UTC")
+					}
+					conf = g.Evidence.ConfirmedAt.Format(time.RFC3339)
+				}
+				if g.Brand != w.brand || g.Status != w.status || g.Evidence.Required != w.required || conf != w.confirmed ||
+					g.Evidence.OptInLevel != w.optIn || !slices.Equal(g.Problems, w.problems) {
+					t.Errorf("signal %d = %s %s required=%v confirmed=%q opt-in=%q problems=%q, want %+v",
+						i, g.Brand, g.Status, g.Evidence.Required, conf, g.Evidence.OptInLevel, g.Problems, w)
+				}
+				// A confirmed grant keeps the submission time: the consent was
+				// given by ticking; the confirmation is its proof.
+				if !g.OccurredAt.Equal(at) {
+					t.Errorf("occurred_at %v", g.OccurredAt)
+				}
+				if err := g.Validate(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -410,7 +584,15 @@ func FuzzMap(f *testing.F) {
 	f.Add([]byte(`{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","partners":"maybe"}`))
 	f.Add([]byte(`{"email":"a@b.fr","at":1763634600000,"news":[1],"news_pre_ticked":true}`))
 	f.Add([]byte(`{"email":null,"at":{"x":[]},"news":"\u0000"}`))
-	m, err := New(source(baseFields))
+	f.Add([]byte(`{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","profile":"Customer","news":"yes"}`))
+	f.Add([]byte(`{"email":"a@b.fr","at":"2025-11-20T10:30:00Z","news":"on","confirmed":"2025-11-20 11:00:00","partners":true}`))
+	fields := baseFields
+	fields.ConfirmedAt = "confirmed"
+	fields.Consents = []config.ConsentField{
+		{Field: "news", Channel: "email", Purpose: "marketing", DoubleOptIn: true},
+		{Field: "partners", Channel: "email", Purpose: "partners", Required: true},
+	}
+	m, err := New(source(fields))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -424,6 +606,24 @@ func FuzzMap(f *testing.F) {
 		if (res.Skip == "") == (len(res.Signals) == 0) {
 			t.Fatalf("skip %q with %d signals", res.Skip, len(res.Signals))
 		}
+		if len(res.Signals) > 0 && len(res.Activities) != 1 {
+			t.Fatalf("signals without their form activity: %+v", res.Activities)
+		}
+		if len(res.Activities) > 1 || len(res.Profiles) > 2 || (len(res.Activities) == 0 && len(res.Profiles) > 0) {
+			t.Fatalf("activities %+v profiles %+v", res.Activities, res.Profiles)
+		}
+		for _, a := range res.Activities {
+			if a.Kind != consent.ActivityForm || a.Subject.Key() == "" || a.Brand != "acme" || a.Source != "src" ||
+				a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
+			}
+		}
+		for _, p := range res.Profiles {
+			if (p.Profile != consent.ProfileCustomer && p.Profile != consent.ProfileProfessional) || p.Subject.Key() == "" || p.Brand != "acme" ||
+				p.Source != "src" || p.OccurredAt.IsZero() || p.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad profile %+v", p)
+			}
+		}
 		for _, s := range res.Signals {
 			if err := s.Validate(); err != nil {
 				t.Fatalf("invalid signal %+v: %v", s, err)
@@ -433,6 +633,15 @@ func FuzzMap(f *testing.F) {
 			}
 			if s.Status == consent.StatusWithdrawn && len(s.Problems) > 0 {
 				t.Fatalf("withdrawal with problems")
+			}
+			if (s.Evidence.ConfirmedAt != nil) != (s.Evidence.OptInLevel == OptInDouble) || (s.Evidence.ConfirmedAt != nil && s.Status != consent.StatusGranted) {
+				t.Fatalf("confirmation evidence on %+v", s)
+			}
+			if s.Status == consent.StatusPending && s.Purpose != consent.PurposeMarketing {
+				t.Fatalf("pending without double opt-in: %+v", s)
+			}
+			if s.Evidence.Required != (s.Purpose == consent.PurposePartners) {
+				t.Fatalf("required evidence on %+v", s)
 			}
 		}
 	})

@@ -64,8 +64,11 @@ var _ connectors.Source = (*Source)(nil)
 //   - group_resubscribe: grant with the same scope (Evidence.Event
 //     "group_resubscribe"); one without asm_group_id is skipped;
 //   - bounce (but type "blocked") and dropped: Batch.Undeliverable;
-//   - blocked, deferred, delivered, processed, open, click and anything
-//     else: Batch.Skipped.
+//   - delivered, open, click: a consent.Activity (kind delivered, open,
+//     click) of the source brand on email: a message sent, which the
+//     "prior" criterion compares grants with, and contacts (a click renews a
+//     prospect's consent; an open does not);
+//   - blocked, deferred, processed and anything else: Batch.Skipped.
 //
 // SendGrid delivers duplicates: a repeated sg_event_id inside a batch
 // yields one signal. OccurredAt is the event's timestamp. DedupKey is the
@@ -297,6 +300,21 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[string]bool) {
 	var status consent.Status
 	sc := scope{brand: s.brand, purpose: consent.PurposeMarketing, channel: consent.ChannelEmail}
+	if kind, ok := activityKind(ev.name); ok {
+		if reason := unusable(ev); reason != "" {
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i, reason))
+			return
+		}
+		b.Activities = append(b.Activities, consent.Activity{
+			Subject:    consent.Subject{Email: ev.email},
+			Brand:      s.brand,
+			Channel:    consent.ChannelEmail,
+			Kind:       kind,
+			OccurredAt: ev.at,
+			Source:     s.name,
+		})
+		return
+	}
 	switch ev.name {
 	case "unsubscribe", "spamreport":
 		status = consent.StatusWithdrawn
@@ -335,15 +353,8 @@ func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[s
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %s has no consent meaning", i, quoteShort(ev.name)))
 		return
 	}
-	switch {
-	case ev.email == "" && !ev.badEmail:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no email", i))
-		return
-	case !usableEmail(ev.email):
-		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: invalid email", i))
-		return
-	case !ev.hasAt:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no valid timestamp", i))
+	if reason := unusable(ev); reason != "" {
+		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i, reason))
 		return
 	}
 	sig := consent.Signal{
@@ -360,6 +371,33 @@ func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[s
 		sig.Evidence.ListID = "asm_group:" + ev.group
 	}
 	b.Signals = append(b.Signals, sig)
+}
+
+// activityKind maps the engagement events that become activities.
+func activityKind(event string) (consent.ActivityKind, bool) {
+	switch event {
+	case "delivered":
+		return consent.ActivityDelivered, true
+	case "open":
+		return consent.ActivityOpen, true
+	case "click":
+		return consent.ActivityClick, true
+	}
+	return "", false
+}
+
+// unusable says why ev cannot give a signal or an activity ("no email",
+// "invalid email", "no valid timestamp"), or "" when it can.
+func unusable(ev event) string {
+	switch {
+	case ev.email == "" && !ev.badEmail:
+		return "no email"
+	case !usableEmail(ev.email):
+		return "invalid email"
+	case !ev.hasAt:
+		return "no valid timestamp"
+	}
+	return ""
 }
 
 func usableEmail(e string) bool {

@@ -255,6 +255,7 @@ func TestParse(t *testing.T) {
 		undeliverable []string
 		skipped       []string
 		noDedup       bool
+		activities    []act
 	}{
 		{name: "empty", body: "", err: true},
 		{name: "spaces", body: " \r\n ", err: true},
@@ -293,7 +294,20 @@ func TestParse(t *testing.T) {
 {"email":"a@example.com","timestamp":1763633100,"event":"open","sg_event_id":"e2"},
 {"email":"a@example.com","timestamp":1763633100,"event":"click","sg_event_id":"e3"},
 {"email":"a@example.com","timestamp":1763633100,"event":"processed","sg_event_id":"e4"}]`,
-			skipped: []string{"item 0", "item 1", "item 2", "item 3"}},
+			activities: []act{{"a@example.com", consent.ActivityDelivered}, {"a@example.com", consent.ActivityOpen}, {"a@example.com", consent.ActivityClick}},
+			skipped:    []string{"item 3: event \"processed\""}},
+		{name: "engagement events: group scope not applied, duplicates once", body: `[
+{"email":"A@Example.com","timestamp":1763633100,"event":"click","asm_group_id":1300,"url":"https://x.example/","sg_event_id":"e1"},
+{"email":"A@Example.com","timestamp":1763633100,"event":"click","asm_group_id":1300,"url":"https://x.example/","sg_event_id":"e1"},
+{"email":"b@example.com","timestamp":1763633100,"event":"open","sg_machine_open":true,"sg_event_id":"e2"}]`,
+			activities: []act{{"A@Example.com", consent.ActivityClick}, {"b@example.com", consent.ActivityOpen}},
+			skipped:    []string{"item 1: duplicate"}},
+		{name: "engagement events that cannot be used", body: "[{\"timestamp\":1763633100,\"event\":\"delivered\",\"sg_event_id\":\"e1\"}," +
+			`{"email":"nope","timestamp":1763633100,"event":"open","sg_event_id":"e2"},` +
+			`{"email":"a@example.com","timestamp":"later","event":"click","sg_event_id":"e3"},` +
+			"{\"email\":\"a\xff@example.com\",\"timestamp\":1763633100,\"event\":\"click\",\"sg_event_id\":\"e4\"}," +
+			`{"email":"a@example.com","timestamp":1763633100,"event":"Click","sg_event_id":"e5"}]`,
+			skipped: []string{"item 0: no email", "item 1: invalid email", "item 2: no valid timestamp", "item 3: invalid email", "item 4: event \"Click\""}},
 		{name: "duplicates", body: `[
 {"email":"a@example.com","timestamp":1763633100,"event":"unsubscribe","sg_event_id":"e1"},
 {"email":"a@example.com","timestamp":1763633100,"event":"unsubscribe","sg_event_id":"e1"},
@@ -351,6 +365,18 @@ null, 7, "x", [],
 			if strings.Join(b.Undeliverable, ",") != strings.Join(c.undeliverable, ",") {
 				t.Errorf("undeliverable = %v, want %v", b.Undeliverable, c.undeliverable)
 			}
+			if len(b.Activities) != len(c.activities) {
+				t.Fatalf("activities = %+v, want %+v", b.Activities, c.activities)
+			}
+			for i, w := range c.activities {
+				want := consent.Activity{Subject: consent.Subject{Email: w.email}, Brand: "acme", Channel: consent.ChannelEmail, Kind: w.kind, OccurredAt: at, Source: "sendgrid-acme"}
+				if g := b.Activities[i]; g != want || g.OccurredAt.Location() != time.UTC {
+					t.Errorf("activity %d = %+v, want %+v", i, g, want)
+				}
+			}
+			if len(b.Profiles) != 0 {
+				t.Errorf("profiles = %+v", b.Profiles)
+			}
 			if len(b.Skipped) != len(c.skipped) {
 				t.Fatalf("skipped = %q, want %q", b.Skipped, c.skipped)
 			}
@@ -367,6 +393,11 @@ null, 7, "x", [],
 			}
 		})
 	}
+}
+
+type act struct {
+	email string
+	kind  consent.ActivityKind
 }
 
 func TestDedupKey(t *testing.T) {
@@ -393,6 +424,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(fx.Body)
 	f.Add([]byte(`[{"email":"a@example.com","timestamp":1763633100,"event":"group_resubscribe","asm_group_id":1201,"sg_event_id":"e1"}]`))
 	f.Add([]byte(`[null,{"timestamp":1e99},{"asm_group_id":-1}]`))
+	f.Add([]byte(`[{"email":"a@example.com","timestamp":1763633100,"event":"click","sg_event_id":"e1"},{"email":"a@example.com","timestamp":1763633100,"event":"delivered"}]`))
 	f.Add([]byte("null"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := s.Parse(&connectors.Request{Method: "POST", Header: http.Header{}, Body: body})
@@ -416,6 +448,17 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("not UTC")
 			}
 			if _, _, err := consent.NormalizeEmail(sig.Subject.Email); err != nil {
+				t.Fatalf("unusable email: %v", err)
+			}
+		}
+		for _, a := range b.Activities {
+			if !a.Kind.Qualifying() && a.Kind != consent.ActivityOpen && a.Kind != consent.ActivityDelivered {
+				t.Fatalf("unexpected kind %+v", a)
+			}
+			if a.Source != "sendgrid-acme" || a.Brand != "acme" || a.Channel != consent.ChannelEmail || a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
+			}
+			if _, _, err := consent.NormalizeEmail(a.Subject.Email); err != nil {
 				t.Fatalf("unusable email: %v", err)
 			}
 		}

@@ -14,8 +14,9 @@
 //     email_marketing_consent{state, opt_in_level, consent_updated_at} about
 //     the customer's email ("email" or "email_address") and
 //     sms_marketing_consent{...} about their phone ("phone" or
-//     "phone_number"). orders/create makes the subject a customer of the
-//     brand (a profile, not a consent: see parseOrder).
+//     "phone_number"). orders/create and orders/paid make the buyer a
+//     customer of the brand and are a contact from the person (a profile
+//     and an activity, not a consent: see parseOrder).
 //   - X-Shopify-Event-Id identifies the event (X-Shopify-Webhook-Id the
 //     delivery); X-Shopify-Triggered-At is when it was triggered.
 package shopify
@@ -49,6 +50,7 @@ const (
 	TopicEmailConsentUpdate     = "customers/email_marketing_consent_update"
 	TopicMarketingConsentUpdate = "customers/marketing_consent_update"
 	TopicOrdersCreate           = "orders/create"
+	TopicOrdersPaid             = "orders/paid"
 )
 
 const (
@@ -131,8 +133,8 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	topic := strings.TrimSpace(r.Header.Get(HeaderTopic))
 	b := &connectors.Batch{DedupKey: dedupKey(topic, r.Header)}
 	switch topic {
-	case TopicOrdersCreate:
-		s.parseOrder(obj, b)
+	case TopicOrdersCreate, TopicOrdersPaid:
+		s.parseOrder(r.Header, obj, b)
 	case "", TopicCustomersCreate, TopicCustomersUpdate, TopicEmailConsentUpdate, TopicMarketingConsentUpdate:
 		s.parseCustomer(r.Header, obj, b)
 	default:
@@ -141,13 +143,64 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	return b, nil
 }
 
-// parseOrder handles orders/create. An order makes its buyer a customer of
-// the brand (the "soft opt-in" profile of CONSENT-RULES.md), which is not a
-// consent signal: nothing is emitted yet. Profiles will be reported from
-// here once connectors.Batch carries them.
-func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch) {
-	_ = obj
-	b.Skipped = append(b.Skipped, "order: customer profile")
+// parseOrder handles orders/create and orders/paid
+// (https://shopify.dev/docs/api/admin-rest/latest/resources/order). An
+// order makes its buyer a customer of the brand (the "soft opt-in" profile
+// of CONSENT-RULES.md) and is a qualifying contact from the person: it adds
+// a consent.ProfileFact{Profile: customer} and a consent.Activity{Kind:
+// order} on email, both for cfg.Brand, and no consent signal (the order's
+// customer.email_marketing_consent is a snapshot, not an event; consent
+// changes come from the customers/* topics).
+//
+// The buyer is the order's "email", else "contact_email", else
+// customer.email, kept as sent. The time is processed_at (when the order
+// was placed; Shopify lets imported orders set it in the past), else
+// created_at, else X-Shopify-Triggered-At. Test orders ("test": true) are
+// skipped: they are no commercial relationship. Both topics fire for a
+// paid order; the two facts are the same and the worker keeps one.
+func (s *Source) parseOrder(h http.Header, obj map[string]json.RawMessage, b *connectors.Batch) {
+	if string(obj["test"]) == "true" {
+		b.Skipped = append(b.Skipped, "order: test order")
+		return
+	}
+	email := firstString(obj, "email", "contact_email")
+	if email == "" {
+		var customer map[string]json.RawMessage
+		if json.Unmarshal(obj["customer"], &customer) == nil {
+			email = firstString(customer, "email")
+		}
+	}
+	if email == "" {
+		b.Skipped = append(b.Skipped, "order: no email")
+		return
+	}
+	at, ok := parseTime(str(obj["processed_at"]))
+	if !ok {
+		at, ok = parseTime(str(obj["created_at"]))
+	}
+	if !ok {
+		at, ok = parseTime(h.Get(HeaderTriggeredAt))
+	}
+	if !ok {
+		b.Skipped = append(b.Skipped, "order: no processed_at, created_at or "+HeaderTriggeredAt)
+		return
+	}
+	subject := consent.Subject{Email: email}
+	b.Activities = append(b.Activities, consent.Activity{
+		Subject:    subject,
+		Brand:      s.cfg.Brand,
+		Channel:    consent.ChannelEmail,
+		Kind:       consent.ActivityOrder,
+		OccurredAt: at,
+		Source:     s.cfg.Name,
+	})
+	b.Profiles = append(b.Profiles, consent.ProfileFact{
+		Subject:    subject,
+		Brand:      s.cfg.Brand,
+		Profile:    consent.ProfileCustomer,
+		OccurredAt: at,
+		Source:     s.cfg.Name,
+	})
 }
 
 // channelSpec is one consent object of a customer payload.
@@ -281,7 +334,11 @@ func parseTime(v string) (time.Time, bool) {
 	if err != nil || t.IsZero() {
 		return time.Time{}, false
 	}
-	return t.UTC(), true
+	t = t.UTC()
+	if y := t.Year(); y < 1970 || y > 9999 { // storable and renderable as JSON
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // str returns a JSON string's value, or "" for anything else (null, a

@@ -158,6 +158,10 @@ func TestNewSource(t *testing.T) {
 	}
 }
 
+type orderWant struct {
+	email, at string
+}
+
 type want struct {
 	status     consent.Status
 	channel    consent.Channel
@@ -182,6 +186,7 @@ func TestParse(t *testing.T) {
 		undeliverable []string
 		skipped       []string // prefixes that must appear
 		dedup         string
+		order         *orderWant // the order's activity and customer profile
 	}{
 		{
 			name:    "unsubscribed with offset",
@@ -258,11 +263,86 @@ func TestParse(t *testing.T) {
 			skipped: []string{"customer: no marketing consent object"},
 		},
 		{
-			name:    "order: profile note only",
+			name:  "order: activity and customer profile, no consent signal",
+			topic: TopicOrdersCreate,
+			body: `{"id":1,"email":"A@Example.com","created_at":"2025-11-20T11:00:00+01:00","processed_at":"2025-11-20T11:00:00+01:00",` +
+				`"customer":{"email":"other@example.com","email_marketing_consent":{"state":"subscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}}`,
+			order: &orderWant{"A@Example.com", "2025-11-20T10:00:00Z"},
+			dedup: "orders/create:ev-1",
+		},
+		{
+			name:  "paid order",
+			topic: TopicOrdersPaid,
+			body:  `{"id":1,"email":"a@example.com","processed_at":"2025-11-20T10:00:00.25Z"}`,
+			order: &orderWant{"a@example.com", "2025-11-20T10:00:00.25Z"},
+			dedup: "orders/paid:ev-1",
+		},
+		{
+			name:  "imported order: processed_at in the past wins over created_at",
+			topic: TopicOrdersCreate,
+			body:  `{"email":"a@example.com","created_at":"2025-11-20T10:00:00Z","processed_at":"2019-03-01T09:00:00-05:00"}`,
+			order: &orderWant{"a@example.com", "2019-03-01T14:00:00Z"},
+		},
+		{
+			name:  "created_at when processed_at is null",
+			topic: TopicOrdersCreate,
+			body:  `{"email":"a@example.com","created_at":"2025-11-20T10:00:00Z","processed_at":null}`,
+			order: &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:      "no order time: X-Shopify-Triggered-At",
+			topic:     TopicOrdersCreate,
+			triggered: "2025-11-20T11:00:00+01:00",
+			body:      `{"email":"a@example.com","created_at":"not a time"}`,
+			order:     &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:    "no order time at all",
 			topic:   TopicOrdersCreate,
-			body:    `{"id":1,"email":"a@example.com","customer":{"email_marketing_consent":{"state":"subscribed"}}}`,
-			skipped: []string{"order: customer profile"},
-			dedup:   "orders/create:ev-1",
+			body:    `{"email":"a@example.com","created_at":42}`,
+			skipped: []string{"order: no processed_at"},
+		},
+		{
+			name:  "order contact_email",
+			topic: TopicOrdersCreate,
+			body:  `{"email":"","contact_email":"c@example.com","created_at":"2025-11-20T10:00:00Z"}`,
+			order: &orderWant{"c@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:  "order customer.email",
+			topic: TopicOrdersPaid,
+			body:  `{"email":null,"customer":{"id":5,"email":"c@example.com"},"created_at":"2025-11-20T10:00:00Z"}`,
+			order: &orderWant{"c@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:    "order without email",
+			topic:   TopicOrdersCreate,
+			body:    `{"id":1,"phone":"+33612345678","customer":null,"created_at":"2025-11-20T10:00:00Z"}`,
+			skipped: []string{"order: no email"},
+		},
+		{
+			name:    "order customer of the wrong type",
+			topic:   TopicOrdersCreate,
+			body:    `{"customer":"c@example.com","created_at":"2025-11-20T10:00:00Z"}`,
+			skipped: []string{"order: no email"},
+		},
+		{
+			name:    "test order",
+			topic:   TopicOrdersPaid,
+			body:    `{"email":"a@example.com","test":true,"created_at":"2025-11-20T10:00:00Z"}`,
+			skipped: []string{"order: test order"},
+		},
+		{
+			name:  "order time past year 9999 after the offset",
+			topic: TopicOrdersCreate,
+			body:  `{"email":"a@example.com","processed_at":"9999-12-31T23:00:00-05:00","created_at":"2025-11-20T10:00:00Z"}`,
+			order: &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:    "pending with confirmed_opt_in: pending, no confirmation time",
+			topic:   TopicEmailConsentUpdate,
+			body:    `{"email":"p@example.com","email_marketing_consent":{"state":"pending","opt_in_level":"confirmed_opt_in","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusPending, consent.ChannelEmail, "p@example.com", "", "2025-11-20T10:00:00Z"}},
 		},
 		{
 			name:    "other topic",
@@ -318,6 +398,28 @@ func TestParse(t *testing.T) {
 				}
 				if err := g.Validate(); err != nil {
 					t.Fatalf("signal %d invalid: %v", i, err)
+				}
+				if g.Status != consent.StatusGranted && g.Evidence.ConfirmedAt != nil {
+					t.Fatalf("signal %d: %s with a confirmation time", i, g.Status)
+				}
+			}
+			if tt.order == nil {
+				if len(b.Activities) != 0 || len(b.Profiles) != 0 {
+					t.Fatalf("activities %+v profiles %+v", b.Activities, b.Profiles)
+				}
+			} else {
+				at, err := time.Parse(time.RFC3339Nano, tt.order.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub := consent.Subject{Email: tt.order.email}
+				wantA := consent.Activity{Subject: sub, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityOrder, OccurredAt: at.UTC(), Source: "shopify-acme"}
+				wantP := consent.ProfileFact{Subject: sub, Brand: "acme", Profile: consent.ProfileCustomer, OccurredAt: at.UTC(), Source: "shopify-acme"}
+				if len(b.Activities) != 1 || b.Activities[0] != wantA || b.Activities[0].OccurredAt.Location() != time.UTC {
+					t.Fatalf("activities %+v, want %+v", b.Activities, wantA)
+				}
+				if len(b.Profiles) != 1 || b.Profiles[0] != wantP || b.Profiles[0].OccurredAt.Location() != time.UTC {
+					t.Fatalf("profiles %+v, want %+v", b.Profiles, wantP)
 				}
 			}
 			if len(b.Erasures) != tt.erasures {
@@ -401,6 +503,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(fx.Body, TopicEmailConsentUpdate, "2025-11-20T10:20:04.5Z")
 	f.Add([]byte(`{"email":"a@b","sms_marketing_consent":{"state":"redacted"}}`), TopicCustomersUpdate, "")
 	f.Add([]byte(`[]`), TopicOrdersCreate, "x")
+	f.Add([]byte(`{"email":"a@example.com","processed_at":"2025-11-20T10:00:00Z","customer":{"email":"b@example.com"}}`), TopicOrdersPaid, "")
+	f.Add([]byte(`{"contact_email":"a@example.com","test":false}`), TopicOrdersCreate, "2025-11-20T10:20:04.5Z")
 	f.Fuzz(func(t *testing.T, body []byte, topic, triggered string) {
 		h := http.Header{}
 		h.Set(HeaderTopic, topic)
@@ -418,6 +522,21 @@ func FuzzParse(f *testing.F) {
 			}
 			if err := s.Validate(); err != nil {
 				t.Fatalf("invalid signal: %v", err)
+			}
+		}
+		if len(b.Activities) != len(b.Profiles) || (len(b.Activities) > 0 && len(b.Signals) > 0) {
+			t.Fatalf("activities %+v profiles %+v signals %+v", b.Activities, b.Profiles, b.Signals)
+		}
+		for _, a := range b.Activities {
+			if a.Kind != consent.ActivityOrder || a.Channel != consent.ChannelEmail || a.Subject.Email == "" || a.Brand != "acme" || a.Source != "shopify-acme" ||
+				a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC || a.OccurredAt.Year() > 9999 {
+				t.Fatalf("bad activity %+v", a)
+			}
+		}
+		for _, p := range b.Profiles {
+			if p.Profile != consent.ProfileCustomer || p.Subject.Email == "" || p.Brand != "acme" || p.Source != "shopify-acme" ||
+				p.OccurredAt.IsZero() || p.OccurredAt.Location() != time.UTC || p.OccurredAt.Year() > 9999 {
+				t.Fatalf("bad profile %+v", p)
 			}
 		}
 	})

@@ -162,7 +162,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	return nil
 }
 
-// Parse maps one JSON object. DedupKey is webhook-id. occurred_at is the
+// Parse maps one JSON object into signals, a "form" activity and any
+// profile facts (package mapping). DedupKey is webhook-id. occurred_at is the
 // mapped fields.occurred_at if any, else the body's "timestamp". A body
 // that is not a JSON object wraps connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
@@ -183,7 +184,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		EventID:    id,
 		Event:      clip(event, 128),
 	})
-	b := &connectors.Batch{DedupKey: id, Signals: res.Signals}
+	b := &connectors.Batch{DedupKey: id, Signals: res.Signals, Activities: res.Activities, Profiles: res.Profiles}
 	if res.Skip != "" {
 		b.Skipped = []string{res.Skip}
 	}

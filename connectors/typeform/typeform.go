@@ -92,7 +92,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	return nil
 }
 
-// Parse reads one form response and maps it. occurred_at is the mapped
+// Parse reads one form response and maps it (signals, a "form" activity
+// and any profile facts: package mapping). occurred_at is the mapped
 // fields.occurred_at if any, else form_response.submitted_at. DedupKey is
 // event_id ("" when absent: the caller hashes the body). An event_type other
 // than "form_response" (partial responses) gives no signal. A body that is
@@ -136,7 +137,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		Event:      eventType,
 		FormID:     formID,
 	})
-	b.Signals = res.Signals
+	b.Signals, b.Activities, b.Profiles = res.Signals, res.Activities, res.Profiles
 	if res.Skip != "" {
 		b.Skipped = []string{res.Skip}
 	}

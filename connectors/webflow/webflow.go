@@ -105,7 +105,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	return nil
 }
 
-// Parse reads one form submission and maps it. occurred_at is the mapped
+// Parse reads one form submission and maps it (signals, a "form" activity
+// and any profile facts: package mapping). occurred_at is the mapped
 // fields.occurred_at if any, else payload.submittedAt. DedupKey is
 // payload.id ("" when absent). A triggerType other than "form_submission"
 // gives no signal. A body that is not an object with a payload object wraps
@@ -144,7 +145,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		Event:      "form_submission",
 		FormID:     formID,
 	})
-	b.Signals = res.Signals
+	b.Signals, b.Activities, b.Profiles = res.Signals, res.Activities, res.Profiles
 	if res.Skip != "" {
 		b.Skipped = []string{res.Skip}
 	}

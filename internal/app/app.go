@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	a.Server = &server.Server{
 		Config: cfg, Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
-		Redis: rc, RedisOpt: a.RedisOpt, Now: o.Now,
+		Redis: rc, RedisOpt: a.RedisOpt, Now: o.Now, Eraser: a.Worker,
 	}
 	return a, nil
 }

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/store"
+)
+
+// rulesEnv is an env whose signup form also maps a profile field, with a
+// professional domain in the policy.
+func rulesEnv(t *testing.T, strict bool) *env {
+	return start(t, envOptions{mutate: func(c *configT) {
+		c.Policy.StrictQuality = strict
+		c.Policy.ProfessionalDomains = []string{"acme-corp.fr"}
+		for i := range c.Sources {
+			if c.Sources[i].Name == "signup-form" {
+				c.Sources[i].Fields.Profile = "profile"
+			}
+		}
+	}})
+}
+
+// submit posts a form submission built from fields.
+func (e *env) submit(fields map[string]any) {
+	e.t.Helper()
+	b, _ := json.Marshal(fields)
+	if r := e.postForm(string(b)); r.Status != 202 {
+		e.t.Fatalf("form: HTTP %d: %s", r.Status, r.Body)
+	}
+}
+
+// eligible asks GET /v1/subjects/{id}/eligibility.
+func (e *env) eligible(id, channel, brand, purpose string) map[string]any {
+	e.t.Helper()
+	r := e.admin("GET", fmt.Sprintf("/v1/subjects/%s/eligibility?channel=%s&brand=%s&purpose=%s", id, channel, brand, purpose))
+	if r.Status != 200 {
+		e.t.Fatalf("eligibility %s: HTTP %d: %s", id, r.Status, r.Body)
+	}
+	return r.JSON
+}
+
+func postShopify(e *env, body string, eventID string) {
+	e.t.Helper()
+	m := hmac.New(sha256.New, []byte("shpss_demo_0c1d"))
+	m.Write([]byte(body))
+	h := http.Header{"Content-Type": {"application/json"}, "X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(m.Sum(nil))},
+		"X-Shopify-Topic": {"customers/email_marketing_consent_update"}, "X-Shopify-Event-Id": {eventID},
+		"X-Shopify-Shop-Domain": {"acme-demo.myshopify.com"}}
+	if r := e.do("POST", "/webhooks/shopify-acme", "", h, []byte(body)); r.Status != 202 {
+		e.t.Fatalf("shopify: HTTP %d: %s", r.Status, r.Body)
+	}
+}
+
+func TestEligibilityOverHTTP(t *testing.T) {
+	e := rulesEnv(t, false)
+	now := time.Now().UTC()
+	recent := now.Add(-24 * time.Hour).Format(time.RFC3339)
+	old := now.AddDate(-4, 0, 0).Format(time.RFC3339)
+	e.submit(map[string]any{"email": "Opt.In@Example.com", "submitted_at": recent, "newsletter": "on", "consent_version": "v3"})
+	e.submit(map[string]any{"email": "old@example.com", "submitted_at": old, "newsletter": "on", "consent_version": "v1"})
+	e.submit(map[string]any{"email": "preticked@example.com", "submitted_at": recent, "newsletter": "on", "newsletter_pre_ticked": "true", "consent_version": "v3"})
+	e.submit(map[string]any{"email": "buyer@example.com", "submitted_at": recent, "profile": "customer"})
+	e.submit(map[string]any{"email": "jane.doe@acme-corp.fr", "submitted_at": recent})
+	e.submit(map[string]any{"email": "jane.doe@gmail.com", "submitted_at": recent})
+	e.submit(map[string]any{"email": "contact@somecorp.fr", "submitted_at": recent})
+	e.withdrawByPostmark("opt.in@example.com") // withdrawal occurred 2025-11-20: older than the grant, stale
+	e.withdrawByPostmark("gone@example.com")
+	postShopify(e, `{"id":1,"email":"pending@example.com","email_marketing_consent":{"state":"pending","opt_in_level":"confirmed_opt_in","consent_updated_at":"`+recent+`"}}`, "evt-pending-1")
+	e.waitDrained()
+
+	cases := []struct {
+		id, channel, brand, purpose string
+		allowed                     bool
+		basis, reason               string
+	}{
+		{"opt.in@example.com", "email", "acme", "marketing", true, "consent", "valid_opt_in"},
+		{"OPT.IN@example.com", "email", "acme", "partners", false, "none", "partners_need_opt_in"},
+		{"opt.in@example.com", "email", "other-brand", "marketing", false, "none", "no_opt_in"},
+		{"opt.in@example.com", "phone", "acme", "marketing", true, "opt_out_regime", ""},
+		{"old@example.com", "email", "acme", "marketing", false, "", "expired"},
+		{"preticked@example.com", "email", "acme", "marketing", false, "", "invalid_opt_in"},
+		{"buyer@example.com", "email", "acme", "marketing", true, "soft_opt_in", "customer_soft_opt_in"},
+		{"buyer@example.com", "email", "acme", "partners", false, "", "partners_need_opt_in"},
+		{"buyer@example.com", "email", "other-brand", "marketing", false, "", "no_opt_in"},
+		{"jane.doe@acme-corp.fr", "email", "acme", "marketing", true, "legitimate_interest_b2b", ""},
+		{"jane.doe@acme-corp.fr", "email", "acme", "partners", false, "", "partners_need_opt_in"},
+		{"jane.doe@gmail.com", "email", "acme", "marketing", false, "", "no_opt_in"},
+		{"contact@somecorp.fr", "email", "acme", "marketing", true, "legitimate_interest_b2b", "role_address_no_objection"},
+		{"gone@example.com", "email", "acme", "marketing", false, "", "withdrawn"},
+		{"gone@example.com", "phone", "acme", "marketing", true, "opt_out_regime", ""},
+		{"pending@example.com", "email", "acme", "marketing", false, "", "pending_confirmation"},
+		{"nobody@example.com", "email", "acme", "marketing", false, "none", "unknown_subject"},
+	}
+	for _, c := range cases {
+		got := e.eligible(c.id, c.channel, c.brand, c.purpose)
+		if got["allowed"] != c.allowed || (c.basis != "" && got["basis"] != c.basis) || (c.reason != "" && got["reason"] != c.reason) {
+			t.Errorf("%s %s/%s/%s = %v, want allowed=%v basis=%q reason=%q", c.id, c.brand, c.channel, c.purpose, got, c.allowed, c.basis, c.reason)
+		}
+	}
+	if got := e.eligible("opt.in@example.com", "email", "acme", "marketing"); got["since"] == nil || got["expires_at"] == nil {
+		t.Errorf("consent answer lacks since/expires_at: %v", got)
+	}
+	// Bad questions are 400s.
+	for _, q := range []string{"?brand=acme&channel=fax", "?brand=acme&purpose=spam", "?channel=email"} {
+		if r := e.admin("GET", "/v1/subjects/opt.in@example.com/eligibility"+q); r.Status != 400 {
+			t.Errorf("eligibility%s: HTTP %d, want 400", q, r.Status)
+		}
+	}
+	if r := e.do("GET", "/v1/subjects/opt.in@example.com/eligibility?brand=acme", "", nil, nil); r.Status != 401 {
+		t.Errorf("eligibility without the admin token: HTTP %d, want 401", r.Status)
+	}
+}
+
+func TestStrictQuality(t *testing.T) {
+	e := rulesEnv(t, true)
+	recent := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	e.submit(map[string]any{"email": "noversion@example.com", "submitted_at": recent, "newsletter": "on"})
+	e.submit(map[string]any{"email": "versioned@example.com", "submitted_at": recent, "newsletter": "on", "consent_version": "v3"})
+	e.waitDrained()
+	if got := e.eligible("noversion@example.com", "email", "acme", "marketing"); got["allowed"] != false || got["reason"] != "invalid_opt_in" {
+		t.Errorf("strict, no wording version: %v, want invalid_opt_in", got)
+	}
+	if got := e.eligible("versioned@example.com", "email", "acme", "marketing"); got["allowed"] != true {
+		t.Errorf("strict, full evidence: %v, want allowed", got)
+	}
+}
+
+func TestEligibilityBatch(t *testing.T) {
+	e := rulesEnv(t, false)
+	recent := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	e.submit(map[string]any{"email": "a@example.com", "submitted_at": recent, "newsletter": "on", "consent_version": "v3"})
+	e.withdrawByPostmark("b@example.com")
+	e.waitDrained()
+	body := `{"channel":"email","brand":"acme","purpose":"marketing","subjects":[" A@Example.com","b@example.com","not an address","c@example.com","+33 6 12 34 56 78"]}`
+	r := e.do("POST", "/v1/eligibility", "", http.Header{"Authorization": {"Bearer test-admin-token"}, "Content-Type": {"application/json"}}, []byte(body))
+	if r.Status != 200 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	var out struct {
+		Results []struct {
+			Subject string `json:"subject"`
+			Allowed bool   `json:"allowed"`
+			Reason  string `json:"reason"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		subject string
+		allowed bool
+		reason  string
+	}{{" A@Example.com", true, "valid_opt_in"}, {"b@example.com", false, "withdrawn"}, {"not an address", false, "invalid_identifier"},
+		{"c@example.com", false, "unknown_subject"}, {"+33 6 12 34 56 78", false, "unknown_subject"}}
+	if len(out.Results) != len(want) {
+		t.Fatalf("results = %d, want %d", len(out.Results), len(want))
+	}
+	for i, w := range want {
+		g := out.Results[i]
+		if g.Subject != w.subject || g.Allowed != w.allowed || g.Reason != w.reason {
+			t.Errorf("result %d = %+v, want %+v", i, g, w)
+		}
+	}
+	for _, bad := range []string{`{"brand":"acme","subjects":[]}`, `{"brand":"acme","subjects":["a@b.fr"],"extra":1}`, `{"subjects":["a@b.fr"]}`, `not json`} {
+		r := e.do("POST", "/v1/eligibility", "", http.Header{"Authorization": {"Bearer test-admin-token"}}, []byte(bad))
+		if r.Status != 400 {
+			t.Errorf("%s: HTTP %d, want 400", bad, r.Status)
+		}
+	}
+	many := make([]string, 10001)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d@example.com", i)
+	}
+	b, _ := json.Marshal(map[string]any{"brand": "acme", "subjects": many})
+	if r := e.do("POST", "/v1/eligibility", "", http.Header{"Authorization": {"Bearer test-admin-token"}}, b); r.Status != 400 {
+		t.Errorf("10,001 subjects: HTTP %d, want 400", r.Status)
+	}
+}
+
+func TestHistoryAndLedgerVerification(t *testing.T) {
+	e := rulesEnv(t, false)
+	e.submit(map[string]any{"email": "proof@example.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on",
+		"consent_version": "v3", "ip": "203.0.113.9", "user_agent": "UA/1", "page_url": "https://example.com/signup"})
+	e.withdrawByPostmark("proof@example.com") // 10:40, after the grant
+	e.waitDrained()
+	r := e.admin("GET", "/v1/subjects/proof@example.com/history")
+	if r.Status != 200 {
+		t.Fatalf("history: HTTP %d: %s", r.Status, r.Body)
+	}
+	var h struct {
+		Events []struct {
+			Status   string            `json:"status"`
+			Valid    bool              `json:"valid"`
+			Evidence map[string]any    `json:"evidence"`
+			Quality  []json.RawMessage `json:"quality"`
+			Prev     string            `json:"prev_hash"`
+			Hash     string            `json:"hash"`
+			Inbound  *int64            `json:"inbound_id"`
+		} `json:"events"`
+		Receipts     []map[string]any `json:"consent_receipts"`
+		Suppressions []map[string]any `json:"suppressions"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Events) != 2 || h.Events[0].Status != "granted" || h.Events[1].Status != "withdrawn" {
+		t.Fatalf("events = %+v", h.Events)
+	}
+	g := h.Events[0]
+	if g.Evidence["ip"] != "203.0.113.9" || g.Evidence["wording_version"] != "v3" || g.Evidence["checkbox"] != "on" || g.Inbound == nil {
+		t.Errorf("grant evidence = %v (inbound %v)", g.Evidence, g.Inbound)
+	}
+	if len(g.Quality) != 6 {
+		t.Errorf("grant quality has %d criteria, want 6", len(g.Quality))
+	}
+	if h.Events[1].Prev != g.Hash || g.Prev != "" {
+		t.Errorf("chain: second prev %s, first hash %s, first prev %q", h.Events[1].Prev, g.Hash, g.Prev)
+	}
+	if len(h.Receipts) != 1 || h.Receipts[0]["version"] != "KI-CR-v1.1.0" || h.Receipts[0]["policyUrl"] != "https://example.com/signup" {
+		t.Errorf("consent receipts = %v", h.Receipts)
+	}
+	if len(h.Suppressions) != 2 {
+		t.Errorf("suppressions = %v, want 2 receipts", h.Suppressions)
+	}
+
+	ctx := context.Background()
+	var breaks []store.Break
+	n, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) })
+	if err != nil || n != 2 || len(breaks) != 0 {
+		t.Fatalf("verify intact ledger: n=%d breaks=%v err=%v", n, breaks, err)
+	}
+	// Tamper with one row by SQL, going around the append-only trigger.
+	if _, err := e.App.Store.DB.Exec(`ALTER TABLE consent_events DISABLE TRIGGER consent_events_append_only;
+		UPDATE consent_events SET status = 'granted', outcome = 'applied' WHERE status = 'withdrawn';
+		ALTER TABLE consent_events ENABLE TRIGGER consent_events_append_only`); err != nil {
+		t.Fatal(err)
+	}
+	breaks = nil
+	if _, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(breaks) == 0 || !strings.Contains(breaks[0].Problem, "does not match its hash") {
+		t.Fatalf("tampered row not detected: %v", breaks)
+	}
+}
+
+func TestErasure(t *testing.T) {
+	e := rulesEnv(t, false)
+	e.submit(map[string]any{"email": "Erase.Me@Example.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on", "consent_version": "v3", "ip": "203.0.113.7"})
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/erase.me@example.com"); r.Status != 200 {
+		t.Fatalf("erase: HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if r := e.admin("GET", "/v1/subjects/erase.me@example.com"); r.Status != 404 {
+		t.Errorf("subject after erasure: HTTP %d, want 404", r.Status)
+	}
+	if got := e.eligible("erase.me@example.com", "email", "acme", "marketing"); got["allowed"] != false || got["reason"] != "erased" {
+		t.Errorf("eligibility after erasure: %v", got)
+	}
+	if r := e.admin("DELETE", "/v1/subjects/erase.me@example.com"); r.Status != 404 {
+		t.Errorf("second erasure: HTTP %d, want 404", r.Status)
+	}
+	// Personal data is gone from every table.
+	for _, q := range []string{
+		`SELECT count(*) FROM subjects WHERE email ILIKE '%erase.me%' OR email_original ILIKE '%erase.me%'`,
+		`SELECT count(*) FROM consent_events WHERE evidence::text ILIKE '%203.0.113.7%'`,
+		`SELECT count(*) FROM inbound_events WHERE convert_from(coalesce(body, ''), 'UTF8') ILIKE '%erase.me%'`,
+		`SELECT count(*) FROM suppression_outbox WHERE email ILIKE '%erase.me%'`,
+	} {
+		if n := e.count(q); n != 0 {
+			t.Errorf("%s = %d, want 0", q, n)
+		}
+	}
+	// Suppressed everywhere.
+	if !strings.Contains(strings.ToLower(strings.Join(e.Sandbox.SendGridSuppressed(), ",")), "erase.me@example.com") {
+		t.Error("SendGrid did not get the erasure's suppression")
+	}
+	if st := e.Sandbox.MailchimpStatus("a6b5da1054", "erase.me@example.com"); st != "unsubscribed" {
+		t.Errorf("Mailchimp status %q, want unsubscribed", st)
+	}
+	// The chain still verifies without the evidence.
+	var breaks []store.Break
+	if _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) != 0 {
+		t.Fatalf("verify after erasure: %v %v", breaks, err)
+	}
+	// A CRM re-import of the old address with an old opt-in resurrects nothing.
+	e.submit(map[string]any{"email": "erase.me@example.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on", "consent_version": "v3"})
+	e.waitDrained()
+	if got := e.eligible("erase.me@example.com", "email", "acme", "marketing"); got["reason"] != "erased" {
+		t.Errorf("after re-import: %v, want erased", got)
+	}
+	// A new valid opt-in after the erasure starts afresh.
+	e.submit(map[string]any{"email": "erase.me@example.com", "submitted_at": time.Now().UTC().Add(time.Minute).Format(time.RFC3339), "newsletter": "on", "consent_version": "v4"})
+	e.waitDrained()
+	if got := e.eligible("erase.me@example.com", "email", "acme", "marketing"); got["allowed"] != true {
+		t.Errorf("after a new opt-in: %v, want allowed", got)
+	}
+}

@@ -1,0 +1,71 @@
+-- +goose Up
+
+-- Who the subject is: a work address (subject-level), erased or not.
+ALTER TABLE subjects
+    ADD COLUMN professional boolean     NOT NULL DEFAULT false,
+    ADD COLUMN erased_at    timestamptz;
+ALTER TABLE subjects DROP CONSTRAINT subjects_check;
+ALTER TABLE subjects ADD CONSTRAINT subjects_identified
+    CHECK (email IS NOT NULL OR phone IS NOT NULL OR erased_at IS NOT NULL);
+
+-- Customer of a brand (soft opt-in), since when, said by which source.
+CREATE TABLE subject_profiles (
+    subject_id bigint      NOT NULL REFERENCES subjects (id),
+    brand      text        NOT NULL,
+    profile    text        NOT NULL CHECK (profile IN ('customer', 'professional')),
+    since      timestamptz NOT NULL,
+    source     text        NOT NULL,
+    PRIMARY KEY (subject_id, brand, profile)
+);
+
+-- Contacts per subject, brand and kind: first and last time seen. Qualifying
+-- kinds (click, reply, order, form) renew consent; delivered dates messages.
+CREATE TABLE subject_contacts (
+    subject_id bigint      NOT NULL REFERENCES subjects (id),
+    brand      text        NOT NULL,
+    channel    text        NOT NULL,
+    kind       text        NOT NULL,
+    first_at   timestamptz NOT NULL,
+    last_at    timestamptz NOT NULL,
+    PRIMARY KEY (subject_id, brand, channel, kind)
+);
+
+-- Sender-side ids seen for a subject (HubSpot contact ids), so a later
+-- privacy deletion naming only the id finds the subject.
+CREATE TABLE subject_external_ids (
+    source      text   NOT NULL,
+    external_id text   NOT NULL,
+    subject_id  bigint NOT NULL REFERENCES subjects (id),
+    PRIMARY KEY (source, external_id)
+);
+
+-- Keyed hashes of erased identifiers: the person stays suppressed, and a
+-- re-import of the old address does not resurrect consent.
+CREATE TABLE erased_identities (
+    identity_hash bytea PRIMARY KEY,
+    subject_id    bigint      NOT NULL REFERENCES subjects (id),
+    erased_at     timestamptz NOT NULL
+);
+
+-- Settings the service keeps for itself (the identity hash key).
+CREATE TABLE service_settings (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+
+-- The six criteria of each grant, as assessed when it was recorded.
+ALTER TABLE consent_events ADD COLUMN quality jsonb;
+
+CREATE INDEX consent_events_subject_key ON consent_events (subject_id, channel, brand, purpose, occurred_at);
+
+-- +goose Down
+DROP INDEX consent_events_subject_key;
+ALTER TABLE consent_events DROP COLUMN quality;
+DROP TABLE service_settings;
+DROP TABLE erased_identities;
+DROP TABLE subject_external_ids;
+DROP TABLE subject_contacts;
+DROP TABLE subject_profiles;
+ALTER TABLE subjects DROP CONSTRAINT subjects_identified;
+ALTER TABLE subjects ADD CONSTRAINT subjects_check CHECK (email IS NOT NULL OR phone IS NOT NULL);
+ALTER TABLE subjects DROP COLUMN erased_at, DROP COLUMN professional;

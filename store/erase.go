@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/consentsync/consentsync/consent"
+)
+
+// SubjectIdentity returns a subject's identifiers, locking its row for tx.
+// ErrNotFound when it does not exist or is already erased.
+func SubjectIdentity(ctx context.Context, tx *sqlx.Tx, subjectID int64) (consent.Subject, error) {
+	var r struct {
+		Email    sql.NullString `db:"email"`
+		Original sql.NullString `db:"email_original"`
+		Phone    sql.NullString `db:"phone"`
+		ErasedAt sql.NullTime   `db:"erased_at"`
+	}
+	err := tx.GetContext(ctx, &r, `SELECT email, email_original, phone, erased_at FROM subjects WHERE id = $1 FOR UPDATE`, subjectID)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && r.ErasedAt.Valid {
+		return consent.Subject{}, ErrNotFound
+	}
+	if err != nil {
+		return consent.Subject{}, err
+	}
+	return consent.Subject{Email: r.Email.String, EmailOriginal: r.Original.String, Phone: r.Phone.String}, nil
+}
+
+// EraseData removes a subject's personal data inside tx (GDPR art. 17):
+// its email and phone, the evidence of its ledger rows, the raw bodies and
+// headers of the inbound requests its signals came from, the addresses of
+// its suppressions already pushed (pending ones keep theirs until sent),
+// and its sender-side ids. It keeps keyed hashes of the identifiers (see
+// IdentityHashes) with the erasure time, so the person stays suppressed
+// and a re-import of the old address does not resurrect consent. The
+// ledger's hash chain still verifies: it covers evidence by hash.
+func EraseData(ctx context.Context, tx *sqlx.Tx, key []byte, subjectID int64, sub consent.Subject, at time.Time) error {
+	for _, h := range IdentityHashes(key, sub) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO erased_identities (identity_hash, subject_id, erased_at) VALUES ($1, $2, $3)
+			ON CONFLICT (identity_hash) DO UPDATE SET erased_at = greatest(erased_identities.erased_at, EXCLUDED.erased_at),
+				subject_id = EXCLUDED.subject_id`, h, subjectID, at); err != nil {
+			return fmt.Errorf("store: erase: %w", err)
+		}
+	}
+	stmts := []string{
+		`SET LOCAL consentsync.erasure = 'on'`,
+		`UPDATE consent_events SET evidence = '{}' WHERE subject_id = $1`,
+		`UPDATE inbound_events SET body = NULL, headers = '{}', query = '', notes = NULL
+			WHERE id IN (SELECT inbound_event_id FROM consent_events WHERE subject_id = $1 AND inbound_event_id IS NOT NULL)`,
+		`UPDATE suppression_outbox SET email = NULL, phone = NULL WHERE subject_id = $1 AND status <> 'pending'`,
+		`DELETE FROM subject_external_ids WHERE subject_id = $1`,
+	}
+	for i, q := range stmts {
+		var err error
+		if i == 0 {
+			_, err = tx.ExecContext(ctx, q)
+		} else {
+			_, err = tx.ExecContext(ctx, q, subjectID)
+		}
+		if err != nil {
+			return fmt.Errorf("store: erase: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE subjects SET email = NULL, email_original = NULL, phone = NULL,
+		erased_at = $2, updated_at = now() WHERE id = $1`, subjectID, at); err != nil {
+		return fmt.Errorf("store: erase: %w", err)
+	}
+	return nil
+}
+
+// StateKeys lists the keys a subject has a state for.
+func StateKeys(ctx context.Context, tx *sqlx.Tx, subjectID int64) ([]consent.Key, error) {
+	var rows []struct {
+		Channel string `db:"channel"`
+		Brand   string `db:"brand"`
+		Purpose string `db:"purpose"`
+	}
+	if err := tx.SelectContext(ctx, &rows, `SELECT channel, brand, purpose FROM consent_states WHERE subject_id = $1`, subjectID); err != nil {
+		return nil, err
+	}
+	out := make([]consent.Key, len(rows))
+	for i, r := range rows {
+		out[i] = consent.Key{Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose)}
+	}
+	return out, nil
+}
+
+// FindSubjectID returns the live subject with this normalized email or
+// phone.
+func (s *Store) FindSubjectID(ctx context.Context, id Identifier) (int64, error) {
+	var sid int64
+	err := s.DB.GetContext(ctx, &sid, `SELECT id FROM subjects WHERE ($1 <> '' AND email = $1) OR ($2 <> '' AND phone = $2)
+		ORDER BY id LIMIT 1`, id.Email, id.Phone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return sid, err
+}
