@@ -35,9 +35,11 @@ func (c Checkbox) String() string {
 // ParseCheckbox reads a consent field's value as decoded from JSON (bool,
 // float64, json.Number, string, []any, nil) or from a form post (string).
 //
-//	ticked:    true, 1, "1", "on", "yes", "true", "checked", "y", a non-empty array
-//	unticked:  false, 0, "0", "off", "no", "false", "unchecked", "n"
-//	absent:    missing (nil), "", whitespace, an empty array
+//	ticked:    true, 1, "1", "on", "yes", "true", "checked", "y", an array
+//	           with a non-empty item that is not an unticked value
+//	unticked:  false, 0, "0", "off", "no", "false", "unchecked", "n", an
+//	           array of unticked values
+//	absent:    missing (nil), "", whitespace, an array of empty items
 //	ambiguous: anything else ("maybe", 2, an object, free text)
 //
 // Strings compare case-insensitively after trimming. The second result is the
@@ -65,22 +67,48 @@ func ParseCheckbox(v any) (Checkbox, string) {
 	case string:
 		return checkboxString(x), trimEvidence(x)
 	case []string:
-		return checkboxList(len(x)), trimEvidence(strings.Join(x, ", "))
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, e := range x {
-			parts = append(parts, fmt.Sprint(e))
+		items := make([]any, len(x))
+		for i, e := range x {
+			items[i] = e
 		}
-		return checkboxList(len(x)), trimEvidence(strings.Join(parts, ", "))
+		return checkboxList(items)
+	case []any:
+		return checkboxList(x)
 	}
 	return CheckboxAmbiguous, trimEvidence(fmt.Sprintf("%v", v))
 }
 
-func checkboxList(n int) Checkbox {
-	if n == 0 {
-		return CheckboxAbsent
+// checkboxList reads a checkbox group or a repeated form field (WPForms
+// sends ["I agree"], a form post newsletter=&newsletter=on): empty items
+// (nil, "", [], blank) are ignored; none left is absent; all left explicitly
+// unticked (false, "0", "no" ...) is unticked; a nested list is ambiguous;
+// anything else left — a ticked value or a choice's label — is ticked.
+func checkboxList(items []any) (Checkbox, string) {
+	parts := make([]string, 0, len(items))
+	ticked, unticked := 0, 0
+	for _, e := range items {
+		switch e.(type) {
+		case []any, []string, map[string]any:
+			return CheckboxAmbiguous, trimEvidence(fmt.Sprint(items...))
+		}
+		c, text := ParseCheckbox(e)
+		switch c {
+		case CheckboxAbsent:
+			continue
+		case CheckboxUnticked:
+			unticked++
+		default:
+			ticked++
+		}
+		parts = append(parts, text)
 	}
-	return CheckboxTicked
+	switch {
+	case ticked+unticked == 0:
+		return CheckboxAbsent, ""
+	case ticked == 0:
+		return CheckboxUnticked, trimEvidence(strings.Join(parts, ", "))
+	}
+	return CheckboxTicked, trimEvidence(strings.Join(parts, ", "))
 }
 
 func checkboxNumber(f float64) Checkbox {

@@ -33,7 +33,11 @@ func TestParseCheckbox(t *testing.T) {
 		{[]any{"I agree"}, CheckboxTicked, "I agree"},
 		{[]any{"Email", "SMS"}, CheckboxTicked, "Email, SMS"},
 		{[]string{"I agree"}, CheckboxTicked, "I agree"},
-		{[]any{false}, CheckboxTicked, "false"}, // a non-empty array, whatever it holds (documented)
+		{[]any{false}, CheckboxUnticked, "false"}, // an array of unticked values
+		{[]any{"", nil}, CheckboxAbsent, ""},      // a repeated empty form field is no answer
+		{[]string{"", ""}, CheckboxAbsent, ""},
+		{[]string{"", "on"}, CheckboxTicked, "on"},
+		{[]any{[]any{}}, CheckboxAmbiguous, "[]"},
 
 		// unticked
 		{false, CheckboxUnticked, "false"},

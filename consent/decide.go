@@ -72,11 +72,11 @@ func ConsentExpiresAt(start, lastContact time.Time, ttl time.Duration) time.Time
 //     the consent rule's (pending_confirmation, invalid_opt_in, expired),
 //     and for partners a plain absence of opt-in reads
 //     ReasonPartnersNeedOptIn.
-//  7. Marketing to a customer of q.Brand (Facts.CustomerOf) within ttl of
-//     max(customer date, LastContact[brand]) → allowed, BasisSoftOptIn,
-//     Since the customer date, ExpiresAt the lapse: the brand that sold may
-//     offer similar products unless the person objected, never for
-//     partners or other brands (CPCE art. L34-5 al. 4; CNIL, "La
+//  7. Email or SMS marketing to a customer of q.Brand (Facts.CustomerOf)
+//     within ttl of max(customer date, LastContact[brand]) → allowed,
+//     BasisSoftOptIn, Since the customer date, ExpiresAt the lapse: the
+//     brand that sold may offer similar products unless the person
+//     objected, never for partners or other brands (CPCE art. L34-5 al. 4; CNIL, "La
 //     prospection commerciale par courrier électronique"; the 3-year limit
 //     from the end of the relationship is CNIL's référentiel).
 //  8. Marketing to a legal entity (a role address at a non-free-mail
@@ -195,18 +195,18 @@ func ruleConsent(f Facts, q Question, p Policy, now time.Time) Answer {
 	return refusal(ReasonNoOptIn, time.Time{})
 }
 
-// ruleSoftOptIn allows the brand that sold to market to its customer unless
-// they objected (step 7 of Decide), for ttl after the later of the customer
-// date and the last contact (an order is a contact). The second result
-// reports a customer relationship with the brand at all; when it lapsed,
-// the Answer is the ReasonExpired refusal. A zero customer date is no
-// customer. Source: CPCE art. L34-5 al. 4 (produits ou services analogues
+// ruleSoftOptIn allows the brand that sold to market to its customer by
+// email or SMS unless they objected (step 7 of Decide), for ttl after the
+// later of the customer date and the last contact (an order is a contact).
+// The second result reports a customer relationship with the brand at all;
+// when it lapsed, the Answer is the ReasonExpired refusal. A zero customer
+// date is no customer. Source: CPCE art. L34-5 al. 4 (produits ou services analogues
 // fournis par la même personne); CNIL, "La prospection commerciale par
 // courrier électronique"; CNIL référentiel "gestion des activités
 // commerciales" (3 years from the end of the relationship).
 func ruleSoftOptIn(f Facts, q Question, p Policy, now time.Time) (Answer, bool) {
 	since, ok := f.CustomerOf[q.Brand]
-	if !ok || since.IsZero() || q.Purpose != PurposeMarketing {
+	if !ok || since.IsZero() || q.Purpose != PurposeMarketing || q.Channel != ChannelEmail && q.Channel != ChannelSMS {
 		return Answer{}, false
 	}
 	exp := ConsentExpiresAt(since, f.LastContact[q.Brand], p.ConsentTTL)

@@ -46,7 +46,8 @@ func NormalizeEmail(raw string) (normalized, original string, err error) {
 		return "", "", fmt.Errorf("%w: not UTF-8", ErrBadEmail)
 	}
 	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' {
+		// U+FFFD stands for bytes that were not UTF-8: the address is corrupt.
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '<' || r == '>' || r == utf8.RuneError {
 			return "", "", fmt.Errorf("%w: forbidden character %U", ErrBadEmail, r)
 		}
 	}

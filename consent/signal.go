@@ -148,6 +148,13 @@ type Signal struct {
 // Valid reports whether the signal may change consent state.
 func (s Signal) Valid() bool { return s.Status == StatusWithdrawn || len(s.Problems) == 0 }
 
+// MinYear and MaxYear bound the times consentsync accepts: nothing
+// consent-related predates 1970, and JSON (RFC 3339) cannot write past 9999.
+const (
+	MinYear = 1970
+	MaxYear = 9999
+)
+
 // Errors returned by Validate.
 var (
 	ErrNoSubject  = errors.New("signal has no subject identifier")
@@ -164,6 +171,9 @@ func (s Signal) Validate() error {
 	}
 	if s.OccurredAt.IsZero() {
 		return ErrNoTime
+	}
+	if y := s.OccurredAt.UTC().Year(); y < MinYear || y > MaxYear {
+		return fmt.Errorf("%w: occurred_at year %d outside %d..%d", ErrBadSignal, y, MinYear, MaxYear)
 	}
 	if _, err := ParseChannel(string(s.Channel)); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSignal, err)

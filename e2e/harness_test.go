@@ -52,7 +52,7 @@ func (b *syncBuffer) String() string {
 
 // env is one running consentsync with its sandbox.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	App     *app.App
 	Sandbox *sandbox.Sandbox
 	SBURL   string
@@ -83,7 +83,7 @@ type envOptions struct {
 
 // start runs receiver + worker against a fresh database and Redis index,
 // with the example config pointed at a fresh sandbox.
-func start(t *testing.T, o envOptions) *env {
+func start(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, Logs: &syncBuffer{}}
 	contacts, err := sandbox.FixtureContacts()

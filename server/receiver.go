@@ -49,6 +49,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
 	if err := src.Verify(req, s.now()); err != nil {
+		// Schemes that must read the body to authenticate it (Salesforce's
+		// org id, Mailgun's signature block) report an unreadable body as
+		// malformed: 400, as for any unparseable body.
+		if errors.Is(err, connectors.ErrMalformed) {
+			count("malformed")
+			writeError(w, http.StatusBadRequest, "unparseable body")
+			return
+		}
 		count("unauthorized")
 		s.Logger.Warn("webhook rejected", "source", name, "reason", err.Error())
 		writeError(w, http.StatusUnauthorized, "signature verification failed")

@@ -81,17 +81,30 @@ type Notes struct {
 	Skipped       []string `json:"skipped,omitempty"`
 }
 
-// Prepare normalizes signals alone (see PrepareBatch).
+// Prepare normalizes signals alone, received now (see PrepareBatch).
 func Prepare(signals []consent.Signal, region string) Prepared {
-	return PrepareBatch(&connectors.Batch{Signals: signals}, "", region)
+	return PrepareBatch(&connectors.Batch{Signals: signals}, "", region, time.Now())
+}
+
+// notAfter bounds a sender's time by the arrival time: a fact cannot have
+// occurred after we received it. Without this a grant dated in the future
+// (a wrong clock, a forged field) would outrank every real withdrawal until
+// that date. It reports whether t was moved.
+func notAfter(t *time.Time, received time.Time) bool {
+	if received.IsZero() || !t.After(received) {
+		return false
+	}
+	*t = consent.CanonicalTime(received)
+	return true
 }
 
 // PrepareBatch normalizes every subject of a parsed batch
 // (consent.NormalizeSubject), puts times at the ledger's precision, makes
 // sender-controlled text storable, and leaves out, with a note, items that
-// cannot be stored (no usable identifier, unknown channel). Signals are
+// cannot be stored (no usable identifier, unknown channel). Times later
+// than receivedAt are brought back to it (see notAfter). Signals are
 // ordered by subject key, then occurrence.
-func PrepareBatch(b *connectors.Batch, source, region string) Prepared {
+func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Time) Prepared {
 	p := Prepared{ErasureSource: source}
 	p.Notes.Skipped = append(p.Notes.Skipped, b.Skipped...)
 	skip := func(what string, i int, err error) {
@@ -106,9 +119,17 @@ func PrepareBatch(b *connectors.Batch, source, region string) Prepared {
 		s = s.Clean()
 		s.Subject = sub
 		s.OccurredAt = consent.CanonicalTime(s.OccurredAt)
+		if notAfter(&s.OccurredAt, receivedAt) {
+			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: occurred_at later than its arrival, set to the arrival time", i))
+		}
 		if s.Evidence.ConfirmedAt != nil {
 			t := consent.CanonicalTime(*s.Evidence.ConfirmedAt)
-			s.Evidence.ConfirmedAt = &t
+			notAfter(&t, receivedAt)
+			if y := t.Year(); y < consent.MinYear {
+				s.Evidence.ConfirmedAt = nil
+			} else {
+				s.Evidence.ConfirmedAt = &t
+			}
 		}
 		if err := s.Validate(); err != nil {
 			skip("signal", i, err)
@@ -126,6 +147,11 @@ func PrepareBatch(b *connectors.Batch, source, region string) Prepared {
 			continue
 		}
 		a.Subject, a.OccurredAt = sub, consent.CanonicalTime(a.OccurredAt)
+		notAfter(&a.OccurredAt, receivedAt)
+		if a.OccurredAt.Year() < consent.MinYear {
+			skip("activity", i, consent.ErrNoTime)
+			continue
+		}
 		a.Brand, a.Source = consent.CleanText(a.Brand, 200), consent.CleanText(a.Source, 200)
 		p.Activities = append(p.Activities, a)
 	}
@@ -136,6 +162,11 @@ func PrepareBatch(b *connectors.Batch, source, region string) Prepared {
 			continue
 		}
 		f.Subject, f.OccurredAt = sub, consent.CanonicalTime(f.OccurredAt)
+		notAfter(&f.OccurredAt, receivedAt)
+		if f.OccurredAt.Year() < consent.MinYear {
+			skip("profile", i, consent.ErrNoTime)
+			continue
+		}
 		f.Brand, f.Source = consent.CleanText(f.Brand, 200), consent.CleanText(f.Source, 200)
 		p.Profiles = append(p.Profiles, f)
 	}

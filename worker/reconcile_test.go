@@ -314,26 +314,30 @@ func TestReconcileStoresHostileEvidence(t *testing.T) {
 // each as its own webhook, leave the same state (property-based: random
 // signal sets with many ties, several shuffles each, against Postgres).
 func TestReconcileAnyDeliveryOrder(t *testing.T) {
+	st := openStore(t)
 	rng := rand.New(rand.NewPCG(7, 11))
 	statuses := []consent.Status{consent.StatusGranted, consent.StatusWithdrawn, consent.StatusPending}
 	base := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
-	for trial := 0; trial < 12; trial++ {
+	for trial := 0; trial < 25; trial++ {
 		n := 2 + rng.IntN(5)
 		signals := make([]consent.Signal, n)
 		for i := range signals {
-			s := sig("order@example.com", statuses[rng.IntN(3)], "2025-11-20T10:00:00Z", fmt.Sprintf("src%d", rng.IntN(3)))
+			s := sig("x@example.com", statuses[rng.IntN(3)], "2025-11-20T10:00:00Z", fmt.Sprintf("src%d", rng.IntN(3)))
 			s.OccurredAt = base.Add(time.Duration(rng.IntN(3)) * time.Minute) // many ties
 			signals[i] = s
 		}
 		var want string
-		for shuffle := 0; shuffle < 3; shuffle++ {
-			st := openStore(t)
+		for shuffle := 0; shuffle < 4; shuffle++ {
+			email := fmt.Sprintf("order-%d-%d@example.com", trial, shuffle)
 			perm := rng.Perm(n)
 			for _, i := range perm {
-				deliver(t, st, signals[i])
+				s := signals[i]
+				s.Subject.Email = email
+				deliver(t, st, s)
 			}
 			var got string
-			err := st.DB.Get(&got, `SELECT status || ' ' || to_char(occurred_at AT TIME ZONE 'UTC', 'HH24:MI') FROM consent_states`)
+			err := st.DB.Get(&got, `SELECT cs.status || ' ' || to_char(cs.occurred_at AT TIME ZONE 'UTC', 'HH24:MI')
+				FROM consent_states cs JOIN subjects s ON s.id = cs.subject_id WHERE s.email = $1`, email)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +346,6 @@ func TestReconcileAnyDeliveryOrder(t *testing.T) {
 			} else if got != want {
 				t.Fatalf("trial %d: order %v gave %q, another order gave %q", trial, perm, got, want)
 			}
-			st.Close()
 		}
 	}
 }

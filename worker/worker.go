@@ -119,7 +119,7 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 		}
 		batch.Skipped = append(batch.Skipped, more...)
 	}
-	prep := PrepareBatch(batch, in.Source, w.Config.Policy.PhoneRegion)
+	prep := PrepareBatch(batch, in.Source, w.Config.Policy.PhoneRegion, in.ReceivedAt)
 	res, err := Reconcile(ctx, w.Store, in.ID, prep, w.Routes)
 	if err != nil {
 		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())

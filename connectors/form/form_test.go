@@ -10,6 +10,7 @@ import (
 	"errors"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,83 @@ func TestFixture(t *testing.T) {
 	}
 	if b.Signals[0].Source != "signup-form" || b.Signals[0].Subject.Email != "MANON.FAURE@EXAMPLE.COM" {
 		t.Errorf("signal %+v", b.Signals[0])
+	}
+	// The submission is a contact from the person; the fixture's source has
+	// no profile (config.Parse would default it to prospect).
+	want := consent.Activity{Subject: consent.Subject{Email: "MANON.FAURE@EXAMPLE.COM"}, Brand: "acme", Channel: consent.ChannelEmail,
+		Kind: consent.ActivityForm, OccurredAt: time.Date(2025, 11, 20, 10, 30, 0, 0, time.UTC), Source: "signup-form"}
+	if len(b.Activities) != 1 || b.Activities[0] != want || len(b.Profiles) != 0 {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
+	}
+}
+
+func TestParseActivitiesAndProfiles(t *testing.T) {
+	_, base := fixture(t)
+	fields := *base.Fields
+	fields.Profile = "who"
+	fields.ConfirmedAt = "confirmed_at"
+	fields.Consents = append([]config.ConsentField(nil), fields.Consents...)
+	fields.Consents[0].DoubleOptIn = true
+	fields.Consents[1].Required = true
+	base.Fields = &fields
+	customers := base
+	customers.Profile = "customer"
+	prospects := base
+	prospects.Profile = "prospect"
+	at := time.Date(2025, 11, 20, 10, 30, 0, 0, time.UTC)
+	act := func(email string) consent.Activity {
+		return consent.Activity{Subject: consent.Subject{Email: email}, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm, OccurredAt: at, Source: "signup-form"}
+	}
+	fact := func(email string, p consent.Profile) consent.ProfileFact {
+		return consent.ProfileFact{Subject: consent.Subject{Email: email}, Brand: "acme", Profile: p, OccurredAt: at, Source: "signup-form"}
+	}
+	tests := []struct {
+		name       string
+		cfg        config.Source
+		ctype      string
+		body       string
+		statuses   []consent.Status
+		activities []consent.Activity
+		profiles   []consent.ProfileFact
+	}{
+		{"double opt-in box, unconfirmed: pending", base, "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on"}`,
+			[]consent.Status{consent.StatusPending}, []consent.Activity{act("a@b.fr")}, nil},
+		{"double opt-in box, confirmed: granted", base, "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on","confirmed_at":"2025-11-20T10:40:00Z"}`,
+			[]consent.Status{consent.StatusGranted}, []consent.Activity{act("a@b.fr")}, nil},
+		{"profile field", base, "application/x-www-form-urlencoded", "email=a%40b.fr&submitted_at=2025-11-20T10%3A30%3A00Z&who=Professional&newsletter=off",
+			nil, []consent.Activity{act("a@b.fr")}, []consent.ProfileFact{fact("a@b.fr", consent.ProfileProfessional)}},
+		{"source profile customer, array: one of each per readable item", customers, "application/json",
+			`[{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","partner_offers":"yes"},{"submitted_at":"2025-11-20T10:30:00Z"},{"email":"c@d.fr","submitted_at":"2025-11-20T10:30:00Z"}]`,
+			[]consent.Status{consent.StatusGranted}, []consent.Activity{act("a@b.fr"), act("c@d.fr")},
+			[]consent.ProfileFact{fact("a@b.fr", consent.ProfileCustomer), fact("c@d.fr", consent.ProfileCustomer)}},
+		{"source profile prospect", prospects, "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","who":"prospect"}`,
+			nil, []consent.Activity{act("a@b.fr")}, nil},
+		{"no time: nothing", customers, "application/json", `{"email":"a@b.fr","newsletter":"on","who":"customer"}`, nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSource(t, tt.cfg)
+			b, err := s.Parse(&connectors.Request{Header: http.Header{"Content-Type": {tt.ctype}}, Body: []byte(tt.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var statuses []consent.Status
+			for _, sig := range b.Signals {
+				statuses = append(statuses, sig.Status)
+				if sig.Purpose == consent.PurposePartners && !sig.Evidence.Required {
+					t.Errorf("required box without Evidence.Required: %+v", sig)
+				}
+			}
+			if !slices.Equal(statuses, tt.statuses) {
+				t.Errorf("statuses %v, want %v", statuses, tt.statuses)
+			}
+			if !slices.Equal(b.Activities, tt.activities) {
+				t.Errorf("activities %+v\nwant %+v", b.Activities, tt.activities)
+			}
+			if !slices.Equal(b.Profiles, tt.profiles) {
+				t.Errorf("profiles %+v\nwant %+v", b.Profiles, tt.profiles)
+			}
+		})
 	}
 }
 
@@ -306,6 +384,15 @@ func FuzzParse(f *testing.F) {
 			}
 			if sig.Status == consent.StatusWithdrawn {
 				t.Fatalf("no withdrawal field is mapped")
+			}
+		}
+		if len(b.Activities) < min(len(b.Signals), 1) || len(b.Profiles) != 0 {
+			t.Fatalf("activities %+v profiles %+v for %d signals", b.Activities, b.Profiles, len(b.Signals))
+		}
+		for _, a := range b.Activities {
+			if a.Kind != consent.ActivityForm || a.Subject.Key() == "" || a.Brand != "acme" || a.Source != "signup-form" ||
+				a.OccurredAt.IsZero() || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})

@@ -15,7 +15,11 @@
 //     (criterion 2, free);
 //   - ticked on a double_opt_in box → pending (a request, which grants
 //     nothing), unless fields.confirmed_at yields a time: then granted, with
-//     Evidence.ConfirmedAt and Evidence.OptInLevel "double_opt_in";
+//     Evidence.ConfirmedAt and Evidence.OptInLevel "double_opt_in". The
+//     grant keeps the submission time as occurred_at (the tick is the
+//     consent, the click its confirmation): the confirmation email sent in
+//     between is not a message before the opt-in ("prior" criterion), and
+//     a withdrawal between the two still wins;
 //   - unticked → nothing, unless the field is a withdrawal field
 //     (preference centres) → withdrawn; absence is never withdrawal;
 //   - absent (missing, null, "", []) → nothing;

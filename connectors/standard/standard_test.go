@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,6 +93,46 @@ func TestMessage(t *testing.T) {
 	}
 	if ev := b.Signals[0].Evidence; ev.Event != "contact.consent_updated" || ev.EventID != b.DedupKey || ev.WordingVersion != "pref-v2" {
 		t.Errorf("evidence %+v", ev)
+	}
+	wantA := consent.Activity{Subject: consent.Subject{Email: "Ines.Roux@Example.fr"}, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm, OccurredAt: at, Source: "crm-standard"}
+	if len(b.Activities) != 1 || b.Activities[0] != wantA || len(b.Profiles) != 0 {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
+	}
+}
+
+func TestProfilesRequiredDoubleOptIn(t *testing.T) {
+	c := cfg()
+	f := *c.Fields
+	f.Profile = "data.kind"
+	f.ConfirmedAt = "data.confirmed_at"
+	f.Consents = []config.ConsentField{
+		{Field: "data.consents.newsletter", Channel: "email", Purpose: "marketing", DoubleOptIn: true},
+		{Field: "data.consents.sms", Channel: "sms", Purpose: "marketing", Required: true},
+	}
+	f.Phone = "data.phone"
+	c.Fields = &f
+	s := newSource(t, c)
+	at := time.Date(2025, 11, 20, 11, 0, 0, 0, time.UTC)
+	msg := `{"type":"signup","timestamp":"2025-11-20T11:00:00Z","data":{"email":"a@b.fr","phone":"+33612345678","kind":"Customer","confirmed_at":1763636700,"consents":{"newsletter":"yes","sms":"on"}}}`
+	b, err := s.Parse(request(map[string]string{IDHeader: "m"}, []byte(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 2 {
+		t.Fatalf("signals %+v", b.Signals)
+	}
+	news, sms := b.Signals[0], b.Signals[1]
+	if news.Status != consent.StatusGranted || news.Evidence.ConfirmedAt == nil || !news.Evidence.ConfirmedAt.Equal(at.Add(5*time.Minute)) || news.Evidence.OptInLevel != "double_opt_in" || news.Evidence.Required {
+		t.Errorf("double opt-in signal %+v", news)
+	}
+	if sms.Status != consent.StatusGranted || !sms.Evidence.Required || sms.Evidence.ConfirmedAt != nil {
+		t.Errorf("required signal %+v", sms)
+	}
+	sub := consent.Subject{Email: "a@b.fr", Phone: "+33612345678"}
+	wantA := []consent.Activity{{Subject: sub, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm, OccurredAt: at, Source: "crm-standard"}}
+	wantP := []consent.ProfileFact{{Subject: sub, Brand: "acme", Profile: consent.ProfileCustomer, OccurredAt: at, Source: "crm-standard"}}
+	if !slices.Equal(b.Activities, wantA) || !slices.Equal(b.Profiles, wantP) {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
 	}
 }
 
@@ -239,6 +280,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if sig.Status == consent.StatusWithdrawn && sig.Purpose != consent.PurposePartners {
 				t.Fatalf("only the partners field withdraws")
+			}
+		}
+		if len(batch.Activities) > 1 || len(batch.Activities) < min(len(batch.Signals), 1) || len(batch.Profiles) != 0 {
+			t.Fatalf("activities %+v profiles %+v", batch.Activities, batch.Profiles)
+		}
+		for _, a := range batch.Activities {
+			if a.Kind != consent.ActivityForm || a.Subject.Key() == "" || a.Brand != "acme" || a.Source != "crm-standard" || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})

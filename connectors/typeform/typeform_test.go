@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,74 @@ func TestFixture(t *testing.T) {
 	}
 	if Sign("tf-secret-91c2", f.Body) != f.Request.Headers["Typeform-Signature"] {
 		t.Error("Sign does not reproduce the fixture's signature")
+	}
+	wantA := consent.Activity{Subject: consent.Subject{Email: " Chloe.Bernard@Example.net "}, Brand: "acme", Channel: consent.ChannelEmail,
+		Kind: consent.ActivityForm, OccurredAt: time.Date(2025, 11, 20, 9, 59, 40, 0, time.UTC), Source: "typeform-acme"}
+	if len(b.Activities) != 1 || b.Activities[0] != wantA || len(b.Profiles) != 0 {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
+	}
+}
+
+func TestParseProfilesAndDoubleOptIn(t *testing.T) {
+	_, cfg := fixture(t)
+	fields := *cfg.Fields
+	fields.Profile = "who_are_you"
+	fields.ConfirmedAt = "hidden.confirmed_at"
+	fields.Consents = []config.ConsentField{{Field: "newsletter_optin", Channel: "email", Purpose: "marketing", DoubleOptIn: true, Required: true}}
+	cfg.Fields = &fields
+	cfg.Profile = "customer"
+	s := newSource(t, cfg)
+	at := time.Date(2025, 11, 20, 9, 59, 40, 0, time.UTC)
+	sub := consent.Subject{Email: "a@b.fr"}
+	resp := func(hidden, answers string) string {
+		return `{"event_id":"e1","event_type":"form_response","form_response":{"form_id":"F","submitted_at":"2025-11-20T09:59:40Z","hidden":{` + hidden + `},"answers":[` +
+			`{"type":"email","email":"a@b.fr","field":{"id":"Fa1","ref":"email"}}` + answers + `]}}`
+	}
+	tests := []struct {
+		name      string
+		body      string
+		status    consent.Status // "" = no signal
+		confirmed bool
+		profiles  []consent.Profile
+	}{
+		{"ticked, not confirmed", resp(``, `,{"type":"boolean","boolean":true,"field":{"ref":"newsletter_optin"}}`), consent.StatusPending, false, []consent.Profile{consent.ProfileCustomer}},
+		{"ticked and confirmed", resp(`"confirmed_at":"2025-11-20T10:05:00Z"`, `,{"type":"boolean","boolean":true,"field":{"ref":"newsletter_optin"}}`), consent.StatusGranted, true, []consent.Profile{consent.ProfileCustomer}},
+		{"professional chosen", resp(``, `,{"type":"choice","choice":{"label":"Professional"},"field":{"ref":"who_are_you"}}`), "", false,
+			[]consent.Profile{consent.ProfileProfessional, consent.ProfileCustomer}},
+		{"other choice", resp(``, `,{"type":"choice","choice":{"other":"a student"},"field":{"ref":"who_are_you"}}`), "", false, []consent.Profile{consent.ProfileCustomer}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := s.Parse(&connectors.Request{Body: []byte(tt.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == "" {
+				if len(b.Signals) != 0 {
+					t.Fatalf("signals %+v", b.Signals)
+				}
+			} else {
+				if len(b.Signals) != 1 || b.Signals[0].Status != tt.status || (b.Signals[0].Evidence.ConfirmedAt != nil) != tt.confirmed || !b.Signals[0].Evidence.Required {
+					t.Fatalf("signals %+v", b.Signals)
+				}
+			}
+			wantA := []consent.Activity{{Subject: sub, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm, OccurredAt: at, Source: "typeform-acme"}}
+			if !slices.Equal(b.Activities, wantA) {
+				t.Errorf("activities %+v", b.Activities)
+			}
+			var wantP []consent.ProfileFact
+			for _, p := range tt.profiles {
+				wantP = append(wantP, consent.ProfileFact{Subject: sub, Brand: "acme", Profile: p, OccurredAt: at, Source: "typeform-acme"})
+			}
+			if !slices.Equal(b.Profiles, wantP) {
+				t.Errorf("profiles %+v\nwant %+v", b.Profiles, wantP)
+			}
+		})
+	}
+	// A partial response is no submission: no contact.
+	b, err := s.Parse(&connectors.Request{Body: []byte(`{"event_id":"e","event_type":"form_response_partial","form_response":{}}`)})
+	if err != nil || len(b.Activities) != 0 || len(b.Profiles) != 0 {
+		t.Fatalf("partial: %v %+v", err, b)
 	}
 }
 
@@ -241,6 +310,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if sig.Source != "typeform-acme" || sig.OccurredAt.Location() != time.UTC {
 				t.Fatalf("bad signal %+v", sig)
+			}
+		}
+		if len(b.Activities) > 1 || len(b.Activities) < min(len(b.Signals), 1) || len(b.Profiles) != 0 {
+			t.Fatalf("activities %+v profiles %+v", b.Activities, b.Profiles)
+		}
+		for _, a := range b.Activities {
+			if a.Kind != consent.ActivityForm || a.Subject.Key() == "" || a.Brand != "acme" || a.Source != "typeform-acme" || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,6 +104,65 @@ func TestSubmission(t *testing.T) {
 	ev := b.Signals[0].Evidence
 	if ev.FormID != "65429eadebe8a9f3a30f62d0" || ev.EventID != "6321ca84df3949bfc6752327" || ev.WordingVersion != "wf-2025-10" || ev.Event != "form_submission" || ev.Checkbox != "true" {
 		t.Errorf("evidence %+v", ev)
+	}
+	wantA := consent.Activity{Subject: consent.Subject{Email: "Jules.Petit@Example.org"}, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm,
+		OccurredAt: time.Date(2025, 11, 20, 10, 15, 30, 117e6, time.UTC), Source: "webflow-acme"}
+	if len(b.Activities) != 1 || b.Activities[0] != wantA || len(b.Profiles) != 0 {
+		t.Errorf("activities %+v profiles %+v", b.Activities, b.Profiles)
+	}
+}
+
+func TestProfilesAndDoubleOptIn(t *testing.T) {
+	c := cfg()
+	f := *c.Fields
+	f.Profile = "data.Vous êtes"
+	f.ConfirmedAt = "data.Confirmed"
+	f.Consents = []config.ConsentField{{Field: "data.Newsletter ACME", Channel: "email", Purpose: "marketing", DoubleOptIn: true}}
+	c.Fields = &f
+	c.Profile = "professional"
+	s := newSource(t, c)
+	at := time.Date(2025, 11, 20, 10, 15, 30, 0, time.UTC)
+	sub := consent.Subject{Email: "a@b.fr"}
+	tests := []struct {
+		name     string
+		data     string
+		status   consent.Status
+		profiles []consent.Profile
+	}{
+		{"pending, default profile", `"Newsletter ACME":"true"`, consent.StatusPending, []consent.Profile{consent.ProfileProfessional}},
+		{"confirmed, customer said", `"Newsletter ACME":"true","Confirmed":"2025-11-20T10:20:00Z","Vous êtes":"customer"`, consent.StatusGranted,
+			[]consent.Profile{consent.ProfileCustomer, consent.ProfileProfessional}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"triggerType":"form_submission","payload":{"id":"x","submittedAt":"2025-11-20T10:15:30Z","data":{"Email":"a@b.fr",` + tt.data + `}}}`
+			b, err := s.Parse(request(nil, []byte(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Signals) != 1 || b.Signals[0].Status != tt.status {
+				t.Fatalf("signals %+v", b.Signals)
+			}
+			if tt.status == consent.StatusGranted && (b.Signals[0].Evidence.ConfirmedAt == nil || !b.Signals[0].Evidence.ConfirmedAt.Equal(at.Add(270*time.Second))) {
+				t.Errorf("confirmed_at %v", b.Signals[0].Evidence.ConfirmedAt)
+			}
+			wantA := []consent.Activity{{Subject: sub, Brand: "acme", Channel: consent.ChannelEmail, Kind: consent.ActivityForm, OccurredAt: at, Source: "webflow-acme"}}
+			if !slices.Equal(b.Activities, wantA) {
+				t.Errorf("activities %+v", b.Activities)
+			}
+			var wantP []consent.ProfileFact
+			for _, p := range tt.profiles {
+				wantP = append(wantP, consent.ProfileFact{Subject: sub, Brand: "acme", Profile: p, OccurredAt: at, Source: "webflow-acme"})
+			}
+			if !slices.Equal(b.Profiles, wantP) {
+				t.Errorf("profiles %+v\nwant %+v", b.Profiles, wantP)
+			}
+		})
+	}
+	// Another trigger is no submission: no contact.
+	b, err := s.Parse(request(nil, []byte(`{"triggerType":"site_publish","payload":{"data":{"Email":"a@b.fr"},"submittedAt":"2025-11-20T10:15:30Z"}}`)))
+	if err != nil || len(b.Activities) != 0 || len(b.Profiles) != 0 {
+		t.Fatalf("site_publish: %v %+v", err, b)
 	}
 }
 
@@ -223,6 +283,14 @@ func FuzzParse(f *testing.F) {
 		for _, sig := range batch.Signals {
 			if err := sig.Validate(); err != nil || sig.OccurredAt.Location() != time.UTC || sig.Status == consent.StatusWithdrawn {
 				t.Fatalf("bad signal %+v: %v", sig, err)
+			}
+		}
+		if len(batch.Activities) > 1 || len(batch.Activities) < min(len(batch.Signals), 1) || len(batch.Profiles) != 0 {
+			t.Fatalf("activities %+v profiles %+v", batch.Activities, batch.Profiles)
+		}
+		for _, a := range batch.Activities {
+			if a.Kind != consent.ActivityForm || a.Subject.Key() == "" || a.Brand != "acme" || a.Source != "webflow-acme" || a.OccurredAt.Location() != time.UTC {
+				t.Fatalf("bad activity %+v", a)
 			}
 		}
 	})
