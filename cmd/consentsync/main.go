@@ -412,7 +412,7 @@ func profileLine(f consent.Facts) string {
 	if f.Professional {
 		parts = append(parts, "professional")
 	}
-	if consent.IsRoleAddress(f.Email) {
+	if consent.IsLegalEntityAddress(f.Email) {
 		parts = append(parts, "role address")
 	}
 	for b, since := range f.CustomerOf {

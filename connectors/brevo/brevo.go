@@ -224,13 +224,14 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 }
 
 // eventTime picks the event's time: ts_event (s, UTC), ts_epoch (ms, UTC),
-// then date_event or date (Paris local time). Unix times past the year 9999
-// (which cannot be stored or rendered as JSON) are passed over.
+// then date_event or date (Paris local time). A time outside the years
+// consent.MinYear..MaxYear (which cannot be stored or rendered as JSON) is
+// passed over.
 func (s *Source) eventTime(obj map[string]json.RawMessage) (time.Time, bool) {
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok && t.Year() <= 9999 {
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok && inRange(t) {
 		return t, true
 	}
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok && t.Year() <= 9999 {
+	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok && inRange(t) {
 		return t, true
 	}
 	for _, k := range []string{"date_event", "date"} {
@@ -238,14 +239,20 @@ func (s *Source) eventTime(obj map[string]json.RawMessage) (time.Time, bool) {
 		if v == "" {
 			continue
 		}
-		if t, err := time.ParseInLocation(dateLayout, v, s.paris); err == nil {
+		if t, err := time.ParseInLocation(dateLayout, v, s.paris); err == nil && inRange(t.UTC()) {
 			return t.UTC(), true
 		}
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil { // transactional "date" may carry an offset
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && inRange(t.UTC()) { // transactional "date" may carry an offset
 			return t.UTC(), true
 		}
 	}
 	return time.Time{}, false
+}
+
+// inRange reports whether t's UTC year is within consent.MinYear..MaxYear.
+func inRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= consent.MinYear && y <= consent.MaxYear
 }
 
 // splitItems returns the body's events: the array's elements, or the one

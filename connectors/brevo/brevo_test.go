@@ -131,6 +131,8 @@ func TestParseItems(t *testing.T) {
 		{"other event", `{"event":"soft_bounce","email":"a@example.com"}`, "", `item 1: event "soft_bounce": no consent meaning`},
 		{"ts_event past year 9999", `{"event":"unsubscribed","email":"a@example.com","ts_event":1099511627775,"date_event":"2025-11-20 11:10:00"}`, "2025-11-20T10:10:00Z", ""},
 		{"ts_epoch past year 9999", `{"event":"unsubscribed","email":"a@example.com","ts_epoch":9007199254740992}`, "", "item 1: no readable event time"},
+		{"date in year 0 (year -1 in UTC)", `{"event":"unsubscribed","email":"a@example.com","date":"0000-01-01 00:00:00"}`, "", "item 1: no readable event time"},
+		{"date before 1970, then a good date_event", `{"event":"unsubscribed","email":"a@example.com","date_event":"1969-12-31 23:00:00","date":"2025-11-20 11:10:00"}`, "2025-11-20T10:10:00Z", ""},
 		{"item not an object", `[1]`, "", "item 1: not an object"},
 		{"null item", `[null]`, "", "item 1: not an object"},
 		{"wrong types", `{"event":["unsubscribed"],"email":{"a":1},"ts_event":true}`, "", "item 1: no event"},

@@ -333,10 +333,10 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, clip(prop, 64)))
 			continue
 		}
-		// ParseUnix allows up to 2^53 ms; a year past 9999 cannot be stored
-		// or rendered as JSON.
+		// ParseUnix allows up to 2^53 ms; a year past consent.MaxYear cannot
+		// be stored or rendered as JSON.
 		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
-		if !ok || occurred.Year() > 9999 {
+		if !ok || occurred.Year() > consent.MaxYear {
 			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
 			continue
 		}

@@ -237,19 +237,25 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 }
 
 // firedAt reads fired_at in the source's zone and returns it in UTC. An
-// RFC 3339 time (with its own zone) is accepted too.
+// RFC 3339 time (with its own zone) is accepted too. A time outside the
+// years consent.MinYear..MaxYear is not readable.
 func (s *Source) firedAt(v string) (time.Time, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return time.Time{}, false
 	}
-	if t, err := time.ParseInLocation(FiredAtLayout, v, s.loc); err == nil {
-		return t.UTC(), true
+	t, err := time.ParseInLocation(FiredAtLayout, v, s.loc)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339, v)
 	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), true
+	if err != nil {
+		return time.Time{}, false
 	}
-	return time.Time{}, false
+	t = t.UTC()
+	if y := t.Year(); y < consent.MinYear || y > consent.MaxYear {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // dedupKey is the sha256 hex of the length-prefixed parts, so that no two

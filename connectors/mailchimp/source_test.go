@@ -221,6 +221,8 @@ func TestParse(t *testing.T) {
 		{"invalid UTF-8 email", utc, form("type", "unsubscribe", "fired_at", "2025-11-20 10:05:00", "data[email]", "\xff@example.com"), want{skipped: "invalid email"}},
 		{"no fired_at", utc, form("type", "unsubscribe", "data[email]", "a@example.com"), want{err: connectors.ErrMalformed}},
 		{"bad fired_at", utc, form("type", "unsubscribe", "fired_at", "20/11/2025", "data[email]", "a@example.com"), want{err: connectors.ErrMalformed}},
+		{"fired_at in year 0", utc, form("type", "subscribe", "fired_at", "0000-01-10 00:00:00", "data[email]", "a@example.com"), want{err: connectors.ErrMalformed}},
+		{"fired_at before 1970 once in UTC", utc, form("type", "unsubscribe", "fired_at", "1969-12-31T23:30:00-00:20", "data[email]", "a@example.com"), want{err: connectors.ErrMalformed}},
 		{"empty body", utc, nil, want{err: connectors.ErrMalformed}},
 		{"null", utc, []byte("null"), want{err: connectors.ErrMalformed}},
 		{"JSON", utc, []byte(`{"type":"unsubscribe"}`), want{err: connectors.ErrMalformed}},

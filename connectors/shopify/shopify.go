@@ -335,7 +335,7 @@ func parseTime(v string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	t = t.UTC()
-	if y := t.Year(); y < 1970 || y > 9999 { // storable and renderable as JSON
+	if y := t.Year(); y < consent.MinYear || y > consent.MaxYear { // storable and renderable as JSON
 		return time.Time{}, false
 	}
 	return t, true
