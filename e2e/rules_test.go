@@ -190,6 +190,7 @@ func TestHistoryAndLedgerVerification(t *testing.T) {
 	e := rulesEnv(t, false)
 	e.submit(map[string]any{"email": "proof@example.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on",
 		"consent_version": "v3", "ip": "203.0.113.9", "user_agent": "UA/1", "page_url": "https://example.com/signup"})
+	e.waitDrained()
 	e.withdrawByPostmark("proof@example.com") // 10:40, after the grant
 	e.waitDrained()
 	r := e.admin("GET", "/v1/subjects/proof@example.com/history")
@@ -304,5 +305,54 @@ func TestErasure(t *testing.T) {
 	e.waitDrained()
 	if got := e.eligible("erase.me@example.com", "email", "acme", "marketing"); got["allowed"] != true {
 		t.Errorf("after a new opt-in: %v, want allowed", got)
+	}
+}
+
+// mailgunEvent posts a signed Mailgun event for recipient at now.
+func (e *env) mailgunEvent(event, id, recipient string) {
+	e.t.Helper()
+	ts := fmt.Sprint(time.Now().Unix())
+	token := "tok-" + id
+	m := hmac.New(sha256.New, []byte("mg-signing-key-0b9e"))
+	m.Write([]byte(ts + token))
+	body := fmt.Sprintf(`{"signature":{"timestamp":%q,"token":%q,"signature":"%x"},"event-data":{"event":%q,"id":%q,"timestamp":%s,"recipient":%q}}`,
+		ts, token, m.Sum(nil), event, id, ts, recipient)
+	if r := e.do("POST", "/webhooks/mailgun-acme", "", http.Header{"Content-Type": {"application/json"}}, []byte(body)); r.Status != 202 {
+		e.t.Fatalf("mailgun: HTTP %d: %s", r.Status, r.Body)
+	}
+}
+
+// TestExpiry: a prospect's consent lapses consent_ttl after the last
+// qualifying contact; a click renews it, an open does not.
+func TestExpiry(t *testing.T) {
+	e := rulesEnv(t, false)
+	old := time.Now().UTC().AddDate(-4, 0, 0).Format(time.RFC3339)
+	for _, email := range []string{"clicked@example.com", "opened@example.com", "idle@example.com"} {
+		e.submit(map[string]any{"email": email, "submitted_at": old, "newsletter": "on", "consent_version": "v1"})
+	}
+	e.submit(map[string]any{"email": "fresh@example.com", "submitted_at": time.Now().UTC().AddDate(0, 0, -10).Format(time.RFC3339), "newsletter": "on", "consent_version": "v1"})
+	e.waitDrained()
+	e.mailgunEvent("clicked", "c1", "clicked@example.com")
+	e.mailgunEvent("opened", "o1", "opened@example.com")
+	e.waitDrained()
+	for email, want := range map[string]any{"clicked@example.com": true, "opened@example.com": false, "idle@example.com": false, "fresh@example.com": true} {
+		got := e.eligible(email, "email", "acme", "marketing")
+		if got["allowed"] != want {
+			t.Errorf("%s: %v, want allowed=%v", email, got, want)
+		}
+		if want == false && got["reason"] != "expired" {
+			t.Errorf("%s: reason %v, want expired", email, got["reason"])
+		}
+	}
+	rows, err := e.App.Store.Expiring(context.Background(), e.App.Config.Policy.ConsentTTL, 30*24*time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, r := range rows {
+		listed = append(listed, r.Email.String)
+	}
+	if strings.Join(listed, ",") != "idle@example.com,opened@example.com" && strings.Join(listed, ",") != "opened@example.com,idle@example.com" {
+		t.Errorf("expiring = %v, want idle and opened (lapsed), not clicked or fresh", listed)
 	}
 }

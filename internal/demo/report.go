@@ -9,8 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/sandbox"
+	"github.com/consentsync/consentsync/store"
 )
 
 // report checks the outcome and prints it. It returns an error listing
@@ -72,6 +74,10 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 	}
 	_ = tw.Flush()
 
+	if err := eligibilityTable(ctx, out, tw, a, subjects); err != nil {
+		return err
+	}
+
 	rows, err := a.Store.ListOutbox(ctx)
 	if err != nil {
 		return err
@@ -130,3 +136,38 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// eligibilityTable asks, for every subject at once (the batch path), may
+// acme send marketing and partner offers by email, and why.
+func eligibilityTable(ctx context.Context, out io.Writer, tw *tabwriter.Writer, a *app.App, subjects []store.SubjectView) error {
+	ids := make([]store.Identifier, 0, len(subjects))
+	for _, s := range subjects {
+		ids = append(ids, store.Identifier{Email: s.Subject.Email.String, Phone: s.Subject.Phone.String})
+	}
+	fmt.Fprintln(out, "\nMAY ACME SEND? (eligibility now, with its legal basis)")
+	fmt.Fprintln(tw, "SUBJECT\tEMAIL MARKETING\tBASIS / REASON\tPARTNER OFFERS\tBASIS / REASON")
+	pol := consent.Policy{ConsentTTL: a.Config.Policy.ConsentTTL, StrictQuality: a.Config.Policy.StrictQuality, ProfessionalDomains: a.Config.Policy.ProfessionalDomains}
+	answers := map[consent.Purpose][]consent.Answer{}
+	for _, pu := range []consent.Purpose{consent.PurposeMarketing, consent.PurposePartners} {
+		q := consent.Question{Channel: consent.ChannelEmail, Brand: "acme", Purpose: pu}
+		facts, err := a.Store.FactsFor(ctx, ids, q)
+		if err != nil {
+			return err
+		}
+		for _, f := range facts {
+			answers[pu] = append(answers[pu], consent.Decide(f, q, pol, time.Now()))
+		}
+	}
+	word := func(x consent.Answer) (string, string) {
+		if x.Allowed {
+			return "yes", string(x.Basis)
+		}
+		return "no", x.Reason
+	}
+	for i, id := range ids {
+		m, mb := word(answers[consent.PurposeMarketing][i])
+		p, pb := word(answers[consent.PurposePartners][i])
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", id.Email, id.Phone, m, mb, p, pb)
+	}
+	return tw.Flush()
+}
