@@ -5,7 +5,7 @@ export DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postgres?s
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export TEST_DATABASE_URL ?= $(DATABASE_URL)
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
-FUZZTIME ?= 3s
+FUZZTIME ?= 20000x
 
 .PHONY: demo test services build vet unit fuzz bench clean
 

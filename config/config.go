@@ -99,6 +99,9 @@ type Source struct {
 	// contact lookups).
 	APIBaseURL string `yaml:"api_base_url"`
 	APIToken   string `yaml:"api_token"`
+	// LegacySignatures is for HubSpot: also accept v1/v2 signatures, which
+	// carry no timestamp and so cannot refuse replays; off by default.
+	LegacySignatures bool `yaml:"legacy_signatures"`
 
 	// Timezone is the zone of sender times that carry none (Mailchimp
 	// fired_at), an IANA name (default UTC).

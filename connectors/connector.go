@@ -29,6 +29,11 @@ type Request struct {
 	RawQuery string // without "?"
 	Header   http.Header
 	Body     []byte
+	// ReceivedAt is when consentsync received the request (the inbox row's
+	// received_at). Parsers use it as the time of a submission that carries
+	// none: a form posts as it is submitted, and an opt-in or a withdrawal
+	// must not be lost for a missing timestamp. Zero when unknown.
+	ReceivedAt time.Time
 }
 
 // Query parses RawQuery; a malformed query yields what could be read.
@@ -127,4 +132,14 @@ func Malformed(format string, args ...any) error {
 // contain a secret or the expected signature.
 func Unauthorized(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnauthorized, fmt.Sprintf(format, args...))
+}
+
+// FirstTime returns the first non-zero time of ts (zero when all are).
+func FirstTime(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }

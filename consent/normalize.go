@@ -140,8 +140,13 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 	// Some possible but invalid numbers ("0000000" in AX) do not read back
 	// from their own E.164 form: reject them, so that a normalized number
 	// always normalizes to itself and matches.
-	if m, err := phonenumbers.Parse(e164, "ZZ"); err != nil || phonenumbers.Format(m, phonenumbers.E164) != e164 {
-		return "", fmt.Errorf("%w: not a stable number", ErrBadPhone)
+	// The check reads the E.164 form both without a region and in the
+	// default region: libphonenumber strips national prefixes per region, so
+	// "+61000000" read in CC loses a digit.
+	for _, region := range []string{"ZZ", strings.ToUpper(defaultRegion)} {
+		if m, err := phonenumbers.Parse(e164, region); err != nil || phonenumbers.Format(m, phonenumbers.E164) != e164 {
+			return "", fmt.Errorf("%w: not a stable number", ErrBadPhone)
+		}
 	}
 	return e164, nil
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes Postgres and Redis reachable for `make demo` and `make test`
-# (DESIGN.md §6): use what already runs; else `docker compose up -d`; else
+# (see README "Set up"): use what already runs; else `docker compose up -d`; else
 # install and start them from the OS packages when allowed (root or
 # passwordless sudo, and CONSENTSYNC_NO_INSTALL unset); else stop with a
 # one-line explanation.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/store"
@@ -47,7 +48,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "could not read body")
 		return
 	}
-	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
+	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body, ReceivedAt: time.Now().UTC()}
 	if err := src.Verify(req, s.now()); err != nil {
 		// Schemes that must read the body to authenticate it (Salesforce's
 		// org id, Mailgun's signature block) report an unreadable body as

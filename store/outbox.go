@@ -160,3 +160,27 @@ func (s *Store) ListOutbox(ctx context.Context, ids ...int64) ([]OutboxRow, erro
 	}
 	return rows, err
 }
+
+// RequeueFailed puts suppressions refused for good back to pending, after
+// the cause was fixed (a wrong API key, an unknown list): those of
+// destination (all when empty), or only ids when given. It returns the
+// destinations that got rows back, to enqueue pushes for.
+func (s *Store) RequeueFailed(ctx context.Context, destination string, ids []int64) (map[string]int, error) {
+	rows, err := s.DB.QueryxContext(ctx, `UPDATE suppression_outbox SET status = 'pending', next_attempt_at = now(),
+		lease_until = NULL, last_error = 'requeued after: ' || coalesce(last_error, '')
+		WHERE status = 'failed' AND ($1 = '' OR destination = $1) AND (cardinality($2::bigint[]) = 0 OR id = ANY($2))
+		RETURNING destination`, destination, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("store: requeue: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out[d]++
+	}
+	return out, rows.Err()
+}

@@ -10,6 +10,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +31,52 @@ type Store struct {
 var ErrNotFound = errors.New("not found")
 
 // Open connects to url (a libpq URL) and checks the connection within 5 s.
+// When the database it names does not exist yet, Open creates it (through
+// the server's "postgres" database) and connects again: a fresh install
+// needs no manual CREATE DATABASE.
 func Open(ctx context.Context, url string) (*Store, error) {
+	s, err := open(ctx, url)
+	var pqErr *pq.Error
+	if err == nil || !errors.As(err, &pqErr) || pqErr.Code != "3D000" {
+		return s, err
+	}
+	if cerr := createDatabase(ctx, url); cerr != nil {
+		return nil, fmt.Errorf("%w (and creating it failed: %v)", err, cerr)
+	}
+	return open(ctx, url)
+}
+
+// createDatabase creates the database url names, connecting to the
+// maintenance database of the same server.
+func createDatabase(ctx context.Context, raw string) error {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return fmt.Errorf("database name %q: create it yourself (only a-z, 0-9 and _ are created automatically)", name)
+		}
+	}
+	if name == "" {
+		return errors.New("no database name in DATABASE_URL")
+	}
+	u.Path = "/postgres"
+	db, err := sqlx.Open("postgres", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE DATABASE "+name)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // created meanwhile by another process
+		return nil
+	}
+	return err
+}
+
+func open(ctx context.Context, url string) (*Store, error) {
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)

@@ -118,6 +118,10 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 		}
 		s = s.Clean()
 		s.Subject = sub
+		if s.OccurredAt.IsZero() && !receivedAt.IsZero() {
+			s.OccurredAt = receivedAt
+			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: no readable occurred_at, arrival time used", i))
+		}
 		s.OccurredAt = consent.CanonicalTime(s.OccurredAt)
 		if notAfter(&s.OccurredAt, receivedAt) {
 			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: occurred_at later than its arrival, set to the arrival time", i))
@@ -141,6 +145,9 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 		return cmp.Or(cmp.Compare(a.Subject.Key(), b.Subject.Key()), a.OccurredAt.Compare(b.OccurredAt))
 	})
 	for i, a := range b.Activities {
+		if a.OccurredAt.IsZero() {
+			a.OccurredAt = receivedAt
+		}
 		sub, err := consent.NormalizeSubject(a.Subject, region)
 		if err != nil || a.OccurredAt.IsZero() || a.Brand == "" {
 			skip("activity", i, cmp.Or(err, error(consent.ErrNoTime)))
@@ -156,6 +163,9 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 		p.Activities = append(p.Activities, a)
 	}
 	for i, f := range b.Profiles {
+		if f.OccurredAt.IsZero() {
+			f.OccurredAt = receivedAt
+		}
 		sub, err := consent.NormalizeSubject(f.Subject, region)
 		if err != nil || f.OccurredAt.IsZero() {
 			skip("profile", i, cmp.Or(err, error(consent.ErrNoTime)))

@@ -108,7 +108,7 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	}
 	var header http.Header
 	_ = json.Unmarshal(in.Headers, &header)
-	batch, err := src.Parse(&connectors.Request{Method: in.Method, Path: in.Path, RawQuery: in.Query, Header: header, Body: in.Body})
+	batch, err := src.Parse(&connectors.Request{Method: in.Method, Path: in.Path, RawQuery: in.Query, Header: header, Body: in.Body, ReceivedAt: in.ReceivedAt.UTC()})
 	if err != nil {
 		return w.giveUp(ctx, in, "parse: "+err.Error(), true)
 	}

@@ -48,9 +48,10 @@ Commands:
   serve                       HTTP receiver, admin API and ops endpoints (HTTP_ADDR, default :8080)
   work                        asynq worker and sweeper
   all                         serve and work in one process
-  migrate [up|down|status]    apply, roll back one, or list database migrations
+  migrate [up|down -yes|status]  apply, roll back the newest (drops data), or list migrations
   demo                        run the whole pipeline on the bundled real-format webhooks
   replay -id 1,2,3            re-process stored inbound events (or -from/-to RFC 3339 times)
+  repush [-destination N] [-id 1,2]   push suppressions a destination refused for good again, once the cause is fixed
   queues                      queue sizes, latency and failures; inbox and outbox counts
   subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
   expiring --within 30d       consents that lapse soon (re-consent campaigns)
@@ -83,6 +84,8 @@ func main() {
 		err = queues(ctx, log)
 	case "subject":
 		err = subject(ctx, log, args)
+	case "repush":
+		err = repush(ctx, log, args)
 	case "expiring":
 		err = expiring(ctx, args)
 	case "verify-ledger":
@@ -178,6 +181,9 @@ func migrate(ctx context.Context, args []string) error {
 		}
 		return migrations.Status(ctx, st.DB.DB, os.Stdout)
 	case "down":
+		if len(args) < 2 || args[1] != "-yes" {
+			return errors.New("migrate down rolls back the newest migration and can drop tables with the ledger (your proof of consent) and the outbox; back up first, then run: consentsync migrate down -yes")
+		}
 		return migrations.Down(ctx, st.DB.DB)
 	case "status":
 		return migrations.Status(ctx, st.DB.DB, os.Stdout)
@@ -193,23 +199,15 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var ids []int64
-	for _, s := range strings.Split(*idList, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("-id: %q is not an id", s)
-		}
-		ids = append(ids, id)
+	ids, err := parseIDs(*idList)
+	if err != nil {
+		return err
 	}
 	var tFrom, tTo time.Time
 	if len(ids) == 0 {
 		if *from == "" {
 			return errors.New("give -id or -from")
 		}
-		var err error
 		if tFrom, err = time.Parse(time.RFC3339, *from); err != nil {
 			return fmt.Errorf("-from: %w", err)
 		}
@@ -242,6 +240,56 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	fmt.Printf("re-enqueued %d inbound event(s)\n", len(reset))
 	return nil
+}
+
+func repush(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("repush", flag.ContinueOnError)
+	dest := fs.String("destination", "", "only this destination's failed suppressions")
+	idList := fs.String("id", "", "only these outbox ids (comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ids, err := parseIDs(*idList)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	back, err := a.Store.RequeueFailed(ctx, *dest, ids)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for d, n := range back {
+		total += n
+		if err := a.Enqueuer.Push(ctx, d, 0); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("re-queued %d failed suppression(s) for %d destination(s)\n", total, len(back))
+	return nil
+}
+
+func parseIDs(list string) ([]int64, error) {
+	var ids []int64
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("-id: %q is not an id", s)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 func queues(ctx context.Context, log *slog.Logger) error {

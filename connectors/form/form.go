@@ -16,11 +16,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
@@ -143,7 +145,9 @@ func bearer(h string) (string, bool) {
 // submission a "form" activity and any profile facts (package mapping). DedupKey is the mapped event id
 // (fields.event_id); for a JSON array, the sha256 hex of the sorted ids when
 // every item has one; else "" (the caller hashes the body). Errors wrap
-// connectors.ErrMalformed.
+// connectors.ErrMalformed and carry fixed texts (plus at most a byte offset
+// or a limit): they never quote the body, which holds personal data, since
+// they are logged and sent back to the sender.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if len(bytes.TrimSpace(r.Body)) == 0 {
 		return nil, connectors.Malformed("empty body")
@@ -166,7 +170,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
 	v, err := mapping.DecodeJSON(body)
 	if err != nil {
-		return nil, connectors.Malformed("JSON: %v", err)
+		return nil, jsonError(err)
 	}
 	switch x := v.(type) {
 	case map[string]any:
@@ -204,7 +208,8 @@ func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
 func (s *Source) parseValues(body []byte) (*connectors.Batch, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil && len(vals) == 0 {
-		return nil, connectors.Malformed("form-encoded body: %v", err)
+		// url.EscapeError quotes the bad escape: keep the text fixed.
+		return nil, connectors.Malformed("form-encoded body: invalid escape or separator, no field readable")
 	}
 	return s.one(mapping.Values(vals)), nil
 }
@@ -224,7 +229,7 @@ func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch
 			break
 		}
 		if err != nil {
-			return nil, connectors.Malformed("multipart body: %v", err)
+			return nil, multipartError(err)
 		}
 		name := p.FormName()
 		if name == "" || p.FileName() != "" {
@@ -234,7 +239,9 @@ func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch
 		b, err := io.ReadAll(io.LimitReader(p, maxPartBytes+1))
 		p.Close()
 		if err != nil {
-			return nil, connectors.Malformed("multipart body: %v", err)
+			// e.g. a quoted-printable part with a bad escape, or a part cut
+			// short by the end of the body.
+			return nil, connectors.Malformed("multipart body: unreadable part content")
 		}
 		if len(b) > maxPartBytes {
 			return nil, connectors.Malformed("multipart body: field over %d bytes", maxPartBytes)
@@ -242,6 +249,37 @@ func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch
 		vals.Add(name, string(b))
 	}
 	return s.one(mapping.Values(vals)), nil
+}
+
+// jsonError turns a JSON decoding error into a fixed text with at most the
+// byte offset: encoding/json's messages quote input characters.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return connectors.Malformed("JSON: syntax error at byte %d", syn.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return connectors.Malformed("JSON: body ends inside a value")
+	default: // mapping.DecodeJSON: data after the value
+		return connectors.Malformed("JSON: not a single JSON value")
+	}
+}
+
+// multipartError turns a mime/multipart error into a fixed text: the
+// library's messages quote the offending header or body line ("malformed
+// MIME header line: ...", "got line ..."), which may be an address.
+func multipartError(err error) error {
+	var proto textproto.ProtocolError
+	switch {
+	case errors.As(err, &proto):
+		return connectors.Malformed("multipart body: malformed part header")
+	case errors.Is(err, multipart.ErrMessageTooLarge):
+		return connectors.Malformed("multipart body: part header too large")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return connectors.Malformed("multipart body: ends before the closing boundary")
+	default:
+		return connectors.Malformed("multipart body: malformed (expected a part boundary)")
+	}
 }
 
 func (s *Source) one(get mapping.Lookup) *connectors.Batch {

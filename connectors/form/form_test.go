@@ -10,6 +10,7 @@ import (
 	"errors"
 	"mime/multipart"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -360,6 +361,24 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// fixedErrors are every error text Parse may return, numbers as "N".
+var fixedErrors = map[string]bool{}
+
+func init() {
+	for _, m := range []string{
+		"empty body", "want a JSON object",
+		"JSON: syntax error at byte N", "JSON: body ends inside a value", "JSON: not a single JSON value",
+		"form-encoded body: invalid escape or separator, no field readable",
+		"multipart body without boundary", "multipart body: more than N parts", "multipart body: field over N bytes",
+		"multipart body: unreadable part content", "multipart body: malformed part header", "multipart body: part header too large",
+		"multipart body: ends before the closing boundary", "multipart body: malformed (expected a part boundary)",
+	} {
+		fixedErrors[connectors.ErrMalformed.Error()+": "+m] = true
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	fx, cfg := fixture(f)
 	s := newSource(f, cfg)
@@ -367,11 +386,17 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("email=a%40b.fr&submitted_at=1763634600&newsletter=on"), "application/x-www-form-urlencoded")
 	f.Add([]byte("--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na@b.fr\r\n--zz--\r\n"), "multipart/form-data; boundary=zz")
 	f.Add([]byte(`[{"email":"a@b.fr"},null]`), "")
+	f.Add([]byte("--zz\r\nleak@example.com\r\n\r\nx\r\n--zz--\r\n"), "multipart/form-data; boundary=zz")
+	f.Add([]byte("%zz"), "application/x-www-form-urlencoded")
 	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
 		b, err := s.Parse(&connectors.Request{Header: http.Header{"Content-Type": {ctype}}, Body: body})
 		if err != nil {
 			if !errors.Is(err, connectors.ErrMalformed) {
 				t.Fatalf("err %v does not wrap ErrMalformed", err)
+			}
+			// Fixed texts only (numbers aside): nothing from the body.
+			if msg := digits.ReplaceAllString(err.Error(), "N"); !fixedErrors[msg] {
+				t.Fatalf("error text is not a fixed one: %q", err.Error())
 			}
 			return
 		}
@@ -396,4 +421,50 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMalformedErrorsQuoteNothing: Parse errors are logged and sent back to
+// the sender; the body holds personal data, so no error may quote it
+// (mime/multipart, net/textproto, net/url and encoding/json messages do).
+func TestMalformedErrorsQuoteNothing(t *testing.T) {
+	_, cfg := fixture(t)
+	s := newSource(t, cfg)
+	const pii = "leak.me@example.com"
+	mp := "multipart/form-data; boundary=zz"
+	tests := []struct {
+		name, ctype, body string
+	}{
+		{"multipart header line without colon", mp, "--zz\r\n" + pii + "\r\n\r\nx\r\n--zz--\r\n"},
+		{"multipart header line after a good one", mp, "--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n" + pii + "\r\n\r\nx\r\n--zz--\r\n"},
+		{"multipart header initial line folded", mp, "--zz\r\n " + pii + ": x\r\n\r\nx\r\n--zz--\r\n"},
+		{"multipart header name with a space", mp, "--zz\r\nX " + pii + ": x\r\n\r\nx\r\n--zz--\r\n"},
+		{"multipart line where a part should start", mp, "--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--zz--" + pii + "\r\n"},
+		{"multipart part cut short", mp, "--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--zz" + pii + "\r\n"},
+		{"multipart cut short", mp, "--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n" + pii},
+		{"form-encoded bad escape", "application/x-www-form-urlencoded", "%" + pii},
+		{"form-encoded bad escape sniffed", "", "%zz" + pii},
+		{"JSON syntax error inside a value", "application/json", `{"email":"` + pii + `"x}`},
+		{"JSON bad escape", "application/json", `{"email":"` + pii + `\q"}`},
+		{"JSON truncated", "application/json", `{"email":"` + pii},
+		{"JSON trailing value", "application/json", `{"email":"a@b.fr"} "` + pii + `"`},
+		{"JSON bad literal", "application/json", `{"email":` + pii + `}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.ctype != "" {
+				h.Set("Content-Type", tt.ctype)
+			}
+			_, err := s.Parse(&connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)})
+			if !errors.Is(err, connectors.ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			msg := err.Error()
+			for _, frag := range []string{"leak", "example", "@", "%zz", `"`} {
+				if strings.Contains(msg, frag) {
+					t.Fatalf("error quotes the body (%q): %s", frag, msg)
+				}
+			}
+		})
+	}
 }

@@ -27,10 +27,12 @@
 // with objectTypeId "0-1" (contacts) are read the same way.
 //
 // Signatures (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
-// v3 is preferred; v2 and v1 are accepted only when X-HubSpot-Signature-v3 is
-// absent and X-HubSpot-Signature-Version says so. v1 and v2 carry no
-// timestamp, so a captured request can be replayed; the inbox dedup on
-// portalId:eventId:objectId makes a replay a no-op.
+// only v3 (signed timestamp, 5-minute window) is accepted by default. v1
+// and v2 carry no timestamp, so a captured request could be replayed for
+// ever (and, once the inbox row is gone, processed again); they are
+// accepted only with legacy_signatures: true (config.Source.LegacySignatures),
+// when X-HubSpot-Signature-v3 is absent and X-HubSpot-Signature-Version
+// says so.
 package hubspot
 
 import (
@@ -86,6 +88,7 @@ type Source struct {
 	name      string
 	brand     string
 	secrets   []string
+	legacy    bool // accept v1/v2 signatures (cfg.LegacySignatures)
 	tolerance time.Duration
 	publicURL string
 	apiBase   string
@@ -110,8 +113,9 @@ const (
 // (secrets), public_url (the scheme and host HubSpot posts to: v2 and v3
 // signatures cover the full URL) and api_token (a private app token with
 // crm.objects.contacts.read, for Resolve); api_base_url defaults to
-// DefaultAPIBaseURL. deps.HTTP defaults to connectors.NewHTTPClient. Errors
-// name the config key.
+// DefaultAPIBaseURL. legacy_signatures (default false) also accepts v1/v2
+// signatures, see Verify. deps.HTTP defaults to connectors.NewHTTPClient.
+// Errors name the config key.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if len(cfg.Secrets) == 0 {
 		return nil, errors.New("secrets: at least one secret is required")
@@ -153,6 +157,7 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		name:      cfg.Name,
 		brand:     cfg.Brand,
 		secrets:   cfg.Secrets,
+		legacy:    cfg.LegacySignatures,
 		tolerance: tol,
 		publicURL: pub,
 		apiBase:   base,
@@ -206,11 +211,15 @@ func (s *Source) URI(r *connectors.Request) string {
 }
 
 // Verify checks X-HubSpot-Signature-v3 (timestamp within the tolerance,
-// then the HMAC) when present; otherwise X-HubSpot-Signature as v2 (hex
-// SHA-256 of secret + method + URI + body) or v1 (hex SHA-256 of secret +
-// body) as X-HubSpot-Signature-Version says. Every secret is tried, in
-// constant time. Errors wrap connectors.ErrUnauthorized; a stale v3
-// timestamp also wraps connectors.ErrStale.
+// then the HMAC). A request without a valid v3 signature is refused, unless
+// the source has legacy_signatures: true and the request has no v3 header:
+// then X-HubSpot-Signature is checked as v2 (hex SHA-256 of secret + method
+// + URI + body) or v1 (hex SHA-256 of secret + body) as
+// X-HubSpot-Signature-Version says. v1 and v2 sign no timestamp, so a
+// captured request verifies for ever: that is why they are off by default.
+// Every secret is tried, in constant time. Errors wrap
+// connectors.ErrUnauthorized; a stale v3 timestamp also wraps
+// connectors.ErrStale.
 func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	method := r.Method
 	if method == "" {
@@ -237,6 +246,12 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 		return nil
 	}
 	sig := strings.TrimSpace(r.Header.Get(SignatureHeader))
+	if !s.legacy {
+		if sig != "" {
+			return connectors.Unauthorized("missing %s header (v1/v2 %s refused: they sign no timestamp; see legacy_signatures)", SignatureV3Header, SignatureHeader)
+		}
+		return connectors.Unauthorized("missing %s header", SignatureV3Header)
+	}
 	if sig == "" {
 		return connectors.Unauthorized("missing %s header", SignatureV3Header)
 	}

@@ -205,6 +205,10 @@ func TestVerify(t *testing.T) {
 	futureTS := strconv.FormatInt(now.Add(6*time.Minute).UnixMilli(), 10)
 	rotated := cfg
 	rotated.Secrets = []string{"hs-new-secret", secret}
+	legacy := cfg
+	legacy.LegacySignatures = true
+	legacyRotated := rotated
+	legacyRotated.LegacySignatures = true
 	slash := cfg
 	slash.PublicURL = "https://hooks.example.com/"
 
@@ -227,14 +231,20 @@ func TestVerify(t *testing.T) {
 		{"v3 timestamp in seconds", cfg, "", map[string]string{SignatureV3Header: v3(secret, "POST", uri, body, ts[:10]), TimestampHeader: ts[:10]}, body, false, true},
 		{"v3 missing timestamp", cfg, "", map[string]string{SignatureV3Header: v3(secret, "POST", uri, body, ts)}, body, false, false},
 		{"v3 rotation", rotated, "", map[string]string{SignatureV3Header: v3(secret, "POST", uri, body, ts), TimestampHeader: ts}, body, true, false},
-		{"v3 wins over a valid v1", cfg, "", map[string]string{SignatureV3Header: "AAAA", TimestampHeader: ts, SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, false, false},
-		{"v2", cfg, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, body, true, false},
-		{"v2 tampered", cfg, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, tampered, false, false},
-		{"v2 rotation", rotated, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, body, true, false},
-		{"v1", cfg, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, true, false},
-		{"v1 wrong secret", cfg, "", map[string]string{SignatureHeader: plain("x", string(body)), VersionHeader: "v1"}, body, false, false},
-		{"v1 without version", cfg, "", map[string]string{SignatureHeader: plain(secret, string(body))}, body, false, false},
-		{"v1 signature labelled v2", cfg, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v2"}, body, false, false},
+		{"v3 wins over a valid v1", legacy, "", map[string]string{SignatureV3Header: "AAAA", TimestampHeader: ts, SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, false, false},
+		{"stale v3 with a valid v1", legacy, "", map[string]string{SignatureV3Header: v3(secret, "POST", uri, body, staleTS), TimestampHeader: staleTS, SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, false, true},
+		// v1/v2 sign no timestamp: refused unless legacy_signatures is on.
+		{"v2 valid, legacy off", cfg, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, body, false, false},
+		{"v1 valid, legacy off", cfg, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, false, false},
+		{"v1 valid, legacy off, rotation", rotated, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, false, false},
+		{"v2", legacy, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, body, true, false},
+		{"v2 tampered", legacy, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, tampered, false, false},
+		{"v2 rotation", legacyRotated, "", map[string]string{SignatureHeader: plain(secret, "POST", uri, string(body)), VersionHeader: "v2"}, body, true, false},
+		{"v1", legacy, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v1"}, body, true, false},
+		{"v1 wrong secret", legacy, "", map[string]string{SignatureHeader: plain("x", string(body)), VersionHeader: "v1"}, body, false, false},
+		{"v1 without version", legacy, "", map[string]string{SignatureHeader: plain(secret, string(body))}, body, false, false},
+		{"v1 signature labelled v2", legacy, "", map[string]string{SignatureHeader: plain(secret, string(body)), VersionHeader: "v2"}, body, false, false},
+		{"nothing, legacy on", legacy, "", nil, body, false, false},
 		{"nothing", cfg, "", nil, body, false, false},
 	}
 	for _, tt := range tests {
@@ -659,6 +669,9 @@ func TestNewSourceErrors(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	fx, cfg := fixture(f, "")
 	s := newSource(f, cfg, connectors.Deps{})
+	lcfg := cfg
+	lcfg.LegacySignatures = true
+	legacy := newSource(f, lcfg, connectors.Deps{})
 	f.Add(fx.Body, fx.Request.Headers[SignatureV3Header], fx.Request.Headers[TimestampHeader], "", "")
 	f.Add(fx.Body, "", "", plain(secret, string(fx.Body)), "v1")
 	f.Fuzz(func(t *testing.T, body []byte, sig3, ts, sig, version string) {
@@ -670,6 +683,17 @@ func FuzzVerify(f *testing.F) {
 		err := s.Verify(&connectors.Request{Method: "POST", Path: fx.Request.Path, Header: h, Body: body}, fx.Now)
 		if err != nil && !errors.Is(err, connectors.ErrUnauthorized) {
 			t.Fatalf("err %v", err)
+		}
+		// legacy_signatures is off: nothing passes without a v3 signature.
+		if err == nil && strings.TrimSpace(sig3) == "" {
+			t.Fatalf("accepted without %s", SignatureV3Header)
+		}
+		lerr := legacy.Verify(&connectors.Request{Method: "POST", Path: fx.Request.Path, Header: h, Body: body}, fx.Now)
+		if lerr != nil && !errors.Is(lerr, connectors.ErrUnauthorized) {
+			t.Fatalf("legacy err %v", lerr)
+		}
+		if err == nil && lerr != nil {
+			t.Fatalf("legacy_signatures refused what the default accepts: %v", lerr)
 		}
 		if err == nil && strings.TrimSpace(sig3) != "" {
 			m := hmac.New(sha256.New, []byte(secret))

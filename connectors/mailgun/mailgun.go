@@ -17,10 +17,17 @@
 // Mailgun retries a delivery that is not answered 200 (or 406) for up to
 // 8 hours (10 min, 10 min, 15 min, 30 min, 1 h, 2 h, 4 h), and a retry
 // re-sends the original signature block.
+//
+// Replays: event-data, including event-data.id, is not signed, so the
+// inbox key (Batch.DedupKey) is the signed token ("token:" + token): the
+// unique (source, dedup key) of the inbox in Postgres stores the first body
+// carrying a token and answers every later one as a duplicate, across
+// restarts and replicas. See Verify and Parse.
 package mailgun
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,24 +104,26 @@ type signatureBlock struct {
 //     cfg.Secrets (constant-time compare, every key tried);
 //  2. the timestamp is at most tolerance ahead of now and at most
 //     RetryWindow + tolerance behind it (errors also wrap ErrStale);
-//  3. the token was not seen before with a different body.
+//  3. the token was not seen before, in this process, with a different
+//     body.
 //
 // Mailgun's scheme forces Verify to decode the JSON body to find those three
 // fields (nothing else is read). Because the signature does not cover
 // event-data, whoever captures one signed request could attach it to another
-// event-data until the timestamp expires: step 3 refuses a token that comes
-// back with different bytes. The same token with the same bytes is accepted
-// on purpose: it is Mailgun retrying after a lost answer or a 503 (it re-sends
-// the original signature), and such a replay is harmless, because it has the
-// same DedupKey and the inbox's unique (source, dedup key) in Postgres stores
-// it once. Refusing it would turn one failed answer into eight hours of
-// refused retries and a lost unsubscribe.
+// event-data until the timestamp expires. The real guard against that is
+// the inbox: Parse keys every body by its signed token ("token:" + token),
+// so Postgres' unique (source, dedup key) keeps the first body that carried
+// a token and answers any later body with the same token as a duplicate,
+// whatever its event-data, after a restart and on every replica.
 //
-// The token cache lives in this process's memory, holds at most
-// ReplayCacheSize tokens (oldest evicted first) and forgets a token when its
-// timestamp leaves the window. A deployment with several receivers, or one
-// that restarts, relies on the inbox dedup in Postgres as the real replay
-// guard; the cache only narrows the swap-the-event-data attack.
+// Step 3 is a fast path in front of it: the token cache lives in this
+// process's memory, holds at most ReplayCacheSize tokens (oldest evicted
+// first), forgets a token when its timestamp leaves the window, and refuses
+// (401) a known token that comes back with different bytes. The same token
+// with the same bytes is accepted on purpose: it is Mailgun retrying after a
+// lost answer or a 503 (it re-sends the original signature), and the inbox
+// stores it once. Refusing it would turn one failed answer into eight hours
+// of refused retries and a lost unsubscribe.
 //
 // Errors wrap connectors.ErrUnauthorized; a body whose signature block cannot
 // be read also wraps connectors.ErrMalformed.
@@ -166,9 +175,15 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //
 // occurred_at is event-data.timestamp (float Unix seconds, sub-second
 // precision kept, UTC). Evidence.EventID is event-data.id, Evidence.Event the
-// event name. DedupKey is event-data.id. A body that is not a JSON object
-// returns an error wrapping connectors.ErrMalformed; a readable body without
-// a usable event is skipped.
+// event name.
+//
+// DedupKey is "token:" + signature.token, the signed part of the body (see
+// TokenDedupKey), not event-data.id, which is unsigned: two bodies with the
+// same signature block are one delivery for the inbox, whatever their
+// event-data. It is "" (the caller hashes the body) only when the body has
+// no string token, which Verify never lets through. A body that is not a
+// JSON object returns an error wrapping connectors.ErrMalformed; a readable
+// body without a usable event is skipped.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if r == nil {
 		return nil, connectors.Malformed("no request")
@@ -178,13 +193,19 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return nil, connectors.Malformed("body is not a JSON object")
 	}
 	b := &connectors.Batch{}
+	var sb signatureBlock
+	if json.Unmarshal(r.Body, &sb) == nil {
+		if token, ok := stringValue(sb.Signature.Token); ok && token != "" {
+			b.DedupKey = TokenDedupKey(token)
+		}
+	}
 	var ed map[string]json.RawMessage
 	if err := json.Unmarshal(obj["event-data"], &ed); err != nil || ed == nil {
 		b.Skipped = append(b.Skipped, "no event-data object")
 		return b, nil
 	}
 	id, _ := stringValue(ed["id"])
-	b.DedupKey = strings.TrimSpace(id)
+	id = strings.TrimSpace(id)
 	event, _ := stringValue(ed["event"])
 	recipient, _ := stringValue(ed["recipient"])
 
@@ -244,9 +265,29 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		Status:     consent.StatusWithdrawn,
 		OccurredAt: at,
 		Source:     s.cfg.Name,
-		Evidence:   consent.Evidence{EventID: b.DedupKey, Event: event},
+		Evidence:   consent.Evidence{EventID: id, Event: event},
 	})
 	return b, nil
+}
+
+// maxTokenKey is the longest token used verbatim in a dedup key.
+const maxTokenKey = 256
+
+// TokenDedupKey is the inbox key of a body signed with token: "token:" +
+// token (Mailgun's tokens are 50 characters). A token longer than 256
+// bytes or holding anything but printable ASCII (which Mailgun never
+// sends, and a Postgres text key could not hold, e.g. NUL) is keyed as
+// "token-sha256:" + its hex SHA-256 instead.
+func TokenDedupKey(token string) string {
+	ok := len(token) <= maxTokenKey
+	for i := 0; ok && i < len(token); i++ {
+		ok = token[i] > 0x20 && token[i] < 0x7f
+	}
+	if ok {
+		return "token:" + token
+	}
+	sum := sha256.Sum256([]byte(token))
+	return "token-sha256:" + hex.EncodeToString(sum[:])
 }
 
 // floatSeconds reads Unix seconds with an optional fraction ("1763635499.25",

@@ -74,7 +74,8 @@ func TestFixture(t *testing.T) {
 	if want := time.Date(2025, 11, 20, 10, 44, 59, 250_000_000, time.UTC); !b.Signals[0].OccurredAt.Equal(want) {
 		t.Fatalf("occurred_at = %v", b.Signals[0].OccurredAt)
 	}
-	if b.DedupKey != "Ase7i2zsRYeDXztHGENqRA" || b.Signals[0].Evidence.EventID != "Ase7i2zsRYeDXztHGENqRA" || b.Signals[0].Evidence.Event != "unsubscribed" {
+	// The dedup key is the signed token, not the unsigned event-data.id.
+	if b.DedupKey != "token:3f4c1e9a7b6d5c8e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d" || b.Signals[0].Evidence.EventID != "Ase7i2zsRYeDXztHGENqRA" || b.Signals[0].Evidence.Event != "unsubscribed" {
 		t.Fatalf("dedup %q evidence %+v", b.DedupKey, b.Signals[0].Evidence)
 	}
 	// Mailgun's retry of the very same request (same signature block, same
@@ -169,6 +170,77 @@ func TestReplay(t *testing.T) {
 	}
 }
 
+// TestReplayAfterRestart: the token cache is per process. A captured
+// signature block attached to another event-data and sent to a fresh
+// process (restart, other replica) passes Verify; what stops it is the
+// inbox, so its DedupKey must be that of the first body: the signed token,
+// not the unsigned event-data.id.
+func TestReplayAfterRestart(t *testing.T) {
+	now := time.Unix(1763635505, 0)
+	first := signed("k", now.Unix(), "tok-restart", `{"event":"unsubscribed","id":"a","timestamp":1763635500,"recipient":"a@example.com"}`)
+	tests := []struct {
+		name, eventData string
+	}{
+		{"other id and recipient", `{"event":"complained","id":"b","timestamp":1763635501,"recipient":"victim@example.com"}`},
+		{"same id, other recipient", `{"event":"unsubscribed","id":"a","timestamp":1763635500,"recipient":"victim@example.com"}`},
+		{"no id", `{"event":"unsubscribed","timestamp":1763635500,"recipient":"victim@example.com"}`},
+		{"opened, to renew a consent", `{"event":"clicked","id":"c","timestamp":1763635501,"recipient":"victim@example.com"}`},
+		{"no event-data", `null`},
+	}
+	b1, err := newSource(t, "k").Parse(&connectors.Request{Body: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b1.DedupKey != "token:tok-restart" {
+		t.Fatalf("dedup = %q, want token:tok-restart", b1.DedupKey)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forged := signed("k", now.Unix(), "tok-restart", tt.eventData)
+			fresh := newSource(t, "k") // the restarted process: empty cache
+			if err := fresh.Verify(&connectors.Request{Body: forged}, now.Add(time.Minute)); err != nil {
+				t.Fatalf("Verify: %v (the signature block is genuine)", err)
+			}
+			b2, err := fresh.Parse(&connectors.Request{Body: forged})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b2.DedupKey != b1.DedupKey {
+				t.Fatalf("dedup %q, want %q: the inbox would store the forged body", b2.DedupKey, b1.DedupKey)
+			}
+		})
+	}
+	// Distinct tokens are distinct deliveries, even with the same event id.
+	other := signed("k", now.Unix(), "tok-other", `{"event":"unsubscribed","id":"a","timestamp":1763635500,"recipient":"a@example.com"}`)
+	b3, err := newSource(t, "k").Parse(&connectors.Request{Body: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b3.DedupKey == b1.DedupKey {
+		t.Fatalf("two tokens share dedup key %q", b3.DedupKey)
+	}
+}
+
+func TestTokenDedupKey(t *testing.T) {
+	long := strings.Repeat("a", 257)
+	sum := func(s string) string {
+		h := sha256.Sum256([]byte(s))
+		return "token-sha256:" + hex.EncodeToString(h[:])
+	}
+	for in, want := range map[string]string{
+		"3f4c1e9a7b6d5c8e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d": "token:3f4c1e9a7b6d5c8e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d",
+		strings.Repeat("a", 256):                             "token:" + strings.Repeat("a", 256),
+		long:                                                 sum(long),
+		"a\x00b":                                             sum("a\x00b"),
+		"a b":                                                sum("a b"),
+		"caf\u00e9":                                          sum("caf\u00e9"),
+	} {
+		if got := TokenDedupKey(in); got != want {
+			t.Errorf("TokenDedupKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestReplayCacheBounded(t *testing.T) {
 	c := newReplayCache(3)
 	now := time.Unix(1000, 0)
@@ -244,31 +316,33 @@ func TestParse(t *testing.T) {
 		withdrawal    string // occurred_at in RFC 3339 nano
 		undeliverable bool
 		skipped       string
-		dedup         string
+		dedup         string               // "" = "token:t" (every body() is signed with token "t"); "-" = none
 		activity      consent.ActivityKind // with occurred_at "2025-11-20T10:44:59.25Z"
 	}{
-		{name: "delivered", body: body(`{"event":"delivered","id":"d1","timestamp":1763635499.25,"recipient":"B@Example.com","delivery-status":{"code":250}}`), activity: consent.ActivityDelivered, dedup: "d1"},
-		{name: "opened", body: body(`{"event":"opened","id":"e5","timestamp":"1763635499.25","recipient":"B@Example.com"}`), activity: consent.ActivityOpen, dedup: "e5"},
-		{name: "clicked", body: body(`{"event":"clicked","id":"c1","timestamp":1763635499.25,"recipient":"B@Example.com","url":"https://x.example/"}`), activity: consent.ActivityClick, dedup: "c1"},
+		{name: "delivered", body: body(`{"event":"delivered","id":"d1","timestamp":1763635499.25,"recipient":"B@Example.com","delivery-status":{"code":250}}`), activity: consent.ActivityDelivered},
+		{name: "opened", body: body(`{"event":"opened","id":"e5","timestamp":"1763635499.25","recipient":"B@Example.com"}`), activity: consent.ActivityOpen},
+		{name: "clicked", body: body(`{"event":"clicked","id":"c1","timestamp":1763635499.25,"recipient":"B@Example.com","url":"https://x.example/"}`), activity: consent.ActivityClick},
 		{name: "clicked without recipient", body: body(`{"event":"clicked","id":"c2","timestamp":1763635499.25}`), skipped: "event clicked: no recipient"},
 		{name: "opened without timestamp", body: body(`{"event":"opened","id":"c3","recipient":"b@example.com"}`), skipped: "event opened: no readable timestamp"},
 		{name: "accepted", body: body(`{"event":"accepted","id":"a1","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: `event "accepted": no consent meaning`},
 		{name: "Opened (case matters)", body: body(`{"event":"Opened","id":"a2","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: `event "Opened": no consent meaning`},
-		{name: "unsubscribed", body: body(`{"event":"unsubscribed","id":"e1","timestamp":1763635499.25,"recipient":"A@Example.com","tags":["x"]}`), withdrawal: "2025-11-20T10:44:59.25Z", dedup: "e1"},
-		{name: "complained", body: body(`{"event":"complained","id":"e2","timestamp":1763635499,"recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59Z", dedup: "e2"},
+		{name: "unsubscribed", body: body(`{"event":"unsubscribed","id":"e1","timestamp":1763635499.25,"recipient":"A@Example.com","tags":["x"]}`), withdrawal: "2025-11-20T10:44:59.25Z"},
+		{name: "complained", body: body(`{"event":"complained","id":"e2","timestamp":1763635499,"recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59Z"},
 		{name: "timestamp as string, many digits", body: body(`{"event":"complained","id":"e2","timestamp":"1763635499.123456789123","recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59.123456789Z"},
 		{name: "timestamp with exponent", body: body(`{"event":"complained","id":"e2","timestamp":1.76363549925e9,"recipient":"a@example.com"}`), withdrawal: "2025-11-20T10:44:59.25Z"},
-		{name: "permanent failure", body: body(`{"event":"failed","severity":"permanent","id":"e3","timestamp":1763635499,"recipient":"b@example.com"}`), undeliverable: true, dedup: "e3"},
+		{name: "permanent failure", body: body(`{"event":"failed","severity":"permanent","id":"e3","timestamp":1763635499,"recipient":"b@example.com"}`), undeliverable: true},
 		{name: "temporary failure", body: body(`{"event":"failed","severity":"temporary","id":"e4","timestamp":1763635499,"recipient":"b@example.com"}`), skipped: "event failed: temporary failure, not consent"},
 		{name: "no recipient", body: body(`{"event":"unsubscribed","id":"e6","timestamp":1763635499}`), skipped: "event unsubscribed: no recipient"},
 		{name: "bad timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":"soon","recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
 		{name: "negative timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":-1.5,"recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
 		{name: "huge timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":1e300,"recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
 		{name: "huge integer timestamp", body: body(`{"event":"unsubscribed","id":"e7","timestamp":99999999999999999999999,"recipient":"a@example.com"}`), skipped: "event unsubscribed: no readable timestamp"},
-		{name: "no event-data", body: []byte(`{"signature":{}}`), skipped: "no event-data object"},
-		{name: "event-data null", body: []byte(`{"event-data":null}`), skipped: "no event-data object"},
-		{name: "event-data wrong type", body: []byte(`{"event-data":[1]}`), skipped: "no event-data object"},
+		{name: "no event-data", body: []byte(`{"signature":{}}`), skipped: "no event-data object", dedup: "-"},
+		{name: "event-data null", body: []byte(`{"event-data":null}`), skipped: "no event-data object", dedup: "-"},
+		{name: "event-data wrong type", body: []byte(`{"event-data":[1]}`), skipped: "no event-data object", dedup: "-"},
 		{name: "wrong field types", body: body(`{"event":1,"id":2,"recipient":3}`), skipped: "event-data: no event"},
+		{name: "signed, event-data unreadable: still keyed by token", body: []byte(strings.Replace(string(body(`{}`)), `"event-data":{}`, `"event-data":"x"`, 1)), skipped: "no event-data object"},
+		{name: "token of the wrong type", body: []byte(`{"signature":{"token":5},"event-data":{"event":"opened"}}`), skipped: "event opened: no recipient", dedup: "-"},
 		{name: "NUL in recipient", body: body(`{"event":"unsubscribed","id":"e8","timestamp":1763635499,"recipient":"a\u0000@example.com"}`), withdrawal: "2025-11-20T10:44:59Z"},
 		{name: "invalid UTF-8", body: body("{\"event\":\"unsubscribed\",\"id\":\"e9\",\"timestamp\":1763635499,\"recipient\":\"a\xff@example.com\"}"), withdrawal: "2025-11-20T10:44:59Z"},
 	}
@@ -311,8 +385,12 @@ func TestParse(t *testing.T) {
 			if tt.skipped != "" && (len(b.Skipped) != 1 || b.Skipped[0] != tt.skipped) {
 				t.Fatalf("skipped = %q, want %q", b.Skipped, tt.skipped)
 			}
-			if tt.dedup != "" && b.DedupKey != tt.dedup {
-				t.Fatalf("dedup = %q", b.DedupKey)
+			want := "token:t"
+			if tt.dedup == "-" {
+				want = ""
+			}
+			if b.DedupKey != want {
+				t.Fatalf("dedup = %q, want %q", b.DedupKey, want)
 			}
 		})
 	}
@@ -347,6 +425,12 @@ func FuzzVerify(f *testing.F) {
 		if err == nil && src.seen.len() != 1 {
 			t.Fatalf("accepted without caching its token")
 		}
+		// An accepted body is keyed by its signed token in the inbox.
+		if err == nil {
+			if b, perr := src.Parse(&connectors.Request{Body: body}); perr == nil && !strings.HasPrefix(b.DedupKey, "token") {
+				t.Fatalf("accepted body keyed %q, not by its token", b.DedupKey)
+			}
+		}
 	})
 }
 
@@ -372,6 +456,9 @@ func FuzzParse(f *testing.F) {
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if b.DedupKey != "" && !strings.HasPrefix(b.DedupKey, "token:") && !strings.HasPrefix(b.DedupKey, "token-sha256:") {
+			t.Fatalf("dedup %q", b.DedupKey)
 		}
 		if len(b.Signals)+len(b.Activities)+len(b.Undeliverable) > 1 {
 			t.Fatalf("one event, several facts: %+v", b)

@@ -53,9 +53,13 @@ const AckResponse = `<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xml
 
 // Limits of the XML reader. A real message is about 1 KiB per notification
 // and 6 levels deep; the body itself is bounded by server.body_limit.
+// Salesforce puts at most MaxNotifications Notification elements in one
+// message: a message with more is not from Salesforce and is refused as
+// malformed.
 const (
-	MaxDepth    = 32
-	MaxElements = 50_000
+	MaxDepth         = 32
+	MaxElements      = 50_000
+	MaxNotifications = 100
 )
 
 // Source verifies and parses one Salesforce org's outbound messages.
@@ -97,8 +101,10 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 // Verify reads the message's OrganizationId and compares it, in constant
 // time, with the expected id(s). Outbound messages carry no timestamp: now
 // is unused. Errors wrap connectors.ErrUnauthorized; when the XML cannot be
-// read at all (not well-formed, a DTD, a non-UTF-8 encoding, too deep) the
-// error also wraps connectors.ErrMalformed.
+// read at all (not well-formed, a DTD, a non-UTF-8 encoding, too deep, more
+// than MaxNotifications notifications) the error also wraps
+// connectors.ErrMalformed, which the receiver answers 400 (it checks
+// ErrMalformed before ErrUnauthorized).
 func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	if r == nil {
 		return connectors.Unauthorized("no request")
@@ -131,8 +137,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // a message carries the record's latest state only. Evidence.EventID is the
 // Notification Id, Evidence.Field "<Type>.HasOptedOutOfEmail". DedupKey is
 // the hex SHA-256 of the sorted Notification Ids (Salesforce re-sends the
-// same ids on retry). Unreadable XML returns an error wrapping
-// connectors.ErrMalformed.
+// same ids on retry). Unreadable XML, or more than MaxNotifications
+// Notification elements, returns an error wrapping connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if r == nil {
 		return nil, connectors.Malformed("no request")
@@ -259,8 +265,9 @@ func (e *element) childText(local string) string {
 // local names. It never expands entities beyond XML's five predefined ones
 // (an undefined entity is an error; a DOCTYPE, and so any entity
 // definition, is refused outright, as SOAP 1.1 forbids DTDs), refuses
-// encodings other than UTF-8, and bounds depth and element count. Errors
-// wrap connectors.ErrMalformed.
+// encodings other than UTF-8, bounds depth and element count, and refuses
+// more than MaxNotifications Notification elements. Errors wrap
+// connectors.ErrMalformed.
 func decode(body []byte) (*message, error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // UTF-8 BOM
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -336,6 +343,9 @@ func decode(body []byte) (*message, error) {
 	for _, c := range n.children {
 		if c.local != "Notification" {
 			continue
+		}
+		if len(msg.Notifications) == MaxNotifications {
+			return nil, connectors.Malformed("more than %d Notification elements (Salesforce sends at most %d)", MaxNotifications, MaxNotifications)
 		}
 		nt := notification{ID: c.childText("Id")}
 		if o := c.child("sObject"); o != nil {

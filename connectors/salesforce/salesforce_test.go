@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,6 +316,59 @@ func TestParseNasty(t *testing.T) {
 	}
 }
 
+// TestNotificationLimit: Salesforce sends 1 to 100 Notification elements
+// per message; more is not a Salesforce message. Verify (which reads the
+// body for the org id) reports it as malformed too, so the receiver, which
+// checks ErrMalformed before ErrUnauthorized, answers 400.
+func TestNotificationLimit(t *testing.T) {
+	src := newSource(t, config.Source{Secrets: []string{org}})
+	date := `<sf:LastModifiedDate>2025-11-20T10:50:00Z</sf:LastModifiedDate>`
+	many := func(n int) []byte {
+		ns := make([]string, n)
+		for i := range ns {
+			ns[i] = notif(fmt.Sprintf("N%03d", i), "Contact", fmt.Sprintf(`<sf:Email>p%d@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`, i)+date)
+		}
+		return []byte(envelope(org, ns...))
+	}
+	tests := []struct {
+		name      string
+		body      []byte
+		malformed bool
+	}{
+		{"1", many(1), false},
+		{"100", many(100), false},
+		{"101", many(101), true},
+		{"1000", many(1000), true},
+		// Other children of notifications do not count.
+		{"100 and other elements", []byte(strings.Replace(string(many(100)), "<ActionId>", strings.Repeat("<Other/>", 50)+"<ActionId>", 1)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &connectors.Request{Body: tt.body}
+			verr := src.Verify(req, time.Now())
+			b, perr := src.Parse(req)
+			if !tt.malformed {
+				if verr != nil || perr != nil {
+					t.Fatalf("Verify %v, Parse %v", verr, perr)
+				}
+				if len(b.Signals) == 0 || len(b.Signals) > MaxNotifications {
+					t.Fatalf("%d signals", len(b.Signals))
+				}
+				return
+			}
+			if !errors.Is(perr, connectors.ErrMalformed) {
+				t.Fatalf("Parse err = %v, want ErrMalformed", perr)
+			}
+			if !errors.Is(verr, connectors.ErrMalformed) || !errors.Is(verr, connectors.ErrUnauthorized) {
+				t.Fatalf("Verify err = %v, want ErrMalformed (and ErrUnauthorized)", verr)
+			}
+			if strings.Contains(verr.Error(), "@") || strings.Contains(perr.Error(), "@") {
+				t.Fatalf("error quotes the body: %v / %v", verr, perr)
+			}
+		})
+	}
+}
+
 func TestEncodingErrorIsClear(t *testing.T) {
 	f, src := fixture(t)
 	body := strings.Replace(string(f.Body), `encoding="UTF-8"`, `encoding="windows-1252"`, 1)
@@ -355,6 +409,9 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			return
+		}
+		if len(b.Signals) > MaxNotifications {
+			t.Fatalf("%d signals from one message", len(b.Signals))
 		}
 		for _, s := range b.Signals {
 			if s.Status != consent.StatusWithdrawn || s.OccurredAt.Location() != time.UTC || s.Evidence.Event != "HasOptedOutOfEmail" {

@@ -19,9 +19,34 @@
 //     and an activity, not a consent: see parseOrder).
 //   - X-Shopify-Event-Id identifies the event (X-Shopify-Webhook-Id the
 //     delivery); X-Shopify-Triggered-At is when it was triggered.
+//
+// Only the body is signed. X-Shopify-Topic, X-Shopify-Event-Id,
+// X-Shopify-Webhook-Id and X-Shopify-Triggered-At are not: whoever holds one
+// signed body can re-send it with any of them changed. So nothing that
+// decides what a body means comes from those headers:
+//
+//   - the dedup key is a hash of the signed body (see Parse), not the event
+//     id: a re-sent body with a new event id is a duplicate;
+//   - every time is read from the body (consent_updated_at, updated_at,
+//     processed_at, created_at), never from X-Shopify-Triggered-At: a
+//     re-sent body cannot be re-dated;
+//   - the body's shape, not the topic, says how it is read: consent objects
+//     are read only where they appear, at the top of a customer record, and
+//     only an order-shaped body gives order facts. A forged topic can at
+//     most change the wording of a skip reason; it cannot make an order be
+//     read as consent or a customer record as an order.
+//
+// Whoever holds a signed body can still re-send it unchanged; that is a
+// duplicate of a genuine Shopify retry and the inbox stores it once. A body
+// signed with the same secret for another shop (an app's client secret is
+// shared by every shop that installs it) is accepted too: use a per-shop
+// secret (a custom app, or the shop's own webhook signing secret) for each
+// source.
 package shopify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +59,8 @@ import (
 	"github.com/consentsync/consentsync/consent"
 )
 
-// Headers Shopify sends with every webhook.
+// Headers Shopify sends with every webhook. Only HeaderHMAC's value is
+// tied to the body; the others are unsigned (see the package comment).
 const (
 	HeaderHMAC        = "X-Shopify-Hmac-Sha256"
 	HeaderTopic       = "X-Shopify-Topic"
@@ -43,7 +69,8 @@ const (
 	HeaderTriggeredAt = "X-Shopify-Triggered-At"
 )
 
-// Topics this source understands.
+// Topics to subscribe this source to. Parse does not branch on the topic
+// header (it is unsigned): it reads the body's shape.
 const (
 	TopicCustomersCreate        = "customers/create"
 	TopicCustomersUpdate        = "customers/update"
@@ -105,7 +132,15 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	return nil
 }
 
-// Parse turns one webhook into a Batch.
+// Parse turns one webhook into a Batch. The body's shape decides how it is
+// read, whatever X-Shopify-Topic says (the topic is not signed):
+//
+//   - a JSON object with a top-level email_marketing_consent or
+//     sms_marketing_consent key is a customer record (customers/* topics):
+//     its consent objects give signals (below);
+//   - else an object with an order's processed_at or order_number key is an
+//     order (orders/create, orders/paid): see parseOrder;
+//   - anything else is skipped.
 //
 // Consent states map as follows (per channel object):
 //
@@ -116,12 +151,18 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //	redacted        Batch.Erasures
 //	invalid         Batch.Undeliverable
 //
-// occurred_at is consent_updated_at (any offset, converted to UTC); when it
-// is missing the X-Shopify-Triggered-At header is used, else the channel is
-// skipped. DedupKey is topic + ":" + X-Shopify-Event-Id (else the webhook
-// id): one event may trigger several topics, each its own delivery, while a
-// retry of one topic keeps both. A body that is not a JSON object returns
-// an error wrapping connectors.ErrMalformed.
+// occurred_at is the consent object's consent_updated_at (RFC 3339, any
+// offset, converted to UTC), else the record's own top-level updated_at
+// (customer payloads carry it), else the channel is skipped: it is never
+// taken from X-Shopify-Triggered-At, which is unsigned. Evidence.EventID is
+// X-Shopify-Event-Id, kept for the record only (it is unsigned too).
+//
+// DedupKey is "sha256:" + the hex SHA-256 of the raw body: it is derived
+// from the signed bytes, so re-sending a signed body with another event id
+// or topic is a duplicate. A genuine Shopify retry re-sends the same body;
+// two deliveries with identical bodies (one change firing two topics)
+// carry the same facts, so keeping one of them loses nothing. A body that
+// is not a JSON object returns an error wrapping connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if r == nil {
 		return nil, connectors.Malformed("no request")
@@ -130,17 +171,51 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
 		return nil, connectors.Malformed("body is not a JSON object")
 	}
-	topic := strings.TrimSpace(r.Header.Get(HeaderTopic))
-	b := &connectors.Batch{DedupKey: dedupKey(topic, r.Header)}
-	switch topic {
-	case TopicOrdersCreate, TopicOrdersPaid:
-		s.parseOrder(r.Header, obj, b)
-	case "", TopicCustomersCreate, TopicCustomersUpdate, TopicEmailConsentUpdate, TopicMarketingConsentUpdate:
+	b := &connectors.Batch{DedupKey: DedupKey(r.Body)}
+	switch {
+	case isCustomerRecord(obj):
 		s.parseCustomer(r.Header, obj, b)
+	case isOrder(obj):
+		s.parseOrder(obj, b)
 	default:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("topic %q: no consent meaning", clip(topic)))
+		// The topic only words the reason: it is unsigned.
+		switch topic := strings.TrimSpace(r.Header.Get(HeaderTopic)); {
+		case topic == "" || strings.HasPrefix(topic, "customers"):
+			b.Skipped = append(b.Skipped, "customer: no marketing consent object")
+		case strings.HasPrefix(topic, "orders/"):
+			b.Skipped = append(b.Skipped, "order: body is not an order (no processed_at or order_number)")
+		default:
+			b.Skipped = append(b.Skipped, fmt.Sprintf("topic %q: no consent meaning", clip(topic)))
+		}
 	}
 	return b, nil
+}
+
+// DedupKey is the inbox key of a Shopify webhook: "sha256:" + the hex
+// SHA-256 of its raw (signed) body.
+func DedupKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// isCustomerRecord reports whether the body carries a consent object at its
+// top level, as customer payloads do (customers/create, customers/update,
+// the consent-update topics; even customers/delete sends them as null).
+// Orders carry consent only inside "customer", as a snapshot.
+func isCustomerRecord(obj map[string]json.RawMessage) bool {
+	_, email := obj[consentEmail]
+	_, sms := obj[consentSMS]
+	return email || sms
+}
+
+// isOrder reports whether the body looks like an order
+// (https://shopify.dev/docs/api/admin-rest/latest/resources/order): orders
+// always carry processed_at and order_number; customers, checkouts and
+// draft orders carry neither.
+func isOrder(obj map[string]json.RawMessage) bool {
+	_, processed := obj["processed_at"]
+	_, number := obj["order_number"]
+	return processed || number
 }
 
 // parseOrder handles orders/create and orders/paid
@@ -155,12 +230,18 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 // The buyer is the order's "email", else "contact_email", else
 // customer.email, kept as sent. The time is processed_at (when the order
 // was placed; Shopify lets imported orders set it in the past), else
-// created_at, else X-Shopify-Triggered-At. Test orders ("test": true) are
-// skipped: they are no commercial relationship. Both topics fire for a
-// paid order; the two facts are the same and the worker keeps one.
-func (s *Source) parseOrder(h http.Header, obj map[string]json.RawMessage, b *connectors.Batch) {
+// created_at, else the order is skipped (never X-Shopify-Triggered-At,
+// which is unsigned). Test orders ("test": true) and cancelled orders
+// (cancelled_at set) are skipped: they are no commercial relationship.
+// Both topics fire for a paid order; the two facts are the same and the
+// worker keeps one.
+func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch) {
 	if string(obj["test"]) == "true" {
 		b.Skipped = append(b.Skipped, "order: test order")
+		return
+	}
+	if c, ok := obj["cancelled_at"]; ok && !isNull(c) {
+		b.Skipped = append(b.Skipped, "order: cancelled")
 		return
 	}
 	email := firstString(obj, "email", "contact_email")
@@ -179,10 +260,7 @@ func (s *Source) parseOrder(h http.Header, obj map[string]json.RawMessage, b *co
 		at, ok = parseTime(str(obj["created_at"]))
 	}
 	if !ok {
-		at, ok = parseTime(h.Get(HeaderTriggeredAt))
-	}
-	if !ok {
-		b.Skipped = append(b.Skipped, "order: no processed_at, created_at or "+HeaderTriggeredAt)
+		b.Skipped = append(b.Skipped, "order: no processed_at or created_at")
 		return
 	}
 	subject := consent.Subject{Email: email}
@@ -214,7 +292,7 @@ type channelSpec struct {
 func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b *connectors.Batch) {
 	email := firstString(obj, "email", "email_address")
 	phone := firstString(obj, "phone", "phone_number")
-	fallback, hasFallback := parseTime(h.Get(HeaderTriggeredAt))
+	recordUpdated, hasRecordUpdated := parseTime(str(obj["updated_at"]))
 	eventID := strings.TrimSpace(h.Get(HeaderEventID))
 
 	specs := []channelSpec{
@@ -266,14 +344,15 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			continue
 		}
 
+		// Times come from the signed body only.
 		updatedAt, hasUpdated := parseTime(str(c["consent_updated_at"]))
 		occurred := updatedAt
 		if !hasUpdated {
-			if !hasFallback {
-				b.Skipped = append(b.Skipped, sp.label+": no consent_updated_at and no "+HeaderTriggeredAt)
+			if !hasRecordUpdated {
+				b.Skipped = append(b.Skipped, sp.label+": no consent_updated_at or updated_at")
 				continue
 			}
-			occurred = fallback
+			occurred = recordUpdated
 		}
 		optIn := strings.ToLower(strings.TrimSpace(str(c["opt_in_level"])))
 		ev := consent.Evidence{
@@ -300,20 +379,6 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 	if !found {
 		b.Skipped = append(b.Skipped, "customer: no marketing consent object")
 	}
-}
-
-func dedupKey(topic string, h http.Header) string {
-	id := strings.TrimSpace(h.Get(HeaderEventID))
-	if id == "" {
-		id = strings.TrimSpace(h.Get(HeaderWebhookID))
-	}
-	if id == "" {
-		return ""
-	}
-	if topic == "" {
-		return id
-	}
-	return topic + ":" + id
 }
 
 func identifierName(c consent.Channel) string {

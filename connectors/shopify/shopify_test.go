@@ -5,9 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +73,10 @@ func TestFixture(t *testing.T) {
 	if sig.Evidence.EventID != "98880550-7158-44d4-b7cd-2c97c8a091b5" {
 		t.Fatalf("event id = %q", sig.Evidence.EventID)
 	}
-	if want := "customers/email_marketing_consent_update:98880550-7158-44d4-b7cd-2c97c8a091b5"; b.DedupKey != want {
+	// The dedup key comes from the signed body, not from the unsigned
+	// X-Shopify-Event-Id header.
+	sum := sha256.Sum256(f.Body)
+	if want := "sha256:" + hex.EncodeToString(sum[:]); b.DedupKey != want {
 		t.Fatalf("dedup key = %q, want %q", b.DedupKey, want)
 	}
 	// The SMS object (not_subscribed, null date) gives no signal but is noted.
@@ -142,6 +147,87 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestUnsignedHeadersCannotReplay: X-Shopify-Event-Id, -Webhook-Id,
+// -Triggered-At and -Topic are not covered by the HMAC. Re-sending a signed
+// body with any of them changed must still verify (it is Shopify's body)
+// but give the same dedup key and the same facts, so the inbox drops it as
+// a duplicate and it can neither resurrect nor re-date a consent.
+func TestUnsignedHeadersCannotReplay(t *testing.T) {
+	f, src := fixture(t)
+	orig, err := src.Parse(f.ConnectorRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	variants := []struct {
+		name string
+		set  map[string]string // "" deletes the header
+	}{
+		{"new event id", map[string]string{HeaderEventID: "11111111-2222-3333-4444-555555555555"}},
+		{"new webhook id", map[string]string{HeaderWebhookID: "w-2", HeaderEventID: ""}},
+		{"no ids at all", map[string]string{HeaderWebhookID: "", HeaderEventID: ""}},
+		{"triggered in year 9999", map[string]string{HeaderTriggeredAt: "9999-12-31T23:59:59Z", HeaderEventID: "e-2"}},
+		{"triggered later", map[string]string{HeaderTriggeredAt: "2030-01-01T00:00:00Z", HeaderEventID: "e-3"}},
+		{"other customers topic", map[string]string{HeaderTopic: TopicCustomersUpdate, HeaderEventID: "e-4"}},
+		{"orders topic", map[string]string{HeaderTopic: TopicOrdersCreate, HeaderEventID: "e-5"}},
+		{"unknown topic", map[string]string{HeaderTopic: "app/uninstalled", HeaderEventID: "e-6"}},
+		{"no topic", map[string]string{HeaderTopic: ""}},
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			req := f.ConnectorRequest()
+			for k, val := range v.set {
+				if val == "" {
+					req.Header.Del(k)
+				} else {
+					req.Header.Set(k, val)
+				}
+			}
+			if err := src.Verify(req, f.Now); err != nil {
+				t.Fatalf("Verify: %v", err) // the body is genuine: only a dedup can stop it
+			}
+			b, err := src.Parse(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.DedupKey != orig.DedupKey {
+				t.Fatalf("dedup key %q, want %q: a replay with changed headers would be stored again", b.DedupKey, orig.DedupKey)
+			}
+			if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
+				t.Fatal(d)
+			}
+			for i := range b.Signals {
+				if !b.Signals[i].OccurredAt.Equal(orig.Signals[i].OccurredAt) {
+					t.Fatalf("occurred_at %v, want %v", b.Signals[i].OccurredAt, orig.Signals[i].OccurredAt)
+				}
+			}
+			if len(b.Activities)+len(b.Profiles)+len(b.Erasures)+len(b.Undeliverable) != 0 {
+				t.Fatalf("extra facts: %+v", b)
+			}
+		})
+	}
+
+	// A consent object without consent_updated_at (the fixture's SMS one
+	// has none) is never dated by X-Shopify-Triggered-At.
+	body := []byte(`{"id":1,"email":"a@example.com","email_marketing_consent":{"state":"subscribed","opt_in_level":"single_opt_in","consent_updated_at":null}}`)
+	for _, trig := range []string{"2025-11-20T10:00:00Z", "9999-12-31T23:59:59Z"} {
+		h := http.Header{}
+		h.Set(HeaderHMAC, sign("shpss_demo_0c1d", body))
+		h.Set(HeaderTopic, TopicCustomersUpdate)
+		h.Set(HeaderTriggeredAt, trig)
+		req := &connectors.Request{Method: "POST", Header: h, Body: body}
+		if err := src.Verify(req, f.Now); err != nil {
+			t.Fatal(err)
+		}
+		b, err := src.Parse(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Signals) != 0 || !containsPrefix(b.Skipped, "email: no consent_updated_at or updated_at") {
+			t.Fatalf("triggered %s: signals %+v skipped %q", trig, b.Signals, b.Skipped)
+		}
+	}
+}
+
 func TestNewSource(t *testing.T) {
 	for _, cfg := range []config.Source{
 		{Name: "s", Brand: "acme"},
@@ -184,8 +270,7 @@ func TestParse(t *testing.T) {
 		signals       []want
 		erasures      int
 		undeliverable []string
-		skipped       []string // prefixes that must appear
-		dedup         string
+		skipped       []string   // prefixes that must appear
 		order         *orderWant // the order's activity and customer profile
 	}{
 		{
@@ -193,7 +278,6 @@ func TestParse(t *testing.T) {
 			topic:   TopicCustomersUpdate,
 			body:    `{"id":1,"email":"A.B@Example.com","email_marketing_consent":{"state":"unsubscribed","opt_in_level":"single_opt_in","consent_updated_at":"2025-11-20T05:00:00-05:00"}}`,
 			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "A.B@Example.com", "", "2025-11-20T10:00:00Z"}},
-			dedup:   "customers/update:ev-1",
 		},
 		{
 			name:    "pending",
@@ -208,17 +292,31 @@ func TestParse(t *testing.T) {
 			signals: []want{{consent.StatusGranted, consent.ChannelSMS, "", "+33612345678", "2025-11-20T10:00:00.5Z"}},
 		},
 		{
-			name:      "missing date falls back to X-Shopify-Triggered-At",
+			name:      "missing date: the record's updated_at, not X-Shopify-Triggered-At",
 			topic:     TopicCustomersUpdate,
-			triggered: "2025-11-20T11:00:00+01:00",
-			body:      `{"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":null}}`,
+			triggered: "9999-12-31T23:59:59Z",
+			body:      `{"email":"a@example.com","updated_at":"2025-11-20T11:00:00+01:00","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":null}}`,
 			signals:   []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
 		},
 		{
-			name:    "missing date and no header: skipped",
+			name:      "missing date: X-Shopify-Triggered-At is unsigned, never used",
+			topic:     TopicCustomersUpdate,
+			triggered: "2025-11-20T11:00:00+01:00",
+			body:      `{"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":null}}`,
+			skipped:   []string{"email: no consent_updated_at or updated_at"},
+		},
+		{
+			name:      "missing date, unreadable updated_at: skipped",
+			topic:     TopicCustomersUpdate,
+			triggered: "2025-11-20T11:00:00+01:00",
+			body:      `{"email":"a@example.com","updated_at":42,"email_marketing_consent":{"state":"subscribed"}}`,
+			skipped:   []string{"email: no consent_updated_at or updated_at"},
+		},
+		{
+			name:    "confirmed_opt_in dated by updated_at only: granted, no confirmation time",
 			topic:   TopicCustomersUpdate,
-			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"subscribed"}}`,
-			skipped: []string{"email: no consent_updated_at"},
+			body:    `{"email":"a@example.com","updated_at":"2025-11-20T10:00:00Z","email_marketing_consent":{"state":"subscribed","opt_in_level":"confirmed_opt_in"}}`,
+			signals: []want{{consent.StatusGranted, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
 		},
 		{
 			name:    "not_subscribed with a date: no signal",
@@ -268,14 +366,12 @@ func TestParse(t *testing.T) {
 			body: `{"id":1,"email":"A@Example.com","created_at":"2025-11-20T11:00:00+01:00","processed_at":"2025-11-20T11:00:00+01:00",` +
 				`"customer":{"email":"other@example.com","email_marketing_consent":{"state":"subscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}}`,
 			order: &orderWant{"A@Example.com", "2025-11-20T10:00:00Z"},
-			dedup: "orders/create:ev-1",
 		},
 		{
 			name:  "paid order",
 			topic: TopicOrdersPaid,
 			body:  `{"id":1,"email":"a@example.com","processed_at":"2025-11-20T10:00:00.25Z"}`,
 			order: &orderWant{"a@example.com", "2025-11-20T10:00:00.25Z"},
-			dedup: "orders/paid:ev-1",
 		},
 		{
 			name:  "imported order: processed_at in the past wins over created_at",
@@ -290,47 +386,97 @@ func TestParse(t *testing.T) {
 			order: &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
 		},
 		{
-			name:      "no order time: X-Shopify-Triggered-At",
+			name:      "no order time: X-Shopify-Triggered-At is unsigned, never used",
 			topic:     TopicOrdersCreate,
 			triggered: "2025-11-20T11:00:00+01:00",
-			body:      `{"email":"a@example.com","created_at":"not a time"}`,
-			order:     &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+			body:      `{"email":"a@example.com","order_number":1001,"processed_at":"not a time","created_at":"not a time"}`,
+			skipped:   []string{"order: no processed_at or created_at"},
 		},
 		{
 			name:    "no order time at all",
 			topic:   TopicOrdersCreate,
-			body:    `{"email":"a@example.com","created_at":42}`,
-			skipped: []string{"order: no processed_at"},
+			body:    `{"email":"a@example.com","processed_at":null,"created_at":42}`,
+			skipped: []string{"order: no processed_at or created_at"},
 		},
 		{
 			name:  "order contact_email",
 			topic: TopicOrdersCreate,
-			body:  `{"email":"","contact_email":"c@example.com","created_at":"2025-11-20T10:00:00Z"}`,
+			body:  `{"email":"","contact_email":"c@example.com","order_number":1001,"created_at":"2025-11-20T10:00:00Z"}`,
 			order: &orderWant{"c@example.com", "2025-11-20T10:00:00Z"},
 		},
 		{
 			name:  "order customer.email",
 			topic: TopicOrdersPaid,
-			body:  `{"email":null,"customer":{"id":5,"email":"c@example.com"},"created_at":"2025-11-20T10:00:00Z"}`,
+			body:  `{"email":null,"customer":{"id":5,"email":"c@example.com"},"order_number":1001,"created_at":"2025-11-20T10:00:00Z"}`,
 			order: &orderWant{"c@example.com", "2025-11-20T10:00:00Z"},
 		},
 		{
 			name:    "order without email",
 			topic:   TopicOrdersCreate,
-			body:    `{"id":1,"phone":"+33612345678","customer":null,"created_at":"2025-11-20T10:00:00Z"}`,
+			body:    `{"id":1,"phone":"+33612345678","customer":null,"order_number":1001,"created_at":"2025-11-20T10:00:00Z"}`,
 			skipped: []string{"order: no email"},
 		},
 		{
 			name:    "order customer of the wrong type",
 			topic:   TopicOrdersCreate,
-			body:    `{"customer":"c@example.com","created_at":"2025-11-20T10:00:00Z"}`,
+			body:    `{"customer":"c@example.com","order_number":1001,"created_at":"2025-11-20T10:00:00Z"}`,
 			skipped: []string{"order: no email"},
 		},
 		{
 			name:    "test order",
 			topic:   TopicOrdersPaid,
-			body:    `{"email":"a@example.com","test":true,"created_at":"2025-11-20T10:00:00Z"}`,
+			body:    `{"email":"a@example.com","test":true,"order_number":1001,"created_at":"2025-11-20T10:00:00Z"}`,
 			skipped: []string{"order: test order"},
+		},
+		{
+			name:    "cancelled order",
+			topic:   TopicOrdersCreate,
+			body:    `{"email":"a@example.com","order_number":1001,"processed_at":"2025-11-20T10:00:00Z","cancelled_at":"2025-11-20T12:00:00Z"}`,
+			skipped: []string{"order: cancelled"},
+		},
+		{
+			name:  "open order: cancelled_at null",
+			topic: TopicOrdersCreate,
+			body:  `{"email":"a@example.com","order_number":1001,"processed_at":"2025-11-20T10:00:00Z","cancelled_at":null}`,
+			order: &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+		},
+		// The topic header is unsigned: the body's shape decides.
+		{
+			name:  "order body with a forged customers/* topic: the order's facts, no consent from its customer snapshot",
+			topic: TopicEmailConsentUpdate,
+			body: `{"id":1,"email":"a@example.com","order_number":1001,"processed_at":"2025-11-20T10:00:00Z",` +
+				`"customer":{"email":"a@example.com","email_marketing_consent":{"state":"subscribed","opt_in_level":"confirmed_opt_in","consent_updated_at":"2025-11-20T10:00:00Z"}}}`,
+			order: &orderWant{"a@example.com", "2025-11-20T10:00:00Z"},
+		},
+		{
+			name:    "customer body with a forged orders/create topic: its consent, no customer profile",
+			topic:   TopicOrdersCreate,
+			body:    `{"id":7,"email":"a@example.com","created_at":"2019-01-01T00:00:00Z","updated_at":"2025-11-20T10:00:00Z","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "customer body without consent objects under orders/create: no customer profile",
+			topic:   TopicOrdersPaid,
+			body:    `{"id":7,"email":"a@example.com","created_at":"2019-01-01T00:00:00Z","updated_at":"2025-11-20T10:00:00Z"}`,
+			skipped: []string{"order: body is not an order"},
+		},
+		{
+			name:    "checkout body under orders/create: not an order",
+			topic:   TopicOrdersCreate,
+			body:    `{"token":"t","cart_token":"c","email":"a@example.com","created_at":"2025-11-20T10:00:00Z","line_items":[{"id":1}],"completed_at":null}`,
+			skipped: []string{"order: body is not an order"},
+		},
+		{
+			name:    "customer body with a forged unknown topic is still read",
+			topic:   "products/create",
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
+		},
+		{
+			name:    "customer body without a topic",
+			topic:   "",
+			body:    `{"email":"a@example.com","email_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "a@example.com", "", "2025-11-20T10:00:00Z"}},
 		},
 		{
 			name:  "order time past year 9999 after the offset",
@@ -433,8 +579,8 @@ func TestParse(t *testing.T) {
 					t.Fatalf("skipped = %q, want one starting with %q", b.Skipped, p)
 				}
 			}
-			if tt.dedup != "" && b.DedupKey != tt.dedup {
-				t.Fatalf("dedup = %q, want %q", b.DedupKey, tt.dedup)
+			if sum := sha256.Sum256([]byte(tt.body)); b.DedupKey != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Fatalf("dedup = %q, want sha256 of the body", b.DedupKey)
 			}
 			for _, r := range b.Skipped {
 				if strings.Contains(r, "@") {
@@ -515,6 +661,17 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			return
+		}
+		// The unsigned headers change nothing but skip wording.
+		bare, err := src.Parse(&connectors.Request{Header: http.Header{}, Body: body})
+		if err != nil {
+			t.Fatalf("parsed with headers, not without: %v", err)
+		}
+		if bare.DedupKey != b.DedupKey ||
+			!reflect.DeepEqual(b.Signals, bare.Signals) || !reflect.DeepEqual(b.Activities, bare.Activities) ||
+			!reflect.DeepEqual(b.Profiles, bare.Profiles) || !reflect.DeepEqual(b.Erasures, bare.Erasures) ||
+			!reflect.DeepEqual(b.Undeliverable, bare.Undeliverable) {
+			t.Fatalf("topic %q / triggered %q changed the result:\n%+v\n%+v", topic, triggered, b, bare)
 		}
 		for _, s := range b.Signals {
 			if s.Subject.Key() == "" || s.OccurredAt.IsZero() || s.OccurredAt.Location() != time.UTC || s.Brand != "acme" || s.Source != "shopify-acme" {

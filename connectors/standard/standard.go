@@ -180,7 +180,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	event, _ := root["type"].(string)
 	res := s.mapper.Map(mapping.Submission{
 		Get:        mapping.JSON(root),
-		OccurredAt: occurred,
+		OccurredAt: connectors.FirstTime(occurred, r.ReceivedAt),
 		EventID:    id,
 		Event:      clip(event, 128),
 	})

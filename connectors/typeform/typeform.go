@@ -132,7 +132,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	}
 	res := s.mapper.Map(mapping.Submission{
 		Get:        get,
-		OccurredAt: submitted,
+		OccurredAt: connectors.FirstTime(submitted, r.ReceivedAt),
 		EventID:    eventID,
 		Event:      eventType,
 		FormID:     formID,

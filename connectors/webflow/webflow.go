@@ -140,7 +140,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	formID, _ := mapping.Text(payload["formId"])
 	res := s.mapper.Map(mapping.Submission{
 		Get:        get,
-		OccurredAt: submitted,
+		OccurredAt: connectors.FirstTime(submitted, r.ReceivedAt),
 		EventID:    b.DedupKey,
 		Event:      "form_submission",
 		FormID:     formID,

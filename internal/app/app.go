@@ -84,7 +84,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	a.Client = asynq.NewClientFromRedisClient(rc)
 	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
-	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector))
+	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
+		metrics.BacklogCollector{Store: st, Logger: log})
 	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry}
 
 	deps := connectors.Deps{
