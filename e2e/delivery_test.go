@@ -150,3 +150,39 @@ func TestSweeperRecoversFromRedisLoss(t *testing.T) {
 		t.Fatalf("second round: sent = %d, want 2", n)
 	}
 }
+
+// TestBacklogMetricsAndRepush: a destination that keeps failing shows in
+// the backlog gauges; a suppression refused for good is pushed again by
+// repush once the cause is fixed.
+func TestBacklogMetricsAndRepush(t *testing.T) {
+	e := start(t, envOptions{})
+	e.Sandbox.Script(sandbox.SendGrid, sandbox.BadRequest())
+	e.Sandbox.Script(sandbox.Mailchimp, sandbox.Repeat(sandbox.Unavailable(), 200)...)
+	e.withdrawByPostmark("backlog@example.com")
+	e.waitFor("sendgrid refusal", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-acme' AND status = 'failed'`) == 1
+	})
+	metrics := e.do("GET", "/metrics", "", nil, nil).Body
+	for _, want := range []string{`consentsync_outbox_failed{destination="sendgrid-acme"} 1`, `consentsync_outbox_pending{destination="mailchimp-acme"} 1`,
+		`consentsync_outbox_oldest_pending_seconds{destination="mailchimp-acme"}`, `consentsync_suppressions_pushed_total{destination="sendgrid-acme",outcome="failed"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, "backlog@example.com") {
+		t.Error("/metrics carries an address")
+	}
+	back, err := e.App.Store.RequeueFailed(context.Background(), "sendgrid-acme", nil)
+	if err != nil || back["sendgrid-acme"] != 1 {
+		t.Fatalf("requeue: %v %v", back, err)
+	}
+	if err := e.App.Enqueuer.Push(context.Background(), "sendgrid-acme", 0); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("sendgrid re-push", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-acme' AND status = 'sent'`) == 1
+	})
+	if n := successes(e.Sandbox.Calls(sandbox.SendGrid)); n != 1 {
+		t.Fatalf("SendGrid successes = %d, want 1", n)
+	}
+}

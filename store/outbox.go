@@ -168,7 +168,7 @@ func (s *Store) ListOutbox(ctx context.Context, ids ...int64) ([]OutboxRow, erro
 func (s *Store) RequeueFailed(ctx context.Context, destination string, ids []int64) (map[string]int, error) {
 	rows, err := s.DB.QueryxContext(ctx, `UPDATE suppression_outbox SET status = 'pending', next_attempt_at = now(),
 		lease_until = NULL, last_error = 'requeued after: ' || coalesce(last_error, '')
-		WHERE status = 'failed' AND ($1 = '' OR destination = $1) AND (cardinality($2::bigint[]) = 0 OR id = ANY($2))
+		WHERE status = 'failed' AND ($1 = '' OR destination = $1) AND (coalesce(cardinality($2::bigint[]), 0) = 0 OR id = ANY($2))
 		RETURNING destination`, destination, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: requeue: %w", err)
