@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
+	"github.com/consentsync/consentsync/store"
 )
 
 // TestFixturesEndToEnd posts every bundled fixture over HTTP and checks the
@@ -355,4 +357,55 @@ func (e *env) postHubSpot(body string) response {
 		h.Set(k, v)
 	}
 	return e.do("POST", "/webhooks/hubspot-acme", "", h, []byte(body))
+}
+
+// TestAdversarialInputs: regressions for what an adversarial review found.
+func TestAdversarialInputs(t *testing.T) {
+	e := start(t, envOptions{})
+	// A grant dated in the far future must not outrank a later real withdrawal.
+	if r := e.postForm(`{"email":"future@example.com","submitted_at":"9999-12-31T23:59:59Z","newsletter":"on","consent_version":"v1"}`); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	time.Sleep(1100 * time.Millisecond) // the withdrawal arrives (and occurs) later
+	now := time.Now().UTC().Format(time.RFC3339)
+	body := fmt.Sprintf(`{"RecordType":"SubscriptionChange","MessageStream":"broadcast","ChangedAt":%q,"Recipient":"future@example.com","SuppressSending":true,"SuppressionReason":"SpamComplaint"}`, now)
+	if r := e.do("POST", "/webhooks/postmark-acme", "token=pm-url-token-6a7c", http.Header{"Content-Type": {"application/json"}}, []byte(body)); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	// A year-10000 time (negative offset) is refused, not stored.
+	mc := "type=unsubscribe&fired_at=9999-12-31T23%3A59%3A59-23%3A59&data%5Bemail%5D=y10k%40example.com&data%5Blist_id%5D=a6b5da1054"
+	e.do("POST", "/webhooks/mailchimp-acme", "key=mc-url-key-55d0", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(mc))
+	// Corrupt addresses (bytes that were not UTF-8) are never stored or pushed.
+	corrupt := "{\"RecordType\":\"SubscriptionChange\",\"MessageStream\":\"broadcast\",\"ChangedAt\":\"2025-11-20T10:40:00Z\",\"Recipient\":\"jules\xff\xfe@example.org\",\"SuppressSending\":true,\"SuppressionReason\":\"ManualSuppression\"}"
+	e.do("POST", "/webhooks/postmark-acme", "token=pm-url-token-6a7c", http.Header{"Content-Type": {"application/json"}}, []byte(corrupt))
+	// Repeated empty checkbox values are no answer, not an opt-in.
+	form := "email=empty.box%40example.com&submitted_at=2025-11-20T10%3A00%3A00Z&newsletter=&newsletter="
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Signature": {formSig([]byte(form))}}
+	if r := e.do("POST", "/webhooks/signup-form", "", h, []byte(form)); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if r := e.admin("GET", "/v1/subjects/future@example.com"); !strings.Contains(r.Body, `"status":"withdrawn"`) {
+		t.Errorf("future-dated grant outranked a later withdrawal: %s", r.Body)
+	}
+	if n := e.count(`SELECT count(*) FROM consent_events WHERE occurred_at > now() + interval '1 minute'`); n != 0 {
+		t.Errorf("%d ledger rows dated in the future", n)
+	}
+	if n := e.count(`SELECT count(*) FROM subjects WHERE email LIKE '%' || chr(65533) || '%'`); n != 0 {
+		t.Errorf("%d corrupt addresses stored", n)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE email LIKE '%' || chr(65533) || '%'`); n != 0 {
+		t.Errorf("%d corrupt addresses pushed", n)
+	}
+	if n := e.count(`SELECT count(*) FROM consent_states cs JOIN subjects s ON s.id = cs.subject_id WHERE s.email = 'empty.box@example.com'`); n != 0 {
+		t.Errorf("repeated empty checkbox values granted consent")
+	}
+	if r := e.admin("GET", "/v1/subjects/y10k@example.com"); r.Status == 200 && r.Body == "" {
+		t.Error("a year-10000 subject answers an empty body")
+	}
+	var breaks []store.Break
+	if _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) > 0 {
+		t.Errorf("ledger: %v %v", breaks, err)
+	}
 }
