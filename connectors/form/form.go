@@ -155,26 +155,26 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case mt == "application/x-www-form-urlencoded":
-		return s.parseValues(r.Body)
+		return s.parseValues(r.Body, r.ReceivedAt)
 	case mt == "multipart/form-data":
-		return s.parseMultipart(r.Body, params["boundary"])
+		return s.parseMultipart(r.Body, params["boundary"], r.ReceivedAt)
 	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
-		return s.parseJSON(r.Body)
+		return s.parseJSON(r.Body, r.ReceivedAt)
 	}
 	if b := bytes.TrimSpace(r.Body); b[0] == '{' || b[0] == '[' {
-		return s.parseJSON(r.Body)
+		return s.parseJSON(r.Body, r.ReceivedAt)
 	}
-	return s.parseValues(r.Body)
+	return s.parseValues(r.Body, r.ReceivedAt)
 }
 
-func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
+func (s *Source) parseJSON(body []byte, at time.Time) (*connectors.Batch, error) {
 	v, err := mapping.DecodeJSON(body)
 	if err != nil {
 		return nil, jsonError(err)
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		return s.one(mapping.JSON(x)), nil
+		return s.one(mapping.JSON(x), at), nil
 	case []any:
 		b := &connectors.Batch{}
 		ids := make([]string, 0, len(x))
@@ -184,7 +184,7 @@ func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
 				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: not an object", i+1))
 				continue
 			}
-			res := s.mapper.Map(mapping.Submission{Get: mapping.JSON(obj)})
+			res := s.mapper.Map(mapping.Submission{Get: mapping.JSON(obj), OccurredAt: at})
 			b.Signals = append(b.Signals, res.Signals...)
 			b.Activities = append(b.Activities, res.Activities...)
 			b.Profiles = append(b.Profiles, res.Profiles...)
@@ -205,16 +205,16 @@ func (s *Source) parseJSON(body []byte) (*connectors.Batch, error) {
 	return nil, connectors.Malformed("want a JSON object")
 }
 
-func (s *Source) parseValues(body []byte) (*connectors.Batch, error) {
+func (s *Source) parseValues(body []byte, at time.Time) (*connectors.Batch, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil && len(vals) == 0 {
 		// url.EscapeError quotes the bad escape: keep the text fixed.
 		return nil, connectors.Malformed("form-encoded body: invalid escape or separator, no field readable")
 	}
-	return s.one(mapping.Values(vals)), nil
+	return s.one(mapping.Values(vals), at), nil
 }
 
-func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch, error) {
+func (s *Source) parseMultipart(body []byte, boundary string, at time.Time) (*connectors.Batch, error) {
 	if boundary == "" {
 		return nil, connectors.Malformed("multipart body without boundary")
 	}
@@ -248,7 +248,7 @@ func (s *Source) parseMultipart(body []byte, boundary string) (*connectors.Batch
 		}
 		vals.Add(name, string(b))
 	}
-	return s.one(mapping.Values(vals)), nil
+	return s.one(mapping.Values(vals), at), nil
 }
 
 // jsonError turns a JSON decoding error into a fixed text with at most the
@@ -282,8 +282,10 @@ func multipartError(err error) error {
 	}
 }
 
-func (s *Source) one(get mapping.Lookup) *connectors.Batch {
-	res := s.mapper.Map(mapping.Submission{Get: get})
+// one maps a single submission; at (the arrival time) dates it when it
+// carries no readable time of its own.
+func (s *Source) one(get mapping.Lookup, at time.Time) *connectors.Batch {
+	res := s.mapper.Map(mapping.Submission{Get: get, OccurredAt: at})
 	b := &connectors.Batch{DedupKey: res.EventID, Signals: res.Signals, Activities: res.Activities, Profiles: res.Profiles}
 	if res.Skip != "" {
 		b.Skipped = []string{res.Skip}

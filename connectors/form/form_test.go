@@ -468,3 +468,28 @@ func TestMalformedErrorsQuoteNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestUndatedSubmissionTakesArrivalTime: a submission without a readable
+// time is dated when consentsync received it, never lost.
+func TestUndatedSubmissionTakesArrivalTime(t *testing.T) {
+	_, cfg := fixture(t)
+	s := newSource(t, cfg)
+	at := time.Date(2026, 11, 29, 16, 25, 0, 0, time.UTC)
+	for _, body := range []string{
+		`{"email":"a@b.fr","newsletter":"on"}`,
+		`{"email":"a@b.fr","submitted_at":"29/11/2026 16:25","newsletter":"on"}`,
+	} {
+		b, err := s.Parse(&connectors.Request{Method: "POST", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body), ReceivedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Signals) != 1 || !b.Signals[0].OccurredAt.Equal(at) {
+			t.Fatalf("%s: signals %+v, want one dated %s", body, b.Signals, at)
+		}
+		// Without an arrival time there is nothing to date it with.
+		b, err = s.Parse(&connectors.Request{Method: "POST", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)})
+		if err != nil || len(b.Signals) != 0 || len(b.Skipped) != 1 {
+			t.Fatalf("%s without arrival time: %+v %v", body, b, err)
+		}
+	}
+}
