@@ -356,3 +356,29 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("expiring = %v, want idle and opened (lapsed), not clicked or fresh", listed)
 	}
 }
+
+// TestGmailAliases: a withdrawal by one alias of a Gmail mailbox blocks
+// every alias; a later opt-in by an alias lifts it.
+func TestGmailAliases(t *testing.T) {
+	e := rulesEnv(t, false)
+	e.submit(map[string]any{"email": "jane.doe+news@gmail.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on", "consent_version": "v3"})
+	e.waitDrained()
+	e.withdrawByPostmark("janedoe@gmail.com") // 10:40
+	e.waitDrained()
+	for _, alias := range []string{"jane.doe+news@gmail.com", "Jane.Doe@googlemail.com", "janedoe@gmail.com", "j.a.n.e.d.o.e@gmail.com"} {
+		if got := e.eligible(alias, "email", "acme", "marketing"); got["allowed"] != false || got["reason"] != "withdrawn" {
+			t.Errorf("%s: %v, want withdrawn", alias, got)
+		}
+	}
+	r := e.do("POST", "/v1/eligibility", "", http.Header{"Authorization": {"Bearer test-admin-token"}},
+		[]byte(`{"brand":"acme","subjects":["jane.doe+news@gmail.com","jane.doe.other@gmail.com"]}`))
+	if !strings.Contains(r.Body, `"subject":"jane.doe+news@gmail.com","allowed":false,"basis":"none","reason":"withdrawn"`) {
+		t.Errorf("batch: %s", r.Body)
+	}
+	// A new opt-in by an alias, after the withdrawal, lifts it for that alias.
+	e.submit(map[string]any{"email": "jane.doe+news@gmail.com", "submitted_at": "2025-11-20T11:00:00Z", "newsletter": "on", "consent_version": "v3"})
+	e.waitDrained()
+	if got := e.eligible("jane.doe+news@gmail.com", "email", "acme", "marketing"); got["allowed"] != true {
+		t.Errorf("after a newer opt-in: %v", got)
+	}
+}

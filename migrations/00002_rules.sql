@@ -3,7 +3,11 @@
 -- Who the subject is: a work address (subject-level), erased or not.
 ALTER TABLE subjects
     ADD COLUMN professional boolean     NOT NULL DEFAULT false,
-    ADD COLUMN erased_at    timestamptz;
+    ADD COLUMN erased_at    timestamptz,
+    -- one key for every alias of a mailbox (Gmail ignores dots and +tags):
+    -- a withdrawal by one alias blocks them all
+    ADD COLUMN mailbox_key  text;
+CREATE INDEX subjects_mailbox_key ON subjects (mailbox_key);
 ALTER TABLE subjects DROP CONSTRAINT subjects_check;
 ALTER TABLE subjects ADD CONSTRAINT subjects_identified
     CHECK (email IS NOT NULL OR phone IS NOT NULL OR erased_at IS NOT NULL);
@@ -68,4 +72,5 @@ DROP TABLE subject_contacts;
 DROP TABLE subject_profiles;
 ALTER TABLE subjects DROP CONSTRAINT subjects_identified;
 ALTER TABLE subjects ADD CONSTRAINT subjects_check CHECK (email IS NOT NULL OR phone IS NOT NULL);
-ALTER TABLE subjects DROP COLUMN erased_at, DROP COLUMN professional;
+DROP INDEX subjects_mailbox_key;
+ALTER TABLE subjects DROP COLUMN erased_at, DROP COLUMN professional, DROP COLUMN mailbox_key;

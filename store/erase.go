@@ -67,7 +67,7 @@ func EraseData(ctx context.Context, tx *sqlx.Tx, key []byte, subjectID int64, su
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE subjects SET email = NULL, email_original = NULL, phone = NULL,
-		erased_at = $2, updated_at = now() WHERE id = $1`, subjectID, at); err != nil {
+		mailbox_key = NULL, erased_at = $2, updated_at = now() WHERE id = $1`, subjectID, at); err != nil {
 		return fmt.Errorf("store: erase: %w", err)
 	}
 	return nil

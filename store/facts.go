@@ -59,6 +59,10 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 	if err != nil {
 		return nil, err
 	}
+	aliasWithdrawn, err := s.aliasWithdrawals(ctx, emails, key)
+	if err != nil {
+		return nil, err
+	}
 	ikey, err := s.IdentityKey(ctx)
 	if err != nil {
 		return nil, err
@@ -80,6 +84,12 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 				f.Erased, f.ErasedAt = true, sub.ErasedAt.Time
 			}
 			out[i] = *f
+			applyAlias(&out[i], key, aliasWithdrawn[consent.MailboxKey(id.Email)])
+			continue
+		}
+		if w := aliasWithdrawn[consent.MailboxKey(id.Email)]; id.Email != "" && !w.IsZero() {
+			out[i] = consent.Facts{Known: true, Email: id.Email, States: map[consent.Key]consent.StateFact{}}
+			applyAlias(&out[i], key, w)
 			continue
 		}
 		for _, h := range IdentityHashes(ikey, consent.Subject{Email: id.Email, Phone: id.Phone}) {
@@ -110,6 +120,47 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 		}
 	}
 	return out, nil
+}
+
+// aliasWithdrawals returns, per mailbox key (consent.MailboxKey), the
+// latest withdrawal of key by any alias of that mailbox: Gmail delivers
+// j.doe@gmail.com, jdoe@gmail.com and jdoe+news@gmail.com to one inbox, so a
+// withdrawal by one is a withdrawal by all (CONNECTORS.md, normalization).
+func (s *Store) aliasWithdrawals(ctx context.Context, emails []string, key consent.Key) (map[string]time.Time, error) {
+	keys := make([]string, 0, len(emails))
+	for _, e := range emails {
+		keys = append(keys, consent.MailboxKey(e))
+	}
+	var rows []struct {
+		MailboxKey string    `db:"mailbox_key"`
+		At         time.Time `db:"at"`
+	}
+	if err := s.DB.SelectContext(ctx, &rows, `SELECT s.mailbox_key, max(cs.occurred_at) AS at
+		FROM subjects s JOIN consent_states cs ON cs.subject_id = s.id
+		WHERE s.mailbox_key = ANY($1) AND cs.channel = $2 AND cs.brand = $3 AND cs.purpose = $4 AND cs.status = 'withdrawn'
+		GROUP BY s.mailbox_key`, pq.Array(keys), key.Channel, key.Brand, key.Purpose); err != nil {
+		return nil, fmt.Errorf("store: facts aliases: %w", err)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.MailboxKey] = r.At.UTC()
+	}
+	return out, nil
+}
+
+// applyAlias makes an alias's withdrawal at w the subject's state for key,
+// unless the subject's own state supersedes it (a later opt-in).
+func applyAlias(f *consent.Facts, key consent.Key, w time.Time) {
+	if w.IsZero() {
+		return
+	}
+	if st, ok := f.States[key]; ok && consent.Supersedes(st.OccurredAt, st.Status, w, consent.StatusWithdrawn) {
+		return
+	}
+	if f.States == nil {
+		f.States = map[consent.Key]consent.StateFact{}
+	}
+	f.States[key] = consent.StateFact{Status: consent.StatusWithdrawn, OccurredAt: w}
 }
 
 // SubjectFacts loads the facts of one subject for every key it has.

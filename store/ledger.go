@@ -35,9 +35,9 @@ func LockSubject(ctx context.Context, tx *sqlx.Tx, sub consent.Subject) (int64, 
 	switch {
 	case sub.Email != "":
 		err = tx.QueryRowxContext(ctx, `
-			INSERT INTO subjects (email, email_original) VALUES ($1, $2)
+			INSERT INTO subjects (email, email_original, mailbox_key) VALUES ($1, $2, $3)
 			ON CONFLICT (email) DO UPDATE SET updated_at = now()
-			RETURNING id`, sub.Email, sub.EmailOriginal).Scan(&id)
+			RETURNING id`, sub.Email, sub.EmailOriginal, consent.MailboxKey(sub.Email)).Scan(&id)
 	case sub.Phone != "":
 		err = tx.QueryRowxContext(ctx, `
 			INSERT INTO subjects (phone) VALUES ($1)
