@@ -382,3 +382,27 @@ func TestGmailAliases(t *testing.T) {
 		t.Errorf("after a newer opt-in: %v", got)
 	}
 }
+
+// TestHubSpotPrivacyDeletion: HubSpot's contact.privacyDeletion, which names
+// only the contact id, erases the subject that id was resolved to before.
+func TestHubSpotPrivacyDeletion(t *testing.T) {
+	e := start(t, envOptions{})
+	if r := e.postFixture(fixture(t, "hubspot-optout-batch")); r.Status != 202 {
+		t.Fatalf("HTTP %d", r.Status)
+	}
+	e.waitDrained()
+	body := `[{"eventId":9001,"subscriptionId":4411,"portalId":9001,"appId":771,"occurredAt":1763632900000,"subscriptionType":"contact.privacyDeletion","objectId":501,"changeSource":"GDPR"}]`
+	if r := e.postHubSpot(body); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if r := e.admin("GET", "/v1/subjects/lena.martin@example.com"); r.Status != 404 {
+		t.Errorf("after privacy deletion: HTTP %d, want 404", r.Status)
+	}
+	if got := e.eligible("lena.martin@example.com", "email", "acme", "marketing"); got["reason"] != "erased" {
+		t.Errorf("eligibility: %v, want erased", got)
+	}
+	if r := e.admin("GET", "/v1/subjects/paul.durand@example.org"); r.Status != 200 {
+		t.Errorf("the other contact of the batch: HTTP %d, want 200 (untouched)", r.Status)
+	}
+}
