@@ -25,3 +25,12 @@ func (d Deps) Clock() time.Time {
 	}
 	return time.Now()
 }
+
+// HTTPClient returns d.HTTP, or a NewHTTPClient with timeout (0: its
+// default) when d.HTTP is nil.
+func (d Deps) HTTPClient(timeout time.Duration) *retryablehttp.Client {
+	if d.HTTP != nil {
+		return d.HTTP
+	}
+	return NewHTTPClient(HTTPOptions{Timeout: timeout})
+}

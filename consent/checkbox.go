@@ -80,9 +80,11 @@ func ParseCheckbox(v any) (Checkbox, string) {
 
 // checkboxList reads a checkbox group or a repeated form field (WPForms
 // sends ["I agree"], a form post newsletter=&newsletter=on): empty items
-// (nil, "", [], blank) are ignored; none left is absent; all left explicitly
-// unticked (false, "0", "no" ...) is unticked; a nested list is ambiguous;
-// anything else left — a ticked value or a choice's label — is ticked.
+// (nil, "", [], blank) are ignored; none left is absent; all left
+// explicitly unticked (false, "0", "no" ...) is unticked; all left ticked
+// values or labels ("on", "I agree") is ticked. A mix of ticked and
+// unticked items, a number other than 0 or 1, or a nested list or object
+// is ambiguous: the answer cannot be told.
 func checkboxList(items []any) (Checkbox, string) {
 	parts := make([]string, 0, len(items))
 	ticked, unticked := 0, 0
@@ -90,6 +92,10 @@ func checkboxList(items []any) (Checkbox, string) {
 		switch e.(type) {
 		case []any, []string, map[string]any:
 			return CheckboxAmbiguous, trimEvidence(fmt.Sprint(items...))
+		case float64, int, json.Number:
+			if c, _ := ParseCheckbox(e); c == CheckboxAmbiguous {
+				return CheckboxAmbiguous, trimEvidence(fmt.Sprint(items...))
+			}
 		}
 		c, text := ParseCheckbox(e)
 		switch c {
@@ -97,18 +103,21 @@ func checkboxList(items []any) (Checkbox, string) {
 			continue
 		case CheckboxUnticked:
 			unticked++
-		default:
+		default: // ticked, or a label (free text reads ambiguous alone)
 			ticked++
 		}
 		parts = append(parts, text)
 	}
+	evidence := trimEvidence(strings.Join(parts, ", "))
 	switch {
 	case ticked+unticked == 0:
 		return CheckboxAbsent, ""
+	case ticked > 0 && unticked > 0:
+		return CheckboxAmbiguous, evidence
 	case ticked == 0:
-		return CheckboxUnticked, trimEvidence(strings.Join(parts, ", "))
+		return CheckboxUnticked, evidence
 	}
-	return CheckboxTicked, trimEvidence(strings.Join(parts, ", "))
+	return CheckboxTicked, evidence
 }
 
 func checkboxNumber(f float64) Checkbox {

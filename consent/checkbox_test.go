@@ -194,3 +194,22 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+func TestCheckboxListsMixed(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want Checkbox
+	}{
+		{[]any{"on", "off"}, CheckboxAmbiguous},
+		{[]any{"no", "maybe"}, CheckboxAmbiguous},
+		{[]any{false, "x"}, CheckboxAmbiguous},
+		{[]any{2.0}, CheckboxAmbiguous},
+		{[]string{"I agree"}, CheckboxTicked},
+		{[]any{"I agree", ""}, CheckboxTicked},
+		{[]any{"no", false}, CheckboxUnticked},
+	} {
+		if got, _ := ParseCheckbox(tc.in); got != tc.want {
+			t.Errorf("ParseCheckbox(%#v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

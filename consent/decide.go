@@ -100,7 +100,7 @@ func ConsentExpiresAt(start, lastContact time.Time, ttl time.Duration) time.Time
 // must not), which grants were refused, and who is a customer is the
 // store's job. Times are compared as instants (time zones do not matter).
 func Decide(f Facts, q Question, p Policy, now time.Time) Answer {
-	if a, ok := ruleObjection(f, q); ok {
+	if a, ok := ruleObjection(f, q, p); ok {
 		return a
 	}
 	if a, ok := ruleOptOutChannel(q); ok {
@@ -136,7 +136,7 @@ func Decide(f Facts, q Question, p Policy, now time.Time) Answer {
 // ruleObjection refuses an unknown subject, an erased subject, and a key
 // the person withdrew (steps 1-3 of Decide). Source: GDPR art. 7(3), 17,
 // 21(2)-(3).
-func ruleObjection(f Facts, q Question) (Answer, bool) {
+func ruleObjection(f Facts, q Question, p Policy) (Answer, bool) {
 	switch {
 	case !f.Known:
 		return refusal(ReasonUnknownSubject, time.Time{}), true
@@ -146,7 +146,31 @@ func ruleObjection(f Facts, q Question) (Answer, bool) {
 	if st, ok := f.States[q]; ok && st.Status == StatusWithdrawn {
 		return refusal(ReasonWithdrawn, st.OccurredAt), true
 	}
+	if w, ok := f.Withdrawals[q]; ok && !liftsWithdrawal(f.States[q], w, p) {
+		return refusal(ReasonWithdrawn, w), true
+	}
 	return Answer{}, false
+}
+
+// liftsWithdrawal reports whether state st lifts a withdrawal that occurred
+// at w: only a granted state that occurred after it, valid under the policy
+// and with the express criterion passed (the person acted again). A pending
+// double opt-in, a provider's "subscribed" of unknown origin, or a grant the
+// strict policy refuses leaves the objection in force — and so no soft
+// opt-in or B2B basis may override it. Source: CONSENT-RULES.md
+// ("Withdrawal": a later grant lifts a withdrawal only if it is itself a
+// valid express opt-in that occurred after the withdrawal); GDPR art. 7(3),
+// 21(3).
+func liftsWithdrawal(st StateFact, w time.Time, p Policy) bool {
+	if st.Status != StatusGranted || !st.OccurredAt.After(w) || !st.Quality.Valid(p.StrictQuality) {
+		return false
+	}
+	for _, a := range st.Quality {
+		if a.Criterion == CriterionExpress {
+			return a.Verdict == Pass
+		}
+	}
+	return false
 }
 
 // ruleOptOutChannel allows marketing and partners by phone (human calls)

@@ -82,6 +82,10 @@ type Facts struct {
 	CustomerOf map[string]time.Time
 	// States are the current states by key.
 	States map[Key]StateFact
+	// Withdrawals maps a key to its latest withdrawal ever recorded (even
+	// when a later signal made the state something else): only a valid
+	// express opt-in that occurred after it lifts it.
+	Withdrawals map[Key]time.Time
 	// InvalidGrants maps a key to the time of its latest grant that was
 	// recorded but refused (quality fail), when it is newer than the state.
 	InvalidGrants map[Key]time.Time

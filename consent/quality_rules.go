@@ -38,7 +38,7 @@ const (
 	reasonRequired         = "the box had to be ticked to submit the form (consent made a condition)"
 	reasonOptionalBox      = "separate optional box"
 	reasonOptionalUnknown  = "no evidence the opt-in was optional"
-	reasonMessageBefore    = "a message was sent before the opt-in"
+	reasonMessageBefore    = "a message reached the person before the opt-in: check it was not sent under this consent"
 	reasonNoMessageBefore  = "no message recorded before the opt-in"
 	reasonNotBundled       = "no sign of one answer covering several channels, brands or partners"
 	reasonWordingVersion   = "wording version kept"
@@ -208,8 +208,12 @@ func assessFree(e Evidence, problems []string) Assessment {
 
 // assessPrior: the opt-in came before any message sent under it.
 //
-//   - fail: a problem "prior: ...", or c.FirstMessageAt is set and strictly
-//     before sig.OccurredAt ("a message was sent before the opt-in");
+//   - fail: a problem "prior: ..." (a sender or mapping knows the message
+//     was sent under this consent before it was given);
+//   - unknown: c.FirstMessageAt is set and strictly before sig.OccurredAt.
+//     A delivered message may have been transactional (an order
+//     confirmation) or sent under an earlier consent (a re-subscription),
+//     so it does not prove a breach: strict_quality makes it block;
 //   - pass otherwise ("no message recorded before the opt-in"). A message
 //     at the very instant of the opt-in is not before it.
 //
@@ -221,12 +225,11 @@ func assessFree(e Evidence, problems []string) Assessment {
 // personne); GDPR art. 6(1)(a) (consent is a basis only for processing it
 // preceded).
 func assessPrior(sig Signal, c QualityContext, problems []string) Assessment {
-	fails := problems
-	if !c.FirstMessageAt.IsZero() && c.FirstMessageAt.Before(sig.OccurredAt) {
-		fails = appendReason(fails, reasonMessageBefore)
+	if len(problems) > 0 {
+		return fail(CriterionPrior, problems)
 	}
-	if len(fails) > 0 {
-		return fail(CriterionPrior, fails)
+	if !c.FirstMessageAt.IsZero() && c.FirstMessageAt.Before(sig.OccurredAt) {
+		return Assessment{CriterionPrior, Unknown, reasonMessageBefore}
 	}
 	return Assessment{CriterionPrior, Pass, reasonNoMessageBefore}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/store"
 )
 
@@ -23,7 +24,13 @@ func rulesEnv(t *testing.T, strict bool) *env {
 		c.Policy.ProfessionalDomains = []string{"acme-corp.fr"}
 		for i := range c.Sources {
 			if c.Sources[i].Name == "signup-form" {
-				c.Sources[i].Fields.Profile = "profile"
+				f := c.Sources[i].Fields
+				f.Profile, f.Phone, f.ConfirmedAt = "profile", "phone", "confirmed_at"
+				f.Consents = append(f.Consents,
+					config.ConsentField{Field: "email_pref", Channel: "email", Purpose: "marketing", Withdrawal: true},
+					config.ConsentField{Field: "sms_pref", Channel: "sms", Purpose: "marketing", Withdrawal: true},
+					config.ConsentField{Field: "doi_newsletter", Channel: "email", Purpose: "marketing", DoubleOptIn: true},
+					config.ConsentField{Field: "required_box", Channel: "email", Purpose: "marketing", Required: true})
 			}
 		}
 	}})
@@ -404,5 +411,112 @@ func TestHubSpotPrivacyDeletion(t *testing.T) {
 	}
 	if r := e.admin("GET", "/v1/subjects/paul.durand@example.org"); r.Status != 200 {
 		t.Errorf("the other contact of the batch: HTTP %d, want 200 (untouched)", r.Status)
+	}
+}
+
+// TestWithdrawalsAlwaysWin: regressions for the second adversarial review —
+// ways a person who said no was answered "allowed".
+func TestWithdrawalsAlwaysWin(t *testing.T) {
+	e := rulesEnv(t, false)
+	ago := func(d time.Duration) string { return time.Now().UTC().Add(-d).Format(time.RFC3339) }
+
+	// 1. Erased, opted in again, then withdrew: the withdrawal counts.
+	e.submit(map[string]any{"email": "bob@example.com", "submitted_at": ago(48 * time.Hour), "newsletter": "on", "consent_version": "v1"})
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/bob@example.com"); r.Status != 200 {
+		t.Fatalf("erase: %d", r.Status)
+	}
+	e.waitDrained()
+	e.submit(map[string]any{"email": "bob@example.com", "submitted_at": ago(-time.Second), "newsletter": "on", "consent_version": "v2"})
+	e.waitDrained()
+	time.Sleep(1100 * time.Millisecond)
+	e.submit(map[string]any{"email": "bob@example.com", "submitted_at": ago(0), "email_pref": "off"})
+	e.waitDrained()
+	if got := e.eligible("bob@example.com", "email", "acme", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("withdrawal after erasure and new opt-in: %v", got)
+	}
+
+	// 2. An SMS withdrawal sent with an email and a phone reaches the number.
+	e.submit(map[string]any{"phone": "+33 6 11 22 33 44", "submitted_at": ago(2 * time.Hour), "sms_pref": "on", "consent_version": "v1"})
+	e.waitDrained()
+	e.submit(map[string]any{"email": "sam@example.com", "phone": "06 11 22 33 44", "submitted_at": ago(time.Hour), "sms_pref": "off"})
+	e.waitDrained()
+	if got := e.eligible("+33611223344", "sms", "acme", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("SMS withdrawal with email and phone: %v", got)
+	}
+
+	// 3. A pending double opt-in after a withdrawal leaves the objection (no B2B).
+	e.submit(map[string]any{"email": "pierre@acme-corp.fr", "submitted_at": ago(2 * time.Hour), "email_pref": "off"})
+	e.waitDrained()
+	e.submit(map[string]any{"email": "pierre@acme-corp.fr", "submitted_at": ago(time.Hour), "doi_newsletter": "on", "consent_version": "v1"})
+	e.waitDrained()
+	if got := e.eligible("pierre@acme-corp.fr", "email", "acme", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("pending after withdrawal, professional: %v", got)
+	}
+
+	// 4. An invalid grant after an erasure does not bring the person back.
+	e.submit(map[string]any{"email": "marie@acme-corp.fr", "submitted_at": ago(48 * time.Hour), "newsletter": "on", "consent_version": "v1"})
+	e.waitDrained()
+	e.admin("DELETE", "/v1/subjects/marie@acme-corp.fr")
+	e.waitDrained()
+	e.submit(map[string]any{"email": "marie@acme-corp.fr", "submitted_at": ago(-time.Second), "required_box": "on", "consent_version": "v1"})
+	e.waitDrained()
+	if got := e.eligible("marie@acme-corp.fr", "email", "acme", "marketing"); got["reason"] != "erased" {
+		t.Errorf("invalid grant after erasure: %v", got)
+	}
+
+	// 5. A provider's subscription of unknown origin does not lift a withdrawal.
+	e.submit(map[string]any{"email": "mc@example.com", "submitted_at": ago(3 * time.Hour), "email_pref": "off"})
+	e.waitDrained()
+	fired := time.Now().UTC().Add(-time.Hour).Format("2006-01-02+15%3A04%3A05")
+	mc := "type=subscribe&fired_at=" + fired + "&data%5Bemail%5D=mc%40example.com&data%5Blist_id%5D=a6b5da1054"
+	if r := e.do("POST", "/webhooks/mailchimp-acme", "key=mc-url-key-55d0", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(mc)); r.Status != 202 {
+		t.Fatalf("mailchimp: %d %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if got := e.eligible("mc@example.com", "email", "acme", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("provider subscribe after withdrawal: %v", got)
+	}
+	// ... but a ticked box later does.
+	e.submit(map[string]any{"email": "mc@example.com", "submitted_at": ago(time.Minute), "newsletter": "on", "consent_version": "v1"})
+	e.waitDrained()
+	if got := e.eligible("mc@example.com", "email", "acme", "marketing"); got["allowed"] != true {
+		t.Errorf("express opt-in after withdrawal: %v", got)
+	}
+
+	// 6. Contradictory checkbox arrays are not an opt-in.
+	e.submit(map[string]any{"email": "mixed@example.com", "submitted_at": ago(time.Hour), "newsletter": []any{"on", "off"}, "consent_version": "v1"})
+	e.waitDrained()
+	if got := e.eligible("mixed@example.com", "email", "acme", "marketing"); got["allowed"] != false {
+		t.Errorf("contradictory array: %v", got)
+	}
+
+	// 7. Erasure clears raw requests that carried no consent change.
+	e.submit(map[string]any{"email": "eve@example.com", "submitted_at": ago(time.Hour), "profile": "customer", "ip": "192.0.2.77"})
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/eve@example.com"); r.Status != 200 {
+		t.Fatalf("erase eve: %d", r.Status)
+	}
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE convert_from(coalesce(body, ''), 'UTF8') LIKE '%192.0.2.77%'`); n != 0 {
+		t.Errorf("raw request of an erased subject kept")
+	}
+
+	// 8. The ledger cannot be truncated, nor rows deleted under the erasure flag.
+	if _, err := e.App.Store.DB.Exec(`TRUNCATE consent_events CASCADE`); err == nil {
+		t.Error("TRUNCATE of the ledger succeeded")
+	}
+	for _, q := range []string{`DELETE FROM consent_events`, `UPDATE consent_events SET status = 'granted'`} {
+		tx, err := e.App.Store.DB.Beginx()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`SET LOCAL consentsync.erasure = 'on'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(q); err == nil {
+			t.Errorf("%s under the erasure flag succeeded", q)
+		}
+		_ = tx.Rollback()
 	}
 }

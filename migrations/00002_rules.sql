@@ -51,6 +51,14 @@ CREATE TABLE erased_identities (
     erased_at     timestamptz NOT NULL
 );
 
+-- Which inbound requests named which subject (signals, contacts, profiles):
+-- an erasure deletes the raw bodies of all of them.
+CREATE TABLE subject_inbound (
+    subject_id       bigint NOT NULL REFERENCES subjects (id),
+    inbound_event_id bigint NOT NULL REFERENCES inbound_events (id),
+    PRIMARY KEY (subject_id, inbound_event_id)
+);
+
 -- Settings the service keeps for itself (the identity hash key).
 CREATE TABLE service_settings (
     name  text PRIMARY KEY,
@@ -62,7 +70,32 @@ ALTER TABLE consent_events ADD COLUMN quality jsonb;
 
 CREATE INDEX consent_events_subject_key ON consent_events (subject_id, channel, brand, purpose, occurred_at);
 
+-- Tighter append-only guard: an erasure may only empty a row's evidence;
+-- nothing may delete rows or truncate the table.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION consent_events_append_only() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND current_setting('consentsync.erasure', true) = 'on'
+       AND NEW.evidence = '{}'::jsonb
+       AND (NEW.id, NEW.subject_id, NEW.inbound_event_id, NEW.dedup_key, NEW.channel, NEW.brand, NEW.purpose,
+            NEW.status, NEW.occurred_at, NEW.received_at, NEW.source, NEW.valid, NEW.problems, NEW.outcome,
+            NEW.evidence_hash, NEW.prev_hash, NEW.hash, NEW.quality)
+           IS NOT DISTINCT FROM
+           (OLD.id, OLD.subject_id, OLD.inbound_event_id, OLD.dedup_key, OLD.channel, OLD.brand, OLD.purpose,
+            OLD.status, OLD.occurred_at, OLD.received_at, OLD.source, OLD.valid, OLD.problems, OLD.outcome,
+            OLD.evidence_hash, OLD.prev_hash, OLD.hash, OLD.quality) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'consent_events is append-only (% refused)', TG_OP;
+END;
+$$ LANGUAGE plpgsql;
+-- +goose StatementEnd
+CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON consent_events
+    FOR EACH STATEMENT EXECUTE FUNCTION consent_events_append_only();
+
 -- +goose Down
+DROP TRIGGER consent_events_no_truncate ON consent_events;
+DROP TABLE subject_inbound;
 DROP INDEX consent_events_subject_key;
 ALTER TABLE consent_events DROP COLUMN quality;
 DROP TABLE service_settings;

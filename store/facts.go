@@ -195,7 +195,8 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 	out := make(map[int64]*consent.Facts, len(subjectIDs))
 	for _, id := range subjectIDs {
 		out[id] = &consent.Facts{States: map[consent.Key]consent.StateFact{}, InvalidGrants: map[consent.Key]time.Time{},
-			CustomerOf: map[string]time.Time{}, LastContact: map[string]time.Time{}}
+			Withdrawals: map[consent.Key]time.Time{},
+			CustomerOf:  map[string]time.Time{}, LastContact: map[string]time.Time{}}
 	}
 	if len(subjectIDs) == 0 {
 		return out, nil
@@ -238,25 +239,34 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		out[r.SubjectID].States[k] = sf
 	}
 
-	type invalidRow struct {
-		SubjectID  int64     `db:"subject_id"`
-		Channel    string    `db:"channel"`
-		Brand      string    `db:"brand"`
-		Purpose    string    `db:"purpose"`
-		OccurredAt time.Time `db:"occurred_at"`
+	type pastRow struct {
+		SubjectID   int64        `db:"subject_id"`
+		Channel     string       `db:"channel"`
+		Brand       string       `db:"brand"`
+		Purpose     string       `db:"purpose"`
+		InvalidAt   sql.NullTime `db:"invalid_at"`
+		WithdrawnAt sql.NullTime `db:"withdrawn_at"`
 	}
-	var invalid []invalidRow
-	if err := s.DB.SelectContext(ctx, &invalid, `
-		SELECT subject_id, channel, brand, purpose, max(occurred_at) AS occurred_at FROM consent_events
-		WHERE subject_id = ANY($1) AND status = 'granted' AND NOT valid`+keyFilter+`
+	var past []pastRow
+	if err := s.DB.SelectContext(ctx, &past, `
+		SELECT subject_id, channel, brand, purpose,
+			max(occurred_at) FILTER (WHERE status = 'granted' AND NOT valid) AS invalid_at,
+			max(occurred_at) FILTER (WHERE status = 'withdrawn') AS withdrawn_at
+		FROM consent_events
+		WHERE subject_id = ANY($1) AND (status = 'withdrawn' OR status = 'granted' AND NOT valid)`+keyFilter+`
 		GROUP BY subject_id, channel, brand, purpose`, args...); err != nil {
-		return nil, fmt.Errorf("store: facts refused grants: %w", err)
+		return nil, fmt.Errorf("store: facts past signals: %w", err)
 	}
-	for _, r := range invalid {
+	for _, r := range past {
 		k := consent.Key{Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose)}
 		f := out[r.SubjectID]
-		if st, ok := f.States[k]; !ok || r.OccurredAt.After(st.OccurredAt) {
-			f.InvalidGrants[k] = r.OccurredAt.UTC()
+		if r.InvalidAt.Valid {
+			if st, ok := f.States[k]; !ok || r.InvalidAt.Time.After(st.OccurredAt) {
+				f.InvalidGrants[k] = r.InvalidAt.Time.UTC()
+			}
+		}
+		if r.WithdrawnAt.Valid {
+			f.Withdrawals[k] = r.WithdrawnAt.Time.UTC()
 		}
 	}
 

@@ -117,6 +117,12 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			continue
 		}
 		s = s.Clean()
+		if (s.Channel == consent.ChannelSMS || s.Channel == consent.ChannelPhone) && sub.Phone != "" {
+			// Texts and calls reach a number: the consent belongs to the
+			// number's subject, where an SMS provider's suppression and an
+			// eligibility question by number find it.
+			sub = consent.Subject{Phone: sub.Phone, ExternalID: sub.ExternalID}
+		}
 		s.Subject = sub
 		if s.OccurredAt.IsZero() && !receivedAt.IsZero() {
 			s.OccurredAt = receivedAt
@@ -279,34 +285,73 @@ func (r *reconcileTx) run(p Prepared) error {
 	for _, f := range p.Profiles {
 		subs[f.Subject.Key()] = f.Subject
 	}
+	// Serialize with erasures of the same identities (store.LockIdentities):
+	// an erasure that commits while this batch runs must not be followed by
+	// this batch recreating the subject with its older facts.
+	if err := store.LockIdentities(r.ctx, r.tx, r.key, subs); err != nil {
+		return err
+	}
+	// Which identifiers were erased (and have no live subject since), and
+	// so which items survive.
 	erasedAt := map[string]time.Time{}
 	for k, sub := range subs {
 		at, ok, err := store.ErasedAt(r.ctx, r.tx, store.IdentityHashes(r.key, sub))
 		if err != nil {
 			return err
 		}
-		if ok {
+		if !ok {
+			continue
+		}
+		live, err := store.LiveSubject(r.ctx, r.tx, sub)
+		if err != nil {
+			return err
+		}
+		if !live {
 			erasedAt[k] = at
 		}
 	}
+	revived := map[string]bool{}
 	signals := p.Signals[:0:0]
 	for i, s := range p.Signals {
 		at, erased := erasedAt[s.Subject.Key()]
-		if erased && !(s.Status == consent.StatusGranted && s.OccurredAt.After(at) && s.Valid()) {
-			r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid opt-in after the erasure counts", i))
-			continue
+		if erased {
+			// Only a new valid opt-in after the erasure starts afresh;
+			// its quality is judged here as it will be when recorded.
+			s.Problems = withFails(s.Problems, consent.Assess(s, consent.QualityContext{}))
+			if !(s.Status == consent.StatusGranted && s.OccurredAt.After(at) && s.Valid()) {
+				r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid opt-in after the erasure counts", i))
+				continue
+			}
+			revived[s.Subject.Key()] = true
 		}
 		signals = append(signals, s)
 	}
+	// A submission that only withdraws is no sign of interest: it renews
+	// nothing (its "form" contact is not recorded).
+	withdrawOnly := map[string]bool{}
+	for _, s := range signals {
+		k := s.Subject.Key()
+		if s.Status == consent.StatusWithdrawn {
+			if _, seen := withdrawOnly[k]; !seen {
+				withdrawOnly[k] = true
+			}
+		} else {
+			withdrawOnly[k] = false
+		}
+	}
+	keep := func(k string) bool {
+		_, erased := erasedAt[k]
+		return !erased || revived[k]
+	}
 	activities := p.Activities[:0:0]
 	for _, a := range p.Activities {
-		if _, erased := erasedAt[a.Subject.Key()]; !erased {
+		if keep(a.Subject.Key()) && !(a.Kind == consent.ActivityForm && withdrawOnly[a.Subject.Key()]) {
 			activities = append(activities, a)
 		}
 	}
 	profiles := p.Profiles[:0:0]
 	for _, f := range p.Profiles {
-		if _, erased := erasedAt[f.Subject.Key()]; !erased {
+		if keep(f.Subject.Key()) {
 			profiles = append(profiles, f)
 		}
 	}
@@ -337,6 +382,9 @@ func (r *reconcileTx) run(p Prepared) error {
 			return err
 		}
 		r.subjects[k] = id
+		if err := store.RecordInbound(r.ctx, r.tx, id, r.inboundID); err != nil {
+			return err
+		}
 	}
 	for _, s := range signals {
 		if err := r.applySignal(r.subjects[s.Subject.Key()], s); err != nil {
@@ -500,6 +548,16 @@ func withFails(problems []string, q consent.Quality) []string {
 // Suppressions keep the address until pushed. It reports false when the
 // subject was already erased.
 func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool, error) {
+	pre, err := store.PeekIdentity(r.ctx, r.tx, subjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := store.LockIdentities(r.ctx, r.tx, r.key, map[string]consent.Subject{pre.Key(): pre}); err != nil {
+		return false, err
+	}
 	sub, err := store.SubjectIdentity(r.ctx, r.tx, subjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -534,7 +592,20 @@ func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool,
 			return false, err
 		}
 	}
-	return true, store.EraseData(r.ctx, r.tx, r.key, subjectID, sub, at)
+	aliases, err := store.MailboxAliases(r.ctx, r.tx, subjectID, sub.Email)
+	if err != nil {
+		return false, err
+	}
+	if err := store.EraseData(r.ctx, r.tx, r.key, subjectID, sub, at); err != nil {
+		return false, err
+	}
+	// Every alias of the mailbox is the same person (Gmail dots, +tags).
+	for _, id := range aliases {
+		if _, err := r.erase(id, source, at); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // Erase carries out an erasure request (GDPR art. 17) for subjectID: every

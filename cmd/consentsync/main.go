@@ -119,11 +119,7 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, log, app.Options{Migrate: *doMigrate})
+	cfg, a, err := openApp(ctx, log, app.Options{Migrate: *doMigrate})
 	if err != nil {
 		return err
 	}
@@ -156,12 +152,42 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 	return first
 }
 
+// openApp loads the configuration and starts the application with it
+// (store, queues, connectors). The caller closes the application.
+func openApp(ctx context.Context, log *slog.Logger, o app.Options) (*config.Config, *app.App, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := app.New(ctx, cfg, log, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, a, nil
+}
+
+// openStore opens the database named by DATABASE_URL alone (no
+// configuration file needed). The caller closes the store.
 func openStore(ctx context.Context) (*store.Store, error) {
 	p, err := config.LoadProcess()
 	if err != nil {
 		return nil, err
 	}
 	return store.Open(ctx, p.DatabaseURL)
+}
+
+// openConfigStore loads the configuration and opens its database. The
+// caller closes the store.
+func openConfigStore(ctx context.Context) (*config.Config, *store.Store, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
 }
 
 func migrate(ctx context.Context, args []string) error {
@@ -218,11 +244,7 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 			}
 		}
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, log, app.Options{})
+	_, a, err := openApp(ctx, log, app.Options{})
 	if err != nil {
 		return err
 	}
@@ -253,11 +275,7 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, log, app.Options{})
+	_, a, err := openApp(ctx, log, app.Options{})
 	if err != nil {
 		return err
 	}
@@ -293,11 +311,7 @@ func parseIDs(list string) ([]int64, error) {
 }
 
 func queues(ctx context.Context, log *slog.Logger) error {
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	a, err := app.New(ctx, cfg, log, app.Options{})
+	_, a, err := openApp(ctx, log, app.Options{})
 	if err != nil {
 		return err
 	}
@@ -336,11 +350,7 @@ func subject(ctx context.Context, log *slog.Logger, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: consentsync subject EMAIL|PHONE")
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	cfg, st, err := openConfigStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -485,11 +495,7 @@ func expiring(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--within: %w", err)
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	cfg, st, err := openConfigStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -529,11 +535,7 @@ func parseDays(s string) (time.Duration, error) {
 // verifyLedger recomputes every hash chain and reports breaks; exit 1 when
 // there is one.
 func verifyLedger(ctx context.Context) error {
-	p, err := config.LoadProcess()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, p.DatabaseURL)
+	st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}

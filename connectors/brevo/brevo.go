@@ -23,13 +23,9 @@
 package brevo
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Paris must load on hosts without a zoneinfo database
@@ -45,10 +41,7 @@ const MaxBatch = 500
 // ParisZone is the zone of Brevo's "date" fields.
 const ParisZone = "Europe/Paris"
 
-const (
-	dateLayout = "2006-01-02 15:04:05"
-	maxQuoted  = 64 // longest sender word quoted in a skip reason
-)
+const dateLayout = "2006-01-02 15:04:05"
 
 // Source verifies and parses one Brevo account's webhooks.
 type Source struct {
@@ -61,16 +54,8 @@ var _ connectors.Source = (*Source)(nil)
 // NewSource builds a Brevo source. cfg.Secrets are the bearer tokens (or
 // basic-auth passwords) configured on the webhook; several allow rotation.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required (the webhook's bearer token or basic-auth password)")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	if cfg.Brand == "" {
-		return nil, errors.New("brand: is required")
+	if err := connectors.CheckSource(cfg, "the webhook's bearer token or basic-auth password"); err != nil {
+		return nil, err
 	}
 	paris, err := time.LoadLocation(ParisZone)
 	if err != nil {
@@ -148,13 +133,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.Skipped = append(b.Skipped, label+": not an object")
 			continue
 		}
-		event := str(obj["event"])
-		email := str(obj["email"])
-		ref := scalar(obj["camp_id"])
+		event := connectors.JSONString(obj["event"])
+		email := connectors.JSONString(obj["email"])
+		ref := connectors.JSONScalar(obj["camp_id"])
 		if ref == "" {
-			ref = str(obj["message-id"])
+			ref = connectors.JSONString(obj["message-id"])
 		}
-		keys = append(keys, strings.Join([]string{event, email, ref, scalar(obj["ts_event"])}, "\x00"))
+		keys = append(keys, strings.Join([]string{event, email, ref, connectors.JSONScalar(obj["ts_event"])}, "\x00"))
 
 		var kind consent.ActivityKind
 		switch strings.ToLower(event) {
@@ -179,7 +164,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.Skipped = append(b.Skipped, label+": no event")
 			continue
 		default:
-			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: event %q: no consent meaning", label, clip(event)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: event %q: no consent meaning", label, connectors.Clip(event, connectors.MaxQuoted)))
 			continue
 		}
 		if strings.TrimSpace(email) == "" {
@@ -192,34 +177,18 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			continue
 		}
 		if kind != "" {
-			b.Activities = append(b.Activities, consent.Activity{
-				Subject:    consent.Subject{Email: email},
-				Brand:      s.cfg.Brand,
-				Channel:    consent.ChannelEmail,
-				Kind:       kind,
-				OccurredAt: at,
-				Source:     s.cfg.Name,
-			})
+			b.Activities = append(b.Activities, connectors.EmailActivity(s.cfg, email, kind, at))
 			continue
 		}
 		ev := consent.Evidence{Event: event, ListID: listIDs(obj["list_id"])}
-		if id := str(obj["message-id"]); id != "" {
+		if id := connectors.JSONString(obj["message-id"]); id != "" {
 			ev.EventID = id
-		} else if c := scalar(obj["camp_id"]); c != "" {
+		} else if c := connectors.JSONScalar(obj["camp_id"]); c != "" {
 			ev.EventID = "campaign:" + c
 		}
-		b.Signals = append(b.Signals, consent.Signal{
-			Subject:    consent.Subject{Email: email},
-			Channel:    consent.ChannelEmail,
-			Brand:      s.cfg.Brand,
-			Purpose:    consent.PurposeMarketing,
-			Status:     consent.StatusWithdrawn,
-			OccurredAt: at,
-			Source:     s.cfg.Name,
-			Evidence:   ev,
-		})
+		b.Signals = append(b.Signals, connectors.EmailWithdrawal(s.cfg, email, at, ev))
 	}
-	b.DedupKey = dedupKey(keys)
+	b.DedupKey = connectors.HashKeys(keys)
 	return b, nil
 }
 
@@ -228,31 +197,25 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 // consent.MinYear..MaxYear (which cannot be stored or rendered as JSON) is
 // passed over.
 func (s *Source) eventTime(obj map[string]json.RawMessage) (time.Time, bool) {
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_event"]), "s"); ok && inRange(t) {
+	if t, ok := connectors.ParseUnix(connectors.JSONScalar(obj["ts_event"]), "s"); ok && connectors.InYearRange(t) {
 		return t, true
 	}
-	if t, ok := connectors.ParseUnix(scalar(obj["ts_epoch"]), "ms"); ok && inRange(t) {
+	if t, ok := connectors.ParseUnix(connectors.JSONScalar(obj["ts_epoch"]), "ms"); ok && connectors.InYearRange(t) {
 		return t, true
 	}
 	for _, k := range []string{"date_event", "date"} {
-		v := strings.TrimSpace(str(obj[k]))
+		v := strings.TrimSpace(connectors.JSONString(obj[k]))
 		if v == "" {
 			continue
 		}
-		if t, err := time.ParseInLocation(dateLayout, v, s.paris); err == nil && inRange(t.UTC()) {
+		if t, err := time.ParseInLocation(dateLayout, v, s.paris); err == nil && connectors.InYearRange(t) {
 			return t.UTC(), true
 		}
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && inRange(t.UTC()) { // transactional "date" may carry an offset
-			return t.UTC(), true
+		if t, ok := connectors.ParseRFC3339(v); ok && connectors.InYearRange(t) { // transactional "date" may carry an offset
+			return t, true
 		}
 	}
 	return time.Time{}, false
-}
-
-// inRange reports whether t's UTC year is within consent.MinYear..MaxYear.
-func inRange(t time.Time) bool {
-	y := t.UTC().Year()
-	return y >= consent.MinYear && y <= consent.MaxYear
 }
 
 // splitItems returns the body's events: the array's elements, or the one
@@ -276,20 +239,9 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 	return nil, connectors.Malformed("body is neither a JSON object nor an array")
 }
 
-// dedupKey is the hex SHA-256 of the sorted item keys; "" for no items.
-func dedupKey(keys []string) string {
-	if len(keys) == 0 {
-		return ""
-	}
-	keys = slices.Clone(keys)
-	slices.Sort(keys)
-	sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
-	return hex.EncodeToString(sum[:])
-}
-
 // listIDs renders list_id ([3, 7] or 3) as "3,7".
 func listIDs(raw json.RawMessage) string {
-	if v := scalar(raw); v != "" {
+	if v := connectors.JSONScalar(raw); v != "" {
 		return v
 	}
 	var arr []json.RawMessage
@@ -298,43 +250,9 @@ func listIDs(raw json.RawMessage) string {
 	}
 	var out []string
 	for _, a := range arr {
-		if v := scalar(a); v != "" {
+		if v := connectors.JSONScalar(a); v != "" {
 			out = append(out, v)
 		}
 	}
 	return strings.Join(out, ",")
-}
-
-// scalar returns a JSON string's value or a JSON number's literal text.
-func scalar(raw json.RawMessage) string {
-	if v := str(raw); v != "" {
-		return v
-	}
-	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
-		return ""
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) != nil {
-		return ""
-	}
-	return n.String()
-}
-
-// str returns a JSON string's value, or "" for anything else.
-func str(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '"' {
-		return ""
-	}
-	var v string
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	return v
-}
-
-func clip(v string) string {
-	if len(v) <= maxQuoted {
-		return v
-	}
-	return v[:maxQuoted] + "..."
 }

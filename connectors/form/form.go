@@ -14,8 +14,6 @@ package form
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +22,6 @@ import (
 	"mime/multipart"
 	"net/textproto"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -57,13 +54,8 @@ var _ connectors.Source = (*Source)(nil)
 // needs a header; its algorithm defaults to sha256 and its encoding to hex.
 // Errors name the config key ("secrets: at least one secret is required").
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
+	if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
+		return nil, err
 	}
 	var sig *config.Signature
 	if cfg.Signature != nil {
@@ -198,7 +190,7 @@ func (s *Source) parseJSON(body []byte, at time.Time) (*connectors.Batch, error)
 		if len(x) == 0 {
 			b.Skipped = append(b.Skipped, "empty array")
 		} else if len(ids) == len(x) {
-			b.DedupKey = hashKeys(ids)
+			b.DedupKey = connectors.HashKeys(ids)
 		}
 		return b, nil
 	}
@@ -286,17 +278,7 @@ func multipartError(err error) error {
 // carries no readable time of its own.
 func (s *Source) one(get mapping.Lookup, at time.Time) *connectors.Batch {
 	res := s.mapper.Map(mapping.Submission{Get: get, OccurredAt: at})
-	b := &connectors.Batch{DedupKey: res.EventID, Signals: res.Signals, Activities: res.Activities, Profiles: res.Profiles}
-	if res.Skip != "" {
-		b.Skipped = []string{res.Skip}
-	}
+	b := &connectors.Batch{DedupKey: res.EventID}
+	res.Fill(b)
 	return b
-}
-
-// hashKeys is the sha256 hex of the sorted keys, one per line.
-func hashKeys(keys []string) string {
-	k := append([]string(nil), keys...)
-	sort.Strings(k)
-	sum := sha256.Sum256([]byte(strings.Join(k, "\n")))
-	return hex.EncodeToString(sum[:])
 }

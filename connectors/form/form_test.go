@@ -24,24 +24,12 @@ import (
 
 func fixture(t testing.TB) (fixtures.Fixture, config.Source) {
 	t.Helper()
-	f, err := fixtures.Get("form-signup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := f.SourceConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, cfg
+	return fixtures.Load(t, "form-signup", nil)
 }
 
 func newSource(t testing.TB, cfg config.Source) *Source {
 	t.Helper()
-	s, err := NewSource(cfg, connectors.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return fixtures.Build(t, NewSource, cfg, connectors.Deps{})
 }
 
 func hexMAC(secret string, body []byte) string {
@@ -53,20 +41,7 @@ func hexMAC(secret string, body []byte) string {
 func TestFixture(t *testing.T) {
 	f, cfg := fixture(t)
 	s := newSource(t, cfg)
-	r := f.ConnectorRequest()
-	if err := s.Verify(r, f.Now); err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	b, err := s.Parse(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := fixtures.DiffSignals(b.Signals, f.Expect.Signals); d != "" {
-		t.Error(d)
-	}
-	if len(b.Undeliverable) != len(f.Expect.Undeliverable) {
-		t.Errorf("undeliverable = %v, want %v", b.Undeliverable, f.Expect.Undeliverable)
-	}
+	b := f.Run(t, s)
 	if b.DedupKey != "" {
 		t.Errorf("dedup key %q, want \"\" (no event_id mapped)", b.DedupKey)
 	}
@@ -202,11 +177,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSource(t, tt.cfg)
-			h := http.Header{}
-			for k, v := range tt.headers {
-				h.Set(k, v)
-			}
-			err := s.Verify(&connectors.Request{Method: "POST", Path: "/webhooks/signup-form", Header: h, Body: tt.body}, f.Now)
+			err := s.Verify(fixtures.Post("/webhooks/signup-form", tt.headers, tt.body), f.Now)
 			if tt.ok && err != nil {
 				t.Fatalf("verify: %v", err)
 			}
@@ -273,15 +244,9 @@ func TestParseShapes(t *testing.T) {
 			if tt.ctype != "" {
 				h.Set("Content-Type", tt.ctype)
 			}
-			b, err := s.Parse(&connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)})
-			if tt.err {
-				if !errors.Is(err, connectors.ErrMalformed) {
-					t.Fatalf("err = %v, want ErrMalformed", err)
-				}
+			b := fixtures.Parse(t, s, &connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)}, tt.err)
+			if b == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(b.Signals) != tt.signals || len(b.Skipped) != tt.skipped {
 				t.Fatalf("signals %d skipped %v, want %d and %d", len(b.Signals), b.Skipped, tt.signals, tt.skipped)

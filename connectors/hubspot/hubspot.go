@@ -38,11 +38,8 @@ package hubspot
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -117,13 +114,8 @@ const (
 // signatures, see Verify. deps.HTTP defaults to connectors.NewHTTPClient.
 // Errors name the config key.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
+	if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
+		return nil, err
 	}
 	if cfg.Brand == "" {
 		return nil, errors.New("brand: required")
@@ -132,37 +124,29 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if pub == "" {
 		return nil, errors.New("public_url: required (HubSpot signs the URL it posts to, e.g. https://hooks.example.com)")
 	}
-	if u, err := url.Parse(pub); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !connectors.IsHTTPURL(pub) {
 		return nil, errors.New("public_url: want scheme and host, e.g. https://hooks.example.com")
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.APIBaseURL), "/")
 	if base == "" {
 		base = DefaultAPIBaseURL
 	}
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !connectors.IsHTTPURL(base) {
 		return nil, errors.New("api_base_url: must be an http:// or https:// URL")
 	}
 	if cfg.APIToken == "" {
 		return nil, errors.New("api_token: required (contact emails are fetched from the HubSpot CRM API)")
-	}
-	tol := cfg.Tolerance
-	if tol <= 0 {
-		tol = 5 * time.Minute
-	}
-	hc := deps.HTTP
-	if hc == nil {
-		hc = connectors.NewHTTPClient(connectors.HTTPOptions{})
 	}
 	return &Source{
 		name:      cfg.Name,
 		brand:     cfg.Brand,
 		secrets:   cfg.Secrets,
 		legacy:    cfg.LegacySignatures,
-		tolerance: tol,
+		tolerance: connectors.Tolerance(cfg.Tolerance),
 		publicURL: pub,
 		apiBase:   base,
 		apiToken:  cfg.APIToken,
-		http:      hc,
+		http:      deps.HTTPClient(0),
 		clock:     deps.Clock,
 		cache:     newCache(cacheSize, cacheTTL),
 	}, nil
@@ -314,7 +298,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		typ, _ := ev["subscriptionType"].(string)
 		kind := eventKind(typ, ev)
 		if kind == "" {
-			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %q not mapped", n, clip(typ, 64)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %q not mapped", n, connectors.ClipUTF8(typ, 64)))
 			continue
 		}
 		if object == "" {
@@ -341,17 +325,17 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			}
 		case LifecycleProperty:
 			if stage := strings.ToLower(strings.TrimSpace(val)); stage != LifecycleCustomer {
-				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s %q is not a customer", n, LifecycleProperty, clip(stage, 64)))
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s %q is not a customer", n, LifecycleProperty, connectors.ClipUTF8(stage, 64)))
 				continue
 			}
 		default:
-			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, clip(prop, 64)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, connectors.ClipUTF8(prop, 64)))
 			continue
 		}
 		// ParseUnix allows up to 2^53 ms; a year past consent.MaxYear cannot
 		// be stored or rendered as JSON.
 		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
-		if !ok || occurred.Year() > consent.MaxYear {
+		if !ok || !connectors.InYearRange(occurred) {
 			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
 			continue
 		}
@@ -375,18 +359,16 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			Source:     s.name,
 			Evidence: consent.Evidence{
 				EventID:  key,
-				Event:    clip(typ, 64),
+				Event:    connectors.ClipUTF8(typ, 64),
 				Field:    OptOutProperty,
-				Checkbox: clip(val, 64),
+				Checkbox: connectors.ClipUTF8(val, 64),
 			},
 		})
 	}
 	if len(items) == 0 {
 		b.Skipped = append(b.Skipped, "empty batch")
 	} else if len(keys) == len(items) {
-		sort.Strings(keys)
-		sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
-		b.DedupKey = hex.EncodeToString(sum[:])
+		b.DedupKey = connectors.HashKeys(keys)
 	}
 	return b, nil
 }
@@ -423,12 +405,4 @@ func intText(v any) string {
 		}
 	}
 	return t
-}
-
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
-	"github.com/consentsync/consentsync/consent"
 )
 
 // MaxMembers is how many members one batch call carries at most (Mailchimp's
@@ -92,13 +91,10 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 			return nil, fmt.Errorf("api_key: has no datacenter suffix (a Mailchimp key ends in \"-us21\" or similar); fix the key or set base_url")
 		}
 		base = "https://" + dc + ".api.mailchimp.com"
-	} else if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	} else if !connectors.IsHTTPURL(base) {
 		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
 	}
-	client := deps.HTTP
-	if client == nil {
-		client = connectors.NewHTTPClient(connectors.HTTPOptions{Timeout: cfg.Timeout})
-	}
+	client := deps.HTTPClient(cfg.Timeout)
 	return &Destination{name: cfg.Name, listID: cfg.ListID, key: cfg.APIKey, base: base, http: client}, nil
 }
 
@@ -146,49 +142,20 @@ type problem struct {
 // other than email, gets a permanent Result without a call. See Destination
 // for how answers are classified.
 func (d *Destination) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
-	results := make([]connectors.Result, 0, len(batch))
-	var todo []connectors.Suppression
-	for _, s := range batch {
-		switch {
-		case s.Channel != "" && s.Channel != consent.ChannelEmail:
-			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("mailchimp: channel %q is not supported (email only)", s.Channel)})
-		case strings.TrimSpace(s.Email) == "":
-			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("mailchimp: suppression has no email address")})
-		default:
-			todo = append(todo, s)
-		}
+	todo, results := connectors.EmailOnly("mailchimp", batch, nil)
+	res, err := connectors.PushByAddress(ctx, todo, MaxMembers, d.push)
+	if err != nil {
+		return nil, err
 	}
-	for len(todo) > 0 {
-		// Chunk by distinct addresses so that duplicates ride together.
-		n, seen := 0, map[string]bool{}
-		for n < len(todo) {
-			k := addrKey(todo[n].Email)
-			if !seen[k] && len(seen) == MaxMembers {
-				break
-			}
-			seen[k] = true
-			n++
-		}
-		res, err := d.push(ctx, todo[:n])
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, res...)
-		todo = todo[n:]
-	}
-	return results, nil
+	return append(results, res...), nil
 }
 
 // push makes one call for at most MaxMembers distinct addresses.
 func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	req := batchRequest{UpdateExisting: true}
-	index := map[string][]int64{} // address key → outbox ids
-	for _, s := range batch {
-		k := addrKey(s.Email)
-		if _, ok := index[k]; !ok {
-			req.Members = append(req.Members, member{EmailAddress: strings.TrimSpace(s.Email), Status: "unsubscribed", StatusIfNew: "unsubscribed"})
-		}
-		index[k] = append(index[k], s.ID)
+	addrs, index := connectors.GroupByAddress(batch) // index: address key → outbox ids
+	for _, a := range addrs {
+		req.Members = append(req.Members, member{EmailAddress: a, Status: "unsubscribed", StatusIfNew: "unsubscribed"})
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -220,7 +187,7 @@ func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) 
 
 	failed := map[string]error{}
 	for _, e := range ans.Errors {
-		k := addrKey(e.EmailAddress)
+		k := connectors.AddrKey(e.EmailAddress)
 		if _, ok := index[k]; !ok && len(index) == 1 && e.EmailAddress == "" {
 			for only := range index {
 				k = only
@@ -234,15 +201,15 @@ func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) 
 	}
 	kind := map[string]string{}
 	for _, m := range ans.NewMembers {
-		kind[addrKey(m.EmailAddress)] = "new member"
+		kind[connectors.AddrKey(m.EmailAddress)] = "new member"
 	}
 	for _, m := range ans.UpdatedMembers {
-		kind[addrKey(m.EmailAddress)] = "updated"
+		kind[connectors.AddrKey(m.EmailAddress)] = "updated"
 	}
 
 	var out []connectors.Result
 	for _, m := range req.Members {
-		k := addrKey(m.EmailAddress)
+		k := connectors.AddrKey(m.EmailAddress)
 		for _, id := range index[k] {
 			if err := failed[k]; err != nil {
 				out = append(out, connectors.Result{ID: id, Err: err, Receipt: connectors.Redact(err.Error(), d.key)})
@@ -290,10 +257,6 @@ func throttled(body []byte) bool {
 	}
 	return strings.EqualFold(strings.TrimSpace(p.Title), "Too Many Requests")
 }
-
-// addrKey is how answers are matched to suppressions: Mailchimp answers with
-// the address lower-cased or as sent.
-func addrKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // replaceFold replaces every case-insensitive occurrence of old in s.
 func replaceFold(s, old, repl string) string {

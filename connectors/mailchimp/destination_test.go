@@ -13,6 +13,7 @@ import (
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
 )
 
@@ -31,39 +32,16 @@ func newTestDestination(t *testing.T, opts ...sandbox.Option) (*Destination, *sa
 
 func destinationFor(t *testing.T, base, key string) *Destination {
 	t.Helper()
-	client := connectors.NewHTTPClient(connectors.HTTPOptions{
-		Timeout: 5 * time.Second, WaitCap: 3 * time.Second, RetryMax: 2,
-		MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond,
-	})
-	d, err := NewDestination(config.Destination{Name: "mailchimp-acme", Kind: Kind, Brand: "acme", BaseURL: base, APIKey: key, ListID: testList},
-		connectors.Deps{HTTP: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return fixtures.Build(t, NewDestination, config.Destination{Name: "mailchimp-acme", Kind: Kind, Brand: "acme", BaseURL: base, APIKey: key, ListID: testList},
+		connectors.Deps{HTTP: fixtures.HTTPClient()})
 }
 
-func sup(id int64, email string) connectors.Suppression {
-	return connectors.Suppression{ID: id, Email: email, Channel: consent.ChannelEmail, Brand: "acme", Purpose: consent.PurposeMarketing, Reason: "unsubscribe"}
-}
+var sup = fixtures.Suppression
 
 // noKey fails when the API key shows in an error or receipt.
 func noKey(t *testing.T, err error, res []connectors.Result) {
 	t.Helper()
-	check := func(s string) {
-		if strings.Contains(s, testKey) || strings.Contains(s, "0123456789abcdef0123456789abcdef") {
-			t.Fatalf("API key leaked: %q", s)
-		}
-	}
-	if err != nil {
-		check(err.Error())
-	}
-	for _, r := range res {
-		check(r.Receipt)
-		if r.Err != nil {
-			check(r.Err.Error())
-		}
-	}
+	fixtures.NoSecret(t, err, res, testKey, "0123456789abcdef0123456789abcdef")
 }
 
 func byID(res []connectors.Result) map[int64]connectors.Result {
@@ -223,19 +201,7 @@ func TestPushRetries(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatalf("want error, got %+v", res)
-			}
-			if got := errors.Is(err, connectors.ErrPermanent); got != c.permanent {
-				t.Fatalf("permanent = %v, want %v: %v", got, c.permanent, err)
-			}
-			delay, isRA := connectors.RetryDelay(err)
-			if c.retryMin > 0 && (!isRA || delay < c.retryMin) {
-				t.Fatalf("want RetryAfterError ≥ %s, got %v (%v)", c.retryMin, delay, err)
-			}
-			if c.retryMin == 0 && isRA {
-				t.Fatalf("unexpected RetryAfterError: %v", err)
-			}
+			fixtures.PushFailed(t, err, res, c.permanent, c.retryMin)
 		})
 	}
 }

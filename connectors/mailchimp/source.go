@@ -6,12 +6,9 @@
 package mailchimp
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -81,16 +78,8 @@ type Source struct {
 // NewSource builds a Mailchimp source. Errors name the config key: at least
 // one non-empty secret, a loadable timezone, and a brand for every list.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, fmt.Errorf("secrets: at least one secret is required")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	if cfg.Brand == "" {
-		return nil, fmt.Errorf("brand: is required")
+	if err := connectors.CheckSource(cfg, ""); err != nil {
+		return nil, err
 	}
 	tz := cfg.Timezone
 	if tz == "" {
@@ -163,7 +152,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	email := form.Get("data[email]")
 	reason := form.Get("data[reason]")
 
-	b := &connectors.Batch{DedupKey: dedupKey(typ, listID, email, firedAt)}
+	b := &connectors.Batch{DedupKey: connectors.HashParts(typ, listID, email, firedAt)}
 
 	switch typ {
 	case "unsubscribe", "subscribe", "cleaned":
@@ -177,7 +166,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		b.Skipped = append(b.Skipped, "campaign: campaign status, not a consent change")
 		return b, nil
 	default:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("type %s: not a consent event", quoteShort(typ)))
+		b.Skipped = append(b.Skipped, fmt.Sprintf("type %s: not a consent event", connectors.Quote(typ, 32)))
 		return b, nil
 	}
 
@@ -252,29 +241,5 @@ func (s *Source) firedAt(v string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	t = t.UTC()
-	if y := t.Year(); y < consent.MinYear || y > consent.MaxYear {
-		return time.Time{}, false
-	}
-	return t, true
-}
-
-// dedupKey is the sha256 hex of the length-prefixed parts, so that no two
-// different tuples hash the same input.
-func dedupKey(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(strconv.Itoa(len(p))))
-		h.Write([]byte{':'})
-		h.Write([]byte(p))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// quoteShort quotes a sender-provided word for a Skipped reason, bounded to
-// 32 bytes.
-func quoteShort(s string) string {
-	if len(s) > 32 {
-		s = s[:32]
-	}
-	return strconv.Quote(strings.ToValidUTF8(s, "?"))
+	return t, connectors.InYearRange(t)
 }

@@ -29,7 +29,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -48,12 +47,10 @@ import (
 const RetryWindow = 8 * time.Hour
 
 // DefaultTolerance is used when cfg.Tolerance is zero.
-const DefaultTolerance = 5 * time.Minute
+const DefaultTolerance = connectors.DefaultTolerance
 
 // ReplayCacheSize bounds the tokens one Source remembers.
 const ReplayCacheSize = 50_000
-
-const maxQuoted = 64 // longest sender word quoted in a skip reason
 
 // Source verifies and parses one Mailgun account's webhooks. It is safe for
 // concurrent use.
@@ -71,22 +68,10 @@ var _ connectors.Source = (*Source)(nil)
 // RetryWindow + cfg.Tolerance, because Mailgun's retries are legitimately
 // late and keep their first signature.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required (the HTTP webhook signing key)")
+	if err := connectors.CheckSource(cfg, "the HTTP webhook signing key"); err != nil {
+		return nil, err
 	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	if cfg.Brand == "" {
-		return nil, errors.New("brand: is required")
-	}
-	tol := cfg.Tolerance
-	if tol <= 0 {
-		tol = DefaultTolerance
-	}
-	return &Source{cfg: cfg, tolerance: tol, seen: newReplayCache(ReplayCacheSize)}, nil
+	return &Source{cfg: cfg, tolerance: connectors.Tolerance(cfg.Tolerance), seen: newReplayCache(ReplayCacheSize)}, nil
 }
 
 // signatureBlock is the only part of the body Verify reads.
@@ -135,10 +120,10 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 	if err := json.Unmarshal(r.Body, &sb); err != nil {
 		return fmt.Errorf("%w: %w: body is not a JSON object with a signature block", connectors.ErrUnauthorized, connectors.ErrMalformed)
 	}
-	ts, tsOK := scalar(sb.Signature.Timestamp)
-	token, tokOK := stringValue(sb.Signature.Token)
-	sig, sigOK := stringValue(sb.Signature.Signature)
-	if !tsOK || !tokOK || !sigOK || ts == "" || token == "" || sig == "" {
+	ts := connectors.JSONScalar(sb.Signature.Timestamp)
+	token := connectors.JSONString(sb.Signature.Token)
+	sig := connectors.JSONString(sb.Signature.Signature)
+	if ts == "" || token == "" || sig == "" {
 		return connectors.Unauthorized("signature block needs timestamp, token and signature")
 	}
 	ok := connectors.AnySecret(s.cfg.Secrets, func(key string) bool {
@@ -185,17 +170,14 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // JSON object returns an error wrapping connectors.ErrMalformed; a readable
 // body without a usable event is skipped.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	if r == nil {
-		return nil, connectors.Malformed("no request")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
-		return nil, connectors.Malformed("body is not a JSON object")
+	obj, err := connectors.JSONObject(r)
+	if err != nil {
+		return nil, err
 	}
 	b := &connectors.Batch{}
 	var sb signatureBlock
 	if json.Unmarshal(r.Body, &sb) == nil {
-		if token, ok := stringValue(sb.Signature.Token); ok && token != "" {
+		if token := connectors.JSONString(sb.Signature.Token); token != "" {
 			b.DedupKey = TokenDedupKey(token)
 		}
 	}
@@ -204,10 +186,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		b.Skipped = append(b.Skipped, "no event-data object")
 		return b, nil
 	}
-	id, _ := stringValue(ed["id"])
-	id = strings.TrimSpace(id)
-	event, _ := stringValue(ed["event"])
-	recipient, _ := stringValue(ed["recipient"])
+	id := strings.TrimSpace(connectors.JSONString(ed["id"]))
+	event := connectors.JSONString(ed["event"])
+	recipient := connectors.JSONString(ed["recipient"])
 
 	var kind consent.ActivityKind
 	switch event {
@@ -219,8 +200,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	case "clicked":
 		kind = consent.ActivityClick
 	case "failed":
-		severity, _ := stringValue(ed["severity"])
-		if severity != "permanent" {
+		if connectors.JSONString(ed["severity"]) != "permanent" {
 			b.Skipped = append(b.Skipped, "event failed: temporary failure, not consent")
 			return b, nil
 		}
@@ -234,7 +214,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		b.Skipped = append(b.Skipped, "event-data: no event")
 		return b, nil
 	default:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("event %q: no consent meaning", clip(event)))
+		b.Skipped = append(b.Skipped, fmt.Sprintf("event %q: no consent meaning", connectors.Clip(event, connectors.MaxQuoted)))
 		return b, nil
 	}
 	if strings.TrimSpace(recipient) == "" {
@@ -247,26 +227,10 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return b, nil
 	}
 	if kind != "" {
-		b.Activities = append(b.Activities, consent.Activity{
-			Subject:    consent.Subject{Email: recipient},
-			Brand:      s.cfg.Brand,
-			Channel:    consent.ChannelEmail,
-			Kind:       kind,
-			OccurredAt: at,
-			Source:     s.cfg.Name,
-		})
+		b.Activities = append(b.Activities, connectors.EmailActivity(s.cfg, recipient, kind, at))
 		return b, nil
 	}
-	b.Signals = append(b.Signals, consent.Signal{
-		Subject:    consent.Subject{Email: recipient},
-		Channel:    consent.ChannelEmail,
-		Brand:      s.cfg.Brand,
-		Purpose:    consent.PurposeMarketing,
-		Status:     consent.StatusWithdrawn,
-		OccurredAt: at,
-		Source:     s.cfg.Name,
-		Evidence:   consent.Evidence{EventID: id, Event: event},
-	})
+	b.Signals = append(b.Signals, connectors.EmailWithdrawal(s.cfg, recipient, at, consent.Evidence{EventID: id, Event: event}))
 	return b, nil
 }
 
@@ -296,11 +260,7 @@ func TokenDedupKey(token string) string {
 // float64 (microsecond-level precision). It returns false for anything not
 // between 1970 and year 9999.
 func floatSeconds(raw json.RawMessage) (time.Time, bool) {
-	v, ok := scalar(raw)
-	if !ok {
-		return time.Time{}, false
-	}
-	v = strings.TrimSpace(v)
+	v := strings.TrimSpace(connectors.JSONScalar(raw))
 	const maxSec = 253402300799 // 9999-12-31T23:59:59Z
 	if strings.ContainsAny(v, "eE") {
 		f, err := strconv.ParseFloat(v, 64)
@@ -329,37 +289,6 @@ func floatSeconds(raw json.RawMessage) (time.Time, bool) {
 		nsec = n
 	}
 	return time.Unix(sec, nsec).UTC(), true
-}
-
-// scalar returns a JSON string's value or a JSON number's literal text.
-func scalar(raw json.RawMessage) (string, bool) {
-	if s, ok := stringValue(raw); ok {
-		return s, true
-	}
-	var n json.Number
-	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) && json.Unmarshal(raw, &n) == nil {
-		return n.String(), true
-	}
-	return "", false
-}
-
-// stringValue returns a JSON string's value; false for anything else.
-func stringValue(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", false
-	}
-	var v string
-	if json.Unmarshal(raw, &v) != nil {
-		return "", false
-	}
-	return v, true
-}
-
-func clip(v string) string {
-	if len(v) <= maxQuoted {
-		return v
-	}
-	return v[:maxQuoted] + "..."
 }
 
 // replayCache remembers, for each signature token seen inside the window,

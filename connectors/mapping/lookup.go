@@ -9,7 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/consentsync/consentsync/connectors"
 )
 
 // Lookup returns the value found at a dotted path ("hidden.consent_version",
@@ -33,6 +34,21 @@ func DecodeJSON(body []byte) (any, error) {
 		return nil, errors.New("trailing data after the JSON value")
 	}
 	return v, nil
+}
+
+// DecodeObject decodes body as one JSON object, as DecodeJSON does. Errors
+// wrap connectors.ErrMalformed: "JSON: " and the decoder's error, or "want
+// a JSON object".
+func DecodeObject(body []byte) (map[string]any, error) {
+	v, err := DecodeJSON(body)
+	if err != nil {
+		return nil, connectors.Malformed("JSON: %v", err)
+	}
+	root, ok := v.(map[string]any)
+	if !ok {
+		return nil, connectors.Malformed("want a JSON object")
+	}
+	return root, nil
 }
 
 // JSON returns a Lookup over a decoded JSON value. A path is split at dots;
@@ -177,16 +193,3 @@ func Text(v any) (string, bool) {
 
 // evidenceMax bounds one evidence string, in bytes.
 const evidenceMax = 1024
-
-// clip bounds s to n bytes on a rune boundary, with invalid UTF-8 dropped.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}

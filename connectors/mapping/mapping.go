@@ -49,6 +49,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 )
 
@@ -218,6 +219,15 @@ type Result struct {
 	Profiles []consent.ProfileFact
 }
 
+// Fill sets b's signals, activities and profile facts to r's, and r.Skip,
+// when set, as b's only skip reason.
+func (r Result) Fill(b *connectors.Batch) {
+	b.Signals, b.Activities, b.Profiles = r.Signals, r.Activities, r.Profiles
+	if r.Skip != "" {
+		b.Skipped = []string{r.Skip}
+	}
+}
+
 // Map reads one submission. It never fails: a submission that cannot give
 // signals comes back with Skip set.
 func (m *Mapper) Map(s Submission) Result {
@@ -234,13 +244,13 @@ func (m *Mapper) Map(s Submission) Result {
 			return ""
 		}
 		t, _ := Text(v)
-		return clip(strings.TrimSpace(t), evidenceMax)
+		return connectors.ClipUTF8(strings.TrimSpace(t), evidenceMax)
 	}
 	or := func(a, b string) string {
 		if a != "" {
 			return a
 		}
-		return clip(b, evidenceMax)
+		return connectors.ClipUTF8(b, evidenceMax)
 	}
 	res := Result{
 		EventID: or(text(m.fields.EventID), s.EventID),
@@ -260,7 +270,7 @@ func (m *Mapper) Map(s Submission) Result {
 	m.contact(&res, subject, occurred, s.Brand)
 	ev := consent.Evidence{
 		EventID:        res.EventID,
-		Event:          clip(s.Event, evidenceMax),
+		Event:          connectors.ClipUTF8(s.Event, evidenceMax),
 		FormID:         or(text(m.fields.FormID), s.FormID),
 		WordingVersion: text(m.fields.WordingVersion),
 		WordingHash:    text(m.fields.WordingHash),
@@ -285,7 +295,7 @@ func (m *Mapper) Map(s Submission) Result {
 			Source:     m.source,
 			Evidence:   ev,
 		}
-		sig.Evidence.Field = clip(r.field, evidenceMax)
+		sig.Evidence.Field = connectors.ClipUTF8(r.field, evidenceMax)
 		sig.Evidence.Checkbox = strings.ToValidUTF8(raw, "")
 		switch box {
 		case consent.CheckboxAbsent:
@@ -343,7 +353,7 @@ func (m *Mapper) contact(res *Result, subject consent.Subject, at time.Time, bra
 	if brand == "" {
 		brand = m.brand
 	}
-	brand = clip(brand, evidenceMax)
+	brand = connectors.ClipUTF8(brand, evidenceMax)
 	channel := consent.ChannelEmail
 	if subject.Email == "" {
 		channel = consent.ChannelSMS

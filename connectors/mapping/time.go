@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/consentsync/consentsync/connectors"
 )
 
 // zoned layouts carry their own offset; local layouts are read in the
@@ -131,8 +133,9 @@ func parseUnixFloat(f float64) (time.Time, bool) {
 	return inRange(time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC())
 }
 
+// inRange returns t when its year is storable (connectors.InYearRange).
 func inRange(t time.Time) (time.Time, bool) {
-	if y := t.Year(); y < 1970 || y > 9999 {
+	if !connectors.InYearRange(t) {
 		return time.Time{}, false
 	}
 	return t, true

@@ -18,8 +18,6 @@ package postmark
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -43,8 +41,6 @@ const (
 	ReasonHardBounce        = "HardBounce"
 )
 
-const maxQuoted = 64 // longest sender word quoted in a skip reason
-
 // Source verifies and parses one Postmark server's webhooks.
 type Source struct {
 	cfg config.Source
@@ -55,16 +51,8 @@ var _ connectors.Source = (*Source)(nil)
 // NewSource builds a Postmark source. cfg.Secrets are the URL tokens (or
 // basic-auth passwords) the webhook URL carries; several allow rotation.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required (the token in the webhook URL's ?token= or its basic-auth password)")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	if cfg.Brand == "" {
-		return nil, errors.New("brand: is required")
+	if err := connectors.CheckSource(cfg, "the token in the webhook URL's ?token= or its basic-auth password"); err != nil {
+		return nil, err
 	}
 	return &Source{cfg: cfg}, nil
 }
@@ -107,28 +95,25 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // A body that is not a JSON object returns an error wrapping
 // connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	if r == nil {
-		return nil, connectors.Malformed("no request")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
-		return nil, connectors.Malformed("body is not a JSON object")
+	obj, err := connectors.JSONObject(r)
+	if err != nil {
+		return nil, err
 	}
 	b := &connectors.Batch{}
-	rt := str(obj["RecordType"])
+	rt := connectors.JSONString(obj["RecordType"])
 	if rt != RecordSubscriptionChange {
 		if rt == "" {
 			b.Skipped = append(b.Skipped, "no RecordType")
 		} else {
-			b.Skipped = append(b.Skipped, fmt.Sprintf("record type %q: not a subscription change", clip(rt)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("record type %q: not a subscription change", connectors.Clip(rt, connectors.MaxQuoted)))
 		}
 		return b, nil
 	}
 
-	recipient := str(obj["Recipient"])
-	stream := str(obj["MessageStream"])
-	changedAt := str(obj["ChangedAt"])
-	reason := str(obj["SuppressionReason"])
+	recipient := connectors.JSONString(obj["Recipient"])
+	stream := connectors.JSONString(obj["MessageStream"])
+	changedAt := connectors.JSONString(obj["ChangedAt"])
+	reason := connectors.JSONString(obj["SuppressionReason"])
 	raw := string(obj["SuppressSending"])
 	suppress, suppressKnown := raw == "true", raw == "true" || raw == "false"
 	if suppressKnown {
@@ -156,29 +141,20 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		b.Skipped = append(b.Skipped, "subscription change: suppression without SuppressionReason")
 		return b, nil
 	default:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("subscription change: unknown SuppressionReason %q", clip(reason)))
+		b.Skipped = append(b.Skipped, fmt.Sprintf("subscription change: unknown SuppressionReason %q", connectors.Clip(reason, connectors.MaxQuoted)))
 		return b, nil
 	}
 
-	at, ok := parseTime(changedAt)
+	at, ok := connectors.ParseRFC3339(changedAt)
 	if !ok {
 		b.Skipped = append(b.Skipped, "subscription change: no readable ChangedAt")
 		return b, nil
 	}
-	b.Signals = append(b.Signals, consent.Signal{
-		Subject:    consent.Subject{Email: recipient},
-		Channel:    consent.ChannelEmail,
-		Brand:      s.cfg.Brand,
-		Purpose:    consent.PurposeMarketing,
-		Status:     consent.StatusWithdrawn,
-		OccurredAt: at,
-		Source:     s.cfg.Name,
-		Evidence: consent.Evidence{
-			EventID: str(obj["MessageID"]),
-			Event:   reason,
-			ListID:  stream,
-		},
-	})
+	b.Signals = append(b.Signals, connectors.EmailWithdrawal(s.cfg, recipient, at, consent.Evidence{
+		EventID: connectors.JSONString(obj["MessageID"]),
+		Event:   reason,
+		ListID:  stream,
+	}))
 	return b, nil
 }
 
@@ -199,37 +175,4 @@ func basicAuth(h http.Header) (user, pass string, ok bool) {
 		return "", "", false
 	}
 	return (&http.Request{Header: h}).BasicAuth()
-}
-
-// parseTime reads an RFC 3339 time (Postmark sends "2025-11-20T10:40:00Z"
-// and sometimes 7 fraction digits with an offset) and returns it in UTC.
-func parseTime(v string) (time.Time, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.IsZero() {
-		return time.Time{}, false
-	}
-	return t.UTC(), true
-}
-
-// str returns a JSON string's value, or "" for anything else.
-func str(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '"' {
-		return ""
-	}
-	var v string
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	return v
-}
-
-func clip(v string) string {
-	if len(v) <= maxQuoted {
-		return v
-	}
-	return v[:maxQuoted] + "..."
 }

@@ -31,8 +31,6 @@ package salesforce
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -85,10 +83,8 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		if len(cfg.Secrets) == 0 {
 			return nil, errors.New("organization_id: required (or secrets: at least one secret, the expected OrganizationId)")
 		}
-		for i, s := range cfg.Secrets {
-			if s == "" {
-				return nil, fmt.Errorf("secrets[%d]: is empty", i)
-			}
+		if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
+			return nil, err
 		}
 		ids = cfg.Secrets
 	}
@@ -181,9 +177,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.Skipped = append(b.Skipped, label+": HasOptedOutOfEmail is not a boolean")
 			continue
 		}
-		at, ok := parseTime(f["LastModifiedDate"])
+		at, ok := connectors.ParseRFC3339(f["LastModifiedDate"])
 		if !ok {
-			at, ok = parseTime(f["SystemModstamp"])
+			at, ok = connectors.ParseRFC3339(f["SystemModstamp"])
 		}
 		if !ok {
 			b.Skipped = append(b.Skipped, label+": no readable LastModifiedDate")
@@ -193,22 +189,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		if n.Object.Type != "" {
 			field = n.Object.Type + "." + field
 		}
-		b.Signals = append(b.Signals, consent.Signal{
-			Subject:    consent.Subject{Email: email},
-			Channel:    consent.ChannelEmail,
-			Brand:      s.cfg.Brand,
-			Purpose:    consent.PurposeMarketing,
-			Status:     consent.StatusWithdrawn,
-			OccurredAt: at,
-			Source:     s.cfg.Name,
-			Evidence: consent.Evidence{
-				EventID: n.ID,
-				Event:   "HasOptedOutOfEmail",
-				Field:   field,
-			},
-		})
+		b.Signals = append(b.Signals, connectors.EmailWithdrawal(s.cfg, email, at, consent.Evidence{
+			EventID: n.ID,
+			Event:   "HasOptedOutOfEmail",
+			Field:   field,
+		}))
 	}
-	b.DedupKey = dedupKey(ids)
+	b.DedupKey = connectors.HashKeys(slices.Compact(slices.Sorted(slices.Values(ids))))
 	return b, nil
 }
 
@@ -292,7 +279,7 @@ func decode(body []byte) (*message, error) {
 		}
 		if err != nil {
 			if charset != "" {
-				return nil, connectors.Malformed("XML declares encoding %q: only UTF-8 is accepted", clip(charset))
+				return nil, connectors.Malformed("XML declares encoding %q: only UTF-8 is accepted", connectors.Clip(charset, maxQuoted))
 			}
 			return nil, connectors.Malformed("%s", clipErr(err))
 		}
@@ -356,7 +343,7 @@ func decode(body []byte) (*message, error) {
 					if !found {
 						typ = a.Value
 					}
-					obj.Type = clip(strings.TrimSpace(typ))
+					obj.Type = connectors.Clip(strings.TrimSpace(typ), maxQuoted)
 				}
 			}
 			for _, f := range o.children {
@@ -402,38 +389,9 @@ func sameOrg(got, want string) bool {
 	return connectors.EqualToken(got, want)
 }
 
-func dedupKey(ids []string) string {
-	if len(ids) == 0 {
-		return ""
-	}
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
-	return hex.EncodeToString(sum[:])
-}
-
-// parseTime reads an xsd:dateTime ("2025-11-20T10:50:00.000Z") and returns
-// it in UTC.
-func parseTime(v string) (time.Time, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.IsZero() {
-		return time.Time{}, false
-	}
-	return t.UTC(), true
-}
+// maxQuoted is the longest sender text (an encoding name, an XML error,
+// an sObject type) kept in an error or in evidence, in bytes.
+const maxQuoted = 120
 
 // clipErr bounds an XML error message (it may quote input).
-func clipErr(err error) string { return clip(err.Error()) }
-
-func clip(v string) string {
-	const max = 120
-	if len(v) <= max {
-		return v
-	}
-	return v[:max] + "..."
-}
+func clipErr(err error) string { return connectors.Clip(err.Error(), maxQuoted) }

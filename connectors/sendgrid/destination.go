@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -64,13 +63,10 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !connectors.IsHTTPURL(base) {
 		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
 	}
-	client := deps.HTTP
-	if client == nil {
-		client = connectors.NewHTTPClient(connectors.HTTPOptions{Timeout: cfg.Timeout})
-	}
+	client := deps.HTTPClient(cfg.Timeout)
 	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: cfg.OnBehalfOf, base: base, http: client}, nil
 }
 
@@ -86,52 +82,22 @@ type suppressionBody struct {
 // address, or on a channel other than email, get a permanent Result without
 // a call. See Destination for how answers are classified.
 func (d *Destination) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
-	results := make([]connectors.Result, 0, len(batch))
-	var todo []connectors.Suppression
-	for _, s := range batch {
-		switch {
-		case s.Channel != "" && s.Channel != consent.ChannelEmail:
-			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: channel %q is not supported (email only)", s.Channel)})
-		case strings.TrimSpace(s.Email) == "":
-			results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: suppression has no email address")})
-		default:
-			if _, _, err := consent.NormalizeEmail(s.Email); err != nil {
-				results = append(results, connectors.Result{ID: s.ID, Err: connectors.Permanent("sendgrid: not an email address SendGrid accepts")})
-				continue
-			}
-			todo = append(todo, s)
+	todo, results := connectors.EmailOnly("sendgrid", batch, func(s connectors.Suppression) error {
+		if _, _, err := consent.NormalizeEmail(s.Email); err != nil {
+			return connectors.Permanent("sendgrid: not an email address SendGrid accepts")
 		}
+		return nil
+	})
+	res, err := connectors.PushByAddress(ctx, todo, MaxRecipients, d.push)
+	if err != nil {
+		return nil, err
 	}
-	for len(todo) > 0 {
-		n, seen := 0, map[string]bool{}
-		for n < len(todo) {
-			k := addrKey(todo[n].Email)
-			if !seen[k] && len(seen) == MaxRecipients {
-				break
-			}
-			seen[k] = true
-			n++
-		}
-		res, err := d.push(ctx, todo[:n])
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, res...)
-		todo = todo[n:]
-	}
-	return results, nil
+	return append(results, res...), nil
 }
 
 func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	var body suppressionBody
-	sent := map[string]bool{}
-	for _, s := range batch {
-		k := addrKey(s.Email)
-		if !sent[k] {
-			sent[k] = true
-			body.RecipientEmails = append(body.RecipientEmails, strings.TrimSpace(s.Email))
-		}
-	}
+	body.RecipientEmails, _ = connectors.GroupByAddress(batch)
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("sendgrid: encode request: %w", err)
@@ -155,13 +121,13 @@ func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) 
 	echoed := map[string]bool{}
 	if json.Unmarshal(resp.Body, &ans) == nil {
 		for _, e := range ans.RecipientEmails {
-			echoed[addrKey(e)] = true
+			echoed[connectors.AddrKey(e)] = true
 		}
 	}
 	out := make([]connectors.Result, 0, len(batch))
 	for _, s := range batch {
 		how := "accepted"
-		if echoed[addrKey(s.Email)] {
+		if echoed[connectors.AddrKey(s.Email)] {
 			how = "listed in the answer"
 		}
 		out = append(out, connectors.Result{
@@ -171,6 +137,3 @@ func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) 
 	}
 	return out, nil
 }
-
-// addrKey folds case for de-duplicating addresses inside one call.
-func addrKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }

@@ -13,6 +13,7 @@ import (
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
 )
 
@@ -23,41 +24,18 @@ func newTestDestination(t *testing.T, mod func(*config.Destination)) (*Destinati
 	sb := sandbox.New(sandbox.WithKeys(sandbox.Keys{SendGridKey: testKey}))
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
-	client := connectors.NewHTTPClient(connectors.HTTPOptions{
-		Timeout: 5 * time.Second, WaitCap: 3 * time.Second, RetryMax: 2,
-		MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond,
-	})
 	cfg := config.Destination{Name: "sendgrid-acme", Kind: Kind, Brand: "acme", BaseURL: srv.URL + "/sendgrid/", APIKey: testKey}
 	if mod != nil {
 		mod(&cfg)
 	}
-	d, err := NewDestination(cfg, connectors.Deps{HTTP: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, sb
+	return fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: fixtures.HTTPClient()}), sb
 }
 
-func sup(id int64, email string) connectors.Suppression {
-	return connectors.Suppression{ID: id, Email: email, Channel: consent.ChannelEmail, Brand: "acme", Purpose: consent.PurposeMarketing, Reason: "unsubscribe"}
-}
+var sup = fixtures.Suppression
 
 func noKey(t *testing.T, err error, res []connectors.Result) {
 	t.Helper()
-	check := func(s string) {
-		if strings.Contains(s, testKey) || strings.Contains(s, "qRsTuVwXyZ0123456789") {
-			t.Fatalf("API key leaked: %q", s)
-		}
-	}
-	if err != nil {
-		check(err.Error())
-	}
-	for _, r := range res {
-		check(r.Receipt)
-		if r.Err != nil {
-			check(r.Err.Error())
-		}
-	}
+	fixtures.NoSecret(t, err, res, testKey, "qRsTuVwXyZ0123456789")
 }
 
 func TestPushSuccess(t *testing.T) {
@@ -167,19 +145,7 @@ func TestPushRetries(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatalf("want error, got %+v", res)
-			}
-			if got := errors.Is(err, connectors.ErrPermanent); got != c.permanent {
-				t.Fatalf("permanent = %v, want %v: %v", got, c.permanent, err)
-			}
-			delay, isRA := connectors.RetryDelay(err)
-			if c.retryMin > 0 && (!isRA || delay < c.retryMin) {
-				t.Fatalf("want RetryAfterError ≥ %s, got %v (%v)", c.retryMin, delay, err)
-			}
-			if c.retryMin == 0 && isRA {
-				t.Fatalf("unexpected RetryAfterError: %v", err)
-			}
+			fixtures.PushFailed(t, err, res, c.permanent, c.retryMin)
 			if len(sb.SendGridSuppressed()) != 0 {
 				t.Fatal("state changed by a failed call")
 			}

@@ -14,7 +14,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -98,10 +97,7 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if cfg.Brand == "" {
 		return nil, fmt.Errorf("brand: is required")
 	}
-	s := &Source{name: cfg.Name, brand: cfg.Brand, tolerance: cfg.Tolerance, groups: map[string]scope{}}
-	if s.tolerance <= 0 {
-		s.tolerance = 5 * time.Minute
-	}
+	s := &Source{name: cfg.Name, brand: cfg.Brand, tolerance: connectors.Tolerance(cfg.Tolerance), groups: map[string]scope{}}
 	for i, sec := range cfg.Secrets {
 		k, err := ParsePublicKey(sec)
 		if err != nil {
@@ -285,13 +281,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			keys = append(keys, id)
 		}
 		sort.Strings(keys)
-		h := sha256.New()
-		for _, k := range keys {
-			h.Write([]byte(strconv.Itoa(len(k))))
-			h.Write([]byte{':'})
-			h.Write([]byte(k))
-		}
-		b.DedupKey = hex.EncodeToString(h.Sum(nil))
+		b.DedupKey = connectors.HashParts(keys...)
 	}
 	return b, nil
 }
@@ -350,7 +340,7 @@ func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[s
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no event name", i))
 		return
 	default:
-		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %s has no consent meaning", i, quoteShort(ev.name)))
+		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %s has no consent meaning", i, connectors.Quote(ev.name, 32)))
 		return
 	}
 	if reason := unusable(ev); reason != "" {
@@ -416,25 +406,16 @@ func readEvent(raw json.RawMessage) (event, bool) {
 	// encoding/json turns invalid UTF-8 into U+FFFD: such an address is
 	// not the one the person has, so it is dropped rather than mangled.
 	if utf8.Valid(m["email"]) {
-		ev.email = str(m["email"])
+		ev.email = connectors.JSONString(m["email"])
 	} else {
 		ev.badEmail = true
 	}
-	ev.name = str(m["event"])
-	ev.id = str(m["sg_event_id"])
-	ev.typ = str(m["type"])
+	ev.name = connectors.JSONString(m["event"])
+	ev.id = connectors.JSONString(m["sg_event_id"])
+	ev.typ = connectors.JSONString(m["type"])
 	ev.group = idString(m["asm_group_id"])
 	ev.at, ev.hasAt = unixTime(m["timestamp"])
 	return ev, true
-}
-
-// str returns a JSON string's value, or "" for any other type.
-func str(raw json.RawMessage) string {
-	var s string
-	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
 }
 
 // idString reads an integer id sent as a JSON number or a numeric string.
@@ -481,13 +462,4 @@ func unixTime(raw json.RawMessage) (time.Time, bool) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
-}
-
-// quoteShort quotes a sender-provided word for a Skipped reason, bounded to
-// 32 bytes.
-func quoteShort(s string) string {
-	if len(s) > 32 {
-		s = s[:32]
-	}
-	return strconv.Quote(strings.ToValidUTF8(s, "?"))
 }

@@ -48,7 +48,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -84,7 +83,6 @@ const (
 	consentEmail   = "email_marketing_consent"
 	consentSMS     = "sms_marketing_consent"
 	optInConfirmed = "confirmed_opt_in"
-	maxQuoted      = 64 // longest sender word quoted in a skip reason
 )
 
 // Source verifies and parses one shop's (or app's) webhooks.
@@ -98,16 +96,8 @@ var _ connectors.Source = (*Source)(nil)
 // secrets (or the shop's webhook signing secret); several allow rotation.
 // Signals go to cfg.Brand.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required (the app's client secret that signs X-Shopify-Hmac-Sha256)")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	if cfg.Brand == "" {
-		return nil, errors.New("brand: is required")
+	if err := connectors.CheckSource(cfg, "the app's client secret that signs X-Shopify-Hmac-Sha256"); err != nil {
+		return nil, err
 	}
 	return &Source{cfg: cfg}, nil
 }
@@ -164,12 +154,9 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // carry the same facts, so keeping one of them loses nothing. A body that
 // is not a JSON object returns an error wrapping connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	if r == nil {
-		return nil, connectors.Malformed("no request")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
-		return nil, connectors.Malformed("body is not a JSON object")
+	obj, err := connectors.JSONObject(r)
+	if err != nil {
+		return nil, err
 	}
 	b := &connectors.Batch{DedupKey: DedupKey(r.Body)}
 	switch {
@@ -185,7 +172,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		case strings.HasPrefix(topic, "orders/"):
 			b.Skipped = append(b.Skipped, "order: body is not an order (no processed_at or order_number)")
 		default:
-			b.Skipped = append(b.Skipped, fmt.Sprintf("topic %q: no consent meaning", clip(topic)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("topic %q: no consent meaning", connectors.Clip(topic, connectors.MaxQuoted)))
 		}
 	}
 	return b, nil
@@ -255,25 +242,17 @@ func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch)
 		b.Skipped = append(b.Skipped, "order: no email")
 		return
 	}
-	at, ok := parseTime(str(obj["processed_at"]))
+	at, ok := parseTime(connectors.JSONString(obj["processed_at"]))
 	if !ok {
-		at, ok = parseTime(str(obj["created_at"]))
+		at, ok = parseTime(connectors.JSONString(obj["created_at"]))
 	}
 	if !ok {
 		b.Skipped = append(b.Skipped, "order: no processed_at or created_at")
 		return
 	}
-	subject := consent.Subject{Email: email}
-	b.Activities = append(b.Activities, consent.Activity{
-		Subject:    subject,
-		Brand:      s.cfg.Brand,
-		Channel:    consent.ChannelEmail,
-		Kind:       consent.ActivityOrder,
-		OccurredAt: at,
-		Source:     s.cfg.Name,
-	})
+	b.Activities = append(b.Activities, connectors.EmailActivity(s.cfg, email, consent.ActivityOrder, at))
 	b.Profiles = append(b.Profiles, consent.ProfileFact{
-		Subject:    subject,
+		Subject:    consent.Subject{Email: email},
 		Brand:      s.cfg.Brand,
 		Profile:    consent.ProfileCustomer,
 		OccurredAt: at,
@@ -292,7 +271,7 @@ type channelSpec struct {
 func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b *connectors.Batch) {
 	email := firstString(obj, "email", "email_address")
 	phone := firstString(obj, "phone", "phone_number")
-	recordUpdated, hasRecordUpdated := parseTime(str(obj["updated_at"]))
+	recordUpdated, hasRecordUpdated := parseTime(connectors.JSONString(obj["updated_at"]))
 	eventID := strings.TrimSpace(h.Get(HeaderEventID))
 
 	specs := []channelSpec{
@@ -315,7 +294,7 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			b.Skipped = append(b.Skipped, sp.label+": no "+identifierName(sp.channel))
 			continue
 		}
-		state := strings.ToLower(strings.TrimSpace(str(c["state"])))
+		state := strings.ToLower(strings.TrimSpace(connectors.JSONString(c["state"])))
 		var status consent.Status
 		switch state {
 		case "subscribed":
@@ -340,12 +319,12 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			b.Skipped = append(b.Skipped, sp.label+": no state")
 			continue
 		default:
-			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: unknown state %q", sp.label, clip(state)))
+			b.Skipped = append(b.Skipped, fmt.Sprintf("%s: unknown state %q", sp.label, connectors.Clip(state, connectors.MaxQuoted)))
 			continue
 		}
 
 		// Times come from the signed body only.
-		updatedAt, hasUpdated := parseTime(str(c["consent_updated_at"]))
+		updatedAt, hasUpdated := parseTime(connectors.JSONString(c["consent_updated_at"]))
 		occurred := updatedAt
 		if !hasUpdated {
 			if !hasRecordUpdated {
@@ -354,7 +333,7 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			}
 			occurred = recordUpdated
 		}
-		optIn := strings.ToLower(strings.TrimSpace(str(c["opt_in_level"])))
+		optIn := strings.ToLower(strings.TrimSpace(connectors.JSONString(c["opt_in_level"])))
 		ev := consent.Evidence{
 			EventID:    eventID,
 			Event:      state,
@@ -389,40 +368,17 @@ func identifierName(c consent.Channel) string {
 }
 
 // parseTime reads an RFC 3339 time with any offset (and optional fraction)
-// and returns it in UTC.
+// and returns it in UTC; a year outside consent.MinYear..MaxYear (not
+// storable, not renderable as JSON) is not readable.
 func parseTime(v string) (time.Time, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil || t.IsZero() {
-		return time.Time{}, false
-	}
-	t = t.UTC()
-	if y := t.Year(); y < consent.MinYear || y > consent.MaxYear { // storable and renderable as JSON
-		return time.Time{}, false
-	}
-	return t, true
-}
-
-// str returns a JSON string's value, or "" for anything else (null, a
-// number, an object, a missing field).
-func str(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '"' {
-		return ""
-	}
-	var v string
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	return v
+	t, ok := connectors.ParseRFC3339(v)
+	return t, ok && connectors.InYearRange(t)
 }
 
 func firstString(obj map[string]json.RawMessage, keys ...string) string {
 	for _, k := range keys {
 		// The address is kept as sent: the worker normalizes it.
-		if v := str(obj[k]); strings.TrimSpace(v) != "" {
+		if v := connectors.JSONString(obj[k]); strings.TrimSpace(v) != "" {
 			return v
 		}
 	}
@@ -431,12 +387,4 @@ func firstString(obj map[string]json.RawMessage, keys ...string) string {
 
 func isNull(raw json.RawMessage) bool {
 	return strings.TrimSpace(string(raw)) == "null"
-}
-
-// clip bounds a sender-supplied word before it goes into a skip reason.
-func clip(v string) string {
-	if len(v) <= maxQuoted {
-		return v
-	}
-	return v[:maxQuoted] + "..."
 }

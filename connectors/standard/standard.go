@@ -67,15 +67,11 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		}
 		keys = append(keys, k)
 	}
-	tol := cfg.Tolerance
-	if tol <= 0 {
-		tol = 5 * time.Minute
-	}
 	m, err := mapping.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Source{keys: keys, tolerance: tol, mapper: m}, nil
+	return &Source{keys: keys, tolerance: connectors.Tolerance(cfg.Tolerance), mapper: m}, nil
 }
 
 // DecodeSecret returns the HMAC key of a "whsec_<base64>" secret (prefix
@@ -167,34 +163,20 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // mapped fields.occurred_at if any, else the body's "timestamp". A body
 // that is not a JSON object wraps connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	v, err := mapping.DecodeJSON(r.Body)
+	root, err := mapping.DecodeObject(r.Body)
 	if err != nil {
-		return nil, connectors.Malformed("JSON: %v", err)
+		return nil, err
 	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, connectors.Malformed("want a JSON object")
-	}
-	id := clip(header(r, IDHeader), 256)
+	id := connectors.ClipUTF8(header(r, IDHeader), 256)
 	occurred, _ := mapping.ParseTime(root["timestamp"], time.UTC)
 	event, _ := root["type"].(string)
 	res := s.mapper.Map(mapping.Submission{
 		Get:        mapping.JSON(root),
 		OccurredAt: connectors.FirstTime(occurred, r.ReceivedAt),
 		EventID:    id,
-		Event:      clip(event, 128),
+		Event:      connectors.ClipUTF8(event, 128),
 	})
-	b := &connectors.Batch{DedupKey: id, Signals: res.Signals, Activities: res.Activities, Profiles: res.Profiles}
-	if res.Skip != "" {
-		b.Skipped = []string{res.Skip}
-	}
+	b := &connectors.Batch{DedupKey: id}
+	res.Fill(b)
 	return b, nil
-}
-
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }

@@ -22,7 +22,6 @@ package typeform
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -50,13 +49,8 @@ var _ connectors.Source = (*Source)(nil)
 // webhook's secret) and a fields mapping whose paths name answers by
 // field.ref. Errors name the config key.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
+	if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
+		return nil, err
 	}
 	m, err := mapping.New(cfg)
 	if err != nil {
@@ -99,19 +93,15 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // than "form_response" (partial responses) gives no signal. A body that is
 // not an object with a form_response object wraps connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	v, err := mapping.DecodeJSON(r.Body)
+	root, err := mapping.DecodeObject(r.Body)
 	if err != nil {
-		return nil, connectors.Malformed("JSON: %v", err)
-	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, connectors.Malformed("want a JSON object")
+		return nil, err
 	}
 	eventID, _ := root["event_id"].(string)
 	b := &connectors.Batch{DedupKey: eventID}
 	eventType, _ := root["event_type"].(string)
 	if eventType != "" && eventType != "form_response" {
-		b.Skipped = []string{fmt.Sprintf("event_type %q: not a submitted response", clip(eventType, 64))}
+		b.Skipped = []string{fmt.Sprintf("event_type %q: not a submitted response", connectors.ClipUTF8(eventType, 64))}
 		return b, nil
 	}
 	fr, ok := root["form_response"].(map[string]any)
@@ -137,10 +127,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		Event:      eventType,
 		FormID:     formID,
 	})
-	b.Signals, b.Activities, b.Profiles = res.Signals, res.Activities, res.Profiles
-	if res.Skip != "" {
-		b.Skipped = []string{res.Skip}
-	}
+	res.Fill(b)
 	return b, nil
 }
 
@@ -207,12 +194,4 @@ func answerValue(a map[string]any) (any, bool) {
 	}
 	v, ok := a[typ]
 	return v, ok
-}
-
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }

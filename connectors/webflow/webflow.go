@@ -19,7 +19,6 @@ package webflow
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,23 +51,14 @@ var _ connectors.Source = (*Source)(nil)
 // webhook secret, or the OAuth app's client secret for app webhooks) and a
 // fields mapping. Tolerance defaults to 5 minutes. Errors name the config key.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
-	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("secrets: at least one secret is required")
-	}
-	for i, s := range cfg.Secrets {
-		if s == "" {
-			return nil, fmt.Errorf("secrets[%d]: is empty", i)
-		}
-	}
-	tol := cfg.Tolerance
-	if tol <= 0 {
-		tol = 5 * time.Minute
+	if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
+		return nil, err
 	}
 	m, err := mapping.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Source{secrets: cfg.Secrets, tolerance: tol, mapper: m}, nil
+	return &Source{secrets: cfg.Secrets, tolerance: connectors.Tolerance(cfg.Tolerance), mapper: m}, nil
 }
 
 // Sign returns the headers Webflow would send with body at ts:
@@ -112,26 +102,22 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // gives no signal. A body that is not an object with a payload object wraps
 // connectors.ErrMalformed.
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
-	v, err := mapping.DecodeJSON(r.Body)
+	root, err := mapping.DecodeObject(r.Body)
 	if err != nil {
-		return nil, connectors.Malformed("JSON: %v", err)
-	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, connectors.Malformed("want a JSON object")
+		return nil, err
 	}
 	trigger, _ := root["triggerType"].(string)
 	payload, ok := root["payload"].(map[string]any)
 	if !ok {
 		if trigger != "" && trigger != "form_submission" {
-			return &connectors.Batch{Skipped: []string{fmt.Sprintf("triggerType %q: not a form submission", clip(trigger, 64))}}, nil
+			return &connectors.Batch{Skipped: []string{fmt.Sprintf("triggerType %q: not a form submission", connectors.ClipUTF8(trigger, 64))}}, nil
 		}
 		return nil, connectors.Malformed("no payload object")
 	}
 	id, _ := mapping.Text(payload["id"])
-	b := &connectors.Batch{DedupKey: clip(id, 256)}
+	b := &connectors.Batch{DedupKey: connectors.ClipUTF8(id, 256)}
 	if trigger != "" && trigger != "form_submission" {
-		b.Skipped = []string{fmt.Sprintf("triggerType %q: not a form submission", clip(trigger, 64))}
+		b.Skipped = []string{fmt.Sprintf("triggerType %q: not a form submission", connectors.ClipUTF8(trigger, 64))}
 		return b, nil
 	}
 	data, _ := payload["data"].(map[string]any)
@@ -145,17 +131,6 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		Event:      "form_submission",
 		FormID:     formID,
 	})
-	b.Signals, b.Activities, b.Profiles = res.Signals, res.Activities, res.Profiles
-	if res.Skip != "" {
-		b.Skipped = []string{res.Skip}
-	}
+	res.Fill(b)
 	return b, nil
-}
-
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }
