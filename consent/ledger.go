@@ -49,6 +49,13 @@ type LedgerRecord struct {
 	Valid      bool      `json:"valid"`
 	Problems   []string  `json:"problems"`
 	Outcome    string    `json:"outcome"`
+	// Quality is the grant's assessment (nil for withdrawals): covered, so
+	// no one can turn an "unknown" into a "pass" unseen.
+	Quality Quality `json:"quality,omitempty"`
+	// InboundSHA256 is the hex sha256 of the raw request the signal came
+	// from ("" when none): the chain vouches for the request too, and it
+	// still verifies after an erasure deletes the request's body.
+	InboundSHA256 string `json:"inbound_sha256,omitempty"`
 	// EvidenceHash is EvidenceHash(evidence), hex: the chain covers the
 	// evidence through its hash, so an erasure can remove the evidence
 	// itself (personal data) and the chain still verifies.

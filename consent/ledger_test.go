@@ -214,6 +214,10 @@ func changeField(t *testing.T, v reflect.Value) {
 			n = x.Add(time.Microsecond)
 		}
 		v.Set(reflect.ValueOf(&n))
+	case Quality:
+		q := append(Quality(nil), x...)
+		q = append(q, Assessment{Criterion: CriterionInformed, Verdict: Pass, Reason: "changed"})
+		v.Set(reflect.ValueOf(q))
 	default:
 		t.Fatalf("no way to change a %T: add it to changeField", x)
 	}

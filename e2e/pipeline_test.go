@@ -405,7 +405,7 @@ func TestAdversarialInputs(t *testing.T) {
 		t.Error("a year-10000 subject answers an empty body")
 	}
 	var breaks []store.Break
-	if _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) > 0 {
+	if _, _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) > 0 {
 		t.Errorf("ledger: %v %v", breaks, err)
 	}
 }

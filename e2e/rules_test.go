@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -242,7 +243,7 @@ func TestHistoryAndLedgerVerification(t *testing.T) {
 
 	ctx := context.Background()
 	var breaks []store.Break
-	n, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) })
+	n, _, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) })
 	if err != nil || n != 2 || len(breaks) != 0 {
 		t.Fatalf("verify intact ledger: n=%d breaks=%v err=%v", n, breaks, err)
 	}
@@ -253,7 +254,7 @@ func TestHistoryAndLedgerVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	breaks = nil
-	if _, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) }); err != nil {
+	if _, _, err := e.App.Store.VerifyLedger(ctx, func(b store.Break) { breaks = append(breaks, b) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(breaks) == 0 || !strings.Contains(breaks[0].Problem, "does not match its hash") {
@@ -298,7 +299,7 @@ func TestErasure(t *testing.T) {
 	}
 	// The chain still verifies without the evidence.
 	var breaks []store.Break
-	if _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) != 0 {
+	if _, _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) != 0 {
 		t.Fatalf("verify after erasure: %v %v", breaks, err)
 	}
 	// A CRM re-import of the old address with an old opt-in resurrects nothing.
@@ -518,5 +519,56 @@ func TestWithdrawalsAlwaysWin(t *testing.T) {
 			t.Errorf("%s under the erasure flag succeeded", q)
 		}
 		_ = tx.Rollback()
+	}
+}
+
+// TestLedgerTamperingDetected: every kind of tampering by SQL, even with the
+// append-only trigger disabled, shows as a break or a changed ledger root.
+func TestLedgerTamperingDetected(t *testing.T) {
+	const off = `ALTER TABLE consent_events DISABLE TRIGGER consent_events_append_only; `
+	const on = `; ALTER TABLE consent_events ENABLE TRIGGER consent_events_append_only`
+	cases := []struct {
+		name, sql string
+		rootOnly  bool // detectable only by comparing the root with one kept outside
+	}{
+		{"state changed alone", `UPDATE consent_states SET status = 'granted'`, false},
+		{"quality rewritten", off + `UPDATE consent_events SET quality = replace(quality::text, 'unknown', 'pass')::jsonb WHERE quality IS NOT NULL` + on, false},
+		{"raw request replaced", `UPDATE inbound_events SET body = convert_to('{"email":"x@example.com"}', 'UTF8')`, false},
+		{"middle row deleted", off + `DELETE FROM suppression_outbox; UPDATE consent_states SET event_id = (SELECT max(id) FROM consent_events);
+			DELETE FROM consent_events WHERE id = (SELECT min(id) FROM consent_events)` + on, false},
+		{"tail withdrawal deleted, state repointed", off + `DELETE FROM suppression_outbox;
+			UPDATE consent_states SET status = 'granted', occurred_at = e.occurred_at, event_id = e.id, source = e.source
+				FROM consent_events e WHERE e.status = 'granted';
+			DELETE FROM consent_events WHERE status = 'withdrawn'` + on, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := rulesEnv(t, false)
+			e.submit(map[string]any{"email": "tamper@example.com", "submitted_at": "2025-11-20T10:00:00Z", "newsletter": "on"})
+			e.waitDrained()
+			e.withdrawByPostmark("tamper@example.com")
+			e.waitDrained()
+			var breaks []store.Break
+			_, root, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) })
+			if err != nil || len(breaks) != 0 {
+				t.Fatalf("intact: %v %v", breaks, err)
+			}
+			if _, err := e.App.Store.DB.Exec(c.sql); err != nil {
+				t.Fatal(err)
+			}
+			_, after, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.rootOnly {
+				if bytes.Equal(root, after) {
+					t.Fatal("ledger root unchanged")
+				}
+				return
+			}
+			if len(breaks) == 0 {
+				t.Fatal("not detected")
+			}
+		})
 	}
 }

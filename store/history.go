@@ -3,9 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/consentsync/consentsync/consent"
@@ -32,10 +35,13 @@ type LedgerRow struct {
 	Quality      []byte        `db:"quality"` // JSON, nil when not assessed
 	PrevHash     []byte        `db:"prev_hash"`
 	Hash         []byte        `db:"hash"`
+	// InboundSHA256 is the stored hash of the raw request (nil when none).
+	InboundSHA256 []byte `db:"inbound_sha256"`
 }
 
 const ledgerCols = `id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status, occurred_at, received_at,
-	source, valid, problems, outcome, evidence, evidence_hash, quality, prev_hash, hash`
+	source, valid, problems, outcome, evidence, evidence_hash, quality, prev_hash, hash,
+	(SELECT body_sha256 FROM inbound_events i WHERE i.id = inbound_event_id) AS inbound_sha256`
 
 // Ledger returns a subject's ledger rows, oldest first.
 func (s *Store) Ledger(ctx context.Context, subjectID int64) ([]LedgerRow, error) {
@@ -51,11 +57,16 @@ func (r LedgerRow) Record() consent.LedgerRecord {
 	if problems == nil {
 		problems = []string{}
 	}
+	var quality consent.Quality
+	if len(r.Quality) > 0 {
+		_ = json.Unmarshal(r.Quality, &quality)
+	}
 	return consent.LedgerRecord{
 		SubjectID: r.SubjectID, InboundID: r.InboundID.Int64, FactKey: hex.EncodeToString(r.DedupKey),
 		Source: r.Source, Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose),
 		Status: consent.Status(r.Status), OccurredAt: consent.CanonicalTime(r.OccurredAt), Valid: r.Valid,
-		Problems: problems, Outcome: r.Outcome, EvidenceHash: hex.EncodeToString(r.EvidenceHash),
+		Problems: problems, Outcome: r.Outcome, Quality: quality, InboundSHA256: hex.EncodeToString(r.InboundSHA256),
+		EvidenceHash: hex.EncodeToString(r.EvidenceHash),
 	}
 }
 
@@ -66,33 +77,90 @@ type Break struct {
 	Problem   string `json:"problem"`
 }
 
-// VerifyLedger recomputes every subject's hash chain (consent.ChainHash)
-// and every kept evidence's hash, calling report for each break: a row
-// whose content no longer matches its hash, a prev_hash that is not the
-// previous row's hash (a row removed or reordered), or evidence changed. It
-// returns the number of rows checked. Erased evidence ('{}' on an erased
-// subject) is not a break: the chain covers its hash.
-func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, error) {
+// VerifyLedger checks that the ledger still proves what it says, calling
+// report for each break:
+//   - each row's content against its hash (consent.ChainHash), and its
+//     prev_hash against the previous row's hash (a row removed, inserted or
+//     reordered);
+//   - kept evidence against its hash (erased evidence, '{}' on an erased
+//     subject, is not a break: the chain covers its hash);
+//   - each raw request still stored against the hash the chain covers;
+//   - each current state (consent_states) against the state the subject's
+//     ledger establishes (consent.Supersedes over its valid rows).
+//
+// It returns the number of rows checked and the ledger root: sha256 over
+// every subject's id and newest hash, in subject order. Keep the root
+// outside the database (a ticket, a log service): a later run with a
+// different root while no signal arrived in between means rows were
+// appended, removed or rewritten by someone with write access.
+func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, []byte, error) {
+	type stateKey struct {
+		subject int64
+		key     consent.Key
+	}
+	type stateVal struct {
+		status string
+		at     time.Time
+	}
+	stored := map[stateKey]stateVal{}
+	srows, err := s.DB.QueryxContext(ctx, `SELECT subject_id, channel, brand, purpose, status, occurred_at FROM consent_states`)
+	if err != nil {
+		return 0, nil, err
+	}
+	for srows.Next() {
+		var k stateKey
+		var v stateVal
+		var ch, pu string
+		if err := srows.Scan(&k.subject, &ch, &k.key.Brand, &pu, &v.status, &v.at); err != nil {
+			srows.Close()
+			return 0, nil, err
+		}
+		k.key.Channel, k.key.Purpose = consent.Channel(ch), consent.Purpose(pu)
+		stored[k] = v
+	}
+	srows.Close()
+
 	rows, err := s.DB.QueryxContext(ctx, `SELECT `+ledgerCols+`, (SELECT erased_at IS NOT NULL FROM subjects WHERE id = subject_id) AS erased
 		FROM consent_events ORDER BY subject_id, id`)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer rows.Close()
+	root := sha256.New()
 	n := 0
 	var subject int64 = -1
 	var prev []byte
+	expected := map[consent.Key]stateVal{}
+	lastID := map[consent.Key]int64{}
+	flush := func() {
+		if subject < 0 {
+			return
+		}
+		var id [8]byte
+		binary.BigEndian.PutUint64(id[:], uint64(subject))
+		root.Write(id[:])
+		root.Write(prev)
+		for k, want := range expected {
+			got, ok := stored[stateKey{subject, k}]
+			if !ok || got.status != want.status || !got.at.Equal(want.at) {
+				report(Break{subject, lastID[k], fmt.Sprintf("current state of %s/%s/%s is not what the ledger establishes (%s)", k.Brand, k.Channel, k.Purpose, want.status)})
+			}
+			delete(stored, stateKey{subject, k})
+		}
+	}
 	for rows.Next() {
 		var r struct {
 			LedgerRow
 			Erased bool `db:"erased"`
 		}
 		if err := rows.StructScan(&r); err != nil {
-			return n, err
+			return n, nil, err
 		}
 		n++
 		if r.SubjectID != subject {
+			flush()
 			subject, prev = r.SubjectID, nil
+			expected, lastID = map[consent.Key]stateVal{}, map[consent.Key]int64{}
 		}
 		if !bytes.Equal(r.PrevHash, prev) {
 			report(Break{r.SubjectID, r.ID, "prev_hash does not match the previous row's hash (a row was removed, inserted or changed)"})
@@ -106,9 +174,30 @@ func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, erro
 				report(Break{r.SubjectID, r.ID, "evidence does not match its hash"})
 			}
 		}
+		if r.Valid || r.Status == string(consent.StatusWithdrawn) {
+			k := consent.Key{Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose)}
+			cur, ok := expected[k]
+			if !ok || consent.Supersedes(r.OccurredAt, consent.Status(r.Status), cur.at, consent.Status(cur.status)) {
+				expected[k], lastID[k] = stateVal{r.Status, r.OccurredAt}, r.ID
+			}
+		}
 		prev = r.Hash
 	}
-	return n, rows.Err()
+	if err := rows.Err(); err != nil {
+		return n, nil, err
+	}
+	flush()
+	for k := range stored {
+		report(Break{k.subject, 0, fmt.Sprintf("current state of %s/%s/%s has no ledger row behind it", k.key.Brand, k.key.Channel, k.key.Purpose)})
+	}
+	var bad []int64
+	if err := s.DB.SelectContext(ctx, &bad, `SELECT id FROM inbound_events WHERE body IS NOT NULL AND sha256(body) <> body_sha256 ORDER BY id`); err != nil {
+		return n, nil, err
+	}
+	for _, id := range bad {
+		report(Break{0, 0, fmt.Sprintf("raw request %d does not match the hash the ledger covers", id)})
+	}
+	return n, root.Sum(nil), nil
 }
 
 // Receipt is a suppression's proof: where it went, when, and what the

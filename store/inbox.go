@@ -81,15 +81,14 @@ func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
 	return &in, nil
 }
 
-// LockInbound locks an inbound row for the rest of tx and returns its status,
-// so that two workers handed the same event process it once.
-func LockInbound(ctx context.Context, tx *sqlx.Tx, id int64) (string, error) {
-	var status string
-	err := tx.QueryRowxContext(ctx, `SELECT status FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+// LockInbound locks an inbound row for the rest of tx and returns its status
+// and body hash, so that two workers handed the same event process it once.
+func LockInbound(ctx context.Context, tx *sqlx.Tx, id int64) (status string, bodySHA256 []byte, err error) {
+	err = tx.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status, &bodySHA256)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+		return "", nil, ErrNotFound
 	}
-	return status, err
+	return status, bodySHA256, err
 }
 
 // FinishInbound marks an inbound row processed inside tx, with notes

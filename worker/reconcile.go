@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -217,11 +218,13 @@ type reconcileTx struct {
 	ctx       context.Context
 	tx        *sqlx.Tx
 	inboundID int64
-	routes    []Route
-	key       []byte
-	notes     *Notes
-	subjects  map[string]int64
-	dests     map[string]bool
+	// inboundSHA is the hex sha256 of the request's raw body.
+	inboundSHA string
+	routes     []Route
+	key        []byte
+	notes      *Notes
+	subjects   map[string]int64
+	dests      map[string]bool
 }
 
 // Reconcile applies a prepared batch from inbound event inboundID in one
@@ -248,7 +251,7 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 	err = st.Tx(ctx, func(tx *sqlx.Tx) error {
 		res = Reconciled{Notes: p.Notes}
 		res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
-		status, err := store.LockInbound(ctx, tx, inboundID)
+		status, bodySHA, err := store.LockInbound(ctx, tx, inboundID)
 		if err != nil {
 			return fmt.Errorf("lock inbound: %w", err)
 		}
@@ -256,8 +259,8 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 			res.AlreadyDone = true
 			return nil
 		}
-		r := &reconcileTx{ctx: ctx, tx: tx, inboundID: inboundID, routes: routes, key: key, notes: &res.Notes,
-			subjects: map[string]int64{}, dests: map[string]bool{}}
+		r := &reconcileTx{ctx: ctx, tx: tx, inboundID: inboundID, inboundSHA: hex.EncodeToString(bodySHA), routes: routes,
+			key: key, notes: &res.Notes, subjects: map[string]int64{}, dests: map[string]bool{}}
 		if err := r.run(p); err != nil {
 			return err
 		}
@@ -470,6 +473,7 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 		return err
 	}
 	rec := consent.NewLedgerRecord(subjectID, r.inboundID, sig, out.Reason)
+	rec.Quality, rec.InboundSHA256 = quality, r.inboundSHA
 	eventID, err := store.AppendLedger(ctx, tx, store.LedgerEntry{
 		SubjectID: subjectID, InboundID: r.inboundID, DedupKey: consent.FactKey(sig), Signal: sig, Quality: quality,
 		Outcome: out.Reason, PrevHash: prev, Hash: consent.ChainHash(prev, rec),

@@ -55,7 +55,7 @@ Commands:
   queues                      queue sizes, latency and failures; inbox and outbox counts
   subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
   expiring --within 30d       consents that lapse soon (re-consent campaigns)
-  verify-ledger               recompute every hash chain of the ledger; exit 1 on a break
+  verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error).
@@ -89,7 +89,7 @@ func main() {
 	case "expiring":
 		err = expiring(ctx, args)
 	case "verify-ledger":
-		err = verifyLedger(ctx)
+		err = verifyLedger(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -533,15 +533,20 @@ func parseDays(s string) (time.Duration, error) {
 }
 
 // verifyLedger recomputes every hash chain and reports breaks; exit 1 when
-// there is one.
-func verifyLedger(ctx context.Context) error {
+// there is one, or when -expect names a root the ledger no longer has.
+func verifyLedger(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("verify-ledger", flag.ContinueOnError)
+	expect := fs.String("expect", "", "a ledger root printed by an earlier run: fail if it changed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	breaks := 0
-	n, err := st.VerifyLedger(ctx, func(b store.Break) {
+	n, root, err := st.VerifyLedger(ctx, func(b store.Break) {
 		breaks++
 		fmt.Printf("BREAK subject %d, ledger row %d: %s\n", b.SubjectID, b.EventID, b.Problem)
 	})
@@ -551,6 +556,9 @@ func verifyLedger(ctx context.Context) error {
 	if breaks > 0 {
 		return fmt.Errorf("%d break(s) in %d ledger rows", breaks, n)
 	}
-	fmt.Printf("ledger intact: %d rows, every hash chain verified\n", n)
+	fmt.Printf("ledger intact: %d rows, every hash chain, evidence, raw request and state verified\nledger root: %x\n", n, root)
+	if *expect != "" && *expect != fmt.Sprintf("%x", root) {
+		return fmt.Errorf("ledger root changed since %s: rows were appended, removed or rewritten", *expect)
+	}
 	return nil
 }
