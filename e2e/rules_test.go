@@ -22,6 +22,9 @@ import (
 func rulesEnv(t *testing.T, strict bool) *env {
 	return start(t, envOptions{mutate: func(c *configT) {
 		c.Policy.StrictQuality = strict
+		// A second brand that collects nothing itself.
+		c.Destinations = append(c.Destinations, config.Destination{Name: "sendgrid-other", Kind: "sendgrid", Brand: "other-brand",
+			Channels: []string{"email"}, Purposes: []string{"marketing"}, BaseURL: c.Destinations[0].BaseURL, APIKey: c.Destinations[0].APIKey, Timeout: 10 * time.Second})
 		c.Policy.ProfessionalDomains = []string{"acme-corp.fr"}
 		for i := range c.Sources {
 			if c.Sources[i].Name == "signup-form" {
@@ -92,13 +95,15 @@ func TestEligibilityOverHTTP(t *testing.T) {
 	}{
 		{"opt.in@example.com", "email", "acme", "marketing", true, "consent", "valid_opt_in"},
 		{"OPT.IN@example.com", "email", "acme", "partners", false, "none", "partners_need_opt_in"},
+
 		{"opt.in@example.com", "email", "other-brand", "marketing", false, "none", "no_opt_in"},
+		{"buyer@example.com", "email", "other-brand", "marketing", false, "", "no_opt_in"},
 		{"opt.in@example.com", "phone", "acme", "marketing", true, "opt_out_regime", ""},
 		{"old@example.com", "email", "acme", "marketing", false, "", "expired"},
 		{"preticked@example.com", "email", "acme", "marketing", false, "", "invalid_opt_in"},
 		{"buyer@example.com", "email", "acme", "marketing", true, "soft_opt_in", "customer_soft_opt_in"},
 		{"buyer@example.com", "email", "acme", "partners", false, "", "partners_need_opt_in"},
-		{"buyer@example.com", "email", "other-brand", "marketing", false, "", "no_opt_in"},
+
 		{"jane.doe@acme-corp.fr", "email", "acme", "marketing", true, "legitimate_interest_b2b", ""},
 		{"jane.doe@acme-corp.fr", "email", "acme", "partners", false, "", "partners_need_opt_in"},
 		{"jane.doe@gmail.com", "email", "acme", "marketing", false, "", "no_opt_in"},
@@ -118,7 +123,7 @@ func TestEligibilityOverHTTP(t *testing.T) {
 		t.Errorf("consent answer lacks since/expires_at: %v", got)
 	}
 	// Bad questions are 400s.
-	for _, q := range []string{"?brand=acme&channel=fax", "?brand=acme&purpose=spam", "?channel=email"} {
+	for _, q := range []string{"?brand=acme&channel=fax", "?brand=acme&purpose=spam", "?channel=email", "?brand=Acme", "?brand=acme%20", "?brand=globex"} {
 		if r := e.admin("GET", "/v1/subjects/opt.in@example.com/eligibility"+q); r.Status != 400 {
 			t.Errorf("eligibility%s: HTTP %d, want 400", q, r.Status)
 		}

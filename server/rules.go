@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/store"
 )
@@ -39,8 +40,50 @@ func (s *Server) decide(f consent.Facts, q consent.Question) consent.Answer {
 	return consent.Decide(f, q, s.policy(), s.now())
 }
 
+// Brands returns every brand the configuration names (sources, their
+// lists, groups and consent fields, destinations): the brands a question
+// may ask about.
+func Brands(c *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range c.Sources {
+		out[s.Brand] = true
+		for _, b := range s.Lists {
+			out[b] = true
+		}
+		for _, g := range s.Groups {
+			if g.Brand != "" {
+				out[g.Brand] = true
+			}
+		}
+		if s.Fields != nil {
+			for _, f := range s.Fields.Consents {
+				if f.Brand != "" {
+					out[f.Brand] = true
+				}
+			}
+		}
+	}
+	for _, d := range c.Destinations {
+		out[d.Brand] = true
+	}
+	return out
+}
+
 // question reads channel, brand and purpose (defaults email and marketing;
-// brand required).
+// brand required and one the configuration names: "Acme" or "acme " is not
+// "acme", and an answer about a brand nobody collects for would be
+// meaningless).
+func (s *Server) question(channel, brand, purpose string) (consent.Question, error) {
+	q, err := question(channel, brand, purpose)
+	if err != nil {
+		return q, err
+	}
+	if !s.brands[q.Brand] {
+		return q, fmt.Errorf("brand %q is not configured", q.Brand)
+	}
+	return q, nil
+}
+
 func question(channel, brand, purpose string) (consent.Question, error) {
 	if channel == "" {
 		channel = string(consent.ChannelEmail)
@@ -72,7 +115,7 @@ func (s *Server) handleEligibility(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	q, err := question(r.URL.Query().Get("channel"), r.URL.Query().Get("brand"), r.URL.Query().Get("purpose"))
+	q, err := s.question(r.URL.Query().Get("channel"), r.URL.Query().Get("brand"), r.URL.Query().Get("purpose"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -115,7 +158,7 @@ func (s *Server) handleEligibilityBatch(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("subjects: give 1 to %d identifiers", MaxEligibilityBatch))
 		return
 	}
-	q, err := question(req.Channel, req.Brand, req.Purpose)
+	q, err := s.question(req.Channel, req.Brand, req.Purpose)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -40,7 +40,8 @@ type Server struct {
 	// Eraser carries out DELETE /v1/subjects/{id}.
 	Eraser Eraser
 
-	kinds map[string]string
+	kinds  map[string]string
+	brands map[string]bool
 }
 
 func (s *Server) now() time.Time {
@@ -52,6 +53,7 @@ func (s *Server) now() time.Time {
 
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
+	s.brands = Brands(s.Config)
 	s.kinds = map[string]string{}
 	for _, src := range s.Config.Sources {
 		s.kinds[src.Name] = src.Kind
