@@ -78,15 +78,32 @@ func Assess(sig Signal, c QualityContext) Quality {
 		return nil
 	}
 	probs := problemsByCriterion(sig.Problems)
-	box := readTick(sig.Evidence.Checkbox, len(probs[CriterionUnambiguous]) > 0)
+	ev := confirmationEvidence(sig)
+	box := readTick(ev.Checkbox, len(probs[CriterionUnambiguous]) > 0)
 	return Quality{
-		assessExpress(sig.Evidence, box, probs[CriterionExpress]),
-		assessFree(sig.Evidence, probs[CriterionFree]),
+		assessExpress(ev, box, probs[CriterionExpress]),
+		assessFree(ev, probs[CriterionFree]),
 		assessPrior(sig, c, probs[CriterionPrior]),
 		assessSpecific(probs[CriterionSpecific]),
-		assessInformed(sig.Evidence, probs[CriterionInformed]),
-		assessUnambiguous(sig.Evidence, box, probs[CriterionUnambiguous]),
+		assessInformed(ev, probs[CriterionInformed]),
+		assessUnambiguous(ev, box, probs[CriterionUnambiguous]),
 	}
+}
+
+// confirmationEvidence returns the evidence with confirmation claims that
+// cannot hold removed: a pending request is by definition not confirmed
+// (whatever level the sender names), and a confirmation dated before the
+// request it confirms is no confirmation.
+func confirmationEvidence(sig Signal) Evidence {
+	ev := sig.Evidence
+	if sig.Status != StatusGranted || ev.ConfirmedAt != nil && ev.ConfirmedAt.Before(sig.OccurredAt) {
+		ev.ConfirmedAt = nil
+		switch strings.ToLower(strings.TrimSpace(ev.OptInLevel)) {
+		case "confirmed_opt_in", "double_opt_in":
+			ev.OptInLevel = ""
+		}
+	}
+	return ev
 }
 
 // tick is what a recorded checkbox value (Evidence.Checkbox, the raw text

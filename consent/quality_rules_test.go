@@ -343,3 +343,26 @@ func FuzzAssess(f *testing.F) {
 		}
 	})
 }
+
+func TestAssessConfirmationThatCannotHold(t *testing.T) {
+	at := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
+	before := at.Add(-24 * time.Hour)
+	after := at.Add(time.Hour)
+	express := func(s Signal) Verdict { return Assess(s, QualityContext{})[0].Verdict }
+	base := Signal{Status: StatusGranted, OccurredAt: at}
+	s := base
+	s.Evidence.ConfirmedAt = &after
+	if v := express(s); v != Pass {
+		t.Errorf("confirmed after the request: express %s, want pass", v)
+	}
+	s.Evidence.ConfirmedAt = &before
+	if v := express(s); v != Unknown {
+		t.Errorf("confirmed before the request: express %s, want unknown", v)
+	}
+	p := base
+	p.Status = StatusPending
+	p.Evidence.OptInLevel = "confirmed_opt_in"
+	if v := express(p); v != Unknown {
+		t.Errorf("pending with a confirmed level: express %s, want unknown", v)
+	}
+}

@@ -524,8 +524,8 @@ func expiring(ctx context.Context, args []string) error {
 func parseDays(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
-			return 0, fmt.Errorf("%q: want a number of days such as 30d", s)
+		if err != nil || days < 0 || days > 36500 {
+			return 0, fmt.Errorf("%q: want a number of days from 0d to 36500d", s)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}

@@ -68,7 +68,7 @@ func TestParseDays(t *testing.T) {
 			t.Errorf("parseDays(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"d", "-1d", "x", "3w"} {
+	for _, bad := range []string{"d", "-1d", "x", "3w", "110000d"} {
 		if _, err := parseDays(bad); err == nil {
 			t.Errorf("parseDays(%q) accepted", bad)
 		}
