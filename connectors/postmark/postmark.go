@@ -147,8 +147,14 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 
 	at, ok := connectors.ParseRFC3339(changedAt)
 	if !ok {
-		b.Skipped = append(b.Skipped, "subscription change: no readable ChangedAt")
-		return b, nil
+		// A withdrawal is never dropped for a bad date: it is dated when it
+		// reached us (later than it occurred, so it wins over older grants).
+		if r.ReceivedAt.IsZero() {
+			b.Skipped = append(b.Skipped, "subscription change: no readable ChangedAt")
+			return b, nil
+		}
+		at = r.ReceivedAt.UTC()
+		b.Skipped = append(b.Skipped, "subscription change: no readable ChangedAt, dated at arrival")
 	}
 	b.Signals = append(b.Signals, connectors.EmailWithdrawal(s.cfg, recipient, at, consent.Evidence{
 		EventID: connectors.JSONString(obj["MessageID"]),

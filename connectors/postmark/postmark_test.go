@@ -220,3 +220,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithBadDateIsKept: a suppression whose ChangedAt cannot be
+// read is dated at arrival, never dropped.
+func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	src, err := NewSource(config.Source{Name: "postmark-acme", Kind: "postmark", Brand: "acme", Secrets: []string{"t"}}, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"RecordType":"SubscriptionChange","MessageStream":"broadcast","ChangedAt":"yesterday","Recipient":"a@example.org","SuppressSending":true,"SuppressionReason":"ManualSuppression"}`
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	b, err := src.Parse(&connectors.Request{Method: "POST", Body: []byte(body), ReceivedAt: at})
+	if err != nil || len(b.Signals) != 1 || !b.Signals[0].OccurredAt.Equal(at) || b.Signals[0].Status != consent.StatusWithdrawn {
+		t.Fatalf("batch %+v err %v, want one withdrawal dated %s", b, err, at)
+	}
+}
