@@ -73,9 +73,9 @@ func (s *Server) identifier(raw string) (email, phone string, err error) {
 func basisOf(c store.ConsentRow) string {
 	switch consent.Status(c.Status) {
 	case consent.StatusGranted:
-		return "consent"
+		return string(consent.BasisConsent)
 	case consent.StatusWithdrawn:
-		return "objection"
+		return string(consent.BasisObjectionOnly)
 	}
-	return "pending_confirmation"
+	return consent.ReasonPendingConfirmation
 }

@@ -7,7 +7,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -116,17 +115,3 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return nil
 }
 
-// Unavailable reports whether err means Postgres could not be reached (as
-// opposed to a query that failed): the receiver answers 503 then.
-func Unavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		// Class 08: connection exception; 57P0x: shutdown; 53: resources.
-		c := string(pqErr.Code)
-		return len(c) >= 2 && (c[:2] == "08" || c[:2] == "53" || c[:3] == "57P")
-	}
-	return !errors.Is(err, ErrNotFound) && !errors.Is(err, sql.ErrNoRows)
-}
