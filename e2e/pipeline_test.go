@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -407,5 +409,24 @@ func TestAdversarialInputs(t *testing.T) {
 	var breaks []store.Break
 	if _, _, err := e.App.Store.VerifyLedger(context.Background(), func(b store.Break) { breaks = append(breaks, b) }); err != nil || len(breaks) > 0 {
 		t.Errorf("ledger: %v %v", breaks, err)
+	}
+}
+
+// TestHostileEventIDs: event ids Postgres text cannot hold, or too long for
+// an index, still store the delivery once (no 503 loop for the sender).
+func TestHostileEventIDs(t *testing.T) {
+	e := start(t, envOptions{noWorker: true})
+	for _, id := range []string{"a\u0000b", strings.Repeat("x", 5000)} {
+		quoted, _ := json.Marshal(id)
+		body := fmt.Sprintf(`{"event_id":%s,"event_type":"form_response","form_response":{"form_id":"f","submitted_at":"2025-11-20T10:00:00Z","answers":[]}}`, quoted)
+		m := hmac.New(sha256.New, []byte("tf-secret-91c2"))
+		m.Write([]byte(body))
+		h := http.Header{"Content-Type": {"application/json"}, "Typeform-Signature": {"sha256=" + base64.StdEncoding.EncodeToString(m.Sum(nil))}}
+		for i, want := range []any{false, true} {
+			r := e.do("POST", "/webhooks/typeform-acme", "", h, []byte(body))
+			if r.Status != 202 || r.JSON["duplicate"] != want {
+				t.Fatalf("id of %d bytes, delivery %d: HTTP %d %s", len(id), i, r.Status, r.Body)
+			}
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/store"
@@ -71,9 +72,15 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dedup := batch.DedupKey
-	if dedup == "" {
+	switch {
+	case dedup == "":
 		sum := sha256.Sum256(body)
 		dedup = "sha256:" + hex.EncodeToString(sum[:])
+	case len(dedup) > 200 || !utf8.ValidString(dedup) || strings.IndexByte(dedup, 0) >= 0:
+		// A sender-chosen id Postgres text cannot hold, or too long for the
+		// unique index: its hash identifies the delivery just as well.
+		sum := sha256.Sum256([]byte(dedup))
+		dedup = "key-sha256:" + hex.EncodeToString(sum[:])
 	}
 	headers, _ := json.Marshal(keptHeaders(r.Header))
 	id, dup, err := s.Store.InsertInbound(r.Context(), store.Inbound{
