@@ -214,7 +214,9 @@ func ruleConsent(f Facts, q Question, p Policy, now time.Time) Answer {
 		}
 	}
 	if t, bad := f.InvalidGrants[q]; bad && (!has || t.After(st.OccurredAt)) {
-		return refusal(ReasonInvalidOptIn, t)
+		a := refusal(ReasonInvalidOptIn, t)
+		a.Detail = f.InvalidDetails[q]
+		return a
 	}
 	return refusal(ReasonNoOptIn, time.Time{})
 }

@@ -89,6 +89,9 @@ type Facts struct {
 	// InvalidGrants maps a key to the time of its latest grant that was
 	// recorded but refused (quality fail), when it is newer than the state.
 	InvalidGrants map[Key]time.Time
+	// InvalidDetails gives, for each key of InvalidGrants, why that grant
+	// was refused ("express: box was pre-ticked").
+	InvalidDetails map[Key]string
 	// LastContact maps a brand to the latest qualifying contact from the
 	// person (click, reply, order, form, grant — not an open).
 	LastContact map[string]time.Time

@@ -169,6 +169,9 @@ func TestBacklogMetricsAndRepush(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	if !strings.Contains(metrics, `consentsync_outbox_failed{destination="mailchimp-acme"} 0`) {
+		t.Error("/metrics lacks a zero failed gauge for a healthy destination")
+	}
 	if strings.Contains(metrics, "backlog@example.com") {
 		t.Error("/metrics carries an address")
 	}

@@ -119,6 +119,9 @@ func TestEligibilityOverHTTP(t *testing.T) {
 			t.Errorf("%s %s/%s/%s = %v, want allowed=%v basis=%q reason=%q", c.id, c.brand, c.channel, c.purpose, got, c.allowed, c.basis, c.reason)
 		}
 	}
+	if got := e.eligible("preticked@example.com", "email", "acme", "marketing"); !strings.Contains(fmt.Sprint(got["detail"]), "pre-ticked") {
+		t.Errorf("invalid opt-in answer lacks its detail: %v", got)
+	}
 	if got := e.eligible("opt.in@example.com", "email", "acme", "marketing"); got["since"] == nil || got["expires_at"] == nil {
 		t.Errorf("consent answer lacks since/expires_at: %v", got)
 	}
@@ -283,6 +286,11 @@ func TestErasure(t *testing.T) {
 	}
 	if r := e.admin("DELETE", "/v1/subjects/erase.me@example.com"); r.Status != 404 {
 		t.Errorf("second erasure: HTTP %d, want 404", r.Status)
+	}
+	b := e.do("POST", "/v1/eligibility", "", http.Header{"Authorization": {"Bearer test-admin-token"}},
+		[]byte(`{"brand":"acme","subjects":["ERASE.ME@example.com","erase.me@example.com"]}`))
+	if strings.Count(b.Body, `"reason":"erased"`) != 2 {
+		t.Errorf("batch naming an erased person twice: %s", b.Body)
 	}
 	// Personal data is gone from every table.
 	for _, q := range []string{

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -69,7 +70,7 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 	}
 	// Identifiers with no live subject may have been erased.
 	var hashes [][]byte
-	hashOwner := map[string]int{}
+	hashOwner := map[string][]int{}
 	out := make([]consent.Facts, len(ids))
 	for i, id := range ids {
 		sub := byEmail[id.Email]
@@ -93,8 +94,10 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 			continue
 		}
 		for _, h := range IdentityHashes(ikey, consent.Subject{Email: id.Email, Phone: id.Phone}) {
-			hashOwner[string(h)] = i
-			hashes = append(hashes, h)
+			if len(hashOwner[string(h)]) == 0 {
+				hashes = append(hashes, h)
+			}
+			hashOwner[string(h)] = append(hashOwner[string(h)], i)
 		}
 	}
 	if len(hashes) > 0 {
@@ -109,10 +112,11 @@ func (s *Store) FactsFor(ctx context.Context, ids []Identifier, key consent.Key)
 			if err := rows.Scan(&h, &at); err != nil {
 				return nil, err
 			}
-			i := hashOwner[string(h)]
-			out[i].Known, out[i].Erased = true, true
-			if at.After(out[i].ErasedAt) {
-				out[i].ErasedAt = at
+			for _, i := range hashOwner[string(h)] {
+				out[i].Known, out[i].Erased = true, true
+				if at.After(out[i].ErasedAt) {
+					out[i].ErasedAt = at
+				}
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -195,8 +199,8 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 	out := make(map[int64]*consent.Facts, len(subjectIDs))
 	for _, id := range subjectIDs {
 		out[id] = &consent.Facts{States: map[consent.Key]consent.StateFact{}, InvalidGrants: map[consent.Key]time.Time{},
-			Withdrawals: map[consent.Key]time.Time{},
-			CustomerOf:  map[string]time.Time{}, LastContact: map[string]time.Time{}}
+			Withdrawals: map[consent.Key]time.Time{}, InvalidDetails: map[consent.Key]string{},
+			CustomerOf: map[string]time.Time{}, LastContact: map[string]time.Time{}}
 	}
 	if len(subjectIDs) == 0 {
 		return out, nil
@@ -267,6 +271,28 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		}
 		if r.WithdrawnAt.Valid {
 			f.Withdrawals[k] = r.WithdrawnAt.Time.UTC()
+		}
+	}
+
+	var details []struct {
+		SubjectID int64  `db:"subject_id"`
+		Channel   string `db:"channel"`
+		Brand     string `db:"brand"`
+		Purpose   string `db:"purpose"`
+		Problems  []byte `db:"problems"`
+	}
+	if err := s.DB.SelectContext(ctx, &details, `
+		SELECT DISTINCT ON (subject_id, channel, brand, purpose) subject_id, channel, brand, purpose, problems
+		FROM consent_events WHERE subject_id = ANY($1) AND status = 'granted' AND NOT valid`+keyFilter+`
+		ORDER BY subject_id, channel, brand, purpose, occurred_at DESC, id DESC`, args...); err != nil {
+		return nil, fmt.Errorf("store: facts refusal details: %w", err)
+	}
+	for _, d := range details {
+		k := consent.Key{Channel: consent.Channel(d.Channel), Brand: d.Brand, Purpose: consent.Purpose(d.Purpose)}
+		var problems []string
+		_ = json.Unmarshal(d.Problems, &problems)
+		if _, ok := out[d.SubjectID].InvalidGrants[k]; ok {
+			out[d.SubjectID].InvalidDetails[k] = strings.Join(problems, "; ")
 		}
 	}
 

@@ -114,4 +114,3 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	}
 	return nil
 }
-

@@ -65,7 +65,9 @@ func (w *Worker) ServerConfig() asynq.Config {
 		Queues:      jobs.Queues,
 		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
 			if d, ok := connectors.RetryDelay(err); ok {
-				return max(d, time.Second)
+				// A little after the rows' next attempt time, so the retry
+				// finds them due.
+				return max(d, time.Second) + 500*time.Millisecond
 			}
 			return asynq.DefaultRetryDelayFunc(n, err, t)
 		},

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Client = asynq.NewClientFromRedisClient(rc)
 	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
 	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
-		metrics.BacklogCollector{Store: st, Logger: log})
+		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg)})
 	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry}
 
 	deps := connectors.Deps{
@@ -158,4 +158,12 @@ func (a *App) Close() {
 	if a.Store != nil {
 		_ = a.Store.Close()
 	}
+}
+
+func destinationNames(c *config.Config) []string {
+	out := make([]string, len(c.Destinations))
+	for i, d := range c.Destinations {
+		out[i] = d.Name
+	}
+	return out
 }

@@ -16,6 +16,9 @@ import (
 type BacklogCollector struct {
 	Store  *store.Store
 	Logger *slog.Logger
+	// Destinations are the configured destination names: each gets its
+	// gauges, at 0 when it has nothing waiting, so alerts see a series.
+	Destinations []string
 }
 
 var (
@@ -43,12 +46,20 @@ func (c BacklogCollector) Collect(ch chan<- prometheus.Metric) {
 		c.Logger.Warn("metrics: backlog unavailable", "err", err)
 		return
 	}
-	for d, n := range b.OutboxPending {
-		ch <- prometheus.MustNewConstMetric(descOutboxPending, prometheus.GaugeValue, float64(n), d)
-		ch <- prometheus.MustNewConstMetric(descOutboxOldest, prometheus.GaugeValue, b.OutboxOldest[d].Seconds(), d)
+	names := map[string]bool{}
+	for _, d := range c.Destinations {
+		names[d] = true
 	}
-	for d, n := range b.OutboxFailed {
-		ch <- prometheus.MustNewConstMetric(descOutboxFailed, prometheus.GaugeValue, float64(n), d)
+	for d := range b.OutboxPending {
+		names[d] = true
+	}
+	for d := range b.OutboxFailed {
+		names[d] = true
+	}
+	for d := range names {
+		ch <- prometheus.MustNewConstMetric(descOutboxPending, prometheus.GaugeValue, float64(b.OutboxPending[d]), d)
+		ch <- prometheus.MustNewConstMetric(descOutboxOldest, prometheus.GaugeValue, b.OutboxOldest[d].Seconds(), d)
+		ch <- prometheus.MustNewConstMetric(descOutboxFailed, prometheus.GaugeValue, float64(b.OutboxFailed[d]), d)
 	}
 	ch <- prometheus.MustNewConstMetric(descInboxOpen, prometheus.GaugeValue, float64(b.InboxUnprocessed))
 	ch <- prometheus.MustNewConstMetric(descInboxOldest, prometheus.GaugeValue, b.InboxOldest.Seconds())
