@@ -19,6 +19,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -335,7 +337,7 @@ func queues(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\ninbox: received %d, processed %d, failed %d\n", inbox["received"], inbox["processed"], inbox["failed"])
+	fmt.Printf("\ninbox: %d waiting to be processed, %d processed, %d failed (see replay)\n", inbox["received"], inbox["processed"], inbox["failed"])
 	outbox, err := a.Store.OutboxCounts(ctx)
 	if err != nil {
 		return err
@@ -539,6 +541,11 @@ func verifyLedger(ctx context.Context, args []string) error {
 	expect := fs.String("expect", "", "a ledger root printed by an earlier run: fail if it changed")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *expect != "" {
+		if b, err := hex.DecodeString(*expect); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("-expect %q: a ledger root is 64 hex digits, as printed by verify-ledger", *expect)
+		}
 	}
 	st, err := openStore(ctx)
 	if err != nil {
