@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -482,7 +483,7 @@ func TestWithdrawalsAlwaysWin(t *testing.T) {
 	// 5. A provider's subscription of unknown origin does not lift a withdrawal.
 	e.submit(map[string]any{"email": "mc@example.com", "submitted_at": ago(3 * time.Hour), "email_pref": "off"})
 	e.waitDrained()
-	fired := time.Now().UTC().Add(-time.Hour).Format("2006-01-02+15%3A04%3A05")
+	fired := url.QueryEscape(time.Now().UTC().Add(-time.Hour).Format("2006-01-02 15:04:05"))
 	mc := "type=subscribe&fired_at=" + fired + "&data%5Bemail%5D=mc%40example.com&data%5Blist_id%5D=a6b5da1054"
 	if r := e.do("POST", "/webhooks/mailchimp-acme", "key=mc-url-key-55d0", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(mc)); r.Status != 202 {
 		t.Fatalf("mailchimp: %d %s", r.Status, r.Body)
