@@ -152,39 +152,17 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 		return cmp.Or(cmp.Compare(a.Subject.Key(), b.Subject.Key()), a.OccurredAt.Compare(b.OccurredAt))
 	})
 	for i, a := range b.Activities {
-		if a.OccurredAt.IsZero() {
-			a.OccurredAt = receivedAt
-		}
-		sub, err := consent.NormalizeSubject(a.Subject, region)
-		if err != nil || a.OccurredAt.IsZero() || a.Brand == "" {
-			skip("activity", i, cmp.Or(err, error(consent.ErrNoTime)))
+		if err := prepareFact(&a.Subject, &a.OccurredAt, &a.Brand, &a.Source, region, receivedAt); err != nil {
+			skip("activity", i, err)
 			continue
 		}
-		a.Subject, a.OccurredAt = sub, consent.CanonicalTime(a.OccurredAt)
-		notAfter(&a.OccurredAt, receivedAt)
-		if a.OccurredAt.Year() < consent.MinYear {
-			skip("activity", i, consent.ErrNoTime)
-			continue
-		}
-		a.Brand, a.Source = consent.CleanText(a.Brand, 200), consent.CleanText(a.Source, 200)
 		p.Activities = append(p.Activities, a)
 	}
 	for i, f := range b.Profiles {
-		if f.OccurredAt.IsZero() {
-			f.OccurredAt = receivedAt
-		}
-		sub, err := consent.NormalizeSubject(f.Subject, region)
-		if err != nil || f.OccurredAt.IsZero() {
-			skip("profile", i, cmp.Or(err, error(consent.ErrNoTime)))
+		if err := prepareFact(&f.Subject, &f.OccurredAt, &f.Brand, &f.Source, region, receivedAt); err != nil {
+			skip("profile", i, err)
 			continue
 		}
-		f.Subject, f.OccurredAt = sub, consent.CanonicalTime(f.OccurredAt)
-		notAfter(&f.OccurredAt, receivedAt)
-		if f.OccurredAt.Year() < consent.MinYear {
-			skip("profile", i, consent.ErrNoTime)
-			continue
-		}
-		f.Brand, f.Source = consent.CleanText(f.Brand, 200), consent.CleanText(f.Source, 200)
 		p.Profiles = append(p.Profiles, f)
 	}
 	for i, e := range b.Erasures {
@@ -202,6 +180,29 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 	p.Notes.Signals = len(p.Signals)
 	p.Notes.Undeliverable = len(b.Undeliverable)
 	return p
+}
+
+// prepareFact readies a contact or profile fact like a signal: subject
+// normalized, time defaulted to and bounded by the arrival, at the ledger's
+// precision and within the accepted years, text made storable.
+func prepareFact(sub *consent.Subject, at *time.Time, brand, source *string, region string, receivedAt time.Time) error {
+	n, err := consent.NormalizeSubject(*sub, region)
+	if err != nil {
+		return err
+	}
+	if at.IsZero() {
+		*at = receivedAt
+	}
+	*at = consent.CanonicalTime(*at)
+	notAfter(at, receivedAt)
+	if at.IsZero() || at.Year() < consent.MinYear {
+		return consent.ErrNoTime
+	}
+	if *brand == "" {
+		return errors.New("no brand")
+	}
+	*sub, *brand, *source = n, consent.CleanText(*brand, 200), consent.CleanText(*source, 200)
+	return nil
 }
 
 // Reconciled is what Reconcile did.
