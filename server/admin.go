@@ -47,7 +47,7 @@ func (s *Server) handleSubject(w http.ResponseWriter, r *http.Request) {
 	}
 	sups := v.Suppressions
 	if sups == nil {
-		sups = []store.SuppressionRow{}
+		sups = []store.Receipt{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"subject": subjectJSON{Email: v.Subject.Email.String, Phone: v.Subject.Phone.String, Profile: v.Subject.Profile,

@@ -12,7 +12,7 @@ import (
 type SubjectView struct {
 	Subject      Subject
 	Consents     []ConsentRow
-	Suppressions []SuppressionRow
+	Suppressions []Receipt
 }
 
 // ConsentRow is one current state, with the winning ledger row's validity.
@@ -25,19 +25,6 @@ type ConsentRow struct {
 	OccurredAt time.Time `db:"occurred_at" json:"occurred_at"`
 	Source     string    `db:"source" json:"source"`
 	Valid      bool      `db:"valid" json:"valid"`
-}
-
-// SuppressionRow is one outbox row as the admin API shows it.
-type SuppressionRow struct {
-	Destination string     `db:"destination" json:"destination"`
-	Channel     string     `db:"channel" json:"channel"`
-	Brand       string     `db:"brand" json:"brand"`
-	Purpose     string     `db:"purpose" json:"purpose"`
-	Status      string     `db:"status" json:"status"`
-	Attempts    int        `db:"attempts" json:"attempts"`
-	CreatedAt   time.Time  `db:"created_at" json:"created_at"`
-	SentAt      *time.Time `db:"sent_at" json:"sent_at"`
-	LastError   *string    `db:"last_error" json:"last_error,omitempty"`
 }
 
 // FindSubject loads a subject by normalized email or E.164 phone, with its
@@ -62,11 +49,11 @@ func (s *Store) fillView(ctx context.Context, v *SubjectView) (*SubjectView, err
 		WHERE s.subject_id = $1 ORDER BY s.brand, s.channel, s.purpose`, v.Subject.ID); err != nil {
 		return nil, fmt.Errorf("store: consents: %w", err)
 	}
-	if err := s.DB.SelectContext(ctx, &v.Suppressions, `
-		SELECT destination, channel, brand, purpose, status, attempts, created_at, sent_at, last_error
-		FROM suppression_outbox WHERE subject_id = $1 ORDER BY id`, v.Subject.ID); err != nil {
+	sups, err := s.Receipts(ctx, v.Subject.ID)
+	if err != nil {
 		return nil, fmt.Errorf("store: suppressions: %w", err)
 	}
+	v.Suppressions = sups
 	return v, nil
 }
 
