@@ -46,6 +46,9 @@ type LedgerRecord struct {
 	Purpose    Purpose   `json:"purpose"`
 	Status     Status    `json:"status"`
 	OccurredAt time.Time `json:"occurred_at"` // CanonicalTime
+	// RecordedAt is when the row was written (CanonicalTime; stored as
+	// received_at).
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 	Valid      bool      `json:"valid"`
 	Problems   []string  `json:"problems"`
 	Outcome    string    `json:"outcome"`

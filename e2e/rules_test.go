@@ -546,6 +546,7 @@ func TestLedgerTamperingDetected(t *testing.T) {
 		rootOnly  bool // detectable only by comparing the root with one kept outside
 	}{
 		{"state changed alone", `UPDATE consent_states SET status = 'granted'`, false},
+		{"recording time rewritten", off + `UPDATE consent_events SET received_at = received_at - interval '1 day'` + on, false},
 		{"quality rewritten", off + `UPDATE consent_events SET quality = replace(quality::text, 'unknown', 'pass')::jsonb WHERE quality IS NOT NULL` + on, false},
 		{"raw request replaced", `UPDATE inbound_events SET body = convert_to('{"email":"x@example.com"}', 'UTF8')`, false},
 		{"middle row deleted", off + `DELETE FROM suppression_outbox; UPDATE consent_states SET event_id = (SELECT max(id) FROM consent_events);

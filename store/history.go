@@ -64,7 +64,7 @@ func (r LedgerRow) Record() consent.LedgerRecord {
 	return consent.LedgerRecord{
 		SubjectID: r.SubjectID, InboundID: r.InboundID.Int64, FactKey: hex.EncodeToString(r.DedupKey),
 		Source: r.Source, Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose),
-		Status: consent.Status(r.Status), OccurredAt: consent.CanonicalTime(r.OccurredAt), Valid: r.Valid,
+		Status: consent.Status(r.Status), OccurredAt: consent.CanonicalTime(r.OccurredAt), RecordedAt: consent.CanonicalTime(r.ReceivedAt), Valid: r.Valid,
 		Problems: problems, Outcome: r.Outcome, Quality: quality, InboundSHA256: hex.EncodeToString(r.InboundSHA256),
 		EvidenceHash: hex.EncodeToString(r.EvidenceHash),
 	}

@@ -81,9 +81,11 @@ type LedgerEntry struct {
 	DedupKey  []byte
 	Signal    consent.Signal
 	Quality   consent.Quality
-	Outcome   string
-	PrevHash  []byte
-	Hash      []byte
+	// RecordedAt is stored as received_at (the hash covers it).
+	RecordedAt time.Time
+	Outcome    string
+	PrevHash   []byte
+	Hash       []byte
 }
 
 // LastHash returns the hash of the subject's newest ledger row (nil for the
@@ -121,12 +123,12 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 	var id int64
 	err = tx.QueryRowxContext(ctx, `
 		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
-			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (source, dedup_key) DO NOTHING
 		RETURNING id`,
 		e.SubjectID, inbound, e.DedupKey, e.Signal.Channel, e.Signal.Brand, e.Signal.Purpose, e.Signal.Status,
-		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash, quality).Scan(&id)
+		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash, quality, e.RecordedAt).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

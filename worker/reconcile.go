@@ -474,9 +474,9 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 		return err
 	}
 	rec := consent.NewLedgerRecord(subjectID, r.inboundID, sig, out.Reason)
-	rec.Quality, rec.InboundSHA256 = quality, r.inboundSHA
+	rec.Quality, rec.InboundSHA256, rec.RecordedAt = quality, r.inboundSHA, consent.CanonicalTime(time.Now())
 	eventID, err := store.AppendLedger(ctx, tx, store.LedgerEntry{
-		SubjectID: subjectID, InboundID: r.inboundID, DedupKey: consent.FactKey(sig), Signal: sig, Quality: quality,
+		SubjectID: subjectID, InboundID: r.inboundID, DedupKey: consent.FactKey(sig), Signal: sig, Quality: quality, RecordedAt: rec.RecordedAt,
 		Outcome: out.Reason, PrevHash: prev, Hash: consent.ChainHash(prev, rec),
 	})
 	if err != nil {
