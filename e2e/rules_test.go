@@ -587,3 +587,25 @@ func TestLedgerTamperingDetected(t *testing.T) {
 		})
 	}
 }
+
+// TestErasureCoversLinkedNumber: a number given with an address is the same
+// person: erasing the address erases the number (and its SMS consent).
+func TestErasureCoversLinkedNumber(t *testing.T) {
+	e := rulesEnv(t, false)
+	e.submit(map[string]any{"email": "lea@example.com", "phone": "06 22 33 44 55", "submitted_at": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339),
+		"newsletter": "on", "sms_pref": "on", "consent_version": "v1"})
+	e.waitDrained()
+	if got := e.eligible("+33622334455", "sms", "acme", "marketing"); got["allowed"] != true {
+		t.Fatalf("SMS before erasure: %v", got)
+	}
+	if r := e.admin("DELETE", "/v1/subjects/lea@example.com"); r.Status != 200 {
+		t.Fatalf("erase: %d", r.Status)
+	}
+	e.waitDrained()
+	if got := e.eligible("+33622334455", "sms", "acme", "marketing"); got["reason"] != "erased" {
+		t.Errorf("SMS after erasing the address: %v, want erased", got)
+	}
+	if n := e.count(`SELECT count(*) FROM subjects WHERE phone = '+33622334455' OR email = 'lea@example.com'`); n != 0 {
+		t.Errorf("%d subjects still hold the address or the number", n)
+	}
+}

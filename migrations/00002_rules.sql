@@ -51,6 +51,14 @@ CREATE TABLE erased_identities (
     erased_at     timestamptz NOT NULL
 );
 
+-- Subjects that are one person seen by two identifiers (an address and the
+-- number given with it): an erasure of one erases the other.
+CREATE TABLE subject_links (
+    subject_id        bigint NOT NULL REFERENCES subjects (id),
+    linked_subject_id bigint NOT NULL REFERENCES subjects (id),
+    PRIMARY KEY (subject_id, linked_subject_id)
+);
+
 -- Which inbound requests named which subject (signals, contacts, profiles):
 -- an erasure deletes the raw bodies of all of them.
 CREATE TABLE subject_inbound (
@@ -96,6 +104,7 @@ CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON consent_events
 -- +goose Down
 DROP TRIGGER consent_events_no_truncate ON consent_events;
 DROP TABLE subject_inbound;
+DROP TABLE subject_links;
 DROP INDEX consent_events_subject_key;
 ALTER TABLE consent_events DROP COLUMN quality;
 DROP TABLE service_settings;

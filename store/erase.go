@@ -169,3 +169,21 @@ func MailboxAliases(ctx context.Context, tx *sqlx.Tx, subjectID int64, email str
 		consent.MailboxKey(email), subjectID)
 	return ids, err
 }
+
+// LinkSubjects records that a and b are one person (both directions).
+func LinkSubjects(ctx context.Context, tx *sqlx.Tx, a, b int64) error {
+	if a == b {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO subject_links (subject_id, linked_subject_id) VALUES ($1, $2), ($2, $1)
+		ON CONFLICT DO NOTHING`, a, b)
+	return err
+}
+
+// LinkedSubjects lists the live subjects linked to subjectID.
+func LinkedSubjects(ctx context.Context, tx *sqlx.Tx, subjectID int64) ([]int64, error) {
+	var ids []int64
+	err := tx.SelectContext(ctx, &ids, `SELECT l.linked_subject_id FROM subject_links l JOIN subjects s ON s.id = l.linked_subject_id
+		WHERE l.subject_id = $1 AND s.erased_at IS NULL ORDER BY 1`, subjectID)
+	return ids, err
+}

@@ -63,7 +63,10 @@ type Prepared struct {
 	// the source in ErasureSource) or by identifier.
 	Erasures      []consent.Subject
 	ErasureSource string
-	Notes         Notes
+	// Links pair an address with the number given with it in one signal:
+	// one person, whose SMS consent lives on the number's subject.
+	Links []consent.Subject
+	Notes Notes
 }
 
 // Notes is stored on the inbox row (JSON): what the request held besides
@@ -121,7 +124,11 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 		if (s.Channel == consent.ChannelSMS || s.Channel == consent.ChannelPhone) && sub.Phone != "" {
 			// Texts and calls reach a number: the consent belongs to the
 			// number's subject, where an SMS provider's suppression and an
-			// eligibility question by number find it.
+			// eligibility question by number find it. The address given
+			// with it is the same person (linked, for erasure).
+			if sub.Email != "" {
+				p.Links = append(p.Links, consent.Subject{Email: sub.Email, EmailOriginal: sub.EmailOriginal, Phone: sub.Phone})
+			}
 			sub = consent.Subject{Phone: sub.Phone, ExternalID: sub.ExternalID}
 		}
 		s.Subject = sub
@@ -289,6 +296,9 @@ func (r *reconcileTx) run(p Prepared) error {
 	for _, f := range p.Profiles {
 		subs[f.Subject.Key()] = f.Subject
 	}
+	for _, l := range p.Links {
+		subs[l.Email] = consent.Subject{Email: l.Email, EmailOriginal: l.EmailOriginal}
+	}
 	// Serialize with erasures of the same identities (store.LockIdentities):
 	// an erasure that commits while this batch runs must not be followed by
 	// this batch recreating the subject with its older facts.
@@ -370,6 +380,17 @@ func (r *reconcileTx) run(p Prepared) error {
 	for _, f := range profiles {
 		need[f.Subject.Key()] = f.Subject
 	}
+	var links []consent.Subject
+	for _, l := range p.Links {
+		_, phoneKept := need[l.Phone]
+		if _, erased := erasedAt[l.Email]; erased || !phoneKept {
+			continue
+		}
+		if _, ok := need[l.Email]; !ok {
+			need[l.Email] = consent.Subject{Email: l.Email, EmailOriginal: l.EmailOriginal}
+		}
+		links = append(links, l)
+	}
 	keys := make([]string, 0, len(need))
 	for k := range need {
 		keys = append(keys, k)
@@ -387,6 +408,11 @@ func (r *reconcileTx) run(p Prepared) error {
 		}
 		r.subjects[k] = id
 		if err := store.RecordInbound(r.ctx, r.tx, id, r.inboundID); err != nil {
+			return err
+		}
+	}
+	for _, l := range links {
+		if err := store.LinkSubjects(r.ctx, r.tx, r.subjects[l.Email], r.subjects[l.Phone]); err != nil {
 			return err
 		}
 	}
@@ -601,10 +627,16 @@ func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
+	linked, err := store.LinkedSubjects(r.ctx, r.tx, subjectID)
+	if err != nil {
+		return false, err
+	}
+	aliases = append(aliases, linked...)
 	if err := store.EraseData(r.ctx, r.tx, r.key, subjectID, sub, at); err != nil {
 		return false, err
 	}
-	// Every alias of the mailbox is the same person (Gmail dots, +tags).
+	// Every alias of the mailbox (Gmail dots, +tags) and every number given
+	// with the address is the same person.
 	for _, id := range aliases {
 		if _, err := r.erase(id, source, at); err != nil {
 			return false, err
