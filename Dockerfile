@@ -1,4 +1,5 @@
-FROM golang:1.26-bookworm AS build
+# The Go version is go.mod's.
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -1,9 +1,12 @@
 # consentsync — the two set-up commands are `make demo` and `make test`.
 # Both first make Postgres and Redis reachable (scripts/services.sh).
 
-export DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postgres?sslmode=disable
+# DATABASE_URL is the binary's default (config.Process, README
+# "Configuration"); tests create their databases through the server's
+# maintenance database, so TEST_DATABASE_URL names that one.
+export DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/consentsync?sslmode=disable
 export REDIS_URL ?= redis://127.0.0.1:6379/0
-export TEST_DATABASE_URL ?= $(DATABASE_URL)
+export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postgres?sslmode=disable
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 FUZZTIME ?= 20000x
 

@@ -25,12 +25,23 @@ type Config struct {
 	Destinations []Destination `yaml:"destinations"`
 
 	Process Process `yaml:"-"`
+
+	// ReadOnly is set by LoadReadOnly (Options.AllowMissingSecrets): secrets
+	// may be empty, so the configuration is fit for commands that read the
+	// database and the queues, never for building connectors.
+	ReadOnly bool `yaml:"-"`
+	// Unset lists the environment variables the file references but the
+	// environment lacks, when ReadOnly (they expanded to "").
+	Unset []string `yaml:"-"`
 }
 
 // Process holds the settings that come from the environment only.
 type Process struct {
-	// DatabaseURL is a libpq URL, e.g. postgres://user@127.0.0.1:5432/consentsync?sslmode=disable.
-	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/consentsync?sslmode=disable"`
+	// DatabaseURL is a libpq URL. The default is the database the Makefile,
+	// docker-compose.yml and README use: user postgres with compose's
+	// password (ignored under trust auth), database consentsync (created
+	// when missing), never the postgres maintenance database.
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres:consentsync@127.0.0.1:5432/consentsync?sslmode=disable"`
 	// RedisURL is a redis:// URL; its path selects the DB index.
 	RedisURL string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	// HTTPAddr is the listen address of serve and all.
@@ -90,6 +101,11 @@ type Source struct {
 	// Profile is the default profile of the subjects this source reports
 	// (prospect, customer, professional).
 	Profile string `yaml:"profile"`
+	// WithdrawalScope is how far this source's withdrawals reach: "brand"
+	// (default: the brand the signal names) or "all_brands" (every
+	// configured brand, and every brand's destinations: an unsubscribe page
+	// offering "all our brands"; CNIL sanction against CALOGA, 2025).
+	WithdrawalScope string `yaml:"withdrawal_scope"`
 	// Tolerance is how old a signed timestamp may be (default 5m).
 	Tolerance time.Duration `yaml:"tolerance"`
 
@@ -145,9 +161,13 @@ type Fields struct {
 	FormID         string `yaml:"form_id"`
 	WordingVersion string `yaml:"wording_version"`
 	WordingHash    string `yaml:"wording_hash"`
-	IP             string `yaml:"ip"`
-	UserAgent      string `yaml:"user_agent"`
-	PageURL        string `yaml:"page_url"`
+	// PartnerList names the field carrying the partner list (or its
+	// version) shown with a partners box: without one, a partners opt-in
+	// is not informed (docs/rules.md, "Partners").
+	PartnerList string `yaml:"partner_list"`
+	IP          string `yaml:"ip"`
+	UserAgent   string `yaml:"user_agent"`
+	PageURL     string `yaml:"page_url"`
 	// Profile names a field saying who the person is: "customer" or
 	// "professional" (anything else: no profile fact).
 	Profile string `yaml:"profile"`
@@ -166,6 +186,9 @@ type ConsentField struct {
 	// Withdrawal: an explicitly unticked box is a withdrawal (preference
 	// centres). Otherwise unticked grants and withdraws nothing.
 	Withdrawal bool `yaml:"withdrawal"`
+	// PartnerList is the partner list (or its version) the form shows next
+	// to this box, when the submission does not carry it (fields.partner_list).
+	PartnerList string `yaml:"partner_list"`
 	// PreTicked: the form shows this box ticked before the person acts, so a
 	// ticked value is not an express opt-in.
 	PreTicked bool `yaml:"pre_ticked"`
@@ -244,6 +267,9 @@ func (c *Config) Defaults() {
 		if s.Profile == "" {
 			s.Profile = "prospect"
 		}
+		if s.WithdrawalScope == "" {
+			s.WithdrawalScope = "brand"
+		}
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
@@ -262,6 +288,8 @@ func (c *Config) Defaults() {
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // Validate checks values after Defaults. Each error names the key's path.
+// When c.ReadOnly, the checks that require secrets (sources[].secrets
+// entries not empty, destinations[].api_key required) are skipped.
 func (c *Config) Validate() error {
 	var errs []string
 	bad := func(path, format string, args ...any) {
@@ -308,7 +336,7 @@ func (c *Config) Validate() error {
 			bad(p+".brand", "is required")
 		}
 		for j, sec := range s.Secrets {
-			if sec == "" {
+			if sec == "" && !c.ReadOnly {
 				bad(fmt.Sprintf("%s.secrets[%d]", p, j), "is empty")
 			}
 		}
@@ -316,6 +344,11 @@ func (c *Config) Validate() error {
 		case "prospect", "customer", "professional":
 		default:
 			bad(p+".profile", "%q is not a profile (want prospect, customer or professional)", s.Profile)
+		}
+		switch s.WithdrawalScope {
+		case "brand", "all_brands":
+		default:
+			bad(p+".withdrawal_scope", "%q is not a scope (want brand or all_brands)", s.WithdrawalScope)
 		}
 		if _, err := time.LoadLocation(s.Timezone); err != nil {
 			bad(p+".timezone", "%q is not an IANA time zone", s.Timezone)
@@ -378,7 +411,7 @@ func (c *Config) Validate() error {
 		if d.BaseURL != "" && !strings.HasPrefix(d.BaseURL, "http://") && !strings.HasPrefix(d.BaseURL, "https://") {
 			bad(p+".base_url", "must start with http:// or https://")
 		}
-		if d.APIKey == "" {
+		if d.APIKey == "" && !c.ReadOnly {
 			bad(p+".api_key", "is required")
 		}
 		if d.Timeout < 0 {

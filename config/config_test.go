@@ -96,7 +96,7 @@ func TestParseExampleNeedsSandboxURL(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error for unset SANDBOX_URL")
 	}
-	for _, want := range []string{"SANDBOX_URL", "sources[0].api_base_url (line 7)", "is not set"} {
+	for _, want := range []string{"unset environment variable: SANDBOX_URL (referenced at sources[0].api_base_url (line 7), destinations[0].base_url"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
@@ -250,11 +250,11 @@ func TestParseErrors(t *testing.T) {
 			map[string]string{"EMPTY": ""}, []string{"sources[0].secrets[0]: is empty"}},
 		{"missing api key", "destinations:\n  - {name: d1, kind: brevo, brand: acme}\n", nil, []string{"destinations[0].api_key: is required"}},
 		{"unset variable", src("    api_token: ${HUBSPOT_TOKEN}\n"), nil,
-			[]string{"config: sources[0].api_token (line 6): environment variable HUBSPOT_TOKEN is not set"}},
+			[]string{"config: unset environment variable: HUBSPOT_TOKEN (referenced at sources[0].api_token (line 6))"}},
 		{"unset variable in a list", "sources:\n  - name: s1\n    secrets:\n      - ok\n      - \"${SECRET_2}\"\n", nil,
 			[]string{"sources[0].secrets[1] (line 5)", "SECRET_2"}},
 		{"unset variables named together", "destinations:\n  - {name: d1, base_url: \"${HOST}:${PORT}\"}\n", nil,
-			[]string{"destinations[0].base_url (line 2)", "HOST, PORT"}},
+			[]string{"config: unset environment variables: HOST, PORT (referenced at destinations[0].base_url (line 2))"}},
 		{"bad consent channel", src("    fields:\n      consents:\n        - {field: a, channel: email, purpose: marketing}\n        - {field: b, channel: fax, purpose: marketing}\n"), nil,
 			[]string{`sources[0].fields.consents[1].channel: "fax" is not a channel`}},
 		{"bad consent purpose", src("    fields:\n      consents:\n        - {field: a, channel: email, purpose: marketting}\n"), nil,
@@ -424,6 +424,9 @@ func FuzzParse(f *testing.F) {
 	}
 	lookup := vars(map[string]string{"X": "1m", "Y": "a: b", "SANDBOX_URL": "http://x"})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := ParseWith(data, vars(nil), Options{AllowMissingSecrets: true}); err != nil && !strings.HasPrefix(err.Error(), "config: ") {
+			t.Fatalf("read-only: error without prefix: %v", err)
+		}
 		c, err := Parse(data, lookup)
 		if err != nil {
 			if c != nil {

@@ -2,10 +2,12 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +20,38 @@ const EnvConfigFile = "CONSENTSYNC_CONFIG"
 
 // Load reads the file named by CONSENTSYNC_CONFIG (an empty config when the
 // variable is unset), expands ${VAR}, applies defaults, validates, and reads
-// the process settings from the environment.
-func Load() (*Config, error) {
+// the process settings from the environment. Every unset variable is an
+// error (one error naming them all, see Parse): the configuration is fit to
+// run the service with.
+func Load() (*Config, error) { return LoadWith(Options{}) }
+
+// LoadReadOnly is Load for commands that only read the database and the
+// queues (subject, queues, expiring, verify-ledger, replay, repush): it
+// needs no provider or sender secret in the environment. It is
+// LoadWith(Options{AllowMissingSecrets: true}); see Options for what that
+// relaxes. The Config it returns has ReadOnly set and must not be used to
+// build connectors.
+func LoadReadOnly() (*Config, error) { return LoadWith(Options{AllowMissingSecrets: true}) }
+
+// ErrReadOnly is returned (wrapped) by code that refuses a configuration
+// loaded with Options.AllowMissingSecrets, such as connectors/registry.Build:
+// its secrets may be empty, so connectors built from it would fail to verify
+// or push (fail closed).
+var ErrReadOnly = errors.New("configuration loaded read-only (secrets may be missing)")
+
+// Options changes how LoadWith and ParseWith read a configuration. The zero
+// value is Load's behaviour.
+type Options struct {
+	// AllowMissingSecrets expands an unset ${VAR} to the empty string
+	// instead of failing, and skips the validation that requires secrets
+	// (sources[].secrets entries not empty, destinations[].api_key
+	// required); everything else is validated as usual. The Config has
+	// ReadOnly set and lists the unset variables in Unset.
+	AllowMissingSecrets bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(o Options) (*Config, error) {
 	var data []byte
 	if path := os.Getenv(EnvConfigFile); path != "" {
 		b, err := os.ReadFile(path)
@@ -28,7 +60,7 @@ func Load() (*Config, error) {
 		}
 		data = b
 	}
-	c, err := Parse(data, os.LookupEnv)
+	c, err := ParseWith(data, os.LookupEnv, o)
 	if err != nil {
 		return nil, err
 	}
@@ -41,20 +73,36 @@ func Load() (*Config, error) {
 // Parse decodes YAML, expands ${VAR} in every scalar with lookup, rejects
 // unknown keys, applies Defaults and runs Validate. Errors carry the key's
 // path and its line in data ("config: sources[1].kind (line 9): ...").
+// Variables that lookup does not know are reported together, in the order
+// first referenced, with every path that references them:
+// "config: unset environment variables: A, B (referenced at
+// sources[0].secrets[0] (line 7), destinations[1].api_key (line 15))".
 //
 // A value read from the environment is never parsed as YAML: "a: b # c"
 // stays one string. In an unquoted scalar that is exactly the expansion, it
 // is typed like a literal would be (body_limit: ${LIMIT} with LIMIT=2048 is
 // a number); a quoted scalar ("${VAR}") and an empty value stay strings.
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	c := &Config{}
+	return ParseWith(data, lookup, Options{})
+}
+
+// ParseWith is Parse with options (see Options).
+func ParseWith(data []byte, lookup func(string) (string, bool), o Options) (*Config, error) {
+	c := &Config{ReadOnly: o.AllowMissingSecrets}
 	if len(bytes.TrimSpace(data)) > 0 {
 		var root yaml.Node
 		if err := yaml.Unmarshal(data, &root); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := expand(&root, "", lookup); err != nil {
+		var unset unsetVars
+		if err := expand(&root, "", lookup, &unset); err != nil {
 			return nil, err
+		}
+		if len(unset.names) > 0 {
+			if !o.AllowMissingSecrets {
+				return nil, unset.err()
+			}
+			c.Unset = unset.names
 		}
 		// yaml.v3 rejects unknown keys only in a Decoder reading text, and
 		// its errors carry line numbers of that text, not paths. check walks
@@ -75,6 +123,30 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
+// unsetVars collects the variables lookup did not know: names in the order
+// first referenced, and the paths referencing any of them.
+type unsetVars struct {
+	names []string
+	paths []string
+}
+
+func (u *unsetVars) add(name, path string) {
+	if !slices.Contains(u.names, name) {
+		u.names = append(u.names, name)
+	}
+	if len(u.paths) == 0 || u.paths[len(u.paths)-1] != path {
+		u.paths = append(u.paths, path)
+	}
+}
+
+func (u *unsetVars) err() error {
+	noun := "variables"
+	if len(u.names) == 1 {
+		noun = "variable"
+	}
+	return fmt.Errorf("config: unset environment %s: %s (referenced at %s)", noun, strings.Join(u.names, ", "), strings.Join(u.paths, ", "))
+}
+
 var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // where renders a path and line for an error message.
@@ -86,11 +158,12 @@ func where(path string, line int) string {
 }
 
 // expand replaces ${VAR} in scalar values with lookup and rejects aliases.
-func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+// An unset variable expands to "" and is added to unset.
+func expand(n *yaml.Node, path string, lookup func(string) (string, bool), unset *unsetVars) error {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := expand(c, path, lookup); err != nil {
+			if err := expand(c, path, lookup, unset); err != nil {
 				return err
 			}
 		}
@@ -100,29 +173,25 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 			if k.Kind == yaml.AliasNode {
 				return fmt.Errorf("config: %s: YAML aliases are not supported", where(path, k.Line))
 			}
-			if err := expand(v, join(path, k.Value), lookup); err != nil {
+			if err := expand(v, join(path, k.Value), lookup, unset); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := expand(c, path+"["+strconv.Itoa(i)+"]", lookup); err != nil {
+			if err := expand(c, path+"["+strconv.Itoa(i)+"]", lookup, unset); err != nil {
 				return err
 			}
 		}
 	case yaml.ScalarNode:
-		var missing []string
 		v := varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := m[2 : len(m)-1]
 			v, ok := lookup(name)
 			if !ok {
-				missing = append(missing, name)
+				unset.add(name, where(path, n.Line))
 			}
 			return v
 		})
-		if len(missing) > 0 {
-			return fmt.Errorf("config: %s: environment variable %s is not set", where(path, n.Line), strings.Join(missing, ", "))
-		}
 		if v != n.Value {
 			n.Value = v
 			if n.Style == 0 {

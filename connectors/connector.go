@@ -121,6 +121,11 @@ var (
 	// ErrPermanent: a destination refused the call in a way a retry will not
 	// change (4xx other than 408, 409 and 429).
 	ErrPermanent = errors.New("permanent failure")
+	// ErrTimeout: a provider call's timeout elapsed before the answer came
+	// (transient, but ambiguous: the provider may have applied the call).
+	// It is not retried in place; the task is retried later, which is safe
+	// because provider calls are idempotent (see NewHTTPClient).
+	ErrTimeout = errors.New("provider call timed out")
 )
 
 // Malformed wraps ErrMalformed with a reason.

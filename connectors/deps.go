@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -10,7 +11,8 @@ import (
 // Deps are what connectors may use besides their config. Constructors take
 // them explicitly; there is no package-level state.
 type Deps struct {
-	// HTTP calls provider and sender APIs (see NewHTTPClient).
+	// HTTP calls provider and sender APIs (see NewHTTPClient). Connectors
+	// with their own timeout derive their client from it (HTTPClient).
 	HTTP *retryablehttp.Client
 	// Logger never receives personal data or secrets.
 	Logger *slog.Logger
@@ -26,11 +28,41 @@ func (d Deps) Clock() time.Time {
 	return time.Now()
 }
 
-// HTTPClient returns d.HTTP, or a NewHTTPClient with timeout (0: its
-// default) when d.HTTP is nil.
+// HTTPClient returns the client of a connector whose calls timeout bounds
+// (config destinations[].timeout; 0 means "the shared client's own"):
+//
+//   - d.HTTP nil: a NewHTTPClient with timeout (0: its default, 10s);
+//   - timeout 0, or equal to d.HTTP's: d.HTTP itself;
+//   - otherwise a client with d.HTTP's retry policy, backoff, wait cap and
+//     error handling, and the same transport (so connections stay pooled),
+//     whose attempts time out after timeout instead. d.HTTP is not changed.
+//
+// A timed-out attempt is not retried in place (see NewHTTPClient).
 func (d Deps) HTTPClient(timeout time.Duration) *retryablehttp.Client {
-	if d.HTTP != nil {
-		return d.HTTP
+	if d.HTTP == nil {
+		return NewHTTPClient(HTTPOptions{Timeout: timeout})
 	}
-	return NewHTTPClient(HTTPOptions{Timeout: timeout})
+	base := d.HTTP
+	if timeout <= 0 || (base.HTTPClient != nil && base.HTTPClient.Timeout == timeout) {
+		return base
+	}
+	hc := &http.Client{Timeout: timeout}
+	if base.HTTPClient != nil {
+		hc.Transport, hc.CheckRedirect, hc.Jar = base.HTTPClient.Transport, base.HTTPClient.CheckRedirect, base.HTTPClient.Jar
+	}
+	// Field by field: retryablehttp.Client holds sync.Once values that must
+	// not be copied.
+	return &retryablehttp.Client{
+		HTTPClient:      hc,
+		Logger:          base.Logger,
+		RetryWaitMin:    base.RetryWaitMin,
+		RetryWaitMax:    base.RetryWaitMax,
+		RetryMax:        base.RetryMax,
+		RequestLogHook:  base.RequestLogHook,
+		ResponseLogHook: base.ResponseLogHook,
+		CheckRetry:      base.CheckRetry,
+		Backoff:         base.Backoff,
+		ErrorHandler:    base.ErrorHandler,
+		PrepareRetry:    base.PrepareRetry,
+	}
 }

@@ -17,7 +17,9 @@ import (
 
 // HTTPOptions configures NewHTTPClient.
 type HTTPOptions struct {
-	// Timeout bounds one HTTP attempt (default 10s).
+	// Timeout bounds one HTTP attempt, from dialling to the last byte of the
+	// answer's body (http.Client.Timeout; default 10s). Destinations get
+	// their own (config destinations[].timeout, see Deps.HTTPClient).
 	Timeout time.Duration
 	// WaitCap is the longest server-requested wait (Retry-After, reset
 	// headers) honoured inside one call (default 30s). A longer wait ends the
@@ -31,10 +33,22 @@ type HTTPOptions struct {
 }
 
 // NewHTTPClient returns the go-retryablehttp client every connector uses:
-// transport errors, 408, 429 and 5xx (but 501) are retried in place up to
-// RetryMax times, honouring Retry-After (seconds or HTTP-date, RFC 9110
+// transport errors, 408, 425, 429 and 5xx (but 501) are retried in place up
+// to RetryMax times, honouring Retry-After (seconds or HTTP-date, RFC 9110
 // §10.2.3) and X-RateLimit-Reset (epoch seconds) up to WaitCap; it never
 // logs (its default logger prints URLs).
+//
+// Timeouts are the exception: an attempt whose Timeout elapses is not
+// retried in place, and Do returns an error wrapping ErrTimeout. A timeout
+// is ambiguous (the provider may have received and applied the call, and
+// only its answer was late), so a provider that does not answer in time
+// is called once per call, not RetryMax+1 times, and holds the call for one
+// Timeout, not RetryMax+1 of them. The task is retried later by the worker
+// (asynq's backoff), which calls the provider again: that repeat is safe
+// only because every Destination's provider call is idempotent (see
+// Destination), so a suppression is delivered at least once, and a repeat
+// changes nothing at the provider. A call that fails with a 408, 429 or 5xx
+// answer is retried in place on the same grounds.
 func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
@@ -63,6 +77,11 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 			return false, ctx.Err()
 		}
 		if err != nil {
+			if isTimeout(err) {
+				// Ambiguous: the provider may have applied the call.
+				// Not retried in place (see NewHTTPClient).
+				return false, nil
+			}
 			return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 		}
 		if !Transient(resp.StatusCode) || resp.StatusCode == http.StatusConflict {
@@ -131,16 +150,29 @@ type Response struct {
 	Body   []byte
 }
 
-// Snippet returns at most ReceiptMax bytes of the body, with secret removed.
+// Snippet returns at most ReceiptMax bytes of the body, with secret and
+// email addresses removed (see Redact).
 func (r *Response) Snippet(secret string) string {
 	return Redact(string(r.Body), secret)
 }
 
-// Redact removes secret from s and bounds it to ReceiptMax bytes.
+// redactScan is how much of a text Redact reads before masking: enough
+// beyond ReceiptMax that an address starting inside the kept bytes is read
+// whole (an addr-spec has at most 254 bytes, 3 times that percent-encoded).
+const redactScan = ReceiptMax + 2048
+
+// Redact makes provider or transport text fit for an error, a log line,
+// last_error or a receipt: it replaces secret (when not empty) with
+// "[redacted]", masks every email address (MaskAddresses), bounds the result
+// to ReceiptMax bytes and drops invalid UTF-8.
 func Redact(s, secret string) string {
 	if secret != "" {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
+	if len(s) > redactScan {
+		s = s[:redactScan]
+	}
+	s = MaskAddresses(s)
 	if len(s) > ReceiptMax {
 		s = s[:ReceiptMax]
 	}
@@ -153,14 +185,20 @@ func Redact(s, secret string) string {
 //     retries: a *RetryAfterError when the server named a wait, else a
 //     plain transient error;
 //   - any other status: an error wrapping ErrPermanent;
-//   - transport failure: a transient error.
+//   - an attempt whose timeout elapsed (see NewHTTPClient): a transient
+//     error wrapping ErrTimeout;
+//   - other transport failures: a transient error.
 //
-// Error strings name the method, the status and a redacted body snippet,
-// never the URL (it may carry a key) nor secret.
+// Error strings name the method, the path, the status and a redacted body
+// snippet (see Redact: no secret, no email address), never the query (it
+// may carry a key).
 func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Response, error) {
-	what := req.Method + " " + req.URL.Path
+	what := req.Method + " " + Redact(req.URL.Path, secret)
 	resp, err := c.Do(req)
 	if err != nil {
+		if isTimeout(err) && req.Context().Err() == nil {
+			return nil, fmt.Errorf("%s: %w", what, ErrTimeout)
+		}
 		return nil, fmt.Errorf("%s: %s", what, transportReason(err))
 	}
 	defer resp.Body.Close()
@@ -177,6 +215,13 @@ func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Re
 		return r, cause
 	}
 	return r, fmt.Errorf("%w: %w", ErrPermanent, cause)
+}
+
+// isTimeout reports whether err is an attempt's timeout
+// (http.Client.Timeout, a dial or TLS handshake timeout).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // transportReason describes a transport error without its URL.

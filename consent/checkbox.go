@@ -11,7 +11,7 @@ type Checkbox int
 
 // Checkbox answers. Absent (missing, null, "" or an empty array) and Unticked
 // grant nothing and withdraw nothing: absence is not withdrawal
-// (CONSENT-RULES.md, "Absence is not withdrawal" in DESIGN.md §1). Ambiguous
+// (docs/rules.md; "Absence is not withdrawal" in DESIGN.md §1). Ambiguous
 // is recorded and never applied (CNIL criterion "unambiguous").
 const (
 	CheckboxAbsent Checkbox = iota
@@ -44,7 +44,7 @@ func (c Checkbox) String() string {
 //
 // Strings compare case-insensitively after trimming. The second result is the
 // raw value rendered as text, for evidence (at most 200 bytes).
-// Source: CONNECTORS.md "Checkbox values".
+// Source: docs/wire-formats.md, "Checkbox values".
 func ParseCheckbox(v any) (Checkbox, string) {
 	switch x := v.(type) {
 	case nil:

@@ -55,6 +55,12 @@ func dcCustomer(f Facts, brand string, since time.Time) Facts {
 	return f
 }
 
+// dcEnd sets the end of the relationship with brand (a last order).
+func dcEnd(f Facts, brand string, at time.Time) Facts {
+	f.RelationshipEnd = map[string]time.Time{brand: at}
+	return f
+}
+
 func dcContact(f Facts, brand string, at time.Time) Facts {
 	f.LastContact = map[string]time.Time{brand: at}
 	return f
@@ -353,8 +359,11 @@ func TestDecideExpiry(t *testing.T) {
 		{"customer exactly ttl ago, no contact: lapsed", dcCustomer(dcFacts(dcPerson), "acme", atTTL), Policy{}, expired(atTTL, dcNow)},
 		{"customer 1µs less than ttl ago", dcCustomer(dcFacts(dcPerson), "acme", atTTL.Add(time.Microsecond)), Policy{},
 			dcWant{allowed: true, basis: BasisSoftOptIn, reason: ReasonSoftOptIn, since: atTTL.Add(time.Microsecond), expires: dcNow.Add(time.Microsecond)}},
-		{"old customer with a recent order", dcContact(dcCustomer(dcFacts(dcPerson), "acme", dcNow.Add(-10*365*day)), "acme", dcNow.Add(-day)), Policy{},
+		{"old customer with a recent order", dcEnd(dcCustomer(dcFacts(dcPerson), "acme", dcNow.Add(-10*365*day)), "acme", dcNow.Add(-day)), Policy{},
 			dcWant{allowed: true, basis: BasisSoftOptIn, reason: ReasonSoftOptIn, since: dcNow.Add(-10 * 365 * day), expires: dcNow.Add(-day).Add(dcTTL)}},
+		{"old customer with a recent click: lapsed (clicks do not renew a customer)",
+			dcContact(dcCustomer(dcFacts(dcPerson), "acme", dcNow.Add(-10*365*day)), "acme", dcNow.Add(-day)), Policy{},
+			expired(dcNow.Add(-10*365*day), dcNow.Add(-10*365*day).Add(dcTTL))},
 		{"lapsed customer, professional: B2B", func() Facts { f := dcCustomer(dcFacts(dcWorker), "acme", atTTL); f.Professional = true; return f }(), Policy{},
 			dcWant{allowed: true, basis: BasisB2B, reason: ReasonB2B}},
 		{"lapsed customer with an expired opt-in: the opt-in's expiry", dcCustomer(prospect(atTTL.Add(-day)), "acme", atTTL), Policy{},
@@ -446,6 +455,20 @@ func dcRandomFacts(r *rand.Rand, keys []Key) Facts {
 			}
 			f.LastContact[b] = tm()
 		}
+		if r.IntN(3) == 0 {
+			if f.RelationshipEnd == nil {
+				f.RelationshipEnd = map[string]time.Time{}
+			}
+			f.RelationshipEnd[b] = tm()
+		}
+	}
+	for _, k := range keys {
+		if r.IntN(8) == 0 {
+			if f.Withdrawals == nil {
+				f.Withdrawals = map[Key]time.Time{}
+			}
+			f.Withdrawals[k] = tm()
+		}
 	}
 	return f
 }
@@ -471,7 +494,8 @@ func TestDecideNeverOverridesObjection(t *testing.T) {
 		if r.IntN(2) == 0 {
 			p.ProfessionalDomains = []string{"acme-corp.fr", "gmail.com"}
 		}
-		now := dcNow.Add(time.Duration(r.IntN(3)-1) * time.Microsecond)
+		nows := []time.Time{dcNow, PhoneOptInFrom, PhoneOptInFrom.Add(dcTTL / 4)}
+		now := nows[r.IntN(len(nows))].Add(time.Duration(r.IntN(3)-1) * time.Microsecond)
 		a := Decide(f, q, p, now)
 		st, has := f.States[q]
 		if !f.Known || f.Erased || has && st.Status == StatusWithdrawn {
@@ -498,7 +522,8 @@ func TestDecideNeverOverridesObjection(t *testing.T) {
 				t.Fatalf("case %d: consent without a valid grant: %+v", i, st)
 			}
 		case BasisSoftOptIn, BasisB2B:
-			if q.Purpose != PurposeMarketing || q.Channel != ChannelEmail && q.Channel != ChannelSMS {
+			phoneCustomer := a.Basis == BasisSoftOptIn && q.Channel == ChannelPhone && PhoneNeedsConsent(now)
+			if q.Purpose != PurposeMarketing || q.Channel != ChannelEmail && q.Channel != ChannelSMS && !phoneCustomer {
 				t.Fatalf("case %d: %s for %+v", i, a.Basis, q)
 			}
 			if a.Basis == BasisB2B && strings.HasSuffix(f.Email, "@gmail.com") {
@@ -507,6 +532,9 @@ func TestDecideNeverOverridesObjection(t *testing.T) {
 		case BasisOptOutRegime:
 			if q.Channel != ChannelPhone && q.Channel != ChannelPost || q.Purpose == PurposeCookies {
 				t.Fatalf("case %d: opt-out regime for %+v", i, q)
+			}
+			if q.Channel == ChannelPhone && PhoneNeedsConsent(now) && (q.Purpose != PurposeMarketing || a.Reason != ReasonProfessionalObjection) {
+				t.Fatalf("case %d: phone opt-out regime after %v: %+v for %+v", i, PhoneOptInFrom, a, q)
 			}
 		}
 	}

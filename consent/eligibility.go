@@ -3,7 +3,7 @@ package consent
 import "time"
 
 // Profile is what the law calls the person relative to a brand
-// (CONSENT-RULES.md, "Who needs an opt-in").
+// (docs/rules.md, "Who needs an opt-in").
 type Profile string
 
 // Profiles.
@@ -47,6 +47,13 @@ const (
 	ReasonErased              = "erased"
 	ReasonPartnersNeedOptIn   = "partners_need_opt_in"
 	ReasonUnknownSubject      = "unknown_subject"
+	// ReasonCustomerOngoingContract: a marketing call, from PhoneOptInFrom,
+	// to a customer of the brand within the retention period (Code de la
+	// consommation art. L223-1: the ongoing-contract exception).
+	ReasonCustomerOngoingContract = "customer_ongoing_contract"
+	// ReasonProfessionalObjection: a marketing call, from PhoneOptInFrom, to
+	// a professional or legal entity, who stays in the objection regime.
+	ReasonProfessionalObjection = "professional_objection_regime"
 )
 
 // Key names one consent: a channel, a brand and a purpose.
@@ -63,6 +70,9 @@ type StateFact struct {
 	OccurredAt time.Time
 	// Quality of the grant that made the state (nil for withdrawals).
 	Quality Quality
+	// Source is the configured source the winning signal came from (shown
+	// to support; the rules do not read it).
+	Source string
 }
 
 // Facts is everything consentsync knows about one subject that bears on
@@ -80,6 +90,12 @@ type Facts struct {
 	Professional bool
 	// CustomerOf maps a brand to when the subject became its customer.
 	CustomerOf map[string]time.Time
+	// RelationshipEnd maps a brand to the latest end of the commercial
+	// relationship the sources reported: the latest order, or a contract's
+	// end (which may lie in the future). A customer's soft opt-in lapses
+	// CustomerExpiresAt(CustomerOf, RelationshipEnd, ttl); clicks and opens
+	// do not count here.
+	RelationshipEnd map[string]time.Time
 	// States are the current states by key.
 	States map[Key]StateFact
 	// Withdrawals maps a key to its latest withdrawal ever recorded (even
@@ -93,15 +109,16 @@ type Facts struct {
 	// was refused ("express: box was pre-ticked").
 	InvalidDetails map[Key]string
 	// LastContact maps a brand to the latest qualifying contact from the
-	// person (click, reply, order, form, grant — not an open).
+	// person (click, reply, order, form, grant — not an open): it renews a
+	// prospect's consent (ConsentExpiresAt), not a customer's soft opt-in.
 	LastContact map[string]time.Time
 }
 
 // Policy is the part of the configuration the rules read.
 type Policy struct {
-	// ConsentTTL is how long a consent (and a customer's soft opt-in) lasts
-	// without a qualifying contact (CNIL recommends 3 years); zero means
-	// DefaultConsentTTL.
+	// ConsentTTL is how long a consent lasts without a qualifying contact,
+	// and a customer's soft opt-in after the end of the relationship (CNIL
+	// recommends 3 years); zero means DefaultConsentTTL.
 	ConsentTTL time.Duration
 	// StrictQuality makes an "unknown" criterion block like a "fail".
 	StrictQuality bool
@@ -125,7 +142,8 @@ type Answer struct {
 	// pre-ticked").
 	Detail string `json:"detail,omitempty"`
 	// ExpiresAt is the first instant at which a consent or soft-opt-in
-	// permission lapses without new contact from the person
-	// (ConsentExpiresAt); nil for other bases.
+	// permission lapses (ConsentExpiresAt without new contact from the
+	// person; CustomerExpiresAt without a new order or contract); nil for
+	// other bases.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }

@@ -11,7 +11,7 @@ import (
 
 // This file tells who an address belongs to: a legal entity (a role
 // address), a person at work (professional), or a private person. The
-// answer picks the legal regime (CONSENT-RULES.md, "Who needs an opt-in"):
+// answer picks the legal regime (docs/rules.md, "Who needs an opt-in"):
 //
 //   - CNIL, "La prospection commerciale par courrier électronique",
 //     https://www.cnil.fr/fr/la-prospection-commerciale-par-courrier-electronique:
@@ -141,7 +141,7 @@ var freeMailFamilies = setOf("yahoo", "hotmail", "outlook", "live", "windowslive
 // freeMailFamilies (yahoo.*, hotmail.*, outlook.*, live.*, aol.*, gmx.*,
 // yandex.*).
 //
-// Source: CONSENT-RULES.md ("free-mail domains such as gmail.com, yahoo.fr,
+// Source: docs/rules.md ("free-mail domains such as gmail.com, yahoo.fr,
 // orange.fr, free.fr, hotmail.* are never professional"); CNIL, "La
 // prospection commerciale par courrier électronique" (the B2B regime covers
 // work addresses only).
@@ -177,7 +177,7 @@ func IsFreeMailDomain(domain string) bool {
 //
 // An empty email (a phone-only subject) leaves the signal to decide.
 //
-// Source: CONSENT-RULES.md ("Who needs an opt-in"); CNIL, "La prospection
+// Source: docs/rules.md ("Who needs an opt-in"); CNIL, "La prospection
 // commerciale par courrier électronique" (professionnels: adresse
 // professionnelle, message en rapport avec leur profession).
 func IsProfessional(email string, professionalDomains []string, signalSaysProfessional bool) bool {

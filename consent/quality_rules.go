@@ -6,7 +6,7 @@ import (
 )
 
 // This file grades one grant against the six criteria of a valid consent
-// (CONSENT-RULES.md, "What makes an opt-in valid"). Each criterion is one
+// (docs/rules.md, "What makes an opt-in valid"). Each criterion is one
 // function below, with its legal source. They read only the signal (its
 // Problems and Evidence) and the QualityContext: no I/O.
 //
@@ -44,6 +44,7 @@ const (
 	reasonWordingVersion   = "wording version kept"
 	reasonWordingHash      = "wording hash kept"
 	reasonNoWording        = "no wording or notice version kept"
+	reasonNoPartnerList    = "the list of partners shown was not kept"
 	reasonSaysNo           = "the recorded answer says no, yet the signal is a grant"
 	reasonStandardTick     = "standard tick value"
 	reasonUnusualTick      = "value is truthy but not a standard tick (true, 1, on, yes)"
@@ -68,7 +69,8 @@ const (
 //     whole text. So a signal with problems always has a fail, and
 //     Signal.Valid() false implies Quality.Valid false.
 //   - sig.Evidence: Checkbox, PreTicked, Required, ConfirmedAt, OptInLevel,
-//     WordingVersion, WordingHash (see each criterion below).
+//     WordingVersion, WordingHash, PartnerList (see each criterion below).
+//   - sig.Purpose: a partners grant must name the partner list (informed).
 //   - c.FirstMessageAt: the earliest message sent under this consent.
 //
 // The result is what the ledger keeps beside the signal; Quality.Valid
@@ -85,7 +87,7 @@ func Assess(sig Signal, c QualityContext) Quality {
 		assessFree(ev, probs[CriterionFree]),
 		assessPrior(sig, c, probs[CriterionPrior]),
 		assessSpecific(probs[CriterionSpecific]),
-		assessInformed(ev, probs[CriterionInformed]),
+		assessInformed(ev, sig.Purpose, probs[CriterionInformed]),
 		assessUnambiguous(ev, box, probs[CriterionUnambiguous]),
 	}
 }
@@ -154,6 +156,26 @@ func confirmed(e Evidence) bool {
 	switch strings.ToLower(strings.TrimSpace(e.OptInLevel)) {
 	case "confirmed_opt_in", "double_opt_in":
 		return true
+	}
+	return false
+}
+
+// LiftingEvidence states which evidence makes criterion express pass, and
+// so which grants may lift a withdrawal (LiftsWithdrawal) or bring a person
+// back after an erasure (Revives). It is the rule assessExpress applies,
+// written for people (the README quotes it).
+const LiftingEvidence = `Criterion "express" passes, so a grant can lift a withdrawal or revive an erased identity, only on:
+- a ticked box: Evidence.checkbox is a tick (true, 1, on, yes; or an accepted unusual tick: checked, y, a label), the box was not pre-ticked (Evidence.pre_ticked not true), and no problem names "express";
+- a double opt-in confirmation on a granted signal: Evidence.confirmed_at not before the signal's occurred_at, or Evidence.opt_in_level "confirmed_opt_in" (Shopify) or "double_opt_in" (form mappings).
+Nothing else passes: a provider's "subscribed" with only an event name or another opt-in level (Mailchimp subscribe, opt_in_level "list_setting"; Shopify subscribed with "single_opt_in" or "unknown"; a Postmark reactivation), a pre-ticked box, a "no" value, or a pending double opt-in leaves express unknown or failed, and the withdrawal or erasure in force.`
+
+// ExpressPassed reports whether quality q has criterion express passed (see
+// LiftingEvidence). A nil or unassessed quality has not.
+func ExpressPassed(q Quality) bool {
+	for _, a := range q {
+		if a.Criterion == CriterionExpress {
+			return a.Verdict == Pass
+		}
 	}
 	return false
 }
@@ -272,20 +294,31 @@ func assessSpecific(problems []string) Assessment {
 }
 
 // assessInformed: the person saw what they agreed to and how to withdraw.
-// We can only prove it by the wording (notice) shown at collection.
+// We can only prove it by the wording (notice) shown at collection and, for
+// purpose partners, by the list of partners shown.
 //
-//   - fail: a problem "informed: ...";
-//   - pass: Evidence.WordingVersion or Evidence.WordingHash is kept;
+//   - fail: a problem "informed: ...", or purpose partners without
+//     Evidence.PartnerList ("the list of partners shown was not kept"):
+//     consent to partners' offers is informed only if it names the
+//     companies that will rely on it;
+//   - pass: Evidence.WordingVersion or Evidence.WordingHash is kept (and,
+//     for partners, Evidence.PartnerList);
 //   - unknown otherwise ("no wording or notice version kept").
 //
 // Source: GDPR art. 4(11) ("informed"), art. 7(1) (the controller must be
 // able to demonstrate consent), art. 7(3) (informed of the right to
 // withdraw before giving consent), recital 42; EDPB Guidelines 05/2020
-// §§ 62-74; CNIL, "Les bases légales: le consentement" (consentement
-// éclairé).
-func assessInformed(e Evidence, problems []string) Assessment {
-	if len(problems) > 0 {
-		return fail(CriterionInformed, problems)
+// §§ 62-74 (the identity of each controller relying on the consent);
+// CNIL, "Les bases légales: le consentement" (consentement éclairé); CNIL
+// sanctions against EDF (SAN-2022-021, 2022) and Foriou (2024): partner
+// consent collected without naming the partners is not informed.
+func assessInformed(e Evidence, purpose Purpose, problems []string) Assessment {
+	fails := problems
+	if purpose == PurposePartners && strings.TrimSpace(e.PartnerList) == "" {
+		fails = appendReason(fails, reasonNoPartnerList)
+	}
+	if len(fails) > 0 {
+		return fail(CriterionInformed, fails)
 	}
 	switch {
 	case strings.TrimSpace(e.WordingVersion) != "":
@@ -391,7 +424,7 @@ func (a Assessment) String() string { return string(a.Criterion) + ": " + a.Reas
 // does not block. Withdrawals carry a nil quality and are never validated:
 // do not call Blocking for them.
 //
-// Source: CONSENT-RULES.md ("each pass / fail / unknown"); GDPR art. 7(1)
+// Source: docs/rules.md ("each pass / fail / unknown"); GDPR art. 7(1)
 // (the controller must be able to demonstrate consent — strict mode treats
 // what cannot be demonstrated as missing).
 func (q Quality) Blocking(strict bool) []Assessment {

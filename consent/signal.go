@@ -20,7 +20,8 @@ import (
 type Channel string
 
 // Channels. Email and SMS are opt-in channels for prospects; phone calls by a
-// human and post are opt-out channels (CONSENT-RULES.md).
+// human and post are opt-out channels; calls by a human to consumers need an
+// opt-in from PhoneOptInFrom (docs/rules.md, "Who needs an opt-in").
 const (
 	ChannelEmail Channel = "email"
 	ChannelSMS   Channel = "sms"
@@ -106,9 +107,14 @@ type Evidence struct {
 	Field          string `json:"field,omitempty"`
 	WordingVersion string `json:"wording_version,omitempty"`
 	WordingHash    string `json:"wording_hash,omitempty"`
-	PageURL        string `json:"page_url,omitempty"`
-	IP             string `json:"ip,omitempty"`
-	UserAgent      string `json:"user_agent,omitempty"`
+	// PartnerList names the list of partners (or its version, "partners-v7")
+	// the person was shown when consenting to purpose partners. Without it a
+	// partners grant fails criterion "informed" (see Assess). omitempty: the
+	// evidence hash of evidence without it is unchanged.
+	PartnerList string `json:"partner_list,omitempty"`
+	PageURL     string `json:"page_url,omitempty"`
+	IP          string `json:"ip,omitempty"`
+	UserAgent   string `json:"user_agent,omitempty"`
 	// Checkbox is the raw answer as the sender sent it ("on", "true", ...).
 	Checkbox string `json:"checkbox,omitempty"`
 	// PreTicked is set when the sender or the mapping says the box was ticked
@@ -123,6 +129,16 @@ type Evidence struct {
 	// ConfirmedAt is the double-opt-in confirmation time.
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
 }
+
+// Scope is how far a withdrawal reaches: the signal's own brand, or every
+// brand of the company (see ExpandScope).
+type Scope string
+
+// Scopes. The empty Scope means ScopeBrand.
+const (
+	ScopeBrand     Scope = "brand"
+	ScopeAllBrands Scope = "all_brands"
+)
 
 // Signal is one canonical consent fact: subject S gave, withdrew or requested
 // consent for purpose P of brand B on channel C at OccurredAt (the sender's
@@ -143,6 +159,11 @@ type Signal struct {
 	Source   string   `json:"source"`
 	Evidence Evidence `json:"evidence"`
 	Problems []string `json:"problems,omitempty"`
+	// Scope is ScopeAllBrands when a withdrawal covers every brand (the
+	// source or page declared it); empty or ScopeBrand otherwise. It is not
+	// part of FactKey nor of the ledger record: ExpandScope turns it into one
+	// brand-scoped fact per brand before anything is stored.
+	Scope Scope `json:"scope,omitempty"`
 }
 
 // Valid reports whether the signal may change consent state.
@@ -189,6 +210,11 @@ func (s Signal) Validate() error {
 	if s.Brand == "" {
 		return fmt.Errorf("%w: no brand", ErrBadSignal)
 	}
+	switch s.Scope {
+	case "", ScopeBrand, ScopeAllBrands:
+	default:
+		return fmt.Errorf("%w: unknown scope %q (want brand or all_brands)", ErrBadSignal, s.Scope)
+	}
 	return nil
 }
 
@@ -218,7 +244,7 @@ func CleanText(s string, max int) string {
 // withdrawal from being recorded.
 func (e Evidence) Clean() Evidence {
 	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
-		&e.WordingHash, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
+		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
 		*p = CleanText(*p, maxEvidenceText)
 	}
 	return e

@@ -113,7 +113,7 @@ func start(t testing.TB, o envOptions) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, app.Options{Now: e.Now})
+	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

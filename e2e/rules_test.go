@@ -99,7 +99,12 @@ func TestEligibilityOverHTTP(t *testing.T) {
 
 		{"opt.in@example.com", "email", "other-brand", "marketing", false, "none", "no_opt_in"},
 		{"buyer@example.com", "email", "other-brand", "marketing", false, "", "no_opt_in"},
-		{"opt.in@example.com", "phone", "acme", "marketing", true, "opt_out_regime", ""},
+		// Marketing calls to consumers need a prior opt-in since 2026-08-11
+		// (Code de la consommation art. L223-1, loi n° 2025-594).
+		{"opt.in@example.com", "phone", "acme", "marketing", false, "none", "no_opt_in"},
+		{"opt.in@example.com", "post", "acme", "marketing", true, "opt_out_regime", ""},
+		{"buyer@example.com", "phone", "acme", "marketing", true, "soft_opt_in", "customer_ongoing_contract"},
+		{"jane.doe@acme-corp.fr", "phone", "acme", "marketing", true, "", ""},
 		{"old@example.com", "email", "acme", "marketing", false, "", "expired"},
 		{"preticked@example.com", "email", "acme", "marketing", false, "", "invalid_opt_in"},
 		{"buyer@example.com", "email", "acme", "marketing", true, "soft_opt_in", "customer_soft_opt_in"},
@@ -110,7 +115,7 @@ func TestEligibilityOverHTTP(t *testing.T) {
 		{"jane.doe@gmail.com", "email", "acme", "marketing", false, "", "no_opt_in"},
 		{"contact@somecorp.fr", "email", "acme", "marketing", true, "legitimate_interest_b2b", "role_address_no_objection"},
 		{"gone@example.com", "email", "acme", "marketing", false, "", "withdrawn"},
-		{"gone@example.com", "phone", "acme", "marketing", true, "opt_out_regime", ""},
+		{"gone@example.com", "phone", "acme", "marketing", false, "none", "no_opt_in"},
 		{"pending@example.com", "email", "acme", "marketing", false, "", "pending_confirmation"},
 		{"nobody@example.com", "email", "acme", "marketing", false, "none", "unknown_subject"},
 	}
@@ -366,13 +371,13 @@ func TestExpiry(t *testing.T) {
 			t.Errorf("%s: reason %v, want expired", email, got["reason"])
 		}
 	}
-	rows, err := e.App.Store.Expiring(context.Background(), e.App.Config.Policy.ConsentTTL, 30*24*time.Hour, time.Now())
+	rows, err := e.App.Service.Expiring(context.Background(), 30*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var listed []string
 	for _, r := range rows {
-		listed = append(listed, r.Email.String)
+		listed = append(listed, r.Identities[0].Email)
 	}
 	if strings.Join(listed, ",") != "idle@example.com,opened@example.com" && strings.Join(listed, ",") != "opened@example.com,idle@example.com" {
 		t.Errorf("expiring = %v, want idle and opened (lapsed), not clicked or fresh", listed)

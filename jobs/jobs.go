@@ -89,3 +89,26 @@ func RedisOpt(url string) (asynq.RedisConnOpt, error) {
 	}
 	return opt, nil
 }
+
+// Requeuer enqueues work an operator asks for again (replay, repush): an
+// inbound task replaces any leftover task holding the event's id (a task
+// archived after its last retry keeps the id, and a new one would be
+// refused as a duplicate).
+type Requeuer struct {
+	Enqueuer  *Enqueuer
+	Inspector *asynq.Inspector
+}
+
+// Inbound drops any leftover task of inbound event id, then enqueues one.
+func (r Requeuer) Inbound(ctx context.Context, id int64) error {
+	// Nothing to delete is the usual case. An active task cannot be
+	// deleted: it is being processed now, and the row reset to received is
+	// picked up again by the sweeper.
+	_ = r.Inspector.DeleteTask(QueueInbound, InboundTaskID(id))
+	return r.Enqueuer.Inbound(ctx, id)
+}
+
+// Push enqueues a push of destination's due suppressions (Enqueuer.Push).
+func (r Requeuer) Push(ctx context.Context, destination string, delay time.Duration) error {
+	return r.Enqueuer.Push(ctx, destination, delay)
+}

@@ -1,81 +1,140 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/consentsync/consentsync/consent"
-	"github.com/consentsync/consentsync/store"
+	"github.com/consentsync/consentsync/service"
 )
 
-// subjectJSON is the "subject" object of GET /v1/subjects/{id}.
-type subjectJSON struct {
-	Email   string `json:"email,omitempty"`
-	Phone   string `json:"phone,omitempty"`
-	Profile string `json:"profile"`
-	Created string `json:"created_at"`
+// Consents is the one service layer the admin API renders
+// (service.Service): handlers parse the request, call one use case and
+// write its result; they load nothing and decide nothing.
+type Consents interface {
+	Question(channel, brand, purpose string) (consent.Question, error)
+	Subject(ctx context.Context, raw string) (*service.SubjectView, error)
+	Eligibility(ctx context.Context, raw string, q consent.Question) (consent.Answer, error)
+	EligibilityBatch(ctx context.Context, raws []string, q consent.Question) ([]service.BatchResult, error)
+	History(ctx context.Context, raw string) (*service.History, error)
+	Erase(ctx context.Context, raw, by string) error
 }
 
-// handleSubject is GET /v1/subjects/{email-or-phone}: the subject, its
-// current consents and its suppressions (DESIGN.md §5). The identifier is
-// normalized like incoming signals (consent.NormalizeEmail, or E.164 for a
-// phone in policy.phone_region). 400 for an identifier that is neither, 404
-// when unknown.
+var _ Consents = (*service.Service)(nil)
+
+// handleSubject is GET /v1/subjects/{email-or-phone}: the person (any
+// member of the identity set gives the same answer): the oldest member as
+// "subject" with the person's profile, every literal address and number
+// ("identities"), the current consents with the rules' answer for each,
+// eligibility for every configured brand × channel × purpose, and the
+// suppressions with their receipts (service.SubjectView). 400 for an
+// identifier that is neither an address nor a number, 404 when unknown or
+// erased ({"error": "erased", "erased_at"}).
 func (s *Server) handleSubject(w http.ResponseWriter, r *http.Request) {
-	email, phone, err := s.identifier(r.PathValue("id"))
+	v, err := s.Consents.Subject(r.Context(), r.PathValue("id"))
+	if errors.Is(err, service.ErrErased) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "erased", "erased_at": v.ErasedAt})
+		return
+	}
 	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// handleEligibility is GET /v1/subjects/{id}/eligibility?channel=&brand=&purpose=
+// → {"allowed", "basis", "reason", "since", "expires_at", "detail"}
+// (consent.Decide on the person's merged facts). An unknown subject is not
+// an error: it is not allowed, reason "unknown_subject". 400 for a bad
+// identifier or question.
+func (s *Server) handleEligibility(w http.ResponseWriter, r *http.Request) {
+	q, err := s.Consents.Question(r.URL.Query().Get("channel"), r.URL.Query().Get("brand"), r.URL.Query().Get("purpose"))
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	a, err := s.Consents.Eligibility(r.Context(), r.PathValue("id"), q)
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+type batchRequest struct {
+	Channel  string   `json:"channel"`
+	Brand    string   `json:"brand"`
+	Purpose  string   `json:"purpose"`
+	Subjects []string `json:"subjects"`
+}
+
+// handleEligibilityBatch is POST /v1/eligibility with
+// {"channel", "brand", "purpose", "subjects": [up to 10,000 emails or
+// phones]} → {"results": [{"subject", "allowed", "basis", "reason",
+// "since"}]} in request order, for filtering a campaign list
+// (service.EligibilityBatch). 400 for a malformed body or question.
+func (s *Server) handleEligibilityBatch(w http.ResponseWriter, r *http.Request) {
+	var req batchRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	q, err := s.Consents.Question(req.Channel, req.Brand, req.Purpose)
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	out, err := s.Consents.EligibilityBatch(r.Context(), req.Subjects, q)
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// handleHistory is GET /v1/subjects/{id}/history: the person's ledger,
+// oldest first, with evidence, quality and hash chain, a consent receipt per
+// valid grant (Kantara Initiative Consent Receipt v1.1 field names), and the
+// suppressions pushed with the providers' answers (service.History).
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	h, err := s.Consents.History(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// handleErase is DELETE /v1/subjects/{id}: erasure (GDPR art. 17) of the
+// whole identity set (service.Erase). 200 {"erased": true}; 404 when
+// unknown or already erased.
+func (s *Server) handleErase(w http.ResponseWriter, r *http.Request) {
+	if err := s.Consents.Erase(r.Context(), r.PathValue("id"), "admin-api"); err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"erased": true})
+}
+
+// serviceError maps a use case's error to its status: 400 for bad input,
+// 404 for an unknown or erased person, 503 otherwise (storage; the caller
+// retries). Storage errors are logged without their text reaching the
+// client.
+func (s *Server) serviceError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, service.ErrInvalidIdentifier), errors.Is(err, service.ErrBadQuestion):
 		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	v, err := s.Store.FindSubject(r.Context(), email, phone)
-	if errors.Is(err, store.ErrNotFound) {
+	case errors.Is(err, service.ErrUnknownSubject), errors.Is(err, service.ErrErased):
 		writeError(w, http.StatusNotFound, "unknown subject")
-		return
-	}
-	if err != nil {
-		s.Logger.Error("find subject", "err", err)
+	case errors.Is(err, service.ErrNoEraser):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.Logger.Error("admin API storage error", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "storage unavailable")
-		return
 	}
-	consents := v.Consents
-	if consents == nil {
-		consents = []store.ConsentRow{}
-	}
-	for i := range consents {
-		consents[i].Basis = basisOf(consents[i])
-	}
-	sups := v.Suppressions
-	if sups == nil {
-		sups = []store.Receipt{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"subject": subjectJSON{Email: v.Subject.Email.String, Phone: v.Subject.Phone.String, Profile: v.Subject.Profile,
-			Created: v.Subject.CreatedAt.UTC().Format("2006-01-02T15:04:05Z")},
-		"consents":     consents,
-		"suppressions": sups,
-	})
-}
-
-// identifier normalizes an email or a phone number from a URL.
-func (s *Server) identifier(raw string) (email, phone string, err error) {
-	if strings.Contains(raw, "@") {
-		email, _, err = consent.NormalizeEmail(raw)
-		return email, "", err
-	}
-	phone, err = consent.NormalizePhone(raw, s.Config.Policy.PhoneRegion)
-	return "", phone, err
-}
-
-// basisOf names the legal footing a stored state gives: an opt-in is
-// "consent", a withdrawal is "objection" (GDPR art. 7(3) / 21), a pending
-// double opt-in is "pending_confirmation".
-func basisOf(c store.ConsentRow) string {
-	switch consent.Status(c.Status) {
-	case consent.StatusGranted:
-		return string(consent.BasisConsent)
-	case consent.StatusWithdrawn:
-		return string(consent.BasisObjectionOnly)
-	}
-	return consent.ReasonPendingConfirmation
 }

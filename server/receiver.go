@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/consentsync/consentsync/connectors"
@@ -49,7 +48,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "could not read body")
 		return
 	}
-	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body, ReceivedAt: time.Now().UTC()}
+	req := &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body, ReceivedAt: s.now().UTC()}
 	if err := src.Verify(req, s.now()); err != nil {
 		// Schemes that must read the body to authenticate it (Salesforce's
 		// org id, Mailgun's signature block) report an unreadable body as
@@ -83,7 +82,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		dedup = "key-sha256:" + hex.EncodeToString(sum[:])
 	}
 	headers, _ := json.Marshal(keptHeaders(r.Header))
-	id, dup, err := s.Store.InsertInbound(r.Context(), store.Inbound{
+	id, dup, err := s.Inbox.InsertInbound(r.Context(), store.Inbound{
 		Source: name, Kind: s.kinds[name], DedupKey: dedup, Method: r.Method, Path: r.URL.Path,
 		Query: redactQuery(r.URL.RawQuery), Headers: headers, Body: body,
 	})

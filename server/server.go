@@ -24,10 +24,19 @@ import (
 	"github.com/consentsync/consentsync/store"
 )
 
+// Inbox is where the receiver commits requests before answering
+// (store.Store).
+type Inbox interface {
+	InsertInbound(ctx context.Context, in store.Inbound) (int64, bool, error)
+	Ping(ctx context.Context) error
+}
+
 // Server holds the HTTP handlers' dependencies.
 type Server struct {
-	Config   *config.Config
-	Store    *store.Store
+	Config *config.Config
+	Inbox  Inbox
+	// Consents answers the admin API.
+	Consents Consents
 	Enqueuer *jobs.Enqueuer
 	Sources  map[string]connectors.Source
 	Metrics  *metrics.Metrics
@@ -37,11 +46,8 @@ type Server struct {
 	RedisOpt asynq.RedisConnOpt
 	// Now is the clock signatures are checked against (time.Now when nil).
 	Now func() time.Time
-	// Eraser carries out DELETE /v1/subjects/{id}.
-	Eraser Eraser
 
-	kinds  map[string]string
-	brands map[string]bool
+	kinds map[string]string
 }
 
 func (s *Server) now() time.Time {
@@ -53,7 +59,6 @@ func (s *Server) now() time.Time {
 
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
-	s.brands = Brands(s.Config)
 	s.kinds = map[string]string{}
 	for _, src := range s.Config.Sources {
 		s.kinds[src.Name] = src.Kind
@@ -88,7 +93,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "redis": "ok"}
 	code := http.StatusOK
-	if err := s.Store.Ping(ctx); err != nil {
+	if err := s.Inbox.Ping(ctx); err != nil {
 		checks["postgres"], code = "unavailable", http.StatusServiceUnavailable
 	}
 	if s.Redis == nil {

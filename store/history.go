@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/consentsync/consentsync/consent"
 )
 
@@ -43,11 +45,15 @@ const ledgerCols = `id, subject_id, inbound_event_id, dedup_key, channel, brand,
 	source, valid, problems, outcome, evidence, evidence_hash, quality, prev_hash, hash,
 	(SELECT body_sha256 FROM inbound_events i WHERE i.id = inbound_event_id) AS inbound_sha256`
 
-// Ledger returns a subject's ledger rows, oldest first.
-func (s *Store) Ledger(ctx context.Context, subjectID int64) ([]LedgerRow, error) {
+// LedgerOf returns the ledger rows of subjects (the members of one
+// identity set), oldest first (by ledger id).
+func (s *Store) LedgerOf(ctx context.Context, subjectIDs []int64) ([]LedgerRow, error) {
 	var rows []LedgerRow
-	err := s.DB.SelectContext(ctx, &rows, `SELECT `+ledgerCols+` FROM consent_events WHERE subject_id = $1 ORDER BY id`, subjectID)
-	return rows, err
+	err := s.DB.SelectContext(ctx, &rows, `SELECT `+ledgerCols+` FROM consent_events WHERE subject_id = ANY($1) ORDER BY id`, pq.Array(subjectIDs))
+	if err != nil {
+		return nil, fmt.Errorf("store: ledger: %w", err)
+	}
+	return rows, nil
 }
 
 // Record rebuilds the hashed part of a stored row.
@@ -203,56 +209,60 @@ func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, []by
 // Receipt is a suppression's proof: where it went, when, and what the
 // provider answered.
 type Receipt struct {
-	ID             int64      `db:"id" json:"id"`
-	Destination    string     `db:"destination" json:"destination"`
-	ConsentEventID int64      `db:"consent_event_id" json:"consent_event_id"`
-	Channel        string     `db:"channel" json:"channel"`
-	Brand          string     `db:"brand" json:"brand"`
-	Purpose        string     `db:"purpose" json:"purpose"`
-	Status         string     `db:"status" json:"status"`
-	Attempts       int        `db:"attempts" json:"attempts"`
-	CreatedAt      time.Time  `db:"created_at" json:"created_at"`
-	SentAt         *time.Time `db:"sent_at" json:"sent_at"`
-	Receipt        *string    `db:"receipt" json:"receipt"`
-	LastError      *string    `db:"last_error" json:"last_error,omitempty"`
+	ID             int64  `db:"id" json:"id"`
+	Destination    string `db:"destination" json:"destination"`
+	ConsentEventID int64  `db:"consent_event_id" json:"consent_event_id"`
+	Channel        string `db:"channel" json:"channel"`
+	Brand          string `db:"brand" json:"brand"`
+	Purpose        string `db:"purpose" json:"purpose"`
+	// Email or Phone is the literal address or number pushed (empty once
+	// an erasure removed it).
+	Email     *string    `db:"email" json:"email,omitempty"`
+	Phone     *string    `db:"phone" json:"phone,omitempty"`
+	Status    string     `db:"status" json:"status"`
+	Attempts  int        `db:"attempts" json:"attempts"`
+	CreatedAt time.Time  `db:"created_at" json:"created_at"`
+	SentAt    *time.Time `db:"sent_at" json:"sent_at"`
+	Receipt   *string    `db:"receipt" json:"receipt"`
+	LastError *string    `db:"last_error" json:"last_error,omitempty"`
 }
 
-// Receipts returns a subject's suppressions with the providers' answers.
-func (s *Store) Receipts(ctx context.Context, subjectID int64) ([]Receipt, error) {
+// ReceiptsOf returns the suppressions of subjects (the members of one
+// identity set) with the providers' answers: those their withdrawals
+// caused and those that carry one of their addresses, oldest first.
+func (s *Store) ReceiptsOf(ctx context.Context, subjectIDs []int64) ([]Receipt, error) {
 	var out []Receipt
-	err := s.DB.SelectContext(ctx, &out, `SELECT id, destination, consent_event_id, channel, brand, purpose, status, attempts,
-		created_at, sent_at, receipt, last_error FROM suppression_outbox WHERE subject_id = $1 ORDER BY id`, subjectID)
-	return out, err
+	err := s.DB.SelectContext(ctx, &out, `SELECT id, destination, consent_event_id, channel, brand, purpose, email, phone, status, attempts,
+		created_at, sent_at, receipt, last_error FROM suppression_outbox
+		WHERE subject_id = ANY($1) OR target_subject_id = ANY($1) ORDER BY id`, pq.Array(subjectIDs))
+	if err != nil {
+		return nil, fmt.Errorf("store: receipts: %w", err)
+	}
+	return out, nil
 }
 
-// ExpiringRow is a consent that lapses soon.
-type ExpiringRow struct {
-	Email     sql.NullString `db:"email"`
-	Phone     sql.NullString `db:"phone"`
-	Channel   string         `db:"channel"`
-	Brand     string         `db:"brand"`
-	Purpose   string         `db:"purpose"`
-	GrantedAt time.Time      `db:"occurred_at"`
-	ExpiresAt time.Time      `db:"expires_at"`
-}
-
-// Expiring lists granted consents whose lifetime (ttl from the later of the
-// grant and the last qualifying contact with the brand) ends before
-// now+within, soonest first; ones already lapsed are included.
-func (s *Store) Expiring(ctx context.Context, ttl, within time.Duration, now time.Time) ([]ExpiringRow, error) {
-	var out []ExpiringRow
-	err := s.DB.SelectContext(ctx, &out, `
-		SELECT * FROM (
-			SELECT s.email, s.phone, cs.channel, cs.brand, cs.purpose, cs.occurred_at,
-				greatest(cs.occurred_at, coalesce(c.last_at, cs.occurred_at)) + $1 * interval '1 microsecond' AS expires_at
-			FROM consent_states cs
-			JOIN subjects s ON s.id = cs.subject_id AND s.erased_at IS NULL
-			LEFT JOIN LATERAL (
-				SELECT max(last_at) AS last_at FROM subject_contacts sc
-				WHERE sc.subject_id = cs.subject_id AND sc.brand = cs.brand AND sc.kind = ANY($3)
-			) c ON true
-			WHERE cs.status = 'granted'
-		) x WHERE expires_at <= $2 ORDER BY expires_at`,
-		ttl.Microseconds(), now.Add(within), qualifyingKinds)
-	return out, err
+// ExpiringCandidates lists, by subject id after afterID (at most limit),
+// the live subjects that hold a permission that can lapse: a granted state
+// or a customer profile. It returns their identifiers and the last id
+// (the next page's afterID); none at the end.
+func (s *Store) ExpiringCandidates(ctx context.Context, afterID int64, limit int) ([]Identifier, int64, error) {
+	var rows []struct {
+		ID    int64  `db:"id"`
+		Email string `db:"email"`
+		Phone string `db:"phone"`
+	}
+	err := s.DB.SelectContext(ctx, &rows, `SELECT id, coalesce(email, '') AS email, coalesce(phone, '') AS phone FROM subjects s
+		WHERE id > $1 AND erased_at IS NULL AND (
+			EXISTS (SELECT 1 FROM consent_states cs WHERE cs.subject_id = s.id AND cs.status = 'granted')
+			OR EXISTS (SELECT 1 FROM subject_profiles sp WHERE sp.subject_id = s.id AND sp.profile = 'customer'))
+		ORDER BY id LIMIT $2`, afterID, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: expiring candidates: %w", err)
+	}
+	out := make([]Identifier, len(rows))
+	var last int64
+	for i, r := range rows {
+		out[i], last = Identifier{Email: r.Email, Phone: r.Phone}, r.ID
+	}
+	return out, last, nil
 }

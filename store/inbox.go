@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -83,8 +83,8 @@ func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
 
 // LockInbound locks an inbound row for the rest of tx and returns its status
 // and body hash, so that two workers handed the same event process it once.
-func LockInbound(ctx context.Context, tx *sqlx.Tx, id int64) (status string, bodySHA256 []byte, err error) {
-	err = tx.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status, &bodySHA256)
+func (tx *Tx) LockInbound(ctx context.Context, id int64) (status string, bodySHA256 []byte, err error) {
+	err = tx.sq.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status, &bodySHA256)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil, ErrNotFound
 	}
@@ -93,12 +93,12 @@ func LockInbound(ctx context.Context, tx *sqlx.Tx, id int64) (status string, bod
 
 // FinishInbound marks an inbound row processed inside tx, with notes
 // (skipped items and the like, JSON).
-func FinishInbound(ctx context.Context, tx *sqlx.Tx, id int64, notes any) error {
+func (tx *Tx) FinishInbound(ctx context.Context, id int64, notes any) error {
 	b, err := json.Marshal(notes)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = now(),
+	_, err = tx.sq.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = now(),
 		attempts = attempts + 1, error = NULL, notes = $2 WHERE id = $1`, id, b)
 	return err
 }
@@ -124,21 +124,45 @@ func (s *Store) UnfinishedInbound(ctx context.Context, olderThan time.Time, limi
 	return ids, err
 }
 
-// ReplayInbound puts processed or failed rows back to 'received' so they are
-// processed again: by id when ids is non-empty, else by received_at in
-// [from, to). It returns the ids reset. Reprocessing is idempotent: the
-// ledger ignores facts it already holds.
-func (s *Store) ReplayInbound(ctx context.Context, ids []int64, from, to time.Time) ([]int64, error) {
-	var out []int64
-	var err error
-	if len(ids) > 0 {
-		err = s.DB.SelectContext(ctx, &out, `UPDATE inbound_events SET status = 'received', error = NULL
-			WHERE id = ANY($1) RETURNING id`, pq.Array(ids))
-	} else {
-		err = s.DB.SelectContext(ctx, &out, `UPDATE inbound_events SET status = 'received', error = NULL
-			WHERE received_at >= $1 AND received_at < $2 RETURNING id`, from, to)
+// Replayed says which inbound rows a replay reset.
+type Replayed struct {
+	// Reset rows are back to received, to be enqueued.
+	Reset []int64
+	// Erased rows had their raw body removed by an erasure: nothing to
+	// replay.
+	Erased []int64
+}
+
+// ReplayInbound resets stored inbound rows to received so they are
+// processed again: those with ids, or (ids empty) those received in
+// [from, to). Rows an erasure emptied are left as they are and reported.
+func (s *Store) ReplayInbound(ctx context.Context, ids []int64, from, to time.Time) (Replayed, error) {
+	var rows []struct {
+		ID     int64 `db:"id"`
+		Erased bool  `db:"erased"`
 	}
-	return out, err
+	var err error
+	const reset = `UPDATE inbound_events SET status = CASE WHEN body IS NULL THEN status ELSE 'received' END,
+		error = CASE WHEN body IS NULL THEN error ELSE NULL END`
+	if len(ids) > 0 {
+		err = s.DB.SelectContext(ctx, &rows, reset+` WHERE id = ANY($1) RETURNING id, body IS NULL AS erased`, pq.Array(ids))
+	} else {
+		err = s.DB.SelectContext(ctx, &rows, reset+` WHERE received_at >= $1 AND received_at < $2 RETURNING id, body IS NULL AS erased`, from, to)
+	}
+	if err != nil {
+		return Replayed{}, fmt.Errorf("store: replay: %w", err)
+	}
+	var out Replayed
+	for _, r := range rows {
+		if r.Erased {
+			out.Erased = append(out.Erased, r.ID)
+		} else {
+			out.Reset = append(out.Reset, r.ID)
+		}
+	}
+	slices.Sort(out.Reset)
+	slices.Sort(out.Erased)
+	return out, nil
 }
 
 // InboxCounts returns the number of inbound rows per status.

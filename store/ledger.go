@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/consentsync/consentsync/consent"
 )
 
@@ -29,17 +27,17 @@ type Subject struct {
 // subject are serialized (the hash chain needs it). Callers that lock several
 // subjects in one tx must do so in a fixed order (sorted keys) to avoid
 // deadlocks.
-func LockSubject(ctx context.Context, tx *sqlx.Tx, sub consent.Subject) (int64, error) {
+func (tx *Tx) LockSubject(ctx context.Context, sub consent.Subject) (int64, error) {
 	var id int64
 	var err error
 	switch {
 	case sub.Email != "":
-		err = tx.QueryRowxContext(ctx, `
+		err = tx.sq.QueryRowxContext(ctx, `
 			INSERT INTO subjects (email, email_original, mailbox_key) VALUES ($1, $2, $3)
 			ON CONFLICT (email) DO UPDATE SET updated_at = now()
 			RETURNING id`, sub.Email, sub.EmailOriginal, consent.MailboxKey(sub.Email)).Scan(&id)
 	case sub.Phone != "":
-		err = tx.QueryRowxContext(ctx, `
+		err = tx.sq.QueryRowxContext(ctx, `
 			INSERT INTO subjects (phone) VALUES ($1)
 			ON CONFLICT (phone) DO UPDATE SET updated_at = now()
 			RETURNING id`, sub.Phone).Scan(&id)
@@ -49,7 +47,7 @@ func LockSubject(ctx context.Context, tx *sqlx.Tx, sub consent.Subject) (int64, 
 	if err != nil {
 		return 0, fmt.Errorf("store: subject: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, id); err != nil {
+	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, id); err != nil {
 		return 0, fmt.Errorf("store: lock subject: %w", err)
 	}
 	return id, nil
@@ -57,10 +55,10 @@ func LockSubject(ctx context.Context, tx *sqlx.Tx, sub consent.Subject) (int64, 
 
 // State returns the current state of (subject, channel, brand, purpose), or
 // nil when there is none.
-func State(ctx context.Context, tx *sqlx.Tx, subjectID int64, ch consent.Channel, brand string, p consent.Purpose) (*consent.State, error) {
+func (tx *Tx) State(ctx context.Context, subjectID int64, ch consent.Channel, brand string, p consent.Purpose) (*consent.State, error) {
 	var st consent.State
 	var status string
-	err := tx.QueryRowxContext(ctx, `SELECT status, occurred_at, source FROM consent_states
+	err := tx.sq.QueryRowxContext(ctx, `SELECT status, occurred_at, source FROM consent_states
 		WHERE subject_id = $1 AND channel = $2 AND brand = $3 AND purpose = $4`, subjectID, ch, brand, p).
 		Scan(&status, &st.OccurredAt, &st.Source)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -90,9 +88,9 @@ type LedgerEntry struct {
 
 // LastHash returns the hash of the subject's newest ledger row (nil for the
 // first row).
-func LastHash(ctx context.Context, tx *sqlx.Tx, subjectID int64) ([]byte, error) {
+func (tx *Tx) LastHash(ctx context.Context, subjectID int64) ([]byte, error) {
 	var h []byte
-	err := tx.QueryRowxContext(ctx, `SELECT hash FROM consent_events WHERE subject_id = $1 ORDER BY id DESC LIMIT 1`, subjectID).Scan(&h)
+	err := tx.sq.QueryRowxContext(ctx, `SELECT hash FROM consent_events WHERE subject_id = $1 ORDER BY id DESC LIMIT 1`, subjectID).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -101,7 +99,7 @@ func LastHash(ctx context.Context, tx *sqlx.Tx, subjectID int64) ([]byte, error)
 
 // AppendLedger inserts e unless the same fact (source, dedup key) is already
 // in the ledger. It returns the new row id, or 0 when it was a duplicate.
-func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error) {
+func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
 	ev, err := json.Marshal(e.Signal.Evidence)
 	if err != nil {
 		return 0, err
@@ -121,7 +119,7 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 		inbound = sql.NullInt64{Int64: e.InboundID, Valid: true}
 	}
 	var id int64
-	err = tx.QueryRowxContext(ctx, `
+	err = tx.sq.QueryRowxContext(ctx, `
 		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
 			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
@@ -139,8 +137,8 @@ func AppendLedger(ctx context.Context, tx *sqlx.Tx, e LedgerEntry) (int64, error
 }
 
 // PutState makes the signal recorded as ledger row eventID the current state.
-func PutState(ctx context.Context, tx *sqlx.Tx, subjectID, eventID int64, sig consent.Signal) error {
-	_, err := tx.ExecContext(ctx, `
+func (tx *Tx) PutState(ctx context.Context, subjectID, eventID int64, sig consent.Signal) error {
+	_, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (subject_id, channel, brand, purpose) DO UPDATE SET

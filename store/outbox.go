@@ -1,34 +1,38 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
 // OutboxRow is one suppression to push (a row of suppression_outbox).
 type OutboxRow struct {
-	ID             int64          `db:"id"`
-	Destination    string         `db:"destination"`
-	ConsentEventID int64          `db:"consent_event_id"`
-	SubjectID      int64          `db:"subject_id"`
-	Action         string         `db:"action"`
-	Email          sql.NullString `db:"email"`
-	Phone          sql.NullString `db:"phone"`
-	Channel        string         `db:"channel"`
-	Brand          string         `db:"brand"`
-	Purpose        string         `db:"purpose"`
-	Reason         sql.NullString `db:"reason"`
-	Status         string         `db:"status"`
-	Attempts       int            `db:"attempts"`
-	LastError      sql.NullString `db:"last_error"`
-	Receipt        sql.NullString `db:"receipt"`
-	CreatedAt      time.Time      `db:"created_at"`
-	SentAt         sql.NullTime   `db:"sent_at"`
+	ID             int64  `db:"id"`
+	Destination    string `db:"destination"`
+	ConsentEventID int64  `db:"consent_event_id"`
+	SubjectID      int64  `db:"subject_id"`
+	// TargetSubjectID is the member of SubjectID's identity set whose
+	// address or number the row carries (SubjectID itself, an alias, a
+	// linked number).
+	TargetSubjectID int64          `db:"target_subject_id"`
+	Action          string         `db:"action"`
+	Email           sql.NullString `db:"email"`
+	Phone           sql.NullString `db:"phone"`
+	Channel         string         `db:"channel"`
+	Brand           string         `db:"brand"`
+	Purpose         string         `db:"purpose"`
+	Reason          sql.NullString `db:"reason"`
+	Status          string         `db:"status"`
+	Attempts        int            `db:"attempts"`
+	LastError       sql.NullString `db:"last_error"`
+	Receipt         sql.NullString `db:"receipt"`
+	CreatedAt       time.Time      `db:"created_at"`
+	SentAt          sql.NullTime   `db:"sent_at"`
 }
 
 // Outbox statuses.
@@ -38,15 +42,17 @@ const (
 	OutboxFailed  = "failed"
 )
 
-// AddOutbox queues a suppression of row eventID for destination inside tx;
-// the (destination, consent event) pair is unique, so a repeat adds nothing.
+// AddOutbox queues a suppression of ledger row r.ConsentEventID for
+// r.Destination and the address of r.TargetSubjectID inside tx; the
+// (destination, consent event, target) triple is unique, so a repeat adds
+// nothing.
 // It reports whether a row was added.
-func AddOutbox(ctx context.Context, tx *sqlx.Tx, r OutboxRow) (bool, error) {
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, action, email, phone, channel, brand, purpose, reason)
-		VALUES ($1, $2, $3, 'suppress', $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (destination, consent_event_id) DO NOTHING`,
-		r.Destination, r.ConsentEventID, r.SubjectID, r.Email, r.Phone, r.Channel, r.Brand, r.Purpose, r.Reason)
+func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
+	res, err := tx.sq.ExecContext(ctx, `
+		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
+		VALUES ($1, $2, $3, $10, 'suppress', $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (destination, consent_event_id, target_subject_id) DO NOTHING`,
+		r.Destination, r.ConsentEventID, r.SubjectID, r.Email, r.Phone, r.Channel, r.Brand, r.Purpose, r.Reason, cmp.Or(r.TargetSubjectID, r.SubjectID))
 	if err != nil {
 		return false, fmt.Errorf("store: add outbox: %w", err)
 	}
@@ -54,7 +60,7 @@ func AddOutbox(ctx context.Context, tx *sqlx.Tx, r OutboxRow) (bool, error) {
 	return n > 0, nil
 }
 
-const outboxCols = `id, destination, consent_event_id, subject_id, action, email, phone, channel, brand, purpose,
+const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,
 	reason, status, attempts, last_error, receipt, created_at, sent_at`
 
 // ClaimOutbox leases up to limit due pending rows of destination for lease:
@@ -89,24 +95,24 @@ type OutboxDone struct {
 
 // scrubErased drops the address of a finished row whose subject was erased
 // while it was pending (it was kept only to be pushed).
-const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id = subject_id AND erased_at IS NOT NULL) THEN NULL ELSE email END,
-	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id = subject_id AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
+const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE email END,
+	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
 
 // CompleteOutbox records outcomes and releases the leases, in one
 // transaction.
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
-	return s.Tx(ctx, func(tx *sqlx.Tx) error {
+	return s.Tx(ctx, func(tx *Tx) error {
 		for _, d := range done {
 			var err error
 			switch d.Status {
 			case OutboxSent:
-				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'sent', sent_at = now(),
+				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'sent', sent_at = now(),
 					receipt = $2, last_error = NULL, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
 			case OutboxFailed:
-				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
+				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
 					last_error = $3, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
 			default:
-				_, err = tx.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
+				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
 					lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Retry, truncate(d.Error, 2000))
 			}
 			if err != nil {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/consentsync/consentsync/consent"
@@ -67,12 +66,12 @@ func IdentityHashes(key []byte, sub consent.Subject) [][]byte {
 
 // ErasedAt returns when an identity among hashes was erased (the latest),
 // or false when none was.
-func ErasedAt(ctx context.Context, q sqlx.QueryerContext, hashes [][]byte) (time.Time, bool, error) {
+func (tx *Tx) ErasedAt(ctx context.Context, hashes [][]byte) (time.Time, bool, error) {
 	if len(hashes) == 0 {
 		return time.Time{}, false, nil
 	}
 	var at sql.NullTime
-	err := sqlx.GetContext(ctx, q, &at, `SELECT max(erased_at) FROM erased_identities WHERE identity_hash = ANY($1)`, pq.ByteaArray(hashes))
+	err := tx.sq.GetContext(ctx, &at, `SELECT max(erased_at) FROM erased_identities WHERE identity_hash = ANY($1)`, pq.ByteaArray(hashes))
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("store: erased identities: %w", err)
 	}
@@ -80,8 +79,8 @@ func ErasedAt(ctx context.Context, q sqlx.QueryerContext, hashes [][]byte) (time
 }
 
 // RecordActivity keeps the first and last time of a contact kind.
-func RecordActivity(ctx context.Context, tx *sqlx.Tx, subjectID int64, a consent.Activity) error {
-	_, err := tx.ExecContext(ctx, `
+func (tx *Tx) RecordActivity(ctx context.Context, subjectID int64, a consent.Activity) error {
+	_, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $5)
 		ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
 			first_at = least(subject_contacts.first_at, EXCLUDED.first_at),
@@ -95,16 +94,16 @@ func RecordActivity(ctx context.Context, tx *sqlx.Tx, subjectID int64, a consent
 
 // RecordProfile keeps what a sender said the subject is: a customer of a
 // brand (since the earliest date seen) or a professional (subject-wide).
-func RecordProfile(ctx context.Context, tx *sqlx.Tx, subjectID int64, p consent.ProfileFact) error {
+func (tx *Tx) RecordProfile(ctx context.Context, subjectID int64, p consent.ProfileFact) error {
 	var err error
 	switch p.Profile {
 	case consent.ProfileCustomer:
-		_, err = tx.ExecContext(ctx, `
+		_, err = tx.sq.ExecContext(ctx, `
 			INSERT INTO subject_profiles (subject_id, brand, profile, since, source) VALUES ($1, $2, 'customer', $3, $4)
 			ON CONFLICT (subject_id, brand, profile) DO UPDATE SET since = least(subject_profiles.since, EXCLUDED.since)`,
 			subjectID, p.Brand, p.OccurredAt, p.Source)
 	case consent.ProfileProfessional:
-		_, err = tx.ExecContext(ctx, `UPDATE subjects SET professional = true WHERE id = $1`, subjectID)
+		_, err = tx.sq.ExecContext(ctx, `UPDATE subjects SET professional = true WHERE id = $1`, subjectID)
 	default:
 		return nil
 	}
@@ -115,16 +114,16 @@ func RecordProfile(ctx context.Context, tx *sqlx.Tx, subjectID int64, p consent.
 }
 
 // RecordExternalID remembers that source calls subject externalID.
-func RecordExternalID(ctx context.Context, tx *sqlx.Tx, source, externalID string, subjectID int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO subject_external_ids (source, external_id, subject_id) VALUES ($1, $2, $3)
+func (tx *Tx) RecordExternalID(ctx context.Context, source, externalID string, subjectID int64) error {
+	_, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_external_ids (source, external_id, subject_id) VALUES ($1, $2, $3)
 		ON CONFLICT (source, external_id) DO UPDATE SET subject_id = EXCLUDED.subject_id`, source, externalID, subjectID)
 	return err
 }
 
 // SubjectByExternalID finds the subject a source calls externalID.
-func SubjectByExternalID(ctx context.Context, q sqlx.QueryerContext, source, externalID string) (int64, error) {
+func (tx *Tx) SubjectByExternalID(ctx context.Context, source, externalID string) (int64, error) {
 	var id int64
-	err := sqlx.GetContext(ctx, q, &id, `SELECT subject_id FROM subject_external_ids WHERE source = $1 AND external_id = $2`, source, externalID)
+	err := tx.sq.GetContext(ctx, &id, `SELECT subject_id FROM subject_external_ids WHERE source = $1 AND external_id = $2`, source, externalID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -133,9 +132,9 @@ func SubjectByExternalID(ctx context.Context, q sqlx.QueryerContext, source, ext
 
 // FirstMessageAt returns the earliest message the brand is known to have
 // delivered to the subject on channel (zero when none).
-func FirstMessageAt(ctx context.Context, tx *sqlx.Tx, subjectID int64, brand string, ch consent.Channel) (time.Time, error) {
+func (tx *Tx) FirstMessageAt(ctx context.Context, subjectID int64, brand string, ch consent.Channel) (time.Time, error) {
 	var at sql.NullTime
-	err := tx.GetContext(ctx, &at, `SELECT first_at FROM subject_contacts
+	err := tx.sq.GetContext(ctx, &at, `SELECT first_at FROM subject_contacts
 		WHERE subject_id = $1 AND brand = $2 AND channel = $3 AND kind = 'delivered'`, subjectID, brand, ch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil

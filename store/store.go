@@ -98,18 +98,25 @@ func (s *Store) Close() error { return s.DB.Close() }
 // Ping checks that Postgres answers.
 func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
+// Tx is one open transaction: the statements a reconciliation or an
+// erasure runs together. Callers get one from Store.Tx and never see the
+// driver.
+type Tx struct {
+	sq *sqlx.Tx
+}
+
 // Tx runs fn in one transaction, committing when fn returns nil and rolling
 // back otherwise.
-func (s *Store) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := s.DB.BeginTxx(ctx, nil)
+func (s *Store) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	sq, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	if err := fn(&Tx{sq: sq}); err != nil {
+		_ = sq.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sq.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
@@ -44,13 +42,20 @@ func RoutesFrom(ds []config.Destination) []Route {
 	return out
 }
 
+// Covers reports whether r's destination could send what sig withdraws:
+// same brand, a channel and purpose r sends on.
+func (r Route) Covers(sig consent.Signal) bool {
+	return r.Brand == sig.Brand && slices.Contains(r.Channels, sig.Channel) && slices.Contains(r.Purposes, sig.Purpose)
+}
+
 // Matches reports whether a withdrawal described by sig must be pushed to
-// r: same brand, a channel and purpose r sends on, and not the destination
+// r for the address that withdrew: r covers it and is not the destination
 // the withdrawal came from (echo: a provider's own unsubscribe webhook is
-// never pushed back to it).
+// never pushed back to it for the same address). The person's other
+// addresses are pushed to every covering destination, the source included:
+// it still holds them.
 func (r Route) Matches(sig consent.Signal) bool {
-	return r.Brand == sig.Brand && r.Destination != sig.Source &&
-		slices.Contains(r.Channels, sig.Channel) && slices.Contains(r.Purposes, sig.Purpose)
+	return r.Covers(sig) && r.Destination != sig.Source
 }
 
 // Prepared is a batch ready to reconcile: identifiers normalized, items
@@ -66,6 +71,10 @@ type Prepared struct {
 	// Links pair an address with the number given with it in one signal:
 	// one person, whose SMS consent lives on the number's subject.
 	Links []consent.Subject
+	// Named lists every identifier the request named, whatever became of
+	// it (bounces, refused re-imports included): an erasure finds and
+	// empties every stored request naming the person.
+	Named []consent.Subject
 	Notes Notes
 }
 
@@ -85,31 +94,51 @@ type Notes struct {
 	Skipped       []string `json:"skipped,omitempty"`
 }
 
-// Prepare normalizes signals alone, received now (see PrepareBatch).
-func Prepare(signals []consent.Signal, region string) Prepared {
-	return PrepareBatch(&connectors.Batch{Signals: signals}, "", region, time.Now())
+// Prepare normalizes signals alone, received at receivedAt (see
+// PrepareBatch).
+func Prepare(signals []consent.Signal, region string, receivedAt time.Time) Prepared {
+	return PrepareBatch(&connectors.Batch{Signals: signals}, PrepareOptions{Region: region, ReceivedAt: receivedAt})
 }
 
-// notAfter bounds a sender's time by the arrival time: a fact cannot have
-// occurred after we received it. Without this a grant dated in the future
-// (a wrong clock, a forged field) would outrank every real withdrawal until
-// that date. It reports whether t was moved.
+// PrepareOptions say how a source's batch is read.
+type PrepareOptions struct {
+	// Source is the configured source name (erasure requests name it).
+	Source string
+	// Region reads national phone numbers (ISO 3166-1 alpha-2).
+	Region string
+	// ReceivedAt is the request's arrival: no sender time may be later.
+	ReceivedAt time.Time
+	// Scope is the source's withdrawal scope (config sources[].withdrawal_scope):
+	// consent.ScopeAllBrands applies each of its withdrawals to every brand.
+	Scope consent.Scope
+	// Brands are the configured brands an all-brands withdrawal covers.
+	Brands []string
+}
+
+// notAfter bounds *t by the arrival time (consent.BoundByArrival) and
+// reports whether it moved.
 func notAfter(t *time.Time, received time.Time) bool {
-	if received.IsZero() || !t.After(received) {
-		return false
-	}
-	*t = consent.CanonicalTime(received)
-	return true
+	var moved bool
+	*t, moved = consent.BoundByArrival(*t, received)
+	return moved
 }
 
 // PrepareBatch normalizes every subject of a parsed batch
 // (consent.NormalizeSubject), puts times at the ledger's precision, makes
 // sender-controlled text storable, and leaves out, with a note, items that
 // cannot be stored (no usable identifier, unknown channel). Times later
-// than receivedAt are brought back to it (see notAfter). Signals are
+// than the arrival are brought back to it (consent.BoundByArrival). SMS and
+// call consent goes to the number (consent.ConsentSubject); an all-brands
+// withdrawal becomes one per brand (consent.ExpandScope). Signals are
 // ordered by subject key, then occurrence.
-func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Time) Prepared {
+func PrepareBatch(b *connectors.Batch, o PrepareOptions) Prepared {
+	source, region, receivedAt := o.Source, o.Region, o.ReceivedAt
 	p := Prepared{ErasureSource: source}
+	for _, raw := range b.Undeliverable {
+		if e, orig, err := consent.NormalizeEmail(raw); err == nil {
+			p.Named = append(p.Named, consent.Subject{Email: e, EmailOriginal: orig})
+		}
+	}
 	p.Notes.Skipped = append(p.Notes.Skipped, b.Skipped...)
 	skip := func(what string, i int, err error) {
 		p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("%s %d: %v", what, i, err))
@@ -120,18 +149,14 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			skip("signal", i, err)
 			continue
 		}
+		p.Named = append(p.Named, sub)
 		s = s.Clean()
-		if (s.Channel == consent.ChannelSMS || s.Channel == consent.ChannelPhone) && sub.Phone != "" {
-			// Texts and calls reach a number: the consent belongs to the
-			// number's subject, where an SMS provider's suppression and an
-			// eligibility question by number find it. The address given
-			// with it is the same person (linked, for erasure).
-			if sub.Email != "" {
-				p.Links = append(p.Links, consent.Subject{Email: sub.Email, EmailOriginal: sub.EmailOriginal, Phone: sub.Phone})
-			}
-			sub = consent.Subject{Phone: sub.Phone, ExternalID: sub.ExternalID}
-		}
 		s.Subject = sub
+		owner, link := consent.ConsentSubject(s)
+		if link != nil {
+			p.Links = append(p.Links, *link)
+		}
+		s.Subject = owner
 		if s.OccurredAt.IsZero() && !receivedAt.IsZero() {
 			s.OccurredAt = receivedAt
 			p.Notes.Skipped = append(p.Notes.Skipped, fmt.Sprintf("signal %d: no readable occurred_at, arrival time used", i))
@@ -153,7 +178,10 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			skip("signal", i, err)
 			continue
 		}
-		p.Signals = append(p.Signals, s)
+		if o.Scope == consent.ScopeAllBrands && s.Status == consent.StatusWithdrawn {
+			s.Scope = consent.ScopeAllBrands
+		}
+		p.Signals = append(p.Signals, consent.ExpandScope(s, o.Brands)...)
 	}
 	slices.SortStableFunc(p.Signals, func(a, b consent.Signal) int {
 		return cmp.Or(cmp.Compare(a.Subject.Key(), b.Subject.Key()), a.OccurredAt.Compare(b.OccurredAt))
@@ -163,6 +191,7 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			skip("activity", i, err)
 			continue
 		}
+		p.Named = append(p.Named, a.Subject)
 		p.Activities = append(p.Activities, a)
 	}
 	for i, f := range b.Profiles {
@@ -170,6 +199,7 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			skip("profile", i, err)
 			continue
 		}
+		p.Named = append(p.Named, f.Subject)
 		p.Profiles = append(p.Profiles, f)
 	}
 	for i, e := range b.Erasures {
@@ -183,6 +213,7 @@ func PrepareBatch(b *connectors.Batch, source, region string, receivedAt time.Ti
 			continue
 		}
 		p.Erasures = append(p.Erasures, sub)
+		p.Named = append(p.Named, sub)
 	}
 	p.Notes.Signals = len(p.Signals)
 	p.Notes.Undeliverable = len(b.Undeliverable)
@@ -221,45 +252,75 @@ type Reconciled struct {
 	Destinations []string
 }
 
+// Reconciler applies prepared batches to the consent record.
+type Reconciler struct {
+	Store  *store.Store
+	Routes []Route
+	// Now is the clock for when rows are recorded and erasures happen.
+	Now func() time.Time
+}
+
 // reconcileTx is one reconciliation's transaction state.
 type reconcileTx struct {
 	ctx       context.Context
-	tx        *sqlx.Tx
+	tx        *store.Tx
 	inboundID int64
 	// inboundSHA is the hex sha256 of the request's raw body.
 	inboundSHA string
 	routes     []Route
 	key        []byte
+	now        time.Time
 	notes      *Notes
 	subjects   map[string]int64
 	dests      map[string]bool
+	// members caches each subject's identity set for the transaction.
+	members map[int64][]store.Member
+	// queued holds the suppressions already queued by this transaction
+	// (destination, key, target subject): a withdrawal reaching several
+	// members of one set (an erasure, two aliases in one request) queues
+	// each address once.
+	queued map[string]bool
+	// refusedErased is set when the request tried to bring back an erased
+	// identity: its raw body is emptied so the address is not kept.
+	refusedErased bool
+}
+
+// Reconcile applies p with routes and the real clock (see
+// Reconciler.Reconcile).
+func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared, routes []Route) (Reconciled, error) {
+	return Reconciler{Store: st, Routes: routes, Now: time.Now}.Reconcile(ctx, inboundID, p)
 }
 
 // Reconcile applies a prepared batch from inbound event inboundID in one
 // Postgres transaction:
 //   - identifiers erased earlier (keyed hash match) are ignored, except a
-//     valid opt-in that occurred after the erasure, which starts afresh;
+//     new valid express opt-in after the erasure (consent.Revives), which
+//     starts afresh; a refused re-import leaves no address behind (the raw
+//     body of the request is emptied);
 //   - subjects are found or created and locked in key order (no deadlock
 //     between concurrent batches);
 //   - each signal's grant quality is assessed (consent.Assess), it is
 //     appended to the subject's hash-chained ledger (a fact already there
 //     appends nothing), the state moves when consent.Reconcile says so, and a
-//     move to withdrawn queues a suppression for every matching route;
-//   - contacts and profiles are recorded; requested erasures are carried out.
+//     move to withdrawn queues a suppression for every matching route and
+//     every literal address and number of the subject's identity set;
+//   - contacts and profiles are recorded; requested erasures are carried out;
+//   - every identifier the request named is remembered by keyed hash, so an
+//     erasure finds the request.
 //
 // The inbound row is locked first and marked processed last, so a
 // redelivered task changes nothing twice and a crash leaves nothing
 // half-applied.
-func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared, routes []Route) (Reconciled, error) {
-	key, err := st.IdentityKey(ctx)
+func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared) (Reconciled, error) {
+	key, err := rc.Store.IdentityKey(ctx)
 	if err != nil {
 		return Reconciled{}, err
 	}
 	var res Reconciled
-	err = st.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = rc.Store.Tx(ctx, func(tx *store.Tx) error {
 		res = Reconciled{Notes: p.Notes}
 		res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
-		status, bodySHA, err := store.LockInbound(ctx, tx, inboundID)
+		status, bodySHA, err := tx.LockInbound(ctx, inboundID)
 		if err != nil {
 			return fmt.Errorf("lock inbound: %w", err)
 		}
@@ -267,8 +328,8 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 			res.AlreadyDone = true
 			return nil
 		}
-		r := &reconcileTx{ctx: ctx, tx: tx, inboundID: inboundID, inboundSHA: hex.EncodeToString(bodySHA), routes: routes,
-			key: key, notes: &res.Notes, subjects: map[string]int64{}, dests: map[string]bool{}}
+		r := rc.newTx(ctx, tx, key, &res.Notes)
+		r.inboundID, r.inboundSHA = inboundID, hex.EncodeToString(bodySHA)
 		if err := r.run(p); err != nil {
 			return err
 		}
@@ -279,13 +340,26 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 		for i, n := range res.Notes.Skipped {
 			res.Notes.Skipped[i] = consent.CleanText(n, 300)
 		}
-		return store.FinishInbound(ctx, tx, inboundID, res.Notes)
+		if r.refusedErased {
+			if err := tx.ForgetInboundBody(ctx, inboundID); err != nil {
+				return err
+			}
+		}
+		return tx.FinishInbound(ctx, inboundID, res.Notes)
 	})
 	return res, err
 }
 
+func (rc Reconciler) newTx(ctx context.Context, tx *store.Tx, key []byte, notes *Notes) *reconcileTx {
+	now := time.Now
+	if rc.Now != nil {
+		now = rc.Now
+	}
+	return &reconcileTx{ctx: ctx, tx: tx, routes: rc.Routes, key: key, now: now().UTC(), notes: notes,
+		subjects: map[string]int64{}, dests: map[string]bool{}, members: map[int64][]store.Member{}, queued: map[string]bool{}}
+}
+
 func (r *reconcileTx) run(p Prepared) error {
-	// Which identifiers were erased, and so which items survive.
 	subs := map[string]consent.Subject{}
 	for _, s := range p.Signals {
 		subs[s.Subject.Key()] = s.Subject
@@ -299,24 +373,27 @@ func (r *reconcileTx) run(p Prepared) error {
 	for _, l := range p.Links {
 		subs[l.Email] = consent.Subject{Email: l.Email, EmailOriginal: l.EmailOriginal}
 	}
-	// Serialize with erasures of the same identities (store.LockIdentities):
+	// Serialize with erasures of the same identities (Tx.LockIdentities):
 	// an erasure that commits while this batch runs must not be followed by
 	// this batch recreating the subject with its older facts.
-	if err := store.LockIdentities(r.ctx, r.tx, r.key, subs); err != nil {
+	if err := r.tx.LockIdentities(r.ctx, r.key, subs); err != nil {
+		return err
+	}
+	if err := r.tx.RecordInboundIdentities(r.ctx, r.key, r.inboundID, p.Named); err != nil {
 		return err
 	}
 	// Which identifiers were erased (and have no live subject since), and
 	// so which items survive.
 	erasedAt := map[string]time.Time{}
 	for k, sub := range subs {
-		at, ok, err := store.ErasedAt(r.ctx, r.tx, store.IdentityHashes(r.key, sub))
+		at, ok, err := r.tx.ErasedAt(r.ctx, store.IdentityHashes(r.key, sub))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		live, err := store.LiveSubject(r.ctx, r.tx, sub)
+		live, err := r.tx.LiveSubject(r.ctx, sub)
 		if err != nil {
 			return err
 		}
@@ -329,37 +406,28 @@ func (r *reconcileTx) run(p Prepared) error {
 	for i, s := range p.Signals {
 		at, erased := erasedAt[s.Subject.Key()]
 		if erased {
-			// Only a new valid opt-in after the erasure starts afresh;
-			// its quality is judged here as it will be when recorded.
-			s.Problems = withFails(s.Problems, consent.Assess(s, consent.QualityContext{}))
-			if !(s.Status == consent.StatusGranted && s.OccurredAt.After(at) && s.Valid()) {
-				r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid opt-in after the erasure counts", i))
+			// Only a new valid express opt-in after the erasure starts
+			// afresh; its quality is judged here as it will be when recorded.
+			q := consent.Assess(s, consent.QualityContext{})
+			if !consent.Revives(s, q, at, consent.Policy{}) {
+				r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid express opt-in after the erasure counts", i))
+				r.refusedErased = true
 				continue
 			}
 			revived[s.Subject.Key()] = true
 		}
 		signals = append(signals, s)
 	}
-	// A submission that only withdraws is no sign of interest: it renews
-	// nothing (its "form" contact is not recorded).
-	withdrawOnly := map[string]bool{}
-	for _, s := range signals {
-		k := s.Subject.Key()
-		if s.Status == consent.StatusWithdrawn {
-			if _, seen := withdrawOnly[k]; !seen {
-				withdrawOnly[k] = true
-			}
-		} else {
-			withdrawOnly[k] = false
-		}
-	}
+	// A submission that only withdraws is no sign of interest: its form
+	// contact renews nothing (consent.Renews, consent.KeepActivity).
+	renews := consent.Renews(signals)
 	keep := func(k string) bool {
 		_, erased := erasedAt[k]
 		return !erased || revived[k]
 	}
 	activities := p.Activities[:0:0]
 	for _, a := range p.Activities {
-		if keep(a.Subject.Key()) && !(a.Kind == consent.ActivityForm && withdrawOnly[a.Subject.Key()]) {
+		if keep(a.Subject.Key()) && consent.KeepActivity(a, renews) {
 			activities = append(activities, a)
 		}
 	}
@@ -402,17 +470,17 @@ func (r *reconcileTx) run(p Prepared) error {
 			// A fresh opt-in after an erasure: a new subject, never the old one.
 			sub.ExternalID = ""
 		}
-		id, err := store.LockSubject(r.ctx, r.tx, sub)
+		id, err := r.tx.LockSubject(r.ctx, sub)
 		if err != nil {
 			return err
 		}
 		r.subjects[k] = id
-		if err := store.RecordInbound(r.ctx, r.tx, id, r.inboundID); err != nil {
+		if err := r.tx.RecordInbound(r.ctx, id, r.inboundID); err != nil {
 			return err
 		}
 	}
 	for _, l := range links {
-		if err := store.LinkSubjects(r.ctx, r.tx, r.subjects[l.Email], r.subjects[l.Phone]); err != nil {
+		if err := r.tx.LinkSubjects(r.ctx, r.subjects[l.Email], r.subjects[l.Phone]); err != nil {
 			return err
 		}
 	}
@@ -423,7 +491,7 @@ func (r *reconcileTx) run(p Prepared) error {
 	}
 	for _, a := range activities {
 		id := r.subjects[a.Subject.Key()]
-		if err := store.RecordActivity(r.ctx, r.tx, id, a); err != nil {
+		if err := r.tx.RecordActivity(r.ctx, id, a); err != nil {
 			return err
 		}
 		if err := r.externalID(a.Source, a.Subject, id); err != nil {
@@ -433,7 +501,7 @@ func (r *reconcileTx) run(p Prepared) error {
 	}
 	for _, f := range profiles {
 		id := r.subjects[f.Subject.Key()]
-		if err := store.RecordProfile(r.ctx, r.tx, id, f); err != nil {
+		if err := r.tx.RecordProfile(r.ctx, id, f); err != nil {
 			return err
 		}
 		if err := r.externalID(f.Source, f.Subject, id); err != nil {
@@ -445,9 +513,9 @@ func (r *reconcileTx) run(p Prepared) error {
 		var id int64
 		var err error
 		if e.ExternalID != "" && e.Email == "" && e.Phone == "" {
-			id, err = store.SubjectByExternalID(r.ctx, r.tx, p.ErasureSource, e.ExternalID)
+			id, err = r.tx.SubjectByExternalID(r.ctx, p.ErasureSource, e.ExternalID)
 		} else {
-			id, err = store.LockSubject(r.ctx, r.tx, e)
+			id, err = r.tx.LockSubject(r.ctx, e)
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("erasure %d: subject unknown", i))
@@ -456,7 +524,7 @@ func (r *reconcileTx) run(p Prepared) error {
 		if err != nil {
 			return err
 		}
-		done, err := r.erase(id, p.ErasureSource, time.Now().UTC())
+		done, err := r.erase(id, p.ErasureSource, r.now)
 		if err != nil {
 			return err
 		}
@@ -472,7 +540,7 @@ func (r *reconcileTx) externalID(source string, sub consent.Subject, subjectID i
 	if sub.ExternalID == "" || source == "" {
 		return nil
 	}
-	return store.RecordExternalID(r.ctx, r.tx, source, sub.ExternalID, subjectID)
+	return r.tx.RecordExternalID(r.ctx, source, sub.ExternalID, subjectID)
 }
 
 // applySignal reconciles one signal of subjectID inside the transaction.
@@ -483,25 +551,25 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 	}
 	var quality consent.Quality
 	if sig.Status != consent.StatusWithdrawn {
-		first, err := store.FirstMessageAt(ctx, tx, subjectID, sig.Brand, sig.Channel)
+		first, err := tx.FirstMessageAt(ctx, subjectID, sig.Brand, sig.Channel)
 		if err != nil {
 			return err
 		}
 		quality = consent.Assess(sig, consent.QualityContext{FirstMessageAt: first})
 		sig.Problems = withFails(sig.Problems, quality)
 	}
-	cur, err := store.State(ctx, tx, subjectID, sig.Channel, sig.Brand, sig.Purpose)
+	cur, err := tx.State(ctx, subjectID, sig.Channel, sig.Brand, sig.Purpose)
 	if err != nil {
 		return err
 	}
 	out := consent.Reconcile(cur, sig)
-	prev, err := store.LastHash(ctx, tx, subjectID)
+	prev, err := tx.LastHash(ctx, subjectID)
 	if err != nil {
 		return err
 	}
 	rec := consent.NewLedgerRecord(subjectID, r.inboundID, sig, out.Reason)
-	rec.Quality, rec.InboundSHA256, rec.RecordedAt = quality, r.inboundSHA, consent.CanonicalTime(time.Now())
-	eventID, err := store.AppendLedger(ctx, tx, store.LedgerEntry{
+	rec.Quality, rec.InboundSHA256, rec.RecordedAt = quality, r.inboundSHA, consent.CanonicalTime(r.now)
+	eventID, err := tx.AppendLedger(ctx, store.LedgerEntry{
 		SubjectID: subjectID, InboundID: r.inboundID, DedupKey: consent.FactKey(sig), Signal: sig, Quality: quality, RecordedAt: rec.RecordedAt,
 		Outcome: out.Reason, PrevHash: prev, Hash: consent.ChainHash(prev, rec),
 	})
@@ -522,32 +590,78 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 		return nil
 	}
 	n.Applied++
-	if err := store.PutState(ctx, tx, subjectID, eventID, sig); err != nil {
+	if err := tx.PutState(ctx, subjectID, eventID, sig); err != nil {
 		return err
 	}
 	if !out.Suppress {
 		return nil
 	}
-	for _, rt := range r.routes {
-		if !rt.Matches(sig) {
-			continue
-		}
-		if sig.Channel == consent.ChannelEmail && sig.Subject.Email == "" {
-			continue
-		}
-		ok, err := store.AddOutbox(ctx, tx, store.OutboxRow{
-			Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID,
-			Email:   sql.NullString{String: cmp.Or(sig.Subject.EmailOriginal, sig.Subject.Email), Valid: sig.Subject.Email != ""},
-			Phone:   sql.NullString{String: sig.Subject.Phone, Valid: sig.Subject.Phone != ""},
-			Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
-			Reason: sql.NullString{String: sig.Evidence.Event, Valid: sig.Evidence.Event != ""},
-		})
-		if err != nil {
+	return r.suppress(subjectID, eventID, sig)
+}
+
+// suppress queues the withdrawal sig (ledger row eventID of subjectID) for
+// every destination covering it and every literal address or number of
+// the subject's identity set that the destination could reach: the
+// address that withdrew, its mailbox aliases, the numbers linked to it.
+// The destination the withdrawal came from is skipped for the address
+// that withdrew only (Route.Matches).
+func (r *reconcileTx) suppress(subjectID, eventID int64, sig consent.Signal) error {
+	members, ok := r.members[subjectID]
+	if !ok {
+		var err error
+		if members, err = r.tx.SetMembers(r.ctx, subjectID); err != nil {
 			return err
 		}
-		if ok {
-			n.Suppressions++
-			r.dests[rt.Destination] = true
+		r.members[subjectID] = members
+	}
+	if len(members) == 0 {
+		// Not live (being erased): the signal's own identifiers.
+		members = []store.Member{{SubjectID: subjectID, Email: sig.Subject.Email, EmailOriginal: sig.Subject.EmailOriginal, Phone: sig.Subject.Phone}}
+	}
+	for _, rt := range r.routes {
+		if !rt.Covers(sig) {
+			continue
+		}
+		for _, m := range members {
+			if m.SubjectID == subjectID && !rt.Matches(sig) {
+				continue // echo
+			}
+			addr := m.Address()
+			if m.SubjectID == subjectID && sig.Subject.Email == m.Email {
+				// The address that withdrew, spelled as that sender spelled it.
+				addr = cmp.Or(sig.Subject.EmailOriginal, addr)
+			}
+			var email, phone string
+			switch sig.Channel {
+			case consent.ChannelEmail:
+				email = addr
+			case consent.ChannelSMS:
+				phone = m.Phone
+			default:
+				email, phone = addr, m.Phone
+			}
+			if email == "" && phone == "" {
+				continue
+			}
+			once := fmt.Sprintf("%s|%s|%s|%s|%d", rt.Destination, sig.Channel, sig.Brand, sig.Purpose, m.SubjectID)
+			if r.queued[once] {
+				continue
+			}
+			r.queued[once] = true
+			added, err := r.tx.AddOutbox(r.ctx, store.OutboxRow{
+				Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID, TargetSubjectID: m.SubjectID,
+				Email:   sql.NullString{String: email, Valid: email != ""},
+				Phone:   sql.NullString{String: phone, Valid: phone != ""},
+				Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
+				Reason: sql.NullString{String: sig.Evidence.Event, Valid: sig.Evidence.Event != ""},
+			})
+			if err != nil {
+				return err
+			}
+			if added {
+				r.notes.Suppressions++
+				r.dests[rt.Destination] = true
+			}
 		}
 	}
 	return nil
@@ -575,28 +689,33 @@ func withFails(problems []string, q consent.Quality) []string {
 }
 
 // erase withdraws everything the subject had granted, and everything every
-// destination could send, then removes its personal data (store.EraseData).
-// Suppressions keep the address until pushed. It reports false when the
-// subject was already erased.
+// destination could send, then removes its personal data (Tx.EraseData).
+// Suppressions keep the address until pushed. Every other member of the
+// identity set (mailbox aliases, linked numbers) is erased with it. It
+// reports false when the subject was already erased.
 func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool, error) {
-	pre, err := store.PeekIdentity(r.ctx, r.tx, subjectID)
+	pre, err := r.tx.PeekIdentity(r.ctx, subjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if err := store.LockIdentities(r.ctx, r.tx, r.key, map[string]consent.Subject{pre.Key(): pre}); err != nil {
+	if err := r.tx.LockIdentities(r.ctx, r.key, map[string]consent.Subject{pre.Key(): pre}); err != nil {
 		return false, err
 	}
-	sub, err := store.SubjectIdentity(r.ctx, r.tx, subjectID)
+	sub, err := r.tx.SubjectIdentity(r.ctx, subjectID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	keys, err := store.StateKeys(r.ctx, r.tx, subjectID)
+	members, err := r.tx.SetMembers(r.ctx, subjectID)
+	if err != nil {
+		return false, err
+	}
+	keys, err := r.tx.StateKeys(r.ctx, subjectID)
 	if err != nil {
 		return false, err
 	}
@@ -623,45 +742,40 @@ func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool,
 			return false, err
 		}
 	}
-	aliases, err := store.MailboxAliases(r.ctx, r.tx, subjectID, sub.Email)
-	if err != nil {
-		return false, err
-	}
-	linked, err := store.LinkedSubjects(r.ctx, r.tx, subjectID)
-	if err != nil {
-		return false, err
-	}
-	aliases = append(aliases, linked...)
-	if err := store.EraseData(r.ctx, r.tx, r.key, subjectID, sub, at); err != nil {
+	if err := r.tx.EraseData(r.ctx, r.key, subjectID, sub, at); err != nil {
 		return false, err
 	}
 	// Every alias of the mailbox (Gmail dots, +tags) and every number given
 	// with the address is the same person.
-	for _, id := range aliases {
-		if _, err := r.erase(id, source, at); err != nil {
+	for _, m := range members {
+		if m.SubjectID == subjectID {
+			continue
+		}
+		if _, err := r.erase(m.SubjectID, source, at); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
 }
 
-// Erase carries out an erasure request (GDPR art. 17) for subjectID: every
-// consent is withdrawn and pushed as a suppression to every destination,
-// then the subject's personal data is removed (store.EraseData), all in one
-// transaction; the pushes are enqueued after it commits. source names who
-// asked ("admin-api", a source name). It returns store.ErrNotFound when the
-// subject does not exist or was already erased.
+// Erase carries out an erasure request (GDPR art. 17) for subjectID and
+// every other member of its identity set: every consent is withdrawn and
+// pushed as a suppression to every destination, then the personal data is
+// removed (store.Tx.EraseData), all in one transaction; the pushes are
+// enqueued after it commits. source names who asked ("admin-api", a source
+// name). It returns store.ErrNotFound when the subject does not exist or
+// was already erased.
 func (w *Worker) Erase(ctx context.Context, subjectID int64, source string) error {
+	rc := w.reconciler()
 	key, err := w.Store.IdentityKey(ctx)
 	if err != nil {
 		return err
 	}
 	var dests []string
-	err = w.Store.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = w.Store.Tx(ctx, func(tx *store.Tx) error {
 		n := Notes{}
-		r := &reconcileTx{ctx: ctx, tx: tx, routes: w.Routes, key: key, notes: &n,
-			subjects: map[string]int64{}, dests: map[string]bool{}}
-		done, err := r.erase(subjectID, source, time.Now().UTC())
+		r := rc.newTx(ctx, tx, key, &n)
+		done, err := r.erase(subjectID, source, r.now)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func deliver(t *testing.T, st *store.Store, signals ...consent.Signal) Reconcile
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Reconcile(context.Background(), st, id, Prepare(signals, "FR"), testRoutes)
+	res, err := Reconcile(context.Background(), st, id, Prepare(signals, "FR", time.Now()), testRoutes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReconcileConcurrentDuplicates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := Reconcile(context.Background(), st, id, Prepare([]consent.Signal{w}, "FR"), testRoutes)
+			_, err := Reconcile(context.Background(), st, id, Prepare([]consent.Signal{w}, "FR", time.Now()), testRoutes)
 			errs <- err
 		}()
 	}
@@ -177,7 +177,7 @@ func TestReconcileRedeliveredTaskChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Prepare([]consent.Signal{sig("a@example.com", consent.StatusWithdrawn, "2025-11-20T10:00:00Z", "crm")}, "FR")
+	p := Prepare([]consent.Signal{sig("a@example.com", consent.StatusWithdrawn, "2025-11-20T10:00:00Z", "crm")}, "FR", time.Now())
 	if r, err := Reconcile(context.Background(), st, id, p, testRoutes); err != nil || r.AlreadyDone {
 		t.Fatalf("first run: %+v %v", r, err)
 	}
@@ -195,6 +195,7 @@ func TestReconcileBatchTwoSignalsOneSubject(t *testing.T) {
 	const e = "Batch@Example.com"
 	partners := sig(e, consent.StatusGranted, "2025-11-20T10:00:00Z", "form")
 	partners.Purpose = consent.PurposePartners
+	partners.Evidence.PartnerList = "partners-2025-10" // informed: the list shown
 	r := deliver(t, st,
 		sig(e, consent.StatusGranted, "2025-11-20T10:00:00Z", "form"),
 		partners,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/metrics"
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/store"
@@ -45,6 +46,22 @@ func (w *Worker) now() time.Time {
 		return w.Now()
 	}
 	return time.Now()
+}
+
+// reconciler applies batches with the worker's routes and clock.
+func (w *Worker) reconciler() Reconciler {
+	return Reconciler{Store: w.Store, Routes: w.Routes, Now: w.now}
+}
+
+// prepareOptions reads inbound event in as its source is configured.
+func (w *Worker) prepareOptions(in *store.Inbound) PrepareOptions {
+	o := PrepareOptions{Source: in.Source, Region: w.Config.Policy.PhoneRegion, ReceivedAt: in.ReceivedAt, Brands: w.Config.Brands()}
+	for _, s := range w.Config.Sources {
+		if s.Name == in.Source {
+			o.Scope = consent.Scope(s.WithdrawalScope)
+		}
+	}
+	return o
 }
 
 // Mux returns the asynq handler for consentsync's task types.
@@ -121,8 +138,8 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 		}
 		batch.Skipped = append(batch.Skipped, more...)
 	}
-	prep := PrepareBatch(batch, in.Source, w.Config.Policy.PhoneRegion, in.ReceivedAt)
-	res, err := Reconcile(ctx, w.Store, in.ID, prep, w.Routes)
+	prep := PrepareBatch(batch, w.prepareOptions(in))
+	res, err := w.reconciler().Reconcile(ctx, in.ID, prep)
 	if err != nil {
 		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())
 	}

@@ -19,8 +19,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,7 +27,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,10 +34,11 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/config"
-	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
+	"github.com/consentsync/consentsync/internal/cli"
 	"github.com/consentsync/consentsync/internal/demo"
 	"github.com/consentsync/consentsync/migrations"
+	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
 )
 
@@ -85,7 +83,7 @@ func main() {
 	case "queues":
 		err = queues(ctx, log)
 	case "subject":
-		err = subject(ctx, log, args)
+		err = subject(ctx, args)
 	case "repush":
 		err = repush(ctx, log, args)
 	case "expiring":
@@ -178,18 +176,34 @@ func openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, p.DatabaseURL)
 }
 
-// openConfigStore loads the configuration and opens its database. The
-// caller closes the store.
-func openConfigStore(ctx context.Context) (*config.Config, *store.Store, error) {
-	cfg, err := config.Load()
+// loadReadOnly loads the configuration for a command that pushes nothing:
+// provider secrets may be unset (config.LoadReadOnly).
+func loadReadOnly() (*config.Config, error) { return config.LoadReadOnly() }
+
+// openReadOnly opens the service layer over Postgres alone, for commands
+// that only read (no Redis, no provider secret). The caller calls the
+// returned function when done.
+func openReadOnly(ctx context.Context) (*service.Service, func(), error) {
+	cfg, err := loadReadOnly()
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	svc, st, err := app.ReadOnly(ctx, cfg, app.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
-	return cfg, st, nil
+	return svc, func() { st.Close() }, nil
+}
+
+// openOperator opens the store, Redis and the service layer, for commands
+// that enqueue work but call no provider (replay, repush, queues): provider
+// secrets may be unset. The caller closes the application.
+func openOperator(ctx context.Context, log *slog.Logger) (*app.App, error) {
+	cfg, err := loadReadOnly()
+	if err != nil {
+		return nil, err
+	}
+	return app.New(ctx, cfg, log, app.Options{Operator: true})
 }
 
 func migrate(ctx context.Context, args []string) error {
@@ -231,39 +245,32 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	var tFrom, tTo time.Time
+	var req service.ReplayRequest
+	req.IDs = ids
 	if len(ids) == 0 {
 		if *from == "" {
 			return errors.New("give -id or -from")
 		}
-		if tFrom, err = time.Parse(time.RFC3339, *from); err != nil {
+		if req.From, err = time.Parse(time.RFC3339, *from); err != nil {
 			return fmt.Errorf("-from: %w", err)
 		}
-		tTo = time.Now()
 		if *to != "" {
-			if tTo, err = time.Parse(time.RFC3339, *to); err != nil {
+			if req.To, err = time.Parse(time.RFC3339, *to); err != nil {
 				return fmt.Errorf("-to: %w", err)
 			}
 		}
 	}
-	_, a, err := openApp(ctx, log, app.Options{})
+	a, err := openOperator(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	reset, err := a.Store.ReplayInbound(ctx, ids, tFrom, tTo)
-	if err != nil {
-		return err
+	res, err := a.Service.Replay(ctx, req)
+	fmt.Printf("re-enqueued %d inbound event(s)\n", len(res.Requeued))
+	if len(res.Erased) > 0 {
+		fmt.Printf("%d inbound event(s) emptied by an erasure, nothing to replay: %s\n", len(res.Erased), joinIDs(res.Erased))
 	}
-	for _, id := range reset {
-		// A task archived after its last retry still holds the id: drop it.
-		_ = a.Inspector.DeleteTask("inbound", fmt.Sprintf("inbound:%d", id))
-		if err := a.Enqueuer.Inbound(ctx, id); err != nil {
-			return err
-		}
-	}
-	fmt.Printf("re-enqueued %d inbound event(s)\n", len(reset))
-	return nil
+	return err
 }
 
 func repush(ctx context.Context, log *slog.Logger, args []string) error {
@@ -277,24 +284,29 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, a, err := openApp(ctx, log, app.Options{})
+	a, err := openOperator(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	back, err := a.Store.RequeueFailed(ctx, *dest, ids)
+	back, err := a.Service.Repush(ctx, *dest, ids)
 	if err != nil {
 		return err
 	}
 	total := 0
-	for d, n := range back {
+	for _, n := range back {
 		total += n
-		if err := a.Enqueuer.Push(ctx, d, 0); err != nil {
-			return err
-		}
 	}
 	fmt.Printf("re-queued %d failed suppression(s) for %d destination(s)\n", total, len(back))
 	return nil
+}
+
+func joinIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
 }
 
 func parseIDs(list string) ([]int64, error) {
@@ -313,13 +325,13 @@ func parseIDs(list string) ([]int64, error) {
 }
 
 func queues(ctx context.Context, log *slog.Logger) error {
-	_, a, err := openApp(ctx, log, app.Options{})
+	a, err := openOperator(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tSIZE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tLATENCY\tPROCESSED TODAY\tFAILED TODAY")
+	fmt.Fprintln(tw, "QUEUE\tSIZE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tLATENCY\tPROCESSED TODAY\tTASK ERRORS TODAY")
 	names, err := a.Inspector.Queues()
 	if err != nil {
 		return err
@@ -343,150 +355,25 @@ func queues(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	for d, c := range outbox {
-		fmt.Printf("outbox %s: pending %d, sent %d, failed %d\n", d, c["pending"], c["sent"], c["failed"])
+		fmt.Printf("outbox %s: pending %d, sent %d, failed %d (see repush)\n", d, c["pending"], c["sent"], c["failed"])
 	}
 	return nil
 }
 
-func subject(ctx context.Context, log *slog.Logger, args []string) error {
+func subject(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: consentsync subject EMAIL|PHONE")
 	}
-	cfg, st, err := openConfigStore(ctx)
+	svc, closeFn, err := openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	var email, phone string
-	if strings.Contains(args[0], "@") {
-		email, _, err = consent.NormalizeEmail(args[0])
-	} else {
-		phone, err = consent.NormalizePhone(args[0], cfg.Policy.PhoneRegion)
-	}
-	if err != nil {
-		return err
-	}
-	id, err := st.FindSubjectID(ctx, store.Identifier{Email: email, Phone: phone})
-	if errors.Is(err, store.ErrNotFound) {
-		facts, ferr := st.FactsFor(ctx, []store.Identifier{{Email: email, Phone: phone}}, consent.Key{Channel: "email", Brand: "-", Purpose: "marketing"})
-		if ferr == nil && facts[0].Erased {
-			fmt.Printf("%s was erased on %s: nothing may be sent to it.\n", args[0], facts[0].ErasedAt.UTC().Format(time.RFC3339))
-			return nil
-		}
-		return fmt.Errorf("%s: unknown subject", args[0])
-	}
-	if err != nil {
-		return err
-	}
-	return printSubject(ctx, os.Stdout, st, cfg, id)
+	defer closeFn()
+	return cli.PrintSubject(ctx, os.Stdout, svc, args[0])
 }
 
-// printSubject prints a subject's state, eligibility per brand, channel and
-// purpose, and history, for support staff.
-func printSubject(ctx context.Context, w io.Writer, st *store.Store, cfg *config.Config, id int64) error {
-	v, err := st.SubjectView(ctx, id)
-	if err != nil {
-		return err
-	}
-	facts, err := st.SubjectFacts(ctx, id)
-	if err != nil {
-		return err
-	}
-	facts.Professional = consent.IsProfessional(facts.Email, cfg.Policy.ProfessionalDomains, facts.Professional)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "subject %s%s  profile: %s\n\n", v.Subject.Email.String, v.Subject.Phone.String, profileLine(facts))
-	fmt.Fprintln(tw, "CONSENT\tSTATUS\tSINCE (UTC)\tSOURCE\tVALID")
-	for _, c := range v.Consents {
-		fmt.Fprintf(tw, "%s/%s/%s\t%s\t%s\t%s\t%v\n", c.Brand, c.Channel, c.Purpose, c.Status, c.OccurredAt.UTC().Format("2006-01-02 15:04:05"), c.Source, c.Valid)
-	}
-	_ = tw.Flush()
-	brands := map[string]bool{}
-	for _, s := range cfg.Sources {
-		brands[s.Brand] = true
-	}
-	for _, d := range cfg.Destinations {
-		brands[d.Brand] = true
-	}
-	for k := range facts.States {
-		brands[k.Brand] = true
-	}
-	names := make([]string, 0, len(brands))
-	for b := range brands {
-		names = append(names, b)
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "\nMAY WE SEND?")
-	fmt.Fprintln(tw, "BRAND\tCHANNEL\tPURPOSE\tALLOWED\tBASIS\tREASON\tSINCE")
-	pol := consent.Policy{ConsentTTL: cfg.Policy.ConsentTTL, StrictQuality: cfg.Policy.StrictQuality, ProfessionalDomains: cfg.Policy.ProfessionalDomains}
-	for _, b := range names {
-		for _, ch := range []consent.Channel{consent.ChannelEmail, consent.ChannelSMS, consent.ChannelPhone, consent.ChannelPost} {
-			for _, pu := range []consent.Purpose{consent.PurposeMarketing, consent.PurposePartners} {
-				a := consent.Decide(facts, consent.Question{Channel: ch, Brand: b, Purpose: pu}, pol, time.Now())
-				since := ""
-				if a.Since != nil {
-					since = a.Since.UTC().Format("2006-01-02")
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", b, ch, pu, a.Allowed, a.Basis, a.Reason, since)
-			}
-		}
-	}
-	_ = tw.Flush()
-	rows, err := st.Ledger(ctx, id)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "\nHISTORY (ledger, oldest first)")
-	fmt.Fprintln(tw, "#\tOCCURRED (UTC)\tCONSENT\tSTATUS\tSOURCE\tOUTCOME\tVALID\tINBOUND")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s/%s/%s\t%s\t%s\t%s\t%v\t%d\n", r.ID, r.OccurredAt.UTC().Format("2006-01-02 15:04:05"),
-			r.Brand, r.Channel, r.Purpose, r.Status, r.Source, r.Outcome, r.Valid, r.InboundID.Int64)
-	}
-	_ = tw.Flush()
-	rec, err := st.Receipts(ctx, id)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "\nSUPPRESSIONS")
-	fmt.Fprintln(tw, "DESTINATION\tCONSENT\tSTATUS\tATTEMPTS\tSENT (UTC)\tANSWER")
-	for _, r := range rec {
-		sent, answer := "", ""
-		if r.SentAt != nil {
-			sent = r.SentAt.UTC().Format("2006-01-02 15:04:05")
-		}
-		if r.Receipt != nil {
-			answer = *r.Receipt
-		}
-		if r.LastError != nil && r.Status != "sent" {
-			answer = *r.LastError
-		}
-		if len(answer) > 70 {
-			answer = answer[:67] + "..."
-		}
-		fmt.Fprintf(tw, "%s\t%s/%s/%s\t%s\t%d\t%s\t%s\n", r.Destination, r.Brand, r.Channel, r.Purpose, r.Status, r.Attempts, sent, answer)
-	}
-	return tw.Flush()
-}
-
-func profileLine(f consent.Facts) string {
-	var parts []string
-	if f.Professional {
-		parts = append(parts, "professional")
-	}
-	if consent.IsLegalEntityAddress(f.Email) {
-		parts = append(parts, "role address")
-	}
-	for b, since := range f.CustomerOf {
-		parts = append(parts, fmt.Sprintf("customer of %s since %s", b, since.UTC().Format("2006-01-02")))
-	}
-	if len(parts) == 0 {
-		return "prospect"
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
-}
-
-// expiring lists consents that lapse within the window (default 30d), for
-// re-consent campaigns: consentsync expiring --within 30d.
+// expiring lists permissions that lapse within the window (default 30d),
+// for re-consent or deletion campaigns: consentsync expiring --within 30d.
 func expiring(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("expiring", flag.ContinueOnError)
 	within := fs.String("within", "30d", "window: a Go duration or a number of days such as 30d")
@@ -497,29 +384,16 @@ func expiring(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--within: %w", err)
 	}
-	cfg, st, err := openConfigStore(ctx)
+	svc, closeFn, err := openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	now := time.Now()
-	rows, err := st.Expiring(ctx, cfg.Policy.ConsentTTL, d, now)
+	defer closeFn()
+	rows, err := svc.Expiring(ctx, d)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUBJECT\tCONSENT\tGRANTED (UTC)\tEXPIRES (UTC)\tSTATE")
-	for _, r := range rows {
-		state := "expiring"
-		if !r.ExpiresAt.After(now) {
-			state = "expired"
-		}
-		fmt.Fprintf(tw, "%s%s\t%s/%s/%s\t%s\t%s\t%s\n", r.Email.String, r.Phone.String, r.Brand, r.Channel, r.Purpose,
-			r.GrantedAt.UTC().Format("2006-01-02"), r.ExpiresAt.UTC().Format("2006-01-02"), state)
-	}
-	_ = tw.Flush()
-	fmt.Printf("%d consent(s) expire within %s (policy.consent_ttl %s)\n", len(rows), *within, cfg.Policy.ConsentTTL)
-	return nil
+	return cli.PrintExpiring(os.Stdout, rows, *within, svc.Config.Policy.ConsentTTL)
 }
 
 // parseDays reads "30d" (days) or any Go duration ("720h").
@@ -542,30 +416,16 @@ func verifyLedger(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *expect != "" {
-		if b, err := hex.DecodeString(*expect); err != nil || len(b) != sha256.Size {
-			return fmt.Errorf("-expect %q: a ledger root is 64 hex digits, as printed by verify-ledger", *expect)
-		}
-	}
-	st, err := openStore(ctx)
+	svc, closeFn, err := openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	breaks := 0
-	n, root, err := st.VerifyLedger(ctx, func(b store.Break) {
-		breaks++
+	defer closeFn()
+	rep, err := svc.VerifyLedger(ctx, *expect, func(b store.Break) {
 		fmt.Printf("BREAK subject %d, ledger row %d: %s\n", b.SubjectID, b.EventID, b.Problem)
 	})
-	if err != nil {
-		return err
+	if err == nil || len(rep.Breaks) == 0 && rep.Root != nil {
+		fmt.Printf("ledger: %d rows, every hash chain, evidence, raw request and state checked\nledger root: %x\n", rep.Rows, rep.Root)
 	}
-	if breaks > 0 {
-		return fmt.Errorf("%d break(s) in %d ledger rows", breaks, n)
-	}
-	fmt.Printf("ledger intact: %d rows, every hash chain, evidence, raw request and state verified\nledger root: %x\n", n, root)
-	if *expect != "" && *expect != fmt.Sprintf("%x", root) {
-		return fmt.Errorf("ledger root changed since %s: rows were appended, removed or rewritten", *expect)
-	}
-	return nil
+	return err
 }

@@ -1,65 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/consentsync/consentsync/config"
-	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/testenv"
-	"github.com/consentsync/consentsync/store"
-	"github.com/consentsync/consentsync/worker"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.DropTemplate()
 	os.Exit(code)
-}
-
-// TestPrintSubject: `consentsync subject` shows the state, the answer for
-// each brand × channel × purpose with its basis, and the history.
-func TestPrintSubject(t *testing.T) {
-	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, _, err := st.InsertInbound(ctx, store.Inbound{Source: "form", Kind: "form", DedupKey: "k", Method: "POST", Path: "/webhooks/form"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now().UTC().Add(-time.Hour)
-	sig := consent.Signal{Subject: consent.Subject{Email: "Support.Case@Example.com"}, Channel: consent.ChannelEmail, Brand: "acme",
-		Purpose: consent.PurposeMarketing, Status: consent.StatusGranted, OccurredAt: at, Source: "form",
-		Evidence: consent.Evidence{Checkbox: "on", WordingVersion: "v2"}}
-	if _, err := worker.Reconcile(ctx, st, id, worker.Prepare([]consent.Signal{sig}, "FR"), nil); err != nil {
-		t.Fatal(err)
-	}
-	sid, err := st.FindSubjectID(ctx, store.Identifier{Email: "support.case@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte("sources:\n  - {name: form, kind: form, brand: acme, secrets: [x]}\n"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := printSubject(ctx, &out, st, cfg, sid); err != nil {
-		t.Fatal(err)
-	}
-	s := out.String()
-	for _, want := range []string{"support.case@example.com", "profile: prospect", "acme/email/marketing", "granted",
-		"MAY WE SEND?", "acme   email    marketing  true     consent", "partners_need_opt_in", "opt_out_regime", "HISTORY", "applied"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("output lacks %q:\n%s", want, s)
-		}
-	}
 }
 
 func TestParseDays(t *testing.T) {

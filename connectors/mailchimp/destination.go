@@ -70,8 +70,9 @@ var dcRE = regexp.MustCompile(`^[a-z]{2,}[0-9]+$`)
 // NewDestination builds a Mailchimp destination. cfg.APIKey and cfg.ListID
 // are required. When cfg.BaseURL is empty it is https://<dc>.api.mailchimp.com
 // where dc is the key's suffix after the last "-" ("…-us21" → us21); a key
-// without one is refused then. deps.HTTP is used when set, else a
-// connectors.NewHTTPClient with cfg.Timeout. Errors name the config key and
+// without one is refused then. Its client is
+// deps.HTTPClient(cfg.Timeout): cfg.Timeout bounds each attempt, and a
+// timed-out attempt is not retried in place (connectors.NewHTTPClient). Errors name the config key and
 // never contain the key's value.
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
 	if cfg.APIKey == "" {

@@ -67,8 +67,13 @@ func Destination(cfg config.Destination, deps connectors.Deps) (connectors.Desti
 }
 
 // Build builds every configured source and destination. Errors name the
-// config path ("sources[2]: ...").
+// config path ("sources[2]: ..."). A configuration loaded read-only
+// (config.LoadReadOnly: secrets may be empty) is refused with an error
+// wrapping config.ErrReadOnly.
 func Build(c *config.Config, deps connectors.Deps) (map[string]connectors.Source, map[string]connectors.Destination, error) {
+	if c.ReadOnly {
+		return nil, nil, fmt.Errorf("connectors: %w", config.ErrReadOnly)
+	}
 	srcs := make(map[string]connectors.Source, len(c.Sources))
 	for i, sc := range c.Sources {
 		s, err := Source(sc, deps)

@@ -53,8 +53,9 @@ type Destination struct {
 }
 
 // NewDestination builds a SendGrid destination. cfg.APIKey is required;
-// cfg.BaseURL defaults to DefaultBaseURL. deps.HTTP is used when set, else a
-// connectors.NewHTTPClient with cfg.Timeout.
+// cfg.BaseURL defaults to DefaultBaseURL. Its client is
+// deps.HTTPClient(cfg.Timeout): cfg.Timeout bounds each attempt, and a
+// timed-out attempt is not retried in place (connectors.NewHTTPClient).
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("api_key: is required")

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +200,36 @@ func TestNewDestination(t *testing.T) {
 	}
 	if _, err := NewDestination(config.Destination{APIKey: "k", BaseURL: "api.sendgrid.com"}, connectors.Deps{}); err == nil || !strings.Contains(err.Error(), "base_url:") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestPushTimeout: destinations[].timeout bounds the call even though the
+// shared client (deps.HTTP) would wait an hour, and the timed-out call is
+// made once; the error is transient (the worker retries the task later,
+// which is safe: the call is idempotent).
+func TestPushTimeout(t *testing.T) {
+	var hits atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	cfg := config.Destination{Name: "sendgrid-acme", Kind: Kind, Brand: "acme", BaseURL: srv.URL, APIKey: testKey, Timeout: 200 * time.Millisecond}
+	d := fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: connectors.NewHTTPClient(connectors.HTTPOptions{Timeout: time.Hour})})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := d.Push(ctx, []connectors.Suppression{sup(1, "a@example.com")})
+	noKey(t, err, res)
+	if !errors.Is(err, connectors.ErrTimeout) || errors.Is(err, connectors.ErrPermanent) || res != nil {
+		t.Fatalf("err = %v, results %+v; want a transient ErrTimeout", err, res)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("calls = %d, want 1", n)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/migrations"
 	"github.com/consentsync/consentsync/server"
+	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
 	"github.com/consentsync/consentsync/worker"
 )
@@ -40,15 +41,32 @@ type App struct {
 	Metrics   *metrics.Metrics
 	Worker    *worker.Worker
 	Server    *server.Server
+	// Service is the one service layer every view of a person goes
+	// through (admin API, CLI, demo).
+	Service *service.Service
 }
 
 // Options adjust New.
 type Options struct {
 	// Migrate applies pending migrations before anything else.
 	Migrate bool
-	// Now replaces the clock signatures and timestamps are checked against
-	// (tests replay fixtures at their own time). The worker keeps real time.
+	// Now is the program's one clock: when rows are recorded, erasures
+	// happen, retries are due and eligibility is decided (time.Now when nil).
 	Now func() time.Time
+	// Operator builds only the store, Redis and the service (no connectors,
+	// worker or HTTP server): what replay, repush and queues need, with no
+	// provider secret. Erasure is not available.
+	Operator bool
+	// VerifyNow, when set, replaces Now for checking webhook signatures and
+	// timestamps only (tests replay fixtures signed at fixed times).
+	VerifyNow func() time.Time
+}
+
+func (o Options) clock() func() time.Time {
+	if o.Now != nil {
+		return o.Now
+	}
+	return time.Now
 }
 
 // New connects to Postgres and Redis, builds the connectors and the worker
@@ -87,11 +105,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
 		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg)})
 	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry}
-
+	now := o.clock()
+	verifyNow := now
+	if o.VerifyNow != nil {
+		verifyNow = o.VerifyNow
+	}
+	if o.Operator {
+		a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}, Config: cfg, Now: now}
+		return a, nil
+	}
 	deps := connectors.Deps{
 		HTTP:   connectors.NewHTTPClient(connectors.HTTPOptions{WaitCap: cfg.Worker.PushWaitCap}),
 		Logger: log,
-		Now:    o.Now,
+		Now:    verifyNow,
 	}
 	srcs, dsts, err := registry.Build(cfg, deps)
 	if err != nil {
@@ -100,13 +126,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	a.Worker = &worker.Worker{
 		Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Destinations: dsts,
-		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log,
+		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: now,
 	}
+	a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector},
+		Eraser: a.Worker, Config: cfg, Now: now}
 	a.Server = &server.Server{
-		Config: cfg, Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
-		Redis: rc, RedisOpt: a.RedisOpt, Now: o.Now, Eraser: a.Worker,
+		Config: cfg, Inbox: st, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
+		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
 	}
 	return a, nil
+}
+
+// ReadOnly is the service layer over Postgres alone, for the commands that
+// only read (subject, expiring, verify-ledger): no Redis, no connectors,
+// so no provider secret is needed. Close its store when done.
+func ReadOnly(ctx context.Context, cfg *config.Config, o Options) (*service.Service, *store.Store, error) {
+	st, err := store.Open(ctx, cfg.Process.DatabaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres (DATABASE_URL): %w", err)
+	}
+	if o.Migrate {
+		if err := migrations.Up(ctx, st.DB.DB); err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+	}
+	return &service.Service{Store: st, Config: cfg, Now: o.clock()}, st, nil
 }
 
 // RunWorker runs the asynq server and the sweeper until ctx ends, then

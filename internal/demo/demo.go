@@ -36,15 +36,22 @@ import (
 	"github.com/consentsync/consentsync/connectors/sendgrid"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/fixtures"
+	"github.com/consentsync/consentsync/internal/redislease"
 	"github.com/consentsync/consentsync/internal/sandbox"
 )
 
 // Options are the demo's flags.
 type Options struct {
-	// Database is the name of the database the demo drops and recreates on
-	// the DATABASE_URL server.
+	// Database is the name of the database the demo creates on the
+	// DATABASE_URL server (dropped first when it exists). Empty: a name of
+	// its own for this run, consentsync_demo_<random>, dropped at the end
+	// unless Keep.
 	Database string
-	// RedisDB is the Redis database index the demo flushes and uses.
+	// Keep leaves the run's own database in place for inspection.
+	Keep bool
+	// RedisDB is the Redis database index the demo flushes and uses; 0
+	// leases a free index 1..15 the way the tests do (redislease), so a
+	// demo never flushes a test's queues or another demo's.
 	RedisDB int
 	// Timeout bounds the wait for the queues to drain.
 	Timeout time.Duration
@@ -58,8 +65,9 @@ type Options struct {
 func Main(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	var o Options
-	fs.StringVar(&o.Database, "db", "consentsync_demo", "database to (re)create on the DATABASE_URL server")
-	fs.IntVar(&o.RedisDB, "redis-db", 15, "Redis database index to flush and use")
+	fs.StringVar(&o.Database, "db", "", "database to (re)create on the DATABASE_URL server (default: consentsync_demo_<random>, dropped at the end)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the run's own database for inspection")
+	fs.IntVar(&o.RedisDB, "redis-db", 0, "Redis database index to flush and use (default: lease a free one, as the tests do)")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "how long to wait for the queues to drain")
 	fs.BoolVar(&o.Verbose, "v", false, "print the service's logs")
 	if err := fs.Parse(args); err != nil {
@@ -87,12 +95,28 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	dbURL, err := freshDatabase(ctx, proc.DatabaseURL, o.Database)
+	name, own := o.Database, o.Database == ""
+	if own {
+		name = "consentsync_demo_" + randomToken()[:8]
+	}
+	dbURL, dropDB, err := freshDatabase(ctx, proc.DatabaseURL, name)
 	if err != nil {
 		return err
 	}
-	redisURL, err := freshRedis(ctx, proc.RedisURL, o.RedisDB)
-	if err != nil {
+	if own && !o.Keep {
+		defer dropDB()
+	} else {
+		defer fmt.Fprintf(out, "demo database kept: %s\n", name)
+	}
+	var redisURL string
+	if o.RedisDB == 0 {
+		u, release, err := redislease.Lease(ctx, proc.RedisURL, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("redis (REDIS_URL): %w", err)
+		}
+		defer release()
+		redisURL = u
+	} else if redisURL, err = freshRedis(ctx, proc.RedisURL, o.RedisDB); err != nil {
 		return err
 	}
 
@@ -290,16 +314,16 @@ func drained(ctx context.Context, a *app.App) bool {
 }
 
 // freshDatabase drops and recreates name on the server of serverURL and
-// returns the URL of the new database.
-func freshDatabase(ctx context.Context, serverURL, name string) (string, error) {
+// returns the URL of the new database and a function that drops it.
+func freshDatabase(ctx context.Context, serverURL, name string) (string, func(), error) {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
-			return "", fmt.Errorf("-db %q: use lower-case letters, digits and _", name)
+			return "", nil, fmt.Errorf("-db %q: use lower-case letters, digits and _", name)
 		}
 	}
 	u, err := url.Parse(serverURL)
 	if err != nil {
-		return "", fmt.Errorf("DATABASE_URL: %w", err)
+		return "", nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -308,27 +332,39 @@ func freshDatabase(ctx context.Context, serverURL, name string) (string, error) 
 	maint := *u
 	maint.Path = "/postgres"
 	var db *sqlx.DB
+	var adminURL string
 	for _, cand := range []string{maint.String(), serverURL} {
 		if db, err = sqlx.Open("postgres", cand); err != nil {
 			continue
 		}
 		if err = db.PingContext(cctx); err == nil {
+			adminURL = cand
 			break
 		}
 		db.Close()
 	}
 	if err != nil {
-		return "", fmt.Errorf("postgres (DATABASE_URL) is not reachable: %w", err)
+		return "", nil, fmt.Errorf("postgres (DATABASE_URL) is not reachable: %w", err)
 	}
 	defer db.Close()
 	if _, err := db.ExecContext(cctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-		return "", fmt.Errorf("demo database: %w", err)
+		return "", nil, fmt.Errorf("demo database: %w", err)
 	}
 	if _, err := db.ExecContext(cctx, `CREATE DATABASE `+name); err != nil {
-		return "", fmt.Errorf("demo database: %w", err)
+		return "", nil, fmt.Errorf("demo database: %w", err)
+	}
+	drop := func() {
+		d, err := sqlx.Open("postgres", adminURL)
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = d.ExecContext(dctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
 	}
 	u.Path = "/" + name
-	return u.String(), nil
+	return u.String(), drop, nil
 }
 
 // freshRedis flushes database index idx of the REDIS_URL server and returns

@@ -12,7 +12,7 @@ import (
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/sandbox"
-	"github.com/consentsync/consentsync/store"
+	"github.com/consentsync/consentsync/service"
 )
 
 // report checks the outcome and prints it. It returns an error listing
@@ -56,25 +56,21 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 	}
 	_ = tw.Flush()
 
-	subjects, err := a.Store.AllSubjects(ctx)
+	people, err := a.Service.Directory(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nCONSENT RECORD (current state per subject, channel, brand, purpose)")
+	fmt.Fprintln(out, "\nCONSENT RECORD (current state per person, channel, brand, purpose; a person is every address and number seen for them)")
 	fmt.Fprintln(tw, "SUBJECT\tCHANNEL\tBRAND\tPURPOSE\tSTATUS\tSINCE (UTC)\tSOURCE\tVALID")
-	for _, s := range subjects {
-		id := s.Subject.Email.String
-		if id == "" {
-			id = s.Subject.Phone.String
-		}
-		for _, c := range s.Consents {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", id, c.Channel, c.Brand, c.Purpose, c.Status,
+	for _, p := range people {
+		for _, c := range p.Consents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", personName(p), c.Channel, c.Brand, c.Purpose, c.Status,
 				c.OccurredAt.UTC().Format("2006-01-02 15:04:05.00"), c.Source, c.Valid)
 		}
 	}
 	_ = tw.Flush()
 
-	if err := eligibilityTable(ctx, out, tw, a, subjects); err != nil {
+	if err := eligibilityTable(ctx, out, tw, a, people); err != nil {
 		return err
 	}
 
@@ -137,37 +133,47 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// eligibilityTable asks, for every subject at once (the batch path), may
+// personName lists a person's addresses and numbers.
+func personName(p *service.SubjectView) string {
+	names := make([]string, len(p.Identities))
+	for i, id := range p.Identities {
+		names[i] = id.Email + id.Phone
+	}
+	return strings.Join(names, " = ")
+}
+
+// eligibilityTable asks, for every person at once (the batch path), may
 // acme send marketing and partner offers by email, and why.
-func eligibilityTable(ctx context.Context, out io.Writer, tw *tabwriter.Writer, a *app.App, subjects []store.SubjectView) error {
-	ids := make([]store.Identifier, 0, len(subjects))
-	for _, s := range subjects {
-		ids = append(ids, store.Identifier{Email: s.Subject.Email.String, Phone: s.Subject.Phone.String})
+func eligibilityTable(ctx context.Context, out io.Writer, tw *tabwriter.Writer, a *app.App, people []*service.SubjectView) error {
+	ids := make([]string, 0, len(people))
+	for _, p := range people {
+		ids = append(ids, p.Identities[0].Email+p.Identities[0].Phone)
 	}
 	fmt.Fprintln(out, "\nMAY ACME SEND? (eligibility now, with its legal basis)")
 	fmt.Fprintln(tw, "SUBJECT\tEMAIL MARKETING\tBASIS / REASON\tPARTNER OFFERS\tBASIS / REASON")
-	pol := consent.Policy{ConsentTTL: a.Config.Policy.ConsentTTL, StrictQuality: a.Config.Policy.StrictQuality, ProfessionalDomains: a.Config.Policy.ProfessionalDomains}
-	answers := map[consent.Purpose][]consent.Answer{}
-	for _, pu := range []consent.Purpose{consent.PurposeMarketing, consent.PurposePartners} {
-		q := consent.Question{Channel: consent.ChannelEmail, Brand: "acme", Purpose: pu}
-		facts, err := a.Store.FactsFor(ctx, ids, q)
+	answers := map[consent.Purpose][]service.BatchResult{}
+	for _, pu := range service.Purposes {
+		if len(ids) == 0 {
+			break
+		}
+		q, err := a.Service.Question(string(consent.ChannelEmail), "acme", string(pu))
 		if err != nil {
 			return err
 		}
-		for _, f := range facts {
-			answers[pu] = append(answers[pu], consent.Decide(f, q, pol, time.Now()))
+		if answers[pu], err = a.Service.EligibilityBatch(ctx, ids, q); err != nil {
+			return err
 		}
 	}
-	word := func(x consent.Answer) (string, string) {
+	word := func(x service.BatchResult) (string, string) {
 		if x.Allowed {
 			return "yes", string(x.Basis)
 		}
 		return "no", x.Reason
 	}
-	for i, id := range ids {
+	for i, p := range people {
 		m, mb := word(answers[consent.PurposeMarketing][i])
-		p, pb := word(answers[consent.PurposePartners][i])
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", id.Email, id.Phone, m, mb, p, pb)
+		pa, pb := word(answers[consent.PurposePartners][i])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", personName(p), m, mb, pa, pb)
 	}
 	return tw.Flush()
 }

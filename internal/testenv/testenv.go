@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -23,8 +22,8 @@ import (
 	"time"
 
 	_ "github.com/lib/pq" // Postgres driver
-	"github.com/redis/go-redis/v9"
 
+	"github.com/consentsync/consentsync/internal/redislease"
 	"github.com/consentsync/consentsync/migrations"
 )
 
@@ -88,52 +87,17 @@ func Postgres(t testing.TB) string {
 	return withDB(AdminURL(), name)
 }
 
-// Redis leases a Redis database index for this test, flushes it, and
-// returns its URL. The index is flushed and released when the test ends.
+// Redis leases a Redis database index for this test (redislease.Lease,
+// shared with `consentsync demo`), flushes it, and returns its URL. The
+// index is flushed and released when the test ends.
 func Redis(t testing.TB) string {
 	t.Helper()
-	ctx := context.Background()
-	ctl := redis.NewClient(mustRedisOpt(t, RedisURL()+"/0"))
-	t.Cleanup(func() { ctl.Close() })
-	owner := randHex(8)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for i := 1; i <= 15; i++ {
-			key := fmt.Sprintf("consentsync:testenv:db:%d", i)
-			ok, err := ctl.SetNX(ctx, key, owner, 10*time.Minute).Result()
-			if err != nil {
-				t.Fatalf("testenv: Redis at TEST_REDIS_URL (%s) is needed: %v", RedisURL(), err)
-			}
-			if !ok {
-				continue
-			}
-			u := fmt.Sprintf("%s/%d", RedisURL(), i)
-			c := redis.NewClient(mustRedisOpt(t, u))
-			if err := c.FlushDB(ctx).Err(); err != nil {
-				t.Fatalf("testenv: flush redis db %d: %v", i, err)
-			}
-			t.Cleanup(func() {
-				_ = c.FlushDB(context.Background()).Err()
-				c.Close()
-				if v, _ := ctl.Get(context.Background(), key).Result(); v == owner {
-					ctl.Del(context.Background(), key)
-				}
-			})
-			return u
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("testenv: no free Redis database index (1..15) after 2 minutes")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func mustRedisOpt(t testing.TB, u string) *redis.Options {
-	o, err := redis.ParseURL(u)
+	u, release, err := redislease.Lease(context.Background(), RedisURL(), 2*time.Minute)
 	if err != nil {
-		t.Fatalf("testenv: TEST_REDIS_URL: %v", err)
+		t.Fatalf("testenv: Redis at TEST_REDIS_URL (%s) is needed: %v", RedisURL(), err)
 	}
-	return o
+	t.Cleanup(release)
+	return u
 }
 
 func createDB(name, tmpl string) error {

@@ -1,0 +1,37 @@
+package config
+
+import (
+	"maps"
+	"slices"
+)
+
+// Brands returns, sorted, every brand the configuration names: sources'
+// brands, their list and group brands, the brands of their consent fields,
+// and destinations' brands. These are the brands an eligibility question
+// may name and an all-brands withdrawal covers.
+func (c *Config) Brands() []string {
+	set := map[string]bool{}
+	for _, s := range c.Sources {
+		set[s.Brand] = true
+		for _, b := range s.Lists {
+			set[b] = true
+		}
+		for _, g := range s.Groups {
+			if g.Brand != "" {
+				set[g.Brand] = true
+			}
+		}
+		if s.Fields != nil {
+			for _, f := range s.Fields.Consents {
+				if f.Brand != "" {
+					set[f.Brand] = true
+				}
+			}
+		}
+	}
+	for _, d := range c.Destinations {
+		set[d.Brand] = true
+	}
+	delete(set, "")
+	return slices.Sorted(maps.Keys(set))
+}

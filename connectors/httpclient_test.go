@@ -1,0 +1,76 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// slowServer answers nothing until the client gives up; it counts calls.
+func slowServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body) // lets the server notice the client leave
+		select {
+		case <-r.Context().Done():
+		case <-release: // the test is over
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	return srv, &hits
+}
+
+// TestDestinationTimeout: a destination's own timeout (200ms) bounds its
+// calls although the shared client would wait an hour, and a timed-out call
+// is made once (not retried in place, see NewHTTPClient).
+func TestDestinationTimeout(t *testing.T) {
+	srv, hits := slowServer(t)
+	shared := NewHTTPClient(HTTPOptions{Timeout: time.Hour})
+	c := Deps{HTTP: shared}.HTTPClient(200 * time.Millisecond)
+	if c == shared || shared.HTTPClient.Timeout != time.Hour {
+		t.Fatal("the shared client was not left alone")
+	}
+	// The call's context ends long after 200ms: an ErrTimeout (rather than a
+	// context error) shows the 200ms timeout ended the call.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v3/asm/suppressions/global", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = Do(c, req, "")
+	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, ErrTimeout) || errors.Is(err, ErrPermanent) {
+		t.Fatalf("err = %v, want a transient ErrTimeout", err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("calls = %d, want 1 (a timeout is not retried in place)", n)
+	}
+}
+
+func TestDepsHTTPClient(t *testing.T) {
+	shared := NewHTTPClient(HTTPOptions{Timeout: 10 * time.Second, RetryMax: 5})
+	d := Deps{HTTP: shared}
+	if d.HTTPClient(0) != shared || d.HTTPClient(10*time.Second) != shared {
+		t.Error("timeout 0 or the shared one's: want the shared client")
+	}
+	c := d.HTTPClient(time.Second)
+	if c.HTTPClient.Timeout != time.Second || c.RetryMax != 5 || c.HTTPClient.Transport != shared.HTTPClient.Transport || c.CheckRetry == nil {
+		t.Errorf("derived client: timeout %s, retries %d", c.HTTPClient.Timeout, c.RetryMax)
+	}
+	if own := (Deps{}).HTTPClient(3 * time.Second); own.HTTPClient.Timeout != 3*time.Second {
+		t.Errorf("no shared client: timeout %s", own.HTTPClient.Timeout)
+	}
+}

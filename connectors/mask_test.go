@@ -1,0 +1,67 @@
+package connectors
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMaskAddresses(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"no address here", "no address here"},
+		{"j.doe@example.com", "<email>"},
+		{"refused j.doe@example.com: invalid", "refused <email>: invalid"},
+		{`{"email_address":"Jane.Doe+news@Example.co.uk","error":"x"}`, `{"email_address":"<email>","error":"x"}`},
+		{"<john@example.com>, mary@example.org.", "<<email>>, <email>."},
+		{"mailto:john@example.com", "mailto:<email>"},
+		{`"john doe"@example.com is not valid`, "<email> is not valid"},
+		{`{"detail":"\"john doe\"@example.com is not valid"}`, `{"detail":"<email> is not valid"}`},
+		{"/lists/1/members/john.doe%40example.com?x=1", "/lists/1/members/<email>?x=1"},
+		{"email=john%2Bnews%40example.com&x=1", "email=<email>&x=1"},
+		{`"john\u0040example.com"`, `"<email>"`},
+		{"john&#64;example.com / john&#x40;example.com", "<email> / <email>"},
+		{"root@[192.0.2.1] root@localhost", "<email> <email>"},
+		{"josé@exämple.fr", "<email>"},
+		{"a@b@c.com", "<email>@c.com"},
+		{"user@ trailing", "user@ trailing"},
+		{"@example.com and 50% off", "@example.com and 50% off"},
+		{"HTTP 400: Member Exists (a@x.io, b@y.io)", "HTTP 400: Member Exists (<email>, <email>)"},
+	}
+	for _, tt := range tests {
+		if got := MaskAddresses(tt.in); got != tt.want {
+			t.Errorf("MaskAddresses(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRedactMasksAddresses(t *testing.T) {
+	body := `{"errors":[{"message":"` + strings.Repeat("x", ReceiptMax-20) + ` john.doe@example.com KEY-123"}]}`
+	got := Redact(body, "KEY-123")
+	if strings.Contains(got, "john") || strings.Contains(got, "KEY-123") || len(got) > ReceiptMax {
+		t.Errorf("Redact = %q", got)
+	}
+	r := &Response{Body: []byte("HTTP 400: jane@example.com is invalid")}
+	if got := r.Snippet(""); got != "HTTP 400: <email> is invalid" {
+		t.Errorf("Snippet = %q", got)
+	}
+}
+
+func FuzzMaskAddresses(f *testing.F) {
+	for _, s := range []string{
+		"j.doe@example.com", `"john doe"@example.com`, `\"a b\"@x.org`, "a%40b.com",
+		"x\\u0040y.z", "a&#64;b.c", "root@[::1]", "a@b@c", `"a"@b"@c`, "josé@exämple.fr",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := MaskAddresses(s)
+		for _, addr := range addrRE.FindAllString(s, -1) {
+			if strings.Contains(got, addr) {
+				t.Fatalf("MaskAddresses(%q) = %q still contains %q", s, got, addr)
+			}
+		}
+		if again := MaskAddresses(got); strings.Count(again, AddressMask) < strings.Count(got, AddressMask) {
+			t.Fatalf("masking %q twice lost a mask: %q", got, again)
+		}
+	})
+}

@@ -1,0 +1,49 @@
+package consent
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestQualifying(t *testing.T) {
+	for k, want := range map[ActivityKind]bool{
+		ActivityClick: true, ActivityReply: true, ActivityOrder: true, ActivityForm: true,
+		ActivityOpen: false, ActivityDelivered: false, "bounce": false, "": false,
+	} {
+		if got := k.Qualifying(); got != want {
+			t.Errorf("%q.Qualifying() = %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestRenews(t *testing.T) {
+	sig := func(email string, st Status) Signal { return Signal{Subject: Subject{Email: email}, Status: st} }
+	got := Renews([]Signal{
+		sig("a@x.fr", StatusWithdrawn), sig("a@x.fr", StatusWithdrawn), // only withdraws
+		sig("b@x.fr", StatusWithdrawn), sig("b@x.fr", StatusGranted), // withdraws one key, grants another
+		sig("c@x.fr", StatusGranted), sig("c@x.fr", StatusWithdrawn),
+		sig("d@x.fr", StatusPending),
+	})
+	want := map[string]bool{"a@x.fr": false, "b@x.fr": true, "c@x.fr": true, "d@x.fr": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Renews = %v, want %v", got, want)
+	}
+	act := func(email string, k ActivityKind) Activity { return Activity{Subject: Subject{Email: email}, Kind: k} }
+	for _, tc := range []struct {
+		a    Activity
+		want bool
+	}{
+		{act("a@x.fr", ActivityForm), false},
+		{act("a@x.fr", ActivityClick), true},
+		{act("b@x.fr", ActivityForm), true},
+		{act("e@x.fr", ActivityForm), true}, // no signal in the submission
+		{act("a@x.fr", ActivityOpen), true}, // recorded; Qualifying keeps it from renewing
+	} {
+		if got := KeepActivity(tc.a, want); got != tc.want {
+			t.Errorf("KeepActivity(%s %s) = %v, want %v", tc.a.Subject.Email, tc.a.Kind, got, tc.want)
+		}
+	}
+	if len(Renews(nil)) != 0 {
+		t.Error("Renews(nil) not empty")
+	}
+}

@@ -1,0 +1,33 @@
+package service
+
+import (
+	"context"
+	"errors"
+)
+
+// Directory returns the view of every live person, each identity set once
+// (oldest member first): for the demo and support listings, not for large
+// tables (one Subject per person).
+func (s *Service) Directory(ctx context.Context) ([]*SubjectView, error) {
+	ids, err := s.Store.LiveIdentifiers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int64]bool{}
+	var out []*SubjectView
+	for _, id := range ids {
+		v, err := s.Subject(ctx, id.Email+id.Phone)
+		if errors.Is(err, ErrUnknownSubject) || errors.Is(err, ErrErased) {
+			continue // erased meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if seen[v.Identities[0].SubjectID] {
+			continue
+		}
+		seen[v.Identities[0].SubjectID] = true
+		out = append(out, v)
+	}
+	return out, nil
+}

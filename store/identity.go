@@ -1,0 +1,278 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/consentsync/consentsync/consent"
+)
+
+// maxSetDepth bounds how many hops (link or mailbox alias) the identity set
+// of an identifier is followed through. Real sets are one or two hops deep
+// (an address, its aliases, the number given with it); the bound keeps a
+// pathological chain of links from costing more than a fixed number of
+// queries.
+const maxSetDepth = 8
+
+// Member is one live subject of a person's identity set.
+type Member struct {
+	SubjectID int64 `db:"id"`
+	// Email is the normalized address ("" for a number's subject);
+	// EmailOriginal the spelling the sender used, which providers hold.
+	Email         string    `db:"email"`
+	EmailOriginal string    `db:"email_original"`
+	Phone         string    `db:"phone"`
+	MailboxKey    string    `db:"mailbox_key"`
+	Professional  bool      `db:"professional"`
+	CreatedAt     time.Time `db:"created_at"`
+}
+
+// Address is the spelling to push for the member's email: the original
+// when the sender gave one.
+func (m Member) Address() string { return cmp.Or(m.EmailOriginal, m.Email) }
+
+// Subject is the member as a consent subject.
+func (m Member) Subject() consent.Subject {
+	return consent.Subject{Email: m.Email, EmailOriginal: m.EmailOriginal, Phone: m.Phone}
+}
+
+// memberCols reads a Member from subjects.
+const memberCols = `id, coalesce(email, '') AS email, coalesce(email_original, '') AS email_original,
+	coalesce(phone, '') AS phone, coalesce(mailbox_key, '') AS mailbox_key, professional, created_at`
+
+// resolveSets finds, for each identifier, the live subjects of its identity
+// set: the subjects holding the address, any alias of its mailbox
+// (consent.MailboxKey) or the number, and, transitively, every subject
+// linked to one of them (subject_links: an address and the number given
+// with it) or sharing a mailbox with one. It runs 1 + 2 per hop queries
+// (at most maxSetDepth hops) whatever the number of identifiers. Each
+// result lists members oldest first; an identifier with no live subject
+// gets none.
+func resolveSets(ctx context.Context, q sqlx.QueryerContext, ids []Identifier) ([][]Member, error) {
+	emails, keys, phones := []string{}, []string{}, []string{}
+	for _, id := range ids {
+		if id.Email != "" {
+			emails = append(emails, id.Email)
+			keys = append(keys, consent.MailboxKey(id.Email))
+		}
+		if id.Phone != "" {
+			phones = append(phones, id.Phone)
+		}
+	}
+	var seeds []Member
+	if err := sqlx.SelectContext(ctx, q, &seeds, `SELECT `+memberCols+` FROM subjects
+		WHERE erased_at IS NULL AND (email = ANY($1) OR mailbox_key = ANY($2) OR phone = ANY($3))`,
+		pq.Array(emails), pq.Array(keys), pq.Array(phones)); err != nil {
+		return nil, fmt.Errorf("store: identity set: %w", err)
+	}
+	members := map[int64]Member{}
+	uf := unionFind{}
+	frontier := make([]int64, 0, len(seeds))
+	for _, m := range seeds {
+		members[m.SubjectID] = m
+		uf.add(m.SubjectID)
+		frontier = append(frontier, m.SubjectID)
+	}
+	for depth := 0; depth < maxSetDepth && len(frontier) > 0; depth++ {
+		var edges []struct {
+			From int64 `db:"src"`
+			To   int64 `db:"dst"`
+		}
+		if err := sqlx.SelectContext(ctx, q, &edges, `
+			SELECT l.subject_id AS src, l.linked_subject_id AS dst FROM subject_links l WHERE l.subject_id = ANY($1)
+			UNION
+			SELECT x.id, y.id FROM subjects x JOIN subjects y ON y.mailbox_key = x.mailbox_key AND y.id <> x.id
+			WHERE x.id = ANY($1) AND x.mailbox_key IS NOT NULL`, pq.Array(frontier)); err != nil {
+			return nil, fmt.Errorf("store: identity set links: %w", err)
+		}
+		var fresh []int64
+		for _, e := range edges {
+			if _, seen := members[e.To]; !seen && !slices.Contains(fresh, e.To) {
+				fresh = append(fresh, e.To)
+			}
+		}
+		var found []Member
+		if len(fresh) > 0 {
+			if err := sqlx.SelectContext(ctx, q, &found, `SELECT `+memberCols+` FROM subjects WHERE id = ANY($1) AND erased_at IS NULL`,
+				pq.Array(fresh)); err != nil {
+				return nil, fmt.Errorf("store: identity set members: %w", err)
+			}
+		}
+		frontier = frontier[:0]
+		for _, m := range found {
+			members[m.SubjectID] = m
+			uf.add(m.SubjectID)
+			frontier = append(frontier, m.SubjectID)
+		}
+		for _, e := range edges {
+			if _, ok := members[e.To]; ok {
+				uf.union(e.From, e.To)
+			}
+		}
+	}
+	byRoot := map[int64][]Member{}
+	for id, m := range members {
+		r := uf.find(id)
+		byRoot[r] = append(byRoot[r], m)
+	}
+	for _, ms := range byRoot {
+		slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.SubjectID, b.SubjectID) })
+	}
+	out := make([][]Member, len(ids))
+	for i, id := range ids {
+		mk := consent.MailboxKey(id.Email)
+		for _, m := range seeds {
+			if id.Email != "" && (m.Email == id.Email || m.MailboxKey == mk) || id.Phone != "" && m.Phone == id.Phone {
+				out[i] = byRoot[uf.find(m.SubjectID)]
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// unionFind groups subject ids into identity sets.
+type unionFind map[int64]int64
+
+func (u unionFind) add(x int64) {
+	if _, ok := u[x]; !ok {
+		u[x] = x
+	}
+}
+
+func (u unionFind) find(x int64) int64 {
+	for u[x] != x {
+		u[x] = u[u[x]]
+		x = u[x]
+	}
+	return x
+}
+
+func (u unionFind) union(a, b int64) {
+	ra, rb := u.find(a), u.find(b)
+	if ra == rb {
+		return
+	}
+	// The oldest subject is the root: stable whatever the order of edges.
+	if rb < ra {
+		ra, rb = rb, ra
+	}
+	u[rb] = ra
+}
+
+// Person is what the store knows of the identity set one identifier names.
+type Person struct {
+	// Members are the set's live subjects, oldest first; none when the
+	// identifier is unknown or erased.
+	Members []Member
+	// Facts holds each member's own facts, in the order of Members: the
+	// rules (consent.MergeFacts) combine them into the person's.
+	Facts []consent.Facts
+	// Erased: no member lives and the identifier (or its mailbox) was
+	// erased at ErasedAt.
+	Erased   bool
+	ErasedAt time.Time
+}
+
+// People loads, for each identifier, its identity set and every member's
+// facts (consent.Facts): states, refused grants, withdrawals, customer
+// profiles, contacts, for one key or, with key nil, every key. An
+// identifier without a live subject is checked against the keyed hashes
+// of erased identities. The number of queries is fixed (no N+1) whatever
+// the number of identifiers; results are in the order of ids.
+func (s *Store) People(ctx context.Context, ids []Identifier, key *consent.Key) ([]Person, error) {
+	sets, err := resolveSets(ctx, s.DB, ids)
+	if err != nil {
+		return nil, err
+	}
+	var subjectIDs []int64
+	for _, set := range sets {
+		for _, m := range set {
+			subjectIDs = append(subjectIDs, m.SubjectID)
+		}
+	}
+	slices.Sort(subjectIDs)
+	subjectIDs = slices.Compact(subjectIDs)
+	facts, err := s.loadFacts(ctx, subjectIDs, key)
+	if err != nil {
+		return nil, err
+	}
+	ikey, err := s.IdentityKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Person, len(ids))
+	var hashes [][]byte
+	hashOwner := map[string][]int{}
+	for i, set := range sets {
+		if len(set) == 0 {
+			if ids[i].Email == "" && ids[i].Phone == "" {
+				continue
+			}
+			for _, h := range IdentityHashes(ikey, consent.Subject{Email: ids[i].Email, Phone: ids[i].Phone}) {
+				if len(hashOwner[string(h)]) == 0 {
+					hashes = append(hashes, h)
+				}
+				hashOwner[string(h)] = append(hashOwner[string(h)], i)
+			}
+			continue
+		}
+		p := Person{Members: set, Facts: make([]consent.Facts, len(set))}
+		for j, m := range set {
+			f := *facts[m.SubjectID]
+			f.Known, f.Email, f.Professional = true, m.Email, m.Professional
+			p.Facts[j] = f
+		}
+		out[i] = p
+	}
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	rows, err := s.DB.QueryxContext(ctx, `SELECT identity_hash, erased_at FROM erased_identities WHERE identity_hash = ANY($1)`, pq.ByteaArray(hashes))
+	if err != nil {
+		return nil, fmt.Errorf("store: erased identities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h []byte
+		var at time.Time
+		if err := rows.Scan(&h, &at); err != nil {
+			return nil, err
+		}
+		for _, i := range hashOwner[string(h)] {
+			out[i].Erased = true
+			if at.After(out[i].ErasedAt) {
+				out[i].ErasedAt = at.UTC()
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// SetMembers returns the live subjects of subjectID's identity set (itself
+// included, oldest first), inside tx: the literal addresses and numbers a
+// withdrawal by any of them must reach.
+func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error) {
+	var self []Member
+	if err := tx.sq.SelectContext(ctx, &self, `SELECT `+memberCols+` FROM subjects WHERE id = $1 AND erased_at IS NULL`, subjectID); err != nil {
+		return nil, fmt.Errorf("store: set member: %w", err)
+	}
+	if len(self) == 0 {
+		return nil, nil
+	}
+	sets, err := resolveSets(ctx, tx.sq, []Identifier{{Email: self[0].Email, Phone: self[0].Phone}})
+	if err != nil {
+		return nil, err
+	}
+	return sets[0], nil
+}
+
+// nullString is s as a nullable column value.
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
