@@ -59,7 +59,7 @@ func TestParseExample(t *testing.T) {
 	}
 	tf, _ := c.Source("typeform-acme")
 	if tf.Fields == nil || tf.Fields.WordingVersion != "hidden.consent_version" || len(tf.Fields.Consents) != 2 ||
-		tf.Fields.Consents[1] != (ConsentField{Field: "partners_optin", Channel: "email", Purpose: "partners"}) {
+		tf.Fields.Consents[1] != (ConsentField{Field: "partners_optin", Channel: "email", Purpose: "partners", PartnerList: "partners-2025-10"}) {
 		t.Errorf("typeform-acme fields = %+v", tf.Fields)
 	}
 	sg, _ := c.Source("sendgrid-acme")

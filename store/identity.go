@@ -274,5 +274,28 @@ func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error)
 	return sets[0], nil
 }
 
-// nullString is s as a nullable column value.
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+// LatestWithdrawal returns, inside tx, the latest withdrawal of key
+// recorded in the ledger for any of subjectIDs (the members of one identity
+// set), or false when none withdrew it.
+func (tx *Tx) LatestWithdrawal(ctx context.Context, subjectIDs []int64, key consent.Key) (time.Time, bool, error) {
+	var at sql.NullTime
+	if err := tx.sq.GetContext(ctx, &at, `SELECT max(occurred_at) FROM consent_events
+		WHERE subject_id = ANY($1) AND channel = $2 AND brand = $3 AND purpose = $4 AND status = 'withdrawn'`,
+		pq.Array(subjectIDs), key.Channel, key.Brand, key.Purpose); err != nil {
+		return time.Time{}, false, fmt.Errorf("store: latest withdrawal: %w", err)
+	}
+	return at.Time.UTC(), at.Valid, nil
+}
+
+// LatestSuppression returns, inside tx, the occurrence time of the newest
+// ledger row whose suppression of key was queued for target's address, or
+// false when none was.
+func (tx *Tx) LatestSuppression(ctx context.Context, target int64, key consent.Key) (time.Time, bool, error) {
+	var at sql.NullTime
+	if err := tx.sq.GetContext(ctx, &at, `SELECT max(e.occurred_at) FROM suppression_outbox o JOIN consent_events e ON e.id = o.consent_event_id
+		WHERE o.target_subject_id = $1 AND o.channel = $2 AND o.brand = $3 AND o.purpose = $4`,
+		target, key.Channel, key.Brand, key.Purpose); err != nil {
+		return time.Time{}, false, fmt.Errorf("store: latest suppression: %w", err)
+	}
+	return at.Time.UTC(), at.Valid, nil
+}

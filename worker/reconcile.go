@@ -256,6 +256,8 @@ type Reconciled struct {
 type Reconciler struct {
 	Store  *store.Store
 	Routes []Route
+	// Policy decides whether a grant lifts a standing withdrawal.
+	Policy consent.Policy
 	// Now is the clock for when rows are recorded and erasures happen.
 	Now func() time.Time
 }
@@ -268,6 +270,7 @@ type reconcileTx struct {
 	// inboundSHA is the hex sha256 of the request's raw body.
 	inboundSHA string
 	routes     []Route
+	policy     consent.Policy
 	key        []byte
 	now        time.Time
 	notes      *Notes
@@ -355,7 +358,7 @@ func (rc Reconciler) newTx(ctx context.Context, tx *store.Tx, key []byte, notes 
 	if rc.Now != nil {
 		now = rc.Now
 	}
-	return &reconcileTx{ctx: ctx, tx: tx, routes: rc.Routes, key: key, now: now().UTC(), notes: notes,
+	return &reconcileTx{ctx: ctx, tx: tx, routes: rc.Routes, policy: rc.Policy, key: key, now: now().UTC(), notes: notes,
 		subjects: map[string]int64{}, dests: map[string]bool{}, members: map[int64][]store.Member{}, queued: map[string]bool{}}
 }
 
@@ -586,17 +589,78 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 	case "invalid":
 		n.Invalid++
 	}
-	if !out.Apply {
+	if out.Apply {
+		n.Applied++
+		if err := tx.PutState(ctx, subjectID, eventID, sig); err != nil {
+			return err
+		}
+		if out.Suppress {
+			return r.suppress(subjectID, eventID, sig)
+		}
+	}
+	if sig.Status == consent.StatusWithdrawn {
 		return nil
 	}
-	n.Applied++
-	if err := tx.PutState(ctx, subjectID, eventID, sig); err != nil {
+	return r.holdWithdrawal(subjectID, eventID, sig, quality)
+}
+
+// holdWithdrawal keeps a standing withdrawal in force at the providers: a
+// grant or request for a key that some member of the identity set
+// withdrew, and that does not lift the withdrawal (consent.LiftsWithdrawal:
+// a provider's "subscribed", a re-import, a pending request), is answered
+// with a suppression of the granting address at every destination that
+// covers the key — the source included, since it now holds the address as
+// subscribed. Without this, a Mailchimp "subscribe" of a second alias would
+// leave that alias mailable at Mailchimp although the person said no.
+func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signal, q consent.Quality) error {
+	members, err := r.setOf(subjectID)
+	if err != nil {
 		return err
 	}
-	if !out.Suppress {
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		ids[i] = m.SubjectID
+	}
+	w, ok, err := r.tx.LatestWithdrawal(r.ctx, ids, consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose})
+	if err != nil || !ok {
+		return err
+	}
+	if consent.LiftsWithdrawal(consent.StateFact{Status: sig.Status, OccurredAt: sig.OccurredAt, Quality: q}, w, r.policy) {
 		return nil
 	}
-	return r.suppress(subjectID, eventID, sig)
+	// A suppression of this address newer than the grant already answers
+	// it (the withdrawal's own push, or an earlier hold).
+	last, pushed, err := r.tx.LatestSuppression(r.ctx, subjectID, consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose})
+	if err != nil || pushed && !sig.OccurredAt.After(last) {
+		return err
+	}
+	self := sig
+	self.Source = "" // no echo exception: the source must hear it too
+	return r.queueFor(subjectID, eventID, self, []store.Member{memberOf(members, subjectID, sig)})
+}
+
+// memberOf returns subjectID's entry among members (the signal's own
+// identifiers when absent).
+func memberOf(members []store.Member, subjectID int64, sig consent.Signal) store.Member {
+	for _, m := range members {
+		if m.SubjectID == subjectID {
+			return m
+		}
+	}
+	return store.Member{SubjectID: subjectID, Email: sig.Subject.Email, EmailOriginal: sig.Subject.EmailOriginal, Phone: sig.Subject.Phone}
+}
+
+// setOf returns subjectID's identity set, cached for the transaction.
+func (r *reconcileTx) setOf(subjectID int64) ([]store.Member, error) {
+	if members, ok := r.members[subjectID]; ok {
+		return members, nil
+	}
+	members, err := r.tx.SetMembers(r.ctx, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	r.members[subjectID] = members
+	return members, nil
 }
 
 // suppress queues the withdrawal sig (ledger row eventID of subjectID) for
@@ -606,18 +670,21 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 // The destination the withdrawal came from is skipped for the address
 // that withdrew only (Route.Matches).
 func (r *reconcileTx) suppress(subjectID, eventID int64, sig consent.Signal) error {
-	members, ok := r.members[subjectID]
-	if !ok {
-		var err error
-		if members, err = r.tx.SetMembers(r.ctx, subjectID); err != nil {
-			return err
-		}
-		r.members[subjectID] = members
+	members, err := r.setOf(subjectID)
+	if err != nil {
+		return err
 	}
 	if len(members) == 0 {
 		// Not live (being erased): the signal's own identifiers.
-		members = []store.Member{{SubjectID: subjectID, Email: sig.Subject.Email, EmailOriginal: sig.Subject.EmailOriginal, Phone: sig.Subject.Phone}}
+		members = []store.Member{memberOf(nil, subjectID, sig)}
 	}
+	return r.queueFor(subjectID, eventID, sig, members)
+}
+
+// queueFor queues the suppression sig (ledger row eventID of subjectID)
+// for members' addresses at every route covering it, skipping the echo
+// (Route.Matches) for the address that withdrew.
+func (r *reconcileTx) queueFor(subjectID, eventID int64, sig consent.Signal, members []store.Member) error {
 	for _, rt := range r.routes {
 		if !rt.Covers(sig) {
 			continue

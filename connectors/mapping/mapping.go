@@ -89,6 +89,9 @@ type rule struct {
 	preTicked   bool
 	required    bool
 	doubleOptIn bool
+	// partnerList is the partner list version the form shows beside the
+	// box (config consents[].partner_list), "" when not configured.
+	partnerList string
 	problem     string // specific-criterion problem for grants, "" when specific
 }
 
@@ -146,7 +149,7 @@ func New(cfg config.Source) (*Mapper, error) {
 			brand = cfg.Brand
 		}
 		r := rule{field: cf.Field, channel: ch, purpose: pu, brand: brand, withdrawal: cf.Withdrawal, preTicked: cf.PreTicked,
-			required: cf.Required, doubleOptIn: cf.DoubleOptIn}
+			required: cf.Required, doubleOptIn: cf.DoubleOptIn, partnerList: connectors.ClipUTF8(cf.PartnerList, evidenceMax)}
 		if seen[r] {
 			continue // the same mapping twice would yield the same signal twice
 		}
@@ -297,6 +300,13 @@ func (m *Mapper) Map(s Submission) Result {
 		}
 		sig.Evidence.Field = connectors.ClipUTF8(r.field, evidenceMax)
 		sig.Evidence.Checkbox = strings.ToValidUTF8(raw, "")
+		if r.purpose == consent.PurposePartners {
+			// The partner list the person saw: the submission's own field
+			// (fields.partner_list), else the list the mapping says the form
+			// shows. Without one a partners opt-in is not informed
+			// (docs/rules.md, "Partners").
+			sig.Evidence.PartnerList = or(text(m.fields.PartnerList), r.partnerList)
+		}
 		switch box {
 		case consent.CheckboxAbsent:
 			continue

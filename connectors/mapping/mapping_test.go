@@ -661,3 +661,48 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// TestMapPartnerList: a partners box carries the partner list the person
+// saw — the submission's field when mapped, else the mapping's fixed list —
+// and only a partners box does; without either, none (and the rules fail
+// "informed").
+func TestMapPartnerList(t *testing.T) {
+	withField := baseFields
+	withField.PartnerList = "plist"
+	withFixed := baseFields
+	withFixed.Consents = []config.ConsentField{
+		{Field: "news", Channel: "email", Purpose: "marketing"},
+		{Field: "partners", Channel: "email", Purpose: "partners", PartnerList: "partners-2025-10"},
+	}
+	both := withFixed
+	both.PartnerList = "plist"
+	for _, tc := range []struct {
+		name   string
+		fields config.Fields
+		body   string
+		want   string
+	}{
+		{"none", baseFields, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on","plist":"v9"}`, ""},
+		{"field", withField, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on","plist":" v9 "}`, "v9"},
+		{"field absent", withField, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on"}`, ""},
+		{"fixed", withFixed, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on"}`, "partners-2025-10"},
+		{"field wins", both, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on","plist":"v9"}`, "v9"},
+		{"field empty: fixed", both, `{"email":"a@b.fr","at":1763634600,"news":"on","partners":"on","plist":""}`, "partners-2025-10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := mustMapper(t, tc.fields).Map(Submission{Get: obj(t, tc.body)})
+			if len(res.Signals) != 2 {
+				t.Fatalf("signals: %+v", res.Signals)
+			}
+			for _, s := range res.Signals {
+				want := ""
+				if s.Purpose == consent.PurposePartners {
+					want = tc.want
+				}
+				if s.Evidence.PartnerList != want {
+					t.Errorf("%s: partner_list %q, want %q", s.Purpose, s.Evidence.PartnerList, want)
+				}
+			}
+		})
+	}
+}
