@@ -16,7 +16,7 @@ func BenchmarkEligibilityBatch10k(b *testing.B) {
 	// Seed 6,667 subjects with states directly (the ledger's chain is not
 	// what is measured here).
 	_, err := e.App.Store.DB.Exec(`
-		INSERT INTO subjects (email, email_original) SELECT 'bench' || g || '@example.com', 'bench' || g || '@example.com' FROM generate_series(1, 6667) g;
+		INSERT INTO subjects (email, email_original, mailbox_key) SELECT 'bench' || g || '@example.com', 'bench' || g || '@example.com', 'bench' || g || '@example.com' FROM generate_series(1, 6667) g;
 		INSERT INTO consent_events (subject_id, dedup_key, channel, brand, purpose, status, occurred_at, source, valid, outcome, evidence_hash, hash, quality)
 			SELECT id, sha256(id::text::bytea), 'email', 'acme', 'marketing', CASE WHEN id % 2 = 0 THEN 'granted' ELSE 'withdrawn' END,
 				now() - interval '1 day', 'bench', true, 'applied', sha256('e'), sha256(id::text::bytea), '[]'

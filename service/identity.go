@@ -68,7 +68,10 @@ func (s *Service) merge(p store.Person) Person {
 		}
 		return Person{}
 	}
-	f := consent.MergeFacts(p.Facts[0], p.Facts[1:]...)
+	f := p.Facts[0] // a set of one is its own merge
+	if len(p.Facts) > 1 {
+		f = consent.MergeFacts(p.Facts[0], p.Facts[1:]...)
+	}
 	f.Professional = consent.IsProfessional(f.Email, s.Config.Policy.ProfessionalDomains, f.Professional)
 	return Person{Members: p.Members, Facts: f}
 }

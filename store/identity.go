@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -20,6 +21,13 @@ import (
 // pathological chain of links from costing more than a fixed number of
 // queries.
 const maxSetDepth = 8
+
+// gmailDomain is the domain every folded mailbox key ends with
+// (consent.MailboxKey maps googlemail.com to it).
+const (
+	gmailDomain = "gmail.com"
+	gmailSuffix = "@" + gmailDomain
+)
 
 // Member is one live subject of a person's identity set.
 type Member struct {
@@ -60,15 +68,23 @@ func resolveSets(ctx context.Context, q sqlx.QueryerContext, ids []Identifier) (
 	for _, id := range ids {
 		if id.Email != "" {
 			emails = append(emails, id.Email)
-			keys = append(keys, consent.MailboxKey(id.Email))
+			// Only Gmail folds aliases (consent.MailboxKey): elsewhere the
+			// key is the address itself, found by email already.
+			if k := consent.MailboxKey(id.Email); strings.HasSuffix(k, gmailSuffix) {
+				keys = append(keys, k)
+			}
 		}
 		if id.Phone != "" {
 			phones = append(phones, id.Phone)
 		}
 	}
 	var seeds []Member
-	if err := sqlx.SelectContext(ctx, q, &seeds, `SELECT `+memberCols+` FROM subjects
-		WHERE erased_at IS NULL AND (email = ANY($1) OR mailbox_key = ANY($2) OR phone = ANY($3))`,
+	// Three indexed lookups (a single OR of the three would scan the table).
+	if err := sqlx.SelectContext(ctx, q, &seeds, `SELECT `+memberCols+` FROM subjects WHERE id IN (
+			SELECT id FROM subjects WHERE email = ANY($1)
+			UNION SELECT id FROM subjects WHERE mailbox_key = ANY($2)
+			UNION SELECT id FROM subjects WHERE phone = ANY($3))
+		AND erased_at IS NULL`,
 		pq.Array(emails), pq.Array(keys), pq.Array(phones)); err != nil {
 		return nil, fmt.Errorf("store: identity set: %w", err)
 	}
@@ -89,12 +105,14 @@ func resolveSets(ctx context.Context, q sqlx.QueryerContext, ids []Identifier) (
 			SELECT l.subject_id AS src, l.linked_subject_id AS dst FROM subject_links l WHERE l.subject_id = ANY($1)
 			UNION
 			SELECT x.id, y.id FROM subjects x JOIN subjects y ON y.mailbox_key = x.mailbox_key AND y.id <> x.id
-			WHERE x.id = ANY($1) AND x.mailbox_key IS NOT NULL`, pq.Array(frontier)); err != nil {
+			WHERE x.id = ANY($1) AND x.mailbox_key LIKE '%@'||$2`, pq.Array(frontier), gmailDomain); err != nil {
 			return nil, fmt.Errorf("store: identity set links: %w", err)
 		}
 		var fresh []int64
+		queued := map[int64]bool{}
 		for _, e := range edges {
-			if _, seen := members[e.To]; !seen && !slices.Contains(fresh, e.To) {
+			if _, seen := members[e.To]; !seen && !queued[e.To] {
+				queued[e.To] = true
 				fresh = append(fresh, e.To)
 			}
 		}
@@ -125,14 +143,32 @@ func resolveSets(ctx context.Context, q sqlx.QueryerContext, ids []Identifier) (
 	for _, ms := range byRoot {
 		slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.SubjectID, b.SubjectID) })
 	}
+	byEmail, byKey, byPhone := map[string]int64{}, map[string]int64{}, map[string]int64{}
+	for _, m := range seeds {
+		if m.Email != "" {
+			byEmail[m.Email] = m.SubjectID
+		}
+		if m.MailboxKey != "" {
+			byKey[m.MailboxKey] = m.SubjectID
+		}
+		if m.Phone != "" {
+			byPhone[m.Phone] = m.SubjectID
+		}
+	}
 	out := make([][]Member, len(ids))
 	for i, id := range ids {
-		mk := consent.MailboxKey(id.Email)
-		for _, m := range seeds {
-			if id.Email != "" && (m.Email == id.Email || m.MailboxKey == mk) || id.Phone != "" && m.Phone == id.Phone {
-				out[i] = byRoot[uf.find(m.SubjectID)]
-				break
+		var seed int64
+		var ok bool
+		if id.Email != "" {
+			if seed, ok = byEmail[id.Email]; !ok {
+				seed, ok = byKey[consent.MailboxKey(id.Email)]
 			}
+		}
+		if !ok && id.Phone != "" {
+			seed, ok = byPhone[id.Phone]
+		}
+		if ok {
+			out[i] = byRoot[uf.find(seed)]
 		}
 	}
 	return out, nil

@@ -254,7 +254,7 @@ type Reconciled struct {
 
 // Reconciler applies prepared batches to the consent record.
 type Reconciler struct {
-	Store  *store.Store
+	Store  Ledger
 	Routes []Route
 	// Policy decides whether a grant lifts a standing withdrawal.
 	Policy consent.Policy

@@ -29,7 +29,7 @@ import (
 
 // Worker holds the handlers' dependencies.
 type Worker struct {
-	Store        *store.Store
+	Store        Store
 	Enqueuer     *jobs.Enqueuer
 	Sources      map[string]connectors.Source
 	Destinations map[string]connectors.Destination

@@ -1,0 +1,30 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/consentsync/consentsync/store"
+)
+
+// Ledger is what reconciliation needs of Postgres (store.Store): the
+// identity hash key and one transaction per batch.
+type Ledger interface {
+	IdentityKey(ctx context.Context) ([]byte, error)
+	Tx(ctx context.Context, fn func(tx *store.Tx) error) error
+}
+
+// Store is what the worker's handlers and sweeper need of Postgres
+// (store.Store).
+type Store interface {
+	Ledger
+	GetInbound(ctx context.Context, id int64) (*store.Inbound, error)
+	RecordInboundAttempt(ctx context.Context, id int64, cause string, final bool) error
+	UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error)
+	ClaimOutbox(ctx context.Context, destination string, limit int, lease time.Duration) ([]store.OutboxRow, error)
+	CompleteOutbox(ctx context.Context, done []store.OutboxDone) error
+	DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error)
+	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
+}
+
+var _ Store = (*store.Store)(nil)
