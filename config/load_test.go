@@ -150,3 +150,29 @@ destinations:
 }
 
 func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }
+
+// TestRootExampleParses: the example users copy (consentsync.example.yaml
+// at the repository root) is valid, and with every secret set it loads in
+// full; unset, the read-only load names them all.
+func TestRootExampleParses(t *testing.T) {
+	data, err := os.ReadFile("../consentsync.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(string) (string, bool) { return "x", true }
+	c, err := Parse(data, set)
+	if err != nil {
+		t.Fatalf("example with every variable set: %v", err)
+	}
+	s, ok := c.Source("unsubscribe-page")
+	if !ok || s.WithdrawalScope != "all_brands" {
+		t.Errorf("unsubscribe-page: %+v", s)
+	}
+	unset := func(string) (string, bool) { return "", false }
+	if _, err := Parse(data, unset); err == nil || !strings.Contains(err.Error(), "SENDGRID_API_KEY") || !strings.Contains(err.Error(), "FORM_SECRET") {
+		t.Errorf("example with nothing set: %v, want every unset variable named", err)
+	}
+	if _, err := ParseWith(data, unset, Options{AllowMissingSecrets: true}); err != nil {
+		t.Errorf("read-only load of the example: %v", err)
+	}
+}

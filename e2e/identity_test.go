@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/internal/cli"
 )
 
@@ -184,4 +185,42 @@ func (e *env) mailgunBounce(recipient string) {
 	if r := e.do("POST", "/webhooks/mailgun-acme", "", http.Header{"Content-Type": {"application/json"}}, []byte(body)); r.Status != 202 {
 		e.t.Fatalf("mailgun: HTTP %d: %s", r.Status, r.Body)
 	}
+}
+
+// TestAllBrandsWithdrawal: a source declared withdrawal_scope: all_brands
+// (an "unsubscribe from all our brands" page) withdraws every configured
+// brand, and the suppression reaches every brand's destinations.
+func TestAllBrandsWithdrawal(t *testing.T) {
+	e := start(t, envOptions{mutate: func(c *configT) {
+		c.Destinations = append(c.Destinations, config.Destination{Name: "sendgrid-other", Kind: "sendgrid", Brand: "other-brand",
+			Channels: []string{"email"}, Purposes: []string{"marketing"}, BaseURL: c.Destinations[0].BaseURL, APIKey: c.Destinations[0].APIKey, Timeout: 10 * time.Second})
+		for _, s := range c.Sources {
+			if s.Name == "signup-form" {
+				page := s
+				page.Name, page.WithdrawalScope = "unsubscribe-all", "all_brands"
+				f := *s.Fields
+				f.Consents = []config.ConsentField{{Field: "email_pref", Channel: "email", Purpose: "marketing", Withdrawal: true}}
+				page.Fields = &f
+				c.Sources = append(c.Sources, page)
+				break
+			}
+		}
+	}})
+	at := time.Now().UTC().Add(-time.Hour)
+	e.submit(map[string]any{"email": "dora@example.com", "submitted_at": at.Format(time.RFC3339), "newsletter": "on", "consent_version": "v3"})
+	e.waitDrained()
+	body := fmt.Sprintf(`{"email":"dora@example.com","submitted_at":%q,"email_pref":false}`, at.Add(time.Minute).Format(time.RFC3339))
+	h := http.Header{"Content-Type": {"application/json"}, "X-Signature": {formSig([]byte(body))}}
+	if r := e.do("POST", "/webhooks/unsubscribe-all", "", h, []byte(body)); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	for _, brand := range []string{"acme", "other-brand"} {
+		if got := e.eligible("dora@example.com", "email", brand, "marketing"); got["reason"] != "withdrawn" {
+			t.Errorf("%s after an all-brands withdrawal: %v, want withdrawn", brand, got)
+		}
+	}
+	e.waitFor("every brand's destinations", func() bool {
+		return len(e.pushedTo("sendgrid-acme")) == 1 && len(e.pushedTo("mailchimp-acme")) == 1 && len(e.pushedTo("sendgrid-other")) == 1
+	})
 }
