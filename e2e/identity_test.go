@@ -224,3 +224,27 @@ func TestAllBrandsWithdrawal(t *testing.T) {
 		return len(e.pushedTo("sendgrid-acme")) == 1 && len(e.pushedTo("mailchimp-acme")) == 1 && len(e.pushedTo("sendgrid-other")) == 1
 	})
 }
+
+// TestNewAliasJoinsWithdrawn: an alias first seen after the person
+// withdrew (here through a click reported by Mailgun) is suppressed at
+// every provider too, and so is a work address linked later through the
+// person's number.
+func TestNewAliasJoinsWithdrawn(t *testing.T) {
+	e := rulesEnv(t, false)
+	at := time.Now().UTC().Add(-time.Hour)
+	e.submit(map[string]any{"email": "erin.late@gmail.com", "phone": "06 11 22 33 44", "submitted_at": at.Format(time.RFC3339), "newsletter": "on", "sms_pref": "on", "consent_version": "v3"})
+	e.waitDrained()
+	e.postmarkUnsubscribe("erin.late@gmail.com", at.Add(time.Minute))
+	e.waitDrained()
+	e.mailgunEvent("clicked", "c-erin", "erinlate+shop@gmail.com")
+	e.submit(map[string]any{"email": "erin@acme-corp.fr", "phone": "+33611223344", "submitted_at": at.Add(2 * time.Minute).Format(time.RFC3339), "sms_pref": "on", "consent_version": "v3"})
+	e.waitDrained()
+	e.waitFor("the new alias and the linked work address suppressed", func() bool {
+		sg := e.pushedTo("sendgrid-acme")
+		return slices.Contains(sg, "erinlate+shop@gmail.com") && slices.Contains(sg, "erin@acme-corp.fr") &&
+			slices.Contains(e.pushedTo("mailchimp-acme"), "erinlate+shop@gmail.com")
+	})
+	if got := e.eligible("erin@acme-corp.fr", "email", "acme", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("linked work address: %v, want withdrawn", got)
+	}
+}

@@ -211,12 +211,17 @@ func (tx *Tx) PeekIdentity(ctx context.Context, subjectID int64) (consent.Subjec
 	return consent.Subject{Email: r.Email.String, Phone: r.Phone.String}, err
 }
 
-// LinkSubjects records that a and b are one person (both directions).
-func (tx *Tx) LinkSubjects(ctx context.Context, a, b int64) error {
+// LinkSubjects records that a and b are one person (both directions). It
+// reports whether the link is new.
+func (tx *Tx) LinkSubjects(ctx context.Context, a, b int64) (bool, error) {
 	if a == b {
-		return nil
+		return false, nil
 	}
-	_, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_links (subject_id, linked_subject_id) VALUES ($1, $2), ($2, $1)
+	res, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_links (subject_id, linked_subject_id) VALUES ($1, $2), ($2, $1)
 		ON CONFLICT DO NOTHING`, a, b)
-	return err
+	if err != nil {
+		return false, fmt.Errorf("store: link subjects: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }

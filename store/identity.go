@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -334,4 +335,56 @@ func (tx *Tx) LatestSuppression(ctx context.Context, target int64, key consent.K
 		return time.Time{}, false, fmt.Errorf("store: latest suppression: %w", err)
 	}
 	return at.Time.UTC(), at.Valid, nil
+}
+
+// SetWithdrawal is the latest withdrawal of one key among an identity
+// set's members.
+type SetWithdrawal struct {
+	EventID    int64     `db:"id"`
+	SubjectID  int64     `db:"subject_id"`
+	Channel    string    `db:"channel"`
+	Brand      string    `db:"brand"`
+	Purpose    string    `db:"purpose"`
+	OccurredAt time.Time `db:"occurred_at"`
+}
+
+// Key is the withdrawal's key.
+func (w SetWithdrawal) Key() consent.Key {
+	return consent.Key{Channel: consent.Channel(w.Channel), Brand: w.Brand, Purpose: consent.Purpose(w.Purpose)}
+}
+
+// SetWithdrawals returns, inside tx, the latest withdrawal per key recorded
+// for any of subjectIDs.
+func (tx *Tx) SetWithdrawals(ctx context.Context, subjectIDs []int64) ([]SetWithdrawal, error) {
+	var out []SetWithdrawal
+	if err := tx.sq.SelectContext(ctx, &out, `SELECT DISTINCT ON (channel, brand, purpose) id, subject_id, channel, brand, purpose, occurred_at
+		FROM consent_events WHERE subject_id = ANY($1) AND status = 'withdrawn'
+		ORDER BY channel, brand, purpose, occurred_at DESC, id DESC`, pq.Array(subjectIDs)); err != nil {
+		return nil, fmt.Errorf("store: set withdrawals: %w", err)
+	}
+	return out, nil
+}
+
+// NewestGrant returns, inside tx, the newest granted current state of key
+// among subjectIDs, with the quality of its ledger row, or false when none.
+func (tx *Tx) NewestGrant(ctx context.Context, subjectIDs []int64, key consent.Key) (consent.StateFact, bool, error) {
+	var rows []struct {
+		OccurredAt time.Time `db:"occurred_at"`
+		Quality    []byte    `db:"quality"`
+	}
+	if err := tx.sq.SelectContext(ctx, &rows, `SELECT cs.occurred_at, e.quality FROM consent_states cs JOIN consent_events e ON e.id = cs.event_id
+		WHERE cs.subject_id = ANY($1) AND cs.channel = $2 AND cs.brand = $3 AND cs.purpose = $4 AND cs.status = 'granted'
+		ORDER BY cs.occurred_at DESC LIMIT 1`, pq.Array(subjectIDs), key.Channel, key.Brand, key.Purpose); err != nil {
+		return consent.StateFact{}, false, fmt.Errorf("store: newest grant: %w", err)
+	}
+	if len(rows) == 0 {
+		return consent.StateFact{}, false, nil
+	}
+	st := consent.StateFact{Status: consent.StatusGranted, OccurredAt: rows[0].OccurredAt.UTC()}
+	if len(rows[0].Quality) > 0 {
+		if err := json.Unmarshal(rows[0].Quality, &st.Quality); err != nil {
+			return consent.StateFact{}, false, fmt.Errorf("store: newest grant quality: %w", err)
+		}
+	}
+	return st, true, nil
 }

@@ -28,29 +28,39 @@ type Subject struct {
 // subjects in one tx must do so in a fixed order (sorted keys) to avoid
 // deadlocks.
 func (tx *Tx) LockSubject(ctx context.Context, sub consent.Subject) (int64, error) {
-	var id int64
+	id, _, err := tx.EnsureSubject(ctx, sub)
+	return id, err
+}
+
+// EnsureSubject is LockSubject that also reports whether the subject was
+// created by this call (a new literal address or number).
+func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bool, error) {
+	var r struct {
+		ID       int64 `db:"id"`
+		Inserted bool  `db:"inserted"`
+	}
 	var err error
 	switch {
 	case sub.Email != "":
 		err = tx.sq.QueryRowxContext(ctx, `
 			INSERT INTO subjects (email, email_original, mailbox_key) VALUES ($1, $2, $3)
 			ON CONFLICT (email) DO UPDATE SET updated_at = now()
-			RETURNING id`, sub.Email, sub.EmailOriginal, consent.MailboxKey(sub.Email)).Scan(&id)
+			RETURNING id, (xmax = 0) AS inserted`, sub.Email, sub.EmailOriginal, consent.MailboxKey(sub.Email)).StructScan(&r)
 	case sub.Phone != "":
 		err = tx.sq.QueryRowxContext(ctx, `
 			INSERT INTO subjects (phone) VALUES ($1)
 			ON CONFLICT (phone) DO UPDATE SET updated_at = now()
-			RETURNING id`, sub.Phone).Scan(&id)
+			RETURNING id, (xmax = 0) AS inserted`, sub.Phone).StructScan(&r)
 	default:
-		return 0, consent.ErrNoSubject
+		return 0, false, consent.ErrNoSubject
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: subject: %w", err)
+		return 0, false, fmt.Errorf("store: subject: %w", err)
 	}
-	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, id); err != nil {
-		return 0, fmt.Errorf("store: lock subject: %w", err)
+	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
+		return 0, false, fmt.Errorf("store: lock subject: %w", err)
 	}
-	return id, nil
+	return r.ID, r.Inserted, nil
 }
 
 // State returns the current state of (subject, channel, brand, purpose), or

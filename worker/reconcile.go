@@ -467,28 +467,43 @@ func (r *reconcileTx) run(p Prepared) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	var joined []int64 // literal addresses and numbers new to their set
 	for _, k := range keys {
 		sub := need[k]
 		if _, erased := erasedAt[k]; erased {
 			// A fresh opt-in after an erasure: a new subject, never the old one.
 			sub.ExternalID = ""
 		}
-		id, err := r.tx.LockSubject(r.ctx, sub)
+		id, created, err := r.tx.EnsureSubject(r.ctx, sub)
 		if err != nil {
 			return err
 		}
 		r.subjects[k] = id
+		if created && strings.HasSuffix(consent.MailboxKey(sub.Email), "@gmail.com") {
+			// Only a Gmail address can join a set by itself (an alias of a
+			// mailbox already known); links are caught below.
+			joined = append(joined, id)
+		}
 		if err := r.tx.RecordInbound(r.ctx, id, r.inboundID); err != nil {
 			return err
 		}
 	}
 	for _, l := range links {
-		if err := r.tx.LinkSubjects(r.ctx, r.subjects[l.Email], r.subjects[l.Phone]); err != nil {
+		fresh, err := r.tx.LinkSubjects(r.ctx, r.subjects[l.Email], r.subjects[l.Phone])
+		if err != nil {
 			return err
+		}
+		if fresh {
+			joined = append(joined, r.subjects[l.Email], r.subjects[l.Phone])
 		}
 	}
 	for _, s := range signals {
 		if err := r.applySignal(r.subjects[s.Subject.Key()], s); err != nil {
+			return err
+		}
+	}
+	for _, id := range joined {
+		if err := r.catchUp(id); err != nil {
 			return err
 		}
 	}
@@ -637,6 +652,48 @@ func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signa
 	self := sig
 	self.Source = "" // no echo exception: the source must hear it too
 	return r.queueFor(subjectID, eventID, self, []store.Member{memberOf(members, subjectID, sig)})
+}
+
+// catchUp brings a member new to its identity set (a new alias, a number
+// or address just linked) under the set's standing withdrawals: for each
+// key some member withdrew and no later grant lifted (consent.LiftsWithdrawal
+// on the set's newest grant), the new member's address is suppressed at
+// every destination covering the key, as if it had been there when the
+// person withdrew.
+func (r *reconcileTx) catchUp(subjectID int64) error {
+	delete(r.members, subjectID) // the set may have grown in this batch
+	members, err := r.setOf(subjectID)
+	if err != nil || len(members) < 2 {
+		return err
+	}
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		ids[i] = m.SubjectID
+	}
+	ws, err := r.tx.SetWithdrawals(r.ctx, ids)
+	if err != nil {
+		return err
+	}
+	self := memberOf(members, subjectID, consent.Signal{})
+	for _, w := range ws {
+		k := w.Key()
+		if st, ok, err := r.tx.NewestGrant(r.ctx, ids, k); err != nil {
+			return err
+		} else if ok && consent.LiftsWithdrawal(st, w.OccurredAt, r.policy) {
+			continue
+		}
+		if last, pushed, err := r.tx.LatestSuppression(r.ctx, subjectID, k); err != nil {
+			return err
+		} else if pushed && !last.Before(w.OccurredAt) {
+			continue
+		}
+		sig := consent.Signal{Subject: self.Subject(), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
+			Status: consent.StatusWithdrawn, OccurredAt: w.OccurredAt}
+		if err := r.queueFor(w.SubjectID, w.EventID, sig, []store.Member{self}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // memberOf returns subjectID's entry among members (the signal's own
