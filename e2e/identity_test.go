@@ -248,3 +248,32 @@ func TestNewAliasJoinsWithdrawn(t *testing.T) {
 		t.Errorf("linked work address: %v, want withdrawn", got)
 	}
 }
+
+// TestReadyzReportsEviction: /readyz is 200 while Redis keeps every key,
+// and 503 "degraded" once its maxmemory-policy may evict queued tasks.
+// (The policy is the Redis server's; it is restored at once. With no
+// maxmemory limit set nothing is evicted meanwhile.)
+func TestReadyzReportsEviction(t *testing.T) {
+	e := start(t, envOptions{noWorker: true})
+	ctx := context.Background()
+	old, err := e.App.Redis.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		t.Skipf("Redis refuses CONFIG: %v", err)
+	}
+	if p := old["maxmemory-policy"]; p != "noeviction" {
+		t.Skipf("this Redis runs %s", p)
+	}
+	if r := e.do("GET", "/readyz", "", nil, nil); r.Status != 200 {
+		t.Fatalf("readyz with noeviction: HTTP %d: %s", r.Status, r.Body)
+	}
+	if err := e.App.Redis.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Skipf("cannot change the policy: %v", err)
+	}
+	r := e.do("GET", "/readyz", "", nil, nil)
+	if err := e.App.Redis.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Errorf("restore policy: %v", err)
+	}
+	if r.Status != 503 || !strings.Contains(r.Body, "degraded") {
+		t.Errorf("readyz with allkeys-lru: HTTP %d %s, want 503 degraded", r.Status, r.Body)
+	}
+}

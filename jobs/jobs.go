@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // Task types.
@@ -48,23 +49,85 @@ type PushPayload struct {
 type Enqueuer struct {
 	Client   *asynq.Client
 	MaxRetry int
+	// Redis, when set, lets Inbound tell a live task from an orphaned task
+	// id (see EnqueueInbound).
+	Redis redis.UniversalClient
 }
 
 // InboundTaskID is the asynq TaskID of an inbound event's task: enqueueing
 // the same event twice while a task for it exists is a no-op.
 func InboundTaskID(id int64) string { return "inbound:" + strconv.FormatInt(id, 10) }
 
-// Inbound enqueues processing of inbound event id. A task already queued or
-// retrying for it is not an error.
+// Enqueued says what EnqueueInbound did.
+type Enqueued int
+
+// Outcomes of EnqueueInbound.
+const (
+	// Queued: a new task was enqueued.
+	Queued Enqueued = iota
+	// AlreadyQueued: a live task holds the id (queued, scheduled,
+	// retrying, running): nothing to do.
+	AlreadyQueued
+	// ReplacedOrphan: the id was held by a task key without its message —
+	// what Redis leaves when it evicts part of a task under memory
+	// pressure, or a half-deleted task — which would never run; it was
+	// removed and a new task enqueued.
+	ReplacedOrphan
+)
+
+// Inbound enqueues processing of inbound event id (EnqueueInbound). A live
+// task already holding the id is not an error.
 func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
-	b, _ := json.Marshal(InboundPayload{ID: id})
-	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeInboundProcess, b),
-		asynq.TaskID(InboundTaskID(id)), asynq.Queue(QueueInbound), asynq.MaxRetry(e.MaxRetry), asynq.Timeout(2*time.Minute))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("jobs: enqueue inbound: %w", err)
-	}
-	return nil
+	_, err := e.EnqueueInbound(ctx, id)
+	return err
 }
+
+// EnqueueInbound enqueues processing of inbound event id under TaskID
+// InboundTaskID(id). When asynq refuses the id as a duplicate, the existing
+// task key is checked (with e.Redis): a key that holds no task message is
+// an orphan (asynq's enqueue script only tests that the key exists), so it
+// is deleted and the task enqueued again. Without e.Redis a duplicate is
+// assumed live.
+func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64) (Enqueued, error) {
+	enqueue := func() error {
+		b, _ := json.Marshal(InboundPayload{ID: id})
+		_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeInboundProcess, b),
+			asynq.TaskID(InboundTaskID(id)), asynq.Queue(QueueInbound), asynq.MaxRetry(e.MaxRetry), asynq.Timeout(2*time.Minute))
+		return err
+	}
+	err := enqueue()
+	if err == nil {
+		return Queued, nil
+	}
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return 0, fmt.Errorf("jobs: enqueue inbound: %w", err)
+	}
+	if e.Redis == nil {
+		return AlreadyQueued, nil
+	}
+	key := TaskKey(QueueInbound, InboundTaskID(id))
+	msg, herr := e.Redis.HGet(ctx, key, "msg").Result()
+	switch {
+	case errors.Is(herr, redis.Nil):
+		// No message (or the key vanished meanwhile): nothing will run it.
+	case herr != nil:
+		return 0, fmt.Errorf("jobs: check task %s: %w", InboundTaskID(id), herr)
+	case msg != "":
+		return AlreadyQueued, nil
+	}
+	if err := e.Redis.Del(ctx, key).Err(); err != nil {
+		return 0, fmt.Errorf("jobs: drop orphaned task %s: %w", InboundTaskID(id), err)
+	}
+	if err := enqueue(); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return 0, fmt.Errorf("jobs: enqueue inbound: %w", err)
+	}
+	return ReplacedOrphan, nil
+}
+
+// TaskKey is the Redis key asynq keeps a task's hash under (asynq's
+// internal/base.TaskKey: "asynq:{<queue>}:t:<id>"); its "msg" field holds
+// the encoded task, "state" its state.
+func TaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }
 
 // Push enqueues a push of destination's pending outbox rows, after delay.
 // Several push tasks for one destination are harmless: each claims what is
@@ -111,4 +174,17 @@ func (r Requeuer) Inbound(ctx context.Context, id int64) error {
 // Push enqueues a push of destination's due suppressions (Enqueuer.Push).
 func (r Requeuer) Push(ctx context.Context, destination string, delay time.Duration) error {
 	return r.Enqueuer.Push(ctx, destination, delay)
+}
+
+// EvictionPolicy returns the Redis server's maxmemory-policy ("" when the
+// server does not say, e.g. a managed Redis that refuses CONFIG). Any
+// policy but "noeviction" lets Redis drop queued tasks under memory
+// pressure: Postgres still holds the work (the sweeper re-enqueues it), but
+// only after worker.sweep_after, so it is reported as degraded.
+func EvictionPolicy(ctx context.Context, rc redis.UniversalClient) (string, error) {
+	m, err := rc.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return "", err
+	}
+	return m["maxmemory-policy"], nil
 }

@@ -86,8 +86,10 @@ func (s *Server) Handler() http.Handler {
 	return recoverer(s.Logger, mux)
 }
 
-// handleReady is /readyz: 200 when Postgres and Redis answer within 2 s,
-// else 503 naming which one does not (no connection strings).
+// handleReady is /readyz: 200 when Postgres and Redis answer within 2 s and
+// Redis does not evict keys (maxmemory-policy noeviction, or a server that
+// does not say), else 503 naming which check failed (no connection
+// strings).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -100,6 +102,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		checks["redis"], code = "not configured", http.StatusServiceUnavailable
 	} else if err := s.Redis.Ping(ctx).Err(); err != nil {
 		checks["redis"], code = "unavailable", http.StatusServiceUnavailable
+	} else if p, err := jobs.EvictionPolicy(ctx, s.Redis); err == nil && p != "" && p != "noeviction" {
+		// Redis may evict queued tasks: degraded (Postgres still has the
+		// work, re-enqueued only after worker.sweep_after).
+		checks["redis"], code = "degraded: maxmemory-policy "+p+" can evict queued tasks (want noeviction)", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, checks)
 }

@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"time"
+
+	"github.com/consentsync/consentsync/jobs"
 )
 
 // sweepLockKey is the Postgres advisory lock that makes sweeps single-flight
@@ -19,6 +21,7 @@ const sweepLimit = 1000
 // process sweeps at a time (Postgres advisory lock); the others skip. It
 // returns how many inbound events and destinations it re-enqueued.
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
+	orphans := 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
 		cutoff := w.now().Add(-w.Config.Worker.SweepAfter)
 		ids, err := w.Store.UnfinishedInbound(ctx, cutoff, sweepLimit)
@@ -26,10 +29,18 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			return err
 		}
 		for _, id := range ids {
-			if err := w.Enqueuer.Inbound(ctx, id); err != nil {
+			got, err := w.Enqueuer.EnqueueInbound(ctx, id)
+			if err != nil {
 				return err
 			}
-			inbound++
+			switch got {
+			case jobs.Queued:
+				inbound++
+			case jobs.ReplacedOrphan:
+				// Redis lost part of the task (eviction): counted apart.
+				inbound++
+				orphans++
+			}
 		}
 		dests, err := w.Store.DueOutboxDestinations(ctx, cutoff)
 		if err != nil {
@@ -45,6 +56,10 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	})
 	if inbound > 0 {
 		w.Metrics.Sweeps.WithLabelValues("inbound").Add(float64(inbound))
+	}
+	if orphans > 0 {
+		w.Metrics.Sweeps.WithLabelValues("inbound_orphan").Add(float64(orphans))
+		w.Logger.Warn("sweeper replaced orphaned inbound task ids: Redis is losing keys (maxmemory-policy should be noeviction)", "tasks", orphans)
 	}
 	if outbox > 0 {
 		w.Metrics.Sweeps.WithLabelValues("outbox").Add(float64(outbox))

@@ -100,11 +100,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		a.Close()
 		return nil, fmt.Errorf("redis (REDIS_URL): %w", err)
 	}
+	if p, err := jobs.EvictionPolicy(pctx, rc); err != nil {
+		log.Warn("redis: cannot read maxmemory-policy; make sure it is noeviction, or queued tasks can be evicted", "err", err)
+	} else if p != "noeviction" {
+		log.Warn("redis: maxmemory-policy evicts keys; queued tasks can be lost (the sweeper recovers them after worker.sweep_after); set noeviction", "policy", p)
+	}
 	a.Client = asynq.NewClientFromRedisClient(rc)
 	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
 	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
 		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg)})
-	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry}
+	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry, Redis: rc}
 	now := o.clock()
 	verifyNow := now
 	if o.VerifyNow != nil {
