@@ -80,7 +80,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			}
 			w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
 			w.Logger.Error("push refused for good", "destination", name, "rows", len(rows), "err", err)
-			return w.Store.CompleteOutbox(rctx, done)
+			return w.complete(rctx, done)
 		}
 		delay, named := connectors.RetryDelay(err)
 		if !named {
@@ -93,7 +93,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(len(rows)))
 		w.Logger.Warn("push failed, will retry", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
-		if cerr := w.Store.CompleteOutbox(rctx, done); cerr != nil {
+		if cerr := w.complete(rctx, done); cerr != nil {
 			return cerr
 		}
 		return &connectors.RetryAfterError{Delay: delay, Err: err}
@@ -130,5 +130,37 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	if missing > 0 {
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(missing))
 	}
-	return w.Store.CompleteOutbox(rctx, done)
+	return w.complete(rctx, done)
+}
+
+// recordAttempts and recordBackoff bound how long a push's outcome is
+// retried when Postgres cannot record it (a restart, a failover): about
+// 30 s in all, so a blip never leaves the rows leased for pushLease.
+const (
+	recordAttempts = 8
+	recordBackoff  = 250 * time.Millisecond
+)
+
+// complete records the outcome of a push (store.CompleteOutbox), retrying
+// with doubling waits while Postgres refuses. The provider has already
+// answered: giving up at once would keep the rows leased until pushLease
+// ends and push them again. If every attempt fails the error is returned
+// (asynq retries the task; the rows are pushed again once the lease ends —
+// harmless, provider suppression calls are idempotent).
+func (w *Worker) complete(ctx context.Context, done []store.OutboxDone) error {
+	wait := recordBackoff
+	var err error
+	for i := 0; i < recordAttempts; i++ {
+		if err = w.Store.CompleteOutbox(ctx, done); err == nil {
+			return nil
+		}
+		w.Logger.Warn("cannot record push outcome, retrying", "rows", len(done), "attempt", i+1, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, 8*time.Second)
+	}
+	return err
 }
