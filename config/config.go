@@ -220,7 +220,7 @@ type Destination struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Documented kinds (DESIGN.md §4). Which ones are built is the connector
+// Documented kinds (docs/design.md §4). Which ones are built is the connector
 // registry's business; config only rejects names that are not kinds at all.
 var (
 	SourceKinds      = []string{"hubspot", "typeform", "mailchimp", "sendgrid", "shopify", "postmark", "mailgun", "brevo", "salesforce", "webflow", "standard", "form"}

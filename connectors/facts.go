@@ -8,7 +8,7 @@ import (
 )
 
 // EmailWithdrawal is what a provider-level unsubscribe or complaint means
-// (CONNECTORS.md, "Scope"): the withdrawal, at at, of src's brand's
+// (docs/wire-formats.md, "Scope"): the withdrawal, at at, of src's brand's
 // marketing on email, for email as sent, from source src.Name, with ev.
 func EmailWithdrawal(src config.Source, email string, at time.Time, ev consent.Evidence) consent.Signal {
 	return consent.Signal{

@@ -105,7 +105,7 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 
 // Transient reports whether an HTTP status is worth retrying: 408, 409,
 // 425, 429 and 5xx other than 501. Any other 4xx is permanent
-// (CONNECTORS.md, "Retry policy").
+// (docs/wire-formats.md, "Retry policy").
 func Transient(status int) bool {
 	switch {
 	case status == http.StatusRequestTimeout, status == http.StatusConflict,

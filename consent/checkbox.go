@@ -11,7 +11,7 @@ type Checkbox int
 
 // Checkbox answers. Absent (missing, null, "" or an empty array) and Unticked
 // grant nothing and withdraw nothing: absence is not withdrawal
-// (docs/rules.md; "Absence is not withdrawal" in DESIGN.md §1). Ambiguous
+// (docs/rules.md; "Absence is not withdrawal" in docs/design.md §1). Ambiguous
 // is recorded and never applied (CNIL criterion "unambiguous").
 const (
 	CheckboxAbsent Checkbox = iota

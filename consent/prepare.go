@@ -14,7 +14,7 @@ import "time"
 // by occurrence).
 //
 // Source: docs/rules.md ("Withdrawal": honoured at any time) and
-// Supersedes (order by occurrence, not arrival: DESIGN.md §1).
+// Supersedes (order by occurrence, not arrival: docs/design.md §1).
 func BoundByArrival(t, receivedAt time.Time) (bounded time.Time, moved bool) {
 	if receivedAt.IsZero() || !t.After(receivedAt) {
 		return t, false

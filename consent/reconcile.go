@@ -48,7 +48,7 @@ func statusRank(s Status) int {
 //
 // This is a strict total order on (time, status), so the state reached from a
 // set of valid signals is their maximum whatever order they are delivered in
-// (order by occurrence, not arrival: DESIGN.md §1).
+// (order by occurrence, not arrival: docs/design.md §1).
 func Supersedes(t time.Time, s Status, ct time.Time, cs Status) bool {
 	if !t.Equal(ct) {
 		return t.After(ct)

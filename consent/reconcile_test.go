@@ -156,7 +156,7 @@ func randomSignals(r *rand.Rand, n int) []Signal {
 
 // TestReconcileOrderIndependent: whatever order a set of signals is
 // delivered in, the state reached is the same, and it is the maximum of the
-// valid signals under Supersedes (DESIGN.md §1: order by occurrence, not
+// valid signals under Supersedes (docs/design.md §1: order by occurrence, not
 // arrival). Replaying any signal afterwards changes nothing.
 func TestReconcileOrderIndependent(t *testing.T) {
 	r := rand.New(rand.NewPCG(20250314, 1))

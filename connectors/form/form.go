@@ -6,7 +6,7 @@
 // multipart/form-data (file parts are ignored). What the fields mean is
 // configured in the source's fields mapping (see package mapping).
 //
-// Authentication (CONNECTORS.md, "form"): with `signature` configured, the
+// Authentication (docs/wire-formats.md, "form"): with `signature` configured, the
 // header named there carries Prefix + hex or base64 of
 // HMAC-SHA256/SHA512(secret, raw body); without it, the request must carry
 // `Authorization: Bearer <secret>`.

@@ -8,7 +8,7 @@
 //	 "subscriptionType", "attemptNumber", "objectId", "propertyName",
 //	 "propertyValue", "changeSource", "sourceId"}
 //
-// Consent meaning (CONNECTORS.md, "hubspot" and "Scope"):
+// Consent meaning (docs/wire-formats.md, "hubspot" and "Scope"):
 //
 //   - contact.propertyChange of hs_email_optout to "true" → withdrawal of the
 //     source brand's marketing on email, at occurredAt;
@@ -16,7 +16,7 @@
 //     not an express opt-in by the person;
 //   - contact.propertyChange of lifecyclestage to "customer" → a
 //     consent.ProfileFact (customer of the source brand since occurredAt,
-//     the "soft opt-in" profile of CONSENT-RULES.md); other stages are
+//     the "soft opt-in" profile of docs/rules.md); other stages are
 //     skipped (a lead or an opportunity is not a customer);
 //   - contact.privacyDeletion → an erasure request (Batch.Erasures);
 //   - anything else → skipped.

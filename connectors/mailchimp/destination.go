@@ -21,7 +21,7 @@ import (
 const MaxMembers = 500
 
 // Errors a per-member Result wraps besides connectors.ErrPermanent, so the
-// worker can flag "re-opt-in through Mailchimp's hosted form" (CONSENT-RULES.md).
+// worker can flag "re-opt-in through Mailchimp's hosted form" (docs/rules.md).
 var (
 	// ErrComplianceState: Mailchimp keeps the member in a compliance state
 	// ("Member In Compliance State") and refuses API changes to it.

@@ -61,7 +61,7 @@ var _ connectors.Prober = (*Source)(nil)
 //     Evidence.OptInLevel = OptInLevel.
 //   - cleaned: Batch.Undeliverable (hard bounce). With reason "abuse" the
 //     address was cleaned after a spam complaint, which is also a withdrawal
-//     (CONSENT-RULES.md: a complaint withdraws the brand's marketing).
+//     (docs/rules.md: a complaint withdraws the brand's marketing).
 //   - upemail, profile, campaign and unknown types: Batch.Skipped.
 //
 // DedupKey is the sha256 hex of (type, data[list_id], data[email], fired_at)

@@ -5,8 +5,8 @@
 //
 // The connector decodes its body and hands the mapper a Lookup over dotted
 // paths; the mapper reads the subject, the event time, the evidence and each
-// mapped checkbox, and applies the checkbox rules of CONNECTORS.md
-// ("Checkbox values") and the quality criteria of CONSENT-RULES.md:
+// mapped checkbox, and applies the checkbox rules of docs/wire-formats.md
+// ("Checkbox values") and the quality criteria of docs/rules.md:
 //
 //   - ticked → granted, with the raw value as evidence; a box the mapping or
 //     the payload says was pre-ticked carries the problem "express: box was
@@ -35,7 +35,7 @@
 //
 // Besides signals, every readable submission (one with a subject and a
 // time) is a contact from the person: a consent.Activity of kind "form"
-// (CONSENT-RULES.md, "Expiry": a form renews a prospect's consent). And a
+// (docs/rules.md, "Expiry": a form renews a prospect's consent). And a
 // submission may say who the person is: fields.profile answered "customer"
 // or "professional", or the source's default profile (config.Source.Profile)
 // when it is customer or professional, gives a consent.ProfileFact.
@@ -53,7 +53,7 @@ import (
 	"github.com/consentsync/consentsync/consent"
 )
 
-// Problems attached to grants that cannot be relied on (CONSENT-RULES.md,
+// Problems attached to grants that cannot be relied on (docs/rules.md,
 // "What makes an opt-in valid").
 const (
 	ProblemPreTicked      = "express: box was pre-ticked"

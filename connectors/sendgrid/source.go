@@ -56,7 +56,7 @@ var _ connectors.Source = (*Source)(nil)
 //
 // Meaning:
 //   - unsubscribe, spamreport: withdrawal of the source brand's marketing on
-//     email (CONNECTORS.md "Scope");
+//     email (docs/wire-formats.md "Scope");
 //   - group_unsubscribe: withdrawal scoped by cfg.Groups[asm_group_id]
 //     (purpose, brand, channel override the defaults marketing, source brand,
 //     email); an unmapped or missing group withdraws the default scope;

@@ -208,7 +208,7 @@ func isOrder(obj map[string]json.RawMessage) bool {
 // parseOrder handles orders/create and orders/paid
 // (https://shopify.dev/docs/api/admin-rest/latest/resources/order). An
 // order makes its buyer a customer of the brand (the "soft opt-in" profile
-// of CONSENT-RULES.md) and is a qualifying contact from the person: it adds
+// of docs/rules.md) and is a qualifying contact from the person: it adds
 // a consent.ProfileFact{Profile: customer} and a consent.Activity{Kind:
 // order} on email, both for cfg.Brand, and no consent signal (the order's
 // customer.email_marketing_consent is a snapshot, not an event; consent

@@ -26,7 +26,8 @@ type Metrics struct {
 	PushSeconds *prometheus.HistogramVec
 	// InboundFailed counts inbound events given up on, by source.
 	InboundFailed *prometheus.CounterVec
-	// Sweeps counts sweeper re-enqueues by kind (inbound, outbox).
+	// Sweeps counts sweeper re-enqueues by kind (inbound, outbox, and
+	// inbound_orphan for orphaned task ids replaced).
 	Sweeps *prometheus.CounterVec
 }
 
@@ -54,7 +55,7 @@ func New() *Metrics {
 			Name: "consentsync_inbound_failed_total", Help: "Inbound events given up on after their last retry, by source.",
 		}, []string{"source"}),
 		Sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "consentsync_sweeper_requeued_total", Help: "Work re-enqueued by the sweeper, by kind (inbound, outbox).",
+			Name: "consentsync_sweeper_requeued_total", Help: "Work re-enqueued by the sweeper, by kind (inbound, outbox; inbound_orphan: task ids Redis had half lost, replaced).",
 		}, []string{"kind"}),
 	}
 	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.InboundFailed, m.Sweeps)
