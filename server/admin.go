@@ -74,7 +74,7 @@ type batchRequest struct {
 // handleEligibilityBatch is POST /v1/eligibility with
 // {"channel", "brand", "purpose", "subjects": [up to 10,000 emails or
 // phones]} → {"results": [{"subject", "allowed", "basis", "reason",
-// "since"}]} in request order, for filtering a campaign list
+// "since", "expires_at", "detail"}]} in request order, for filtering a campaign list
 // (service.EligibilityBatch). 400 for a malformed body or question.
 func (s *Server) handleEligibilityBatch(w http.ResponseWriter, r *http.Request) {
 	var req batchRequest

@@ -3,11 +3,14 @@ package service
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 )
 
-// Directory returns the view of every live person, each identity set once
-// (oldest member first): for the demo and support listings, not for large
-// tables (one Subject per person).
+// Directory returns the view of every live person, each identity set once,
+// ordered by the person's first address or number (stable from run to
+// run): for the demo and support listings, not for large tables (one
+// Subject per person).
 func (s *Service) Directory(ctx context.Context) ([]*SubjectView, error) {
 	ids, err := s.Store.LiveIdentifiers(ctx)
 	if err != nil {
@@ -29,5 +32,8 @@ func (s *Service) Directory(ctx context.Context) ([]*SubjectView, error) {
 		seen[v.Identities[0].SubjectID] = true
 		out = append(out, v)
 	}
+	slices.SortFunc(out, func(a, b *SubjectView) int {
+		return strings.Compare(strings.ToLower(a.Identities[0].Email+a.Identities[0].Phone), strings.ToLower(b.Identities[0].Email+b.Identities[0].Phone))
+	})
 	return out, nil
 }

@@ -412,7 +412,7 @@ func (r *reconcileTx) run(p Prepared) error {
 			// Only a new valid express opt-in after the erasure starts
 			// afresh; its quality is judged here as it will be when recorded.
 			q := consent.Assess(s, consent.QualityContext{})
-			if !consent.Revives(s, q, at, consent.Policy{}) {
+			if !consent.Revives(s, q, at, r.policy) {
 				r.notes.Skipped = append(r.notes.Skipped, fmt.Sprintf("signal %d: identity erased before; only a new valid express opt-in after the erasure counts", i))
 				r.refusedErased = true
 				continue

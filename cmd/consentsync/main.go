@@ -8,6 +8,7 @@
 //	consentsync migrate [up|down|status]
 //	consentsync demo                    the whole pipeline on bundled real-format webhooks
 //	consentsync replay -id 1,2 | -from T -to T
+//	consentsync repush [-destination NAME] [-id 1,2]
 //	consentsync queues                  queue sizes, latency, failures; inbox and outbox counts
 //	consentsync subject EMAIL|PHONE     a subject's state, eligibility and history
 //	consentsync expiring --within 30d   consents that lapse soon

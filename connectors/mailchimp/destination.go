@@ -20,8 +20,9 @@ import (
 // documented limit for POST /3.0/lists/{list_id}).
 const MaxMembers = 500
 
-// Errors a per-member Result wraps besides connectors.ErrPermanent, so the
-// worker can flag "re-opt-in through Mailchimp's hosted form" (docs/rules.md).
+// Errors a per-member Result wraps besides connectors.ErrPermanent, so that
+// callers can tell a member only Mailchimp's hosted form can change; nothing
+// flags the subject yet (docs/rules.md, "Withdrawal").
 var (
 	// ErrComplianceState: Mailchimp keeps the member in a compliance state
 	// ("Member In Compliance State") and refuses API changes to it.
