@@ -3,6 +3,8 @@ package config
 import (
 	"maps"
 	"slices"
+
+	"github.com/consentsync/consentsync/consent"
 )
 
 // Brands returns, sorted, every brand the configuration names: sources'
@@ -34,4 +36,10 @@ func (c *Config) Brands() []string {
 	}
 	delete(set, "")
 	return slices.Sorted(maps.Keys(set))
+}
+
+// Rules is the part of the policy the consent rules read
+// (consent.Policy): one mapping for the worker and the service layer.
+func (p Policy) Rules() consent.Policy {
+	return consent.Policy{ConsentTTL: p.ConsentTTL, StrictQuality: p.StrictQuality, ProfessionalDomains: p.ProfessionalDomains}
 }

@@ -277,3 +277,29 @@ func TestReadyzReportsEviction(t *testing.T) {
 		t.Errorf("readyz with allkeys-lru: HTTP %d %s, want 503 degraded", r.Status, r.Body)
 	}
 }
+
+// TestErasedIdentityLeavesNoBody: after an erasure, requests that name the
+// erased address without a consent signal (a profile update, a click) keep
+// no raw body; and a new address given with the erased number, dated before
+// the erasure, is held to the erasure (found by adversarial review).
+func TestErasedIdentityLeavesNoBody(t *testing.T) {
+	e := rulesEnv(t, false)
+	at := time.Now().UTC().Add(-3 * time.Hour)
+	e.submit(map[string]any{"email": "kept.body@example.com", "phone": "+33688776655", "submitted_at": at.Format(time.RFC3339), "newsletter": "on", "sms_pref": "on", "consent_version": "v3"})
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/+33688776655"); r.Status != 200 {
+		t.Fatalf("erase: %d", r.Status)
+	}
+	e.waitDrained()
+	e.submit(map[string]any{"email": "kept.body@example.com", "submitted_at": time.Now().UTC().Format(time.RFC3339), "profile": "customer"})
+	e.mailgunEvent("clicked", "c-after", "kept.body@example.com")
+	e.submit(map[string]any{"email": "second@example.com", "phone": "06 88 77 66 55", "submitted_at": at.Add(time.Minute).Format(time.RFC3339), "newsletter": "on", "sms_pref": "on", "consent_version": "v3"})
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE position('kept.body' in convert_from(coalesce(body, ''), 'UTF8')) > 0
+		OR position('second@' in convert_from(coalesce(body, ''), 'UTF8')) > 0`); n != 0 {
+		t.Errorf("%d raw bodies still name the erased person", n)
+	}
+	if got := e.eligible("second@example.com", "email", "acme", "marketing"); got["allowed"] != false {
+		t.Errorf("address given with the erased number, dated before the erasure: %v, want not allowed", got)
+	}
+}

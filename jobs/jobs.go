@@ -106,23 +106,31 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64) (Enqueued, erro
 		return AlreadyQueued, nil
 	}
 	key := TaskKey(QueueInbound, InboundTaskID(id))
-	msg, herr := e.Redis.HGet(ctx, key, "msg").Result()
-	switch {
-	case errors.Is(herr, redis.Nil):
-		// No message (or the key vanished meanwhile): nothing will run it.
-	case herr != nil:
-		return 0, fmt.Errorf("jobs: check task %s: %w", InboundTaskID(id), herr)
-	case msg != "":
+	dropped, err := dropOrphan.Run(ctx, e.Redis, []string{key}).Int()
+	if err != nil {
+		return 0, fmt.Errorf("jobs: check task %s: %w", InboundTaskID(id), err)
+	}
+	if dropped == 0 {
 		return AlreadyQueued, nil
 	}
-	if err := e.Redis.Del(ctx, key).Err(); err != nil {
-		return 0, fmt.Errorf("jobs: drop orphaned task %s: %w", InboundTaskID(id), err)
-	}
-	if err := enqueue(); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err := enqueue(); errors.Is(err, asynq.ErrTaskIDConflict) {
+		return AlreadyQueued, nil // enqueued meanwhile by another process
+	} else if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue inbound: %w", err)
 	}
 	return ReplacedOrphan, nil
 }
+
+// dropOrphan deletes a task key that holds no task message, atomically
+// (a live task enqueued meanwhile is never touched); it returns 1 when it
+// deleted one (or none was there), 0 when a live task holds the key.
+var dropOrphan = redis.NewScript(`
+if redis.call("HEXISTS", KEYS[1], "msg") == 1 then
+	return 0
+end
+redis.call("DEL", KEYS[1])
+return 1
+`)
 
 // TaskKey is the Redis key asynq keeps a task's hash under (asynq's
 // internal/base.TaskKey: "asynq:{<queue>}:t:<id>"); its "msg" field holds

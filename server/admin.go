@@ -84,6 +84,10 @@ func (s *Server) handleEligibilityBatch(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "body: one JSON object expected, more data follows it")
+		return
+	}
 	q, err := s.Consents.Question(req.Channel, req.Brand, req.Purpose)
 	if err != nil {
 		s.serviceError(w, err)
@@ -129,7 +133,9 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, service.ErrInvalidIdentifier), errors.Is(err, service.ErrBadQuestion):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, service.ErrUnknownSubject), errors.Is(err, service.ErrErased):
+	case errors.Is(err, service.ErrErased):
+		writeError(w, http.StatusNotFound, "erased")
+	case errors.Is(err, service.ErrUnknownSubject):
 		writeError(w, http.StatusNotFound, "unknown subject")
 	case errors.Is(err, service.ErrNoEraser):
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -35,6 +35,9 @@ var ErrMissingInbound = errors.New("no stored inbound request with these ids")
 // It returns the result and, when ids were given that name nothing, an
 // error wrapping ErrMissingInbound (after replaying the others).
 func (s *Service) Replay(ctx context.Context, r ReplayRequest) (ReplayResult, error) {
+	if s.Queue == nil {
+		return ReplayResult{}, ErrNoQueue
+	}
 	if len(r.IDs) == 0 && r.From.IsZero() {
 		return ReplayResult{}, errors.New("give inbound ids or a start time")
 	}

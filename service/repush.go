@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -10,7 +11,14 @@ import (
 // push per destination that got rows back: those of destination (every
 // destination when empty), or only ids when given. It returns the number
 // of rows per destination. An unknown destination is ErrUnknownDestination.
-func (s *Service) Repush(ctx context.Context, destination string, ids []int64) (map[string]int, error) {
+// ErrNotFailed: repush was given outbox ids that are not failed
+// suppressions (unknown, pending or sent); the others were re-queued.
+var ErrNotFailed = errors.New("not failed suppressions")
+
+func (s *Service) Repush(ctx context.Context, destination string, ids []int64) (back map[string]int, err error) {
+	if s.Queue == nil {
+		return nil, ErrNoQueue
+	}
 	if destination != "" {
 		known := false
 		for _, d := range s.Config.Destinations {
@@ -20,9 +28,20 @@ func (s *Service) Repush(ctx context.Context, destination string, ids []int64) (
 			return nil, fmt.Errorf("%w %q", ErrUnknownDestination, destination)
 		}
 	}
-	back, err := s.Store.RequeueFailed(ctx, destination, ids)
+	back, err = s.Store.RequeueFailed(ctx, destination, ids)
 	if err != nil {
 		return nil, err
+	}
+	total := 0
+	for _, n := range back {
+		total += n
+	}
+	if len(ids) > 0 && total < len(ids) {
+		defer func() {
+			if err == nil {
+				err = fmt.Errorf("%w: %d of the %d ids given are not failed suppressions", ErrNotFailed, len(ids)-total, len(ids))
+			}
+		}()
 	}
 	for d := range back {
 		if err := s.Queue.Push(ctx, d, 0); err != nil {

@@ -34,6 +34,8 @@ var (
 	ErrUnknownDestination = errors.New("unknown destination")
 	// ErrNoEraser: erasure needs the worker's reconciliation (HTTP 503).
 	ErrNoEraser = errors.New("erasure needs the worker configuration")
+	// ErrNoQueue: replay and repush need the queue (Redis).
+	ErrNoQueue = errors.New("this needs the queue (REDIS_URL)")
 )
 
 // PeopleLoader loads identity sets and their members' facts
@@ -92,10 +94,4 @@ func (s *Service) now() time.Time {
 }
 
 // policy is the rules' view of the configuration.
-func (s *Service) policy() consent.Policy {
-	return consent.Policy{
-		ConsentTTL:          s.Config.Policy.ConsentTTL,
-		StrictQuality:       s.Config.Policy.StrictQuality,
-		ProfessionalDomains: s.Config.Policy.ProfessionalDomains,
-	}
-}
+func (s *Service) policy() consent.Policy { return s.Config.Policy.Rules() }

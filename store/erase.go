@@ -147,18 +147,6 @@ func (tx *Tx) StateKeys(ctx context.Context, subjectID int64) ([]consent.Key, er
 	return out, nil
 }
 
-// FindSubjectID returns the live subject with this normalized email or
-// phone.
-func (s *Store) FindSubjectID(ctx context.Context, id Identifier) (int64, error) {
-	var sid int64
-	err := s.DB.GetContext(ctx, &sid, `SELECT id FROM subjects WHERE ($1 <> '' AND email = $1) OR ($2 <> '' AND phone = $2)
-		ORDER BY id LIMIT 1`, id.Email, id.Phone)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	return sid, err
-}
-
 // RecordInbound remembers that inbound event inboundID named subjectID.
 func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) error {
 	if inboundID <= 0 {

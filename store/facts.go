@@ -68,7 +68,10 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		k := consent.Key{Channel: consent.Channel(r.Channel), Brand: r.Brand, Purpose: consent.Purpose(r.Purpose)}
 		sf := consent.StateFact{Status: consent.Status(r.Status), OccurredAt: r.OccurredAt.UTC(), Source: r.Source}
 		if len(r.Quality) > 0 {
-			_ = json.Unmarshal(r.Quality, &sf.Quality)
+			if err := json.Unmarshal(r.Quality, &sf.Quality); err != nil {
+				// Fail closed: a grant whose quality cannot be read grants nothing.
+				return nil, fmt.Errorf("store: facts quality of subject %d: %w", r.SubjectID, err)
+			}
 		}
 		out[r.SubjectID].States[k] = sf
 	}

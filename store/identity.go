@@ -17,11 +17,12 @@ import (
 )
 
 // maxSetDepth bounds how many hops (link or mailbox alias) the identity set
-// of an identifier is followed through. Real sets are one or two hops deep
-// (an address, its aliases, the number given with it); the bound keeps a
-// pathological chain of links from costing more than a fixed number of
-// queries.
-const maxSetDepth = 8
+// of an identifier is followed through. Real sets are one to three hops
+// deep (an address, its aliases, the number given with it, another address
+// given with that number); each hop costs two queries only while new
+// members turn up, so the bound is generous: a set whose members are
+// further apart than this (a chain of 64 address–number links) is cut.
+const maxSetDepth = 64
 
 // gmailDomain is the domain every folded mailbox key ends with
 // (consent.MailboxKey maps googlemail.com to it).
@@ -241,17 +242,19 @@ func (s *Store) People(ctx context.Context, ids []Identifier, key *consent.Key) 
 	if err != nil {
 		return nil, err
 	}
-	ikey, err := s.IdentityKey(ctx)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]Person, len(ids))
+	var ikey []byte // read only when an identifier has no live subject
 	var hashes [][]byte
 	hashOwner := map[string][]int{}
 	for i, set := range sets {
 		if len(set) == 0 {
 			if ids[i].Email == "" && ids[i].Phone == "" {
 				continue
+			}
+			if ikey == nil {
+				if ikey, err = s.IdentityKey(ctx); err != nil {
+					return nil, err
+				}
 			}
 			for _, h := range IdentityHashes(ikey, consent.Subject{Email: ids[i].Email, Phone: ids[i].Phone}) {
 				if len(hashOwner[string(h)]) == 0 {

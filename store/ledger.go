@@ -57,7 +57,7 @@ func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bo
 	if err != nil {
 		return 0, false, fmt.Errorf("store: subject: %w", err)
 	}
-	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
+	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR NO KEY UPDATE`, r.ID); err != nil {
 		return 0, false, fmt.Errorf("store: lock subject: %w", err)
 	}
 	return r.ID, r.Inserted, nil

@@ -110,7 +110,7 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
 					receipt = $2, last_error = NULL, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
 			case OutboxFailed:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
-					last_error = $3, lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
+					last_error = $3, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
 			default:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
 					lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Retry, truncate(d.Error, 2000))

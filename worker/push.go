@@ -154,6 +154,9 @@ func (w *Worker) complete(ctx context.Context, done []store.OutboxDone) error {
 		if err = w.Store.CompleteOutbox(ctx, done); err == nil {
 			return nil
 		}
+		if i == recordAttempts-1 {
+			break
+		}
 		w.Logger.Warn("cannot record push outcome, retrying", "rows", len(done), "attempt", i+1, "err", err)
 		select {
 		case <-time.After(wait):

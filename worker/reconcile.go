@@ -404,6 +404,34 @@ func (r *reconcileTx) run(p Prepared) error {
 			erasedAt[k] = at
 		}
 	}
+	// An address and the number given with it are one person: when one of
+	// them was erased, this request's facts about the other are held to the
+	// same rule (only a new valid express opt-in after the erasure counts).
+	for _, l := range p.Links {
+		if at, ok := erasedAt[l.Phone]; ok {
+			if _, done := erasedAt[l.Email]; !done {
+				erasedAt[l.Email] = at
+			}
+		} else if at, ok := erasedAt[l.Email]; ok {
+			erasedAt[l.Phone] = at
+		}
+	}
+	// A request that names an erased identity only in passing (a bounce, a
+	// "cleaned") keeps no address either.
+	for _, sub := range p.Named {
+		if _, seen := subs[sub.Key()]; seen {
+			continue
+		}
+		if _, ok, err := r.tx.ErasedAt(r.ctx, store.IdentityHashes(r.key, sub)); err != nil {
+			return err
+		} else if ok {
+			if live, err := r.tx.LiveSubject(r.ctx, sub); err != nil {
+				return err
+			} else if !live {
+				r.refusedErased = true
+			}
+		}
+	}
 	revived := map[string]bool{}
 	signals := p.Signals[:0:0]
 	for i, s := range p.Signals {
@@ -427,6 +455,13 @@ func (r *reconcileTx) run(p Prepared) error {
 	keep := func(k string) bool {
 		_, erased := erasedAt[k]
 		return !erased || revived[k]
+	}
+	for k := range erasedAt {
+		if !revived[k] {
+			// Facts about an erased identity are dropped: the request must
+			// not keep them in its raw body either.
+			r.refusedErased = true
+		}
 	}
 	activities := p.Activities[:0:0]
 	for _, a := range p.Activities {
@@ -676,6 +711,9 @@ func (r *reconcileTx) catchUp(subjectID int64) error {
 	}
 	self := memberOf(members, subjectID, consent.Signal{})
 	for _, w := range ws {
+		if w.SubjectID == subjectID {
+			continue // its own withdrawal was pushed when it happened (echo rule included)
+		}
 		k := w.Key()
 		if st, ok, err := r.tx.NewestGrant(r.ctx, ids, k); err != nil {
 			return err
@@ -825,7 +863,20 @@ func (r *reconcileTx) erase(subjectID int64, source string, at time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
-	if err := r.tx.LockIdentities(r.ctx, r.key, map[string]consent.Subject{pre.Key(): pre}); err != nil {
+	// Lock the identities of the whole set in one sorted call, as a webhook
+	// does (Tx.LockIdentities): locking member by member while walking the
+	// set would take them in another order than concurrent webhooks and
+	// deadlock. Locks already held (a recursive call) are taken again at
+	// once.
+	lock := map[string]consent.Subject{pre.Key(): pre}
+	if set, err := r.tx.SetMembers(r.ctx, subjectID); err != nil {
+		return false, err
+	} else {
+		for _, m := range set {
+			lock[m.Subject().Key()] = m.Subject()
+		}
+	}
+	if err := r.tx.LockIdentities(r.ctx, r.key, lock); err != nil {
 		return false, err
 	}
 	sub, err := r.tx.SubjectIdentity(r.ctx, subjectID)

@@ -38,7 +38,6 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 				inbound++
 			case jobs.ReplacedOrphan:
 				// Redis lost part of the task (eviction): counted apart.
-				inbound++
 				orphans++
 			}
 		}

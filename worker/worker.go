@@ -50,8 +50,7 @@ func (w *Worker) now() time.Time {
 
 // reconciler applies batches with the worker's routes and clock.
 func (w *Worker) reconciler() Reconciler {
-	return Reconciler{Store: w.Store, Routes: w.Routes, Now: w.now, Policy: consent.Policy{
-		ConsentTTL: w.Config.Policy.ConsentTTL, StrictQuality: w.Config.Policy.StrictQuality, ProfessionalDomains: w.Config.Policy.ProfessionalDomains}}
+	return Reconciler{Store: w.Store, Routes: w.Routes, Now: w.now, Policy: w.Config.Policy.Rules()}
 }
 
 // prepareOptions reads inbound event in as its source is configured.

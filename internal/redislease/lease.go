@@ -62,11 +62,13 @@ func Lease(ctx context.Context, serverURL string, wait time.Duration) (string, f
 				return "", nil, fmt.Errorf("flush redis db %d: %w", i, err)
 			}
 			release := func() {
-				_ = c.FlushDB(context.Background()).Err()
-				c.Close()
+				// Flush and free the index only while the lease is still ours
+				// (it lapses after ttl): never another holder's queues.
 				if v, _ := ctl.Get(context.Background(), key).Result(); v == owner {
+					_ = c.FlushDB(context.Background()).Err()
 					ctl.Del(context.Background(), key)
 				}
+				c.Close()
 				ctl.Close()
 			}
 			return u, release, nil
