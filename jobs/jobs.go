@@ -166,7 +166,7 @@ func RedisOpt(url string) (asynq.RedisConnOpt, error) {
 // archived after its last retry keeps the id, and a new one would be
 // refused as a duplicate).
 type Requeuer struct {
-	Enqueuer  *Enqueuer
+	*Enqueuer // Push as is
 	Inspector *asynq.Inspector
 }
 
@@ -177,11 +177,6 @@ func (r Requeuer) Inbound(ctx context.Context, id int64) error {
 	// picked up again by the sweeper.
 	_ = r.Inspector.DeleteTask(QueueInbound, InboundTaskID(id))
 	return r.Enqueuer.Inbound(ctx, id)
-}
-
-// Push enqueues a push of destination's due suppressions (Enqueuer.Push).
-func (r Requeuer) Push(ctx context.Context, destination string, delay time.Duration) error {
-	return r.Enqueuer.Push(ctx, destination, delay)
 }
 
 // EvictionPolicy returns the Redis server's maxmemory-policy ("" when the

@@ -38,13 +38,7 @@ type Person struct {
 }
 
 // SubjectIDs are the members' subject ids.
-func (p Person) SubjectIDs() []int64 {
-	out := make([]int64, len(p.Members))
-	for i, m := range p.Members {
-		out[i] = m.SubjectID
-	}
-	return out
-}
+func (p Person) SubjectIDs() []int64 { return store.SubjectIDs(p.Members) }
 
 // people loads the identity sets of ids and merges each one's facts, for
 // one key or (key nil) all keys: the single loader every view uses.

@@ -44,6 +44,15 @@ type Member struct {
 	CreatedAt     time.Time `db:"created_at"`
 }
 
+// SubjectIDs lists the members' subject ids, in order.
+func SubjectIDs(members []Member) []int64 {
+	out := make([]int64, len(members))
+	for i, m := range members {
+		out[i] = m.SubjectID
+	}
+	return out
+}
+
 // Address is the spelling to push for the member's email: the original
 // when the sender gave one.
 func (m Member) Address() string { return cmp.Or(m.EmailOriginal, m.Email) }
@@ -306,6 +315,17 @@ func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error)
 	}
 	if len(self) == 0 {
 		return nil, nil
+	}
+	// Most subjects are a set of one: no Gmail mailbox to share and no link.
+	// One indexed probe answers that; only the others are resolved.
+	if !strings.HasSuffix(self[0].MailboxKey, gmailSuffix) {
+		var linked bool
+		if err := tx.sq.GetContext(ctx, &linked, `SELECT EXISTS (SELECT 1 FROM subject_links WHERE subject_id = $1)`, subjectID); err != nil {
+			return nil, fmt.Errorf("store: set links: %w", err)
+		}
+		if !linked {
+			return self, nil
+		}
 	}
 	sets, err := resolveSets(ctx, tx.sq, []Identifier{{Email: self[0].Email, Phone: self[0].Phone}})
 	if err != nil {

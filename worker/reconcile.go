@@ -667,10 +667,7 @@ func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signa
 	if err != nil {
 		return err
 	}
-	ids := make([]int64, len(members))
-	for i, m := range members {
-		ids[i] = m.SubjectID
-	}
+	ids := store.SubjectIDs(members)
 	w, ok, err := r.tx.LatestWithdrawal(r.ctx, ids, consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose})
 	if err != nil || !ok {
 		return err
@@ -701,10 +698,7 @@ func (r *reconcileTx) catchUp(subjectID int64) error {
 	if err != nil || len(members) < 2 {
 		return err
 	}
-	ids := make([]int64, len(members))
-	for i, m := range members {
-		ids[i] = m.SubjectID
-	}
+	ids := store.SubjectIDs(members)
 	ws, err := r.tx.SetWithdrawals(r.ctx, ids)
 	if err != nil {
 		return err

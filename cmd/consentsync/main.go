@@ -177,15 +177,11 @@ func openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, p.DatabaseURL)
 }
 
-// loadReadOnly loads the configuration for a command that pushes nothing:
-// provider secrets may be unset (config.LoadReadOnly).
-func loadReadOnly() (*config.Config, error) { return config.LoadReadOnly() }
-
 // openReadOnly opens the service layer over Postgres alone, for commands
 // that only read (no Redis, no provider secret). The caller calls the
 // returned function when done.
 func openReadOnly(ctx context.Context) (*service.Service, func(), error) {
-	cfg, err := loadReadOnly()
+	cfg, err := config.LoadReadOnly()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -200,7 +196,7 @@ func openReadOnly(ctx context.Context) (*service.Service, func(), error) {
 // that enqueue work but call no provider (replay, repush, queues): provider
 // secrets may be unset. The caller closes the application.
 func openOperator(ctx context.Context, log *slog.Logger) (*app.App, error) {
-	cfg, err := loadReadOnly()
+	cfg, err := config.LoadReadOnly()
 	if err != nil {
 		return nil, err
 	}

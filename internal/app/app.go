@@ -115,8 +115,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if o.VerifyNow != nil {
 		verifyNow = o.VerifyNow
 	}
+	a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}, Config: cfg, Now: now}
 	if o.Operator {
-		a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}, Config: cfg, Now: now}
 		return a, nil
 	}
 	deps := connectors.Deps{
@@ -133,8 +133,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Destinations: dsts,
 		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: now,
 	}
-	a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector},
-		Eraser: a.Worker, Config: cfg, Now: now}
+	a.Service.Eraser = a.Worker
 	a.Server = &server.Server{
 		Config: cfg, Inbox: st, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
 		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
