@@ -10,7 +10,7 @@ export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postg
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 FUZZTIME ?= 20000x
 
-.PHONY: demo test services build vet unit fuzz bench clean
+.PHONY: demo test services build vet unit fuzz bench chaos clean
 
 ## demo: run the whole pipeline on the bundled real-format webhooks and print the result
 demo: services
@@ -31,8 +31,13 @@ vet:
 build:
 	go build -o bin/consentsync ./cmd/consentsync
 
+## bench: load the real processes (fake providers, pgbench baseline in the same run) and print the goals table; then the Go micro-benchmarks
 bench: services
-	go test -run '^$$' -bench . -benchmem ./...
+	./scripts/bench.sh
+
+## chaos: the fault tests (kill processes, restart Postgres and Redis they own, provider storms), each ending with an audit
+chaos: services
+	./scripts/chaos.sh
 
 clean:
 	rm -rf bin

@@ -69,12 +69,41 @@ type Server struct {
 	// BodyLimit is the largest webhook body accepted, in bytes (default
 	// 1 MiB); larger ones get 413.
 	BodyLimit int64 `yaml:"body_limit"`
+	// DrainGrace is how long serve keeps answering after SIGTERM, with
+	// /readyz already 503, so a load balancer stops sending before the
+	// listener closes (default 5s); in-flight requests then get up to 10 s
+	// more.
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// CommitWait is how long the receiver gathers concurrent webhooks into
+	// one multi-row inbox insert (group commit) before committing (default
+	// 2ms). Each request is answered only once its own row is durable.
+	CommitWait time.Duration `yaml:"commit_wait"`
+	// CommitRows is the most requests one group commit carries (default 256).
+	CommitRows int `yaml:"commit_rows"`
 }
 
 // Worker is the asynq worker's settings.
 type Worker struct {
-	// Concurrency is how many tasks one worker process runs at once (default 10).
+	// Concurrency is how many inbound tasks (each a batch of up to
+	// InboundBatch webhooks) one worker process reconciles at once (default 4).
 	Concurrency int `yaml:"concurrency"`
+	// InboundBatch is how many webhooks one inbound task reconciles in one
+	// Postgres transaction at most (default 100).
+	InboundBatch int `yaml:"inbound_batch"`
+	// InboundLinger is how long a webhook's task waits for others to join
+	// its batch (default 20ms).
+	InboundLinger time.Duration `yaml:"inbound_linger"`
+	// PushConcurrency is how many push tasks one worker process runs at
+	// once, apart from inbound tasks so that a provider storm never slows
+	// reconciliation (default 4).
+	PushConcurrency int `yaml:"push_concurrency"`
+	// PushLinger is how long suppressions wait for others to fill a
+	// provider call (default 200ms).
+	PushLinger time.Duration `yaml:"push_linger"`
+	// CircuitFailures is how many failed calls in a row open a
+	// destination's circuit (default 3): no call until the retry time, then
+	// one probe call whose success closes it.
+	CircuitFailures int `yaml:"circuit_failures"`
 	// SweepAfter is how old an unfinished inbox or outbox row must be before
 	// the sweeper re-enqueues it (default 30s).
 	SweepAfter time.Duration `yaml:"sweep_after"`
@@ -238,8 +267,32 @@ func (c *Config) Defaults() {
 	if c.Server.BodyLimit == 0 {
 		c.Server.BodyLimit = 1 << 20
 	}
+	if c.Server.DrainGrace == 0 {
+		c.Server.DrainGrace = 5 * time.Second
+	}
+	if c.Server.CommitWait == 0 {
+		c.Server.CommitWait = 2 * time.Millisecond
+	}
+	if c.Server.CommitRows == 0 {
+		c.Server.CommitRows = 256
+	}
 	if c.Worker.Concurrency == 0 {
-		c.Worker.Concurrency = 10
+		c.Worker.Concurrency = 4
+	}
+	if c.Worker.InboundBatch == 0 {
+		c.Worker.InboundBatch = 100
+	}
+	if c.Worker.InboundLinger == 0 {
+		c.Worker.InboundLinger = 20 * time.Millisecond
+	}
+	if c.Worker.PushConcurrency == 0 {
+		c.Worker.PushConcurrency = 4
+	}
+	if c.Worker.PushLinger == 0 {
+		c.Worker.PushLinger = 200 * time.Millisecond
+	}
+	if c.Worker.CircuitFailures == 0 {
+		c.Worker.CircuitFailures = 3
 	}
 	if c.Worker.SweepAfter == 0 {
 		c.Worker.SweepAfter = 30 * time.Second
@@ -304,8 +357,32 @@ func (c *Config) Validate() error {
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")
 	}
+	if c.Server.DrainGrace < 0 {
+		bad("server.drain_grace", "must not be negative")
+	}
+	if c.Server.CommitWait < 0 || c.Server.CommitWait > time.Second {
+		bad("server.commit_wait", "must be between 0 and 1s")
+	}
+	if c.Server.CommitRows < 1 || c.Server.CommitRows > 10000 {
+		bad("server.commit_rows", "must be between 1 and 10000")
+	}
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1")
+	}
+	if c.Worker.InboundBatch < 1 || c.Worker.InboundBatch > 1000 {
+		bad("worker.inbound_batch", "must be between 1 and 1000")
+	}
+	if c.Worker.InboundLinger < time.Millisecond || c.Worker.InboundLinger > 5*time.Second {
+		bad("worker.inbound_linger", "must be between 1ms and 5s")
+	}
+	if c.Worker.PushConcurrency < 1 {
+		bad("worker.push_concurrency", "must be at least 1")
+	}
+	if c.Worker.PushLinger < time.Millisecond || c.Worker.PushLinger > 10*time.Second {
+		bad("worker.push_linger", "must be between 1ms and 10s")
+	}
+	if c.Worker.CircuitFailures < 1 {
+		bad("worker.circuit_failures", "must be at least 1")
 	}
 	if c.Worker.SweepAfter < time.Second {
 		bad("worker.sweep_after", "must be at least 1s")

@@ -179,7 +179,7 @@ func TestBacklogMetricsAndRepush(t *testing.T) {
 	if err != nil || back["sendgrid-acme"] != 1 {
 		t.Fatalf("requeue: %v %v", back, err)
 	}
-	if err := e.App.Enqueuer.Push(context.Background(), "sendgrid-acme", 0); err != nil {
+	if err := e.App.Enqueuer.Push(context.Background(), "sendgrid-acme"); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor("sendgrid re-push", func() bool {

@@ -107,6 +107,7 @@ func start(t testing.TB, o envOptions) *env {
 	}
 	cfg.Worker.SweepAfter = time.Second
 	cfg.Worker.SweepEvery = 200 * time.Millisecond
+	cfg.Server.DrainGrace = time.Millisecond // the test's own shutdown: no load balancer to wait for
 	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token"}
 	if o.mutate != nil {
 		o.mutate(cfg)

@@ -25,19 +25,21 @@ const (
 	TypeSuppressionPush = "suppression:push"
 )
 
-// Queues and their weights: suppressions first, they carry withdrawals that
-// must reach every provider.
+// Queues: each is served by its own asynq server with its own
+// concurrency (worker.concurrency, worker.push_concurrency), so a provider
+// storm holding push slots never slows reconciliation.
 const (
 	QueueInbound     = "inbound"
 	QueueSuppression = "suppression"
 )
 
-// Queues is the weighted queue map the worker serves.
-var Queues = map[string]int{QueueSuppression: 6, QueueInbound: 4}
-
 // InboundPayload names a row of inbound_events.
 type InboundPayload struct {
 	ID int64 `json:"id"`
+	// Again: enqueued by the sweeper or an operator (replay), so the row may
+	// have been reset since a worker last saw it processed; the worker's
+	// cache of recently processed rows is not consulted.
+	Again bool `json:"again,omitempty"`
 }
 
 // PushPayload names a destination whose pending outbox rows to push.
@@ -52,6 +54,9 @@ type Enqueuer struct {
 	// Redis, when set, lets Inbound tell a live task from an orphaned task
 	// id (see EnqueueInbound).
 	Redis redis.UniversalClient
+	// Linger is how long a suppression waits for others to share its
+	// provider call (config worker.push_linger; default 200ms).
+	Linger time.Duration
 }
 
 // InboundTaskID is the asynq TaskID of an inbound event's task: enqueueing
@@ -78,19 +83,19 @@ const (
 // Inbound enqueues processing of inbound event id (EnqueueInbound). A live
 // task already holding the id is not an error.
 func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
-	_, err := e.EnqueueInbound(ctx, id)
+	_, err := e.EnqueueInbound(ctx, id, false)
 	return err
 }
 
 // EnqueueInbound enqueues processing of inbound event id under TaskID
-// InboundTaskID(id). When asynq refuses the id as a duplicate, the existing
+// InboundTaskID(id); again marks work asked for again (InboundPayload.Again). When asynq refuses the id as a duplicate, the existing
 // task key is checked (with e.Redis): a key that holds no task message is
 // an orphan (asynq's enqueue script only tests that the key exists), so it
 // is deleted and the task enqueued again. Without e.Redis a duplicate is
 // assumed live.
-func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64) (Enqueued, error) {
+func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (Enqueued, error) {
 	enqueue := func() error {
-		b, _ := json.Marshal(InboundPayload{ID: id})
+		b, _ := json.Marshal(InboundPayload{ID: id, Again: again})
 		_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeInboundProcess, b),
 			asynq.TaskID(InboundTaskID(id)), asynq.Queue(QueueInbound), asynq.MaxRetry(e.MaxRetry), asynq.Timeout(2*time.Minute))
 		return err
@@ -137,16 +142,38 @@ return 1
 // the encoded task, "state" its state.
 func TaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }
 
-// Push enqueues a push of destination's pending outbox rows, after delay.
-// Several push tasks for one destination are harmless: each claims what is
-// pending (store.ClaimOutbox) and leaves when nothing is.
-func (e *Enqueuer) Push(ctx context.Context, destination string, delay time.Duration) error {
-	b, _ := json.Marshal(PushPayload{Destination: destination})
-	opts := []asynq.Option{asynq.Queue(QueueSuppression), asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5 * time.Minute)}
-	if delay > 0 {
-		opts = append(opts, asynq.ProcessIn(delay))
+// PushTaskID is the TaskID of destination's push due at slot (a multiple
+// of the linger, Unix ms): every enqueue within one linger window names the
+// same task, so suppressions committed meanwhile share one push.
+func PushTaskID(destination string, slot int64) string {
+	return "push:" + destination + ":" + strconv.FormatInt(slot, 10)
+}
+
+// Push enqueues a push of destination's pending outbox rows at the end of
+// the current linger window (Enqueuer.Linger, default 200ms): the first
+// suppression of a window enqueues the task, later ones find it there.
+// Each window has its own TaskID, so a suppression committed while the
+// previous window's task runs is pushed by the next one.
+func (e *Enqueuer) Push(ctx context.Context, destination string) error {
+	return e.PushAt(ctx, destination, time.Now())
+}
+
+// PushAt enqueues a push of destination's pending outbox rows at the end
+// of the linger window holding at (a destination's retry time, say). A task
+// already holding the window's id is not an error. Several push tasks for
+// one destination are harmless: each claims what is pending
+// (store.ClaimPush) and leaves when nothing is.
+func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time) error {
+	linger := e.Linger
+	if linger <= 0 {
+		linger = 200 * time.Millisecond
 	}
-	if _, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b), opts...); err != nil {
+	slot := at.Truncate(linger).Add(linger)
+	b, _ := json.Marshal(PushPayload{Destination: destination})
+	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b),
+		asynq.TaskID(PushTaskID(destination, slot.UnixMilli())), asynq.Queue(QueueSuppression),
+		asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5*time.Minute), asynq.ProcessAt(slot))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("jobs: enqueue push: %w", err)
 	}
 	return nil
@@ -176,7 +203,8 @@ func (r Requeuer) Inbound(ctx context.Context, id int64) error {
 	// deleted: it is being processed now, and the row reset to received is
 	// picked up again by the sweeper.
 	_ = r.Inspector.DeleteTask(QueueInbound, InboundTaskID(id))
-	return r.Enqueuer.Inbound(ctx, id)
+	_, err := r.Enqueuer.EnqueueInbound(ctx, id, true)
+	return err
 }
 
 // EvictionPolicy returns the Redis server's maxmemory-policy ("" when the

@@ -30,10 +30,10 @@ func TestEnqueueInboundReplacesOrphans(t *testing.T) {
 	defer insp.Close()
 	e := &Enqueuer{Client: client, MaxRetry: 3, Redis: rc}
 
-	if got, err := e.EnqueueInbound(ctx, 7); err != nil || got != Queued {
+	if got, err := e.EnqueueInbound(ctx, 7, false); err != nil || got != Queued {
 		t.Fatalf("first enqueue = %v, %v", got, err)
 	}
-	if got, err := e.EnqueueInbound(ctx, 7); err != nil || got != AlreadyQueued {
+	if got, err := e.EnqueueInbound(ctx, 7, false); err != nil || got != AlreadyQueued {
 		t.Fatalf("live duplicate = %v, %v; want AlreadyQueued", got, err)
 	}
 	// An orphan: the key holds only a state, as after a partial eviction.
@@ -41,10 +41,10 @@ func TestEnqueueInboundReplacesOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := &Enqueuer{Client: client, MaxRetry: 3}
-	if got, err := plain.EnqueueInbound(ctx, 8); err != nil || got != AlreadyQueued {
+	if got, err := plain.EnqueueInbound(ctx, 8, false); err != nil || got != AlreadyQueued {
 		t.Fatalf("without Redis the orphan is taken for live: %v, %v", got, err)
 	}
-	if got, err := e.EnqueueInbound(ctx, 8); err != nil || got != ReplacedOrphan {
+	if got, err := e.EnqueueInbound(ctx, 8, false); err != nil || got != ReplacedOrphan {
 		t.Fatalf("orphan = %v, %v; want ReplacedOrphan", got, err)
 	}
 	info, err := insp.GetTaskInfo(QueueInbound, InboundTaskID(8))

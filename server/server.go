@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -47,8 +49,14 @@ type Server struct {
 	// Now is the clock signatures are checked against (time.Now when nil).
 	Now func() time.Time
 
-	kinds map[string]string
+	kinds    map[string]string
+	draining atomic.Bool
 }
+
+// Drain makes /readyz answer 503 "draining" from now on, so load
+// balancers stop sending new requests while the listener still answers
+// (App.RunHTTP keeps it open for server.drain_grace).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -83,14 +91,25 @@ func (s *Server) Handler() http.Handler {
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
 		mux.Handle("/ops/queues/", s.admin(mon))
 	}
+	// Go's profiler (CPU, heap, goroutines), behind the admin token: a
+	// profile shows code paths, never request data, but it costs CPU.
+	mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", s.admin(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
 	return recoverer(s.Logger, mux)
 }
 
 // handleReady is /readyz: 200 when Postgres and Redis answer within 2 s and
 // Redis does not evict keys (maxmemory-policy noeviction, or a server that
 // does not say), else 503 naming which check failed (no connection
-// strings).
+// strings). After SIGTERM (Drain) it is 503 {"status": "draining"}.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "redis": "ok"}

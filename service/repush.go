@@ -44,7 +44,7 @@ func (s *Service) Repush(ctx context.Context, destination string, ids []int64) (
 		}()
 	}
 	for d := range back {
-		if err := s.Queue.Push(ctx, d, 0); err != nil {
+		if err := s.Queue.Push(ctx, d); err != nil {
 			return back, fmt.Errorf("enqueue push for %s: %w", d, err)
 		}
 	}

@@ -73,7 +73,7 @@ type Store interface {
 // destination's due suppressions.
 type Queue interface {
 	Inbound(ctx context.Context, id int64) error
-	Push(ctx context.Context, destination string, delay time.Duration) error
+	Push(ctx context.Context, destination string) error
 }
 
 // Service runs the use cases.

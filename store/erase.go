@@ -157,22 +157,63 @@ func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) err
 	return err
 }
 
-// LockIdentities takes, for the rest of tx, a Postgres advisory lock per
-// identity of subs (keyed hash, in sorted order): reconciliation and erasure
-// of the same person run one after the other, never interleaved.
+// Identity locks (LockIdentities) are Postgres advisory locks in two
+// levels, so that no transaction holds more than lockBuckets+maxFineLocks
+// of the server's shared lock table (max_locks_per_transaction ×
+// max_connections entries for every database of the server):
+//   - a transaction naming at most maxFineLocks identities takes each
+//     identity's bucket in shared mode, then the identity's own lock;
+//   - one naming more (a 10,000-event import) takes the buckets of its
+//     identities in exclusive mode and no per-identity lock.
+//
+// Exclusive bucket locks conflict with shared ones, so two transactions
+// naming one identity never run at once, whatever their modes. Locks are
+// taken buckets first, then identities, each in ascending order: two
+// transactions cannot wait for each other in a cycle.
+const (
+	lockBuckets  = 1024
+	maxFineLocks = 512
+	// lockClass tags consentsync's identity locks (the advisory lock's
+	// first int4): "cs".
+	lockClass = 0x6373
+)
+
+// LockIdentities takes, for the rest of tx, the identity locks of every
+// identity of subs (keyed hash; see lockBuckets): reconciliation and
+// erasure of the same person run one after the other, never interleaved.
+// Two statements at most, whatever the number of identities.
 func (tx *Tx) LockIdentities(ctx context.Context, key []byte, subs map[string]consent.Subject) error {
-	var locks []int64
+	var fine []int64
 	for _, sub := range subs {
 		for _, h := range IdentityHashes(key, sub) {
-			locks = append(locks, int64(binary.BigEndian.Uint64(h[:8])))
+			fine = append(fine, int64(binary.BigEndian.Uint64(h[:8])&0x7fffffffffffffff))
 		}
 	}
-	slices.Sort(locks)
-	locks = slices.Compact(locks)
-	for _, l := range locks {
-		if _, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, l); err != nil {
+	if len(fine) == 0 {
+		return nil
+	}
+	slices.Sort(fine)
+	fine = slices.Compact(fine)
+	buckets := make([]int64, len(fine))
+	for i, l := range fine {
+		buckets[i] = l % lockBuckets
+	}
+	slices.Sort(buckets)
+	buckets = slices.Compact(buckets)
+	// unnest emits the sorted array in order, and each row's lock is taken
+	// as it is emitted.
+	if len(fine) > maxFineLocks {
+		_, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, b::int) FROM unnest($2::bigint[]) AS b`, lockClass, pq.Array(buckets))
+		if err != nil {
 			return fmt.Errorf("store: identity lock: %w", err)
 		}
+		return nil
+	}
+	if _, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1, b::int) FROM unnest($2::bigint[]) AS b`, lockClass, pq.Array(buckets)); err != nil {
+		return fmt.Errorf("store: identity lock: %w", err)
+	}
+	if _, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock(l) FROM unnest($1::bigint[]) AS l`, pq.Array(fine)); err != nil {
+		return fmt.Errorf("store: identity lock: %w", err)
 	}
 	return nil
 }

@@ -67,11 +67,13 @@ func (s *Store) InsertInbound(ctx context.Context, in Inbound) (id int64, duplic
 	return id, true, nil
 }
 
+const inboundCols = `id, source, kind, dedup_key, method, path, query, headers, body,
+	received_at, status, attempts, error, processed_at`
+
 // GetInbound loads one inbound event.
 func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
 	var in Inbound
-	err := s.DB.GetContext(ctx, &in, `SELECT id, source, kind, dedup_key, method, path, query, headers, body,
-		received_at, status, attempts, error, processed_at FROM inbound_events WHERE id = $1`, id)
+	err := s.DB.GetContext(ctx, &in, `SELECT `+inboundCols+` FROM inbound_events WHERE id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -189,4 +191,72 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// HeldInbound is an inbound row locked by LockInboundBatch.
+type HeldInbound struct {
+	Status     string
+	BodySHA256 []byte
+}
+
+// LockInboundBatch locks inbound rows for the rest of tx: ids[0] is waited
+// for (its own task must see it done or do it), the others are taken only
+// when no other transaction holds them (SKIP LOCKED) and still 'received'.
+// Rows not returned were not locked (or do not exist).
+func (tx *Tx) LockInboundBatch(ctx context.Context, ids []int64) (map[int64]HeldInbound, error) {
+	out := map[int64]HeldInbound{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var own HeldInbound
+	err := tx.sq.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, ids[0]).Scan(&own.Status, &own.BodySHA256)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, err
+	default:
+		out[ids[0]] = own
+	}
+	if len(ids) == 1 {
+		return out, nil
+	}
+	rows, err := tx.sq.QueryxContext(ctx, `SELECT id, status, body_sha256 FROM inbound_events
+		WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED`, pq.Array(ids[1:]))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var h HeldInbound
+		if err := rows.Scan(&id, &h.Status, &h.BodySHA256); err != nil {
+			return nil, err
+		}
+		out[id] = h
+	}
+	return out, rows.Err()
+}
+
+// RecordAttempt counts a failed attempt of a row inside tx (see
+// RecordInboundAttempt).
+func (tx *Tx) RecordAttempt(ctx context.Context, id int64, cause string) error {
+	_, err := tx.sq.ExecContext(ctx, `UPDATE inbound_events SET attempts = attempts + 1, error = $2
+		WHERE id = $1 AND status = 'received'`, id, truncate(cause, 2000))
+	return err
+}
+
+// PeekInbound loads inbound row id when still 'received', then up to
+// limit-1 more 'received' rows never attempted, oldest first, without
+// locking: the candidates of one batch (worker.inbound_batch). Rows that
+// failed an attempt are left to their own task and its backoff.
+func (s *Store) PeekInbound(ctx context.Context, id int64, limit int) ([]*Inbound, error) {
+	var rows []*Inbound
+	err := s.DB.SelectContext(ctx, &rows, `(SELECT `+inboundCols+` FROM inbound_events WHERE id = $1 AND status = 'received')
+		UNION ALL
+		(SELECT `+inboundCols+` FROM inbound_events WHERE status = 'received' AND attempts = 0 AND id <> $1 ORDER BY id LIMIT $2)`,
+		id, max(limit-1, 0))
+	if err != nil {
+		return nil, fmt.Errorf("store: peek inbound: %w", err)
+	}
+	return rows, nil
 }

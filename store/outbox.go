@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/lib/pq"
@@ -63,25 +64,74 @@ func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,
 	reason, status, attempts, last_error, receipt, created_at, sent_at`
 
-// ClaimOutbox leases up to limit due pending rows of destination for lease:
-// rows another worker holds (row lock or unexpired lease) are skipped, so
-// concurrent pushers never send one row twice at once. A crashed pusher's
-// rows become claimable again when the lease ends.
-func (s *Store) ClaimOutbox(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
-	var rows []OutboxRow
-	err := s.DB.SelectContext(ctx, &rows, `
-		UPDATE suppression_outbox SET lease_until = now() + $3 * interval '1 millisecond', attempts = attempts + 1
-		WHERE id IN (
-			SELECT id FROM suppression_outbox
-			WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
-			  AND (lease_until IS NULL OR lease_until < now())
-			ORDER BY id LIMIT $2
-			FOR UPDATE SKIP LOCKED)
-		RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+// Claim is what ClaimPush got for one destination.
+type Claim struct {
+	// Rows are leased to the caller until the lease ends.
+	Rows []OutboxRow
+	// HeldUntil, when set, is the destination's next allowed call (its
+	// retry schedule, or an open circuit's probe in flight): no row was
+	// claimed.
+	HeldUntil time.Time
+	// Probe: the destination's circuit is open and these rows are the one
+	// probe call; others wait for its outcome (or the lease's end).
+	Probe bool
+}
+
+// ClaimPush leases up to limit due pending rows of destination for lease,
+// honouring the destination's retry schedule and circuit
+// (destination_status, shared by every worker process):
+//   - before hold_until nothing is claimed (HeldUntil says when to come back);
+//   - after openAfter failed calls in a row the circuit is open: one claim
+//     at a time (a probe), others held until its outcome or the lease's end;
+//   - rows another worker holds (row lock or unexpired lease) are skipped,
+//     so concurrent pushers never send one row twice at once. A crashed
+//     pusher's rows become claimable again when the lease ends.
+func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, lease time.Duration, openAfter int) (Claim, error) {
+	var c Claim
+	err := s.Tx(ctx, func(tx *Tx) error {
+		var st struct {
+			Failures int          `db:"failures"`
+			Hold     sql.NullTime `db:"hold_until"`
+			Now      time.Time    `db:"now"`
+		}
+		err := tx.sq.GetContext(ctx, &st, `INSERT INTO destination_status (destination) VALUES ($1)
+			ON CONFLICT (destination) DO UPDATE SET destination = EXCLUDED.destination
+			RETURNING failures, hold_until, now() AS now`, destination)
+		if err != nil {
+			return err
+		}
+		if st.Hold.Valid && st.Hold.Time.After(st.Now) {
+			c.HeldUntil = st.Hold.Time
+			return nil
+		}
+		if st.Failures >= openAfter {
+			c.Probe = true
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE destination_status SET hold_until = now() + $2 * interval '1 millisecond',
+				updated_at = now() WHERE destination = $1`, destination, lease.Milliseconds()); err != nil {
+				return err
+			}
+		}
+		return tx.sq.SelectContext(ctx, &c.Rows, `
+			UPDATE suppression_outbox SET lease_until = now() + $3 * interval '1 millisecond', attempts = attempts + 1
+			WHERE id IN (
+				SELECT id FROM suppression_outbox
+				WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
+				  AND (lease_until IS NULL OR lease_until < now())
+				ORDER BY id LIMIT $2
+				FOR UPDATE SKIP LOCKED)
+			RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: claim outbox: %w", err)
+		return Claim{}, fmt.Errorf("store: claim outbox: %w", err)
 	}
-	return rows, nil
+	return c, nil
+}
+
+// ClaimOutbox leases up to limit due pending rows of destination for lease,
+// with no circuit (ClaimPush that never opens; a hold still applies).
+func (s *Store) ClaimOutbox(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
+	c, err := s.ClaimPush(ctx, destination, limit, lease, math.MaxInt32)
+	return c.Rows, err
 }
 
 // OutboxDone is the final or interim outcome of one claimed row.
@@ -98,29 +148,96 @@ type OutboxDone struct {
 const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE email END,
 	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
 
-// CompleteOutbox records outcomes and releases the leases, in one
-// transaction.
-func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone) error {
+// Call is the outcome of one provider call, for the destination's retry
+// schedule (ClaimPush).
+type Call struct {
+	Destination string
+	// Failed: the call failed transiently (429, 5xx, timeout); no row of the
+	// destination is claimed before RetryAt.
+	Failed  bool
+	RetryAt time.Time
+	Error   string
+	// Succeeded: the provider answered (whatever it said of each row): the
+	// schedule and circuit are reset. Neither flag leaves them as they are.
+	Succeeded bool
+}
+
+// CompleteOutbox records outcomes, releases the leases and updates the
+// destination's schedule (call, when given), in one transaction of at most
+// four set-based statements.
+func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...Call) error {
+	var sent, failed, retry []int64
+	var sentReceipt, failedReceipt, failedErr, retryErr []string
+	var retryAt []time.Time
+	for _, d := range done {
+		switch d.Status {
+		case OutboxSent:
+			sent, sentReceipt = append(sent, d.ID), append(sentReceipt, d.Receipt)
+		case OutboxFailed:
+			failed, failedReceipt, failedErr = append(failed, d.ID), append(failedReceipt, d.Receipt), append(failedErr, truncate(d.Error, 2000))
+		default:
+			retry, retryErr, retryAt = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000)), append(retryAt, d.Retry)
+		}
+	}
 	return s.Tx(ctx, func(tx *Tx) error {
-		for _, d := range done {
+		if len(sent) > 0 {
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = now(),
+				receipt = d.receipt, last_error = NULL, lease_until = NULL, `+scrubErased+`
+				FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt) WHERE o.id = d.id AND o.status = 'pending'`,
+				pq.Array(sent), pq.Array(sentReceipt)); err != nil {
+				return fmt.Errorf("store: complete outbox: %w", err)
+			}
+		}
+		if len(failed) > 0 {
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'failed', receipt = NULLIF(d.receipt, ''),
+				last_error = d.error, lease_until = NULL, `+scrubErased+`
+				FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, error) WHERE o.id = d.id AND o.status = 'pending'`,
+				pq.Array(failed), pq.Array(failedReceipt), pq.Array(failedErr)); err != nil {
+				return fmt.Errorf("store: complete outbox: %w", err)
+			}
+		}
+		if len(retry) > 0 {
+			at := make([]string, len(retryAt))
+			for i, t := range retryAt {
+				at[i] = t.UTC().Format(time.RFC3339Nano)
+			}
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET next_attempt_at = d.at, last_error = d.error, lease_until = NULL
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS d(id, at, error) WHERE o.id = d.id AND o.status = 'pending'`,
+				pq.Array(retry), pq.Array(at), pq.Array(retryErr)); err != nil {
+				return fmt.Errorf("store: complete outbox: %w", err)
+			}
+		}
+		for _, c := range call {
 			var err error
-			switch d.Status {
-			case OutboxSent:
-				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'sent', sent_at = now(),
-					receipt = $2, last_error = NULL, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt)
-			case OutboxFailed:
-				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET status = 'failed', receipt = NULLIF($2, ''),
-					last_error = $3, lease_until = NULL, `+scrubErased+` WHERE id = $1 AND status = 'pending'`, d.ID, d.Receipt, truncate(d.Error, 2000))
-			default:
-				_, err = tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET next_attempt_at = $2, last_error = $3,
-					lease_until = NULL WHERE id = $1 AND status = 'pending'`, d.ID, d.Retry, truncate(d.Error, 2000))
+			switch {
+			case c.Failed:
+				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1, hold_until = $2,
+					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000))
+			case c.Succeeded:
+				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = 0, hold_until = NULL, last_error = NULL,
+					updated_at = now() WHERE destination = $1 AND (failures > 0 OR hold_until IS NOT NULL)`, c.Destination)
 			}
 			if err != nil {
-				return fmt.Errorf("store: complete outbox %d: %w", d.ID, err)
+				return fmt.Errorf("store: destination schedule: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// DestinationStatus is a destination's retry schedule and circuit.
+type DestinationStatus struct {
+	Destination string         `db:"destination"`
+	Failures    int            `db:"failures"`
+	HoldUntil   sql.NullTime   `db:"hold_until"`
+	LastError   sql.NullString `db:"last_error"`
+}
+
+// DestinationStatuses lists every destination's schedule (metrics, queues).
+func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, error) {
+	var out []DestinationStatus
+	err := s.DB.SelectContext(ctx, &out, `SELECT destination, failures, hold_until, last_error FROM destination_status ORDER BY destination`)
+	return out, err
 }
 
 // DueOutboxDestinations lists destinations that have pending rows due

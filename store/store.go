@@ -102,7 +102,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 // erasure runs together. Callers get one from Store.Tx and never see the
 // driver.
 type Tx struct {
-	sq *sqlx.Tx
+	sq *preparedTx
 }
 
 // Tx runs fn in one transaction, committing when fn returns nil and rolling
@@ -112,7 +112,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	if err := fn(&Tx{sq: sq}); err != nil {
+	if err := fn(&Tx{sq: &preparedTx{tx: sq}}); err != nil {
 		_ = sq.Rollback()
 		return err
 	}

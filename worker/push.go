@@ -15,24 +15,55 @@ import (
 	"github.com/consentsync/consentsync/store"
 )
 
-// pushLease is how long a claimed outbox row stays reserved for one push:
-// longer than a call with its in-place retries can take (4 attempts of at
-// most 10 s plus waits of at most 30 s each), short enough that a crashed
-// pusher's rows are soon claimable again.
-const pushLease = 5 * time.Minute
+// leaseMargin is how much longer than one provider call (bounded by the
+// destination's timeout) a claimed row stays reserved: time to record the
+// outcome. A pusher that dies mid-call leaves its rows claimable again
+// timeout + leaseMargin after the claim, so the sweeper pushes them within
+// worker.sweep_after of a restart.
+const leaseMargin = 2 * time.Second
 
-// transientBackoff is the wait before retrying rows after a transient
-// failure that named no wait.
-const transientBackoff = 30 * time.Second
+// Retry waits of a destination's schedule when the provider names none:
+// doubling from minBackoff with each failed call in a row, up to
+// maxBackoff.
+const (
+	minBackoff = time.Second
+	maxBackoff = 5 * time.Minute
+)
+
+// backoff is the wait after the n-th failed call in a row (n ≥ 1).
+func backoff(n int) time.Duration {
+	d := minBackoff
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// timeoutOf is destination name's call timeout (config
+// destinations[].timeout, default 10s).
+func (w *Worker) timeoutOf(name string) time.Duration {
+	for _, d := range w.Config.Destinations {
+		if d.Name == name && d.Timeout > 0 {
+			return d.Timeout
+		}
+	}
+	return 10 * time.Second
+}
 
 // HandlePush drains a destination's due outbox rows, in batches of the
-// destination's MaxBatch (capped by worker.push_batch):
+// destination's MaxBatch (capped by worker.push_batch), under the
+// destination's one retry schedule and circuit (store.ClaimPush):
 //   - accepted rows become sent, with the provider's answer as receipt;
 //   - rows refused for good (ErrPermanent) become failed, never retried;
-//   - on a transient failure the batch goes back to pending with its next
-//     attempt time and the task returns a *connectors.RetryAfterError, so
-//     asynq retries it after the provider's requested wait (never a retry
-//     storm: one task per wait).
+//   - a transient failure (429, 5xx, timeout) puts the batch back to
+//     pending and holds the whole destination until its retry time (the
+//     provider's requested wait, else a doubling backoff): no other row of
+//     it is tried before, by any worker, and a push is scheduled for then.
+//     After worker.circuit_failures failed calls in a row the circuit is
+//     open: one probe call at a time until one succeeds.
+//
+// Each call is bounded by the destination's timeout; its rows are leased
+// for that plus leaseMargin.
 func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	var p jobs.PushPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Destination == "" {
@@ -45,21 +76,40 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("push: destination %q not configured: %w", p.Destination, asynq.SkipRetry)
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
+	timeout := w.timeoutOf(p.Destination)
 	for {
-		rows, err := w.Store.ClaimOutbox(ctx, p.Destination, limit, pushLease)
+		c, err := w.Store.ClaimPush(ctx, p.Destination, limit, timeout+leaseMargin, w.Config.Worker.CircuitFailures)
 		if err != nil {
 			return err
 		}
-		if len(rows) == 0 {
+		if !c.HeldUntil.IsZero() {
+			return w.pushLater(ctx, p.Destination, c.HeldUntil)
+		}
+		if len(c.Rows) == 0 {
 			return nil
 		}
-		if err := w.pushBatch(ctx, p.Destination, dest, rows); err != nil {
+		retryAt, err := w.pushBatch(ctx, p.Destination, dest, c.Rows, timeout)
+		if err != nil {
 			return err
+		}
+		if !retryAt.IsZero() {
+			return w.pushLater(ctx, p.Destination, retryAt)
 		}
 	}
 }
 
-func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow) error {
+// pushLater schedules destination's next push at its retry time. If Redis
+// refuses, the sweeper schedules it (the rows are pending in Postgres).
+func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time) error {
+	if err := w.Enqueuer.PushAt(ctx, destination, at); err != nil {
+		w.Logger.Warn("schedule push failed; the sweeper will retry", "destination", destination, "err", err)
+	}
+	return nil
+}
+
+// pushBatch makes one provider call for rows and records its outcome. It
+// returns the destination's retry time when the call failed transiently.
+func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration) (time.Time, error) {
 	batch := make([]connectors.Suppression, len(rows))
 	for i, r := range rows {
 		batch[i] = connectors.Suppression{
@@ -68,23 +118,26 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 	}
 	start := time.Now()
-	results, err := dest.Push(ctx, batch)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	results, err := dest.Push(cctx, batch)
+	cancel()
 	w.Metrics.PushSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	// Record outcomes even when the task's context has ended.
 	rctx := context.WithoutCancel(ctx)
-	if err != nil {
-		if errors.Is(err, connectors.ErrPermanent) {
-			done := make([]store.OutboxDone, len(rows))
-			for i, r := range rows {
-				done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Error: err.Error()}
-			}
-			w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
-			w.Logger.Error("push refused for good", "destination", name, "rows", len(rows), "err", err)
-			return w.complete(rctx, done)
+	if err != nil && errors.Is(err, connectors.ErrPermanent) {
+		done := make([]store.OutboxDone, len(rows))
+		for i, r := range rows {
+			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Error: err.Error()}
 		}
+		w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
+		w.Logger.Error("push refused for good", "destination", name, "rows", len(rows), "err", err)
+		return time.Time{}, w.complete(rctx, done, store.Call{Destination: name})
+	}
+	if err != nil {
+		failures, _ := w.failures(rctx, name)
 		delay, named := connectors.RetryDelay(err)
 		if !named {
-			delay = transientBackoff
+			delay = backoff(failures + 1)
 		}
 		retry := w.now().Add(delay)
 		done := make([]store.OutboxDone, len(rows))
@@ -92,12 +145,11 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: err.Error(), Retry: retry}
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(len(rows)))
-		w.Logger.Warn("push failed, will retry", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
-		if cerr := w.complete(rctx, done); cerr != nil {
-			return cerr
-		}
-		return &connectors.RetryAfterError{Delay: delay, Err: err}
+		w.Metrics.PushCalls.WithLabelValues(name, "retry").Inc()
+		w.Logger.Warn("push failed; destination held", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
+		return retry, w.complete(rctx, done, store.Call{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
 	}
+	w.Metrics.PushCalls.WithLabelValues(name, "ok").Inc()
 	byID := make(map[int64]connectors.Result, len(results))
 	for _, r := range results {
 		byID[r.ID] = r
@@ -110,7 +162,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		case !ok:
 			// A destination that forgot a row: try it again later.
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: "no result from destination", Retry: w.now().Add(transientBackoff)}
+			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: "no result from destination", Retry: w.now().Add(backoff(3))}
 		case res.Err == nil:
 			sent++
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxSent, Receipt: res.Receipt}
@@ -119,7 +171,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
 		default:
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: res.Err.Error(), Retry: w.now().Add(transientBackoff)}
+			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: res.Err.Error(), Retry: w.now().Add(backoff(3))}
 		}
 	}
 	w.Metrics.SuppressionsPushed.WithLabelValues(name, "sent").Add(float64(sent))
@@ -130,28 +182,39 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	if missing > 0 {
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(missing))
 	}
-	return w.complete(rctx, done)
+	return time.Time{}, w.complete(rctx, done, store.Call{Destination: name, Succeeded: true})
+}
+
+// failures is destination's count of failed calls in a row (0 when
+// unknown).
+func (w *Worker) failures(ctx context.Context, name string) (int, error) {
+	st, err := w.Store.DestinationStatuses(ctx)
+	for _, s := range st {
+		if s.Destination == name {
+			return s.Failures, err
+		}
+	}
+	return 0, err
 }
 
 // recordAttempts and recordBackoff bound how long a push's outcome is
 // retried when Postgres cannot record it (a restart, a failover): about
-// 30 s in all, so a blip never leaves the rows leased for pushLease.
+// 30 s in all. If it still cannot be recorded, the rows' lease (the call's
+// timeout plus leaseMargin) has ended by then, so they are pushed again at
+// once when Postgres is back — harmless, provider suppression calls are
+// idempotent.
 const (
 	recordAttempts = 8
 	recordBackoff  = 250 * time.Millisecond
 )
 
 // complete records the outcome of a push (store.CompleteOutbox), retrying
-// with doubling waits while Postgres refuses. The provider has already
-// answered: giving up at once would keep the rows leased until pushLease
-// ends and push them again. If every attempt fails the error is returned
-// (asynq retries the task; the rows are pushed again once the lease ends —
-// harmless, provider suppression calls are idempotent).
-func (w *Worker) complete(ctx context.Context, done []store.OutboxDone) error {
+// with doubling waits while Postgres refuses.
+func (w *Worker) complete(ctx context.Context, done []store.OutboxDone, call store.Call) error {
 	wait := recordBackoff
 	var err error
 	for i := 0; i < recordAttempts; i++ {
-		if err = w.Store.CompleteOutbox(ctx, done); err == nil {
+		if err = w.Store.CompleteOutbox(ctx, done, call); err == nil {
 			return nil
 		}
 		if i == recordAttempts-1 {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -294,14 +295,44 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 	return Reconciler{Store: st, Routes: routes, Now: time.Now}.Reconcile(ctx, inboundID, p)
 }
 
+// Item is one inbound event of a batch: its prepared content.
+type Item struct {
+	InboundID int64
+	Prepared  Prepared
+}
+
+// ItemResult is what ReconcileBatch did with one item.
+type ItemResult struct {
+	Reconciled
+	// Skipped: the row was not taken (another batch holds it); its own
+	// task processes it.
+	Skipped bool
+	// Err is the item's own failure, rolled back to its savepoint (the rest
+	// of the batch is applied); it is counted on the row as an attempt.
+	Err error
+}
+
 // Reconcile applies a prepared batch from inbound event inboundID in one
-// Postgres transaction:
+// Postgres transaction (ReconcileBatch with one item; the item's failure
+// is the call's error).
+func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared) (Reconciled, error) {
+	res, err := rc.ReconcileBatch(ctx, []Item{{InboundID: inboundID, Prepared: p}})
+	if err != nil {
+		return Reconciled{}, err
+	}
+	if res[0].Err != nil {
+		return Reconciled{}, res[0].Err
+	}
+	return res[0].Reconciled, nil
+}
+
+// ReconcileBatch applies the prepared content of several inbound events in
+// one Postgres transaction, each item inside its own savepoint:
 //   - identifiers erased earlier (keyed hash match) are ignored, except a
 //     new valid express opt-in after the erasure (consent.Revives), which
 //     starts afresh; a refused re-import leaves no address behind (the raw
 //     body of the request is emptied);
-//   - subjects are found or created and locked in key order (no deadlock
-//     between concurrent batches);
+//   - subjects are found or created and locked in key order;
 //   - each signal's grant quality is assessed (consent.Assess), it is
 //     appended to the subject's hash-chained ledger (a fact already there
 //     appends nothing), the state moves when consent.Reconcile says so, and a
@@ -311,58 +342,112 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 //   - every identifier the request named is remembered by keyed hash, so an
 //     erasure finds the request.
 //
-// The inbound row is locked first and marked processed last, so a
-// redelivered task changes nothing twice and a crash leaves nothing
-// half-applied.
-func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared) (Reconciled, error) {
+// Locks: the first item's inbound row is waited for; the others are taken
+// only if free (SKIP LOCKED: another batch holds them, and their own task
+// finds them done or still received). Then the identity locks of the whole
+// batch are taken at once, in one sorted order (store.Tx.LockIdentities),
+// so that concurrent batches never deadlock. A row no longer 'received'
+// changes nothing (AlreadyDone); each row is marked processed by its own
+// savepoint, so a redelivered task changes nothing twice, a failed item
+// leaves no trace but its counted attempt, and a crash leaves nothing
+// half-applied. Items are applied in the order given.
+func (rc Reconciler) ReconcileBatch(ctx context.Context, items []Item) ([]ItemResult, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
 	key, err := rc.Store.IdentityKey(ctx)
 	if err != nil {
-		return Reconciled{}, err
+		return nil, err
 	}
-	var res Reconciled
+	var out []ItemResult
 	err = rc.Store.Tx(ctx, func(tx *store.Tx) error {
-		res = Reconciled{Notes: p.Notes}
-		res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
-		status, bodySHA, err := tx.LockInbound(ctx, inboundID)
+		out = make([]ItemResult, len(items))
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.InboundID
+		}
+		held, err := tx.LockInboundBatch(ctx, ids)
 		if err != nil {
 			return fmt.Errorf("lock inbound: %w", err)
 		}
-		if status != store.InboundReceived {
-			res.AlreadyDone = true
-			return nil
-		}
-		r := rc.newTx(ctx, tx, key, &res.Notes)
-		r.inboundID, r.inboundSHA = inboundID, hex.EncodeToString(bodySHA)
-		if err := r.run(p); err != nil {
-			return err
-		}
-		for d := range r.dests {
-			res.Destinations = append(res.Destinations, d)
-		}
-		slices.Sort(res.Destinations)
-		for i, n := range res.Notes.Skipped {
-			res.Notes.Skipped[i] = consent.CleanText(n, 300)
-		}
-		if r.refusedErased {
-			if err := tx.ForgetInboundBody(ctx, inboundID); err != nil {
-				return err
+		all := map[string]consent.Subject{}
+		for i, it := range items {
+			row, ok := held[it.InboundID]
+			switch {
+			case !ok:
+				out[i].Skipped = true
+			case row.Status != store.InboundReceived:
+				out[i].AlreadyDone = true
+			default:
+				maps.Copy(all, it.Prepared.subjects())
 			}
 		}
-		return tx.FinishInbound(ctx, inboundID, res.Notes)
+		if err := tx.LockIdentities(ctx, key, all); err != nil {
+			return err
+		}
+		for i, it := range items {
+			if out[i].Skipped || out[i].AlreadyDone {
+				continue
+			}
+			var res Reconciled
+			if len(items) == 1 {
+				// Alone: its failure is the transaction's.
+				if out[i].Reconciled, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256); err != nil {
+					return err
+				}
+				continue
+			}
+			err := tx.Savepoint(ctx, func() error {
+				var err error
+				res, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256)
+				return err
+			})
+			var itemErr *store.ItemError
+			if errors.As(err, &itemErr) {
+				out[i].Err = itemErr.Err
+				if err := tx.RecordAttempt(ctx, it.InboundID, "reconcile: "+itemErr.Err.Error()); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i].Reconciled = res
+		}
+		return nil
 	})
-	return res, err
+	return out, err
 }
 
-func (rc Reconciler) newTx(ctx context.Context, tx *store.Tx, key []byte, notes *Notes) *reconcileTx {
-	now := time.Now
-	if rc.Now != nil {
-		now = rc.Now
+// apply reconciles one item inside tx and marks its row processed.
+func (rc Reconciler) apply(ctx context.Context, tx *store.Tx, key []byte, it Item, bodySHA []byte) (Reconciled, error) {
+	p := it.Prepared
+	res := Reconciled{Notes: p.Notes}
+	res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
+	r := rc.newTx(ctx, tx, key, &res.Notes)
+	r.inboundID, r.inboundSHA = it.InboundID, hex.EncodeToString(bodySHA)
+	if err := r.run(p); err != nil {
+		return Reconciled{}, err
 	}
-	return &reconcileTx{ctx: ctx, tx: tx, routes: rc.Routes, policy: rc.Policy, key: key, now: now().UTC(), notes: notes,
-		subjects: map[string]int64{}, dests: map[string]bool{}, members: map[int64][]store.Member{}, queued: map[string]bool{}}
+	for d := range r.dests {
+		res.Destinations = append(res.Destinations, d)
+	}
+	slices.Sort(res.Destinations)
+	for i, n := range res.Notes.Skipped {
+		res.Notes.Skipped[i] = consent.CleanText(n, 300)
+	}
+	if r.refusedErased {
+		if err := tx.ForgetInboundBody(ctx, it.InboundID); err != nil {
+			return Reconciled{}, err
+		}
+	}
+	return res, tx.FinishInbound(ctx, it.InboundID, res.Notes)
 }
 
-func (r *reconcileTx) run(p Prepared) error {
+// subjects are the identities p names that reconciliation locks and
+// creates, by key.
+func (p Prepared) subjects() map[string]consent.Subject {
 	subs := map[string]consent.Subject{}
 	for _, s := range p.Signals {
 		subs[s.Subject.Key()] = s.Subject
@@ -376,12 +461,23 @@ func (r *reconcileTx) run(p Prepared) error {
 	for _, l := range p.Links {
 		subs[l.Email] = consent.Subject{Email: l.Email, EmailOriginal: l.EmailOriginal}
 	}
-	// Serialize with erasures of the same identities (Tx.LockIdentities):
-	// an erasure that commits while this batch runs must not be followed by
-	// this batch recreating the subject with its older facts.
-	if err := r.tx.LockIdentities(r.ctx, r.key, subs); err != nil {
-		return err
+	return subs
+}
+
+func (rc Reconciler) newTx(ctx context.Context, tx *store.Tx, key []byte, notes *Notes) *reconcileTx {
+	now := time.Now
+	if rc.Now != nil {
+		now = rc.Now
 	}
+	return &reconcileTx{ctx: ctx, tx: tx, routes: rc.Routes, policy: rc.Policy, key: key, now: now().UTC(), notes: notes,
+		subjects: map[string]int64{}, dests: map[string]bool{}, members: map[int64][]store.Member{}, queued: map[string]bool{}}
+}
+
+func (r *reconcileTx) run(p Prepared) error {
+	// The batch holds the identity locks of subs (ReconcileBatch): an
+	// erasure that commits while this batch runs must not be followed by
+	// this batch recreating the subject with its older facts.
+	subs := p.subjects()
 	if err := r.tx.RecordInboundIdentities(r.ctx, r.key, r.inboundID, p.Named); err != nil {
 		return err
 	}
@@ -960,7 +1056,7 @@ func (w *Worker) Erase(ctx context.Context, subjectID int64, source string) erro
 		return err
 	}
 	for _, d := range dests {
-		if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
+		if err := w.Enqueuer.Push(ctx, d); err != nil {
 			w.Logger.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
 		}
 	}

@@ -29,7 +29,7 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			return err
 		}
 		for _, id := range ids {
-			got, err := w.Enqueuer.EnqueueInbound(ctx, id)
+			got, err := w.Enqueuer.EnqueueInbound(ctx, id, true)
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			return err
 		}
 		for _, d := range dests {
-			if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
+			if err := w.Enqueuer.Push(ctx, d); err != nil {
 				return err
 			}
 			outbox++
@@ -66,22 +66,32 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	return inbound, outbox, err
 }
 
-// RunSweeper sweeps every worker.sweep_every until ctx ends. Errors are
-// logged and the next tick tries again (Redis or Postgres may be back).
+// RunSweeper sweeps at start (a restarted worker picks up what a crashed
+// one left at once) and then every worker.sweep_every until ctx ends.
+// Errors are logged and the next tick tries again (Redis or Postgres may
+// be back).
 func (w *Worker) RunSweeper(ctx context.Context) {
 	t := time.NewTicker(w.Config.Worker.SweepEvery)
 	defer t.Stop()
+	first := make(chan time.Time, 1)
+	first <- time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-first:
+			w.sweepOnce(ctx)
 		case <-t.C:
-			in, out, err := w.Sweep(ctx)
-			if err != nil && ctx.Err() == nil {
-				w.Logger.Warn("sweep failed", "err", err)
-			} else if in+out > 0 {
-				w.Logger.Info("sweep re-enqueued work", "inbound", in, "destinations", out)
-			}
+			w.sweepOnce(ctx)
 		}
+	}
+}
+
+func (w *Worker) sweepOnce(ctx context.Context) {
+	in, out, err := w.Sweep(ctx)
+	if err != nil && ctx.Err() == nil {
+		w.Logger.Warn("sweep failed", "err", err)
+	} else if in+out > 0 {
+		w.Logger.Info("sweep re-enqueued work", "inbound", in, "destinations", out)
 	}
 }

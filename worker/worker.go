@@ -15,7 +15,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/hibiken/asynq"
 
@@ -39,6 +43,18 @@ type Worker struct {
 	Logger       *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	doneOnce sync.Once
+	// done holds the ids of inbound rows this process processed lately.
+	done *lru.Cache[int64, struct{}]
+}
+
+// doneCacheSize bounds the ids of processed inbound rows remembered:
+// several batches' worth, so their tasks end without a query.
+const doneCacheSize = 1 << 16
+
+func (w *Worker) initDone() {
+	w.done, _ = lru.New[int64, struct{}](doneCacheSize)
 }
 
 func (w *Worker) now() time.Time {
@@ -72,96 +88,161 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	return mux
 }
 
-// ServerConfig is the asynq server configuration: weighted queues, the
-// configured concurrency, and a retry delay that honours a provider's
-// requested wait (connectors.RetryAfterError) before asynq's default
-// exponential backoff.
-func (w *Worker) ServerConfig() asynq.Config {
-	return asynq.Config{
-		Concurrency: w.Config.Worker.Concurrency,
-		Queues:      jobs.Queues,
-		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
-			if d, ok := connectors.RetryDelay(err); ok {
-				// A little after the rows' next attempt time, so the retry
-				// finds them due.
-				return max(d, time.Second) + 500*time.Millisecond
-			}
-			return asynq.DefaultRetryDelayFunc(n, err, t)
-		},
-		// Poll idle queues every 250 ms (asynq's default is 1 s): a withdrawal
-		// should reach providers in well under a second. Delayed and retried
-		// tasks are checked every second.
-		TaskCheckInterval:        250 * time.Millisecond,
-		DelayedTaskCheckInterval: time.Second,
-		Logger:                   asynqLogger{w.Logger},
-		LogLevel:                 asynq.WarnLevel,
-		ShutdownTimeout:          20 * time.Second,
+// ServerConfigs are the asynq servers a worker process runs, one per
+// queue, each with its own concurrency: inbound (worker.concurrency) and
+// suppression pushes (worker.push_concurrency). A provider storm holds push
+// slots only; reconciliation goes on at its own pace.
+func (w *Worker) ServerConfigs() []asynq.Config {
+	base := func(queue string, n int) asynq.Config {
+		return asynq.Config{
+			Concurrency: n,
+			Queues:      map[string]int{queue: 1},
+			RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+				if d, ok := connectors.RetryDelay(err); ok {
+					return max(d, time.Second)
+				}
+				return asynq.DefaultRetryDelayFunc(n, err, t)
+			},
+			// Poll idle queues every 100 ms (asynq's default is 1 s): a
+			// withdrawal should reach providers in well under a second.
+			// Delayed tasks (the push of a linger window, a destination's
+			// retry) are checked every 100 ms too.
+			TaskCheckInterval:        100 * time.Millisecond,
+			DelayedTaskCheckInterval: 100 * time.Millisecond,
+			Logger:                   asynqLogger{w.Logger},
+			LogLevel:                 asynq.WarnLevel,
+			ShutdownTimeout:          20 * time.Second,
+		}
+	}
+	return []asynq.Config{
+		base(jobs.QueueInbound, w.Config.Worker.Concurrency),
+		base(jobs.QueueSuppression, w.Config.Worker.PushConcurrency),
 	}
 }
 
-// HandleInbound processes one inbound event: parse the stored raw request
-// with its source's connector, resolve sender ids, normalize, reconcile in
-// one transaction, then enqueue pushes for the destinations that got
-// suppressions. Errors: unknown source or unparseable body → the row is
-// marked failed and the task is not retried; anything else is retried, and
-// the row is marked failed after the last retry.
+// HandleInbound processes inbound event p.ID and, with it, up to
+// worker.inbound_batch-1 other waiting ones, in one Postgres transaction
+// (Reconciler.ReconcileBatch): parse each stored raw request with its
+// source's connector, resolve sender ids, normalize, reconcile, then
+// enqueue pushes for the destinations that got suppressions. The tasks of
+// the others then find their rows done: those processed here are
+// remembered, so their tasks end without a query.
+//
+// Errors: unknown source or unparseable body → the row is marked failed
+// and not retried; anything else is retried. For p.ID the task returns the
+// error (asynq retries, and the row is marked failed after the last retry);
+// another row that fails counts an attempt and is left to its own task.
 func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	var p jobs.InboundPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID <= 0 {
 		return fmt.Errorf("inbound: bad payload: %w", asynq.SkipRetry)
 	}
-	in, err := w.Store.GetInbound(ctx, p.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
+	w.doneOnce.Do(w.initDone)
+	if !p.Again && w.done.Contains(p.ID) {
+		return nil
 	}
+	rows, err := w.Store.PeekInbound(ctx, p.ID, w.Config.Worker.InboundBatch)
 	if err != nil {
 		return err
 	}
-	if in.Status != store.InboundReceived {
-		return nil // processed already (redelivery, sweeper, replay)
+	own := slices.IndexFunc(rows, func(in *store.Inbound) bool { return in.ID == p.ID })
+	if own > 0 {
+		rows[0], rows[own] = rows[own], rows[0] // first: ReconcileBatch waits for it
 	}
-	log := w.Logger.With("inbound", in.ID, "source", in.Source)
+	if own < 0 {
+		// Processed already (redelivery, sweeper, replay), or gone: the
+		// others wait for their own tasks.
+		if _, err := w.Store.GetInbound(ctx, p.ID); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
+		}
+		return nil
+	}
+	var items []Item
+	var ownErr error
+	for _, in := range rows {
+		prep, err := w.prepare(ctx, in)
+		if err == nil {
+			items = append(items, Item{InboundID: in.ID, Prepared: prep})
+			continue
+		}
+		if in.ID == p.ID {
+			ownErr = err
+		}
+	}
+	if ownErr != nil {
+		return ownErr
+	}
+	results, err := w.reconciler().ReconcileBatch(ctx, items)
+	if err != nil {
+		return w.retryOrGiveUp(ctx, rows[0], "reconcile: "+err.Error())
+	}
+	w.Metrics.InboundBatch.Observe(float64(len(items)))
+	byID := make(map[int64]*store.Inbound, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	dests := map[string]bool{}
+	for i, res := range results {
+		in := byID[items[i].InboundID]
+		switch {
+		case res.Err != nil && in.ID == p.ID:
+			ownErr = w.retryOrGiveUp(ctx, in, "reconcile: "+res.Err.Error())
+		case res.Err != nil:
+			w.Logger.Warn("inbound failed in a batch; its own task retries", "inbound", in.ID, "source", in.Source, "err", res.Err)
+		case res.Skipped, res.AlreadyDone:
+		default:
+			w.done.Add(in.ID, struct{}{})
+			w.observe(in, res.Reconciled)
+			for _, d := range res.Destinations {
+				dests[d] = true
+			}
+		}
+	}
+	for d := range dests {
+		if err := w.Enqueuer.Push(ctx, d); err != nil {
+			// The outbox rows are committed: the sweeper will push them.
+			w.Logger.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
+		}
+	}
+	return ownErr
+}
+
+// prepare parses a stored request and resolves its sender ids. Errors of
+// the row itself (unknown source, unparseable) mark it failed; transient
+// ones (resolution) count an attempt. Either way the returned error is what
+// the row's own task returns.
+func (w *Worker) prepare(ctx context.Context, in *store.Inbound) (Prepared, error) {
 	src, ok := w.Sources[in.Source]
 	if !ok {
-		return w.giveUp(ctx, in, "source not configured", true)
+		return Prepared{}, w.giveUp(ctx, in, "source not configured", true)
 	}
 	var header http.Header
 	_ = json.Unmarshal(in.Headers, &header)
 	batch, err := src.Parse(&connectors.Request{Method: in.Method, Path: in.Path, RawQuery: in.Query, Header: header, Body: in.Body, ReceivedAt: in.ReceivedAt.UTC()})
 	if err != nil {
-		return w.giveUp(ctx, in, "parse: "+err.Error(), true)
+		return Prepared{}, w.giveUp(ctx, in, "parse: "+err.Error(), true)
 	}
 	if r, ok := src.(connectors.Resolver); ok {
 		more, err := r.Resolve(ctx, batch)
 		if err != nil {
-			return w.retryOrGiveUp(ctx, in, "resolve: "+err.Error())
+			return Prepared{}, w.retryOrGiveUp(ctx, in, "resolve: "+err.Error())
 		}
 		batch.Skipped = append(batch.Skipped, more...)
 	}
-	prep := PrepareBatch(batch, w.prepareOptions(in))
-	res, err := w.reconciler().Reconcile(ctx, in.ID, prep)
-	if err != nil {
-		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())
-	}
-	if res.AlreadyDone {
-		return nil
-	}
+	return PrepareBatch(batch, w.prepareOptions(in)), nil
+}
+
+// observe counts and logs what reconciling in did.
+func (w *Worker) observe(in *store.Inbound, res Reconciled) {
 	n := res.Notes
 	for outcome, c := range map[string]int{"applied": n.Applied, "stale": n.Stale, "invalid": n.Invalid, "duplicate": n.Duplicate} {
 		if c > 0 {
 			w.Metrics.Signals.WithLabelValues(in.Source, outcome).Add(float64(c))
 		}
 	}
-	log.Info("inbound processed", "signals", n.Signals, "applied", n.Applied, "stale", n.Stale,
+	w.Logger.Debug("inbound processed", "inbound", in.ID, "source", in.Source, "signals", n.Signals, "applied", n.Applied, "stale", n.Stale,
 		"invalid", n.Invalid, "duplicate", n.Duplicate, "suppressions", n.Suppressions, "activities", n.Activities,
 		"profiles", n.Profiles, "erasures", n.Erasures, "skipped", len(n.Skipped))
-	for _, d := range res.Destinations {
-		if err := w.Enqueuer.Push(ctx, d, 0); err != nil {
-			// The outbox rows are committed: the sweeper will push them.
-			log.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
-		}
-	}
-	return nil
 }
 
 // retryOrGiveUp records a failed attempt; on the task's last retry the row

@@ -23,7 +23,7 @@
 //
 // Events name contacts by id: signals and profile facts carry
 // Subject.ExternalID "hubspot:contact:<objectId>" and Resolve fetches the
-// email from the CRM API. The newer "object.propertyChange" / "object.privacyDeletion" events
+// emails with the CRM API's batch read (100 contacts a call, cached). The newer "object.propertyChange" / "object.privacyDeletion" events
 // with objectTypeId "0-1" (contacts) are read the same way.
 //
 // Signatures (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
@@ -92,7 +92,7 @@ type Source struct {
 	apiToken  string
 	http      *retryablehttp.Client
 	clock     func() time.Time
-	cache     *cache
+	cache     *contactCache
 }
 
 var (
@@ -100,7 +100,9 @@ var (
 	_ connectors.Resolver = (*Source)(nil)
 )
 
-// Cache bounds for contact id → email lookups.
+// Cache bounds for contact id → email lookups (see Resolve): 10,000
+// contacts (one 10,000-event webhook, about 1 MB), each for 10 minutes, so
+// that an email changed at HubSpot is read again within that time.
 const (
 	cacheSize = 10000
 	cacheTTL  = 10 * time.Minute
@@ -148,7 +150,7 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		apiToken:  cfg.APIToken,
 		http:      deps.HTTPClient(0),
 		clock:     deps.Clock,
-		cache:     newCache(cacheSize, cacheTTL),
+		cache:     newContactCache(cacheSize, cacheTTL),
 	}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/fixtures"
+	"github.com/consentsync/consentsync/internal/sandbox"
 )
 
 const secret = "hs-client-secret-7f3a"
@@ -42,60 +43,45 @@ func newSource(t testing.TB, cfg config.Source, deps connectors.Deps) *Source {
 	return fixtures.Build(t, NewSource, cfg, deps)
 }
 
-// sandbox serves the fixture's hubspot_contacts like the CRM API does and
-// counts calls per contact id.
-type sandbox struct {
-	*httptest.Server
-	mu    sync.Mutex
-	calls map[string]int
-	total atomic.Int64
-	fail  atomic.Int64 // status to answer instead, 0 = normal
+// fake is the HubSpot batch read API of internal/sandbox (the fake the
+// e2e tests and the demo use) on a test server.
+type fake struct {
+	*sandbox.Sandbox
+	URL string
 }
 
-func newSandbox(t *testing.T, f fixtures.Fixture) *sandbox {
-	sb := &sandbox{calls: map[string]int{}}
-	sb.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sb.total.Add(1)
-		if r.Header.Get("Authorization") != "Bearer pat-demo-hubspot" {
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"status":"error","category":"INVALID_AUTHENTICATION"}`))
-			return
-		}
-		id, ok := strings.CutPrefix(r.URL.Path, "/hubspot/crm/v3/objects/contacts/")
-		if !ok || r.Method != http.MethodGet || r.URL.Query().Get("properties") != "email" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		sb.mu.Lock()
-		sb.calls[id]++
-		sb.mu.Unlock()
-		if st := sb.fail.Load(); st != 0 {
-			w.WriteHeader(int(st))
-			return
-		}
-		c, ok := f.Sandbox.HubSpotContacts[id]
-		if !ok {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			w.Write([]byte(`{"status":"error","message":"resource not found","category":"OBJECT_NOT_FOUND"}`))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(c)
-	}))
-	t.Cleanup(sb.Close)
-	return sb
+func newFake(t testing.TB, opts ...sandbox.Option) *fake {
+	t.Helper()
+	sb := sandbox.New(opts...)
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	return &fake{Sandbox: sb, URL: srv.URL}
 }
 
-func (sb *sandbox) count(id string) int {
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	return sb.calls[id]
+// fixtureFake serves the fixture's hubspot_contacts.
+func fixtureFake(t testing.TB, f fixtures.Fixture) *fake {
+	return newFake(t, sandbox.WithHubSpotContacts(f.Sandbox.HubSpotContacts))
 }
+
+// count is how many calls asked for contact id.
+func (f *fake) count(id string) int {
+	n := 0
+	for _, c := range f.Calls(sandbox.HubSpot) {
+		for _, x := range c.ContactIDs {
+			if x == id {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// calls is the number of calls received.
+func (f *fake) calls() int { return f.CallCount(sandbox.HubSpot) }
 
 func TestFixture(t *testing.T) {
 	f, _ := fixture(t, "")
-	sb := newSandbox(t, f)
+	sb := fixtureFake(t, f)
 	_, cfg := fixture(t, sb.URL)
 	s := newSource(t, cfg, testHTTP())
 	r := f.ConnectorRequest()
@@ -334,7 +320,7 @@ func TestParseCases(t *testing.T) {
 
 func TestResolve(t *testing.T) {
 	f, _ := fixture(t, "")
-	sb := newSandbox(t, f)
+	sb := fixtureFake(t, f)
 	_, cfg := fixture(t, sb.URL)
 	now := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
 	var clock atomic.Int64
@@ -449,8 +435,8 @@ func TestResolve(t *testing.T) {
 
 	// The first case asked each contact once, whatever the number of items,
 	// and erasures were not looked up (999 is asked for its signal).
-	if sb.count("501") != 1 || sb.count("502") != 1 || sb.count("999") != 1 {
-		t.Errorf("calls %v", sb.calls)
+	if sb.count("501") != 1 || sb.count("502") != 1 || sb.count("999") != 1 || sb.calls() != 1 {
+		t.Errorf("calls %+v", sb.Calls(sandbox.HubSpot))
 	}
 	b := batch()
 	if _, err := s.Resolve(context.Background(), b); err != nil {
@@ -460,7 +446,7 @@ func TestResolve(t *testing.T) {
 		t.Errorf("erasures, dedup key or parse notes changed: %+v", b)
 	}
 	if sb.count("501") != 1 || sb.count("502") != 1 || sb.count("999") != 2 {
-		t.Errorf("cache not used (a 404 is not cached): %v", sb.calls)
+		t.Errorf("cache not used (a 404 is not cached): %+v", sb.Calls(sandbox.HubSpot))
 	}
 
 	// Within the TTL: cached. After it: fetched again.
@@ -483,7 +469,7 @@ func TestResolve(t *testing.T) {
 	}
 
 	// Server failure: an error, and the batch is left as it was; 401: permanent.
-	sb.fail.Store(http.StatusServiceUnavailable)
+	sb.Script(sandbox.HubSpot, sandbox.Repeat(sandbox.Unavailable(), 2)...) // testHTTP: 2 attempts
 	clock.Store(now.Add(time.Hour).UnixNano())
 	failed := &connectors.Batch{
 		Signals:  []consent.Signal{sig("hubspot:contact:501", "")},
@@ -495,7 +481,6 @@ func TestResolve(t *testing.T) {
 	if len(failed.Signals) != 1 || failed.Signals[0].Subject.Email != "" || len(failed.Profiles) != 1 || failed.Profiles[0].Subject.Email != "" {
 		t.Errorf("batch changed on error: %+v", failed)
 	}
-	sb.fail.Store(0)
 
 	bad := cfg
 	bad.APIToken = "wrong-token"
@@ -516,7 +501,7 @@ func TestResolve(t *testing.T) {
 // lifecycle change through Parse and Resolve.
 func TestParseResolveLifecycle(t *testing.T) {
 	f, _ := fixture(t, "")
-	sb := newSandbox(t, f)
+	sb := fixtureFake(t, f)
 	_, cfg := fixture(t, sb.URL)
 	s := newSource(t, cfg, testHTTP())
 	body := `[{"eventId":10,"portalId":9001,"objectId":502,"occurredAt":1763632800000,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"},` +
@@ -552,7 +537,7 @@ func TestParseResolveLifecycle(t *testing.T) {
 
 func TestResolveConcurrent(t *testing.T) {
 	f, _ := fixture(t, "")
-	sb := newSandbox(t, f)
+	sb := fixtureFake(t, f)
 	_, cfg := fixture(t, sb.URL)
 	s := newSource(t, cfg, testHTTP())
 	var wg sync.WaitGroup
@@ -576,7 +561,7 @@ func TestResolveConcurrent(t *testing.T) {
 }
 
 func TestCacheBound(t *testing.T) {
-	c := newCache(3, time.Minute)
+	c := newContactCache(3, time.Minute)
 	now := time.Now()
 	for i := 0; i < 5; i++ {
 		c.put(strconv.Itoa(i), "e", now)

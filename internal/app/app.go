@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
 	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
 		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg)})
-	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry, Redis: rc}
+	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry, Redis: rc, Linger: cfg.Worker.PushLinger}
 	now := o.clock()
 	verifyNow := now
 	if o.VerifyNow != nil {
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	a.Service.Eraser = a.Worker
 	a.Server = &server.Server{
-		Config: cfg, Inbox: st, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
+		Config: cfg, Inbox: &store.GroupInbox{Store: st, Wait: cfg.Server.CommitWait, Max: cfg.Server.CommitRows}, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
 		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
 	}
 	return a, nil
@@ -158,21 +159,36 @@ func ReadOnly(ctx context.Context, cfg *config.Config, o Options) (*service.Serv
 	return &service.Service{Store: st, Config: cfg, Now: o.clock()}, st, nil
 }
 
-// RunWorker runs the asynq server and the sweeper until ctx ends, then
-// shuts down gracefully (in-flight tasks get the shutdown timeout).
+// RunWorker runs the asynq servers (inbound and push, Worker.ServerConfigs)
+// and the sweeper until ctx ends, then shuts down gracefully (in-flight
+// tasks get the shutdown timeout).
 func (a *App) RunWorker(ctx context.Context) error {
-	srv := asynq.NewServerFromRedisClient(a.Redis, a.Worker.ServerConfig())
-	if err := srv.Start(a.Worker.Mux()); err != nil {
-		return fmt.Errorf("worker: %w", err)
+	var srvs []*asynq.Server
+	defer func() {
+		// In parallel: each waits for its in-flight tasks (ShutdownTimeout).
+		var wg sync.WaitGroup
+		for _, s := range srvs {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Shutdown() }()
+		}
+		wg.Wait()
+	}()
+	for _, c := range a.Worker.ServerConfigs() {
+		srv := asynq.NewServerFromRedisClient(a.Redis, c)
+		if err := srv.Start(a.Worker.Mux()); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		srvs = append(srvs, srv)
 	}
 	go a.Worker.RunSweeper(ctx)
 	<-ctx.Done()
-	srv.Shutdown()
 	return nil
 }
 
-// RunHTTP serves the HTTP API on ln until ctx ends, then drains requests
-// for up to 10 s.
+// RunHTTP serves the HTTP API on ln until ctx ends, then drains: /readyz
+// turns 503 at once, the listener keeps answering for server.drain_grace
+// (keep-alives off, so clients reconnect and a load balancer can move
+// them), then it closes and in-flight requests get up to 10 s to finish.
 func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           a.Server.Handler(),
@@ -187,6 +203,16 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	a.Server.Drain()
+	hs.SetKeepAlivesEnabled(false)
+	if g := a.Config.Server.DrainGrace; g > 0 {
+		a.Logger.Info("draining: /readyz is 503, still answering", "grace", g.String())
+		select {
+		case <-time.After(g):
+		case err := <-errc:
+			return err
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

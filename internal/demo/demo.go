@@ -161,6 +161,7 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		}
 	}
 	cfg.Process = proc
+	cfg.Server.DrainGrace = time.Millisecond // nothing sends to the demo's listener once it is done
 	cfg.Process.DatabaseURL, cfg.Process.RedisURL = dbURL, redisURL
 	cfg.Process.AdminToken = randomToken()
 

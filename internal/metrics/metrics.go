@@ -24,6 +24,12 @@ type Metrics struct {
 	SuppressionsPushed *prometheus.CounterVec
 	// PushSeconds observes one provider call's duration, by destination.
 	PushSeconds *prometheus.HistogramVec
+	// PushCalls counts provider calls by destination and outcome: ok (the
+	// provider answered), retry (a transient failure held the destination).
+	PushCalls *prometheus.CounterVec
+	// InboundBatch observes how many webhooks one inbound task reconciled
+	// in its transaction.
+	InboundBatch prometheus.Histogram
 	// InboundFailed counts inbound events given up on, by source.
 	InboundFailed *prometheus.CounterVec
 	// Sweeps counts sweeper re-enqueues by kind (inbound, outbox, and
@@ -51,6 +57,13 @@ func New() *Metrics {
 			Name: "consentsync_push_duration_seconds", Help: "Duration of one push call to a destination, in seconds.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"destination"}),
+		PushCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_push_calls_total", Help: "Provider calls by destination and outcome (ok, retry).",
+		}, []string{"destination", "outcome"}),
+		InboundBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "consentsync_inbound_batch_size", Help: "Webhooks reconciled in one transaction.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
 		InboundFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentsync_inbound_failed_total", Help: "Inbound events given up on after their last retry, by source.",
 		}, []string{"source"}),
@@ -58,6 +71,6 @@ func New() *Metrics {
 			Name: "consentsync_sweeper_requeued_total", Help: "Work re-enqueued by the sweeper, by kind (inbound, outbox; inbound_orphan: task ids Redis had half lost, replaced).",
 		}, []string{"kind"}),
 	}
-	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.InboundFailed, m.Sweeps)
+	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.PushCalls, m.InboundBatch, m.InboundFailed, m.Sweeps)
 	return m
 }

@@ -181,6 +181,7 @@ type Sandbox struct {
 	mu         sync.Mutex
 	keys       Keys
 	contacts   map[string]json.RawMessage
+	mergedInto map[string]string // HubSpot id merged away → surviving contact id
 	compliance map[string]bool
 	forgotten  map[string]bool
 	scripts    map[Provider][]Answer
@@ -198,11 +199,23 @@ func WithKeys(k Keys) Option { return func(s *Sandbox) { s.keys = k } }
 
 // WithHubSpotContacts loads contacts by id, each the JSON object HubSpot
 // answers for GET /crm/v3/objects/contacts/{id} (a fixture's
-// sandbox.hubspot_contacts).
+// sandbox.hubspot_contacts). A contact whose properties.hs_merged_object_ids
+// (";"-separated) names other ids answers for them too, as a merged
+// contact does.
 func WithHubSpotContacts(c map[string]json.RawMessage) Option {
 	return func(s *Sandbox) {
 		for id, v := range c {
 			s.contacts[id] = append(json.RawMessage(nil), v...)
+			var o struct {
+				Properties map[string]any `json:"properties"`
+			}
+			_ = json.Unmarshal(v, &o)
+			merged, _ := o.Properties["hs_merged_object_ids"].(string)
+			for m := range strings.SplitSeq(merged, ";") {
+				if m = strings.TrimSpace(m); m != "" && m != id {
+					s.mergedInto[m] = id
+				}
+			}
 		}
 	}
 }
@@ -248,6 +261,7 @@ func New(opts ...Option) *Sandbox {
 	s := &Sandbox{
 		keys:       Keys{HubSpotToken: DefaultHubSpotToken, SendGridKey: DefaultSendGridKey, MailchimpKey: DefaultMailchimpKey},
 		contacts:   map[string]json.RawMessage{},
+		mergedInto: map[string]string{},
 		compliance: map[string]bool{},
 		forgotten:  map[string]bool{},
 		scripts:    map[Provider][]Answer{},
@@ -537,13 +551,40 @@ func (s *Sandbox) hubspotContact(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, "application/json;charset=utf-8", string(c))
 }
 
+// HubSpotMaxBatchRead is HubSpot's limit of inputs per batch read call;
+// more is refused with 400 VALIDATION_ERROR.
+const HubSpotMaxBatchRead = 100
+
+// hubspotDefaultProperties are the properties HubSpot returns for a contact
+// read without "properties"; hubspotAlwaysProperties are returned whatever
+// was asked for.
+var (
+	hubspotDefaultProperties = []string{"createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"}
+	hubspotAlwaysProperties  = []string{"createdate", "hs_object_id", "lastmodifieddate"}
+)
+
 // hubspotBatchRead answers POST /crm/v3/objects/contacts/batch/read
-// {"inputs": [{"id": "501"}], "properties": ["email"]}: 200 with results, or
-// 207 with an OBJECT_NOT_FOUND error naming the missing ids.
+// (https://developers.hubspot.com/docs/api/crm/contacts)
+//
+//	{"properties": ["email"], "inputs": [{"id": "501"}, ...]}
+//
+// after the Bearer check (401 INVALID_AUTHENTICATION): 400
+// VALIDATION_ERROR for a body that is not such an object, for more than
+// HubSpotMaxBatchRead inputs ("The maximum number of inputs supported in a
+// batch is 100. ...") and for an idProperty (the fake reads by record id
+// only); else 200 {"status": "COMPLETE", "results": [...]} with each
+// contact found once, its properties cut to those asked for (null when the
+// contact has none) plus hs_object_id, createdate and lastmodifieddate, or
+// 207 with one OBJECT_NOT_FOUND error whose context.ids lists the ids not
+// found. An id merged away (listed in a stored contact's
+// hs_merged_object_ids) is answered with the surviving contact, as HubSpot
+// does.
 func (s *Sandbox) hubspotBatchRead(w http.ResponseWriter, r *http.Request) {
 	c := callOf(r)
 	var req struct {
-		Inputs []struct {
+		Properties []string `json:"properties"`
+		IDProperty string   `json:"idProperty"`
+		Inputs     []struct {
 			ID string `json:"id"`
 		} `json:"inputs"`
 	}
@@ -554,19 +595,39 @@ func (s *Sandbox) hubspotBatchRead(w http.ResponseWriter, r *http.Request) {
 	if !s.hubspotAuth(w, r) || s.scripted(HubSpot, w, r) {
 		return
 	}
-	if jerr != nil || req.Inputs == nil {
-		writeRaw(w, http.StatusBadRequest, "application/json;charset=utf-8", errorBody(HubSpot, http.StatusBadRequest, "Invalid input JSON on line 1: inputs are required"))
+	bad := func(msg string) {
+		writeRaw(w, http.StatusBadRequest, "application/json;charset=utf-8", errorBody(HubSpot, http.StatusBadRequest, msg))
+	}
+	switch {
+	case jerr != nil || req.Inputs == nil:
+		bad("Invalid input JSON on line 1: inputs are required")
+		return
+	case len(req.Inputs) > HubSpotMaxBatchRead:
+		bad(fmt.Sprintf("The maximum number of inputs supported in a batch is %d. Please reduce the number of items and try again", HubSpotMaxBatchRead))
+		return
+	case req.IDProperty != "" && req.IDProperty != "hs_object_id":
+		bad("idProperty " + strconv.Quote(req.IDProperty) + " is not supported by the sandbox")
 		return
 	}
+	props := req.Properties
+	if props == nil {
+		props = hubspotDefaultProperties
+	}
 	results := []json.RawMessage{}
+	seen := map[string]bool{}
 	var missing []string
 	s.mu.Lock()
 	for _, id := range c.ContactIDs {
-		if obj, ok := s.contacts[id]; ok {
-			results = append(results, obj)
-		} else {
+		key, obj, ok := s.hubspotFindLocked(id)
+		if !ok {
 			missing = append(missing, id)
+			continue
 		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		results = append(results, hubspotProject(obj, props))
 	}
 	s.mu.Unlock()
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -583,6 +644,44 @@ func (s *Sandbox) hubspotBatchRead(w http.ResponseWriter, r *http.Request) {
 		}}
 	}
 	writeRaw(w, status, "application/json;charset=utf-8", mustJSON(out))
+}
+
+// hubspotFindLocked returns the stored contact id answers for: its own, or
+// the one it was merged into.
+func (s *Sandbox) hubspotFindLocked(id string) (string, json.RawMessage, bool) {
+	if obj, ok := s.contacts[id]; ok {
+		return id, obj, true
+	}
+	if into, ok := s.mergedInto[id]; ok {
+		if obj, ok := s.contacts[into]; ok {
+			return into, obj, true
+		}
+	}
+	return "", nil, false
+}
+
+// hubspotProject returns obj with its properties cut to props (null when
+// obj has none) and hubspotAlwaysProperties (when obj has them).
+func hubspotProject(obj json.RawMessage, props []string) json.RawMessage {
+	var o map[string]any
+	if json.Unmarshal(obj, &o) != nil {
+		return obj
+	}
+	have, _ := o["properties"].(map[string]any)
+	cut := map[string]any{}
+	for _, p := range props {
+		cut[p] = have[p] // nil when absent: HubSpot answers null
+	}
+	for _, p := range hubspotAlwaysProperties {
+		if v, ok := have[p]; ok {
+			cut[p] = v
+		}
+	}
+	o["properties"] = cut
+	if _, ok := o["archived"]; !ok {
+		o["archived"] = false
+	}
+	return json.RawMessage(mustJSON(o))
 }
 
 // ---- SendGrid ----

@@ -94,6 +94,131 @@ func TestHubSpot(t *testing.T) {
 	}
 }
 
+// TestHubSpotBatchRead checks the fake's batch read contract: auth, the
+// 100-input limit, 207 partial results, properties cut to those asked for,
+// merged contacts.
+func TestHubSpotBatchRead(t *testing.T) {
+	contacts := map[string]json.RawMessage{
+		"501": json.RawMessage(`{"id":"501","properties":{"email":"a@example.com","firstname":"A","hs_object_id":"501"}}`),
+		"502": json.RawMessage(`{"id":"502","properties":{"hs_object_id":"502"}}`),
+		"600": json.RawMessage(`{"id":"600","properties":{"email":"m@example.com","hs_object_id":"600","hs_merged_object_ids":"601;602"}}`),
+	}
+	sb, srv := start(t, WithHubSpotContacts(contacts))
+	const path = "/hubspot/crm/v3/objects/contacts/batch/read"
+	inputs := func(ids ...string) string {
+		var in []string
+		for _, id := range ids {
+			in = append(in, fmt.Sprintf(`{"id":%q}`, id))
+		}
+		return `{"properties":["email"],"inputs":[` + strings.Join(in, ",") + `]}`
+	}
+	many := make([]string, HubSpotMaxBatchRead+1)
+	for i := range many {
+		many[i] = fmt.Sprint(1000 + i)
+	}
+	type result struct {
+		ID         string         `json:"id"`
+		Properties map[string]any `json:"properties"`
+	}
+	tests := []struct {
+		name     string
+		auth     func(*http.Request)
+		body     string
+		status   int
+		category string // of an error body
+		results  []string
+		missing  []string
+	}{
+		{name: "no token", body: inputs("501"), status: 401, category: "INVALID_AUTHENTICATION"},
+		{name: "wrong token", auth: bearerAuth("wrong"), body: inputs("501"), status: 401, category: "INVALID_AUTHENTICATION"},
+		{name: "basic auth", auth: basicAuth(DefaultHubSpotToken), body: inputs("501"), status: 401, category: "INVALID_AUTHENTICATION"},
+		{name: "all found", body: inputs("501", "502"), status: 200, results: []string{"501", "502"}},
+		{name: "partial", body: inputs("501", "999", "998"), status: 207, results: []string{"501"}, missing: []string{"999", "998"}},
+		{name: "none found", body: inputs("999"), status: 207, results: []string{}, missing: []string{"999"}},
+		{name: "merged ids answer with the survivor, once", body: inputs("601", "602", "600"), status: 200, results: []string{"600"}},
+		{name: "100 inputs", body: inputs(many[:HubSpotMaxBatchRead]...), status: 207, results: []string{}, missing: many[:HubSpotMaxBatchRead]},
+		{name: "101 inputs", body: inputs(many...), status: 400, category: "VALIDATION_ERROR"},
+		{name: "no inputs", body: `{"properties":["email"]}`, status: 400, category: "VALIDATION_ERROR"},
+		{name: "not JSON", body: `{"inputs":`, status: 400, category: "VALIDATION_ERROR"},
+		{name: "idProperty", body: `{"idProperty":"email","inputs":[{"id":"a@example.com"}]}`, status: 400, category: "VALIDATION_ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			auth := tt.auth
+			if auth == nil && tt.category != "INVALID_AUTHENTICATION" {
+				auth = bearerAuth(DefaultHubSpotToken)
+			}
+			a := do(t, srv, "POST", path, auth, tt.body)
+			if a.status != tt.status {
+				t.Fatalf("HTTP %d, want %d: %s", a.status, tt.status, a.raw)
+			}
+			if tt.category != "" {
+				if a.body["category"] != tt.category || a.body["status"] != "error" || a.body["message"] == nil || a.body["correlationId"] == nil {
+					t.Fatalf("error body %s", a.raw)
+				}
+				if tt.status == 400 && strings.Contains(tt.name, "101") && !strings.Contains(a.raw, "maximum number of inputs supported in a batch is 100") {
+					t.Errorf("limit message %s", a.raw)
+				}
+				return
+			}
+			var body struct {
+				Status    string   `json:"status"`
+				Results   []result `json:"results"`
+				NumErrors int      `json:"numErrors"`
+				Errors    []struct {
+					Category string              `json:"category"`
+					Context  map[string][]string `json:"context"`
+				} `json:"errors"`
+			}
+			if err := json.Unmarshal([]byte(a.raw), &body); err != nil || body.Status != "COMPLETE" || body.Results == nil {
+				t.Fatalf("body %s (%v)", a.raw, err)
+			}
+			var ids []string
+			for _, r := range body.Results {
+				ids = append(ids, r.ID)
+				if _, ok := r.Properties["email"]; !ok {
+					t.Errorf("%s: email asked for, not answered (want null when unset): %v", r.ID, r.Properties)
+				}
+				if _, ok := r.Properties["firstname"]; ok {
+					t.Errorf("%s: property not asked for answered: %v", r.ID, r.Properties)
+				}
+				if r.Properties["hs_object_id"] != r.ID {
+					t.Errorf("%s: hs_object_id %v", r.ID, r.Properties["hs_object_id"])
+				}
+			}
+			if strings.Join(ids, ",") != strings.Join(tt.results, ",") {
+				t.Errorf("results %v, want %v", ids, tt.results)
+			}
+			if len(tt.missing) == 0 {
+				if body.NumErrors != 0 || len(body.Errors) != 0 {
+					t.Errorf("errors %s", a.raw)
+				}
+				return
+			}
+			if body.NumErrors != 1 || len(body.Errors) != 1 || body.Errors[0].Category != "OBJECT_NOT_FOUND" ||
+				strings.Join(body.Errors[0].Context["ids"], ",") != strings.Join(tt.missing, ",") {
+				t.Errorf("errors %s, want OBJECT_NOT_FOUND for %v", a.raw, tt.missing)
+			}
+		})
+	}
+	// Every call is recorded with the ids it asked for, credentials or not.
+	calls := sb.Calls(HubSpot)
+	if len(calls) != len(tests) || calls[0].AuthOK || !calls[3].AuthOK || len(calls[4].ContactIDs) != 3 || len(calls[8].ContactIDs) != HubSpotMaxBatchRead+1 {
+		t.Errorf("calls: %d", len(calls))
+	}
+	// Without "properties": HubSpot's default set.
+	a := do(t, srv, "POST", path, bearerAuth(DefaultHubSpotToken), `{"inputs":[{"id":"501"}]}`)
+	if a.status != 200 || !strings.Contains(a.raw, `"firstname":"A"`) || !strings.Contains(a.raw, `"email":"a@example.com"`) {
+		t.Errorf("default properties: %d %s", a.status, a.raw)
+	}
+	// A scripted answer comes after the auth check.
+	sb.Script(HubSpot, TooManyRequestsSeconds(2))
+	a = do(t, srv, "POST", path, bearerAuth(DefaultHubSpotToken), inputs("501"))
+	if a.status != 429 || a.header.Get("Retry-After") != "2" || a.body["category"] != "RATE_LIMITS" {
+		t.Errorf("scripted: %d %v %s", a.status, a.header, a.raw)
+	}
+}
+
 func TestSendGrid(t *testing.T) {
 	sb, srv := start(t)
 	path := "/sendgrid/v3/asm/suppressions/global"
