@@ -254,3 +254,10 @@ func (tx *Tx) LinkSubjects(ctx context.Context, a, b int64) (bool, error) {
 	n, _ := res.RowsAffected()
 	return n > 0, nil
 }
+
+// SetLockTimeout bounds how long tx waits for any lock from now on
+// (Postgres lock_timeout; the statement then fails).
+func (tx *Tx) SetLockTimeout(ctx context.Context, d time.Duration) error {
+	_, err := tx.sq.tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, d.Milliseconds()))
+	return err
+}

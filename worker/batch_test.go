@@ -1,0 +1,187 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/store"
+)
+
+// insertInbound stores n empty inbound rows and returns their ids.
+func insertInbound(t *testing.T, st *store.Store, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		id, _, err := st.InsertInbound(context.Background(), store.Inbound{Source: "test", Kind: "form",
+			DedupKey: fmt.Sprintf("row-%d", i), Method: "POST", Path: "/webhooks/test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+// randomRequests builds n requests of 1–3 signals over a few addresses
+// (grants and withdrawals, aliases of one Gmail mailbox, two brands), in a
+// fixed pseudo-random order.
+func randomRequests(seed uint64, n int) [][]consent.Signal {
+	r := rand.New(rand.NewPCG(seed, 7))
+	addrs := []string{"ann@example.com", "bob@example.com", "c.d@gmail.com", "cd+news@gmail.com", "eve@example.org"}
+	base := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
+	out := make([][]consent.Signal, n)
+	for i := range out {
+		for range 1 + r.IntN(3) {
+			status := consent.StatusGranted
+			if r.IntN(3) == 0 {
+				status = consent.StatusWithdrawn
+			}
+			s := consent.Signal{Subject: consent.Subject{Email: addrs[r.IntN(len(addrs))]}, Channel: consent.ChannelEmail,
+				Brand: []string{"acme", "other"}[r.IntN(2)], Purpose: consent.PurposeMarketing, Status: status,
+				OccurredAt: base.Add(time.Duration(r.IntN(600)) * time.Second), Source: []string{"form", "crm"}[r.IntN(2)]}
+			if status == consent.StatusGranted {
+				s.Evidence = consent.Evidence{Checkbox: "unticked", WordingVersion: "v1", IP: "192.0.2.1", Field: "newsletter"}
+			}
+			out[i] = append(out[i], s)
+		}
+	}
+	return out
+}
+
+// snapshot is every consent fact of a database, without ids: states,
+// ledger facts with their outcomes, and outbox rows.
+func snapshot(t *testing.T, st *store.Store) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT 'state ' || s.email || ' ' || cs.brand || ' ' || cs.status || ' ' || cs.occurred_at FROM consent_states cs JOIN subjects s ON s.id = cs.subject_id`,
+		`SELECT 'ledger ' || s.email || ' ' || e.brand || ' ' || e.status || ' ' || e.occurred_at || ' ' || e.source || ' ' || e.outcome FROM consent_events e JOIN subjects s ON s.id = e.subject_id`,
+		`SELECT 'outbox ' || o.destination || ' ' || coalesce(o.email, '') || ' ' || o.brand FROM suppression_outbox o`,
+		`SELECT 'inbound ' || status || ' ' || coalesce(notes::text, '') FROM inbound_events`,
+	} {
+		var rows []string
+		if err := st.DB.Select(&rows, q); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rows...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Differential: the same requests reconciled one transaction each, and as
+// batches of several, give the same record: states, ledger, outbox, notes.
+func TestBatchEqualsOneByOne(t *testing.T) {
+	t.Parallel()
+	for _, seed := range []uint64{1, 2, 3} {
+		reqs := randomRequests(seed, 60)
+		alone, batched := openStore(t), openStore(t)
+		rc := func(st *store.Store) Reconciler {
+			return Reconciler{Store: st, Routes: testRoutes, Now: func() time.Time { return time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC) }}
+		}
+		ids := insertInbound(t, alone, len(reqs))
+		for i, req := range reqs {
+			if _, err := rc(alone).Reconcile(context.Background(), ids[i], Prepare(req, "FR", time.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = insertInbound(t, batched, len(reqs))
+		for start := 0; start < len(reqs); start += 25 {
+			var items []Item
+			for i := start; i < min(start+25, len(reqs)); i++ {
+				items = append(items, Item{InboundID: ids[i], Prepared: Prepare(reqs[i], "FR", time.Now())})
+			}
+			res, err := rc(batched).ReconcileBatch(context.Background(), items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Err != nil || r.Skipped || r.AlreadyDone {
+					t.Fatalf("seed %d item %d: %+v", seed, start+i, r)
+				}
+			}
+		}
+		a, b := snapshot(t, alone), snapshot(t, batched)
+		if !slices.Equal(a, b) {
+			t.Errorf("seed %d: one by one and batched differ:\nalone:\n%s\nbatched:\n%s", seed, strings.Join(a, "\n"), strings.Join(b, "\n"))
+		}
+		if len(a) < 60 {
+			t.Fatalf("seed %d: only %d facts: the requests did little", seed, len(a))
+		}
+	}
+}
+
+// One item of a batch failing in Postgres is rolled back alone: the others
+// are applied, the failed row stays 'received' with its attempt counted.
+func TestBatchItemFailureIsolated(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ids := insertInbound(t, st, 3)
+	good := func(e string) Prepared {
+		return Prepare([]consent.Signal{sig(e, consent.StatusWithdrawn, "2025-11-20T10:00:00Z", "crm")}, "FR", time.Now())
+	}
+	// A subject with neither address nor number breaks a CHECK constraint.
+	bad := Prepared{Signals: []consent.Signal{{Channel: consent.ChannelEmail, Brand: "acme", Purpose: consent.PurposeMarketing,
+		Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC(), Source: "crm"}}}
+	res, err := Reconciler{Store: st, Routes: testRoutes}.ReconcileBatch(context.Background(), []Item{
+		{InboundID: ids[0], Prepared: good("one@example.com")},
+		{InboundID: ids[1], Prepared: bad},
+		{InboundID: ids[2], Prepared: good("three@example.com")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[2].Err != nil || res[1].Err == nil {
+		t.Fatalf("results = %+v, want only the second to fail", res)
+	}
+	if got := stateOf(t, st, "one@example.com") + stateOf(t, st, "three@example.com"); got != "withdrawnwithdrawn" {
+		t.Errorf("states = %s, want both withdrawn", got)
+	}
+	var status string
+	var attempts int
+	if err := st.DB.QueryRow(`SELECT status, attempts FROM inbound_events WHERE id = $1`, ids[1]).Scan(&status, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if status != store.InboundReceived || attempts != 1 {
+		t.Errorf("failed row: %s, %d attempts; want received, 1", status, attempts)
+	}
+	if n := count(t, st, `SELECT count(*) FROM inbound_events WHERE status = 'processed'`); n != 2 {
+		t.Errorf("%d rows processed, want 2", n)
+	}
+}
+
+// A row another transaction holds is skipped by a batch (its own task does
+// it), while the batch's first row is waited for.
+func TestBatchSkipsHeldRows(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ids := insertInbound(t, st, 2)
+	tx, err := st.DB.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`SELECT 1 FROM inbound_events WHERE id = $1 FOR UPDATE`, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	p := func(e string) Prepared {
+		return Prepare([]consent.Signal{sig(e, consent.StatusWithdrawn, "2025-11-20T10:00:00Z", "crm")}, "FR", time.Now())
+	}
+	res, err := Reconciler{Store: st, Routes: testRoutes}.ReconcileBatch(context.Background(),
+		[]Item{{InboundID: ids[0], Prepared: p("a@example.com")}, {InboundID: ids[1], Prepared: p("b@example.com")}})
+	_ = tx.Rollback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Skipped || !res[1].Skipped {
+		t.Fatalf("results = %+v, want the held second row skipped", res)
+	}
+	if stateOf(t, st, "b@example.com") != "none" || stateOf(t, st, "a@example.com") != "withdrawn" {
+		t.Error("the skipped row was applied, or the first was not")
+	}
+}
