@@ -51,6 +51,9 @@ func (tx *Tx) SubjectIdentity(ctx context.Context, subjectID int64) (consent.Sub
 // erasure time, so the person stays suppressed and a re-import of the old
 // address does not resurrect consent.
 func (tx *Tx) EraseData(ctx context.Context, key []byte, subjectID int64, sub consent.Subject, at time.Time) error {
+	if err := tx.uncache(ctx); err != nil {
+		return err
+	}
 	hashes := IdentityHashes(key, sub)
 	for _, h := range hashes {
 		if _, err := tx.sq.ExecContext(ctx, `INSERT INTO erased_identities (identity_hash, subject_id, erased_at) VALUES ($1, $2, $3)
@@ -111,6 +114,15 @@ func (tx *Tx) RecordInboundIdentities(ctx context.Context, key []byte, inboundID
 	if len(hashes) == 0 {
 		return nil
 	}
+	if c := tx.batch; c != nil {
+		for _, h := range hashes {
+			if c.identities[string(h)] == nil {
+				c.identities[string(h)] = map[int64]bool{}
+			}
+			c.identities[string(h)][inboundID] = true
+		}
+		return nil
+	}
 	_, err := tx.sq.ExecContext(ctx, `INSERT INTO inbound_identities (identity_hash, inbound_event_id)
 		SELECT h, $2 FROM unnest($1::bytea[]) AS h ON CONFLICT DO NOTHING`, pq.ByteaArray(hashes), inboundID)
 	if err != nil {
@@ -132,6 +144,9 @@ func (tx *Tx) ForgetInboundBody(ctx context.Context, inboundID int64) error {
 
 // StateKeys lists the keys a subject has a state for.
 func (tx *Tx) StateKeys(ctx context.Context, subjectID int64) ([]consent.Key, error) {
+	if err := tx.Flush(ctx); err != nil {
+		return nil, err
+	}
 	var rows []struct {
 		Channel string `db:"channel"`
 		Brand   string `db:"brand"`
@@ -150,6 +165,10 @@ func (tx *Tx) StateKeys(ctx context.Context, subjectID int64) ([]consent.Key, er
 // RecordInbound remembers that inbound event inboundID named subjectID.
 func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) error {
 	if inboundID <= 0 {
+		return nil
+	}
+	if c := tx.batch; c != nil {
+		c.inbound[[2]int64{subjectID, inboundID}] = true
 		return nil
 	}
 	_, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id) VALUES ($1, $2)
@@ -252,6 +271,9 @@ func (tx *Tx) LinkSubjects(ctx context.Context, a, b int64) (bool, error) {
 		return false, fmt.Errorf("store: link subjects: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if c := tx.batch; c != nil {
+		c.linked[a], c.linked[b] = true, true
+	}
 	return n > 0, nil
 }
 

@@ -309,6 +309,11 @@ func (s *Store) People(ctx context.Context, ids []Identifier, key *consent.Key) 
 // included, oldest first), inside tx: the literal addresses and numbers a
 // withdrawal by any of them must reach.
 func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error) {
+	if c := tx.batch; c != nil {
+		if m, ok := c.singleton(subjectID); ok {
+			return []Member{m}, nil
+		}
+	}
 	var self []Member
 	if err := tx.sq.SelectContext(ctx, &self, `SELECT `+memberCols+` FROM subjects WHERE id = $1 AND erased_at IS NULL`, subjectID); err != nil {
 		return nil, fmt.Errorf("store: set member: %w", err)
@@ -338,6 +343,22 @@ func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error)
 // recorded in the ledger for any of subjectIDs (the members of one identity
 // set), or false when none withdrew it.
 func (tx *Tx) LatestWithdrawal(ctx context.Context, subjectIDs []int64, key consent.Key) (time.Time, bool, error) {
+	if c := tx.batch; c != nil && func() bool {
+		for _, id := range subjectIDs {
+			if !c.known[id] {
+				return false
+			}
+		}
+		return true
+	}() {
+		var latest time.Time
+		for _, id := range subjectIDs {
+			if at := c.withdrawn[stateKey{id, key}]; at.After(latest) {
+				latest = at
+			}
+		}
+		return latest, !latest.IsZero(), nil
+	}
 	var at sql.NullTime
 	if err := tx.sq.GetContext(ctx, &at, `SELECT max(occurred_at) FROM consent_events
 		WHERE subject_id = ANY($1) AND channel = $2 AND brand = $3 AND purpose = $4 AND status = 'withdrawn'`,
@@ -391,6 +412,9 @@ func (tx *Tx) SetWithdrawals(ctx context.Context, subjectIDs []int64) ([]SetWith
 // NewestGrant returns, inside tx, the newest granted current state of key
 // among subjectIDs, with the quality of its ledger row, or false when none.
 func (tx *Tx) NewestGrant(ctx context.Context, subjectIDs []int64, key consent.Key) (consent.StateFact, bool, error) {
+	if err := tx.Flush(ctx); err != nil {
+		return consent.StateFact{}, false, err
+	}
 	var rows []struct {
 		OccurredAt time.Time `db:"occurred_at"`
 		Quality    []byte    `db:"quality"`

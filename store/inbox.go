@@ -24,6 +24,7 @@ type Inbound struct {
 	Query       string          `db:"query"`
 	Headers     json.RawMessage `db:"headers"`
 	Body        []byte          `db:"body"`
+	BodySHA256  []byte          `db:"body_sha256"`
 	ReceivedAt  time.Time       `db:"received_at"`
 	Status      string          `db:"status"`
 	Attempts    int             `db:"attempts"`
@@ -67,7 +68,7 @@ func (s *Store) InsertInbound(ctx context.Context, in Inbound) (id int64, duplic
 	return id, true, nil
 }
 
-const inboundCols = `id, source, kind, dedup_key, method, path, query, headers, body,
+const inboundCols = `id, source, kind, dedup_key, method, path, query, headers, body, body_sha256,
 	received_at, status, attempts, error, processed_at`
 
 // GetInbound loads one inbound event.
@@ -100,7 +101,11 @@ func (tx *Tx) FinishInbound(ctx context.Context, id int64, notes any) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.sq.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = now(),
+	if c := tx.batch; c != nil {
+		c.finished = append(c.finished, finishedInbound{id: id, notes: b})
+		return nil
+	}
+	_, err = tx.sq.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = clock_timestamp(),
 		attempts = attempts + 1, error = NULL, notes = $2 WHERE id = $1`, id, b)
 	return err
 }
@@ -245,18 +250,35 @@ func (tx *Tx) RecordAttempt(ctx context.Context, id int64, cause string) error {
 	return err
 }
 
-// PeekInbound loads inbound row id when still 'received', then up to
-// limit-1 more 'received' rows never attempted, oldest first, without
-// locking: the candidates of one batch (worker.inbound_batch). Rows that
-// failed an attempt are left to their own task and its backoff.
-func (s *Store) PeekInbound(ctx context.Context, id int64, limit int) ([]*Inbound, error) {
+// ClaimInbound locks, for the rest of tx, inbound row id when it is still
+// 'received' and free, and up to limit-1 more free 'received' rows never
+// attempted, oldest first: one batch (worker.inbound_batch). Rows another
+// transaction holds are skipped (SKIP LOCKED), so concurrent batches take
+// disjoint rows and never wait for each other; rows that failed an
+// attempt are left to their own task and its backoff. The own row, when
+// claimed, comes first.
+func (tx *Tx) ClaimInbound(ctx context.Context, id int64, limit int) ([]*Inbound, error) {
 	var rows []*Inbound
-	err := s.DB.SelectContext(ctx, &rows, `(SELECT `+inboundCols+` FROM inbound_events WHERE id = $1 AND status = 'received')
-		UNION ALL
-		(SELECT `+inboundCols+` FROM inbound_events WHERE status = 'received' AND attempts = 0 AND id <> $1 ORDER BY id LIMIT $2)`,
-		id, max(limit-1, 0))
-	if err != nil {
-		return nil, fmt.Errorf("store: peek inbound: %w", err)
+	if err := tx.sq.SelectContext(ctx, &rows, `SELECT `+inboundCols+` FROM inbound_events
+		WHERE id = $1 AND status = 'received' FOR UPDATE SKIP LOCKED`, id); err != nil {
+		return nil, fmt.Errorf("store: claim inbound: %w", err)
 	}
-	return rows, nil
+	if limit <= 1 {
+		return rows, nil
+	}
+	var more []*Inbound
+	if err := tx.sq.SelectContext(ctx, &more, `SELECT `+inboundCols+` FROM inbound_events
+		WHERE status = 'received' AND attempts = 0 AND id <> $1
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, id, limit-len(rows)); err != nil {
+		return nil, fmt.Errorf("store: claim inbound: %w", err)
+	}
+	return append(rows, more...), nil
+}
+
+// FailInbound marks row id failed inside tx (no more automatic retries:
+// see `consentsync replay`), with its cause.
+func (tx *Tx) FailInbound(ctx context.Context, id int64, cause string) error {
+	_, err := tx.sq.ExecContext(ctx, `UPDATE inbound_events SET attempts = attempts + 1, error = $2, status = 'failed'
+		WHERE id = $1 AND status = 'received'`, id, truncate(cause, 2000))
+	return err
 }

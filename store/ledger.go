@@ -35,6 +35,11 @@ func (tx *Tx) LockSubject(ctx context.Context, sub consent.Subject) (int64, erro
 // EnsureSubject is LockSubject that also reports whether the subject was
 // created by this call (a new literal address or number).
 func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bool, error) {
+	if c := tx.batch; c != nil {
+		if id, ok := c.cachedSubject(sub); ok {
+			return id, false, nil // locked by Preload
+		}
+	}
 	var r struct {
 		ID       int64 `db:"id"`
 		Inserted bool  `db:"inserted"`
@@ -57,8 +62,10 @@ func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bo
 	if err != nil {
 		return 0, false, fmt.Errorf("store: subject: %w", err)
 	}
-	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM subjects WHERE id = $1 FOR NO KEY UPDATE`, r.ID); err != nil {
-		return 0, false, fmt.Errorf("store: lock subject: %w", err)
+	// ON CONFLICT DO UPDATE has locked an existing row (FOR NO KEY UPDATE:
+	// no key column changes); a new row is this transaction's alone.
+	if c := tx.batch; c != nil && r.Inserted {
+		c.created(r.ID, sub)
 	}
 	return r.ID, r.Inserted, nil
 }
@@ -66,6 +73,13 @@ func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bo
 // State returns the current state of (subject, channel, brand, purpose), or
 // nil when there is none.
 func (tx *Tx) State(ctx context.Context, subjectID int64, ch consent.Channel, brand string, p consent.Purpose) (*consent.State, error) {
+	if c := tx.batch; c != nil && c.known[subjectID] {
+		st, ok := c.states[stateKey{subjectID, consent.Key{Channel: ch, Brand: brand, Purpose: p}}]
+		if !ok {
+			return nil, nil
+		}
+		return &st, nil
+	}
 	var st consent.State
 	var status string
 	err := tx.sq.QueryRowxContext(ctx, `SELECT status, occurred_at, source FROM consent_states
@@ -99,6 +113,9 @@ type LedgerEntry struct {
 // LastHash returns the hash of the subject's newest ledger row (nil for the
 // first row).
 func (tx *Tx) LastHash(ctx context.Context, subjectID int64) ([]byte, error) {
+	if c := tx.batch; c != nil && c.known[subjectID] {
+		return c.head[subjectID], nil
+	}
 	var h []byte
 	err := tx.sq.QueryRowxContext(ctx, `SELECT hash FROM consent_events WHERE subject_id = $1 ORDER BY id DESC LIMIT 1`, subjectID).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -143,11 +160,26 @@ func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: append ledger: %w", err)
 	}
+	if c := tx.batch; c != nil && c.known[e.SubjectID] {
+		c.head[e.SubjectID] = e.Hash
+		if e.Signal.Status == consent.StatusWithdrawn {
+			k := stateKey{e.SubjectID, consent.Key{Channel: e.Signal.Channel, Brand: e.Signal.Brand, Purpose: e.Signal.Purpose}}
+			if at := e.Signal.OccurredAt.UTC(); at.After(c.withdrawn[k]) {
+				c.withdrawn[k] = at
+			}
+		}
+	}
 	return id, nil
 }
 
 // PutState makes the signal recorded as ledger row eventID the current state.
 func (tx *Tx) PutState(ctx context.Context, subjectID, eventID int64, sig consent.Signal) error {
+	if c := tx.batch; c != nil && c.known[subjectID] {
+		k := stateKey{subjectID, consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose}}
+		c.states[k] = consent.State{Status: sig.Status, OccurredAt: sig.OccurredAt.UTC(), Source: sig.Source}
+		c.putStates[k] = pendingState{event: eventID, sig: sig}
+		return nil
+	}
 	_, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -87,26 +87,3 @@ func (p *preparedTx) QueryxContext(ctx context.Context, q string, args ...any) (
 	}
 	return s.QueryxContext(ctx, args...)
 }
-
-// Savepoint runs fn inside a savepoint of tx: when fn fails, everything it
-// did is rolled back (the transaction goes on) and its error returned.
-func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := tx.sq.tx.ExecContext(ctx, `SAVEPOINT item`); err != nil {
-		return err
-	}
-	if err := fn(); err != nil {
-		if _, rerr := tx.sq.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT item`); rerr != nil {
-			return rerr
-		}
-		return &ItemError{Err: err}
-	}
-	_, err := tx.sq.tx.ExecContext(ctx, `RELEASE SAVEPOINT item`)
-	return err
-}
-
-// ItemError is an error of one item of a batch, rolled back to its
-// savepoint: the transaction is still usable.
-type ItemError struct{ Err error }
-
-func (e *ItemError) Error() string { return e.Err.Error() }
-func (e *ItemError) Unwrap() error { return e.Err }

@@ -70,6 +70,26 @@ func (tx *Tx) ErasedAt(ctx context.Context, hashes [][]byte) (time.Time, bool, e
 	if len(hashes) == 0 {
 		return time.Time{}, false, nil
 	}
+	if c := tx.batch; c != nil && func() bool {
+		for _, h := range hashes {
+			if !c.hashKnown[string(h)] {
+				return false
+			}
+		}
+		return true
+	}() {
+		var latest time.Time
+		var any bool
+		for _, h := range hashes {
+			if at, ok := c.erased[string(h)]; ok {
+				any = true
+				if at.After(latest) {
+					latest = at
+				}
+			}
+		}
+		return latest, any, nil
+	}
 	var at sql.NullTime
 	err := tx.sq.GetContext(ctx, &at, `SELECT max(erased_at) FROM erased_identities WHERE identity_hash = ANY($1)`, pq.ByteaArray(hashes))
 	if err != nil {
@@ -88,6 +108,12 @@ func (tx *Tx) RecordActivity(ctx context.Context, subjectID int64, a consent.Act
 		subjectID, a.Brand, a.Channel, a.Kind, a.OccurredAt)
 	if err != nil {
 		return fmt.Errorf("store: activity: %w", err)
+	}
+	if c := tx.batch; c != nil && c.known[subjectID] && a.Kind == "delivered" {
+		k := contactKey{subjectID, a.Brand, a.Channel}
+		if first, ok := c.delivered[k]; !ok || a.OccurredAt.Before(first) {
+			c.delivered[k] = a.OccurredAt
+		}
 	}
 	return nil
 }
@@ -133,6 +159,9 @@ func (tx *Tx) SubjectByExternalID(ctx context.Context, source, externalID string
 // FirstMessageAt returns the earliest message the brand is known to have
 // delivered to the subject on channel (zero when none).
 func (tx *Tx) FirstMessageAt(ctx context.Context, subjectID int64, brand string, ch consent.Channel) (time.Time, error) {
+	if c := tx.batch; c != nil && c.known[subjectID] {
+		return c.delivered[contactKey{subjectID, brand, ch}], nil
+	}
 	var at sql.NullTime
 	err := tx.sq.GetContext(ctx, &at, `SELECT first_at FROM subject_contacts
 		WHERE subject_id = $1 AND brand = $2 AND channel = $3 AND kind = 'delivered'`, subjectID, brand, ch)

@@ -103,6 +103,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 // driver.
 type Tx struct {
 	sq *preparedTx
+	// batch, once Preload ran, answers the batch's reads from memory and
+	// holds its deferred writes (see batchCache).
+	batch *batchCache
 }
 
 // Tx runs fn in one transaction, committing when fn returns nil and rolling

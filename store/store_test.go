@@ -196,7 +196,7 @@ func TestLockIdentitiesBounded(t *testing.T) {
 	}()
 	<-locked
 	var n int
-	if err := st.DB.Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
+	if err := st.DB.Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
 	}
 	if n > 1024 {

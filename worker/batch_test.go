@@ -185,3 +185,56 @@ func TestBatchSkipsHeldRows(t *testing.T) {
 		t.Error("the skipped row was applied, or the first was not")
 	}
 }
+
+// ProcessBatch claims the own row and waiting ones; a row its reader
+// refuses for good is marked failed, a row Postgres refuses makes the batch
+// fall back to one transaction per row, so every other row is applied.
+func TestProcessBatchFaults(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ids := insertInbound(t, st, 4)
+	withdraw := func(e string) Prepared {
+		return Prepare([]consent.Signal{sig(e, consent.StatusWithdrawn, "2025-11-20T10:00:00Z", "crm")}, "FR", time.Now())
+	}
+	prep := map[int64]Prepared{
+		ids[0]: withdraw("zero@example.com"),
+		// No address nor number: breaks a CHECK constraint in Postgres.
+		ids[1]: {Signals: []consent.Signal{{Channel: consent.ChannelEmail, Brand: "acme", Purpose: consent.PurposeMarketing,
+			Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC(), Source: "crm"}}},
+		ids[3]: withdraw("three@example.com"),
+	}
+	read := func(_ context.Context, in *store.Inbound) (Prepared, error) {
+		if in.ID == ids[2] {
+			return Prepared{}, fmt.Errorf("parse: not JSON: %w", ErrFinal)
+		}
+		return prep[in.ID], nil
+	}
+	res, err := Reconciler{Store: st, Routes: testRoutes}.ProcessBatch(context.Background(), ids[0], 10, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[int64]Processed{}
+	for _, r := range res {
+		byID[r.Inbound.ID] = r
+	}
+	if len(res) != 4 || byID[ids[0]].Err != nil || byID[ids[3]].Err != nil || byID[ids[1]].Err == nil || !byID[ids[2]].Final {
+		t.Fatalf("results = %+v", res)
+	}
+	if got := stateOf(t, st, "zero@example.com") + stateOf(t, st, "three@example.com"); got != "withdrawnwithdrawn" {
+		t.Errorf("states = %s, want both withdrawn", got)
+	}
+	statuses := map[int64]string{}
+	for _, id := range ids {
+		var s string
+		if err := st.DB.Get(&s, `SELECT status FROM inbound_events WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		statuses[id] = s
+	}
+	want := map[int64]string{ids[0]: "processed", ids[1]: "received", ids[2]: "failed", ids[3]: "processed"}
+	for id, w := range want {
+		if statuses[id] != w {
+			t.Errorf("row %d: %s, want %s", id, statuses[id], w)
+		}
+	}
+}

@@ -327,19 +327,23 @@ func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared)
 }
 
 // ReconcileBatch applies the prepared content of several inbound events in
-// one Postgres transaction, each item inside its own savepoint:
-//   - identifiers erased earlier (keyed hash match) are ignored, except a
-//     new valid express opt-in after the erasure (consent.Revives), which
+// one Postgres transaction, in three steps: load every fact the batch
+// reads in a fixed number of set-based queries (store.Tx.Preload), decide
+// and append item by item in memory and the ledger, then write states,
+// request links and processed marks with set-based statements
+// (store.Tx.Flush). Each item:
+//   - ignores identifiers erased earlier (keyed hash match), except a new
+//     valid express opt-in after the erasure (consent.Revives), which
 //     starts afresh; a refused re-import leaves no address behind (the raw
 //     body of the request is emptied);
-//   - subjects are found or created and locked in key order;
-//   - each signal's grant quality is assessed (consent.Assess), it is
-//     appended to the subject's hash-chained ledger (a fact already there
-//     appends nothing), the state moves when consent.Reconcile says so, and a
+//   - finds or creates its subjects;
+//   - assesses each signal's grant quality (consent.Assess), appends it to
+//     the subject's hash-chained ledger (a fact already there appends
+//     nothing), moves the state when consent.Reconcile says so, and on a
 //     move to withdrawn queues a suppression for every matching route and
 //     every literal address and number of the subject's identity set;
-//   - contacts and profiles are recorded; requested erasures are carried out;
-//   - every identifier the request named is remembered by keyed hash, so an
+//   - records contacts and profiles, carries out requested erasures, and
+//     remembers every identifier the request named by keyed hash, so an
 //     erasure finds the request.
 //
 // Locks: the first item's inbound row is waited for; the others are taken
@@ -347,10 +351,10 @@ func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared)
 // finds them done or still received). Then the identity locks of the whole
 // batch are taken at once, in one sorted order (store.Tx.LockIdentities),
 // so that concurrent batches never deadlock. A row no longer 'received'
-// changes nothing (AlreadyDone); each row is marked processed by its own
-// savepoint, so a redelivered task changes nothing twice, a failed item
-// leaves no trace but its counted attempt, and a crash leaves nothing
-// half-applied. Items are applied in the order given.
+// changes nothing (AlreadyDone), so a redelivered task changes nothing
+// twice. If the transaction fails, nothing of it stays and each item is
+// tried again alone: a failing item (Err, its attempt counted on its row)
+// never holds back the others. Items are applied in the order given.
 func (rc Reconciler) ReconcileBatch(ctx context.Context, items []Item) ([]ItemResult, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -359,9 +363,33 @@ func (rc Reconciler) ReconcileBatch(ctx context.Context, items []Item) ([]ItemRe
 	if err != nil {
 		return nil, err
 	}
+	out, err := rc.together(ctx, key, items)
+	if err == nil || len(items) == 1 || ctx.Err() != nil {
+		return out, err
+	}
+	out = make([]ItemResult, len(items))
+	for i, it := range items {
+		res, err := rc.together(ctx, key, []Item{it})
+		if err == nil {
+			out[i] = res[0]
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		out[i].Err = err
+		cause := "reconcile: " + err.Error()
+		if rerr := rc.Store.Tx(ctx, func(tx *store.Tx) error { return tx.RecordAttempt(ctx, it.InboundID, cause) }); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return out, nil
+}
+
+// together applies items in one transaction.
+func (rc Reconciler) together(ctx context.Context, key []byte, items []Item) ([]ItemResult, error) {
 	var out []ItemResult
-	err = rc.Store.Tx(ctx, func(tx *store.Tx) error {
-		out = make([]ItemResult, len(items))
+	err := rc.Store.Tx(ctx, func(tx *store.Tx) error {
 		ids := make([]int64, len(items))
 		for i, it := range items {
 			ids[i] = it.InboundID
@@ -370,50 +398,137 @@ func (rc Reconciler) ReconcileBatch(ctx context.Context, items []Item) ([]ItemRe
 		if err != nil {
 			return fmt.Errorf("lock inbound: %w", err)
 		}
-		all := map[string]consent.Subject{}
-		for i, it := range items {
-			row, ok := held[it.InboundID]
-			switch {
-			case !ok:
-				out[i].Skipped = true
-			case row.Status != store.InboundReceived:
-				out[i].AlreadyDone = true
-			default:
-				maps.Copy(all, it.Prepared.subjects())
-			}
+		out, err = rc.applyItems(ctx, tx, key, items, held)
+		return err
+	})
+	return out, err
+}
+
+// applyItems reconciles the items whose inbound rows tx holds (held) and
+// are still 'received': identity locks of them all at once, one preload,
+// each item in order, one flush.
+func (rc Reconciler) applyItems(ctx context.Context, tx *store.Tx, key []byte, items []Item, held map[int64]store.HeldInbound) ([]ItemResult, error) {
+	out := make([]ItemResult, len(items))
+	all := map[string]consent.Subject{}
+	var named []consent.Subject
+	for i, it := range items {
+		row, ok := held[it.InboundID]
+		switch {
+		case !ok:
+			out[i].Skipped = true
+		case row.Status != store.InboundReceived:
+			out[i].AlreadyDone = true
+		default:
+			maps.Copy(all, it.Prepared.subjects())
+			named = append(named, it.Prepared.Named...)
 		}
-		if err := tx.LockIdentities(ctx, key, all); err != nil {
+	}
+	if err := tx.LockIdentities(ctx, key, all); err != nil {
+		return nil, err
+	}
+	if err := tx.Preload(ctx, key, all, named); err != nil {
+		return nil, err
+	}
+	for i, it := range items {
+		if out[i].Skipped || out[i].AlreadyDone {
+			continue
+		}
+		var err error
+		if out[i].Reconciled, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256); err != nil {
+			return nil, fmt.Errorf("inbound %d: %w", it.InboundID, err)
+		}
+	}
+	return out, tx.Flush(ctx)
+}
+
+// Processed is what ProcessBatch did with one inbound row.
+type Processed struct {
+	Inbound *store.Inbound
+	Reconciled
+	// Err: the row could not be read or reconciled; Final says it was
+	// marked failed for good (unknown source, unparseable body), else it
+	// is to be tried again.
+	Err   error
+	Final bool
+}
+
+// PrepareFunc reads a stored request into a prepared batch. An error
+// wrapping ErrFinal marks the row failed for good.
+type PrepareFunc func(ctx context.Context, in *store.Inbound) (Prepared, error)
+
+// ErrFinal marks a PrepareFunc error that retrying cannot fix.
+var ErrFinal = errors.New("final")
+
+// ProcessBatch claims inbound row own and up to limit-1 other waiting rows
+// (store.Tx.ClaimInbound: free rows only, oldest first), reads each with
+// prepare and reconciles them in one transaction (see ReconcileBatch). A
+// row prepare refuses for good is marked failed in that transaction. An
+// empty result means own was done or is held by another batch, which
+// processes it. If the transaction fails, each row it claimed is tried
+// again alone.
+func (rc Reconciler) ProcessBatch(ctx context.Context, own int64, limit int, prepare PrepareFunc) ([]Processed, error) {
+	key, err := rc.Store.IdentityKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := rc.process(ctx, key, own, limit, prepare)
+	if err == nil || len(out) <= 1 || ctx.Err() != nil {
+		return out, err
+	}
+	// The transaction failed: each row it had claimed is tried alone, so
+	// one bad row never holds back the others (own first: its error is
+	// the call's).
+	claimed := out
+	out = nil
+	for _, c := range claimed {
+		res, err := rc.process(ctx, key, c.Inbound.ID, 1, prepare)
+		switch {
+		case err != nil && c.Inbound.ID == own:
+			return nil, err
+		case err != nil:
+			out = append(out, Processed{Inbound: c.Inbound, Err: err})
+		case len(res) == 1:
+			out = append(out, res[0])
+		}
+	}
+	return out, nil
+}
+
+func (rc Reconciler) process(ctx context.Context, key []byte, own int64, limit int, prepare PrepareFunc) ([]Processed, error) {
+	var out []Processed
+	err := rc.Store.Tx(ctx, func(tx *store.Tx) error {
+		out = nil
+		rows, err := tx.ClaimInbound(ctx, own, limit)
+		if err != nil {
 			return err
 		}
-		for i, it := range items {
-			if out[i].Skipped || out[i].AlreadyDone {
-				continue
-			}
-			var res Reconciled
-			if len(items) == 1 {
-				// Alone: its failure is the transaction's.
-				if out[i].Reconciled, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256); err != nil {
+		var items []Item
+		var index []int
+		held := map[int64]store.HeldInbound{}
+		for _, in := range rows {
+			p := Processed{Inbound: in}
+			prep, err := prepare(ctx, in)
+			switch {
+			case errors.Is(err, ErrFinal):
+				p.Err, p.Final = err, true
+				if err := tx.FailInbound(ctx, in.ID, err.Error()); err != nil {
 					return err
 				}
-				continue
+			case err != nil:
+				p.Err = err
+			default:
+				index = append(index, len(out))
+				items = append(items, Item{InboundID: in.ID, Prepared: prep})
+				held[in.ID] = store.HeldInbound{Status: in.Status, BodySHA256: in.BodySHA256}
 			}
-			err := tx.Savepoint(ctx, func() error {
-				var err error
-				res, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256)
-				return err
-			})
-			var itemErr *store.ItemError
-			if errors.As(err, &itemErr) {
-				out[i].Err = itemErr.Err
-				if err := tx.RecordAttempt(ctx, it.InboundID, "reconcile: "+itemErr.Err.Error()); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out[i].Reconciled = res
+			out = append(out, p)
+		}
+		res, err := rc.applyItems(ctx, tx, key, items, held)
+		if err != nil {
+			return err
+		}
+		for i, r := range res {
+			out[index[i]].Reconciled = r.Reconciled
 		}
 		return nil
 	})

@@ -19,7 +19,6 @@ type Ledger interface {
 type Store interface {
 	Ledger
 	GetInbound(ctx context.Context, id int64) (*store.Inbound, error)
-	PeekInbound(ctx context.Context, id int64, limit int) ([]*store.Inbound, error)
 	RecordInboundAttempt(ctx context.Context, id int64, cause string, final bool) error
 	UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error)
 	ClaimPush(ctx context.Context, destination string, limit int, lease time.Duration, openAfter int) (store.Claim, error)

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -122,7 +121,7 @@ func (w *Worker) ServerConfigs() []asynq.Config {
 
 // HandleInbound processes inbound event p.ID and, with it, up to
 // worker.inbound_batch-1 other waiting ones, in one Postgres transaction
-// (Reconciler.ReconcileBatch): parse each stored raw request with its
+// (Reconciler.ProcessBatch): parse each stored raw request with its
 // source's connector, resolve sender ids, normalize, reconcile, then
 // enqueue pushes for the destinations that got suppressions. The tasks of
 // the others then find their rows done: those processed here are
@@ -131,7 +130,7 @@ func (w *Worker) ServerConfigs() []asynq.Config {
 // Errors: unknown source or unparseable body → the row is marked failed
 // and not retried; anything else is retried. For p.ID the task returns the
 // error (asynq retries, and the row is marked failed after the last retry);
-// another row that fails counts an attempt and is left to its own task.
+// another row that fails counts an attempt and its task is enqueued again.
 func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	var p jobs.InboundPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID <= 0 {
@@ -141,59 +140,46 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	if !p.Again && w.done.Contains(p.ID) {
 		return nil
 	}
-	rows, err := w.Store.PeekInbound(ctx, p.ID, w.Config.Worker.InboundBatch)
+	results, err := w.reconciler().ProcessBatch(ctx, p.ID, w.Config.Worker.InboundBatch, w.prepare)
 	if err != nil {
-		return err
+		in, gerr := w.Store.GetInbound(ctx, p.ID)
+		if gerr != nil {
+			return err
+		}
+		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())
 	}
-	own := slices.IndexFunc(rows, func(in *store.Inbound) bool { return in.ID == p.ID })
-	if own > 0 {
-		rows[0], rows[own] = rows[own], rows[0] // first: ReconcileBatch waits for it
-	}
-	if own < 0 {
-		// Processed already (redelivery, sweeper, replay), or gone: the
-		// others wait for their own tasks.
+	if len(results) == 0 || results[0].Inbound.ID != p.ID {
+		// Done already (redelivery, sweeper, replay), held by another
+		// batch that processes it, or gone.
 		if _, err := w.Store.GetInbound(ctx, p.ID); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
 		}
-		return nil
 	}
-	var items []Item
+	w.Metrics.InboundBatch.Observe(float64(len(results)))
 	var ownErr error
-	for _, in := range rows {
-		prep, err := w.prepare(ctx, in)
-		if err == nil {
-			items = append(items, Item{InboundID: in.ID, Prepared: prep})
-			continue
-		}
-		if in.ID == p.ID {
-			ownErr = err
-		}
-	}
-	if ownErr != nil {
-		return ownErr
-	}
-	results, err := w.reconciler().ReconcileBatch(ctx, items)
-	if err != nil {
-		return w.retryOrGiveUp(ctx, rows[0], "reconcile: "+err.Error())
-	}
-	w.Metrics.InboundBatch.Observe(float64(len(items)))
-	byID := make(map[int64]*store.Inbound, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = r
-	}
 	dests := map[string]bool{}
-	for i, res := range results {
-		in := byID[items[i].InboundID]
+	for _, r := range results {
+		in := r.Inbound
 		switch {
-		case res.Err != nil && in.ID == p.ID:
-			ownErr = w.retryOrGiveUp(ctx, in, "reconcile: "+res.Err.Error())
-		case res.Err != nil:
-			w.Logger.Warn("inbound failed in a batch; its own task retries", "inbound", in.ID, "source", in.Source, "err", res.Err)
-		case res.Skipped, res.AlreadyDone:
+		case r.Err != nil && r.Final:
+			w.Metrics.InboundFailed.WithLabelValues(in.Source).Inc()
+			w.Logger.Error("inbound failed", "inbound", in.ID, "source", in.Source, "cause", r.Err.Error())
+			if in.ID == p.ID {
+				ownErr = fmt.Errorf("inbound %d: %w: %w", in.ID, r.Err, asynq.SkipRetry)
+			}
+		case r.Err != nil && in.ID == p.ID:
+			ownErr = w.retryOrGiveUp(ctx, in, r.Err.Error())
+		case r.Err != nil:
+			// Its own task may be gone: enqueue it again (its attempt
+			// is counted there).
+			w.Logger.Warn("inbound not processed in a batch; enqueued again", "inbound", in.ID, "source", in.Source, "err", r.Err)
+			if _, err := w.Enqueuer.EnqueueInbound(ctx, in.ID, true); err != nil {
+				w.Logger.Warn("enqueue failed; the sweeper will pick the event up", "inbound", in.ID, "err", err)
+			}
 		default:
 			w.done.Add(in.ID, struct{}{})
-			w.observe(in, res.Reconciled)
-			for _, d := range res.Destinations {
+			w.observe(in, r.Reconciled)
+			for _, d := range r.Destinations {
 				dests[d] = true
 			}
 		}
@@ -207,25 +193,24 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	return ownErr
 }
 
-// prepare parses a stored request and resolves its sender ids. Errors of
-// the row itself (unknown source, unparseable) mark it failed; transient
-// ones (resolution) count an attempt. Either way the returned error is what
-// the row's own task returns.
+// prepare parses a stored request with its source's connector and
+// resolves its sender ids (PrepareFunc): an unknown source or an
+// unparseable body is final, a failed resolution is not.
 func (w *Worker) prepare(ctx context.Context, in *store.Inbound) (Prepared, error) {
 	src, ok := w.Sources[in.Source]
 	if !ok {
-		return Prepared{}, w.giveUp(ctx, in, "source not configured", true)
+		return Prepared{}, fmt.Errorf("source not configured: %w", ErrFinal)
 	}
 	var header http.Header
 	_ = json.Unmarshal(in.Headers, &header)
 	batch, err := src.Parse(&connectors.Request{Method: in.Method, Path: in.Path, RawQuery: in.Query, Header: header, Body: in.Body, ReceivedAt: in.ReceivedAt.UTC()})
 	if err != nil {
-		return Prepared{}, w.giveUp(ctx, in, "parse: "+err.Error(), true)
+		return Prepared{}, fmt.Errorf("parse: %v: %w", err, ErrFinal)
 	}
 	if r, ok := src.(connectors.Resolver); ok {
 		more, err := r.Resolve(ctx, batch)
 		if err != nil {
-			return Prepared{}, w.retryOrGiveUp(ctx, in, "resolve: "+err.Error())
+			return Prepared{}, fmt.Errorf("resolve: %w", err)
 		}
 		batch.Skipped = append(batch.Skipped, more...)
 	}

@@ -1,0 +1,67 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/testenv"
+	"github.com/consentsync/consentsync/store"
+)
+
+// benchReconcile reconciles b.N form-like requests (an opt-in of a new
+// address) in batches of size: ns/op is the cost of one webhook, and
+// tx/op the Postgres transactions it took.
+func benchReconcile(b *testing.B, size int) {
+	st, err := store.Open(context.Background(), testenv.Postgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	rc := Reconciler{Store: st, Routes: testRoutes}
+	ids := make([]int64, b.N)
+	for i := range ids {
+		id, _, err := st.InsertInbound(ctx, store.Inbound{Source: "form", Kind: "form", DedupKey: fmt.Sprintf("b%d", i), Method: "POST", Path: "/webhooks/form"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+	}
+	at := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
+	// Transactions that write take a transaction id: the difference of
+	// pg_current_xact_id() counts them (pg_stat_database lags by seconds).
+	// Ids are server-wide: other databases' work on the same server counts
+	// too, so read tx/op on a quiet server.
+	xacts := func() int64 {
+		var n int64
+		if err := st.DB.Get(&n, `SELECT pg_current_xact_id()::text::bigint`); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	before := xacts()
+	b.ResetTimer()
+	for start := 0; start < b.N; start += size {
+		var items []Item
+		for i := start; i < min(start+size, b.N); i++ {
+			s := consent.Signal{Subject: consent.Subject{Email: fmt.Sprintf("p%d@example.com", i)}, Channel: consent.ChannelEmail, Brand: "acme",
+				Purpose: consent.PurposeMarketing, Status: consent.StatusGranted, OccurredAt: at, Source: "form",
+				Evidence: consent.Evidence{Checkbox: "unticked", WordingVersion: "v1", IP: "192.0.2.1", Field: "newsletter"}}
+			if i%4 == 0 {
+				s.Status, s.Evidence = consent.StatusWithdrawn, consent.Evidence{}
+			}
+			items = append(items, Item{InboundID: ids[i], Prepared: Prepare([]consent.Signal{s}, "FR", at)})
+		}
+		if _, err := rc.ReconcileBatch(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(xacts()-before-1)/float64(b.N), "tx/op")
+}
+
+func BenchmarkReconcileOneByOne(b *testing.B) { benchReconcile(b, 1) }
+func BenchmarkReconcileBatch100(b *testing.B) { benchReconcile(b, 100) }
