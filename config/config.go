@@ -90,9 +90,6 @@ type Worker struct {
 	// InboundBatch is how many webhooks one inbound task reconciles in one
 	// Postgres transaction at most (default 100).
 	InboundBatch int `yaml:"inbound_batch"`
-	// InboundLinger is how long a webhook's task waits for others to join
-	// its batch (default 20ms).
-	InboundLinger time.Duration `yaml:"inbound_linger"`
 	// PushConcurrency is how many push tasks one worker process runs at
 	// once, apart from inbound tasks so that a provider storm never slows
 	// reconciliation (default 4).
@@ -282,9 +279,6 @@ func (c *Config) Defaults() {
 	if c.Worker.InboundBatch == 0 {
 		c.Worker.InboundBatch = 100
 	}
-	if c.Worker.InboundLinger == 0 {
-		c.Worker.InboundLinger = 20 * time.Millisecond
-	}
 	if c.Worker.PushConcurrency == 0 {
 		c.Worker.PushConcurrency = 4
 	}
@@ -371,9 +365,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.InboundBatch < 1 || c.Worker.InboundBatch > 1000 {
 		bad("worker.inbound_batch", "must be between 1 and 1000")
-	}
-	if c.Worker.InboundLinger < time.Millisecond || c.Worker.InboundLinger > 5*time.Second {
-		bad("worker.inbound_linger", "must be between 1ms and 5s")
 	}
 	if c.Worker.PushConcurrency < 1 {
 		bad("worker.push_concurrency", "must be at least 1")

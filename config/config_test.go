@@ -110,9 +110,10 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Config{
 		Policy: Policy{ConsentTTL: 26280 * time.Hour, PhoneRegion: "FR"},
-		Server: Server{BodyLimit: 1 << 20},
-		Worker: Worker{Concurrency: 10, SweepAfter: 30 * time.Second, SweepEvery: 15 * time.Second, MaxRetry: 12,
-			PushWaitCap: 30 * time.Second, PushBatch: 500},
+		Server: Server{BodyLimit: 1 << 20, DrainGrace: 5 * time.Second, CommitWait: 2 * time.Millisecond, CommitRows: 256},
+		Worker: Worker{Concurrency: 4, InboundBatch: 100, PushConcurrency: 4,
+			PushLinger: 200 * time.Millisecond, CircuitFailures: 3, SweepAfter: 30 * time.Second, SweepEvery: 15 * time.Second,
+			MaxRetry: 12, PushWaitCap: 30 * time.Second, PushBatch: 500},
 	}
 	if c.Policy.ConsentTTL != want.Policy.ConsentTTL || c.Policy.PhoneRegion != want.Policy.PhoneRegion ||
 		c.Server != want.Server || c.Worker != want.Worker {
@@ -280,6 +281,14 @@ func TestParseErrors(t *testing.T) {
 		{"short sweep_every", "worker: {sweep_every: 10ms}", nil, []string{"worker.sweep_every"}},
 		{"negative max_retry", "worker: {max_retry: -2}", nil, []string{"worker.max_retry"}},
 		{"negative push_batch", "worker: {push_batch: -2}", nil, []string{"worker.push_batch"}},
+		{"zero inbound_batch", "worker: {inbound_batch: -1}", nil, []string{"worker.inbound_batch"}},
+		{"huge inbound_batch", "worker: {inbound_batch: 5000}", nil, []string{"worker.inbound_batch"}},
+		{"negative push_concurrency", "worker: {push_concurrency: -1}", nil, []string{"worker.push_concurrency"}},
+		{"push_linger over 10s", "worker: {push_linger: 11s}", nil, []string{"worker.push_linger"}},
+		{"negative circuit_failures", "worker: {circuit_failures: -3}", nil, []string{"worker.circuit_failures"}},
+		{"commit_wait over 1s", "server: {commit_wait: 2s}", nil, []string{"server.commit_wait"}},
+		{"commit_rows over 10000", "server: {commit_rows: 20000}", nil, []string{"server.commit_rows"}},
+		{"negative drain_grace", "server: {drain_grace: -1s}", nil, []string{"server.drain_grace"}},
 		{"negative ttl", "policy: {consent_ttl: -1h}", nil, []string{"policy.consent_ttl: must be positive"}},
 		{"bad phone region", "policy: {phone_region: France}", nil, []string{`policy.phone_region: "France"`}},
 		{"every validation error reported", "sources:\n  - {name: s1, kind: fax}\n", nil,

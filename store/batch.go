@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -39,11 +41,32 @@ type batchCache struct {
 	erased    map[string]time.Time
 	hashKnown map[string]bool
 
+	// facts holds, for every ledger fact the batch may append (source and
+	// dedup key, checked by Preload), whether the ledger has it.
+	facts map[string]bool
+	// ids are ledger row ids drawn from the sequence for this batch's
+	// appends, used in order.
+	ids []int64
+
+	ledger     []LedgerEntry
+	ledgerIDs  []int64
+	fresh      map[int64]bool
+	outbox     []OutboxRow
+	queued     map[string]bool
 	putStates  map[stateKey]pendingState
 	inbound    map[[2]int64]bool
 	identities map[string]map[int64]bool
 	finished   []finishedInbound
 }
+
+// Fact names a ledger fact a batch may append: its source and dedup key
+// (consent.FactKey).
+type Fact struct {
+	Source string
+	Key    []byte
+}
+
+func factID(source string, key []byte) string { return source + "\x00" + string(key) }
 
 type stateKey struct {
 	subject int64
@@ -72,13 +95,35 @@ type finishedInbound struct {
 // locks them), their current states, ledger heads, latest withdrawals,
 // first deliveries and links. From then on the Tx methods that read those
 // facts answer from memory, and the deferrable writes wait for Flush.
-func (tx *Tx) Preload(ctx context.Context, key []byte, subs map[string]consent.Subject, named []consent.Subject) error {
+func (tx *Tx) Preload(ctx context.Context, key []byte, subs map[string]consent.Subject, named []consent.Subject, facts []Fact) error {
 	c := &batchCache{
 		known: map[int64]bool{}, byEmail: map[string]int64{}, byPhone: map[string]int64{}, self: map[int64]Member{},
 		linked: map[int64]bool{}, states: map[stateKey]consent.State{}, head: map[int64][]byte{},
 		withdrawn: map[stateKey]time.Time{}, delivered: map[contactKey]time.Time{}, erased: map[string]time.Time{},
 		hashKnown: map[string]bool{}, putStates: map[stateKey]pendingState{}, inbound: map[[2]int64]bool{},
-		identities: map[string]map[int64]bool{},
+		identities: map[string]map[int64]bool{}, facts: map[string]bool{}, fresh: map[int64]bool{}, queued: map[string]bool{},
+	}
+	if len(facts) > 0 {
+		srcs, keys := make([]string, len(facts)), make([][]byte, len(facts))
+		for i, f := range facts {
+			srcs[i], keys[i] = f.Source, f.Key
+			c.facts[factID(f.Source, f.Key)] = false
+		}
+		var have []struct {
+			Source string `db:"source"`
+			Key    []byte `db:"dedup_key"`
+		}
+		if err := tx.sq.SelectContext(ctx, &have, `SELECT e.source, e.dedup_key FROM consent_events e
+			JOIN unnest($1::text[], $2::bytea[]) AS f(source, dedup_key) ON e.source = f.source AND e.dedup_key = f.dedup_key`,
+			pq.Array(srcs), pq.ByteaArray(keys)); err != nil {
+			return fmt.Errorf("store: preload facts: %w", err)
+		}
+		for _, h := range have {
+			c.facts[factID(h.Source, h.Key)] = true
+		}
+		if err := tx.sq.SelectContext(ctx, &c.ids, `SELECT nextval('consent_events_id_seq') FROM generate_series(1, $1)`, len(facts)); err != nil {
+			return fmt.Errorf("store: ledger ids: %w", err)
+		}
 	}
 	var hashes [][]byte
 	var emails, phones []string
@@ -252,6 +297,12 @@ func (tx *Tx) Flush(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	if len(c.ledger) > 0 {
+		if err := tx.insertLedger(ctx, c.ledgerIDs, c.ledger); err != nil {
+			return err
+		}
+		c.ledger, c.ledgerIDs = nil, nil
+	}
 	if len(c.putStates) > 0 {
 		var subj, event []int64
 		var ch, brand, purpose, status, source []string
@@ -272,6 +323,12 @@ func (tx *Tx) Flush(ctx context.Context) error {
 			return fmt.Errorf("store: put states: %w", err)
 		}
 		c.putStates = map[stateKey]pendingState{}
+	}
+	if len(c.outbox) > 0 {
+		if err := tx.insertOutbox(ctx, c.outbox); err != nil {
+			return err
+		}
+		c.outbox = nil
 	}
 	if len(c.inbound) > 0 {
 		var subj, in []int64
@@ -321,5 +378,97 @@ func (tx *Tx) uncache(ctx context.Context) error {
 		return err
 	}
 	tx.batch = nil
+	return nil
+}
+
+// appended updates the ledger head and latest withdrawal of e's subject.
+func (c *batchCache) appended(e LedgerEntry) {
+	c.head[e.SubjectID] = e.Hash
+	if e.Signal.Status == consent.StatusWithdrawn {
+		k := stateKey{e.SubjectID, consent.Key{Channel: e.Signal.Channel, Brand: e.Signal.Brand, Purpose: e.Signal.Purpose}}
+		if at := e.Signal.OccurredAt.UTC(); at.After(c.withdrawn[k]) {
+			c.withdrawn[k] = at
+		}
+	}
+}
+
+// insertLedger appends rows (with their drawn ids, in order) in one
+// statement.
+func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry) error {
+	n := len(rows)
+	subject, dedup, channel, brand, purpose, status := make([]int64, n), make([][]byte, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	occurred, source, valid, problems, outcome, evidence := make([]string, n), make([]string, n), make([]bool, n), make([]string, n), make([]string, n), make([]string, n)
+	evHash, prev, hash, quality, received := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([]sql.NullString, n), make([]string, n)
+	inbound := make([]sql.NullInt64, n)
+	for i, e := range rows {
+		ev, err := json.Marshal(e.Signal.Evidence)
+		if err != nil {
+			return err
+		}
+		pr, err := json.Marshal(nonNil(e.Signal.Problems))
+		if err != nil {
+			return err
+		}
+		if e.Quality != nil {
+			q, err := json.Marshal(e.Quality)
+			if err != nil {
+				return err
+			}
+			quality[i] = sql.NullString{String: string(q), Valid: true}
+		}
+		if e.InboundID > 0 {
+			inbound[i] = sql.NullInt64{Int64: e.InboundID, Valid: true}
+		}
+		s := e.Signal
+		subject[i], dedup[i], channel[i], brand[i], purpose[i], status[i] = e.SubjectID, e.DedupKey, string(s.Channel), s.Brand, string(s.Purpose), string(s.Status)
+		occurred[i], source[i], valid[i], problems[i], outcome[i], evidence[i] = s.OccurredAt.UTC().Format(time.RFC3339Nano), s.Source, s.Valid(), string(pr), e.Outcome, string(ev)
+		evHash[i], prev[i], hash[i], received[i] = consent.EvidenceHash(s.Evidence), e.PrevHash, e.Hash, e.RecordedAt.UTC().Format(time.RFC3339Nano)
+	}
+	_, err := tx.sq.ExecContext(ctx, `
+		INSERT INTO consent_events (id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
+			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
+		SELECT id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status, occurred_at, source, valid,
+			problems::jsonb, outcome, evidence::jsonb, evidence_hash, NULLIF(prev_hash, ''::bytea), hash, quality::jsonb, received_at
+		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::timestamptz[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::text[], $15::bytea[], $16::bytea[],
+			$17::bytea[], $18::text[], $19::timestamptz[])
+		  AS t(id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status, occurred_at, source, valid,
+			problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
+		ORDER BY id`,
+		pq.Array(ids), pq.Array(subject), pq.Array(inbound), pq.ByteaArray(dedup), pq.Array(channel), pq.Array(brand), pq.Array(purpose),
+		pq.Array(status), pq.Array(occurred), pq.Array(source), pq.Array(valid), pq.Array(problems), pq.Array(outcome), pq.Array(evidence),
+		pq.ByteaArray(evHash), pq.ByteaArray(prev), pq.ByteaArray(hash), pq.Array(quality), pq.Array(received))
+	if err != nil {
+		return fmt.Errorf("store: append ledger: %w", err)
+	}
+	return nil
+}
+
+// insertOutbox queues rows in one statement (rows of ledger rows this
+// batch appended: none can be there already).
+func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) error {
+	n := len(rows)
+	dest, channel, brand, purpose := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	event, subject, target := make([]int64, n), make([]int64, n), make([]int64, n)
+	email, phone, reason := make([]sql.NullString, n), make([]sql.NullString, n), make([]sql.NullString, n)
+	for i, r := range rows {
+		dest[i], channel[i], brand[i], purpose[i] = r.Destination, r.Channel, r.Brand, r.Purpose
+		event[i], subject[i], target[i] = r.ConsentEventID, r.SubjectID, r.TargetSubjectID
+		if target[i] == 0 {
+			target[i] = r.SubjectID
+		}
+		email[i], phone[i], reason[i] = r.Email, r.Phone, r.Reason
+	}
+	_, err := tx.sq.ExecContext(ctx, `
+		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
+		SELECT d, e, s, t, 'suppress', em, ph, c, b, p, r
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+		  AS x(d, e, s, t, em, ph, c, b, p, r)
+		ON CONFLICT (destination, consent_event_id, target_subject_id) DO NOTHING`,
+		pq.Array(dest), pq.Array(event), pq.Array(subject), pq.Array(target), pq.Array(email), pq.Array(phone),
+		pq.Array(channel), pq.Array(brand), pq.Array(purpose), pq.Array(reason))
+	if err != nil {
+		return fmt.Errorf("store: add outbox: %w", err)
+	}
 	return nil
 }

@@ -372,6 +372,9 @@ func (tx *Tx) LatestWithdrawal(ctx context.Context, subjectIDs []int64, key cons
 // ledger row whose suppression of key was queued for target's address, or
 // false when none was.
 func (tx *Tx) LatestSuppression(ctx context.Context, target int64, key consent.Key) (time.Time, bool, error) {
+	if err := tx.Flush(ctx); err != nil {
+		return time.Time{}, false, err
+	}
 	var at sql.NullTime
 	if err := tx.sq.GetContext(ctx, &at, `SELECT max(e.occurred_at) FROM suppression_outbox o JOIN consent_events e ON e.id = o.consent_event_id
 		WHERE o.target_subject_id = $1 AND o.channel = $2 AND o.brand = $3 AND o.purpose = $4`,
@@ -400,6 +403,9 @@ func (w SetWithdrawal) Key() consent.Key {
 // SetWithdrawals returns, inside tx, the latest withdrawal per key recorded
 // for any of subjectIDs.
 func (tx *Tx) SetWithdrawals(ctx context.Context, subjectIDs []int64) ([]SetWithdrawal, error) {
+	if err := tx.Flush(ctx); err != nil {
+		return nil, err
+	}
 	var out []SetWithdrawal
 	if err := tx.sq.SelectContext(ctx, &out, `SELECT DISTINCT ON (channel, brand, purpose) id, subject_id, channel, brand, purpose, occurred_at
 		FROM consent_events WHERE subject_id = ANY($1) AND status = 'withdrawn'

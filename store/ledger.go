@@ -127,6 +127,26 @@ func (tx *Tx) LastHash(ctx context.Context, subjectID int64) ([]byte, error) {
 // AppendLedger inserts e unless the same fact (source, dedup key) is already
 // in the ledger. It returns the new row id, or 0 when it was a duplicate.
 func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
+	if c := tx.batch; c != nil && c.known[e.SubjectID] {
+		if have, checked := c.facts[factID(e.Signal.Source, e.DedupKey)]; checked && (have || len(c.ids) > 0) {
+			if have {
+				return 0, nil
+			}
+			// Appended at Flush, with an id drawn for the batch: ids follow
+			// the order of appends, as the chain does.
+			id := c.ids[0]
+			c.ids = c.ids[1:]
+			c.facts[factID(e.Signal.Source, e.DedupKey)] = true
+			c.ledger, c.ledgerIDs = append(c.ledger, e), append(c.ledgerIDs, id)
+			c.fresh[id] = true
+			c.appended(e)
+			return id, nil
+		}
+		// Not foreseen by Preload: appended now, after what waits.
+		if err := tx.Flush(ctx); err != nil {
+			return 0, err
+		}
+	}
 	ev, err := json.Marshal(e.Signal.Evidence)
 	if err != nil {
 		return 0, err
@@ -161,13 +181,7 @@ func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
 		return 0, fmt.Errorf("store: append ledger: %w", err)
 	}
 	if c := tx.batch; c != nil && c.known[e.SubjectID] {
-		c.head[e.SubjectID] = e.Hash
-		if e.Signal.Status == consent.StatusWithdrawn {
-			k := stateKey{e.SubjectID, consent.Key{Channel: e.Signal.Channel, Brand: e.Signal.Brand, Purpose: e.Signal.Purpose}}
-			if at := e.Signal.OccurredAt.UTC(); at.After(c.withdrawn[k]) {
-				c.withdrawn[k] = at
-			}
-		}
+		c.appended(e)
 	}
 	return id, nil
 }

@@ -49,6 +49,21 @@ const (
 // nothing.
 // It reports whether a row was added.
 func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
+	if c := tx.batch; c != nil {
+		if c.fresh[r.ConsentEventID] {
+			// A ledger row of this batch: no outbox row can name it yet.
+			once := fmt.Sprintf("%s|%d|%d", r.Destination, r.ConsentEventID, cmp.Or(r.TargetSubjectID, r.SubjectID))
+			if c.queued[once] {
+				return false, nil
+			}
+			c.queued[once] = true
+			c.outbox = append(c.outbox, r)
+			return true, nil
+		}
+		if err := tx.Flush(ctx); err != nil {
+			return false, err
+		}
+	}
 	res, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
 		VALUES ($1, $2, $3, $10, 'suppress', $4, $5, $6, $7, $8, $9)

@@ -411,6 +411,7 @@ func (rc Reconciler) applyItems(ctx context.Context, tx *store.Tx, key []byte, i
 	out := make([]ItemResult, len(items))
 	all := map[string]consent.Subject{}
 	var named []consent.Subject
+	var facts []store.Fact
 	for i, it := range items {
 		row, ok := held[it.InboundID]
 		switch {
@@ -421,12 +422,15 @@ func (rc Reconciler) applyItems(ctx context.Context, tx *store.Tx, key []byte, i
 		default:
 			maps.Copy(all, it.Prepared.subjects())
 			named = append(named, it.Prepared.Named...)
+			for _, s := range it.Prepared.Signals {
+				facts = append(facts, store.Fact{Source: s.Source, Key: consent.FactKey(s)})
+			}
 		}
 	}
 	if err := tx.LockIdentities(ctx, key, all); err != nil {
 		return nil, err
 	}
-	if err := tx.Preload(ctx, key, all, named); err != nil {
+	if err := tx.Preload(ctx, key, all, named, facts); err != nil {
 		return nil, err
 	}
 	for i, it := range items {
