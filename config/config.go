@@ -46,8 +46,13 @@ type Process struct {
 	RedisURL string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	// HTTPAddr is the listen address of serve and all.
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
-	// AdminToken guards /v1/* and /ops/queues/. Empty disables them (403).
+	// AdminToken guards /v1/*, /ops/queues/ and /debug/pprof/. Empty
+	// disables them (403).
 	AdminToken string `env:"CONSENTSYNC_ADMIN_TOKEN"`
+	// OpsAddr, when set, is a second listener of serve, work and all with
+	// the ops endpoints only (/healthz, /readyz, /metrics, /debug/pprof/):
+	// how a work process is profiled and scraped.
+	OpsAddr string `env:"OPS_ADDR"`
 }
 
 // Policy is how consent is judged.

@@ -65,6 +65,30 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// OpsHandler serves the ops endpoints alone (/healthz, /readyz, /metrics,
+// /debug/pprof/ behind the admin token), for the OPS_ADDR listener.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.ops(mux)
+	return recoverer(s.Logger, mux)
+}
+
+// ops routes the ops endpoints on mux.
+func (s *Server) ops(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	// Go's profiler (CPU, heap, goroutines), behind the admin token: a
+	// profile shows code paths, never request data, but it costs CPU.
+	mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", s.admin(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
+}
+
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
 	s.kinds = map[string]string{}
@@ -82,22 +106,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleErase)))
 	mux.Handle("POST /v1/eligibility", s.admin(http.HandlerFunc(s.handleEligibilityBatch)))
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.ops(mux)
 	if s.RedisOpt != nil {
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
 		mux.Handle("/ops/queues/", s.admin(mon))
 	}
-	// Go's profiler (CPU, heap, goroutines), behind the admin token: a
-	// profile shows code paths, never request data, but it costs CPU.
-	mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
-	mux.Handle("GET /debug/pprof/cmdline", s.admin(http.HandlerFunc(pprof.Cmdline)))
-	mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
-	mux.Handle("GET /debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
-	mux.Handle("GET /debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
 	return recoverer(s.Logger, mux)
 }
 

@@ -53,6 +53,7 @@ type batchCache struct {
 	fresh      map[int64]bool
 	outbox     []OutboxRow
 	queued     map[string]bool
+	contacts   map[activityKey][2]time.Time
 	putStates  map[stateKey]pendingState
 	inbound    map[[2]int64]bool
 	identities map[string]map[int64]bool
@@ -79,6 +80,13 @@ type contactKey struct {
 	channel consent.Channel
 }
 
+type activityKey struct {
+	subject int64
+	brand   string
+	channel consent.Channel
+	kind    string
+}
+
 type pendingState struct {
 	event int64
 	sig   consent.Signal
@@ -101,7 +109,7 @@ func (tx *Tx) Preload(ctx context.Context, key []byte, subs map[string]consent.S
 		linked: map[int64]bool{}, states: map[stateKey]consent.State{}, head: map[int64][]byte{},
 		withdrawn: map[stateKey]time.Time{}, delivered: map[contactKey]time.Time{}, erased: map[string]time.Time{},
 		hashKnown: map[string]bool{}, putStates: map[stateKey]pendingState{}, inbound: map[[2]int64]bool{},
-		identities: map[string]map[int64]bool{}, facts: map[string]bool{}, fresh: map[int64]bool{}, queued: map[string]bool{},
+		contacts: map[activityKey][2]time.Time{}, identities: map[string]map[int64]bool{}, facts: map[string]bool{}, fresh: map[int64]bool{}, queued: map[string]bool{},
 	}
 	if len(facts) > 0 {
 		srcs, keys := make([]string, len(facts)), make([][]byte, len(facts))
@@ -324,6 +332,24 @@ func (tx *Tx) Flush(ctx context.Context) error {
 		}
 		c.putStates = map[stateKey]pendingState{}
 	}
+	if len(c.contacts) > 0 {
+		var subj []int64
+		var brand, channel, kind, first, last []string
+		for k, t := range c.contacts {
+			subj, brand, channel, kind = append(subj, k.subject), append(brand, k.brand), append(channel, string(k.channel)), append(kind, k.kind)
+			first, last = append(first, t[0].UTC().Format(time.RFC3339Nano)), append(last, t[1].UTC().Format(time.RFC3339Nano))
+		}
+		if _, err := tx.sq.ExecContext(ctx, `
+			INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+			ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
+				first_at = least(subject_contacts.first_at, EXCLUDED.first_at),
+				last_at = greatest(subject_contacts.last_at, EXCLUDED.last_at)`,
+			pq.Array(subj), pq.Array(brand), pq.Array(channel), pq.Array(kind), pq.Array(first), pq.Array(last)); err != nil {
+			return fmt.Errorf("store: activity: %w", err)
+		}
+		c.contacts = map[activityKey][2]time.Time{}
+	}
 	if len(c.outbox) > 0 {
 		if err := tx.insertOutbox(ctx, c.outbox); err != nil {
 			return err
@@ -471,4 +497,100 @@ func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) error {
 		return fmt.Errorf("store: add outbox: %w", err)
 	}
 	return nil
+}
+
+// EnsureSubjects is EnsureSubject for many subjects, in their order (sort
+// them: rows are locked in that order): the subjects the cache knows are
+// answered from it, the others found or created with one statement for
+// addresses and one for numbers, whatever their number. ids[i] and
+// created[i] are subs[i]'s.
+func (tx *Tx) EnsureSubjects(ctx context.Context, subs []consent.Subject) (ids []int64, created []bool, err error) {
+	ids, created = make([]int64, len(subs)), make([]bool, len(subs))
+	byEmail, byPhone := map[string][]int{}, map[string][]int{}
+	var emails, originals, mailboxes, phones []string
+	for i, sub := range subs {
+		if c := tx.batch; c != nil {
+			if id, ok := c.cachedSubject(sub); ok {
+				ids[i] = id
+				continue
+			}
+		}
+		switch {
+		case sub.Email != "":
+			if _, seen := byEmail[sub.Email]; !seen {
+				emails, originals, mailboxes = append(emails, sub.Email), append(originals, sub.EmailOriginal), append(mailboxes, consent.MailboxKey(sub.Email))
+			}
+			byEmail[sub.Email] = append(byEmail[sub.Email], i)
+		case sub.Phone != "":
+			if _, seen := byPhone[sub.Phone]; !seen {
+				phones = append(phones, sub.Phone)
+			}
+			byPhone[sub.Phone] = append(byPhone[sub.Phone], i)
+		default:
+			return nil, nil, consent.ErrNoSubject
+		}
+	}
+	type upserted struct {
+		ID       int64  `db:"id"`
+		Key      string `db:"key"`
+		Inserted bool   `db:"inserted"`
+	}
+	apply := func(rows []upserted, at map[string][]int, sub func(i int) consent.Subject) {
+		for _, r := range rows {
+			for n, i := range at[r.Key] {
+				ids[i], created[i] = r.ID, r.Inserted && n == 0
+				if c := tx.batch; c != nil && r.Inserted && n == 0 {
+					c.created(r.ID, sub(i))
+				}
+			}
+		}
+	}
+	// ON CONFLICT DO UPDATE locks an existing row (FOR NO KEY UPDATE: no key
+	// column changes), in input order; a new row is this transaction's alone.
+	if len(emails) > 0 {
+		var rows []upserted
+		if err := tx.sq.SelectContext(ctx, &rows, `INSERT INTO subjects (email, email_original, mailbox_key)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (email) DO UPDATE SET updated_at = now()
+			RETURNING id, email AS key, (xmax = 0) AS inserted`, pq.Array(emails), pq.Array(originals), pq.Array(mailboxes)); err != nil {
+			return nil, nil, fmt.Errorf("store: subjects: %w", err)
+		}
+		apply(rows, byEmail, func(i int) consent.Subject { return subs[i] })
+	}
+	if len(phones) > 0 {
+		var rows []upserted
+		if err := tx.sq.SelectContext(ctx, &rows, `INSERT INTO subjects (phone) SELECT * FROM unnest($1::text[])
+			ON CONFLICT (phone) DO UPDATE SET updated_at = now()
+			RETURNING id, phone AS key, (xmax = 0) AS inserted`, pq.Array(phones)); err != nil {
+			return nil, nil, fmt.Errorf("store: subjects: %w", err)
+		}
+		apply(rows, byPhone, func(i int) consent.Subject { return subs[i] })
+	}
+	for i, id := range ids {
+		if id == 0 {
+			return nil, nil, fmt.Errorf("store: subject %d of %d neither found nor created", i, len(subs))
+		}
+	}
+	return ids, created, nil
+}
+
+// contact records a contact to write at Flush (first and last time per
+// subject, brand, channel and kind), and a delivery's first time for
+// FirstMessageAt.
+func (c *batchCache) contact(subjectID int64, a consent.Activity) {
+	k := activityKey{subjectID, a.Brand, a.Channel, string(a.Kind)}
+	t, ok := c.contacts[k]
+	if !ok || a.OccurredAt.Before(t[0]) {
+		t[0] = a.OccurredAt
+	}
+	if !ok || a.OccurredAt.After(t[1]) {
+		t[1] = a.OccurredAt
+	}
+	c.contacts[k] = t
+	if a.Kind == "delivered" {
+		d := contactKey{subjectID, a.Brand, a.Channel}
+		if first, ok := c.delivered[d]; !ok || a.OccurredAt.Before(first) {
+			c.delivered[d] = a.OccurredAt
+		}
+	}
 }

@@ -100,6 +100,10 @@ func (tx *Tx) ErasedAt(ctx context.Context, hashes [][]byte) (time.Time, bool, e
 
 // RecordActivity keeps the first and last time of a contact kind.
 func (tx *Tx) RecordActivity(ctx context.Context, subjectID int64, a consent.Activity) error {
+	if c := tx.batch; c != nil && c.known[subjectID] {
+		c.contact(subjectID, a)
+		return nil
+	}
 	_, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $5)
 		ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
@@ -108,12 +112,6 @@ func (tx *Tx) RecordActivity(ctx context.Context, subjectID int64, a consent.Act
 		subjectID, a.Brand, a.Channel, a.Kind, a.OccurredAt)
 	if err != nil {
 		return fmt.Errorf("store: activity: %w", err)
-	}
-	if c := tx.batch; c != nil && c.known[subjectID] && a.Kind == "delivered" {
-		k := contactKey{subjectID, a.Brand, a.Channel}
-		if first, ok := c.delivered[k]; !ok || a.OccurredAt.Before(first) {
-			c.delivered[k] = a.OccurredAt
-		}
 	}
 	return nil
 }

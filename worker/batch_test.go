@@ -238,3 +238,31 @@ func TestProcessBatchFaults(t *testing.T) {
 		}
 	}
 }
+
+// A batch claims other rows until their bodies add up to 512 KiB: large
+// imports are reconciled by separate batches, side by side.
+func TestProcessBatchBoundsBytes(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	var ids []int64
+	for i := range 4 {
+		id, _, err := st.InsertInbound(context.Background(), store.Inbound{Source: "test", Kind: "form",
+			DedupKey: fmt.Sprintf("big-%d", i), Method: "POST", Path: "/webhooks/test", Body: make([]byte, 200<<10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	var claimed []int64
+	read := func(_ context.Context, in *store.Inbound) (Prepared, error) {
+		claimed = append(claimed, in.ID)
+		return Prepared{}, nil
+	}
+	if _, err := (Reconciler{Store: st, Routes: testRoutes}).ProcessBatch(context.Background(), ids[0], 100, read); err != nil {
+		t.Fatal(err)
+	}
+	// Own row (200 KiB), then others within 512 - 200 KiB: one more.
+	if !slices.Equal(claimed, ids[:2]) {
+		t.Fatalf("claimed %v of %v, want the first two", claimed, ids)
+	}
+}

@@ -718,16 +718,20 @@ func (r *reconcileTx) run(p Prepared) error {
 	}
 	slices.Sort(keys)
 	var joined []int64 // literal addresses and numbers new to their set
-	for _, k := range keys {
-		sub := need[k]
+	ordered := make([]consent.Subject, len(keys))
+	for i, k := range keys {
+		ordered[i] = need[k]
 		if _, erased := erasedAt[k]; erased {
 			// A fresh opt-in after an erasure: a new subject, never the old one.
-			sub.ExternalID = ""
+			ordered[i].ExternalID = ""
 		}
-		id, created, err := r.tx.EnsureSubject(r.ctx, sub)
-		if err != nil {
-			return err
-		}
+	}
+	ids, fresh, err := r.tx.EnsureSubjects(r.ctx, ordered)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		sub, id, created := ordered[i], ids[i], fresh[i]
 		r.subjects[k] = id
 		if created && strings.HasSuffix(consent.MailboxKey(sub.Email), "@gmail.com") {
 			// Only a Gmail address can join a set by itself (an alias of a

@@ -15,7 +15,7 @@
 //	consentsync verify-ledger           recompute the ledger's hash chains
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
-// HTTP_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
+// HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
 package main
 
 import (
@@ -59,7 +59,7 @@ Commands:
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
-CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error).
+OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error).
 `
 
 func main() {
@@ -127,7 +127,7 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 	defer a.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	n := 0
 	if mode == "serve" || mode == "all" {
 		ln, err := net.Listen("tcp", cfg.Process.HTTPAddr)
@@ -137,6 +137,15 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 		log.Info("listening", "addr", ln.Addr().String(), "sources", len(cfg.Sources), "destinations", len(cfg.Destinations))
 		n++
 		go func() { errc <- a.RunHTTP(ctx, ln) }()
+	}
+	if addr := cfg.Process.OpsAddr; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("OPS_ADDR: %w", err)
+		}
+		log.Info("ops listening", "addr", ln.Addr().String())
+		n++
+		go func() { errc <- a.RunOps(ctx, ln) }()
 	}
 	if mode == "work" || mode == "all" {
 		log.Info("worker started", "concurrency", cfg.Worker.Concurrency)

@@ -219,6 +219,22 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	return hs.Shutdown(sctx)
 }
 
+// RunOps serves the ops endpoints alone (server.Server.OpsHandler) on ln
+// until ctx ends.
+func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: a.Server.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
 // Close releases connections.
 func (a *App) Close() {
 	if a.Client != nil {
