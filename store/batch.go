@@ -306,7 +306,7 @@ func (tx *Tx) Flush(ctx context.Context) error {
 		return nil
 	}
 	if len(c.ledger) > 0 {
-		if err := tx.insertLedger(ctx, c.ledgerIDs, c.ledger); err != nil {
+		if err := inChunks(len(c.ledger), func(lo, hi int) error { return tx.insertLedger(ctx, c.ledgerIDs[lo:hi], c.ledger[lo:hi]) }); err != nil {
 			return err
 		}
 		c.ledger, c.ledgerIDs = nil, nil
@@ -351,7 +351,7 @@ func (tx *Tx) Flush(ctx context.Context) error {
 		c.contacts = map[activityKey][2]time.Time{}
 	}
 	if len(c.outbox) > 0 {
-		if err := tx.insertOutbox(ctx, c.outbox); err != nil {
+		if err := inChunks(len(c.outbox), func(lo, hi int) error { return tx.insertOutbox(ctx, c.outbox[lo:hi]) }); err != nil {
 			return err
 		}
 		c.outbox = nil
@@ -593,4 +593,19 @@ func (c *batchCache) contact(subjectID int64, a consent.Activity) {
 			c.delivered[d] = a.OccurredAt
 		}
 	}
+}
+
+// flushChunk is how many rows one deferred write carries at most: a
+// 10,000-event request is written with ten statements, so the encoded
+// arrays stay a few megabytes.
+const flushChunk = 1000
+
+// inChunks calls fn for [lo, hi) ranges of n items, flushChunk at a time.
+func inChunks(n int, fn func(lo, hi int) error) error {
+	for lo := 0; lo < n; lo += flushChunk {
+		if err := fn(lo, min(lo+flushChunk, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -255,9 +255,8 @@ func (tx *Tx) RecordAttempt(ctx context.Context, id int64, cause string) error {
 // attempted, oldest first: one batch (worker.inbound_batch). Rows another
 // transaction holds are skipped (SKIP LOCKED), so concurrent batches take
 // disjoint rows and never wait for each other; rows that failed an
-// attempt are left to their own task and its backoff. The others' raw
-// bodies add up to at most 512 KiB less the own row's. The own row, when
-// claimed, comes first.
+// attempt are left to their own task and its backoff, and so are rows
+// whose raw body is over 16 KiB. The own row, when claimed, comes first.
 func (tx *Tx) ClaimInbound(ctx context.Context, id int64, limit int) ([]*Inbound, error) {
 	var rows []*Inbound
 	if err := tx.sq.SelectContext(ctx, &rows, `SELECT `+inboundCols+` FROM inbound_events
@@ -267,48 +266,21 @@ func (tx *Tx) ClaimInbound(ctx context.Context, id int64, limit int) ([]*Inbound
 	if limit <= 1 {
 		return rows, nil
 	}
-	// Others until their bodies add up to claimBytes: a few very large
-	// requests (a 10,000-event import) are then claimed by separate batches
-	// and reconciled side by side, not one after the other in one
-	// transaction. Sizes first (octet_length reads a stored body's size
-	// without fetching it), then the lock.
-	var waiting []struct {
-		ID   int64 `db:"id"`
-		Size int   `db:"size"`
-	}
-	if err := tx.sq.SelectContext(ctx, &waiting, `SELECT id, coalesce(octet_length(body), 0) AS size FROM inbound_events
-		WHERE status = 'received' AND attempts = 0 AND id <> $1 ORDER BY id LIMIT $2`, id, limit-len(rows)); err != nil {
-		return nil, fmt.Errorf("store: claim inbound: %w", err)
-	}
-	budget := claimBytes - ownBytes(rows)
-	var ids []int64
-	for _, w := range waiting {
-		if budget -= w.Size; budget < 0 {
-			break
-		}
-		ids = append(ids, w.ID)
-	}
-	if len(ids) == 0 {
-		return rows, nil
-	}
+	// Others only when small: a large request (a 10,000-event import) is
+	// reconciled by its own task, side by side with other batches, not
+	// after a hundred others in one transaction. octet_length reads a
+	// stored body's size without fetching it.
 	var more []*Inbound
 	if err := tx.sq.SelectContext(ctx, &more, `SELECT `+inboundCols+` FROM inbound_events
-		WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED`, pq.Array(ids)); err != nil {
+		WHERE status = 'received' AND attempts = 0 AND id <> $1 AND coalesce(octet_length(body), 0) <= $3
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, id, limit-len(rows), claimSmall); err != nil {
 		return nil, fmt.Errorf("store: claim inbound: %w", err)
 	}
 	return append(rows, more...), nil
 }
 
-// claimBytes bounds the raw bodies one batch claims beyond its own row.
-const claimBytes = 512 << 10
-
-func ownBytes(rows []*Inbound) int {
-	n := 0
-	for _, r := range rows {
-		n += len(r.Body)
-	}
-	return n
-}
+// claimSmall is the largest raw body a batch claims besides its own row.
+const claimSmall = 16 << 10
 
 // FailInbound marks row id failed inside tx (no more automatic retries:
 // see `consentsync replay`), with its cause.

@@ -239,15 +239,15 @@ func TestProcessBatchFaults(t *testing.T) {
 	}
 }
 
-// A batch claims other rows until their bodies add up to 512 KiB: large
-// imports are reconciled by separate batches, side by side.
-func TestProcessBatchBoundsBytes(t *testing.T) {
+// A batch claims other rows only when small: large imports are each
+// reconciled by their own task, side by side.
+func TestProcessBatchLeavesLargeRows(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	var ids []int64
-	for i := range 4 {
+	for i, size := range []int{200 << 10, 100, 200 << 10, 16 << 10} {
 		id, _, err := st.InsertInbound(context.Background(), store.Inbound{Source: "test", Kind: "form",
-			DedupKey: fmt.Sprintf("big-%d", i), Method: "POST", Path: "/webhooks/test", Body: make([]byte, 200<<10)})
+			DedupKey: fmt.Sprintf("big-%d", i), Method: "POST", Path: "/webhooks/test", Body: make([]byte, size)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,8 +261,8 @@ func TestProcessBatchBoundsBytes(t *testing.T) {
 	if _, err := (Reconciler{Store: st, Routes: testRoutes}).ProcessBatch(context.Background(), ids[0], 100, read); err != nil {
 		t.Fatal(err)
 	}
-	// Own row (200 KiB), then others within 512 - 200 KiB: one more.
-	if !slices.Equal(claimed, ids[:2]) {
-		t.Fatalf("claimed %v of %v, want the first two", claimed, ids)
+	// Its own large row, then the small ones; the other large one waits for its own task.
+	if want := []int64{ids[0], ids[1], ids[3]}; !slices.Equal(claimed, want) {
+		t.Fatalf("claimed %v, want %v", claimed, want)
 	}
 }

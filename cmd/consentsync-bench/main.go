@@ -59,8 +59,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -97,7 +99,7 @@ func main() {
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "short run: every phase, shorter durations and fewer events (defaults below are the full run's)")
 	flag.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file (default: report.md in the run's temp directory)")
-	flag.StringVar(&o.profile, "profile", "", "directory: save 20 s CPU profiles (pprof) of serve (and work, if it serves /debug/pprof/) taken during the sustained phase")
+	flag.StringVar(&o.profile, "profile", "", "directory: save CPU profiles (pprof) of serve and work (on its OPS_ADDR) taken during the sustained phase, and work's heap profile after it")
 	flag.StringVar(&o.bin, "bin", "", "consentsync binary to run (default: build ./cmd/consentsync into the temp directory)")
 	flag.StringVar(&o.repo, "repo", ".", "repository root (where ./cmd/consentsync is built from)")
 	flag.DurationVar(&o.pgbenchFor, "pgbench", 12*time.Second, "duration of each pgbench baseline run")
@@ -159,6 +161,7 @@ type bench struct {
 	db       *benchDB
 	sg, mc   *fakeprovider.Provider
 	addr     string // consentsync's HTTP address
+	workOps  string // work's OPS_ADDR (ops endpoints and pprof)
 	admin    string // admin token
 	env      []string
 	bin      string
@@ -280,6 +283,11 @@ func run(ctx context.Context, o options) (met bool, err error) {
 		return false, err
 	}
 	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	opsPort, err := freePort()
+	if err != nil {
+		return false, err
+	}
+	b.workOps = fmt.Sprintf("127.0.0.1:%d", opsPort)
 	b.admin = randHex(16)
 	b.env = []string{
 		"CONSENTSYNC_CONFIG=" + cfgPath, "DATABASE_URL=" + b.db.url, "REDIS_URL=" + rURL, "HTTP_ADDR=" + b.addr,
@@ -456,7 +464,7 @@ func (b *bench) startWorker() error {
 	if b.work != nil && !b.work.exited() {
 		return nil
 	}
-	p, err := startProc(b.tmp, "work", b.bin, b.env, "work", "-migrate=false")
+	p, err := startProc(b.tmp, "work", b.bin, append(slices.Clone(b.env), "OPS_ADDR="+b.workOps), "work", "-migrate=false")
 	if err != nil {
 		return err
 	}
@@ -691,8 +699,11 @@ func (b *bench) profiles(ctx context.Context, seconds int) {
 		b.note("profile: %v", err)
 		return
 	}
-	fetch := func(name, addr string) {
+	fetch := func(name, addr, kind string) {
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
+		if kind == "heap" {
+			url = fmt.Sprintf("http://%s/debug/pprof/heap", addr)
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+b.admin)
 		c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
@@ -706,7 +717,7 @@ func (b *bench) profiles(ctx context.Context, seconds int) {
 			b.note("profile of %s not taken: /debug/pprof/profile answered HTTP %d", name, resp.StatusCode)
 			return
 		}
-		path := filepath.Join(b.o.profile, name+".cpu.pprof")
+		path := filepath.Join(b.o.profile, name+"."+kind+".pprof")
 		f, err := os.Create(path)
 		if err != nil {
 			b.note("profile: %v", err)
@@ -717,10 +728,15 @@ func (b *bench) profiles(ctx context.Context, seconds int) {
 			b.note("profile of %s: %v", name, err)
 			return
 		}
-		b.note("CPU profile of %s (%d s, sustained phase): %s", name, seconds, path)
+		b.note("%s profile of %s (sustained phase): %s", kind, name, path)
 	}
-	fetch("serve", b.addr)
-	b.note("profile of work not taken: `consentsync work` has no HTTP listener (pprof is served by `serve` only)")
+	var wg sync.WaitGroup
+	for _, p := range [][2]string{{"serve", b.addr}, {"work", b.workOps}} {
+		wg.Add(1)
+		go func() { defer wg.Done(); fetch(p[0], p[1], "cpu") }()
+	}
+	wg.Wait()
+	fetch("work", b.workOps, "heap")
 }
 
 func (b *bench) withdrawalLatency(ctx context.Context) error {

@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,8 +60,13 @@ Commands:
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
-OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error).
+OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
+GOMEMLIMIT (Go's soft memory limit; serve, work and all default to 128MiB).
 `
+
+// defaultMemoryLimit is serve's and work's soft memory limit (bytes) when
+// GOMEMLIMIT is not set.
+const defaultMemoryLimit = 128 << 20
 
 func main() {
 	if len(os.Args) < 2 {
@@ -74,6 +80,12 @@ func main() {
 	var err error
 	switch cmd {
 	case "serve", "work", "all":
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// The Go runtime's soft memory limit: the GC works harder as the
+			// heap nears it instead of letting a burst (a 10,000-event
+			// import) double the process's memory.
+			debug.SetMemoryLimit(defaultMemoryLimit)
+		}
 		err = run(ctx, log, cmd, args)
 	case "migrate":
 		err = migrate(ctx, args)
