@@ -258,6 +258,12 @@ var (
 	DestinationKinds = []string{"sendgrid", "mailchimp", "brevo", "postmark", "mailgun", "ses", "klaviyo", "hubspot"}
 )
 
+// DefaultMemoryLimit is the Go runtime's soft memory limit (bytes) of
+// serve, work and all when GOMEMLIMIT is not set: the garbage collector
+// works harder as the heap nears it instead of letting a burst (a
+// 10,000-event import) double the process's memory.
+const DefaultMemoryLimit = 128 << 20
+
 // Defaults fills every unset value with its default. All defaults live here.
 func (c *Config) Defaults() {
 	if c.Policy.ConsentTTL == 0 {

@@ -16,14 +16,18 @@ import (
 // batchCache holds, for one transaction, every fact a batch of inbound
 // rows reads about the subjects it names, loaded up front by Tx.Preload in
 // a fixed number of set-based queries, and the writes that can wait for
-// the end of the batch (Tx.Flush): current states, which request named
-// which subject and identity, and the rows' processed marks.
+// the end of the batch (Tx.Flush): ledger rows (with ids drawn for the
+// batch), current states, suppressions of those ledger rows, contacts,
+// which request named which subject and identity, and the rows' processed
+// marks.
 //
 // Reads of a subject not loaded (a member of an identity set reached
 // through another, say) go to Postgres as without a cache. Writes made by
-// the transaction update the cache, so a read always sees them. Anything
-// that reads the deferred tables directly (NewestGrant, StateKeys,
-// EraseData) flushes first, and an erasure drops the cache.
+// the transaction update the cache, so a read always sees them. Every read
+// that goes to the deferred tables (NewestGrant, StateKeys, SetWithdrawals,
+// LatestSuppression, LatestWithdrawal of a set not all loaded, AddOutbox of
+// an older ledger row, an AppendLedger Preload did not foresee) flushes
+// first, and an erasure (EraseData) flushes and drops the cache.
 type batchCache struct {
 	// known: subjects whose states, ledger head, contacts, links and
 	// withdrawals below are complete.
@@ -48,21 +52,21 @@ type batchCache struct {
 	// appends, used in order.
 	ids []int64
 
-	ledger     []LedgerEntry
-	ledgerIDs  []int64
-	fresh      map[int64]bool
-	outbox     []OutboxRow
-	queued     map[string]bool
-	contacts   map[activityKey][2]time.Time
-	putStates  map[stateKey]pendingState
-	inbound    map[[2]int64]bool
-	identities map[string]map[int64]bool
-	finished   []finishedInbound
+	ledger          []LedgerEntry
+	ledgerIDs       []int64
+	appendedIDs     map[int64]bool
+	outbox          []OutboxRow
+	queued          map[string]bool
+	contacts        map[activityKey][2]time.Time
+	putStates       map[stateKey]pendingState
+	subjectRequests map[[2]int64]bool
+	identities      map[string]map[int64]bool
+	finished        []finishedInbound
 }
 
-// Fact names a ledger fact a batch may append: its source and dedup key
+// LedgerFact names a ledger fact a batch may append: its source and dedup key
 // (consent.FactKey).
-type Fact struct {
+type LedgerFact struct {
 	Source string
 	Key    []byte
 }
@@ -103,13 +107,13 @@ type finishedInbound struct {
 // locks them), their current states, ledger heads, latest withdrawals,
 // first deliveries and links. From then on the Tx methods that read those
 // facts answer from memory, and the deferrable writes wait for Flush.
-func (tx *Tx) Preload(ctx context.Context, key []byte, subs map[string]consent.Subject, named []consent.Subject, facts []Fact) error {
+func (tx *Tx) Preload(ctx context.Context, key []byte, subs map[string]consent.Subject, named []consent.Subject, facts []LedgerFact) error {
 	c := &batchCache{
 		known: map[int64]bool{}, byEmail: map[string]int64{}, byPhone: map[string]int64{}, self: map[int64]Member{},
 		linked: map[int64]bool{}, states: map[stateKey]consent.State{}, head: map[int64][]byte{},
 		withdrawn: map[stateKey]time.Time{}, delivered: map[contactKey]time.Time{}, erased: map[string]time.Time{},
-		hashKnown: map[string]bool{}, putStates: map[stateKey]pendingState{}, inbound: map[[2]int64]bool{},
-		contacts: map[activityKey][2]time.Time{}, identities: map[string]map[int64]bool{}, facts: map[string]bool{}, fresh: map[int64]bool{}, queued: map[string]bool{},
+		hashKnown: map[string]bool{}, putStates: map[stateKey]pendingState{}, subjectRequests: map[[2]int64]bool{},
+		contacts: map[activityKey][2]time.Time{}, identities: map[string]map[int64]bool{}, facts: map[string]bool{}, appendedIDs: map[int64]bool{}, queued: map[string]bool{},
 	}
 	if len(facts) > 0 {
 		srcs, keys := make([]string, len(facts)), make([][]byte, len(facts))
@@ -297,9 +301,10 @@ func (c *batchCache) singleton(subjectID int64) (Member, bool) {
 	return m, true
 }
 
-// Flush writes what Preload let wait: current states, the requests that
-// named each subject and identity, and the processed marks, in at most
-// four set-based statements. The cache stays usable.
+// Flush writes what Preload let wait — ledger rows, current states,
+// contacts, suppressions, the requests that named each subject and
+// identity, the processed marks — with one set-based statement per table
+// and 1,000 rows (flushChunk). The cache stays usable.
 func (tx *Tx) Flush(ctx context.Context) error {
 	c := tx.batch
 	if c == nil {
@@ -356,16 +361,16 @@ func (tx *Tx) Flush(ctx context.Context) error {
 		}
 		c.outbox = nil
 	}
-	if len(c.inbound) > 0 {
+	if len(c.subjectRequests) > 0 {
 		var subj, in []int64
-		for p := range c.inbound {
+		for p := range c.subjectRequests {
 			subj, in = append(subj, p[0]), append(in, p[1])
 		}
 		if _, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id)
 			SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING`, pq.Array(subj), pq.Array(in)); err != nil {
 			return fmt.Errorf("store: subject inbound: %w", err)
 		}
-		c.inbound = map[[2]int64]bool{}
+		c.subjectRequests = map[[2]int64]bool{}
 	}
 	if len(c.identities) > 0 {
 		var hashes [][]byte

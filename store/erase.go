@@ -168,7 +168,7 @@ func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) err
 		return nil
 	}
 	if c := tx.batch; c != nil {
-		c.inbound[[2]int64{subjectID, inboundID}] = true
+		c.subjectRequests[[2]int64{subjectID, inboundID}] = true
 		return nil
 	}
 	_, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id) VALUES ($1, $2)
@@ -176,62 +176,39 @@ func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) err
 	return err
 }
 
-// Identity locks (LockIdentities) are Postgres advisory locks in two
-// levels, so that no transaction holds more than lockBuckets+maxFineLocks
-// of the server's shared lock table (max_locks_per_transaction ×
-// max_connections entries for every database of the server):
-//   - a transaction naming at most maxFineLocks identities takes each
-//     identity's bucket in shared mode, then the identity's own lock;
-//   - one naming more (a 10,000-event import) takes the buckets of its
-//     identities in exclusive mode and no per-identity lock.
-//
-// Exclusive bucket locks conflict with shared ones, so two transactions
-// naming one identity never run at once, whatever their modes. Locks are
-// taken buckets first, then identities, each in ascending order: two
-// transactions cannot wait for each other in a cycle.
-const (
-	lockBuckets  = 1024
-	maxFineLocks = 512
-	// lockClass tags consentsync's identity locks (the advisory lock's
-	// first int4): "cs".
-	lockClass = 0x6373
-)
-
-// LockIdentities takes, for the rest of tx, the identity locks of every
-// identity of subs (keyed hash; see lockBuckets): reconciliation and
-// erasure of the same person run one after the other, never interleaved.
-// Two statements at most, whatever the number of identities.
+// LockIdentities takes, for the rest of tx, a lock on every identity of
+// subs (keyed hash): reconciliation and erasure of the same person run one
+// after the other, never interleaved. The locks are row locks on
+// identity_locks (a row per identity ever locked, inserted on first use),
+// not advisory locks: row locks live in the rows, not in the server's
+// shared lock table (max_locks_per_transaction × max_connections entries
+// for every database of the server), so a 10,000-event import takes
+// 10,000 of them without exhausting it, and batches naming different
+// people never wait for each other. Two statements, in ascending key
+// order (inserts, then locks), so that two batches cannot wait for each
+// other in a cycle. An erasure takes its set's locks in a second call,
+// later in its transaction; a rare deadlock there is detected by Postgres
+// and the transaction retried.
 func (tx *Tx) LockIdentities(ctx context.Context, key []byte, subs map[string]consent.Subject) error {
-	var fine []int64
+	var keys []int64
 	for _, sub := range subs {
 		for _, h := range IdentityHashes(key, sub) {
-			fine = append(fine, int64(binary.BigEndian.Uint64(h[:8])&0x7fffffffffffffff))
+			keys = append(keys, int64(binary.BigEndian.Uint64(h[:8])))
 		}
 	}
-	if len(fine) == 0 {
+	if len(keys) == 0 {
 		return nil
 	}
-	slices.Sort(fine)
-	fine = slices.Compact(fine)
-	buckets := make([]int64, len(fine))
-	for i, l := range fine {
-		buckets[i] = l % lockBuckets
-	}
-	slices.Sort(buckets)
-	buckets = slices.Compact(buckets)
-	// unnest emits the sorted array in order, and each row's lock is taken
-	// as it is emitted.
-	if len(fine) > maxFineLocks {
-		_, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, b::int) FROM unnest($2::bigint[]) AS b`, lockClass, pq.Array(buckets))
-		if err != nil {
-			return fmt.Errorf("store: identity lock: %w", err)
-		}
-		return nil
-	}
-	if _, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1, b::int) FROM unnest($2::bigint[]) AS b`, lockClass, pq.Array(buckets)); err != nil {
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	// A key inserted here is this transaction's until it commits: another
+	// inserting it waits, as for a lock.
+	if _, err := tx.sq.ExecContext(ctx, `INSERT INTO identity_locks (lock_key) SELECT unnest($1::bigint[])
+		ON CONFLICT DO NOTHING`, pq.Array(keys)); err != nil {
 		return fmt.Errorf("store: identity lock: %w", err)
 	}
-	if _, err := tx.sq.ExecContext(ctx, `SELECT pg_advisory_xact_lock(l) FROM unnest($1::bigint[]) AS l`, pq.Array(fine)); err != nil {
+	if _, err := tx.sq.ExecContext(ctx, `SELECT 1 FROM identity_locks WHERE lock_key = ANY($1)
+		ORDER BY lock_key FOR NO KEY UPDATE`, pq.Array(keys)); err != nil {
 		return fmt.Errorf("store: identity lock: %w", err)
 	}
 	return nil
@@ -275,11 +252,4 @@ func (tx *Tx) LinkSubjects(ctx context.Context, a, b int64) (bool, error) {
 		c.linked[a], c.linked[b] = true, true
 	}
 	return n > 0, nil
-}
-
-// SetLockTimeout bounds how long tx waits for any lock from now on
-// (Postgres lock_timeout; the statement then fails).
-func (tx *Tx) SetLockTimeout(ctx context.Context, d time.Duration) error {
-	_, err := tx.sq.tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, d.Milliseconds()))
-	return err
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -133,8 +134,20 @@ func (g *GroupInbox) commit(batch []*pendingInsert) {
 
 // insertInboundBatch inserts every request of batch with one INSERT … SELECT
 // FROM unnest(…) ON CONFLICT DO NOTHING, then finds the ids of the
-// duplicates with one SELECT (autocommit: two statements, one commit).
-func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) ([]insertResult, error) {
+// duplicates with one SELECT, in one transaction: if anything fails
+// nothing is stored, and each request is tried again alone.
+func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) (out []insertResult, err error) {
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: insert inbound batch: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		} else if err = tx.Commit(); err != nil {
+			err = fmt.Errorf("store: insert inbound batch: %w", err)
+		}
+	}()
 	n := len(batch)
 	src, kind, dedup, method, path, query, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	body, sums := make([][]byte, n), make([][]byte, n)
@@ -152,7 +165,19 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 	}
 	type key struct{ source, dedup string }
 	ids := map[key]int64{}
-	rows, err := s.DB.QueryxContext(ctx, `
+	scan := func(rows *sqlx.Rows, into map[key]int64) error {
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var k key
+			if err := rows.Scan(&id, &k.source, &k.dedup); err != nil {
+				return err
+			}
+			into[k] = id
+		}
+		return rows.Err()
+	}
+	rows, err := tx.QueryxContext(ctx, `
 		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256)
 		SELECT s, k, d, m, p, q, h::jsonb, b, x
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])
@@ -164,16 +189,7 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 	if err != nil {
 		return nil, fmt.Errorf("store: insert inbound batch: %w", err)
 	}
-	for rows.Next() {
-		var id int64
-		var k key
-		if err := rows.Scan(&id, &k.source, &k.dedup); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids[k] = id
-	}
-	if err := rows.Err(); err != nil {
+	if err := scan(rows, ids); err != nil {
 		return nil, fmt.Errorf("store: insert inbound batch: %w", err)
 	}
 	fresh := make(map[key]bool, len(ids))
@@ -187,25 +203,16 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 		}
 	}
 	if len(missSrc) > 0 {
-		rows, err := s.DB.QueryxContext(ctx, `SELECT e.id, e.source, e.dedup_key FROM inbound_events e
+		rows, err := tx.QueryxContext(ctx, `SELECT e.id, e.source, e.dedup_key FROM inbound_events e
 			JOIN unnest($1::text[], $2::text[]) AS t(s, d) ON e.source = t.s AND e.dedup_key = t.d`, pq.Array(missSrc), pq.Array(missDedup))
 		if err != nil {
 			return nil, fmt.Errorf("store: find duplicate inbound: %w", err)
 		}
-		for rows.Next() {
-			var id int64
-			var k key
-			if err := rows.Scan(&id, &k.source, &k.dedup); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			ids[k] = id
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
+		if err := scan(rows, ids); err != nil {
+			return nil, fmt.Errorf("store: find duplicate inbound: %w", err)
 		}
 	}
-	out := make([]insertResult, n)
+	out = make([]insertResult, n)
 	for i := range batch {
 		k := key{src[i], dedup[i]}
 		id, ok := ids[k]

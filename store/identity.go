@@ -359,6 +359,11 @@ func (tx *Tx) LatestWithdrawal(ctx context.Context, subjectIDs []int64, key cons
 		}
 		return latest, !latest.IsZero(), nil
 	}
+	// Some member is not loaded: the ledger answers, with this batch's
+	// appends written first.
+	if err := tx.Flush(ctx); err != nil {
+		return time.Time{}, false, err
+	}
 	var at sql.NullTime
 	if err := tx.sq.GetContext(ctx, &at, `SELECT max(occurred_at) FROM consent_events
 		WHERE subject_id = ANY($1) AND channel = $2 AND brand = $3 AND purpose = $4 AND status = 'withdrawn'`,

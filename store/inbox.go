@@ -84,16 +84,6 @@ func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
 	return &in, nil
 }
 
-// LockInbound locks an inbound row for the rest of tx and returns its status
-// and body hash, so that two workers handed the same event process it once.
-func (tx *Tx) LockInbound(ctx context.Context, id int64) (status string, bodySHA256 []byte, err error) {
-	err = tx.sq.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, id).Scan(&status, &bodySHA256)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil, ErrNotFound
-	}
-	return status, bodySHA256, err
-}
-
 // FinishInbound marks an inbound row processed inside tx, with notes
 // (skipped items and the like, JSON).
 func (tx *Tx) FinishInbound(ctx context.Context, id int64, notes any) error {
@@ -198,50 +188,6 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// HeldInbound is an inbound row locked by LockInboundBatch.
-type HeldInbound struct {
-	Status     string
-	BodySHA256 []byte
-}
-
-// LockInboundBatch locks inbound rows for the rest of tx: ids[0] is waited
-// for (its own task must see it done or do it), the others are taken only
-// when no other transaction holds them (SKIP LOCKED) and still 'received'.
-// Rows not returned were not locked (or do not exist).
-func (tx *Tx) LockInboundBatch(ctx context.Context, ids []int64) (map[int64]HeldInbound, error) {
-	out := map[int64]HeldInbound{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var own HeldInbound
-	err := tx.sq.QueryRowxContext(ctx, `SELECT status, body_sha256 FROM inbound_events WHERE id = $1 FOR UPDATE`, ids[0]).Scan(&own.Status, &own.BodySHA256)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return nil, err
-	default:
-		out[ids[0]] = own
-	}
-	if len(ids) == 1 {
-		return out, nil
-	}
-	rows, err := tx.sq.QueryxContext(ctx, `SELECT id, status, body_sha256 FROM inbound_events
-		WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED`, pq.Array(ids[1:]))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var h HeldInbound
-		if err := rows.Scan(&id, &h.Status, &h.BodySHA256); err != nil {
-			return nil, err
-		}
-		out[id] = h
-	}
-	return out, rows.Err()
-}
-
 // RecordAttempt counts a failed attempt of a row inside tx (see
 // RecordInboundAttempt).
 func (tx *Tx) RecordAttempt(ctx context.Context, id int64, cause string) error {
@@ -250,20 +196,48 @@ func (tx *Tx) RecordAttempt(ctx context.Context, id int64, cause string) error {
 	return err
 }
 
-// ClaimInbound locks, for the rest of tx, inbound row id when it is still
-// 'received' and free, and up to limit-1 more free 'received' rows never
-// attempted, oldest first: one batch (worker.inbound_batch). Rows another
-// transaction holds are skipped (SKIP LOCKED), so concurrent batches take
-// disjoint rows and never wait for each other; rows that failed an
-// attempt are left to their own task and its backoff, and so are rows
-// whose raw body is over 16 KiB. The own row, when claimed, comes first.
-func (tx *Tx) ClaimInbound(ctx context.Context, id int64, limit int) ([]*Inbound, error) {
+// InboundClaim says which inbound rows one batch takes (Tx.ClaimInbound).
+type InboundClaim struct {
+	// Own is the row whose task claims the batch.
+	Own int64
+	// Limit is the most rows claimed, Own included.
+	Limit int
+	// Wait: wait for Own when another transaction holds it (for at most
+	// 30 s), instead of leaving it.
+	Wait bool
+	// OwnOnly names sources whose rows are claimed by their own task only:
+	// their sender ids are resolved over the network, which must not hold
+	// another batch's transaction.
+	OwnOnly []string
+}
+
+// ClaimInbound locks, for the rest of tx, inbound row c.Own when it is
+// still 'received' (and free, unless c.Wait), and up to c.Limit-1 more free
+// 'received' rows never attempted, oldest first: one batch
+// (worker.inbound_batch). Rows another transaction holds are skipped (SKIP
+// LOCKED), so concurrent batches take disjoint rows and never wait for
+// each other. Rows that failed an attempt, rows of c.OwnOnly sources and
+// rows whose raw body is over 16 KiB are left to their own task. The own
+// row, when claimed, comes first.
+func (tx *Tx) ClaimInbound(ctx context.Context, c InboundClaim) ([]*Inbound, error) {
 	var rows []*Inbound
+	lock := "FOR UPDATE SKIP LOCKED"
+	if c.Wait {
+		if _, err := tx.sq.tx.ExecContext(ctx, `SET LOCAL lock_timeout = '30s'`); err != nil {
+			return nil, err
+		}
+		lock = "FOR UPDATE"
+	}
 	if err := tx.sq.SelectContext(ctx, &rows, `SELECT `+inboundCols+` FROM inbound_events
-		WHERE id = $1 AND status = 'received' FOR UPDATE SKIP LOCKED`, id); err != nil {
+		WHERE id = $1 AND status = 'received' `+lock, c.Own); err != nil {
 		return nil, fmt.Errorf("store: claim inbound: %w", err)
 	}
-	if limit <= 1 {
+	if c.Wait {
+		if _, err := tx.sq.tx.ExecContext(ctx, `SET LOCAL lock_timeout = 0`); err != nil {
+			return nil, err
+		}
+	}
+	if c.Limit <= 1 {
 		return rows, nil
 	}
 	// Others only when small: a large request (a 10,000-event import) is
@@ -273,7 +247,8 @@ func (tx *Tx) ClaimInbound(ctx context.Context, id int64, limit int) ([]*Inbound
 	var more []*Inbound
 	if err := tx.sq.SelectContext(ctx, &more, `SELECT `+inboundCols+` FROM inbound_events
 		WHERE status = 'received' AND attempts = 0 AND id <> $1 AND coalesce(octet_length(body), 0) <= $3
-		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, id, limit-len(rows), claimSmall); err != nil {
+		  AND source <> ALL(coalesce($4::text[], '{}'))
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, c.Own, c.Limit-len(rows), claimSmall, pq.Array(c.OwnOnly)); err != nil {
 		return nil, fmt.Errorf("store: claim inbound: %w", err)
 	}
 	return append(rows, more...), nil

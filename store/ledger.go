@@ -138,7 +138,7 @@ func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
 			c.ids = c.ids[1:]
 			c.facts[factID(e.Signal.Source, e.DedupKey)] = true
 			c.ledger, c.ledgerIDs = append(c.ledger, e), append(c.ledgerIDs, id)
-			c.fresh[id] = true
+			c.appendedIDs[id] = true
 			c.appended(e)
 			return id, nil
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/lib/pq"
@@ -50,7 +49,7 @@ const (
 // It reports whether a row was added.
 func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 	if c := tx.batch; c != nil {
-		if c.fresh[r.ConsentEventID] {
+		if c.appendedIDs[r.ConsentEventID] {
 			// A ledger row of this batch: no outbox row can name it yet.
 			once := fmt.Sprintf("%s|%d|%d", r.Destination, r.ConsentEventID, cmp.Or(r.TargetSubjectID, r.SubjectID))
 			if c.queued[once] {
@@ -87,9 +86,10 @@ type Claim struct {
 	// retry schedule, or an open circuit's probe in flight): no row was
 	// claimed.
 	HeldUntil time.Time
-	// Probe: the destination's circuit is open and these rows are the one
-	// probe call; others wait for its outcome (or the lease's end).
-	Probe bool
+	// Failures counts the destination's failed calls in a row (its
+	// backoff); at openAfter or more the circuit is open and these rows are
+	// the one probe call, others waiting for its outcome (or the lease's end).
+	Failures int
 }
 
 // ClaimPush leases up to limit due pending rows of destination for lease,
@@ -119,14 +119,8 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 			c.HeldUntil = st.Hold.Time
 			return nil
 		}
-		if st.Failures >= openAfter {
-			c.Probe = true
-			if _, err := tx.sq.ExecContext(ctx, `UPDATE destination_status SET hold_until = now() + $2 * interval '1 millisecond',
-				updated_at = now() WHERE destination = $1`, destination, lease.Milliseconds()); err != nil {
-				return err
-			}
-		}
-		return tx.sq.SelectContext(ctx, &c.Rows, `
+		c.Failures = st.Failures
+		err = tx.sq.SelectContext(ctx, &c.Rows, `
 			UPDATE suppression_outbox SET lease_until = now() + $3 * interval '1 millisecond', attempts = attempts + 1
 			WHERE id IN (
 				SELECT id FROM suppression_outbox
@@ -135,18 +129,19 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 				ORDER BY id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+		if err != nil || st.Failures < openAfter || len(c.Rows) == 0 {
+			return err
+		}
+		// The circuit is open: these rows are the probe; nobody else calls
+		// until its outcome, or the lease's end.
+		_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET hold_until = now() + $2 * interval '1 millisecond',
+			updated_at = now() WHERE destination = $1`, destination, lease.Milliseconds())
+		return err
 	})
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim outbox: %w", err)
 	}
 	return c, nil
-}
-
-// ClaimOutbox leases up to limit due pending rows of destination for lease,
-// with no circuit (ClaimPush that never opens; a hold still applies).
-func (s *Store) ClaimOutbox(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
-	c, err := s.ClaimPush(ctx, destination, limit, lease, math.MaxInt32)
-	return c.Rows, err
 }
 
 // OutboxDone is the final or interim outcome of one claimed row.
@@ -163,9 +158,9 @@ type OutboxDone struct {
 const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE email END,
 	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
 
-// Call is the outcome of one provider call, for the destination's retry
+// PushCall is the outcome of one provider call, for the destination's retry
 // schedule (ClaimPush).
-type Call struct {
+type PushCall struct {
 	Destination string
 	// Failed: the call failed transiently (429, 5xx, timeout); no row of the
 	// destination is claimed before RetryAt.
@@ -180,7 +175,7 @@ type Call struct {
 // CompleteOutbox records outcomes, releases the leases and updates the
 // destination's schedule (call, when given), in one transaction of at most
 // four set-based statements.
-func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...Call) error {
+func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...PushCall) error {
 	var sent, failed, retry []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
 	var retryAt []time.Time

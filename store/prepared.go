@@ -63,8 +63,9 @@ func (p *preparedTx) SelectContext(ctx context.Context, dest any, q string, args
 func (p *preparedTx) QueryRowxContext(ctx context.Context, q string, args ...any) *sqlx.Row {
 	s, err := p.stmt(ctx, q)
 	if err != nil {
-		// Unprepared, the statement fails the same way, and sqlx.Row
-		// carries that error to Scan.
+		// sqlx.Row cannot carry err; run unprepared, the statement fails
+		// too (a failed Prepare aborts the transaction: Scan then says so)
+		// and the transaction is rolled back.
 		return p.tx.QueryRowxContext(ctx, q, args...)
 	}
 	return s.QueryRowxContext(ctx, args...)

@@ -43,19 +43,20 @@ func benchReconcile(b *testing.B, size int) {
 		return n
 	}
 	before := xacts()
+	byID := make(map[int64]Prepared, b.N)
+	for i, id := range ids {
+		s := consent.Signal{Subject: consent.Subject{Email: fmt.Sprintf("p%d@example.com", i)}, Channel: consent.ChannelEmail, Brand: "acme",
+			Purpose: consent.PurposeMarketing, Status: consent.StatusGranted, OccurredAt: at, Source: "form",
+			Evidence: consent.Evidence{Checkbox: "unticked", WordingVersion: "v1", IP: "192.0.2.1", Field: "newsletter"}}
+		if i%4 == 0 {
+			s.Status, s.Evidence = consent.StatusWithdrawn, consent.Evidence{}
+		}
+		byID[id] = Prepare([]consent.Signal{s}, "FR", at)
+	}
+	read := func(_ context.Context, in *store.Inbound) (Prepared, error) { return byID[in.ID], nil }
 	b.ResetTimer()
 	for start := 0; start < b.N; start += size {
-		var items []Item
-		for i := start; i < min(start+size, b.N); i++ {
-			s := consent.Signal{Subject: consent.Subject{Email: fmt.Sprintf("p%d@example.com", i)}, Channel: consent.ChannelEmail, Brand: "acme",
-				Purpose: consent.PurposeMarketing, Status: consent.StatusGranted, OccurredAt: at, Source: "form",
-				Evidence: consent.Evidence{Checkbox: "unticked", WordingVersion: "v1", IP: "192.0.2.1", Field: "newsletter"}}
-			if i%4 == 0 {
-				s.Status, s.Evidence = consent.StatusWithdrawn, consent.Evidence{}
-			}
-			items = append(items, Item{InboundID: ids[i], Prepared: Prepare([]consent.Signal{s}, "FR", at)})
-		}
-		if _, err := rc.ReconcileBatch(ctx, items); err != nil {
+		if _, err := rc.ProcessBatch(ctx, BatchClaim{Own: ids[start], Limit: size}, read); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -88,7 +88,7 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 		if len(c.Rows) == 0 {
 			return nil
 		}
-		retryAt, err := w.pushBatch(ctx, p.Destination, dest, c.Rows, timeout)
+		retryAt, err := w.pushBatch(ctx, p.Destination, dest, c.Rows, timeout, c.Failures)
 		if err != nil {
 			return err
 		}
@@ -109,7 +109,7 @@ func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time
 
 // pushBatch makes one provider call for rows and records its outcome. It
 // returns the destination's retry time when the call failed transiently.
-func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration) (time.Time, error) {
+func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration, failures int) (time.Time, error) {
 	batch := make([]connectors.Suppression, len(rows))
 	for i, r := range rows {
 		batch[i] = connectors.Suppression{
@@ -131,10 +131,9 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
 		w.Logger.Error("push refused for good", "destination", name, "rows", len(rows), "err", err)
-		return time.Time{}, w.complete(rctx, done, store.Call{Destination: name})
+		return time.Time{}, w.complete(rctx, done, store.PushCall{Destination: name})
 	}
 	if err != nil {
-		failures, _ := w.failures(rctx, name)
 		delay, named := connectors.RetryDelay(err)
 		if !named {
 			delay = backoff(failures + 1)
@@ -147,7 +146,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(len(rows)))
 		w.Metrics.PushCalls.WithLabelValues(name, "retry").Inc()
 		w.Logger.Warn("push failed; destination held", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
-		return retry, w.complete(rctx, done, store.Call{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
+		return retry, w.complete(rctx, done, store.PushCall{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
 	}
 	w.Metrics.PushCalls.WithLabelValues(name, "ok").Inc()
 	byID := make(map[int64]connectors.Result, len(results))
@@ -182,19 +181,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	if missing > 0 {
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(missing))
 	}
-	return time.Time{}, w.complete(rctx, done, store.Call{Destination: name, Succeeded: true})
-}
-
-// failures is destination's count of failed calls in a row (0 when
-// unknown).
-func (w *Worker) failures(ctx context.Context, name string) (int, error) {
-	st, err := w.Store.DestinationStatuses(ctx)
-	for _, s := range st {
-		if s.Destination == name {
-			return s.Failures, err
-		}
-	}
-	return 0, err
+	return time.Time{}, w.complete(rctx, done, store.PushCall{Destination: name, Succeeded: true})
 }
 
 // recordAttempts and recordBackoff bound how long a push's outcome is
@@ -210,7 +197,7 @@ const (
 
 // complete records the outcome of a push (store.CompleteOutbox), retrying
 // with doubling waits while Postgres refuses.
-func (w *Worker) complete(ctx context.Context, done []store.OutboxDone, call store.Call) error {
+func (w *Worker) complete(ctx context.Context, done []store.OutboxDone, call store.PushCall) error {
 	wait := recordBackoff
 	var err error
 	for i := 0; i < recordAttempts; i++ {

@@ -295,43 +295,56 @@ func Reconcile(ctx context.Context, st *store.Store, inboundID int64, p Prepared
 	return Reconciler{Store: st, Routes: routes, Now: time.Now}.Reconcile(ctx, inboundID, p)
 }
 
-// Item is one inbound event of a batch: its prepared content.
+// Item is one inbound row of a batch and its prepared content.
 type Item struct {
-	InboundID int64
-	Prepared  Prepared
+	Inbound  *store.Inbound
+	Prepared Prepared
 }
 
-// ItemResult is what ReconcileBatch did with one item.
-type ItemResult struct {
-	Reconciled
-	// Skipped: the row was not taken (another batch holds it); its own
-	// task processes it.
-	Skipped bool
-	// Err is the item's own failure, rolled back to its savepoint (the rest
-	// of the batch is applied); it is counted on the row as an attempt.
-	Err error
-}
-
-// Reconcile applies a prepared batch from inbound event inboundID in one
-// Postgres transaction (ReconcileBatch with one item; the item's failure
-// is the call's error).
+// Reconcile applies p, read from inbound event inboundID, in one Postgres
+// transaction (ProcessBatch of that row alone, waiting for it if another
+// transaction holds it). AlreadyDone: the row was no longer 'received'.
 func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared) (Reconciled, error) {
-	res, err := rc.ReconcileBatch(ctx, []Item{{InboundID: inboundID, Prepared: p}})
+	res, err := rc.ProcessBatch(ctx, BatchClaim{Own: inboundID, Limit: 1, Wait: true},
+		func(context.Context, *store.Inbound) (Prepared, error) { return p, nil })
 	if err != nil {
 		return Reconciled{}, err
 	}
-	if res[0].Err != nil {
-		return Reconciled{}, res[0].Err
+	if len(res) == 0 {
+		return Reconciled{AlreadyDone: true}, nil
 	}
-	return res[0].Reconciled, nil
+	return res[0].Reconciled, res[0].Err
 }
 
-// ReconcileBatch applies the prepared content of several inbound events in
-// one Postgres transaction, in three steps: load every fact the batch
-// reads in a fixed number of set-based queries (store.Tx.Preload), decide
-// and append item by item in memory and the ledger, then write states,
-// request links and processed marks with set-based statements
-// (store.Tx.Flush). Each item:
+// Processed is what ProcessBatch did with one inbound row.
+type Processed struct {
+	Inbound *store.Inbound
+	Reconciled
+	// Err: the row could not be read or reconciled; Final says it was
+	// marked failed for good (unknown source, unparseable body), else it
+	// is to be tried again (for a row other than the batch's own, its
+	// attempt is counted).
+	Err   error
+	Final bool
+}
+
+// PrepareFunc reads a stored request into a prepared batch. An error
+// wrapping ErrFinal marks the row failed for good.
+type PrepareFunc func(ctx context.Context, in *store.Inbound) (Prepared, error)
+
+// ErrFinal marks a PrepareFunc error that retrying cannot fix.
+var ErrFinal = errors.New("final")
+
+// BatchClaim says which inbound rows one batch takes (store.InboundClaim).
+type BatchClaim = store.InboundClaim
+
+// ProcessBatch claims inbound row c.Own and up to c.Limit-1 other waiting
+// rows (store.Tx.ClaimInbound: free rows only, oldest first), reads each
+// with prepare and reconciles them in one Postgres transaction, in three
+// steps: load every fact the batch reads in a fixed number of set-based
+// queries (store.Tx.Preload), decide and append item by item in memory,
+// then write ledger rows, states, suppressions, contacts, request links and
+// processed marks with set-based statements (store.Tx.Flush). Each item:
 //   - ignores identifiers erased earlier (keyed hash match), except a new
 //     valid express opt-in after the erasure (consent.Revives), which
 //     starts afresh; a refused re-import leaves no address behind (the raw
@@ -346,151 +359,44 @@ func (rc Reconciler) Reconcile(ctx context.Context, inboundID int64, p Prepared)
 //     remembers every identifier the request named by keyed hash, so an
 //     erasure finds the request.
 //
-// Locks: the first item's inbound row is waited for; the others are taken
-// only if free (SKIP LOCKED: another batch holds them, and their own task
-// finds them done or still received). Then the identity locks of the whole
-// batch are taken at once, in one sorted order (store.Tx.LockIdentities),
-// so that concurrent batches never deadlock. A row no longer 'received'
-// changes nothing (AlreadyDone), so a redelivered task changes nothing
-// twice. If the transaction fails, nothing of it stays and each item is
-// tried again alone: a failing item (Err, its attempt counted on its row)
-// never holds back the others. Items are applied in the order given.
-func (rc Reconciler) ReconcileBatch(ctx context.Context, items []Item) ([]ItemResult, error) {
-	if len(items) == 0 {
-		return nil, nil
-	}
+// The identity locks of the whole batch are taken at once, in one sorted
+// order (store.Tx.LockIdentities), so that concurrent batches never
+// deadlock. A row prepare refuses for good is marked failed; one it fails
+// transiently is left out (its attempt counted unless it is c.Own). If the
+// transaction fails, nothing of it stays and every row it claimed is tried
+// again alone, so one bad row never holds back the others. No result for
+// c.Own: it was done already, or another transaction holds it (unless
+// c.Wait). The error is only for a batch that could not start.
+func (rc Reconciler) ProcessBatch(ctx context.Context, c BatchClaim, prepare PrepareFunc) ([]Processed, error) {
 	key, err := rc.Store.IdentityKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out, err := rc.together(ctx, key, items)
-	if err == nil || len(items) == 1 || ctx.Err() != nil {
+	out, err := rc.process(ctx, key, c, prepare)
+	if err == nil || ctx.Err() != nil {
 		return out, err
 	}
-	out = make([]ItemResult, len(items))
-	for i, it := range items {
-		res, err := rc.together(ctx, key, []Item{it})
-		if err == nil {
-			out[i] = res[0]
-			continue
+	if len(out) <= 1 {
+		if len(out) == 1 {
+			out[0].Err = err
+			return out, nil
 		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		out[i].Err = err
-		cause := "reconcile: " + err.Error()
-		if rerr := rc.Store.Tx(ctx, func(tx *store.Tx) error { return tx.RecordAttempt(ctx, it.InboundID, cause) }); rerr != nil {
-			return nil, rerr
-		}
-	}
-	return out, nil
-}
-
-// together applies items in one transaction.
-func (rc Reconciler) together(ctx context.Context, key []byte, items []Item) ([]ItemResult, error) {
-	var out []ItemResult
-	err := rc.Store.Tx(ctx, func(tx *store.Tx) error {
-		ids := make([]int64, len(items))
-		for i, it := range items {
-			ids[i] = it.InboundID
-		}
-		held, err := tx.LockInboundBatch(ctx, ids)
-		if err != nil {
-			return fmt.Errorf("lock inbound: %w", err)
-		}
-		out, err = rc.applyItems(ctx, tx, key, items, held)
-		return err
-	})
-	return out, err
-}
-
-// applyItems reconciles the items whose inbound rows tx holds (held) and
-// are still 'received': identity locks of them all at once, one preload,
-// each item in order, one flush.
-func (rc Reconciler) applyItems(ctx context.Context, tx *store.Tx, key []byte, items []Item, held map[int64]store.HeldInbound) ([]ItemResult, error) {
-	out := make([]ItemResult, len(items))
-	all := map[string]consent.Subject{}
-	var named []consent.Subject
-	var facts []store.Fact
-	for i, it := range items {
-		row, ok := held[it.InboundID]
-		switch {
-		case !ok:
-			out[i].Skipped = true
-		case row.Status != store.InboundReceived:
-			out[i].AlreadyDone = true
-		default:
-			maps.Copy(all, it.Prepared.subjects())
-			named = append(named, it.Prepared.Named...)
-			for _, s := range it.Prepared.Signals {
-				facts = append(facts, store.Fact{Source: s.Source, Key: consent.FactKey(s)})
-			}
-		}
-	}
-	if err := tx.LockIdentities(ctx, key, all); err != nil {
 		return nil, err
 	}
-	if err := tx.Preload(ctx, key, all, named, facts); err != nil {
-		return nil, err
-	}
-	for i, it := range items {
-		if out[i].Skipped || out[i].AlreadyDone {
-			continue
-		}
-		var err error
-		if out[i].Reconciled, err = rc.apply(ctx, tx, key, it, held[it.InboundID].BodySHA256); err != nil {
-			return nil, fmt.Errorf("inbound %d: %w", it.InboundID, err)
-		}
-	}
-	return out, tx.Flush(ctx)
-}
-
-// Processed is what ProcessBatch did with one inbound row.
-type Processed struct {
-	Inbound *store.Inbound
-	Reconciled
-	// Err: the row could not be read or reconciled; Final says it was
-	// marked failed for good (unknown source, unparseable body), else it
-	// is to be tried again.
-	Err   error
-	Final bool
-}
-
-// PrepareFunc reads a stored request into a prepared batch. An error
-// wrapping ErrFinal marks the row failed for good.
-type PrepareFunc func(ctx context.Context, in *store.Inbound) (Prepared, error)
-
-// ErrFinal marks a PrepareFunc error that retrying cannot fix.
-var ErrFinal = errors.New("final")
-
-// ProcessBatch claims inbound row own and up to limit-1 other waiting rows
-// (store.Tx.ClaimInbound: free rows only, oldest first), reads each with
-// prepare and reconciles them in one transaction (see ReconcileBatch). A
-// row prepare refuses for good is marked failed in that transaction. An
-// empty result means own was done or is held by another batch, which
-// processes it. If the transaction fails, each row it claimed is tried
-// again alone.
-func (rc Reconciler) ProcessBatch(ctx context.Context, own int64, limit int, prepare PrepareFunc) ([]Processed, error) {
-	key, err := rc.Store.IdentityKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, err := rc.process(ctx, key, own, limit, prepare)
-	if err == nil || len(out) <= 1 || ctx.Err() != nil {
-		return out, err
-	}
-	// The transaction failed: each row it had claimed is tried alone, so
-	// one bad row never holds back the others (own first: its error is
-	// the call's).
 	claimed := out
 	out = nil
-	for _, c := range claimed {
-		res, err := rc.process(ctx, key, c.Inbound.ID, 1, prepare)
+	for _, p := range claimed {
+		alone := store.InboundClaim{Own: p.Inbound.ID, Limit: 1, Wait: c.Wait && p.Inbound.ID == c.Own}
+		res, err := rc.process(ctx, key, alone, prepare)
 		switch {
-		case err != nil && c.Inbound.ID == own:
-			return nil, err
+		case err != nil && p.Inbound.ID != c.Own:
+			cause := "reconcile: " + err.Error()
+			if rerr := rc.Store.Tx(ctx, func(tx *store.Tx) error { return tx.RecordAttempt(ctx, p.Inbound.ID, cause) }); rerr != nil {
+				return out, rerr
+			}
+			out = append(out, Processed{Inbound: p.Inbound, Err: err})
 		case err != nil:
-			out = append(out, Processed{Inbound: c.Inbound, Err: err})
+			out = append(out, Processed{Inbound: p.Inbound, Err: err})
 		case len(res) == 1:
 			out = append(out, res[0])
 		}
@@ -498,17 +404,18 @@ func (rc Reconciler) ProcessBatch(ctx context.Context, own int64, limit int, pre
 	return out, nil
 }
 
-func (rc Reconciler) process(ctx context.Context, key []byte, own int64, limit int, prepare PrepareFunc) ([]Processed, error) {
+// process claims and reconciles one batch in one transaction. On failure
+// it still returns the rows it had claimed (for ProcessBatch to retry).
+func (rc Reconciler) process(ctx context.Context, key []byte, c BatchClaim, prepare PrepareFunc) ([]Processed, error) {
 	var out []Processed
 	err := rc.Store.Tx(ctx, func(tx *store.Tx) error {
 		out = nil
-		rows, err := tx.ClaimInbound(ctx, own, limit)
+		rows, err := tx.ClaimInbound(ctx, c)
 		if err != nil {
 			return err
 		}
 		var items []Item
 		var index []int
-		held := map[int64]store.HeldInbound{}
 		for _, in := range rows {
 			p := Processed{Inbound: in}
 			prep, err := prepare(ctx, in)
@@ -520,32 +427,69 @@ func (rc Reconciler) process(ctx context.Context, key []byte, own int64, limit i
 				}
 			case err != nil:
 				p.Err = err
+				if in.ID != c.Own {
+					// Counted, so that later batches leave it to its own task.
+					if err := tx.RecordAttempt(ctx, in.ID, err.Error()); err != nil {
+						return err
+					}
+				}
 			default:
 				index = append(index, len(out))
-				items = append(items, Item{InboundID: in.ID, Prepared: prep})
-				held[in.ID] = store.HeldInbound{Status: in.Status, BodySHA256: in.BodySHA256}
+				items = append(items, Item{Inbound: in, Prepared: prep})
 			}
 			out = append(out, p)
 		}
-		res, err := rc.applyItems(ctx, tx, key, items, held)
+		res, err := rc.applyItems(ctx, tx, key, items)
 		if err != nil {
 			return err
 		}
 		for i, r := range res {
-			out[index[i]].Reconciled = r.Reconciled
+			out[index[i]].Reconciled = r
 		}
 		return nil
 	})
 	return out, err
 }
 
+// applyItems reconciles items (rows tx holds, still 'received'): identity
+// locks of them all at once, one preload, each item in order, one flush.
+func (rc Reconciler) applyItems(ctx context.Context, tx *store.Tx, key []byte, items []Item) ([]Reconciled, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	all := map[string]consent.Subject{}
+	var named []consent.Subject
+	var facts []store.LedgerFact
+	for _, it := range items {
+		maps.Copy(all, it.Prepared.subjects())
+		named = append(named, it.Prepared.Named...)
+		for _, s := range it.Prepared.Signals {
+			facts = append(facts, store.LedgerFact{Source: s.Source, Key: consent.FactKey(s)})
+		}
+	}
+	if err := tx.LockIdentities(ctx, key, all); err != nil {
+		return nil, err
+	}
+	if err := tx.Preload(ctx, key, all, named, facts); err != nil {
+		return nil, err
+	}
+	out := make([]Reconciled, len(items))
+	for i, it := range items {
+		var err error
+		if out[i], err = rc.apply(ctx, tx, key, it); err != nil {
+			return nil, fmt.Errorf("inbound %d: %w", it.Inbound.ID, err)
+		}
+	}
+	return out, tx.Flush(ctx)
+}
+
 // apply reconciles one item inside tx and marks its row processed.
-func (rc Reconciler) apply(ctx context.Context, tx *store.Tx, key []byte, it Item, bodySHA []byte) (Reconciled, error) {
+func (rc Reconciler) apply(ctx context.Context, tx *store.Tx, key []byte, it Item) (Reconciled, error) {
 	p := it.Prepared
 	res := Reconciled{Notes: p.Notes}
 	res.Notes.Skipped = slices.Clone(p.Notes.Skipped)
 	r := rc.newTx(ctx, tx, key, &res.Notes)
-	r.inboundID, r.inboundSHA = it.InboundID, hex.EncodeToString(bodySHA)
+	r.inboundID, r.inboundSHA = it.Inbound.ID, hex.EncodeToString(it.Inbound.BodySHA256)
 	if err := r.run(p); err != nil {
 		return Reconciled{}, err
 	}
@@ -557,11 +501,11 @@ func (rc Reconciler) apply(ctx context.Context, tx *store.Tx, key []byte, it Ite
 		res.Notes.Skipped[i] = consent.CleanText(n, 300)
 	}
 	if r.refusedErased {
-		if err := tx.ForgetInboundBody(ctx, it.InboundID); err != nil {
+		if err := tx.ForgetInboundBody(ctx, it.Inbound.ID); err != nil {
 			return Reconciled{}, err
 		}
 	}
-	return res, tx.FinishInbound(ctx, it.InboundID, res.Notes)
+	return res, tx.FinishInbound(ctx, it.Inbound.ID, res.Notes)
 }
 
 // subjects are the identities p names that reconciliation locks and
@@ -593,7 +537,7 @@ func (rc Reconciler) newTx(ctx context.Context, tx *store.Tx, key []byte, notes 
 }
 
 func (r *reconcileTx) run(p Prepared) error {
-	// The batch holds the identity locks of subs (ReconcileBatch): an
+	// The batch holds the identity locks of subs (applyItems): an
 	// erasure that commits while this batch runs must not be followed by
 	// this batch recreating the subject with its older facts.
 	subs := p.subjects()

@@ -22,9 +22,8 @@ type Store interface {
 	RecordInboundAttempt(ctx context.Context, id int64, cause string, final bool) error
 	UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error)
 	ClaimPush(ctx context.Context, destination string, limit int, lease time.Duration, openAfter int) (store.Claim, error)
-	CompleteOutbox(ctx context.Context, done []store.OutboxDone, call ...store.Call) error
+	CompleteOutbox(ctx context.Context, done []store.OutboxDone, call ...store.PushCall) error
 	DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error)
-	DestinationStatuses(ctx context.Context) ([]store.DestinationStatus, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 }
 

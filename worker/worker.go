@@ -46,6 +46,10 @@ type Worker struct {
 	doneOnce sync.Once
 	// done holds the ids of inbound rows this process processed lately.
 	done *lru.Cache[int64, struct{}]
+	// inflight maps the inbound rows batches of this process hold to a
+	// channel closed when that batch ends.
+	inflightMu sync.Mutex
+	inflight   map[int64]chan struct{}
 }
 
 // doneCacheSize bounds the ids of processed inbound rows remembered:
@@ -121,16 +125,19 @@ func (w *Worker) ServerConfigs() []asynq.Config {
 
 // HandleInbound processes inbound event p.ID and, with it, up to
 // worker.inbound_batch-1 other waiting ones, in one Postgres transaction
-// (Reconciler.ProcessBatch): parse each stored raw request with its
-// source's connector, resolve sender ids, normalize, reconcile, then
-// enqueue pushes for the destinations that got suppressions. The tasks of
-// the others then find their rows done: those processed here are
-// remembered, so their tasks end without a query.
+// (Reconciler.ProcessBatch), then enqueues pushes for the destinations that
+// got suppressions. The tasks of the others then find their rows done:
+// those processed here are remembered, so their tasks end without a query.
+//
+// A task whose row another batch holds claims a batch of its own first,
+// then waits for that batch (in this process: until it ends; in another:
+// on the row's lock) and processes the row if it is still waiting, so no
+// row is ever left to the sweeper by a batch that failed.
 //
 // Errors: unknown source or unparseable body → the row is marked failed
 // and not retried; anything else is retried. For p.ID the task returns the
 // error (asynq retries, and the row is marked failed after the last retry);
-// another row that fails counts an attempt and its task is enqueued again.
+// another row that fails has its attempt counted and its task enqueued again.
 func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	var p jobs.InboundPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID <= 0 {
@@ -140,38 +147,63 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	if !p.Again && w.done.Contains(p.ID) {
 		return nil
 	}
-	results, err := w.reconciler().ProcessBatch(ctx, p.ID, w.Config.Worker.InboundBatch, w.prepare)
-	if err != nil {
-		in, gerr := w.Store.GetInbound(ctx, p.ID)
-		if gerr != nil {
-			return err
-		}
-		return w.retryOrGiveUp(ctx, in, "reconcile: "+err.Error())
+	claim := BatchClaim{Own: p.ID, Limit: w.Config.Worker.InboundBatch, OwnOnly: w.resolvedSources()}
+	ownSeen, err := w.processBatch(ctx, claim)
+	if err != nil || ownSeen {
+		return err
 	}
-	if len(results) == 0 || results[0].Inbound.ID != p.ID {
-		// Done already (redelivery, sweeper, replay), held by another
-		// batch that processes it, or gone.
-		if _, err := w.Store.GetInbound(ctx, p.ID); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
+	// The row was done already, or held by another batch: wait for that
+	// one, then take the row if it still waits.
+	w.waitInflight(ctx, p.ID)
+	if w.done.Contains(p.ID) {
+		return nil
+	}
+	ownSeen, err = w.processBatch(ctx, BatchClaim{Own: p.ID, Limit: 1, Wait: true})
+	if err != nil || ownSeen {
+		return err
+	}
+	if _, err := w.Store.GetInbound(ctx, p.ID); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
+	}
+	return nil // processed already (redelivery, sweeper, replay)
+}
+
+// processBatch runs one ProcessBatch for claim and handles its results. It
+// reports whether claim.Own was among them; the error is claim.Own's.
+func (w *Worker) processBatch(ctx context.Context, claim BatchClaim) (bool, error) {
+	done := make(chan struct{})
+	var mine []int64
+	prepare := func(ctx context.Context, in *store.Inbound) (Prepared, error) {
+		if w.markInflight(in.ID, done) {
+			mine = append(mine, in.ID)
 		}
+		return w.prepare(ctx, in)
+	}
+	results, err := w.reconciler().ProcessBatch(ctx, claim, prepare)
+	w.endInflight(mine, done)
+	if err != nil {
+		return false, err // no batch: asynq retries
 	}
 	w.Metrics.InboundBatch.Observe(float64(len(results)))
+	var ownSeen bool
 	var ownErr error
 	dests := map[string]bool{}
 	for _, r := range results {
 		in := r.Inbound
+		own := in.ID == claim.Own
+		ownSeen = ownSeen || own
 		switch {
 		case r.Err != nil && r.Final:
 			w.Metrics.InboundFailed.WithLabelValues(in.Source).Inc()
 			w.Logger.Error("inbound failed", "inbound", in.ID, "source", in.Source, "cause", r.Err.Error())
-			if in.ID == p.ID {
+			if own {
 				ownErr = fmt.Errorf("inbound %d: %w: %w", in.ID, r.Err, asynq.SkipRetry)
 			}
-		case r.Err != nil && in.ID == p.ID:
+		case r.Err != nil && own:
 			ownErr = w.retryOrGiveUp(ctx, in, r.Err.Error())
 		case r.Err != nil:
-			// Its own task may be gone: enqueue it again (its attempt
-			// is counted there).
+			// Its attempt is counted; its own task may be gone: enqueue it
+			// again.
 			w.Logger.Warn("inbound not processed in a batch; enqueued again", "inbound", in.ID, "source", in.Source, "err", r.Err)
 			if _, err := w.Enqueuer.EnqueueInbound(ctx, in.ID, true); err != nil {
 				w.Logger.Warn("enqueue failed; the sweeper will pick the event up", "inbound", in.ID, "err", err)
@@ -190,7 +222,59 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 			w.Logger.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
 		}
 	}
-	return ownErr
+	return ownSeen, ownErr
+}
+
+// markInflight records that a batch of this process (ending when done is
+// closed) holds inbound row id; false when one already does.
+func (w *Worker) markInflight(id int64, done chan struct{}) bool {
+	w.inflightMu.Lock()
+	defer w.inflightMu.Unlock()
+	if w.inflight == nil {
+		w.inflight = map[int64]chan struct{}{}
+	}
+	if _, ok := w.inflight[id]; ok {
+		return false
+	}
+	w.inflight[id] = done
+	return true
+}
+
+// endInflight forgets ids and wakes the tasks waiting for them.
+func (w *Worker) endInflight(ids []int64, done chan struct{}) {
+	w.inflightMu.Lock()
+	for _, id := range ids {
+		delete(w.inflight, id)
+	}
+	w.inflightMu.Unlock()
+	close(done)
+}
+
+// waitInflight waits until no batch of this process holds row id.
+func (w *Worker) waitInflight(ctx context.Context, id int64) {
+	w.inflightMu.Lock()
+	done := w.inflight[id]
+	w.inflightMu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// resolvedSources are the configured sources whose sender ids are
+// resolved over the network (connectors.Resolver): their rows are claimed
+// by their own task only.
+func (w *Worker) resolvedSources() []string {
+	var out []string
+	for name, src := range w.Sources {
+		if _, ok := src.(connectors.Resolver); ok {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // prepare parses a stored request with its source's connector and

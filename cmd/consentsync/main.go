@@ -64,10 +64,6 @@ OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN
 GOMEMLIMIT (Go's soft memory limit; serve, work and all default to 128MiB).
 `
 
-// defaultMemoryLimit is serve's and work's soft memory limit (bytes) when
-// GOMEMLIMIT is not set.
-const defaultMemoryLimit = 128 << 20
-
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -81,10 +77,7 @@ func main() {
 	switch cmd {
 	case "serve", "work", "all":
 		if os.Getenv("GOMEMLIMIT") == "" {
-			// The Go runtime's soft memory limit: the GC works harder as the
-			// heap nears it instead of letting a burst (a 10,000-event
-			// import) double the process's memory.
-			debug.SetMemoryLimit(defaultMemoryLimit)
+			debug.SetMemoryLimit(config.DefaultMemoryLimit)
 		}
 		err = run(ctx, log, cmd, args)
 	case "migrate":
