@@ -184,7 +184,9 @@ func (w *Worker) processBatch(ctx context.Context, claim BatchClaim) (bool, erro
 	if err != nil {
 		return false, err // no batch: asynq retries
 	}
-	w.Metrics.InboundBatch.Observe(float64(len(results)))
+	if len(results) > 0 {
+		w.Metrics.InboundBatch.Observe(float64(len(results)))
+	}
 	var ownSeen bool
 	var ownErr error
 	dests := map[string]bool{}
