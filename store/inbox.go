@@ -248,14 +248,15 @@ func (tx *Tx) ClaimInbound(ctx context.Context, c InboundClaim) ([]*Inbound, err
 	if err := tx.sq.SelectContext(ctx, &more, `SELECT `+inboundCols+` FROM inbound_events
 		WHERE status = 'received' AND attempts = 0 AND id <> $1 AND coalesce(octet_length(body), 0) <= $3
 		  AND source <> ALL(coalesce($4::text[], '{}'))
-		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, c.Own, c.Limit-len(rows), claimSmall, pq.Array(c.OwnOnly)); err != nil {
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, c.Own, c.Limit-len(rows), LargeBody, pq.Array(c.OwnOnly)); err != nil {
 		return nil, fmt.Errorf("store: claim inbound: %w", err)
 	}
 	return append(rows, more...), nil
 }
 
-// claimSmall is the largest raw body a batch claims besides its own row.
-const claimSmall = 16 << 10
+// LargeBody is the raw body size (bytes) over which a request is large: a
+// batch claims it only for its own task (ClaimInbound).
+const LargeBody = 16 << 10
 
 // FailInbound marks row id failed inside tx (no more automatic retries:
 // see `consentsync replay`), with its cause.

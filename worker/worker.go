@@ -50,6 +50,8 @@ type Worker struct {
 	// channel closed when that batch ends.
 	inflightMu sync.Mutex
 	inflight   map[int64]chan struct{}
+	// largeSlot admits one large request (store.LargeBody) at a time.
+	largeSlot chan struct{}
 }
 
 // doneCacheSize bounds the ids of processed inbound rows remembered:
@@ -57,6 +59,7 @@ type Worker struct {
 const doneCacheSize = 1 << 16
 
 func (w *Worker) initDone() {
+	w.largeSlot = make(chan struct{}, 1)
 	w.done, _ = lru.New[int64, struct{}](doneCacheSize)
 }
 
@@ -173,13 +176,28 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 func (w *Worker) processBatch(ctx context.Context, claim BatchClaim) (bool, error) {
 	done := make(chan struct{})
 	var mine []int64
+	var large bool
 	prepare := func(ctx context.Context, in *store.Inbound) (Prepared, error) {
 		if w.markInflight(in.ID, done) {
 			mine = append(mine, in.ID)
 		}
+		if len(in.Body) > store.LargeBody && !large {
+			// One large request at a time per process: its parsed events
+			// and encoded writes take tens of megabytes. Only its own task
+			// claims a large row, so waiting here holds nobody else's row.
+			select {
+			case w.largeSlot <- struct{}{}:
+				large = true
+			case <-ctx.Done():
+				return Prepared{}, ctx.Err()
+			}
+		}
 		return w.prepare(ctx, in)
 	}
 	results, err := w.reconciler().ProcessBatch(ctx, claim, prepare)
+	if large {
+		<-w.largeSlot
+	}
 	w.endInflight(mine, done)
 	if err != nil {
 		return false, err // no batch: asynq retries
