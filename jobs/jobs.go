@@ -123,13 +123,20 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 	} else if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue inbound: %w", err)
 	}
+	if dropped == 2 {
+		return Queued, nil // the task had just ended: no orphan
+	}
 	return ReplacedOrphan, nil
 }
 
 // dropOrphan deletes a task key that holds no task message, atomically
 // (a live task enqueued meanwhile is never touched); it returns 1 when it
-// deleted one (or none was there), 0 when a live task holds the key.
+// deleted one, 2 when no key is there any more (the task ended since the
+// refusal), 0 when a live task holds the key.
 var dropOrphan = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 0 then
+	return 2
+end
 if redis.call("HEXISTS", KEYS[1], "msg") == 1 then
 	return 0
 end

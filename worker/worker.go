@@ -174,6 +174,13 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 // processBatch runs one ProcessBatch for claim and handles its results. It
 // reports whether claim.Own was among them; the error is claim.Own's.
 func (w *Worker) processBatch(ctx context.Context, claim BatchClaim) (bool, error) {
+	var n int
+	return w.processBatchCounted(ctx, claim, &n)
+}
+
+// processBatchCounted is processBatch that also sets *n to the number of
+// rows the batch took.
+func (w *Worker) processBatchCounted(ctx context.Context, claim BatchClaim, n *int) (bool, error) {
 	done := make(chan struct{})
 	var mine []int64
 	var large bool
@@ -202,8 +209,8 @@ func (w *Worker) processBatch(ctx context.Context, claim BatchClaim) (bool, erro
 	if err != nil {
 		return false, err // no batch: asynq retries
 	}
-	if len(results) > 0 {
-		w.Metrics.InboundBatch.Observe(float64(len(results)))
+	if *n = len(results); *n > 0 {
+		w.Metrics.InboundBatch.Observe(float64(*n))
 	}
 	var ownSeen bool
 	var ownErr error

@@ -181,6 +181,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		srvs = append(srvs, srv)
 	}
 	go a.Worker.RunSweeper(ctx)
+	go a.Worker.RunClaimer(ctx)
 	<-ctx.Done()
 	return nil
 }
