@@ -189,3 +189,22 @@ func TestBacklogMetricsAndRepush(t *testing.T) {
 		t.Fatalf("SendGrid successes = %d, want 1", n)
 	}
 }
+
+// A call that fails for good in place (503 on every attempt) holds the
+// destination and schedules its retry: the suppression is delivered by that
+// retry, with no sweeper (sweep_after is an hour here).
+func TestDestinationRetryScheduled(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: func(cfg *configT) {
+		cfg.Worker.SweepAfter = time.Hour
+		cfg.Worker.SweepEvery = time.Hour
+	}})
+	e.Sandbox.Script(sandbox.SendGrid, sandbox.Repeat(sandbox.Unavailable(), 4)...)
+	e.withdrawByPostmark("retry@example.com")
+	e.waitFor("the suppression to be sent by the scheduled retry", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-acme' AND status = 'sent'`) == 1
+	})
+	if calls := e.Sandbox.Calls(sandbox.SendGrid); len(calls) != 5 || successes(calls) != 1 {
+		t.Fatalf("SendGrid calls = %d (%d ok), want 5 (1 ok): 4 failed attempts in one call, then the retry", len(calls), successes(calls))
+	}
+}

@@ -45,6 +45,10 @@ type InboundPayload struct {
 // PushPayload names a destination whose pending outbox rows to push.
 type PushPayload struct {
 	Destination string `json:"destination"`
+	// At is when the push is due (Unix ms; the end of its linger window).
+	// asynq schedules in whole seconds and may start the task up to a
+	// second early; the handler waits until At.
+	At int64 `json:"at,omitempty"`
 }
 
 // Enqueuer enqueues consentsync's tasks.
@@ -176,7 +180,7 @@ func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time)
 		linger = 200 * time.Millisecond
 	}
 	slot := at.Truncate(linger).Add(linger)
-	b, _ := json.Marshal(PushPayload{Destination: destination})
+	b, _ := json.Marshal(PushPayload{Destination: destination, At: slot.UnixMilli()})
 	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b),
 		asynq.TaskID(PushTaskID(destination, slot.UnixMilli())), asynq.Queue(QueueSuppression),
 		asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5*time.Minute), asynq.ProcessAt(slot))

@@ -75,6 +75,16 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 		w.Logger.Error("push: destination not configured", "destination", p.Destination)
 		return fmt.Errorf("push: destination %q not configured: %w", p.Destination, asynq.SkipRetry)
 	}
+	if early := time.Until(time.UnixMilli(p.At)); p.At > 0 && early > 0 {
+		// Started before its window's end (asynq's second granularity):
+		// wait, so that what is committed in the window, or the
+		// destination's retry time, is reached.
+		select {
+		case <-time.After(early):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
 	timeout := w.timeoutOf(p.Destination)
 	for {

@@ -221,7 +221,8 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 }
 
 // RunOps serves the ops endpoints alone (server.Server.OpsHandler) on ln
-// until ctx ends.
+// until ctx ends, then drains as RunHTTP does: /readyz answers 503
+// "draining" while the listener answers for server.drain_grace.
 func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: a.Server.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
@@ -230,6 +231,13 @@ func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	a.Server.Drain()
+	hs.SetKeepAlivesEnabled(false)
+	select {
+	case <-time.After(a.Config.Server.DrainGrace):
+	case err := <-errc:
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
