@@ -311,93 +311,160 @@ func (tx *Tx) Flush(ctx context.Context) error {
 		return nil
 	}
 	if len(c.ledger) > 0 {
-		if err := inChunks(len(c.ledger), func(lo, hi int) error { return tx.insertLedger(ctx, c.ledgerIDs[lo:hi], c.ledger[lo:hi]) }); err != nil {
+		if err := inChunks(len(c.ledger), func(lo, hi int) error {
+			_, err := tx.insertLedger(ctx, c.ledgerIDs[lo:hi], c.ledger[lo:hi])
+			return err
+		}); err != nil {
 			return err
 		}
 		c.ledger, c.ledgerIDs = nil, nil
 	}
-	if len(c.putStates) > 0 {
-		var subj, event []int64
-		var ch, brand, purpose, status, source []string
-		var at []string
-		for k, p := range c.putStates {
-			subj, event = append(subj, k.subject), append(event, p.event)
-			ch, brand, purpose = append(ch, string(k.key.Channel)), append(brand, k.key.Brand), append(purpose, string(k.key.Purpose))
-			status, source = append(status, string(p.sig.Status)), append(source, p.sig.Source)
-			at = append(at, p.sig.OccurredAt.UTC().Format(time.RFC3339Nano))
-		}
-		if _, err := tx.sq.ExecContext(ctx, `
-			INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::bigint[])
-			ON CONFLICT (subject_id, channel, brand, purpose) DO UPDATE SET
-				status = EXCLUDED.status, occurred_at = EXCLUDED.occurred_at, source = EXCLUDED.source,
-				event_id = EXCLUDED.event_id, updated_at = now()`,
-			pq.Array(subj), pq.Array(ch), pq.Array(brand), pq.Array(purpose), pq.Array(status), pq.Array(at), pq.Array(source), pq.Array(event)); err != nil {
-			return fmt.Errorf("store: put states: %w", err)
-		}
-		c.putStates = map[stateKey]pendingState{}
+	states := make([]stateRow, 0, len(c.putStates))
+	for k, p := range c.putStates {
+		states = append(states, stateRow{k, p})
 	}
-	if len(c.contacts) > 0 {
-		var subj []int64
-		var brand, channel, kind, first, last []string
-		for k, t := range c.contacts {
-			subj, brand, channel, kind = append(subj, k.subject), append(brand, k.brand), append(channel, string(k.channel)), append(kind, k.kind)
-			first, last = append(first, t[0].UTC().Format(time.RFC3339Nano)), append(last, t[1].UTC().Format(time.RFC3339Nano))
-		}
-		if _, err := tx.sq.ExecContext(ctx, `
-			INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-			ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
-				first_at = least(subject_contacts.first_at, EXCLUDED.first_at),
-				last_at = greatest(subject_contacts.last_at, EXCLUDED.last_at)`,
-			pq.Array(subj), pq.Array(brand), pq.Array(channel), pq.Array(kind), pq.Array(first), pq.Array(last)); err != nil {
-			return fmt.Errorf("store: activity: %w", err)
-		}
-		c.contacts = map[activityKey][2]time.Time{}
+	contacts := make([]contactRow, 0, len(c.contacts))
+	for k, t := range c.contacts {
+		contacts = append(contacts, contactRow{k, t})
 	}
-	if len(c.outbox) > 0 {
-		if err := inChunks(len(c.outbox), func(lo, hi int) error { return tx.insertOutbox(ctx, c.outbox[lo:hi]) }); err != nil {
+	requests := make([][2]int64, 0, len(c.subjectRequests))
+	for p := range c.subjectRequests {
+		requests = append(requests, p)
+	}
+	var identities []identityRow
+	for h, ids := range c.identities {
+		for id := range ids {
+			identities = append(identities, identityRow{[]byte(h), id})
+		}
+	}
+	for _, write := range []func() error{
+		func() error {
+			return inChunks(len(states), func(lo, hi int) error { return tx.writeStates(ctx, states[lo:hi]) })
+		},
+		func() error {
+			return inChunks(len(contacts), func(lo, hi int) error { return tx.writeContacts(ctx, contacts[lo:hi]) })
+		},
+		func() error {
+			return inChunks(len(c.outbox), func(lo, hi int) error { _, err := tx.insertOutbox(ctx, c.outbox[lo:hi]); return err })
+		},
+		func() error {
+			return inChunks(len(requests), func(lo, hi int) error { return tx.writeSubjectRequests(ctx, requests[lo:hi]) })
+		},
+		func() error {
+			return inChunks(len(identities), func(lo, hi int) error { return tx.writeIdentities(ctx, identities[lo:hi]) })
+		},
+		func() error {
+			return inChunks(len(c.finished), func(lo, hi int) error { return tx.writeFinished(ctx, c.finished[lo:hi]) })
+		},
+	} {
+		if err := write(); err != nil {
 			return err
 		}
-		c.outbox = nil
 	}
-	if len(c.subjectRequests) > 0 {
-		var subj, in []int64
-		for p := range c.subjectRequests {
-			subj, in = append(subj, p[0]), append(in, p[1])
-		}
-		if _, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING`, pq.Array(subj), pq.Array(in)); err != nil {
-			return fmt.Errorf("store: subject inbound: %w", err)
-		}
-		c.subjectRequests = map[[2]int64]bool{}
+	c.putStates, c.contacts, c.outbox = map[stateKey]pendingState{}, map[activityKey][2]time.Time{}, nil
+	c.subjectRequests, c.identities, c.finished = map[[2]int64]bool{}, map[string]map[int64]bool{}, nil
+	return nil
+}
+
+// The rows of the set-based writes below: each is also how the write is
+// done, one row at a time, without a batch (the same statement).
+type (
+	stateRow struct {
+		key stateKey
+		pendingState
 	}
-	if len(c.identities) > 0 {
-		var hashes [][]byte
-		var in []int64
-		for h, ids := range c.identities {
-			for id := range ids {
-				hashes, in = append(hashes, []byte(h)), append(in, id)
-			}
-		}
-		if _, err := tx.sq.ExecContext(ctx, `INSERT INTO inbound_identities (identity_hash, inbound_event_id)
-			SELECT * FROM unnest($1::bytea[], $2::bigint[]) ON CONFLICT DO NOTHING`, pq.ByteaArray(hashes), pq.Array(in)); err != nil {
-			return fmt.Errorf("store: inbound identities: %w", err)
-		}
-		c.identities = map[string]map[int64]bool{}
+	contactRow struct {
+		key   activityKey
+		times [2]time.Time // first, last
 	}
-	if len(c.finished) > 0 {
-		ids := make([]int64, len(c.finished))
-		notes := make([]string, len(c.finished))
-		for i, f := range c.finished {
-			ids[i], notes[i] = f.id, string(f.notes)
-		}
-		if _, err := tx.sq.ExecContext(ctx, `UPDATE inbound_events e SET status = 'processed', processed_at = clock_timestamp(),
-			attempts = e.attempts + 1, error = NULL, notes = d.notes::jsonb
-			FROM unnest($1::bigint[], $2::text[]) AS d(id, notes) WHERE e.id = d.id`, pq.Array(ids), pq.Array(notes)); err != nil {
-			return fmt.Errorf("store: finish inbound: %w", err)
-		}
-		c.finished = nil
+	identityRow struct {
+		hash    []byte
+		inbound int64
+	}
+)
+
+// writeStates makes each row's signal the current state of its key.
+func (tx *Tx) writeStates(ctx context.Context, rows []stateRow) error {
+	var subj, event []int64
+	var ch, brand, purpose, status, source, at []string
+	for _, r := range rows {
+		subj, event = append(subj, r.key.subject), append(event, r.event)
+		ch, brand, purpose = append(ch, string(r.key.key.Channel)), append(brand, r.key.key.Brand), append(purpose, string(r.key.key.Purpose))
+		status, source = append(status, string(r.sig.Status)), append(source, r.sig.Source)
+		at = append(at, r.sig.OccurredAt.UTC().Format(time.RFC3339Nano))
+	}
+	_, err := tx.sq.ExecContext(ctx, `
+		INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::bigint[])
+		ON CONFLICT (subject_id, channel, brand, purpose) DO UPDATE SET
+			status = EXCLUDED.status, occurred_at = EXCLUDED.occurred_at, source = EXCLUDED.source,
+			event_id = EXCLUDED.event_id, updated_at = now()`,
+		pq.Array(subj), pq.Array(ch), pq.Array(brand), pq.Array(purpose), pq.Array(status), pq.Array(at), pq.Array(source), pq.Array(event))
+	if err != nil {
+		return fmt.Errorf("store: put state: %w", err)
+	}
+	return nil
+}
+
+// writeContacts keeps the first and last time of each contact kind.
+func (tx *Tx) writeContacts(ctx context.Context, rows []contactRow) error {
+	var subj []int64
+	var brand, channel, kind, first, last []string
+	for _, r := range rows {
+		subj, brand, channel, kind = append(subj, r.key.subject), append(brand, r.key.brand), append(channel, string(r.key.channel)), append(kind, r.key.kind)
+		first, last = append(first, r.times[0].UTC().Format(time.RFC3339Nano)), append(last, r.times[1].UTC().Format(time.RFC3339Nano))
+	}
+	_, err := tx.sq.ExecContext(ctx, `
+		INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+		ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
+			first_at = least(subject_contacts.first_at, EXCLUDED.first_at),
+			last_at = greatest(subject_contacts.last_at, EXCLUDED.last_at)`,
+		pq.Array(subj), pq.Array(brand), pq.Array(channel), pq.Array(kind), pq.Array(first), pq.Array(last))
+	if err != nil {
+		return fmt.Errorf("store: activity: %w", err)
+	}
+	return nil
+}
+
+// writeSubjectRequests remembers which request (pair[1]) named which
+// subject (pair[0]).
+func (tx *Tx) writeSubjectRequests(ctx context.Context, pairs [][2]int64) error {
+	subj, in := make([]int64, len(pairs)), make([]int64, len(pairs))
+	for i, p := range pairs {
+		subj[i], in[i] = p[0], p[1]
+	}
+	if _, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING`, pq.Array(subj), pq.Array(in)); err != nil {
+		return fmt.Errorf("store: subject inbound: %w", err)
+	}
+	return nil
+}
+
+// writeIdentities remembers which request named which identity (keyed
+// hash).
+func (tx *Tx) writeIdentities(ctx context.Context, rows []identityRow) error {
+	hashes, in := make([][]byte, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		hashes[i], in[i] = r.hash, r.inbound
+	}
+	if _, err := tx.sq.ExecContext(ctx, `INSERT INTO inbound_identities (identity_hash, inbound_event_id)
+		SELECT * FROM unnest($1::bytea[], $2::bigint[]) ON CONFLICT DO NOTHING`, pq.ByteaArray(hashes), pq.Array(in)); err != nil {
+		return fmt.Errorf("store: inbound identities: %w", err)
+	}
+	return nil
+}
+
+// writeFinished marks inbound rows processed, with their notes.
+func (tx *Tx) writeFinished(ctx context.Context, rows []finishedInbound) error {
+	ids, notes := make([]int64, len(rows)), make([]string, len(rows))
+	for i, f := range rows {
+		ids[i], notes[i] = f.id, string(f.notes)
+	}
+	if _, err := tx.sq.ExecContext(ctx, `UPDATE inbound_events e SET status = 'processed', processed_at = clock_timestamp(),
+		attempts = e.attempts + 1, error = NULL, notes = d.notes::jsonb
+		FROM unnest($1::bigint[], $2::text[]) AS d(id, notes) WHERE e.id = d.id`, pq.Array(ids), pq.Array(notes)); err != nil {
+		return fmt.Errorf("store: finish inbound: %w", err)
 	}
 	return nil
 }
@@ -424,8 +491,9 @@ func (c *batchCache) appended(e LedgerEntry) {
 }
 
 // insertLedger appends rows (with their drawn ids, in order) in one
-// statement.
-func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry) error {
+// statement; a fact already in the ledger (source, dedup key) is not
+// appended again. It returns how many rows were appended.
+func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry) (int64, error) {
 	n := len(rows)
 	subject, dedup, channel, brand, purpose, status := make([]int64, n), make([][]byte, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	occurred, source, valid, problems, outcome, evidence := make([]string, n), make([]string, n), make([]bool, n), make([]string, n), make([]string, n), make([]string, n)
@@ -434,16 +502,16 @@ func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry)
 	for i, e := range rows {
 		ev, err := json.Marshal(e.Signal.Evidence)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		pr, err := json.Marshal(nonNil(e.Signal.Problems))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if e.Quality != nil {
 			q, err := json.Marshal(e.Quality)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			quality[i] = sql.NullString{String: string(q), Valid: true}
 		}
@@ -455,7 +523,7 @@ func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry)
 		occurred[i], source[i], valid[i], problems[i], outcome[i], evidence[i] = s.OccurredAt.UTC().Format(time.RFC3339Nano), s.Source, s.Valid(), string(pr), e.Outcome, string(ev)
 		evHash[i], prev[i], hash[i], received[i] = consent.EvidenceHash(s.Evidence), e.PrevHash, e.Hash, e.RecordedAt.UTC().Format(time.RFC3339Nano)
 	}
-	_, err := tx.sq.ExecContext(ctx, `
+	res, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO consent_events (id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
 			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
 		SELECT id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status, occurred_at, source, valid,
@@ -465,19 +533,21 @@ func (tx *Tx) insertLedger(ctx context.Context, ids []int64, rows []LedgerEntry)
 			$17::bytea[], $18::text[], $19::timestamptz[])
 		  AS t(id, subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status, occurred_at, source, valid,
 			problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
-		ORDER BY id`,
+		ORDER BY id
+		ON CONFLICT (source, dedup_key) DO NOTHING`,
 		pq.Array(ids), pq.Array(subject), pq.Array(inbound), pq.ByteaArray(dedup), pq.Array(channel), pq.Array(brand), pq.Array(purpose),
 		pq.Array(status), pq.Array(occurred), pq.Array(source), pq.Array(valid), pq.Array(problems), pq.Array(outcome), pq.Array(evidence),
 		pq.ByteaArray(evHash), pq.ByteaArray(prev), pq.ByteaArray(hash), pq.Array(quality), pq.Array(received))
 	if err != nil {
-		return fmt.Errorf("store: append ledger: %w", err)
+		return 0, fmt.Errorf("store: append ledger: %w", err)
 	}
-	return nil
+	return res.RowsAffected()
 }
 
-// insertOutbox queues rows in one statement (rows of ledger rows this
-// batch appended: none can be there already).
-func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) error {
+// insertOutbox queues rows in one statement; a row already queued (same
+// destination, ledger row and target) is left as is. It returns how many
+// were added.
+func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) (int64, error) {
 	n := len(rows)
 	dest, channel, brand, purpose := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	event, subject, target := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -490,7 +560,7 @@ func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) error {
 		}
 		email[i], phone[i], reason[i] = r.Email, r.Phone, r.Reason
 	}
-	_, err := tx.sq.ExecContext(ctx, `
+	res, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
 		SELECT d, e, s, t, 'suppress', em, ph, c, b, p, r
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
@@ -499,9 +569,9 @@ func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) error {
 		pq.Array(dest), pq.Array(event), pq.Array(subject), pq.Array(target), pq.Array(email), pq.Array(phone),
 		pq.Array(channel), pq.Array(brand), pq.Array(purpose), pq.Array(reason))
 	if err != nil {
-		return fmt.Errorf("store: add outbox: %w", err)
+		return 0, fmt.Errorf("store: add outbox: %w", err)
 	}
-	return nil
+	return res.RowsAffected()
 }
 
 // EnsureSubjects is EnsureSubject for many subjects, in their order (sort

@@ -123,12 +123,11 @@ func (tx *Tx) RecordInboundIdentities(ctx context.Context, key []byte, inboundID
 		}
 		return nil
 	}
-	_, err := tx.sq.ExecContext(ctx, `INSERT INTO inbound_identities (identity_hash, inbound_event_id)
-		SELECT h, $2 FROM unnest($1::bytea[]) AS h ON CONFLICT DO NOTHING`, pq.ByteaArray(hashes), inboundID)
-	if err != nil {
-		return fmt.Errorf("store: inbound identities: %w", err)
+	rows := make([]identityRow, len(hashes))
+	for i, h := range hashes {
+		rows[i] = identityRow{h, inboundID}
 	}
-	return nil
+	return tx.writeIdentities(ctx, rows)
 }
 
 // ForgetInboundBody empties an inbound request's raw body, headers and
@@ -171,9 +170,7 @@ func (tx *Tx) RecordInbound(ctx context.Context, subjectID, inboundID int64) err
 		c.subjectRequests[[2]int64{subjectID, inboundID}] = true
 		return nil
 	}
-	_, err := tx.sq.ExecContext(ctx, `INSERT INTO subject_inbound (subject_id, inbound_event_id) VALUES ($1, $2)
-		ON CONFLICT DO NOTHING`, subjectID, inboundID)
-	return err
+	return tx.writeSubjectRequests(ctx, [][2]int64{{subjectID, inboundID}})
 }
 
 // LockIdentities takes, for the rest of tx, a lock on every identity of

@@ -95,9 +95,7 @@ func (tx *Tx) FinishInbound(ctx context.Context, id int64, notes any) error {
 		c.finished = append(c.finished, finishedInbound{id: id, notes: b})
 		return nil
 	}
-	_, err = tx.sq.ExecContext(ctx, `UPDATE inbound_events SET status = 'processed', processed_at = clock_timestamp(),
-		attempts = attempts + 1, error = NULL, notes = $2 WHERE id = $1`, id, b)
-	return err
+	return tx.writeFinished(ctx, []finishedInbound{{id: id, notes: b}})
 }
 
 // RecordInboundAttempt counts a failed attempt and keeps its error; final

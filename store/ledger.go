@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -35,39 +34,11 @@ func (tx *Tx) LockSubject(ctx context.Context, sub consent.Subject) (int64, erro
 // EnsureSubject is LockSubject that also reports whether the subject was
 // created by this call (a new literal address or number).
 func (tx *Tx) EnsureSubject(ctx context.Context, sub consent.Subject) (int64, bool, error) {
-	if c := tx.batch; c != nil {
-		if id, ok := c.cachedSubject(sub); ok {
-			return id, false, nil // locked by Preload
-		}
-	}
-	var r struct {
-		ID       int64 `db:"id"`
-		Inserted bool  `db:"inserted"`
-	}
-	var err error
-	switch {
-	case sub.Email != "":
-		err = tx.sq.QueryRowxContext(ctx, `
-			INSERT INTO subjects (email, email_original, mailbox_key) VALUES ($1, $2, $3)
-			ON CONFLICT (email) DO UPDATE SET updated_at = now()
-			RETURNING id, (xmax = 0) AS inserted`, sub.Email, sub.EmailOriginal, consent.MailboxKey(sub.Email)).StructScan(&r)
-	case sub.Phone != "":
-		err = tx.sq.QueryRowxContext(ctx, `
-			INSERT INTO subjects (phone) VALUES ($1)
-			ON CONFLICT (phone) DO UPDATE SET updated_at = now()
-			RETURNING id, (xmax = 0) AS inserted`, sub.Phone).StructScan(&r)
-	default:
-		return 0, false, consent.ErrNoSubject
-	}
+	ids, created, err := tx.EnsureSubjects(ctx, []consent.Subject{sub})
 	if err != nil {
-		return 0, false, fmt.Errorf("store: subject: %w", err)
+		return 0, false, err
 	}
-	// ON CONFLICT DO UPDATE has locked an existing row (FOR NO KEY UPDATE:
-	// no key column changes); a new row is this transaction's alone.
-	if c := tx.batch; c != nil && r.Inserted {
-		c.created(r.ID, sub)
-	}
-	return r.ID, r.Inserted, nil
+	return ids[0], created[0], nil
 }
 
 // State returns the current state of (subject, channel, brand, purpose), or
@@ -147,38 +118,13 @@ func (tx *Tx) AppendLedger(ctx context.Context, e LedgerEntry) (int64, error) {
 			return 0, err
 		}
 	}
-	ev, err := json.Marshal(e.Signal.Evidence)
-	if err != nil {
-		return 0, err
-	}
-	problems, err := json.Marshal(nonNil(e.Signal.Problems))
-	if err != nil {
-		return 0, err
-	}
-	var quality []byte
-	if e.Quality != nil {
-		if quality, err = json.Marshal(e.Quality); err != nil {
-			return 0, err
-		}
-	}
-	var inbound sql.NullInt64
-	if e.InboundID > 0 {
-		inbound = sql.NullInt64{Int64: e.InboundID, Valid: true}
-	}
 	var id int64
-	err = tx.sq.QueryRowxContext(ctx, `
-		INSERT INTO consent_events (subject_id, inbound_event_id, dedup_key, channel, brand, purpose, status,
-			occurred_at, source, valid, problems, outcome, evidence, evidence_hash, prev_hash, hash, quality, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-		ON CONFLICT (source, dedup_key) DO NOTHING
-		RETURNING id`,
-		e.SubjectID, inbound, e.DedupKey, e.Signal.Channel, e.Signal.Brand, e.Signal.Purpose, e.Signal.Status,
-		e.Signal.OccurredAt, e.Signal.Source, e.Signal.Valid(), problems, e.Outcome, ev, consent.EvidenceHash(e.Signal.Evidence), e.PrevHash, e.Hash, quality, e.RecordedAt).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
+	if err := tx.sq.GetContext(ctx, &id, `SELECT nextval('consent_events_id_seq')`); err != nil {
 		return 0, fmt.Errorf("store: append ledger: %w", err)
+	}
+	n, err := tx.insertLedger(ctx, []int64{id}, []LedgerEntry{e})
+	if err != nil || n == 0 {
+		return 0, err
 	}
 	if c := tx.batch; c != nil && c.known[e.SubjectID] {
 		c.appended(e)
@@ -194,17 +140,8 @@ func (tx *Tx) PutState(ctx context.Context, subjectID, eventID int64, sig consen
 		c.putStates[k] = pendingState{event: eventID, sig: sig}
 		return nil
 	}
-	_, err := tx.sq.ExecContext(ctx, `
-		INSERT INTO consent_states (subject_id, channel, brand, purpose, status, occurred_at, source, event_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (subject_id, channel, brand, purpose) DO UPDATE SET
-			status = EXCLUDED.status, occurred_at = EXCLUDED.occurred_at, source = EXCLUDED.source,
-			event_id = EXCLUDED.event_id, updated_at = now()`,
-		subjectID, sig.Channel, sig.Brand, sig.Purpose, sig.Status, sig.OccurredAt, sig.Source, eventID)
-	if err != nil {
-		return fmt.Errorf("store: put state: %w", err)
-	}
-	return nil
+	k := stateKey{subjectID, consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose}}
+	return tx.writeStates(ctx, []stateRow{{k, pendingState{event: eventID, sig: sig}}})
 }
 
 func nonNil(s []string) []string {

@@ -63,16 +63,8 @@ func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 			return false, err
 		}
 	}
-	res, err := tx.sq.ExecContext(ctx, `
-		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
-		VALUES ($1, $2, $3, $10, 'suppress', $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (destination, consent_event_id, target_subject_id) DO NOTHING`,
-		r.Destination, r.ConsentEventID, r.SubjectID, r.Email, r.Phone, r.Channel, r.Brand, r.Purpose, r.Reason, cmp.Or(r.TargetSubjectID, r.SubjectID))
-	if err != nil {
-		return false, fmt.Errorf("store: add outbox: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	n, err := tx.insertOutbox(ctx, []OutboxRow{r})
+	return n > 0, err
 }
 
 const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,

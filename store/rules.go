@@ -104,16 +104,8 @@ func (tx *Tx) RecordActivity(ctx context.Context, subjectID int64, a consent.Act
 		c.contact(subjectID, a)
 		return nil
 	}
-	_, err := tx.sq.ExecContext(ctx, `
-		INSERT INTO subject_contacts (subject_id, brand, channel, kind, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $5)
-		ON CONFLICT (subject_id, brand, channel, kind) DO UPDATE SET
-			first_at = least(subject_contacts.first_at, EXCLUDED.first_at),
-			last_at = greatest(subject_contacts.last_at, EXCLUDED.last_at)`,
-		subjectID, a.Brand, a.Channel, a.Kind, a.OccurredAt)
-	if err != nil {
-		return fmt.Errorf("store: activity: %w", err)
-	}
-	return nil
+	k := activityKey{subjectID, a.Brand, a.Channel, string(a.Kind)}
+	return tx.writeContacts(ctx, []contactRow{{k, [2]time.Time{a.OccurredAt, a.OccurredAt}}})
 }
 
 // RecordProfile keeps what a sender said the subject is: a customer of a
