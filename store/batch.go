@@ -684,3 +684,13 @@ func inChunks(n int, fn func(lo, hi int) error) error {
 	}
 	return nil
 }
+
+// allIn reports whether every item is in the cache (known).
+func allIn[T any](items []T, known func(T) bool) bool {
+	for _, it := range items {
+		if !known(it) {
+			return false
+		}
+	}
+	return true
+}

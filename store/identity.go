@@ -343,14 +343,7 @@ func (tx *Tx) SetMembers(ctx context.Context, subjectID int64) ([]Member, error)
 // recorded in the ledger for any of subjectIDs (the members of one identity
 // set), or false when none withdrew it.
 func (tx *Tx) LatestWithdrawal(ctx context.Context, subjectIDs []int64, key consent.Key) (time.Time, bool, error) {
-	if c := tx.batch; c != nil && func() bool {
-		for _, id := range subjectIDs {
-			if !c.known[id] {
-				return false
-			}
-		}
-		return true
-	}() {
+	if c := tx.batch; c != nil && allIn(subjectIDs, func(id int64) bool { return c.known[id] }) {
 		var latest time.Time
 		for _, id := range subjectIDs {
 			if at := c.withdrawn[stateKey{id, key}]; at.After(latest) {

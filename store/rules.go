@@ -70,14 +70,7 @@ func (tx *Tx) ErasedAt(ctx context.Context, hashes [][]byte) (time.Time, bool, e
 	if len(hashes) == 0 {
 		return time.Time{}, false, nil
 	}
-	if c := tx.batch; c != nil && func() bool {
-		for _, h := range hashes {
-			if !c.hashKnown[string(h)] {
-				return false
-			}
-		}
-		return true
-	}() {
+	if c := tx.batch; c != nil && allIn(hashes, func(h []byte) bool { return c.hashKnown[string(h)] }) {
 		var latest time.Time
 		var any bool
 		for _, h := range hashes {

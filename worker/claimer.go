@@ -22,7 +22,7 @@ const (
 // task's (Reconciler.ProcessBatch with no own row); the rows' own tasks
 // then find them done.
 func (w *Worker) RunClaimer(ctx context.Context) {
-	w.doneOnce.Do(w.initDone)
+	w.initOnce.Do(w.initState)
 	wait := claimerMin
 	for {
 		select {

@@ -43,7 +43,7 @@ type Worker struct {
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 
-	doneOnce sync.Once
+	initOnce sync.Once
 	// done holds the ids of inbound rows this process processed lately.
 	done *lru.Cache[int64, struct{}]
 	// inflight maps the inbound rows batches of this process hold to a
@@ -52,13 +52,20 @@ type Worker struct {
 	inflight   map[int64]chan struct{}
 	// largeSlot admits one large request (store.LargeBody) at a time.
 	largeSlot chan struct{}
+	// resolved names the sources whose rows only their own task claims.
+	resolved []string
 }
 
 // doneCacheSize bounds the ids of processed inbound rows remembered:
 // several batches' worth, so their tasks end without a query.
 const doneCacheSize = 1 << 16
 
-func (w *Worker) initDone() {
+func (w *Worker) initState() {
+	for name, src := range w.Sources {
+		if _, ok := src.(connectors.Resolver); ok {
+			w.resolved = append(w.resolved, name)
+		}
+	}
 	w.largeSlot = make(chan struct{}, 1)
 	w.done, _ = lru.New[int64, struct{}](doneCacheSize)
 }
@@ -146,7 +153,7 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID <= 0 {
 		return fmt.Errorf("inbound: bad payload: %w", asynq.SkipRetry)
 	}
-	w.doneOnce.Do(w.initDone)
+	w.initOnce.Do(w.initState)
 	if !p.Again && w.done.Contains(p.ID) {
 		return nil
 	}
@@ -293,16 +300,8 @@ func (w *Worker) waitInflight(ctx context.Context, id int64) {
 
 // resolvedSources are the configured sources whose sender ids are
 // resolved over the network (connectors.Resolver): their rows are claimed
-// by their own task only.
-func (w *Worker) resolvedSources() []string {
-	var out []string
-	for name, src := range w.Sources {
-		if _, ok := src.(connectors.Resolver); ok {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+// by their own task only. Computed once (initState).
+func (w *Worker) resolvedSources() []string { return w.resolved }
 
 // prepare parses a stored request with its source's connector and
 // resolves its sender ids (PrepareFunc): an unknown source or an

@@ -186,18 +186,28 @@ func (a *App) RunWorker(ctx context.Context) error {
 	return nil
 }
 
-// RunHTTP serves the HTTP API on ln until ctx ends, then drains: /readyz
-// turns 503 at once, the listener keeps answering for server.drain_grace
-// (keep-alives off, so clients reconnect and a load balancer can move
-// them), then it closes and in-flight requests get up to 10 s to finish.
+// RunHTTP serves the HTTP API on ln until ctx ends, then drains (serve).
 func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
+	return a.serve(ctx, ln, &http.Server{
 		Handler:           a.Server.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-	}
+	})
+}
+
+// RunOps serves the ops endpoints alone (server.Server.OpsHandler) on ln
+// until ctx ends, then drains (serve).
+func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
+	return a.serve(ctx, ln, &http.Server{Handler: a.Server.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
+}
+
+// serve runs hs on ln until ctx ends, then drains: /readyz turns 503 at
+// once, the listener keeps answering for server.drain_grace (keep-alives
+// off, so clients reconnect and a load balancer can move them), then it
+// closes and in-flight requests get up to 10 s to finish.
+func (a *App) serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -208,7 +218,7 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	a.Server.Drain()
 	hs.SetKeepAlivesEnabled(false)
 	if g := a.Config.Server.DrainGrace; g > 0 {
-		a.Logger.Info("draining: /readyz is 503, still answering", "grace", g.String())
+		a.Logger.Info("draining: /readyz is 503, still answering", "addr", ln.Addr().String(), "grace", g.String())
 		select {
 		case <-time.After(g):
 		case err := <-errc:
@@ -216,30 +226,6 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return hs.Shutdown(sctx)
-}
-
-// RunOps serves the ops endpoints alone (server.Server.OpsHandler) on ln
-// until ctx ends, then drains as RunHTTP does: /readyz answers 503
-// "draining" while the listener answers for server.drain_grace.
-func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: a.Server.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	a.Server.Drain()
-	hs.SetKeepAlivesEnabled(false)
-	select {
-	case <-time.After(a.Config.Server.DrainGrace):
-	case err := <-errc:
-		return err
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)
 }
