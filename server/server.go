@@ -70,7 +70,7 @@ func (s *Server) now() time.Time {
 func (s *Server) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.ops(mux)
-	return recoverer(s.Logger, mux)
+	return s.closeWhenDraining(recoverer(s.Logger, mux))
 }
 
 // ops routes the ops endpoints on mux.
@@ -111,7 +111,7 @@ func (s *Server) Handler() http.Handler {
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
 		mux.Handle("/ops/queues/", s.admin(mon))
 	}
-	return recoverer(s.Logger, mux)
+	return s.closeWhenDraining(recoverer(s.Logger, mux))
 }
 
 // handleReady is /readyz: 200 when Postgres and Redis answer within 2 s and
@@ -162,6 +162,18 @@ func (s *Server) admin(h http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="consentsync", Basic realm="consentsync"`)
 			writeError(w, http.StatusUnauthorized, "admin token required")
 			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// closeWhenDraining answers "Connection: close" once Drain was called: each client
+// closes its connection after its answer and reconnects (through a load
+// balancer, elsewhere).
+func (s *Server) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -204,9 +204,10 @@ func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
 }
 
 // serve runs hs on ln until ctx ends, then drains: /readyz turns 503 at
-// once, the listener keeps answering for server.drain_grace (keep-alives
-// off, so clients reconnect and a load balancer can move them), then it
-// closes and in-flight requests get up to 10 s to finish.
+// once, the listener keeps answering for server.drain_grace (each answer
+// closes its connection, so clients reconnect and a load balancer can move
+// them; idle connections are not cut under a client about to write), then
+// it closes and in-flight requests get up to 10 s to finish.
 func (a *App) serve(ctx context.Context, ln net.Listener, hs *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -216,7 +217,6 @@ func (a *App) serve(ctx context.Context, ln net.Listener, hs *http.Server) error
 	case <-ctx.Done():
 	}
 	a.Server.Drain()
-	hs.SetKeepAlivesEnabled(false)
 	if g := a.Config.Server.DrainGrace; g > 0 {
 		a.Logger.Info("draining: /readyz is 503, still answering", "addr", ln.Addr().String(), "grace", g.String())
 		select {
