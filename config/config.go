@@ -164,6 +164,10 @@ type Source struct {
 	Signature *Signature `yaml:"signature"`
 	// Fields maps a form's fields to signals (form, typeform, webflow, standard).
 	Fields *Fields `yaml:"fields"`
+
+	// Options holds the kind's own keys beyond the ones above: a pointer
+	// to the vendor's options struct (Kind.Options), or nil.
+	Options any `yaml:"-"`
 }
 
 // Group is the scope of a SendGrid unsubscribe group.
@@ -243,20 +247,13 @@ type Destination struct {
 	// BaseURL is the API root, always overridable (sandbox, EU hosts).
 	BaseURL string `yaml:"base_url"`
 	APIKey  string `yaml:"api_key"`
-	// ListID is the audience a Mailchimp destination updates.
-	ListID string `yaml:"list_id"`
-	// OnBehalfOf is SendGrid's subuser header.
-	OnBehalfOf string `yaml:"on_behalf_of"`
 	// Timeout is one HTTP call's limit (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
-}
 
-// Documented kinds (docs/design.md §4). Which ones are built is the connector
-// registry's business; config only rejects names that are not kinds at all.
-var (
-	SourceKinds      = []string{"hubspot", "typeform", "mailchimp", "sendgrid", "shopify", "postmark", "mailgun", "brevo", "salesforce", "webflow", "standard", "form"}
-	DestinationKinds = []string{"sendgrid", "mailchimp", "brevo", "postmark", "mailgun", "ses", "klaviyo", "hubspot"}
-)
+	// Options holds the kind's own keys (list_id, message_stream, ...): a
+	// pointer to the vendor's options struct (Kind.Options), or nil.
+	Options any `yaml:"-"`
+}
 
 // DefaultMemoryLimit is the Go runtime's soft memory limit (bytes) of
 // serve, work and all when GOMEMLIMIT is not set: the garbage collector
@@ -316,6 +313,9 @@ func (c *Config) Defaults() {
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
+		if k, ok := SourceKind(s.Kind); ok {
+			s.Options = defaultOptions(k, s.Options)
+		}
 		if s.Tolerance == 0 {
 			s.Tolerance = 5 * time.Minute
 		}
@@ -331,6 +331,9 @@ func (c *Config) Defaults() {
 	}
 	for i := range c.Destinations {
 		d := &c.Destinations[i]
+		if k, ok := DestinationKind(d.Kind); ok {
+			d.Options = defaultOptions(k, d.Options)
+		}
 		if len(d.Channels) == 0 {
 			d.Channels = []string{"email"}
 		}
@@ -340,6 +343,28 @@ func (c *Config) Defaults() {
 		if d.Timeout == 0 {
 			d.Timeout = 10 * time.Second
 		}
+	}
+}
+
+// defaultOptions returns o, or a new options value of k when o is nil,
+// with its defaults applied.
+func defaultOptions(k Kind, o any) any {
+	if k.Options == nil {
+		return o
+	}
+	if o == nil {
+		o = k.Options()
+	}
+	if d, ok := o.(Defaulter); ok {
+		d.Defaults()
+	}
+	return o
+}
+
+// validateOptions runs the kind's own checks on o, naming paths under p.
+func validateOptions(k Kind, o any, p string, readOnly bool, bad func(path, format string, args ...any)) {
+	if v, ok := o.(OptionsValidator); ok && k.Options != nil {
+		v.Validate(readOnly, func(key, format string, args ...any) { bad(p+"."+key, format, args...) })
 	}
 }
 
@@ -408,8 +433,10 @@ func (c *Config) Validate() error {
 			bad(p+".name", "%q is used twice", s.Name)
 		}
 		seen[s.Name] = true
-		if !slices.Contains(SourceKinds, s.Kind) {
-			bad(p+".kind", "%q is not a source kind (want one of %s)", s.Kind, strings.Join(SourceKinds, ", "))
+		if k, ok := SourceKind(s.Kind); !ok {
+			bad(p+".kind", "%q is not a source kind (want one of %s)", s.Kind, strings.Join(SourceKinds(), ", "))
+		} else {
+			validateOptions(k, s.Options, p, c.ReadOnly, bad)
 		}
 		if s.Brand == "" {
 			bad(p+".brand", "is required")
@@ -471,8 +498,11 @@ func (c *Config) Validate() error {
 			bad(p+".name", "%q is used twice", d.Name)
 		}
 		seenD[d.Name] = true
-		if !slices.Contains(DestinationKinds, d.Kind) {
-			bad(p+".kind", "%q is not a destination kind (want one of %s)", d.Kind, strings.Join(DestinationKinds, ", "))
+		k, known := DestinationKind(d.Kind)
+		if !known {
+			bad(p+".kind", "%q is not a destination kind (want one of %s)", d.Kind, strings.Join(DestinationKinds(), ", "))
+		} else {
+			validateOptions(k, d.Options, p, c.ReadOnly, bad)
 		}
 		if d.Brand == "" {
 			bad(p+".brand", "is required")
@@ -490,7 +520,7 @@ func (c *Config) Validate() error {
 		if d.BaseURL != "" && !strings.HasPrefix(d.BaseURL, "http://") && !strings.HasPrefix(d.BaseURL, "https://") {
 			bad(p+".base_url", "must start with http:// or https://")
 		}
-		if d.APIKey == "" && !c.ReadOnly {
+		if d.APIKey == "" && !c.ReadOnly && !k.NoAPIKey {
 			bad(p+".api_key", "is required")
 		}
 		if d.Timeout < 0 {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -75,7 +76,7 @@ func TestParseExample(t *testing.T) {
 		t.Errorf("signup-form signature = %+v", form.Signature)
 	}
 	d, ok := c.Destination("mailchimp-acme")
-	if !ok || d.BaseURL != "http://127.0.0.1:9999/mailchimp" || d.ListID != "a6b5da1054" || d.APIKey != "demo-key-us21" ||
+	if !ok || d.BaseURL != "http://127.0.0.1:9999/mailchimp" || fmt.Sprint(d.Options) != "&{a6b5da1054}" || d.APIKey != "demo-key-us21" ||
 		!slices.Equal(d.Channels, []string{"email"}) || !slices.Equal(d.Purposes, []string{"marketing"}) || d.Timeout != 10*time.Second {
 		t.Errorf("mailchimp-acme destination = %+v", d)
 	}
@@ -234,22 +235,22 @@ func TestParseErrors(t *testing.T) {
 		{"bad destination kind", dst("  - {name: d2, kind: smtp, brand: acme, api_key: k}\n"), nil,
 			[]string{`destinations[1].kind: "smtp" is not a destination kind`}},
 		{"duplicate source name", src("  - {name: s1, kind: form, brand: other}\n"), nil, []string{`sources[1].name: "s1" is used twice`}},
-		{"duplicate destination name", dst("  - {name: d1, kind: brevo, brand: acme, api_key: k}\n"), nil,
+		{"duplicate destination name", dst("  - {name: d1, kind: sendgrid, brand: acme, api_key: k}\n"), nil,
 			[]string{`destinations[1].name: "d1" is used twice`}},
 		{"upper-case name", "sources:\n  - {name: Signup, kind: form, brand: acme}\n", nil, []string{"sources[0].name", "lower-case"}},
 		{"slash in name", "sources:\n  - {name: a/b, kind: form, brand: acme}\n", nil, []string{"sources[0].name"}},
 		{"space in name", "sources:\n  - {name: a b, kind: form, brand: acme}\n", nil, []string{"sources[0].name"}},
 		{"missing name", "sources:\n  - {kind: form, brand: acme}\n", nil, []string{"sources[0].name"}},
 		{"name too long", "sources:\n  - {name: " + strings.Repeat("a", 64) + ", kind: form, brand: acme}\n", nil, []string{"sources[0].name"}},
-		{"bad destination name", "destinations:\n  - {name: -d, kind: brevo, brand: acme, api_key: k}\n", nil, []string{"destinations[0].name"}},
+		{"bad destination name", "destinations:\n  - {name: -d, kind: sendgrid, brand: acme, api_key: k}\n", nil, []string{"destinations[0].name"}},
 		{"missing source brand", "sources:\n  - {name: s1, kind: form}\n", nil, []string{"sources[0].brand: is required"}},
-		{"missing destination brand", "destinations:\n  - {name: d1, kind: brevo, api_key: k}\n", nil, []string{"destinations[0].brand: is required"}},
+		{"missing destination brand", "destinations:\n  - {name: d1, kind: sendgrid, api_key: k}\n", nil, []string{"destinations[0].brand: is required"}},
 		{"empty secret", "sources:\n  - {name: s1, kind: form, brand: acme, secrets: [a, \"\"]}\n", nil, []string{"sources[0].secrets[1]: is empty"}},
 		{"secret from an empty plain variable", "sources:\n  - name: s1\n    kind: form\n    brand: acme\n    secrets:\n      - ${EMPTY}\n",
 			map[string]string{"EMPTY": ""}, []string{"sources[0].secrets[0]: is empty"}},
 		{"secret from an empty variable", "sources:\n  - {name: s1, kind: form, brand: acme, secrets: [\"${EMPTY}\"]}\n",
 			map[string]string{"EMPTY": ""}, []string{"sources[0].secrets[0]: is empty"}},
-		{"missing api key", "destinations:\n  - {name: d1, kind: brevo, brand: acme}\n", nil, []string{"destinations[0].api_key: is required"}},
+		{"missing api key", "destinations:\n  - {name: d1, kind: sendgrid, brand: acme}\n", nil, []string{"destinations[0].api_key: is required"}},
 		{"unset variable", src("    api_token: ${HUBSPOT_TOKEN}\n"), nil,
 			[]string{"config: unset environment variable: HUBSPOT_TOKEN (referenced at sources[0].api_token (line 6))"}},
 		{"unset variable in a list", "sources:\n  - name: s1\n    secrets:\n      - ok\n      - \"${SECRET_2}\"\n", nil,
@@ -355,7 +356,7 @@ sources:
     api_token: ${SPECIAL}
     public_url: ${HOST}/hooks # a comment stays a comment
 destinations:
-  - {name: d1, kind: brevo, brand: acme, api_key: "${LIMIT}", base_url: "${HOST}/brevo"}
+  - {name: d1, kind: sendgrid, brand: acme, api_key: "${LIMIT}", base_url: "${HOST}/brevo"}
 `
 	c, err := Parse([]byte(in), vars(vals))
 	if err != nil {

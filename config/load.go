@@ -115,6 +115,9 @@ func ParseWith(data []byte, lookup func(string) (string, bool), o Options) (*Con
 		if err := root.Decode(c); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
+		if err := decodeOptions(&root, c); err != nil {
+			return nil, err
+		}
 	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {
@@ -247,6 +250,15 @@ func check(n *yaml.Node, path string, t reflect.Type) []string {
 			return bad("want a mapping, got %s", describe(n))
 		}
 		fields := yamlFields(t)
+		if k, ok := kindOf(n, t); ok {
+			if ot := k.optionsType(); ot != nil {
+				for name, ft := range yamlFields(ot) {
+					if _, common := fields[name]; !common {
+						fields[name] = ft
+					}
+				}
+			}
+		}
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -302,6 +314,70 @@ func check(n *yaml.Node, path string, t reflect.Type) []string {
 		}
 	}
 	return errs
+}
+
+var (
+	sourceType      = reflect.TypeFor[Source]()
+	destinationType = reflect.TypeFor[Destination]()
+)
+
+// kindOf returns the registered kind a source or destination node names.
+func kindOf(n *yaml.Node, t reflect.Type) (Kind, bool) {
+	if t != sourceType && t != destinationType {
+		return Kind{}, false
+	}
+	name := ""
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "kind" {
+			name = n.Content[i+1].Value
+		}
+	}
+	if t == sourceType {
+		return SourceKind(name)
+	}
+	return DestinationKind(name)
+}
+
+// decodeOptions decodes each source's and destination's own keys into its
+// kind's options value (check has already vetted them).
+func decodeOptions(root *yaml.Node, c *Config) error {
+	doc := root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		key, list := doc.Content[i].Value, doc.Content[i+1]
+		if list.Kind != yaml.SequenceNode || (key != "sources" && key != "destinations") {
+			continue
+		}
+		for j, item := range list.Content {
+			var (
+				k  Kind
+				ok bool
+			)
+			if key == "sources" {
+				k, ok = kindOf(item, sourceType)
+			} else {
+				k, ok = kindOf(item, destinationType)
+			}
+			if !ok || k.Options == nil {
+				continue
+			}
+			o := k.Options()
+			if err := item.Decode(o); err != nil {
+				return fmt.Errorf("config: %s[%d]: %w", key, j, err)
+			}
+			if key == "sources" && j < len(c.Sources) {
+				c.Sources[j].Options = o
+			} else if key == "destinations" && j < len(c.Destinations) {
+				c.Destinations[j].Options = o
+			}
+		}
+	}
+	return nil
 }
 
 // yamlFields maps the YAML keys of struct type t to their field types, the

@@ -68,7 +68,7 @@ func TestParseAllowMissingSecrets(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	// An api_key left out of the file is accepted too.
-	if _, err := ParseWith([]byte("destinations:\n  - {name: d1, kind: brevo, brand: acme}\n"), vars(nil), ro); err != nil {
+	if _, err := ParseWith([]byte("destinations:\n  - {name: d1, kind: sendgrid, brand: acme}\n"), vars(nil), ro); err != nil {
 		t.Errorf("no api_key, read-only: %v", err)
 	}
 

@@ -80,3 +80,46 @@ func RetryDelay(err error) (time.Duration, bool) {
 func Permanent(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrPermanent, fmt.Sprintf(format, args...))
 }
+
+// Status is what a destination reports, on reading back, for one
+// suppression.
+type Status struct {
+	ID int64
+	// Suppressed is true when the provider holds the address suppressed
+	// for the suppression's scope (the whole account, the list, the stream,
+	// the subscription type...).
+	Suppressed bool
+	// Unknown is true when the provider cannot say (no such contact, or a
+	// job it has not finished): neither verified nor drifted.
+	Unknown bool
+	// Receipt is the provider's answer for this item, at most ReceiptMax
+	// bytes, with no credential in it.
+	Receipt string
+}
+
+// Checker is a destination that can read back what it holds (read-back
+// verification after a push, and drift detection).
+//
+// Check asks about at most MaxBatch() suppressions and returns one Status
+// per suppression, in any order. Its error follows Push's conventions
+// (*RetryAfterError, ErrPermanent, transient). Check never changes the
+// provider's state.
+type Checker interface {
+	Check(ctx context.Context, batch []Suppression) ([]Status, error)
+}
+
+// ErrLiftRefused marks a lift the provider does not allow (Mailchimp's
+// compliance state, Postmark's spam complaints): the person must opt in
+// again through the provider's own form.
+var ErrLiftRefused = errors.New("the provider does not allow lifting this suppression")
+
+// Lifter is a destination that can lift a suppression after a new valid
+// express opt-in (config destinations[].lift: on_new_opt_in).
+//
+// Lift lifts at most MaxBatch() suppressions and returns one Result per
+// suppression; a Result whose Err wraps ErrLiftRefused is final and is
+// shown to the person ("re-opt-in through the provider's own form"). Its
+// error follows Push's conventions. Lift must be safe to repeat.
+type Lifter interface {
+	Lift(ctx context.Context, batch []Suppression) ([]Result, error)
+}

@@ -68,7 +68,7 @@ type Destination struct {
 
 var dcRE = regexp.MustCompile(`^[a-z]{2,}[0-9]+$`)
 
-// NewDestination builds a Mailchimp destination. cfg.APIKey and cfg.ListID
+// NewDestination builds a Mailchimp destination. cfg.APIKey and the list_id option
 // are required. When cfg.BaseURL is empty it is https://<dc>.api.mailchimp.com
 // where dc is the key's suffix after the last "-" ("…-us21" → us21); a key
 // without one is refused then. Its client is
@@ -79,7 +79,8 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("api_key: is required")
 	}
-	if cfg.ListID == "" {
+	listID := config.OptionsOf[Options](cfg.Options).ListID
+	if listID == "" {
 		return nil, fmt.Errorf("list_id: is required (the audience to update)")
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
@@ -97,7 +98,7 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
 	}
 	client := deps.HTTPClient(cfg.Timeout)
-	return &Destination{name: cfg.Name, listID: cfg.ListID, key: cfg.APIKey, base: base, http: client}, nil
+	return &Destination{name: cfg.Name, listID: listID, key: cfg.APIKey, base: base, http: client}, nil
 }
 
 // MaxBatch is MaxMembers.

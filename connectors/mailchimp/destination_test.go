@@ -32,7 +32,7 @@ func newTestDestination(t *testing.T, opts ...sandbox.Option) (*Destination, *sa
 
 func destinationFor(t *testing.T, base, key string) *Destination {
 	t.Helper()
-	return fixtures.Build(t, NewDestination, config.Destination{Name: "mailchimp-acme", Kind: Kind, Brand: "acme", BaseURL: base, APIKey: key, ListID: testList},
+	return fixtures.Build(t, NewDestination, config.Destination{Name: "mailchimp-acme", Kind: Kind, Brand: "acme", BaseURL: base, APIKey: key, Options: &Options{ListID: testList}},
 		connectors.Deps{HTTP: fixtures.HTTPClient()})
 }
 
@@ -255,7 +255,7 @@ func TestPushChunks(t *testing.T) {
 }
 
 func TestNewDestination(t *testing.T) {
-	d, err := NewDestination(config.Destination{Name: "m", APIKey: "abc-us21", ListID: "L"}, connectors.Deps{})
+	d, err := NewDestination(config.Destination{Name: "m", APIKey: "abc-us21", Options: &Options{ListID: "L"}}, connectors.Deps{})
 	if err != nil || d.base != "https://us21.api.mailchimp.com" {
 		t.Fatalf("base %q, %v", d.base, err)
 	}
@@ -266,12 +266,12 @@ func TestNewDestination(t *testing.T) {
 		cfg  config.Destination
 		want string
 	}{
-		{config.Destination{APIKey: "secretkeywithoutdc", ListID: "L"}, "api_key:"},
-		{config.Destination{APIKey: "secret-", ListID: "L"}, "api_key:"},
-		{config.Destination{APIKey: "secret-us21.evil.com/x", ListID: "L"}, "api_key:"},
-		{config.Destination{APIKey: "", ListID: "L"}, "api_key:"},
+		{config.Destination{APIKey: "secretkeywithoutdc", Options: &Options{ListID: "L"}}, "api_key:"},
+		{config.Destination{APIKey: "secret-", Options: &Options{ListID: "L"}}, "api_key:"},
+		{config.Destination{APIKey: "secret-us21.evil.com/x", Options: &Options{ListID: "L"}}, "api_key:"},
+		{config.Destination{APIKey: "", Options: &Options{ListID: "L"}}, "api_key:"},
 		{config.Destination{APIKey: "k-us1"}, "list_id:"},
-		{config.Destination{APIKey: "k-us1", ListID: "L", BaseURL: "ftp://x"}, "base_url:"},
+		{config.Destination{APIKey: "k-us1", Options: &Options{ListID: "L"}, BaseURL: "ftp://x"}, "base_url:"},
 	} {
 		_, err := NewDestination(c.cfg, connectors.Deps{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -1,6 +1,7 @@
-// Package registry builds connectors from config by kind, the one place that
-// knows every vendor package (like database/sql drivers, but explicit: no
-// init-time registration, no global state).
+// Package registry builds connectors from config by kind. Each vendor
+// package registers its own kinds when imported (connectors.RegisterSource,
+// connectors.RegisterDestination); the import list below is the one place
+// that names them all: adding a vendor is one line here.
 package registry
 
 import (
@@ -8,62 +9,32 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
-	"github.com/consentsync/consentsync/connectors/brevo"
-	"github.com/consentsync/consentsync/connectors/form"
-	"github.com/consentsync/consentsync/connectors/hubspot"
-	"github.com/consentsync/consentsync/connectors/mailchimp"
-	"github.com/consentsync/consentsync/connectors/mailgun"
-	"github.com/consentsync/consentsync/connectors/postmark"
-	"github.com/consentsync/consentsync/connectors/salesforce"
-	"github.com/consentsync/consentsync/connectors/sendgrid"
-	"github.com/consentsync/consentsync/connectors/shopify"
-	"github.com/consentsync/consentsync/connectors/standard"
-	"github.com/consentsync/consentsync/connectors/typeform"
-	"github.com/consentsync/consentsync/connectors/webflow"
+
+	// Vendors, one line each.
+	_ "github.com/consentsync/consentsync/connectors/brevo"
+	_ "github.com/consentsync/consentsync/connectors/form"
+	_ "github.com/consentsync/consentsync/connectors/hubspot"
+	_ "github.com/consentsync/consentsync/connectors/mailchimp"
+	_ "github.com/consentsync/consentsync/connectors/mailgun"
+	_ "github.com/consentsync/consentsync/connectors/postmark"
+	_ "github.com/consentsync/consentsync/connectors/salesforce"
+	_ "github.com/consentsync/consentsync/connectors/sendgrid"
+	_ "github.com/consentsync/consentsync/connectors/shopify"
+	_ "github.com/consentsync/consentsync/connectors/standard"
+	_ "github.com/consentsync/consentsync/connectors/typeform"
+	_ "github.com/consentsync/consentsync/connectors/webflow"
 )
 
 // Source builds the inbound connector for cfg. An unbuilt kind is an error
 // naming it.
 func Source(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
-	switch cfg.Kind {
-	case "hubspot":
-		return hubspot.NewSource(cfg, deps)
-	case "typeform":
-		return typeform.NewSource(cfg, deps)
-	case "mailchimp":
-		return mailchimp.NewSource(cfg, deps)
-	case "sendgrid":
-		return sendgrid.NewSource(cfg, deps)
-	case "shopify":
-		return shopify.NewSource(cfg, deps)
-	case "postmark":
-		return postmark.NewSource(cfg, deps)
-	case "mailgun":
-		return mailgun.NewSource(cfg, deps)
-	case "brevo":
-		return brevo.NewSource(cfg, deps)
-	case "salesforce":
-		return salesforce.NewSource(cfg, deps)
-	case "webflow":
-		return webflow.NewSource(cfg, deps)
-	case "standard":
-		return standard.NewSource(cfg, deps)
-	case "form":
-		return form.NewSource(cfg, deps)
-	}
-	return nil, fmt.Errorf("kind %q is not supported as a source yet", cfg.Kind)
+	return connectors.NewSource(cfg, deps)
 }
 
 // Destination builds the outbound connector for cfg. An unbuilt kind is an
 // error naming it.
 func Destination(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
-	switch cfg.Kind {
-	case "sendgrid":
-		return sendgrid.NewDestination(cfg, deps)
-	case "mailchimp":
-		return mailchimp.NewDestination(cfg, deps)
-	}
-	return nil, fmt.Errorf("kind %q is not supported as a destination yet (built: sendgrid, mailchimp)", cfg.Kind)
+	return connectors.NewDestination(cfg, deps)
 }
 
 // Build builds every configured source and destination. Errors name the

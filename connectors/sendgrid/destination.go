@@ -31,7 +31,7 @@ var _ connectors.Destination = (*Destination)(nil)
 //
 // Call: POST {base_url}/v3/asm/suppressions/global with
 // {"recipient_emails": [...]}, "Authorization: Bearer KEY" and, when
-// cfg.OnBehalfOf is set, "on-behalf-of" (subuser name or "account-id N").
+// the on_behalf_of option is set, "on-behalf-of" (subuser name or "account-id N").
 // A 201 {"recipient_emails": [...]} means every address is suppressed;
 // adding an address that is already suppressed is accepted too, so the call
 // is idempotent.
@@ -68,7 +68,7 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
 	}
 	client := deps.HTTPClient(cfg.Timeout)
-	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: cfg.OnBehalfOf, base: base, http: client}, nil
+	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: config.OptionsOf[Options](cfg.Options).OnBehalfOf, base: base, http: client}, nil
 }
 
 // MaxBatch is MaxRecipients.

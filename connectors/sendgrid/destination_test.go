@@ -42,7 +42,7 @@ func noKey(t *testing.T, err error, res []connectors.Result) {
 }
 
 func TestPushSuccess(t *testing.T) {
-	d, sb := newTestDestination(t, func(c *config.Destination) { c.OnBehalfOf = "acme-subuser" })
+	d, sb := newTestDestination(t, func(c *config.Destination) { c.Options = &Options{OnBehalfOf: "acme-subuser"} })
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "Noah.Petit@example.com"), sup(2, "ines@example.org"), sup(3, "noah.petit@example.com")})
 	noKey(t, err, res)
 	if err != nil {

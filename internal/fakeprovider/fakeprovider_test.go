@@ -364,7 +364,7 @@ func TestConnectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcd, err := mailchimp.NewDestination(config.Destination{Name: "mc", Kind: "mailchimp", APIKey: mcKey, ListID: mcList, BaseURL: mc.URL}, deps)
+	mcd, err := mailchimp.NewDestination(config.Destination{Name: "mc", Kind: "mailchimp", APIKey: mcKey, Options: &mailchimp.Options{ListID: mcList}, BaseURL: mc.URL}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

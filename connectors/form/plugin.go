@@ -1,0 +1,12 @@
+package form
+
+import (
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+)
+
+func init() {
+	connectors.RegisterSource(connectors.SourcePlugin{Kind: "form", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+		return NewSource(cfg, deps)
+	}})
+}

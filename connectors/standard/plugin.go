@@ -1,0 +1,12 @@
+package standard
+
+import (
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+)
+
+func init() {
+	connectors.RegisterSource(connectors.SourcePlugin{Kind: "standard", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+		return NewSource(cfg, deps)
+	}})
+}
