@@ -67,6 +67,12 @@ type Policy struct {
 	PhoneRegion string `yaml:"phone_region"`
 	// ProfessionalDomains are email domains whose addresses are professional.
 	ProfessionalDomains []string `yaml:"professional_domains"`
+	// WithdrawalDeadline is how long a withdrawal may take to be honoured
+	// (sent and, where the destination can be read back, verified) at
+	// every destination before `consentsync overdue` lists it (default
+	// 48h: Gmail and Yahoo require unsubscribes honoured within two days;
+	// https://support.google.com/a/answer/81126).
+	WithdrawalDeadline time.Duration `yaml:"withdrawal_deadline"`
 }
 
 // Server is the HTTP receiver's settings.
@@ -119,6 +125,21 @@ type Worker struct {
 	// PushBatch is how many outbox rows one push call carries at most
 	// (default 500, and never more than the provider's own limit).
 	PushBatch int `yaml:"push_batch"`
+	// VerifyAfter is how long after a push the destination is read back
+	// to check it holds the suppression (default 30s; destinations that
+	// cannot be read back are not asked). Each unanswered read-back waits
+	// twice as long as the one before.
+	VerifyAfter time.Duration `yaml:"verify_after"`
+	// VerifyAttempts is how many read-backs a suppression gets before it
+	// is left unverified (default 6).
+	VerifyAttempts int `yaml:"verify_attempts"`
+	// DriftEvery is how often the worker compares what each destination
+	// holds with what it should hold, and re-pushes what is missing
+	// (default 24h; one worker process at a time).
+	DriftEvery time.Duration `yaml:"drift_every"`
+	// DriftSample is how many suppressions per destination one periodic
+	// drift check reads back, newest first (default 0: all of them).
+	DriftSample int `yaml:"drift_sample"`
 }
 
 // Source is one webhook sender; it is served at POST /webhooks/{name}.
@@ -311,6 +332,18 @@ func (c *Config) Defaults() {
 	if c.Worker.PushBatch == 0 {
 		c.Worker.PushBatch = 500
 	}
+	if c.Worker.VerifyAfter == 0 {
+		c.Worker.VerifyAfter = 30 * time.Second
+	}
+	if c.Worker.VerifyAttempts == 0 {
+		c.Worker.VerifyAttempts = 6
+	}
+	if c.Worker.DriftEvery == 0 {
+		c.Worker.DriftEvery = 24 * time.Hour
+	}
+	if c.Policy.WithdrawalDeadline == 0 {
+		c.Policy.WithdrawalDeadline = 48 * time.Hour
+	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		if k, ok := SourceKind(s.Kind); ok {
@@ -422,6 +455,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.PushBatch < 1 {
 		bad("worker.push_batch", "must be at least 1")
+	}
+	if c.Worker.VerifyAfter < 100*time.Millisecond {
+		bad("worker.verify_after", "must be at least 100ms")
+	}
+	if c.Worker.VerifyAttempts < 1 {
+		bad("worker.verify_attempts", "must be at least 1")
+	}
+	if c.Worker.DriftEvery < time.Minute {
+		bad("worker.drift_every", "must be at least 1m")
+	}
+	if c.Worker.DriftSample < 0 {
+		bad("worker.drift_sample", "must not be negative")
+	}
+	if c.Policy.WithdrawalDeadline < time.Minute {
+		bad("policy.withdrawal_deadline", "must be at least 1m")
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Sources {

@@ -110,13 +110,14 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Policy: Policy{ConsentTTL: 26280 * time.Hour, PhoneRegion: "FR"},
+		Policy: Policy{ConsentTTL: 26280 * time.Hour, PhoneRegion: "FR", WithdrawalDeadline: 48 * time.Hour},
 		Server: Server{BodyLimit: 1 << 20, DrainGrace: 5 * time.Second, CommitWait: 2 * time.Millisecond, CommitRows: 256},
 		Worker: Worker{Concurrency: 4, InboundBatch: 100, PushConcurrency: 4,
 			PushLinger: 200 * time.Millisecond, CircuitFailures: 3, SweepAfter: 30 * time.Second, SweepEvery: 15 * time.Second,
-			MaxRetry: 12, PushWaitCap: 30 * time.Second, PushBatch: 500},
+			MaxRetry: 12, PushWaitCap: 30 * time.Second, PushBatch: 500,
+			VerifyAfter: 30 * time.Second, VerifyAttempts: 6, DriftEvery: 24 * time.Hour},
 	}
-	if c.Policy.ConsentTTL != want.Policy.ConsentTTL || c.Policy.PhoneRegion != want.Policy.PhoneRegion ||
+	if c.Policy.ConsentTTL != want.Policy.ConsentTTL || c.Policy.PhoneRegion != want.Policy.PhoneRegion || c.Policy.WithdrawalDeadline != want.Policy.WithdrawalDeadline ||
 		c.Server != want.Server || c.Worker != want.Worker {
 		t.Errorf("defaults:\n got %+v %+v %+v\nwant %+v %+v %+v", c.Policy, c.Server, c.Worker, want.Policy, want.Server, want.Worker)
 	}

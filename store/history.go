@@ -225,6 +225,16 @@ type Receipt struct {
 	SentAt    *time.Time `db:"sent_at" json:"sent_at"`
 	Receipt   *string    `db:"receipt" json:"receipt"`
 	LastError *string    `db:"last_error" json:"last_error,omitempty"`
+	// VerifiedAt is when the destination read back as holding it (null:
+	// not yet, or the destination cannot be read back).
+	VerifiedAt *time.Time `db:"verified_at" json:"verified_at"`
+	// Mismatches counts read-backs and drift checks that found it missing
+	// (each re-pushed it).
+	Mismatches int `db:"mismatches" json:"mismatches"`
+	// Checks are the read-backs and drift findings after the push, oldest
+	// first: [{"kind": "verified"|"mismatch"|"unverified"|"drift", "at":
+	// RFC 3339, "receipt": the provider's answer, addresses masked}].
+	Checks json.RawMessage `db:"checks" json:"checks"`
 }
 
 // ReceiptsOf returns the suppressions of subjects (the members of one
@@ -233,7 +243,10 @@ type Receipt struct {
 func (s *Store) ReceiptsOf(ctx context.Context, subjectIDs []int64) ([]Receipt, error) {
 	var out []Receipt
 	err := s.DB.SelectContext(ctx, &out, `SELECT id, destination, consent_event_id, channel, brand, purpose, email, phone, status, attempts,
-		created_at, sent_at, receipt, last_error FROM suppression_outbox
+		created_at, sent_at, receipt, last_error, verified_at, mismatches,
+		coalesce((SELECT json_agg(json_build_object('kind', d.kind, 'at', d.at, 'receipt', d.receipt) ORDER BY d.id)
+			FROM destination_events d WHERE d.outbox_id = o.id), '[]') AS checks
+		FROM suppression_outbox o
 		WHERE subject_id = ANY($1) OR target_subject_id = ANY($1) ORDER BY id`, pq.Array(subjectIDs))
 	if err != nil {
 		return nil, fmt.Errorf("store: receipts: %w", err)

@@ -33,6 +33,13 @@ type OutboxRow struct {
 	Receipt         sql.NullString `db:"receipt"`
 	CreatedAt       time.Time      `db:"created_at"`
 	SentAt          sql.NullTime   `db:"sent_at"`
+	// VerifiedAt is when the destination read back as holding the
+	// suppression (connectors.Checker).
+	VerifiedAt     sql.NullTime `db:"verified_at"`
+	VerifyAttempts int          `db:"verify_attempts"`
+	// Mismatches counts read-backs and drift checks that found the
+	// suppression missing (each re-pushed it).
+	Mismatches int `db:"mismatches"`
 }
 
 // Outbox statuses.
@@ -68,7 +75,7 @@ func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 }
 
 const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,
-	reason, status, attempts, last_error, receipt, created_at, sent_at`
+	reason, status, attempts, last_error, receipt, created_at, sent_at, verified_at, verify_attempts, mismatches`
 
 // Claim is what ClaimPush got for one destination.
 type Claim struct {
@@ -143,6 +150,9 @@ type OutboxDone struct {
 	Receipt string
 	Error   string
 	Retry   time.Time
+	// VerifyAfter, for a sent row, is when to read it back (0: never; the
+	// destination cannot be read back).
+	VerifyAfter time.Duration
 }
 
 // scrubErased drops the address of a finished row whose subject was erased
@@ -168,13 +178,14 @@ type PushCall struct {
 // destination's schedule (call, when given), in one transaction of at most
 // four set-based statements.
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...PushCall) error {
-	var sent, failed, retry []int64
+	var sent, failed, retry, sentVerify []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
 	var retryAt []time.Time
 	for _, d := range done {
 		switch d.Status {
 		case OutboxSent:
 			sent, sentReceipt = append(sent, d.ID), append(sentReceipt, d.Receipt)
+			sentVerify = append(sentVerify, d.VerifyAfter.Milliseconds())
 		case OutboxFailed:
 			failed, failedReceipt, failedErr = append(failed, d.ID), append(failedReceipt, d.Receipt), append(failedErr, truncate(d.Error, 2000))
 		default:
@@ -183,10 +194,11 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
 		if len(sent) > 0 {
-			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = now(),
-				receipt = d.receipt, last_error = NULL, lease_until = NULL, `+scrubErased+`
-				FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(sent), pq.Array(sentReceipt)); err != nil {
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = coalesce(o.sent_at, now()),
+				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL,
+				verify_due_at = CASE WHEN d.verify_ms > 0 THEN now() + d.verify_ms * interval '1 millisecond' END, `+scrubErased+`
+				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(id, receipt, verify_ms) WHERE o.id = d.id AND o.status = 'pending'`,
+				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -243,11 +255,13 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 }
 
 // DueOutboxDestinations lists destinations that have pending rows due
-// before dueBefore and not leased: the sweeper re-enqueues a push for each.
+// before dueBefore and not leased, or sent rows to read back by then: the
+// sweeper re-enqueues a push for each.
 func (s *Store) DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error) {
 	var out []string
 	err := s.DB.SelectContext(ctx, &out, `SELECT DISTINCT destination FROM suppression_outbox
-		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())`, dueBefore)
+		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())
+		UNION SELECT DISTINCT destination FROM suppression_outbox WHERE status = 'sent' AND verify_due_at <= $1`, dueBefore)
 	return out, err
 }
 

@@ -96,7 +96,7 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 			return w.pushLater(ctx, p.Destination, c.HeldUntil)
 		}
 		if len(c.Rows) == 0 {
-			return nil
+			break
 		}
 		retryAt, err := w.pushBatch(ctx, p.Destination, dest, c.Rows, timeout, c.Failures)
 		if err != nil {
@@ -106,6 +106,16 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 			return w.pushLater(ctx, p.Destination, retryAt)
 		}
 	}
+	checker, ok := dest.(connectors.Checker)
+	if !ok {
+		return nil
+	}
+	again, err := w.verify(ctx, p.Destination, checker, limit, timeout)
+	if err != nil || !again {
+		return err
+	}
+	// Read-backs found suppressions missing: they are pending again.
+	return w.pushLater(ctx, p.Destination, w.now())
 }
 
 // pushLater schedules destination's next push at its retry time. If Redis
@@ -164,6 +174,10 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		byID[r.ID] = r
 	}
 	done := make([]store.OutboxDone, len(rows))
+	var verifyAfter time.Duration
+	if _, ok := dest.(connectors.Checker); ok {
+		verifyAfter = w.Config.Worker.VerifyAfter
+	}
 	var sent, failed, missing int
 	for i, r := range rows {
 		res, ok := byID[r.ID]
@@ -174,7 +188,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: "no result from destination", Retry: w.now().Add(backoff(3))}
 		case res.Err == nil:
 			sent++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxSent, Receipt: res.Receipt}
+			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxSent, Receipt: res.Receipt, VerifyAfter: verifyAfter}
 		case errors.Is(res.Err, connectors.ErrPermanent):
 			failed++
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
@@ -191,7 +205,20 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	if missing > 0 {
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(missing))
 	}
-	return time.Time{}, w.complete(rctx, done, store.PushCall{Destination: name, Succeeded: true})
+	if err := w.complete(rctx, done, store.PushCall{Destination: name, Succeeded: true}); err != nil {
+		return time.Time{}, err
+	}
+	if sent > 0 && verifyAfter > 0 {
+		// The read-back of this batch (the sweeper schedules it if Redis refuses).
+		_ = w.pushLater(rctx, name, w.now().Add(verifyAfter))
+	} else if sent+failed > 0 {
+		events := make([]int64, 0, len(rows))
+		for _, r := range rows {
+			events = append(events, r.ConsentEventID)
+		}
+		w.observeHonoured(rctx, events)
+	}
+	return time.Time{}, nil
 }
 
 // recordAttempts and recordBackoff bound how long a push's outcome is

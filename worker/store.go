@@ -24,6 +24,11 @@ type Store interface {
 	ClaimPush(ctx context.Context, destination string, limit int, lease time.Duration, openAfter int) (store.Claim, error)
 	CompleteOutbox(ctx context.Context, done []store.OutboxDone, call ...store.PushCall) error
 	DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error)
+	ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]store.OutboxRow, error)
+	CompleteVerify(ctx context.Context, done []store.VerifyDone) ([]int64, error)
+	Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.Time, error)
+	HeldSuppressions(ctx context.Context, destination string, afterID int64, limit int) ([]store.OutboxRow, error)
+	RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 }
 

@@ -6,7 +6,14 @@ import (
 )
 
 func init() {
-	connectors.RegisterSource(connectors.SourcePlugin{Kind: "mailgun", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+	connectors.RegisterSource(connectors.SourcePlugin{Kind: Kind, New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
 		return NewSource(cfg, deps)
 	}})
+	connectors.RegisterDestination(connectors.DestinationPlugin{
+		Kind:    Kind,
+		Options: func() any { return new(DestinationOptions) },
+		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
+			return NewDestination(cfg, deps)
+		},
+	})
 }

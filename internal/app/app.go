@@ -182,6 +182,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}
 	go a.Worker.RunSweeper(ctx)
 	go a.Worker.RunClaimer(ctx)
+	go a.Worker.RunDrift(ctx)
 	<-ctx.Done()
 	return nil
 }

@@ -32,6 +32,16 @@ type Metrics struct {
 	InboundBatch prometheus.Histogram
 	// InboundFailed counts inbound events given up on, by source.
 	InboundFailed *prometheus.CounterVec
+	// Verifications counts read-backs by destination and outcome:
+	// verified, mismatch (re-pushed), retry, unverified (given up), error.
+	Verifications *prometheus.CounterVec
+	// DriftFound counts suppressions a drift check found missing at a
+	// destination, by destination.
+	DriftFound *prometheus.CounterVec
+	// WithdrawalHonoured observes, per withdrawal, the seconds from its
+	// receipt to its last destination settled (sent and verified, or sent
+	// where no read-back exists).
+	WithdrawalHonoured prometheus.Histogram
 	// Sweeps counts sweeper re-enqueues by kind (inbound, outbox, and
 	// inbound_orphan for orphaned task ids replaced).
 	Sweeps *prometheus.CounterVec
@@ -67,10 +77,21 @@ func New() *Metrics {
 		InboundFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentsync_inbound_failed_total", Help: "Inbound events given up on after their last retry, by source.",
 		}, []string{"source"}),
+		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_verifications_total", Help: "Read-backs of pushed suppressions by destination and outcome (verified, mismatch, retry, unverified, error).",
+		}, []string{"destination", "outcome"}),
+		DriftFound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_drift_found_total", Help: "Suppressions a drift check found missing at a destination.",
+		}, []string{"destination"}),
+		WithdrawalHonoured: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "consentsync_withdrawal_honoured_seconds", Help: "Seconds from a withdrawal's receipt to its last destination settled.",
+			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600, 48 * 3600, 7 * 24 * 3600},
+		}),
 		Sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentsync_sweeper_requeued_total", Help: "Work re-enqueued by the sweeper, by kind (inbound, outbox; inbound_orphan: task ids Redis had half lost, replaced).",
 		}, []string{"kind"}),
 	}
-	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.PushCalls, m.InboundBatch, m.InboundFailed, m.Sweeps)
+	r.MustRegister(m.WebhooksReceived, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.PushCalls, m.InboundBatch, m.InboundFailed, m.Sweeps,
+		m.Verifications, m.DriftFound, m.WithdrawalHonoured)
 	return m
 }

@@ -1,30 +1,35 @@
 // Package sandbox is a local stand-in for the provider APIs consentsync
 // calls: HubSpot contact lookups, SendGrid global suppressions and Mailchimp
-// batch member updates. Each fake follows the provider's documented
-// contract (paths, auth, body shape, batch limits, error bodies) closely
-// enough that a connector passing against it speaks the real protocol.
+// list members. Each fake follows the provider's documented contract
+// (paths, auth, body shape, batch limits, error bodies) closely enough that
+// a connector passing against it speaks the real protocol.
 //
-// Integration tests and `consentsync demo` mount one Sandbox:
+// The SendGrid and Mailchimp fakes live with their connectors
+// (connectors/sendgrid/sendgridfake, connectors/mailchimp/mailchimpfake);
+// the sandbox mounts each under its prefix (http.StripPrefix) and keeps
+// HubSpot's contacts fake itself. Integration tests and `consentsync demo`
+// mount one Sandbox:
 //
-//	GET  /hubspot/crm/v3/objects/contacts/{id}          Bearer token
-//	POST /hubspot/crm/v3/objects/contacts/batch/read    Bearer token
-//	POST /sendgrid/v3/asm/suppressions/global           Bearer key
-//	GET  /sendgrid/v3/asm/suppressions/global/{email}   Bearer key
-//	DELETE /sendgrid/v3/asm/suppressions/global/{email} Bearer key
-//	POST /mailchimp/3.0/lists/{list_id}                 basic auth, key as password
+//	GET    /hubspot/crm/v3/objects/contacts/{id}                  Bearer token
+//	POST   /hubspot/crm/v3/objects/contacts/batch/read            Bearer token
+//	POST   /sendgrid/v3/asm/suppressions/global                   Bearer key
+//	GET    /sendgrid/v3/asm/suppressions/global/{email}           Bearer key
+//	DELETE /sendgrid/v3/asm/suppressions/global/{email}           Bearer key
+//	POST   /mailchimp/3.0/lists/{list_id}                         basic auth, key as password
+//	GET    /mailchimp/3.0/lists/{list_id}/members/{subscriber_hash} basic auth, key as password
 //
 // so a destination's base_url is {sandbox URL}/sendgrid, .../mailchimp, and
 // HubSpot's api_base_url is .../hubspot.
 //
 // Tests script the next answers per provider (Script), read every call
 // (Calls) and the resulting provider state (SendGridSuppressed,
-// MailchimpMembers, Snapshot). A Sandbox is safe for concurrent use.
+// MailchimpMembers, Snapshot, or the fakes themselves: SendGrid(),
+// Mailchimp()). A Sandbox is safe for concurrent use.
 package sandbox
 
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -33,12 +38,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/consentsync/consentsync/connectors/mailchimp/mailchimpfake"
+	"github.com/consentsync/consentsync/connectors/sendgrid/sendgridfake"
+	"github.com/consentsync/consentsync/internal/fakeapi"
 	"github.com/consentsync/consentsync/internal/fixtures"
 )
 
@@ -56,16 +63,16 @@ const (
 // Default credentials: the ones consentsync.example.yaml gives the sandbox.
 const (
 	DefaultHubSpotToken = "pat-demo-hubspot"
-	DefaultSendGridKey  = "SG.demo-key"
-	DefaultMailchimpKey = "demo-key-us21"
+	DefaultSendGridKey  = sendgridfake.DefaultKey
+	DefaultMailchimpKey = mailchimpfake.DefaultKey
 )
 
 // MailchimpMaxMembers is Mailchimp's limit of members per batch call; more
 // is refused with 400.
-const MailchimpMaxMembers = 500
+const MailchimpMaxMembers = mailchimpfake.MaxMembers
 
 // maxBody bounds a request body the fakes read.
-const maxBody = 10 << 20
+const maxBody = fakeapi.MaxBody
 
 // Keys are the credentials each fake accepts. An empty one accepts nothing.
 type Keys struct {
@@ -74,19 +81,13 @@ type Keys struct {
 	MailchimpKey string
 }
 
-// Answer is a scripted response. An empty Body is replaced by the
-// provider's own error body for Status (HubSpot, SendGrid or Mailchimp
-// shape).
-type Answer struct {
-	Status int
-	Header http.Header
-	Body   string
-}
+// Answer is a scripted response. An empty Body with Status >= 400 is
+// replaced by the provider's own error body for Status (HubSpot, SendGrid
+// or Mailchimp shape).
+type Answer = fakeapi.Answer
 
 // TooManyRequestsSeconds is a 429 with "Retry-After: n" (delay-seconds).
-func TooManyRequestsSeconds(n int) Answer {
-	return Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(n)}}}
-}
+func TooManyRequestsSeconds(n int) Answer { return fakeapi.RetryAfter(n) }
 
 // TooManyRequestsUntil is a 429 with Retry-After as an HTTP-date (RFC 9110
 // §10.2.3; second resolution).
@@ -96,13 +97,7 @@ func TooManyRequestsUntil(t time.Time) Answer {
 
 // TooManyRequestsReset is SendGrid's 429: X-RateLimit-Limit, -Remaining 0
 // and -Reset (epoch seconds), no Retry-After.
-func TooManyRequestsReset(t time.Time) Answer {
-	return Answer{Status: http.StatusTooManyRequests, Header: http.Header{
-		"X-Ratelimit-Limit":     {"600"},
-		"X-Ratelimit-Remaining": {"0"},
-		"X-Ratelimit-Reset":     {strconv.FormatInt(t.Unix(), 10)},
-	}}
-}
+func TooManyRequestsReset(t time.Time) Answer { return fakeapi.TooMany(sendgridfake.ResetHeader(t)) }
 
 // Unavailable is a 503 without Retry-After.
 func Unavailable() Answer { return Answer{Status: http.StatusServiceUnavailable} }
@@ -115,21 +110,12 @@ func StatusOnly(code int) Answer { return Answer{Status: code} }
 
 // MailchimpThrottled is the 403 Mailchimp sometimes sends instead of 429:
 // a problem detail titled "Too Many Requests".
-func MailchimpThrottled() Answer {
-	return Answer{Status: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/problem+json; charset=utf-8"}},
-		Body: mustJSON(mailchimpProblem(http.StatusForbidden, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections."))}
-}
+func MailchimpThrottled() Answer { return mailchimpfake.Throttled() }
 
 // Repeat returns n copies of a.
-func Repeat(a Answer, n int) []Answer {
-	out := make([]Answer, n)
-	for i := range out {
-		out[i] = a
-	}
-	return out
-}
+func Repeat(a Answer, n int) []Answer { return fakeapi.Repeat(a, n) }
 
-// Call is one request a fake received.
+// Call is one request the sandbox received.
 type Call struct {
 	Provider Provider
 	Method   string
@@ -140,8 +126,9 @@ type Call struct {
 	// AuthOK tells whether the credentials were good.
 	AuthOK bool
 	Body   []byte
-	// Emails are the addresses the body names (SendGrid recipient_emails,
-	// Mailchimp members[].email_address), in order.
+	// Emails are the addresses the call names (SendGrid recipient_emails
+	// or the {email} of a GET/DELETE, Mailchimp members[].email_address),
+	// in order.
 	Emails []string
 	// Members are a Mailchimp batch's members as sent.
 	Members []MailchimpMember
@@ -154,18 +141,10 @@ type Call struct {
 }
 
 // MailchimpMember is one entry of a batch call's members.
-type MailchimpMember struct {
-	EmailAddress string `json:"email_address"`
-	Status       string `json:"status,omitempty"`
-	StatusIfNew  string `json:"status_if_new,omitempty"`
-}
+type MailchimpMember = mailchimpfake.BatchMember
 
 // Member is a Mailchimp list member as the fake stores it.
-type Member struct {
-	ListID       string `json:"list_id"`
-	EmailAddress string `json:"email_address"`
-	Status       string `json:"status"`
-}
+type Member = mailchimpfake.Member
 
 // State is the providers' state, for assertions and the demo's table.
 type State struct {
@@ -176,18 +155,17 @@ type State struct {
 	MailchimpMembers map[string][]Member
 }
 
-// Sandbox holds the fakes' state. Use New.
+// Sandbox holds the fakes. Use New.
 type Sandbox struct {
+	sendgrid  *sendgridfake.Fake
+	mailchimp *mailchimpfake.Fake
+
 	mu         sync.Mutex
 	keys       Keys
 	contacts   map[string]json.RawMessage
 	mergedInto map[string]string // HubSpot id merged away → surviving contact id
-	compliance map[string]bool
-	forgotten  map[string]bool
 	scripts    map[Provider][]Answer
 	calls      []Call
-	suppressed map[string]string            // lower address → as first sent
-	members    map[string]map[string]Member // list id → lower address → member
 	now        func() time.Time
 }
 
@@ -195,7 +173,13 @@ type Sandbox struct {
 type Option func(*Sandbox)
 
 // WithKeys replaces the default credentials.
-func WithKeys(k Keys) Option { return func(s *Sandbox) { s.keys = k } }
+func WithKeys(k Keys) Option {
+	return func(s *Sandbox) {
+		s.keys = k
+		s.sendgrid.SetKey(k.SendGridKey)
+		s.mailchimp.SetKey(k.MailchimpKey)
+	}
+}
 
 // WithHubSpotContacts loads contacts by id, each the JSON object HubSpot
 // answers for GET /crm/v3/objects/contacts/{id} (a fixture's
@@ -224,49 +208,47 @@ func WithHubSpotContacts(c map[string]json.RawMessage) Option {
 // state: any batch change to them is refused per member ("… is in a
 // compliance state …", error_code ERROR_GENERIC) inside a 200.
 func WithMailchimpCompliance(emails ...string) Option {
-	return func(s *Sandbox) {
-		for _, e := range emails {
-			s.compliance[lower(e)] = true
-		}
-	}
+	return func(s *Sandbox) { s.mailchimp.SetCompliance(emails...) }
 }
 
 // WithMailchimpForgotten marks addresses that were permanently deleted
 // ("Forgotten Email Not Subscribed"), refused per member like compliance.
 func WithMailchimpForgotten(emails ...string) Option {
-	return func(s *Sandbox) {
-		for _, e := range emails {
-			s.forgotten[lower(e)] = true
-		}
-	}
+	return func(s *Sandbox) { s.mailchimp.SetForgotten(emails...) }
 }
 
 // WithMailchimpMember adds an existing member to a list (status
 // "subscribed", "unsubscribed", "cleaned", "pending" or "transactional").
 func WithMailchimpMember(listID, email, status string) Option {
-	return func(s *Sandbox) {
-		if s.members[listID] == nil {
-			s.members[listID] = map[string]Member{}
-		}
-		s.members[listID][lower(email)] = Member{ListID: listID, EmailAddress: email, Status: status}
-	}
+	return func(s *Sandbox) { s.mailchimp.AddMember(listID, email, status) }
 }
 
-// WithClock sets the clock used for Call.At (time.Now by default).
-func WithClock(now func() time.Time) Option { return func(s *Sandbox) { s.now = now } }
+// WithSendGridSuppressed starts the sandbox with these addresses globally
+// suppressed at SendGrid.
+func WithSendGridSuppressed(emails ...string) Option {
+	return func(s *Sandbox) { s.sendgrid.Suppress(emails...) }
+}
+
+// WithClock sets the clock used for Call.At (time.Now by default), in the
+// sandbox and in its fakes.
+func WithClock(now func() time.Time) Option {
+	return func(s *Sandbox) {
+		s.now = now
+		s.sendgrid.Now = now
+		s.mailchimp.Now = now
+	}
+}
 
 // New returns a Sandbox accepting the Default* credentials, with no contacts,
 // suppressions or members.
 func New(opts ...Option) *Sandbox {
 	s := &Sandbox{
+		sendgrid:   sendgridfake.New(),
+		mailchimp:  mailchimpfake.New(),
 		keys:       Keys{HubSpotToken: DefaultHubSpotToken, SendGridKey: DefaultSendGridKey, MailchimpKey: DefaultMailchimpKey},
 		contacts:   map[string]json.RawMessage{},
 		mergedInto: map[string]string{},
-		compliance: map[string]bool{},
-		forgotten:  map[string]bool{},
 		scripts:    map[Provider][]Answer{},
-		suppressed: map[string]string{},
-		members:    map[string]map[string]Member{},
 		now:        time.Now,
 	}
 	for _, o := range opts {
@@ -274,6 +256,16 @@ func New(opts ...Option) *Sandbox {
 	}
 	return s
 }
+
+// SendGrid returns the SendGrid fake the sandbox mounts under /sendgrid
+// (its state, its Forget for drift tests). Its own Calls list the calls
+// that reached it: not those the sandbox answered from Script.
+func (s *Sandbox) SendGrid() *sendgridfake.Fake { return s.sendgrid }
+
+// Mailchimp returns the Mailchimp fake the sandbox mounts under
+// /mailchimp (its state, its Forget for drift tests). Its own Calls list
+// the calls that reached it: not those the sandbox answered from Script.
+func (s *Sandbox) Mailchimp() *mailchimpfake.Fake { return s.mailchimp }
 
 // FixtureContacts merges the hubspot_contacts of every bundled fixture, for
 // WithHubSpotContacts.
@@ -294,7 +286,8 @@ func FixtureContacts() (map[string]json.RawMessage, error) {
 // Script queues answers for p's next calls, in order, after the auth check
 // (a call with bad credentials still gets 401 and consumes nothing). Once
 // they are used up the fake answers normally again. Scripted calls are
-// recorded but change no state.
+// recorded but change no state; they do not reach the provider's fake
+// (whose own Script, by contrast, answers before its auth check).
 func (s *Sandbox) Script(p Provider, answers ...Answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -318,63 +311,32 @@ func (s *Sandbox) Calls(p Provider) []Call {
 // CallCount is len(Calls(p)).
 func (s *Sandbox) CallCount(p Provider) int { return len(s.Calls(p)) }
 
-// ResetCalls forgets the recorded calls and pending scripts, keeping state.
+// ResetCalls forgets the recorded calls and pending scripts (the sandbox's
+// and its fakes'), keeping state.
 func (s *Sandbox) ResetCalls() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.calls = nil
 	s.scripts = map[Provider][]Answer{}
+	s.mu.Unlock()
+	s.sendgrid.ResetCalls()
+	s.mailchimp.ResetCalls()
 }
 
 // SendGridSuppressed returns the globally suppressed addresses, sorted.
-func (s *Sandbox) SendGridSuppressed() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.suppressedLocked()
-}
-
-func (s *Sandbox) suppressedLocked() []string {
-	out := make([]string, 0, len(s.suppressed))
-	for _, e := range s.suppressed {
-		out = append(out, e)
-	}
-	sort.Strings(out)
-	return out
-}
+func (s *Sandbox) SendGridSuppressed() []string { return s.sendgrid.Suppressed() }
 
 // MailchimpMembers returns a list's members sorted by address.
-func (s *Sandbox) MailchimpMembers(listID string) []Member {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.membersLocked(listID)
-}
-
-func (s *Sandbox) membersLocked(listID string) []Member {
-	var out []Member
-	for _, m := range s.members[listID] {
-		out = append(out, m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].EmailAddress < out[j].EmailAddress })
-	return out
-}
+func (s *Sandbox) MailchimpMembers(listID string) []Member { return s.mailchimp.Members(listID) }
 
 // MailchimpStatus returns a member's status ("unsubscribed", ...), or ""
 // when the address is not in the list. The address matches in any case.
 func (s *Sandbox) MailchimpStatus(listID, email string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.members[listID][lower(email)].Status
+	return s.mailchimp.Status(listID, email)
 }
 
 // Snapshot returns every provider's state.
 func (s *Sandbox) Snapshot() State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := State{SendGridSuppressed: s.suppressedLocked(), MailchimpMembers: map[string][]Member{}}
-	for id := range s.members {
-		st.MailchimpMembers[id] = s.membersLocked(id)
-	}
-	return st
+	return State{SendGridSuppressed: s.sendgrid.Suppressed(), MailchimpMembers: s.mailchimp.Lists()}
 }
 
 // Handler returns the fakes mounted under /hubspot, /sendgrid and
@@ -384,13 +346,48 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET /hubspot/crm/v3/objects/contacts/{id}", s.hubspotContact)
 	mux.HandleFunc("POST /hubspot/crm/v3/objects/contacts/batch/read", s.hubspotBatchRead)
 	mux.HandleFunc("/hubspot/", s.notFound(HubSpot))
-	mux.HandleFunc("POST /sendgrid/v3/asm/suppressions/global", s.sendgridAdd)
-	mux.HandleFunc("GET /sendgrid/v3/asm/suppressions/global/{email}", s.sendgridGet)
-	mux.HandleFunc("DELETE /sendgrid/v3/asm/suppressions/global/{email}", s.sendgridDelete)
-	mux.HandleFunc("/sendgrid/", s.notFound(SendGrid))
-	mux.HandleFunc("POST /mailchimp/3.0/lists/{list_id}", s.mailchimpBatch)
-	mux.HandleFunc("/mailchimp/", s.notFound(Mailchimp))
+
+	sg := http.StripPrefix("/"+string(SendGrid), s.sendgrid.Handler())
+	sgCall := s.mount(SendGrid, s.sendgrid.Authorized, sg)
+	mux.Handle("POST /sendgrid/v3/asm/suppressions/global", sgCall(func(r *http.Request, c *Call) {
+		c.Emails = sendgridfake.RecipientEmails(c.Body)
+	}))
+	pathEmail := func(r *http.Request, c *Call) { c.Emails = []string{r.PathValue("email")} }
+	mux.Handle("GET /sendgrid/v3/asm/suppressions/global/{email}", sgCall(pathEmail))
+	mux.Handle("DELETE /sendgrid/v3/asm/suppressions/global/{email}", sgCall(pathEmail))
+	mux.Handle("/sendgrid/", sg) // the fake's 404 (or 401/405)
+
+	mc := http.StripPrefix("/"+string(Mailchimp), s.mailchimp.Handler())
+	mcCall := s.mount(Mailchimp, s.mailchimp.Authorized, mc)
+	mux.Handle("POST /mailchimp/3.0/lists/{list_id}", mcCall(func(r *http.Request, c *Call) {
+		c.Members = mailchimpfake.BatchMembers(c.Body)
+		for _, m := range c.Members {
+			c.Emails = append(c.Emails, m.EmailAddress)
+		}
+	}))
+	mux.Handle("GET /mailchimp/3.0/lists/{list_id}/members/{subscriber_hash}", mcCall(nil))
+	mux.Handle("/mailchimp/", mc)
 	return s.record(mux)
+}
+
+// mount returns, for one of p's routes, a handler that fills in the
+// recorded Call (fill), checks the credentials (authorized), answers from
+// p's Script once they are good, and otherwise hands the request to the
+// fake (whose 401 a bad key gets).
+func (s *Sandbox) mount(p Provider, authorized func(*http.Request) bool, fake http.Handler) func(fill func(*http.Request, *Call)) http.Handler {
+	return func(fill func(*http.Request, *Call)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := callOf(r)
+			if fill != nil {
+				fill(r, c)
+			}
+			c.AuthOK = authorized(r)
+			if c.AuthOK && s.scripted(p, w, r) {
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Server is a Sandbox listening on a TCP address (for the demo).
@@ -490,9 +487,9 @@ func (s *Sandbox) scripted(p Provider, w http.ResponseWriter, r *http.Request) b
 	}
 	body := a.Body
 	if body == "" && a.Status >= 400 {
-		body = errorBody(p, a.Status, strings.ToLower(http.StatusText(a.Status)))
+		body = s.errorBody(p, a.Status)
 	}
-	if w.Header().Get("Content-Type") == "" {
+	if w.Header().Get("Content-Type") == "" && body != "" {
 		w.Header().Set("Content-Type", contentType(p, a.Status))
 	}
 	status := a.Status
@@ -506,7 +503,7 @@ func (s *Sandbox) scripted(p Provider, w http.ResponseWriter, r *http.Request) b
 
 func (s *Sandbox) notFound(p Provider) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeRaw(w, http.StatusNotFound, contentType(p, 404), errorBody(p, http.StatusNotFound, "resource not found"))
+		writeRaw(w, http.StatusNotFound, contentType(p, 404), hubspotError(http.StatusNotFound, "resource not found"))
 	}
 }
 
@@ -545,7 +542,7 @@ func (s *Sandbox) hubspotContact(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.contacts[id]
 	s.mu.Unlock()
 	if !ok {
-		writeRaw(w, http.StatusNotFound, "application/json;charset=utf-8", errorBody(HubSpot, http.StatusNotFound, "resource not found"))
+		writeRaw(w, http.StatusNotFound, "application/json;charset=utf-8", hubspotError(http.StatusNotFound, "resource not found"))
 		return
 	}
 	writeRaw(w, http.StatusOK, "application/json;charset=utf-8", string(c))
@@ -596,7 +593,7 @@ func (s *Sandbox) hubspotBatchRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bad := func(msg string) {
-		writeRaw(w, http.StatusBadRequest, "application/json;charset=utf-8", errorBody(HubSpot, http.StatusBadRequest, msg))
+		writeRaw(w, http.StatusBadRequest, "application/json;charset=utf-8", hubspotError(http.StatusBadRequest, msg))
 	}
 	switch {
 	case jerr != nil || req.Inputs == nil:
@@ -684,287 +681,43 @@ func hubspotProject(obj json.RawMessage, props []string) json.RawMessage {
 	return json.RawMessage(mustJSON(o))
 }
 
-// ---- SendGrid ----
-
-func (s *Sandbox) sendgridAuth(w http.ResponseWriter, r *http.Request) bool {
-	ok := bearer(r, s.keyOf(SendGrid))
-	callOf(r).AuthOK = ok
-	if !ok {
-		writeRaw(w, http.StatusUnauthorized, "application/json", errorBody(SendGrid, http.StatusUnauthorized, "authorization required"))
-	}
-	return ok
-}
-
-// sendgridAdd answers POST /v3/asm/suppressions/global
-// {"recipient_emails": [...]}: 201 echoing the addresses, which are now
-// globally suppressed (adding one twice is fine); 400 with SendGrid's
-// {"errors": [{"field", "message"}]} for a bad body.
-func (s *Sandbox) sendgridAdd(w http.ResponseWriter, r *http.Request) {
-	c := callOf(r)
-	var req struct {
-		RecipientEmails []json.RawMessage `json:"recipient_emails"`
-	}
-	jerr := json.Unmarshal(c.Body, &req)
-	var emails []string
-	badItem := false
-	for _, raw := range req.RecipientEmails {
-		var e string
-		if json.Unmarshal(raw, &e) != nil {
-			badItem = true
-			continue
-		}
-		emails = append(emails, e)
-	}
-	c.Emails = emails
-	if !s.sendgridAuth(w, r) || s.scripted(SendGrid, w, r) {
-		return
-	}
-	field := func(f, msg string) {
-		writeRaw(w, http.StatusBadRequest, "application/json", mustJSON(map[string]any{"errors": []any{map[string]any{"field": f, "message": msg}}}))
-	}
-	switch {
-	case jerr != nil:
-		field("", "invalid JSON")
-		return
-	case len(req.RecipientEmails) == 0:
-		field("recipient_emails", "recipient_emails is required and must contain at least one address")
-		return
-	case badItem:
-		field("recipient_emails", "recipient_emails must be an array of strings")
-		return
-	}
-	for _, e := range emails {
-		if !looksLikeEmail(e) {
-			field("recipient_emails", "one or more email addresses are invalid")
-			return
-		}
-	}
-	s.mu.Lock()
-	for _, e := range emails {
-		if _, ok := s.suppressed[lower(e)]; !ok {
-			s.suppressed[lower(e)] = e
-		}
-	}
-	s.mu.Unlock()
-	writeRaw(w, http.StatusCreated, "application/json", mustJSON(map[string]any{"recipient_emails": emails}))
-}
-
-// sendgridGet answers GET /v3/asm/suppressions/global/{email}:
-// {"recipient_email": e} when suppressed, else {}.
-func (s *Sandbox) sendgridGet(w http.ResponseWriter, r *http.Request) {
-	e := r.PathValue("email")
-	callOf(r).Emails = []string{e}
-	if !s.sendgridAuth(w, r) || s.scripted(SendGrid, w, r) {
-		return
-	}
-	s.mu.Lock()
-	got, ok := s.suppressed[lower(e)]
-	s.mu.Unlock()
-	body := "{}"
-	if ok {
-		body = mustJSON(map[string]string{"recipient_email": got})
-	}
-	writeRaw(w, http.StatusOK, "application/json", body)
-}
-
-// sendgridDelete answers DELETE /v3/asm/suppressions/global/{email}: 204,
-// whether or not the address was suppressed.
-func (s *Sandbox) sendgridDelete(w http.ResponseWriter, r *http.Request) {
-	e := r.PathValue("email")
-	callOf(r).Emails = []string{e}
-	if !s.sendgridAuth(w, r) || s.scripted(SendGrid, w, r) {
-		return
-	}
-	s.mu.Lock()
-	delete(s.suppressed, lower(e))
-	s.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// ---- Mailchimp ----
-
-func (s *Sandbox) mailchimpAuth(w http.ResponseWriter, r *http.Request) bool {
-	_, pass, ok := r.BasicAuth()
-	want := s.keyOf(Mailchimp)
-	ok = ok && want != "" && subtle.ConstantTimeCompare([]byte(pass), []byte(want)) == 1
-	callOf(r).AuthOK = ok
-	if !ok {
-		writeRaw(w, http.StatusUnauthorized, "application/problem+json; charset=utf-8", mustJSON(mailchimpProblem(http.StatusUnauthorized, "API Key Invalid",
-			"Your API key may be invalid, or you've attempted to access the wrong datacenter.")))
-	}
-	return ok
-}
-
-type mailchimpError struct {
-	EmailAddress string `json:"email_address"`
-	Error        string `json:"error"`
-	ErrorCode    string `json:"error_code"`
-}
-
-type mailchimpAnswerMember struct {
-	ID           string `json:"id"`
-	EmailAddress string `json:"email_address"`
-	Status       string `json:"status"`
-	ListID       string `json:"list_id"`
-}
-
-var mailchimpStatuses = map[string]bool{"subscribed": true, "unsubscribed": true, "cleaned": true, "pending": true, "transactional": true}
-
-// mailchimpBatch answers POST /3.0/lists/{list_id} ("Batch subscribe or
-// unsubscribe"): {"members": [{email_address, status, status_if_new}],
-// "update_existing": bool}, at most 500 members. The answer is 200
-// {new_members, updated_members, errors[{email_address, error,
-// error_code}], total_created, total_updated, error_count}; a bad body is a
-// 400 problem detail {type, title, status, detail, instance}.
-func (s *Sandbox) mailchimpBatch(w http.ResponseWriter, r *http.Request) {
-	c := callOf(r)
-	listID := r.PathValue("list_id")
-	var req struct {
-		Members        []MailchimpMember `json:"members"`
-		UpdateExisting bool              `json:"update_existing"`
-	}
-	jerr := json.Unmarshal(c.Body, &req)
-	c.Members = req.Members
-	for _, m := range req.Members {
-		c.Emails = append(c.Emails, m.EmailAddress)
-	}
-	if !s.mailchimpAuth(w, r) || s.scripted(Mailchimp, w, r) {
-		return
-	}
-	problem := func(title, detail string, errs ...map[string]string) {
-		p := mailchimpProblem(http.StatusBadRequest, title, detail)
-		if len(errs) > 0 {
-			p["errors"] = errs
-		}
-		writeRaw(w, http.StatusBadRequest, "application/problem+json; charset=utf-8", mustJSON(p))
-	}
-	switch {
-	case jerr != nil:
-		problem("JSON Parse Error", "We encountered an unspecified JSON parsing error.")
-		return
-	case req.Members == nil:
-		problem("Invalid Resource", "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-			map[string]string{"field": "members", "message": "Required fields were not provided: members"})
-		return
-	case len(req.Members) > MailchimpMaxMembers:
-		problem("Invalid Resource", "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-			map[string]string{"field": "members", "message": fmt.Sprintf("Array has too many items (%d), the maximum is %d", len(req.Members), MailchimpMaxMembers)})
-		return
-	}
-	newM, updM, errs := []mailchimpAnswerMember{}, []mailchimpAnswerMember{}, []mailchimpError{}
-	s.mu.Lock()
-	list := s.members[listID]
-	if list == nil {
-		list = map[string]Member{}
-		s.members[listID] = list
-	}
-	for _, m := range req.Members {
-		k := lower(m.EmailAddress)
-		fail := func(code, msg string) {
-			errs = append(errs, mailchimpError{EmailAddress: m.EmailAddress, Error: msg, ErrorCode: code})
-		}
-		cur, exists := list[k]
-		switch {
-		case !looksLikeEmail(m.EmailAddress):
-			fail("ERROR_GENERIC", fmt.Sprintf("%s looks fake or invalid, please enter a real email address.", m.EmailAddress))
-		case s.compliance[k]:
-			fail("ERROR_GENERIC", fmt.Sprintf("%s is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.", m.EmailAddress))
-		case s.forgotten[k]:
-			fail("ERROR_GENERIC", fmt.Sprintf("Forgotten Email Not Subscribed: %s was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.", m.EmailAddress))
-		case exists && !req.UpdateExisting:
-			fail("ERROR_CONTACT_EXISTS", fmt.Sprintf("%s is already a list member. Use PUT to insert or update list members.", m.EmailAddress))
-		case exists:
-			if m.Status != "" && !mailchimpStatuses[m.Status] {
-				fail("ERROR_GENERIC", "Invalid status: "+m.Status)
-				continue
-			}
-			if m.Status != "" {
-				cur.Status = m.Status
-			}
-			list[k] = cur
-			updM = append(updM, answerMember(cur))
-		default:
-			st := m.StatusIfNew
-			if st == "" {
-				st = m.Status
-			}
-			if !mailchimpStatuses[st] {
-				fail("ERROR_GENERIC", "Invalid status: "+st)
-				continue
-			}
-			nm := Member{ListID: listID, EmailAddress: m.EmailAddress, Status: st}
-			list[k] = nm
-			newM = append(newM, answerMember(nm))
-		}
-	}
-	s.mu.Unlock()
-	writeRaw(w, http.StatusOK, "application/json; charset=utf-8", mustJSON(map[string]any{
-		"new_members":     newM,
-		"updated_members": updM,
-		"errors":          errs,
-		"total_created":   len(newM),
-		"total_updated":   len(updM),
-		"error_count":     len(errs),
-	}))
-}
-
-func answerMember(m Member) mailchimpAnswerMember {
-	sum := md5.Sum([]byte(lower(m.EmailAddress)))
-	return mailchimpAnswerMember{ID: hex.EncodeToString(sum[:]), EmailAddress: m.EmailAddress, Status: m.Status, ListID: m.ListID}
-}
-
-func mailchimpProblem(status int, title, detail string) map[string]any {
-	return map[string]any{
-		"type":     "https://mailchimp.com/developer/marketing/docs/errors/",
-		"title":    title,
-		"status":   status,
-		"detail":   detail,
-		"instance": correlationID(),
-	}
-}
-
 // ---- helpers ----
 
 func (s *Sandbox) keyOf(p Provider) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch p {
-	case HubSpot:
+	if p == HubSpot {
 		return s.keys.HubSpotToken
-	case SendGrid:
-		return s.keys.SendGridKey
-	case Mailchimp:
-		return s.keys.MailchimpKey
 	}
 	return ""
 }
 
 // errorBody renders p's error body for status.
-func errorBody(p Provider, status int, msg string) string {
+func (s *Sandbox) errorBody(p Provider, status int) string {
 	switch p {
 	case SendGrid:
-		return mustJSON(map[string]any{"errors": []any{map[string]any{"field": nil, "message": msg}}})
+		return s.sendgrid.Error(status)
 	case Mailchimp:
-		title := http.StatusText(status)
-		detail := msg
-		if status == http.StatusTooManyRequests {
-			detail = "You have exceeded the limit of 10 simultaneous connections."
-		}
-		return mustJSON(mailchimpProblem(status, title, detail))
-	default:
-		category := "INTERNAL_ERROR"
-		switch {
-		case status == http.StatusNotFound:
-			category = "OBJECT_NOT_FOUND"
-		case status == http.StatusTooManyRequests:
-			category = "RATE_LIMITS"
-		case status == http.StatusUnauthorized:
-			category = "INVALID_AUTHENTICATION"
-		case status < 500:
-			category = "VALIDATION_ERROR"
-		}
-		return mustJSON(map[string]any{"status": "error", "message": msg, "correlationId": correlationID(), "category": category})
+		return s.mailchimp.Error(status)
 	}
+	return hubspotError(status, strings.ToLower(http.StatusText(status)))
+}
+
+// hubspotError is HubSpot's error body {status, message, correlationId,
+// category}.
+func hubspotError(status int, msg string) string {
+	category := "INTERNAL_ERROR"
+	switch {
+	case status == http.StatusNotFound:
+		category = "OBJECT_NOT_FOUND"
+	case status == http.StatusTooManyRequests:
+		category = "RATE_LIMITS"
+	case status == http.StatusUnauthorized:
+		category = "INVALID_AUTHENTICATION"
+	case status < 500:
+		category = "VALIDATION_ERROR"
+	}
+	return mustJSON(map[string]any{"status": "error", "message": msg, "correlationId": correlationID(), "category": category})
 }
 
 func contentType(p Provider, status int) string {
@@ -993,13 +746,4 @@ func correlationID() string {
 	_, _ = rand.Read(b[:])
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func lower(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
-
-// looksLikeEmail is the providers' coarse address check: one "@" with text
-// on both sides, a dot in the domain, no spaces.
-func looksLikeEmail(e string) bool {
-	at := strings.LastIndexByte(e, '@')
-	return at > 0 && at < len(e)-1 && strings.Contains(e[at+1:], ".") && !strings.ContainsAny(e, " \t\r\n")
 }

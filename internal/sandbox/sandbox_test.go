@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentsync/consentsync/connectors/mailchimp/mailchimpfake"
 )
 
 type answer struct {
@@ -375,7 +377,7 @@ func TestScript(t *testing.T) {
 
 func TestUnknownPaths(t *testing.T) {
 	sb, srv := start(t)
-	for _, p := range []string{"/sendgrid/v3/nope", "/mailchimp/3.0/lists/L/members/x", "/hubspot/nope", "/elsewhere"} {
+	for _, p := range []string{"/sendgrid/v3/nope", "/mailchimp/3.0/nope", "/hubspot/nope", "/elsewhere"} {
 		if a := do(t, srv, "GET", p, nil, ""); a.status != 404 {
 			t.Fatalf("%s: %d", p, a.status)
 		}
@@ -424,5 +426,46 @@ func TestStart(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatal(resp.StatusCode)
+	}
+}
+
+// TestMountedFakes: the sandbox delegates to the per-provider fakes,
+// mounted under their prefixes; scripts come after the auth check on the
+// read-back paths too.
+func TestMountedFakes(t *testing.T) {
+	sb, srv := start(t, WithSendGridSuppressed("a@example.com"), WithMailchimpMember("L", "M@example.com", "unsubscribed"))
+	if !sb.SendGrid().IsSuppressed("A@example.com") || sb.Mailchimp().Status("L", "m@example.com") != "unsubscribed" {
+		t.Fatal("options not delegated")
+	}
+	member := "/mailchimp/3.0/lists/L/members/" + mailchimpfake.SubscriberHash("m@example.com")
+	if a := do(t, srv, "GET", member, basicAuth(DefaultMailchimpKey), ""); a.status != 200 || a.body["status"] != "unsubscribed" {
+		t.Fatalf("%d %s", a.status, a.raw)
+	}
+	sb.Mailchimp().Forget("L", "m@example.com")
+	sb.SendGrid().Forget("a@example.com")
+	if a := do(t, srv, "GET", member, basicAuth(DefaultMailchimpKey), ""); a.status != 404 || a.body["title"] != "Resource Not Found" {
+		t.Fatalf("%d %s", a.status, a.raw)
+	}
+	if len(sb.SendGridSuppressed()) != 0 {
+		t.Fatal("forgotten")
+	}
+	sb.Script(Mailchimp, TooManyRequestsSeconds(3))
+	if a := do(t, srv, "GET", member, basicAuth("wrong"), ""); a.status != 401 {
+		t.Fatal(a.status)
+	}
+	if a := do(t, srv, "GET", member, basicAuth(DefaultMailchimpKey), ""); a.status != 429 || a.header.Get("Retry-After") != "3" || a.body["status"] != float64(429) {
+		t.Fatalf("%d %s", a.status, a.raw)
+	}
+	calls := sb.Calls(Mailchimp)
+	if len(calls) != 4 || !calls[3].Scripted || calls[2].AuthOK || !calls[0].AuthOK {
+		t.Fatalf("calls %+v", calls)
+	}
+	// The fake sees what reached it: not the scripted call.
+	if fc := sb.Mailchimp().Calls(); len(fc) != 3 || fc[0].Path != "/3.0/lists/L/members/"+mailchimpfake.SubscriberHash("m@example.com") {
+		t.Fatalf("fake calls %+v", fc)
+	}
+	sb.ResetCalls()
+	if sb.Mailchimp().CallCount() != 0 || sb.CallCount("") != 0 {
+		t.Fatal("reset")
 	}
 }

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// ClaimVerify leases up to limit sent rows of destination whose read-back
+// is due (verify_due_at passed), for lease: their verify_due_at moves to
+// the lease's end, so a crashed verifier's rows are asked again then.
+// Rows are returned oldest due first with VerifyAttempts counting this one.
+func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	err := s.DB.SelectContext(ctx, &rows, `
+		UPDATE suppression_outbox SET verify_due_at = now() + $3 * interval '1 millisecond', verify_attempts = verify_attempts + 1
+		WHERE id IN (
+			SELECT id FROM suppression_outbox
+			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now() AND (email IS NOT NULL OR phone IS NOT NULL)
+			ORDER BY verify_due_at, id LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim verify: %w", err)
+	}
+	return rows, nil
+}
+
+// Read-back outcomes (VerifyDone.Outcome), also the kinds of
+// destination_events rows.
+const (
+	// VerifyHeld: the destination holds the suppression; verified_at is set.
+	VerifyHeld = "verified"
+	// VerifyMissing: the destination does not hold it: the row goes back
+	// to pending (pushed again at once) and mismatches grows.
+	VerifyMissing = "mismatch"
+	// VerifyUnknown: the destination could not say; asked again at Retry,
+	// or, when Retry is zero, given up (kind "unverified").
+	VerifyUnknown = "unverified"
+	// DriftMissing: a drift check found it missing (kind "drift").
+	DriftMissing = "drift"
+)
+
+// VerifyDone is the outcome of one read-back.
+type VerifyDone struct {
+	ID      int64
+	Outcome string // VerifyHeld, VerifyMissing or VerifyUnknown
+	// Receipt is the provider's answer, addresses masked.
+	Receipt string
+	Retry   time.Time
+}
+
+// CompleteVerify records read-back outcomes in one transaction and returns
+// the ledger ids (consent_event_id) whose every suppression is now settled
+// (see Settled), for the withdrawal-honoured metric.
+func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64, error) {
+	var held, missing, unknown, retry []int64
+	var heldR, missingR, unknownR []string
+	var retryAt []string
+	for _, d := range done {
+		r := truncate(d.Receipt, 2000)
+		switch {
+		case d.Outcome == VerifyHeld:
+			held, heldR = append(held, d.ID), append(heldR, r)
+		case d.Outcome == VerifyMissing:
+			missing, missingR = append(missing, d.ID), append(missingR, r)
+		case d.Retry.IsZero():
+			unknown, unknownR = append(unknown, d.ID), append(unknownR, r)
+		default:
+			retry, retryAt = append(retry, d.ID), append(retryAt, d.Retry.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	var events []int64
+	err := s.Tx(ctx, func(tx *Tx) error {
+		steps := []struct {
+			n    int
+			q    string
+			args []any
+		}{
+			{len(held), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+				u AS (UPDATE suppression_outbox o SET verified_at = now(), verify_due_at = NULL, verify_receipt = d.receipt
+					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'verified', receipt FROM u`, []any{pq.Array(held), pq.Array(heldR)}},
+			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+				u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
+					mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'read-back: the destination does not hold the suppression'
+					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR)}},
+			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
+					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(unknown), pq.Array(unknownR)}},
+			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = d.at FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at)
+				WHERE o.id = d.id AND o.status = 'sent'`, []any{pq.Array(retry), pq.Array(retryAt)}},
+		}
+		for _, st := range steps {
+			if st.n == 0 {
+				continue
+			}
+			if _, err := tx.sq.ExecContext(ctx, st.q, st.args...); err != nil {
+				return fmt.Errorf("store: complete verify: %w", err)
+			}
+		}
+		if len(held)+len(unknown) == 0 {
+			return nil
+		}
+		return tx.sq.SelectContext(ctx, &events, `SELECT DISTINCT o.consent_event_id FROM suppression_outbox o
+			WHERE o.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM suppression_outbox x WHERE x.consent_event_id = o.consent_event_id AND NOT (`+settled+`))`,
+			pq.Array(append(held, unknown...)))
+	})
+	return events, err
+}
+
+// settled is true of a suppression row x that needs nothing more: refused
+// for good, or sent and verified, or sent to a destination that cannot be
+// read back, or sent and its read-back given up.
+const settled = `x.status = 'failed' OR x.status = 'sent' AND x.verify_due_at IS NULL`
+
+// Honoured returns, of ledger ids, those whose every suppression is
+// settled, with their received_at (the withdrawal's receipt time).
+func (s *Store) Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.Time, error) {
+	var rows []struct {
+		ID         int64     `db:"id"`
+		ReceivedAt time.Time `db:"received_at"`
+	}
+	err := s.DB.SelectContext(ctx, &rows, `SELECT e.id, e.received_at FROM consent_events e WHERE e.id = ANY($1)
+		AND NOT EXISTS (SELECT 1 FROM suppression_outbox x WHERE x.consent_event_id = e.id AND NOT (`+settled+`))`, pq.Array(eventIDs))
+	if err != nil {
+		return nil, fmt.Errorf("store: honoured: %w", err)
+	}
+	out := make(map[int64]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.ReceivedAt
+	}
+	return out, nil
+}
+
+// Overdue is a withdrawal not yet honoured everywhere.
+type Overdue struct {
+	// ConsentEventID is the withdrawal's ledger row.
+	ConsentEventID int64     `db:"consent_event_id" json:"consent_event_id"`
+	SubjectID      int64     `db:"subject_id" json:"subject_id"`
+	ReceivedAt     time.Time `db:"received_at" json:"received_at"`
+	Channel        string    `db:"channel" json:"channel"`
+	Brand          string    `db:"brand" json:"brand"`
+	Purpose        string    `db:"purpose" json:"purpose"`
+	// Destinations lists "name: state" for each destination not settled
+	// ("sendgrid-acme: pending (3 attempts)", "klaviyo: sent, not verified").
+	Destinations pq.StringArray `db:"destinations" json:"destinations"`
+}
+
+// ListOverdue lists, oldest first (at most limit), the withdrawals received
+// before before whose suppressions are not all settled: pending, failed
+// ones count as settled (they need an operator: deadletters), sent ones
+// not yet read back do not.
+func (s *Store) ListOverdue(ctx context.Context, before time.Time, limit int) ([]Overdue, error) {
+	var out []Overdue
+	err := s.DB.SelectContext(ctx, &out, `SELECT e.id AS consent_event_id, e.subject_id, e.received_at, e.channel, e.brand, e.purpose,
+		array_agg(x.destination || ': ' || CASE WHEN x.status = 'pending' THEN 'pending (' || x.attempts || ' attempts)'
+			ELSE 'sent, not verified' END ORDER BY x.destination) AS destinations
+		FROM consent_events e JOIN suppression_outbox x ON x.consent_event_id = e.id AND NOT (`+settled+`)
+		WHERE e.received_at < $1
+		GROUP BY e.id ORDER BY e.received_at, e.id LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: overdue: %w", err)
+	}
+	return out, nil
+}
+
+// HeldSuppressions pages (id after afterID, at most limit) through the sent
+// suppressions of destination that it should still hold: the newest sent
+// row per address and scope (channel, brand, purpose), whose address is
+// still known (not erased). Drift checks read them back.
+func (s *Store) HeldSuppressions(ctx context.Context, destination string, afterID int64, limit int) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	err := s.DB.SelectContext(ctx, &rows, `SELECT `+outboxCols+` FROM suppression_outbox o
+		WHERE destination = $1 AND id > $2 AND status = 'sent' AND action = 'suppress' AND (email IS NOT NULL OR phone IS NOT NULL)
+		  AND NOT EXISTS (SELECT 1 FROM suppression_outbox n WHERE n.destination = o.destination AND n.id > o.id
+		      AND n.target_subject_id = o.target_subject_id AND n.channel = o.channel AND n.brand = o.brand AND n.purpose = o.purpose)
+		ORDER BY id LIMIT $3`, destination, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: held suppressions: %w", err)
+	}
+	return rows, nil
+}
+
+// RecordDrift records, for each of ids, that a drift check found the
+// destination no longer holding the suppression (a "drift" history line
+// with receipt), and, when repair, puts the row back to pending to be
+// pushed again. It returns the rows changed.
+func (s *Store) RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error) {
+	var n int
+	err := s.Tx(ctx, func(tx *Tx) error {
+		q := `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+			u AS (UPDATE suppression_outbox o SET mismatches = mismatches + 1, verify_receipt = d.receipt
+				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
+		if repair {
+			q = `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+			u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
+				mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'drift: the destination no longer holds the suppression'
+				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
+		}
+		trimmed := make([]string, len(receipts))
+		for i, r := range receipts {
+			trimmed[i] = truncate(r, 2000)
+		}
+		res, err := tx.sq.ExecContext(ctx, q, pq.Array(ids), pq.Array(trimmed))
+		if err != nil {
+			return fmt.Errorf("store: record drift: %w", err)
+		}
+		rows, _ := res.RowsAffected()
+		n = int(rows)
+		return nil
+	})
+	return n, err
+}
