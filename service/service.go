@@ -48,6 +48,7 @@ type PeopleLoader interface {
 type RecordReader interface {
 	LedgerOf(ctx context.Context, subjectIDs []int64) ([]store.LedgerRow, error)
 	ReceiptsOf(ctx context.Context, subjectIDs []int64) ([]store.Receipt, error)
+	ListOverdue(ctx context.Context, before time.Time, limit int) ([]store.Overdue, error)
 }
 
 // Eraser carries out an erasure in one transaction with its suppressions

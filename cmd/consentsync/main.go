@@ -13,6 +13,8 @@
 //	consentsync subject EMAIL|PHONE     a subject's state, eligibility and history
 //	consentsync expiring --within 30d   consents that lapse soon
 //	consentsync verify-ledger           recompute the ledger's hash chains
+//	consentsync drift [-destination NAME] [-repair]  what each destination no longer holds
+//	consentsync overdue                 withdrawals not honoured everywhere within the deadline
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
@@ -42,6 +44,7 @@ import (
 	"github.com/consentsync/consentsync/migrations"
 	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
+	"github.com/consentsync/consentsync/worker"
 )
 
 const usage = `consentsync — keeps marketing consent true everywhere
@@ -58,6 +61,8 @@ Commands:
   subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
   expiring --within 30d       consents that lapse soon (re-consent campaigns)
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
+  drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
+  overdue [-limit N]          withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h)
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
@@ -92,6 +97,10 @@ func main() {
 		err = subject(ctx, args)
 	case "repush":
 		err = repush(ctx, log, args)
+	case "drift":
+		err = drift(ctx, log, args)
+	case "overdue":
+		err = overdue(ctx, args)
 	case "expiring":
 		err = expiring(ctx, args)
 	case "verify-ledger":
@@ -405,6 +414,72 @@ func expiring(ctx context.Context, args []string) error {
 		return err
 	}
 	return cli.PrintExpiring(os.Stdout, rows, *within, svc.Config.Policy.ConsentTTL)
+}
+
+// drift reads back, per destination, the suppressions it should hold and
+// reports those it no longer holds; -repair pushes them again.
+func drift(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("drift", flag.ContinueOnError)
+	dest := fs.String("destination", "", "only this destination")
+	repair := fs.Bool("repair", false, "push the missing suppressions again")
+	sample := fs.Int("sample", 0, "read back at most this many suppressions per destination (0: all)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	_, a, err := openApp(ctx, log, app.Options{Migrate: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	progress := func(r worker.DriftReport) {
+		fmt.Fprintf(os.Stderr, "\r%s: %d checked, %d missing", r.Destination, r.Checked, r.Missing)
+	}
+	reports, derr := a.Worker.Drift(ctx, *dest, *repair, *sample, progress)
+	fmt.Fprintln(os.Stderr)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DESTINATION\tCHECKED\tMISSING\tUNKNOWN\tREPAIRED")
+	for _, r := range reports {
+		if r.Unsupported {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t(cannot be read back)\n", r.Destination)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", r.Destination, r.Checked, r.Missing, r.Unknown, r.Repaired)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return derr
+}
+
+// overdue lists withdrawals not honoured everywhere within
+// policy.withdrawal_deadline.
+func overdue(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("overdue", flag.ContinueOnError)
+	limit := fs.Int("limit", 1000, "list at most this many")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	svc, closeFn, err := openReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rows, err := svc.Overdue(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		fmt.Printf("no withdrawal older than %s is waiting for a destination\n", svc.Config.Policy.WithdrawalDeadline)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEDGER ID\tSUBJECT\tRECEIVED\tAGE\tSCOPE\tWAITING FOR")
+	now := time.Now()
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s/%s/%s\t%s\n", r.ConsentEventID, r.SubjectID, r.ReceivedAt.UTC().Format(time.RFC3339),
+			now.Sub(r.ReceivedAt).Round(time.Minute), r.Channel, r.Brand, r.Purpose, strings.Join(r.Destinations, "; "))
+	}
+	return tw.Flush()
 }
 
 // parseDays reads "30d" (days) or any Go duration ("720h").
