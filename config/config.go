@@ -270,6 +270,12 @@ type Destination struct {
 	APIKey  string `yaml:"api_key"`
 	// Timeout is one HTTP call's limit (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Lift is what a valid express opt-in that occurred after a withdrawal
+	// does here: "never" (default: the suppression stays) or
+	// "on_new_opt_in" (the suppression is lifted where the provider allows
+	// it; where it refuses, the subject view says the person must opt in
+	// again through the provider's own form).
+	Lift string `yaml:"lift"`
 
 	// Options holds the kind's own keys (list_id, message_stream, ...): a
 	// pointer to the vendor's options struct (Kind.Options), or nil.
@@ -375,6 +381,9 @@ func (c *Config) Defaults() {
 		}
 		if d.Timeout == 0 {
 			d.Timeout = 10 * time.Second
+		}
+		if d.Lift == "" {
+			d.Lift = "never"
 		}
 	}
 }
@@ -573,6 +582,9 @@ func (c *Config) Validate() error {
 		}
 		if d.Timeout < 0 {
 			bad(p+".timeout", "must be positive")
+		}
+		if d.Lift != "never" && d.Lift != "on_new_opt_in" {
+			bad(p+".lift", "%q: want never or on_new_opt_in", d.Lift)
 		}
 	}
 	if len(errs) > 0 {

@@ -178,3 +178,54 @@ func TestReadBackFailureRetried(t *testing.T) {
 		t.Errorf("SendGrid POSTs = %d, want 1 (no re-push)", posts)
 	}
 }
+
+// With lift: on_new_opt_in, a valid express opt-in made after the
+// withdrawal lifts the suppression where the provider allows it (SendGrid:
+// deleted); where it refuses (Mailchimp's compliance state), the subject
+// view tells support the person must opt in through the provider's form.
+func TestLiftOnNewOptIn(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: func(cfg *configT) {
+		for i := range cfg.Destinations {
+			cfg.Destinations[i].Lift = "on_new_opt_in"
+		}
+		cfg.Worker.VerifyAfter = 200 * time.Millisecond
+	}})
+	const addr = "lift@example.com"
+	e.withdrawByPostmark(addr) // occurred 2025-11-20
+	e.waitFor("the suppression", func() bool {
+		return e.Sandbox.SendGrid().IsSuppressed(addr) && e.Sandbox.MailchimpStatus("a6b5da1054", addr) == "unsubscribed"
+	})
+	// A pre-ticked box is no express opt-in: nothing is lifted.
+	recent := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	e.submit(map[string]any{"email": addr, "submitted_at": recent, "newsletter": "on", "newsletter_pre_ticked": "true", "consent_version": "v3"})
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE action = 'lift'`); n != 0 {
+		t.Fatalf("%d lifts queued for a pre-ticked box", n)
+	}
+	e.submit(map[string]any{"email": addr, "submitted_at": time.Now().UTC().Format(time.RFC3339), "newsletter": "on", "consent_version": "v3"})
+	e.waitFor("the lifts to finish", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE action = 'lift' AND status <> 'pending'`) == 2
+	})
+	if e.Sandbox.SendGrid().IsSuppressed(addr) {
+		t.Error("SendGrid still suppresses the address after the lift")
+	}
+	if st := e.Sandbox.MailchimpStatus("a6b5da1054", addr); st != "unsubscribed" {
+		t.Errorf("Mailchimp status = %q: a lift Mailchimp refuses must change nothing", st)
+	}
+	r := e.admin("GET", "/v1/subjects/"+addr)
+	var v struct {
+		Notices []string `json:"notices"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Notices) != 1 || !strings.HasPrefix(v.Notices[0], "mailchimp-acme:") || !strings.Contains(v.Notices[0], "provider's own form") {
+		t.Errorf("notices = %q, want one for mailchimp-acme", v.Notices)
+	}
+	// A lift is never read back as a missing suppression, nor drifted.
+	reps, err := e.App.Worker.Drift(context.Background(), "sendgrid-acme", true, 0, nil)
+	if err != nil || len(reps) != 1 || reps[0].Checked != 0 {
+		t.Errorf("drift after the lift = %+v, %v: the lifted suppression must not be checked", reps, err)
+	}
+}

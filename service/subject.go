@@ -66,6 +66,10 @@ type SubjectView struct {
 	// has a state for) × channel × purpose.
 	Eligibility  []KeyAnswer     `json:"eligibility"`
 	Suppressions []store.Receipt `json:"suppressions"`
+	// Notices are what support must tell the person, e.g. "mailchimp-acme:
+	// the provider refused to lift the suppression of email/acme/marketing:
+	// re-opt-in through the provider's own form".
+	Notices []string `json:"notices"`
 	// ErasedAt is set, with ErrErased, for an erased person.
 	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
@@ -115,7 +119,31 @@ func (s *Service) Subject(ctx context.Context, raw string) (*SubjectView, error)
 	if rs != nil {
 		v.Suppressions = rs
 	}
+	v.Notices = liftNotices(rs)
 	return v, nil
+}
+
+// liftNotices names the lifts a destination refused (the newest row per
+// destination and scope only: a later suppression or lift answers it).
+func liftNotices(rs []store.Receipt) []string {
+	type scope struct{ dest, channel, brand, purpose string }
+	last := map[scope]store.Receipt{}
+	var order []scope
+	for _, r := range rs {
+		k := scope{r.Destination, r.Channel, r.Brand, r.Purpose}
+		if _, seen := last[k]; !seen {
+			order = append(order, k)
+		}
+		last[k] = r
+	}
+	out := []string{}
+	for _, k := range order {
+		if r := last[k]; r.Action == store.OutboxLift && r.Status == store.OutboxFailed {
+			out = append(out, fmt.Sprintf("%s: the provider refused to lift the suppression of %s/%s/%s: re-opt-in through the provider's own form",
+				k.dest, k.channel, k.brand, k.purpose))
+		}
+	}
+	return out
 }
 
 // answerKeys are the keys a subject view answers: every brand the

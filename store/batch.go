@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -552,7 +553,9 @@ func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) (int64, error)
 	dest, channel, brand, purpose := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	event, subject, target := make([]int64, n), make([]int64, n), make([]int64, n)
 	email, phone, reason := make([]sql.NullString, n), make([]sql.NullString, n), make([]sql.NullString, n)
+	action := make([]string, n)
 	for i, r := range rows {
+		action[i] = cmp.Or(r.Action, OutboxSuppress)
 		dest[i], channel[i], brand[i], purpose[i] = r.Destination, r.Channel, r.Brand, r.Purpose
 		event[i], subject[i], target[i] = r.ConsentEventID, r.SubjectID, r.TargetSubjectID
 		if target[i] == 0 {
@@ -562,12 +565,12 @@ func (tx *Tx) insertOutbox(ctx context.Context, rows []OutboxRow) (int64, error)
 	}
 	res, err := tx.sq.ExecContext(ctx, `
 		INSERT INTO suppression_outbox (destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose, reason)
-		SELECT d, e, s, t, 'suppress', em, ph, c, b, p, r
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-		  AS x(d, e, s, t, em, ph, c, b, p, r)
+		SELECT d, e, s, t, a, em, ph, c, b, p, r
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+		  AS x(d, e, s, t, em, ph, c, b, p, r, a)
 		ON CONFLICT (destination, consent_event_id, target_subject_id) DO NOTHING`,
 		pq.Array(dest), pq.Array(event), pq.Array(subject), pq.Array(target), pq.Array(email), pq.Array(phone),
-		pq.Array(channel), pq.Array(brand), pq.Array(purpose), pq.Array(reason))
+		pq.Array(channel), pq.Array(brand), pq.Array(purpose), pq.Array(reason), pq.Array(action))
 	if err != nil {
 		return 0, fmt.Errorf("store: add outbox: %w", err)
 	}

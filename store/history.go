@@ -212,9 +212,12 @@ type Receipt struct {
 	ID             int64  `db:"id" json:"id"`
 	Destination    string `db:"destination" json:"destination"`
 	ConsentEventID int64  `db:"consent_event_id" json:"consent_event_id"`
-	Channel        string `db:"channel" json:"channel"`
-	Brand          string `db:"brand" json:"brand"`
-	Purpose        string `db:"purpose" json:"purpose"`
+	// Action is "suppress" or "lift" (a suppression lifted after a new
+	// valid express opt-in, destinations[].lift: on_new_opt_in).
+	Action  string `db:"action" json:"action"`
+	Channel string `db:"channel" json:"channel"`
+	Brand   string `db:"brand" json:"brand"`
+	Purpose string `db:"purpose" json:"purpose"`
 	// Email or Phone is the literal address or number pushed (empty once
 	// an erasure removed it).
 	Email     *string    `db:"email" json:"email,omitempty"`
@@ -242,7 +245,7 @@ type Receipt struct {
 // caused and those that carry one of their addresses, oldest first.
 func (s *Store) ReceiptsOf(ctx context.Context, subjectIDs []int64) ([]Receipt, error) {
 	var out []Receipt
-	err := s.DB.SelectContext(ctx, &out, `SELECT id, destination, consent_event_id, channel, brand, purpose, email, phone, status, attempts,
+	err := s.DB.SelectContext(ctx, &out, `SELECT id, destination, consent_event_id, action, channel, brand, purpose, email, phone, status, attempts,
 		created_at, sent_at, receipt, last_error, verified_at, mismatches,
 		coalesce((SELECT json_agg(json_build_object('kind', d.kind, 'at', d.at, 'receipt', d.receipt) ORDER BY d.id)
 			FROM destination_events d WHERE d.outbox_id = o.id), '[]') AS checks

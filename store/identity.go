@@ -375,7 +375,7 @@ func (tx *Tx) LatestSuppression(ctx context.Context, target int64, key consent.K
 	}
 	var at sql.NullTime
 	if err := tx.sq.GetContext(ctx, &at, `SELECT max(e.occurred_at) FROM suppression_outbox o JOIN consent_events e ON e.id = o.consent_event_id
-		WHERE o.target_subject_id = $1 AND o.channel = $2 AND o.brand = $3 AND o.purpose = $4`,
+		WHERE o.target_subject_id = $1 AND o.channel = $2 AND o.brand = $3 AND o.purpose = $4 AND o.action = 'suppress'`,
 		target, key.Channel, key.Brand, key.Purpose); err != nil {
 		return time.Time{}, false, fmt.Errorf("store: latest suppression: %w", err)
 	}

@@ -42,6 +42,15 @@ type OutboxRow struct {
 	Mismatches int `db:"mismatches"`
 }
 
+// Outbox actions (OutboxRow.Action).
+const (
+	// OutboxSuppress tells the destination to stop (connectors.Destination.Push).
+	OutboxSuppress = "suppress"
+	// OutboxLift lifts an earlier suppression after a new valid express
+	// opt-in (connectors.Lifter; destinations[].lift: on_new_opt_in).
+	OutboxLift = "lift"
+)
+
 // Outbox statuses.
 const (
 	OutboxPending = "pending"
@@ -97,6 +106,8 @@ type Claim struct {
 //   - before hold_until nothing is claimed (HeldUntil says when to come back);
 //   - after openAfter failed calls in a row the circuit is open: one claim
 //     at a time (a probe), others held until its outcome or the lease's end;
+//   - one claim carries one action: suppressions or lifts, whichever the
+//     oldest due row is (a provider call does one or the other);
 //   - rows another worker holds (row lock or unexpired lease) are skipped,
 //     so concurrent pushers never send one row twice at once. A crashed
 //     pusher's rows become claimable again when the lease ends.
@@ -125,6 +136,8 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 				SELECT id FROM suppression_outbox
 				WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
 				  AND (lease_until IS NULL OR lease_until < now())
+				  AND action = (SELECT action FROM suppression_outbox WHERE destination = $1 AND status = 'pending'
+				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT 1)
 				ORDER BY id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			RETURNING `+outboxCols, destination, limit, lease.Milliseconds())

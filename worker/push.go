@@ -139,7 +139,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	results, err := dest.Push(cctx, batch)
+	results, err := pushOrLift(cctx, dest, batch, rows)
 	cancel()
 	w.Metrics.PushSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	// Record outcomes even when the task's context has ended.
@@ -175,7 +175,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	done := make([]store.OutboxDone, len(rows))
 	var verifyAfter time.Duration
-	if _, ok := dest.(connectors.Checker); ok {
+	if _, ok := dest.(connectors.Checker); ok && rows[0].Action != store.OutboxLift {
 		verifyAfter = w.Config.Worker.VerifyAfter
 	}
 	var sent, failed, missing int
@@ -219,6 +219,34 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		w.observeHonoured(rctx, events)
 	}
 	return time.Time{}, nil
+}
+
+// pushOrLift sends batch as suppressions (Destination.Push) or, when
+// its rows are lifts (store.OutboxLift; ClaimPush never mixes the two),
+// as lifts (connectors.Lifter). A destination that cannot lift refuses
+// each lift for good, saying the person must opt in again through the
+// provider's own form.
+func pushOrLift(ctx context.Context, dest connectors.Destination, batch []connectors.Suppression, rows []store.OutboxRow) ([]connectors.Result, error) {
+	if rows[0].Action != store.OutboxLift {
+		return dest.Push(ctx, batch)
+	}
+	var (
+		results []connectors.Result
+		err     error
+	)
+	if l, ok := dest.(connectors.Lifter); ok {
+		results, err = l.Lift(ctx, batch)
+	} else {
+		for _, s := range batch {
+			results = append(results, connectors.Result{ID: s.ID, Err: connectors.ErrLiftRefused})
+		}
+	}
+	for i, r := range results {
+		if r.Err != nil && errors.Is(r.Err, connectors.ErrLiftRefused) && !errors.Is(r.Err, connectors.ErrPermanent) {
+			results[i].Err = fmt.Errorf("%w: %w: re-opt-in through the provider's own form", connectors.ErrPermanent, r.Err)
+		}
+	}
+	return results, err
 }
 
 // recordAttempts and recordBackoff bound how long a push's outcome is

@@ -25,13 +25,16 @@ type Route struct {
 	Brand       string
 	Channels    []consent.Channel
 	Purposes    []consent.Purpose
+	// Lift: a new valid express opt-in lifts the suppression here
+	// (destinations[].lift: on_new_opt_in).
+	Lift bool
 }
 
 // RoutesFrom builds the routes of the configured destinations.
 func RoutesFrom(ds []config.Destination) []Route {
 	out := make([]Route, 0, len(ds))
 	for _, d := range ds {
-		r := Route{Destination: d.Name, Brand: d.Brand}
+		r := Route{Destination: d.Name, Brand: d.Brand, Lift: d.Lift == "on_new_opt_in"}
 		for _, c := range d.Channels {
 			r.Channels = append(r.Channels, consent.Channel(c))
 		}
@@ -836,7 +839,7 @@ func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signa
 		return err
 	}
 	if consent.LiftsWithdrawal(consent.StateFact{Status: sig.Status, OccurredAt: sig.OccurredAt, Quality: q}, w, r.policy) {
-		return nil
+		return r.lift(subjectID, eventID, sig)
 	}
 	// A suppression of this address newer than the grant already answers
 	// it (the withdrawal's own push, or an earlier hold).
@@ -847,6 +850,42 @@ func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signa
 	self := sig
 	self.Source = "" // no echo exception: the source must hear it too
 	return r.queueFor(subjectID, eventID, self, []store.Member{memberOf(members, subjectID, sig)})
+}
+
+// lift queues, for the granting address, a lift of its suppression of
+// sig's key at every destination that covers the key with lift:
+// on_new_opt_in, when a suppression of that address was queued before
+// (the grant lifts the withdrawal: consent.LiftsWithdrawal). The grant's
+// own source is skipped (it already holds the address as subscribed).
+func (r *reconcileTx) lift(subjectID, eventID int64, sig consent.Signal) error {
+	key := consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose}
+	_, pushed, err := r.tx.LatestSuppression(r.ctx, subjectID, key)
+	if err != nil || !pushed {
+		return err
+	}
+	email := cmp.Or(sig.Subject.EmailOriginal, sig.Subject.Email)
+	for _, rt := range r.routes {
+		if !rt.Lift || !rt.Matches(sig) {
+			continue
+		}
+		row := store.OutboxRow{
+			Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID, TargetSubjectID: subjectID, Action: store.OutboxLift,
+			Email:   sql.NullString{String: email, Valid: email != "" && sig.Channel != consent.ChannelSMS},
+			Phone:   sql.NullString{String: sig.Subject.Phone, Valid: sig.Subject.Phone != "" && sig.Channel != consent.ChannelEmail},
+			Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
+		}
+		if !row.Email.Valid && !row.Phone.Valid {
+			continue
+		}
+		added, err := r.tx.AddOutbox(r.ctx, row)
+		if err != nil {
+			return err
+		}
+		if added {
+			r.dests[rt.Destination] = true
+		}
+	}
+	return nil
 }
 
 // catchUp brings a member new to its identity set (a new alias, a number

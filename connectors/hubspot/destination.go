@@ -22,34 +22,39 @@ import (
 // destination, relative to base_url (default DefaultAPIBaseURL). All take
 // "?channel=EMAIL" and a JSON body {"inputs": [...]}.
 //
-// References:
-//   - batch write: https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/status/batch/update-subscriptions
+// References (the guide lists all four; the reference pages give shapes):
+//   - guide: https://developers.hubspot.com/docs/guides/api/marketing/subscriptions
 //   - batch read: https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/status/batch/get-subscriptions
 //   - batch unsubscribe from all: https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/status/batch/unsubscribe-contacts-batch
-//   - batch read of "unsubscribed from all": https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/status/batch/get-unsubscribed-status-batch
-//   - guide: https://developers.hubspot.com/docs/guides/api/marketing/subscriptions
+//   - one contact's "unsubscribed from all" (the shape of wide statuses): https://developers.hubspot.com/docs/api-reference/latest/communication-preferences/status/get-unsubscribed-status
+//   - statusState, legalBasis values: https://developers.hubspot.com/docs/api-reference/latest/communication-preferences/status/update-subscription
 const (
-	StatusesWritePath       = "/communication-preferences/v4/statuses/batch/write"
-	StatusesReadPath        = "/communication-preferences/v4/statuses/batch/read"
-	UnsubscribeAllPath      = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
-	UnsubscribeAllReadPath  = "/communication-preferences/v4/statuses/batch/unsubscribe-all/read"
-	channelQuery            = "?channel=EMAIL"
-	statusSubscribed        = "SUBSCRIBED"
-	statusNotSubscribed     = "NOT_SUBSCRIBED"
-	defaultRateLimitWindow  = 10 * time.Second
-	defaultSecondlyWait     = time.Second
-	defaultDailyLimitWait   = time.Hour
-	hubspotIntervalHeader   = "X-HubSpot-RateLimit-Interval-Milliseconds"
-	hubspotRemainingHeader  = "X-HubSpot-RateLimit-Remaining"
-	hubspotSecondlyRemain   = "X-HubSpot-RateLimit-Secondly-Remaining"
-	hubspotDailyRemainingHd = "X-HubSpot-RateLimit-Daily-Remaining"
+	StatusesWritePath      = "/communication-preferences/v4/statuses/batch/write"
+	StatusesReadPath       = "/communication-preferences/v4/statuses/batch/read"
+	UnsubscribeAllPath     = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
+	UnsubscribeAllReadPath = "/communication-preferences/v4/statuses/batch/unsubscribe-all/read"
 )
 
-// MaxInputs is how many inputs one batch call carries: HubSpot's batch
-// endpoints take at most 100 inputs
-// (https://developers.hubspot.com/docs/guides/api/usage-details, "batch
-// operations are limited to 100 records"), and refuse a larger call with a
-// 400 VALIDATION_ERROR.
+const (
+	channelQuery        = "?channel=EMAIL"
+	statusSubscribed    = "SUBSCRIBED"
+	statusNotSubscribed = "NOT_SUBSCRIBED"
+
+	// Waits after a 429 without Retry-After (see RateLimitWait).
+	defaultRateLimitWindow = 10 * time.Second
+	defaultSecondlyWait    = time.Second
+	defaultDailyLimitWait  = time.Hour
+
+	intervalHeader       = "X-HubSpot-RateLimit-Interval-Milliseconds"
+	remainingHeader      = "X-HubSpot-RateLimit-Remaining"
+	secondlyRemainHeader = "X-HubSpot-RateLimit-Secondly-Remaining"
+	dailyRemainHeader    = "X-HubSpot-RateLimit-Daily-Remaining"
+)
+
+// MaxInputs is how many inputs one batch call carries. HubSpot's CRM batch
+// endpoints take at most 100 inputs; the v4 communication preferences
+// reference states no number, so 100 is the safe choice rather than a
+// documented one (hubspotfake refuses more with a 400 VALIDATION_ERROR).
 const MaxInputs = 100
 
 // LegalBases are the values HubSpot accepts for legalBasis
@@ -135,6 +140,7 @@ var (
 // X-HubSpot-RateLimit-Interval-Milliseconds window (10s) when
 // X-HubSpot-RateLimit-Remaining is 0, else 1h for the daily limit
 // (https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
+// X-HubSpot-RateLimit-* names: https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details.
 // Other 4xx are permanent for the call, 5xx transient. Errors and receipts
 // never contain the token, and addresses HubSpot echoes are masked.
 type Destination struct {
@@ -458,15 +464,15 @@ func RateLimitWait(h http.Header, body []byte) time.Duration {
 	}
 	_ = json.Unmarshal(body, &b)
 	window := defaultRateLimitWindow
-	if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get(hubspotIntervalHeader)), 10, 64); err == nil && ms > 0 && ms <= 86_400_000 {
+	if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get(intervalHeader)), 10, 64); err == nil && ms > 0 && ms <= 86_400_000 {
 		window = time.Duration(ms) * time.Millisecond
 	}
 	switch {
-	case h.Get(hubspotSecondlyRemain) == "0" || b.PolicyName == "SECONDLY":
+	case h.Get(secondlyRemainHeader) == "0" || b.PolicyName == "SECONDLY":
 		return defaultSecondlyWait
-	case h.Get(hubspotRemainingHeader) == "0" || b.PolicyName == "TEN_SECONDLY_ROLLING":
+	case h.Get(remainingHeader) == "0" || b.PolicyName == "TEN_SECONDLY_ROLLING":
 		return window
-	case h.Get(hubspotDailyRemainingHd) == "0" || b.PolicyName == "DAILY":
+	case h.Get(dailyRemainHeader) == "0" || b.PolicyName == "DAILY":
 		return defaultDailyLimitWait
 	}
 	return window

@@ -9,4 +9,11 @@ func init() {
 	connectors.RegisterSource(connectors.SourcePlugin{Kind: "postmark", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
 		return NewSource(cfg, deps)
 	}})
+	connectors.RegisterDestination(connectors.DestinationPlugin{
+		Kind:    "postmark",
+		Options: func() any { return new(DestinationOptions) },
+		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
+			return NewDestination(cfg, deps)
+		},
+	})
 }

@@ -9,4 +9,12 @@ func init() {
 	connectors.RegisterSource(connectors.SourcePlugin{Kind: "salesforce", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
 		return NewSource(cfg, deps)
 	}})
+	connectors.RegisterDestination(connectors.DestinationPlugin{
+		Kind:     Kind,
+		Options:  func() any { return new(DestinationOptions) },
+		NoAPIKey: true, // OAuth client credentials (client_id, client_secret)
+		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
+			return NewDestination(cfg, deps)
+		},
+	})
 }

@@ -125,6 +125,20 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		return err
 	}
 	sb := sandbox.New(sandbox.WithHubSpotContacts(contacts))
+	// The sales team's CRM already holds the fixtures' people as contacts.
+	people, err := fixtures.All()
+	if err != nil {
+		return err
+	}
+	inCRM := map[string]bool{}
+	for _, fx := range people {
+		for _, sig := range fx.Expect.Signals {
+			if k := strings.ToLower(sig.Email); k != "" && !inCRM[k] {
+				inCRM[k] = true
+				sb.Others().Salesforce.AddContact(sig.Email)
+			}
+		}
+	}
 	sbSrv, err := sb.Start("127.0.0.1:0")
 	if err != nil {
 		return err
@@ -135,15 +149,28 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Parse(raw, func(k string) (string, bool) {
+	sandboxVar := func(k string) (string, bool) {
 		if k == "SANDBOX_URL" {
 			return sbSrv.URL, true
 		}
 		return "", false
-	})
+	}
+	cfg, err := config.Parse(raw, sandboxVar)
 	if err != nil {
 		return err
 	}
+	// One destination of every kind, each against its fake.
+	extra, err := fixtures.DemoDestinations()
+	if err != nil {
+		return err
+	}
+	more, err := config.Parse(extra, sandboxVar)
+	if err != nil {
+		return fmt.Errorf("demo destinations: %w", err)
+	}
+	cfg.Destinations = append(cfg.Destinations, more.Destinations...)
+	cfg.Worker.VerifyAfter = time.Second // read back while the demo watches
+	cfg.Worker.VerifyAttempts = 2
 	// SendGrid signs with a private key we do not have: the demo signs with
 	// its own P-256 key and trusts its public half, as an operator would
 	// paste the key SendGrid shows.
@@ -298,7 +325,8 @@ func drained(ctx context.Context, a *app.App) bool {
 	var open int
 	if err := a.Store.DB.GetContext(ctx, &open, `SELECT
 		(SELECT count(*) FROM inbound_events WHERE status = 'received') +
-		(SELECT count(*) FROM suppression_outbox WHERE status = 'pending')`); err != nil || open > 0 {
+		(SELECT count(*) FROM suppression_outbox WHERE status = 'pending') +
+		(SELECT count(*) FROM suppression_outbox WHERE status = 'sent' AND verify_due_at IS NOT NULL)`); err != nil || open > 0 {
 		return false
 	}
 	qs, err := a.Inspector.Queues()

@@ -3,6 +3,8 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/store"
 	"io"
 	"sort"
 	"strings"
@@ -79,13 +81,14 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 		return err
 	}
 	fmt.Fprintln(out, "\nSUPPRESSIONS PUSHED (withdrawals sent to every provider that could still mail the person)")
-	fmt.Fprintln(tw, "DESTINATION\tADDRESS\tREASON\tSTATUS\tATTEMPTS\tPROVIDER RECEIPT")
+	fmt.Fprintln(tw, "ADDRESS\tDESTINATION\tREASON\tPUSH\tATTEMPTS\tREAD BACK\tPROVIDER RECEIPT")
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Email.String < rows[j].Email.String })
 	for _, r := range rows {
 		receipt := r.Receipt.String
 		if len(receipt) > 60 {
 			receipt = receipt[:57] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Destination, r.Email.String, r.Reason.String, r.Status, r.Attempts, oneLine(receipt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Email.String, r.Destination, r.Reason.String, r.Status, r.Attempts, readBack(a, r), oneLine(receipt))
 		if r.Status != "sent" {
 			problems = append(problems, fmt.Sprintf("suppression %d to %s is %s: %s", r.ID, r.Destination, r.Status, r.LastError.String))
 		}
@@ -129,6 +132,23 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 	}
 	fmt.Fprintln(out, "OK: every webhook stored and processed, every expected signal in the ledger, every suppression pushed.")
 	return nil
+}
+
+// readBack says what the destination answered when asked whether it holds
+// the suppression.
+func readBack(a *app.App, r store.OutboxRow) string {
+	if _, ok := a.Worker.Destinations[r.Destination].(connectors.Checker); !ok {
+		return "cannot be read back"
+	}
+	switch {
+	case r.VerifiedAt.Valid && r.Mismatches > 0:
+		return fmt.Sprintf("verified (after %d mismatch)", r.Mismatches)
+	case r.VerifiedAt.Valid:
+		return "verified"
+	case r.Status == store.OutboxSent:
+		return "provider could not say"
+	}
+	return "-"
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

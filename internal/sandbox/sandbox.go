@@ -159,6 +159,7 @@ type State struct {
 type Sandbox struct {
 	sendgrid  *sendgridfake.Fake
 	mailchimp *mailchimpfake.Fake
+	others    *Others
 
 	mu         sync.Mutex
 	keys       Keys
@@ -245,6 +246,7 @@ func New(opts ...Option) *Sandbox {
 	s := &Sandbox{
 		sendgrid:   sendgridfake.New(),
 		mailchimp:  mailchimpfake.New(),
+		others:     newOthers(),
 		keys:       Keys{HubSpotToken: DefaultHubSpotToken, SendGridKey: DefaultSendGridKey, MailchimpKey: DefaultMailchimpKey},
 		contacts:   map[string]json.RawMessage{},
 		mergedInto: map[string]string{},
@@ -367,6 +369,7 @@ func (s *Sandbox) Handler() http.Handler {
 	}))
 	mux.Handle("GET /mailchimp/3.0/lists/{list_id}/members/{subscriber_hash}", mcCall(nil))
 	mux.Handle("/mailchimp/", mc)
+	s.others.mount(mux)
 	return s.record(mux)
 }
 

@@ -44,8 +44,8 @@ import (
 // otherwise.
 const DefaultKey = "pat-na1-demo-token"
 
-// MaxInputs is HubSpot's limit of inputs per batch call
-// (https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
+// MaxInputs is the fake's limit of inputs per batch call: 100, the limit
+// of HubSpot's CRM batch endpoints (the v4 reference states none).
 const MaxInputs = 100
 
 // Statuses of a subscription type.
