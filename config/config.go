@@ -276,6 +276,11 @@ type Destination struct {
 	// it; where it refuses, the subject view says the person must opt in
 	// again through the provider's own form).
 	Lift string `yaml:"lift"`
+	// RateLimit caps the HTTP requests per second this worker process
+	// makes to the destination (0: the kind's published limit, or none;
+	// connectors.DestinationPlugin.RateLimit). Several worker processes each
+	// have their own limiter.
+	RateLimit float64 `yaml:"rate_limit"`
 
 	// Options holds the kind's own keys (list_id, message_stream, ...): a
 	// pointer to the vendor's options struct (Kind.Options), or nil.
@@ -582,6 +587,9 @@ func (c *Config) Validate() error {
 		}
 		if d.Timeout < 0 {
 			bad(p+".timeout", "must be positive")
+		}
+		if d.RateLimit < 0 {
+			bad(p+".rate_limit", "must not be negative (requests per second; 0: the kind's default)")
 		}
 		if d.Lift != "never" && d.Lift != "on_new_opt_in" {
 			bad(p+".lift", "%q: want never or on_new_opt_in", d.Lift)

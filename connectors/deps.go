@@ -42,13 +42,22 @@ func (d Deps) HTTPClient(timeout time.Duration) *retryablehttp.Client {
 	if d.HTTP == nil {
 		return NewHTTPClient(HTTPOptions{Timeout: timeout})
 	}
-	base := d.HTTP
-	if timeout <= 0 || (base.HTTPClient != nil && base.HTTPClient.Timeout == timeout) {
-		return base
+	if timeout <= 0 || (d.HTTP.HTTPClient != nil && d.HTTP.HTTPClient.Timeout == timeout) {
+		return d.HTTP
 	}
+	return d.cloneHTTP(timeout)
+}
+
+// cloneHTTP is a copy of d.HTTP (not nil) whose attempts time out after
+// timeout (0: d.HTTP's own), with the same transport.
+func (d Deps) cloneHTTP(timeout time.Duration) *retryablehttp.Client {
+	base := d.HTTP
 	hc := &http.Client{Timeout: timeout}
 	if base.HTTPClient != nil {
 		hc.Transport, hc.CheckRedirect, hc.Jar = base.HTTPClient.Transport, base.HTTPClient.CheckRedirect, base.HTTPClient.Jar
+		if timeout == 0 {
+			hc.Timeout = base.HTTPClient.Timeout
+		}
 	}
 	// Field by field: retryablehttp.Client holds sync.Once values that must
 	// not be copied.

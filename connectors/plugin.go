@@ -29,6 +29,10 @@ type DestinationPlugin struct {
 	Options func() any
 	// NoAPIKey: the kind authenticates without destinations[].api_key.
 	NoAPIKey bool
+	// RateLimit is the provider's published request rate for the calls
+	// the destination makes, in requests per second (0: none published);
+	// destinations[].rate_limit overrides it.
+	RateLimit float64
 	// New builds the connector. The Destination may also implement Checker
 	// (read-back verification and drift) and Lifter (lift policy).
 	New func(cfg config.Destination, deps Deps) (Destination, error)
@@ -81,8 +85,9 @@ func NewSource(cfg config.Source, deps Deps) (Source, error) {
 	return p.New(cfg, deps)
 }
 
-// NewDestination builds the destination cfg configures. An unregistered
-// kind is an error naming the registered ones.
+// NewDestination builds the destination cfg configures, its HTTP
+// requests paced by cfg.RateLimit or the kind's RateLimit (Deps.WithRateLimit).
+// An unregistered kind is an error naming the registered ones.
 func NewDestination(cfg config.Destination, deps Deps) (Destination, error) {
 	plugins.RLock()
 	p, ok := plugins.destinations[cfg.Kind]
@@ -90,5 +95,9 @@ func NewDestination(cfg config.Destination, deps Deps) (Destination, error) {
 	if !ok {
 		return nil, fmt.Errorf("kind %q is not a destination kind (built: %s)", cfg.Kind, strings.Join(config.DestinationKinds(), ", "))
 	}
-	return p.New(cfg, deps)
+	perSecond := cfg.RateLimit
+	if perSecond == 0 {
+		perSecond = p.RateLimit
+	}
+	return p.New(cfg, deps.WithRateLimit(perSecond, int(perSecond)))
 }

@@ -18,6 +18,9 @@ type Backlog struct {
 	InboxUnprocessed int64
 	InboxOldest      time.Duration
 	InboxFailed      int64
+	// WithdrawalOldest is the age of the oldest withdrawal not yet settled
+	// at every destination (store.ListOverdue's measure; 0: none).
+	WithdrawalOldest time.Duration
 }
 
 // Backlog reads the backlog in two queries.
@@ -52,5 +55,12 @@ func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 		coalesce(extract(epoch FROM now() - min(received_at) FILTER (WHERE status = 'received')), 0)
 		FROM inbound_events WHERE status <> 'processed'`).Scan(&b.InboxUnprocessed, &b.InboxFailed, &age)
 	b.InboxOldest = time.Duration(age * float64(time.Second))
+	if err != nil {
+		return b, err
+	}
+	err = s.DB.QueryRowxContext(ctx, `SELECT coalesce(extract(epoch FROM now() - min(e.received_at)), 0)
+		FROM suppression_outbox x JOIN consent_events e ON e.id = x.consent_event_id
+		WHERE x.status = 'pending' OR x.status = 'sent' AND x.verify_due_at IS NOT NULL`).Scan(&age)
+	b.WithdrawalOldest = time.Duration(age * float64(time.Second))
 	return b, err
 }

@@ -10,8 +10,10 @@ func init() {
 		return NewSource(cfg, deps)
 	}})
 	connectors.RegisterDestination(connectors.DestinationPlugin{
-		Kind:    Kind,
-		Options: func() any { return new(DestinationOptions) },
+		Kind: Kind,
+		// HubSpot private apps: 100 requests per 10 s (https://developers.hubspot.com/docs/api/usage-details).
+		RateLimit: 10,
+		Options:   func() any { return new(DestinationOptions) },
 		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
 			return NewDestination(cfg, deps)
 		},

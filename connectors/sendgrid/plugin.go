@@ -17,8 +17,10 @@ func init() {
 		return NewSource(cfg, deps)
 	}})
 	connectors.RegisterDestination(connectors.DestinationPlugin{
-		Kind:    "sendgrid",
-		Options: func() any { return new(Options) },
+		Kind: "sendgrid",
+		// SendGrid: 600 requests/min per endpoint (https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits).
+		RateLimit: 10,
+		Options:   func() any { return new(Options) },
 		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
 			return NewDestination(cfg, deps)
 		},

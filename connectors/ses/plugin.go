@@ -85,9 +85,11 @@ func (o *DestinationOptions) Validate(_ bool, bad func(key, format string, args 
 
 func init() {
 	connectors.RegisterDestination(connectors.DestinationPlugin{
-		Kind:     Kind,
-		Options:  func() any { return new(DestinationOptions) },
-		NoAPIKey: true,
+		Kind: Kind,
+		// AWS SES quotas: 1 request/s for the contact-list and suppression APIs (https://docs.aws.amazon.com/ses/latest/dg/quotas.html).
+		RateLimit: 1,
+		Options:   func() any { return new(DestinationOptions) },
+		NoAPIKey:  true,
 		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
 			return NewDestination(cfg, deps)
 		},

@@ -27,12 +27,13 @@ var (
 	descOutboxFailed  = prometheus.NewDesc("consentsync_outbox_failed", "Suppressions refused for good by the destination (to fix and re-push), by destination.", []string{"destination"}, nil)
 	descInboxOpen     = prometheus.NewDesc("consentsync_inbox_unprocessed", "Stored webhooks not yet processed.", nil, nil)
 	descInboxOldest   = prometheus.NewDesc("consentsync_inbox_oldest_unprocessed_seconds", "Age of the oldest stored webhook not yet processed, in seconds.", nil, nil)
+	descWithdrawalOld = prometheus.NewDesc("consentsync_withdrawal_oldest_unhonoured_seconds", "Age of the oldest withdrawal not yet honoured (pushed, and read back where possible) at every destination, in seconds.", nil, nil)
 	descInboxFailed   = prometheus.NewDesc("consentsync_inbox_failed", "Stored webhooks given up on after their last retry (see `consentsync replay`).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c BacklogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOutboxPending, descOutboxOldest, descOutboxFailed, descInboxOpen, descInboxOldest, descInboxFailed} {
+	for _, d := range []*prometheus.Desc{descOutboxPending, descOutboxOldest, descOutboxFailed, descInboxOpen, descInboxOldest, descInboxFailed, descWithdrawalOld} {
 		ch <- d
 	}
 }
@@ -64,4 +65,5 @@ func (c BacklogCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInboxOpen, prometheus.GaugeValue, float64(b.InboxUnprocessed))
 	ch <- prometheus.MustNewConstMetric(descInboxOldest, prometheus.GaugeValue, b.InboxOldest.Seconds())
 	ch <- prometheus.MustNewConstMetric(descInboxFailed, prometheus.GaugeValue, float64(b.InboxFailed))
+	ch <- prometheus.MustNewConstMetric(descWithdrawalOld, prometheus.GaugeValue, b.WithdrawalOldest.Seconds())
 }

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/internal/fixtures"
+	"github.com/consentsync/consentsync/internal/sandbox"
+)
+
+// everyKind adds the demo's destinations (one of every other kind, each
+// against its sandbox fake) to cfg.
+func everyKind(t testing.TB) func(*configT) {
+	return func(cfg *configT) {
+		sbURL := strings.TrimSuffix(cfg.Destinations[0].BaseURL, "/sendgrid")
+		raw, err := fixtures.DemoDestinations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		more, err := config.Parse(raw, func(k string) (string, bool) { return sbURL, k == "SANDBOX_URL" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Destinations = append(cfg.Destinations, more.Destinations...)
+		cfg.Worker.VerifyAfter = 300 * time.Millisecond
+	}
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// A Mailgun unsubscribe reaches every other destination kind, the CRMs
+// included, and is verified there; Mailgun itself is not called back (its
+// own event). The CRMs' own change events coming back afterwards (HubSpot's
+// hs_email_optout, as HubSpot sends it once we set the contact's status)
+// change nothing: no second push anywhere.
+func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: everyKind(t)})
+	const addr = "Lena.Martin@Example.com" // HubSpot contact 501 in the sandbox
+	o := e.Sandbox.Others()
+	sfID := o.Salesforce.AddContact(addr)
+	e.mailgunEvent("unsubscribed", "mg-every-kind", addr)
+	want := len(e.App.Config.Destinations) - 1 // all but Mailgun: the echo
+	e.waitFor("every destination verified", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
+	})
+	lower := strings.ToLower(addr)
+	held := map[string]bool{
+		"sendgrid":   e.Sandbox.SendGrid().IsSuppressed(addr),
+		"mailchimp":  e.Sandbox.MailchimpStatus("a6b5da1054", addr) == "unsubscribed",
+		"klaviyo":    slices.Contains(lowerAll(o.Klaviyo.Unsubscribed()), lower),
+		"ses":        o.SES.Unsubscribed(sandbox.DefaultSESContactList, addr),
+		"hubspot":    slices.Contains(lowerAll(o.HubSpot.OptedOutOfAll()), lower),
+		"salesforce": slices.Contains(o.Salesforce.OptedOut(), sfID),
+	}
+	for k, ok := range held {
+		if !ok {
+			t.Errorf("%s does not hold the suppression", k)
+		}
+	}
+	if n := o.Mailgun.CallCount(); n != 0 {
+		t.Errorf("Mailgun called %d times for its own unsubscribe", n)
+	}
+	rows := e.count(`SELECT count(*) FROM suppression_outbox`)
+	calls := e.Sandbox.SendGrid().CallCount()
+
+	// HubSpot's echo of the status we set.
+	body := fmt.Sprintf(`[{"eventId":9101,"subscriptionId":4410,"portalId":9001,"appId":771,"occurredAt":%d,"subscriptionType":"contact.propertyChange","attemptNumber":0,"objectId":501,"propertyName":"hs_email_optout","propertyValue":"true","changeSource":"INTEGRATION","sourceId":"consentsync"}]`,
+		time.Now().UnixMilli())
+	if r := e.postHubSpot(body); r.Status != 202 {
+		t.Fatalf("hubspot echo: HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM consent_events WHERE source = 'hubspot-acme'`); n != 1 {
+		t.Fatalf("the echo left %d ledger rows, want 1 (recorded, not pushed)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox`); n != rows {
+		t.Errorf("the CRM's echo queued %d more suppressions", n-rows)
+	}
+	if n := e.Sandbox.SendGrid().CallCount(); n != calls {
+		t.Errorf("SendGrid called %d more times after the echo", n-calls)
+	}
+}
