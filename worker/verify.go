@@ -20,7 +20,8 @@ import (
 //     worker.verify_after × 2^(attempts-1), up to worker.verify_attempts,
 //     then left unverified;
 //   - a failed call: the rows are asked again after the provider's wait or
-//     a backoff, without counting an attempt against them.
+//     worker.verify_after; only a permanent failure (ErrPermanent) after
+//     worker.verify_attempts claims gives them up.
 func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration) (again bool, err error) {
 	for {
 		rows, err := w.Store.ClaimVerify(ctx, name, limit, timeout+leaseMargin)
