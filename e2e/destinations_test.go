@@ -91,3 +91,54 @@ func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 		t.Errorf("SendGrid called %d more times after the echo", n-calls)
 	}
 }
+
+// Many withdrawals at once across every destination kind: each address is
+// suppressed exactly once per destination (one outbox row, one attempt),
+// held by every fake and read back as verified; provider calls carry
+// batches, not single addresses.
+func TestManyWithdrawalsEveryKind(t *testing.T) {
+	t.Parallel()
+	const n = 400
+	e := start(t, envOptions{noWorker: true, mutate: func(cfg *configT) {
+		everyKind(t)(cfg)
+		for i := range cfg.Destinations {
+			cfg.Destinations[i].RateLimit = 100000 // the fakes have no published limit to honour
+		}
+	}})
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("bulk%03d@example.com", i)
+		e.Sandbox.Others().Salesforce.AddContact(addrs[i])
+	}
+	for _, a := range addrs {
+		e.withdrawByPostmark(a)
+	}
+	e.StartWorker()
+	want := n * len(e.App.Config.Destinations) // no postmark destination: no echo to skip
+	e.waitFor("every suppression verified", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
+	})
+	if k := e.count(`SELECT count(*) FROM (SELECT destination, lower(email) FROM suppression_outbox GROUP BY 1, 2 HAVING count(*) > 1 OR max(attempts) > 1) d`); k != 0 {
+		t.Errorf("%d (destination, address) pairs pushed more than once", k)
+	}
+	o := e.Sandbox.Others()
+	for _, a := range addrs {
+		if !e.Sandbox.SendGrid().IsSuppressed(a) || !o.SES.Unsubscribed(sandbox.DefaultSESContactList, a) {
+			t.Fatalf("%s not held by every fake", a)
+		}
+	}
+	if got := len(o.Klaviyo.Unsubscribed()); got != n {
+		t.Errorf("Klaviyo holds %d unsubscribed, want %d", got, n)
+	}
+	posts := 0
+	for _, c := range e.Sandbox.Calls(sandbox.SendGrid) {
+		if c.Method == "POST" {
+			posts++
+		}
+	}
+	// Batches, not one call per address: 400 addresses, limit 500 a call.
+	if posts == 0 || n/posts < 50 {
+		t.Errorf("SendGrid got %d push calls for %d addresses, want batches of 50 or more", posts, n)
+	}
+	t.Logf("SendGrid push calls: %d for %d addresses (ideal %d)", posts, n, (n+499)/500)
+}
