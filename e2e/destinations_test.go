@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -41,8 +42,9 @@ func lowerAll(ss []string) []string {
 // A Mailgun unsubscribe reaches every other destination kind, the CRMs
 // included, and is verified there; Mailgun itself is not called back (its
 // own event). The CRMs' own change events coming back afterwards (HubSpot's
-// hs_email_optout, as HubSpot sends it once we set the contact's status)
-// change nothing: no second push anywhere.
+// hs_email_optout propertyChange, Salesforce's outbound message for
+// HasOptedOutOfEmail, as each sends it once we set the field) are recorded
+// and change nothing: no second push anywhere.
 func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{mutate: everyKind(t)})
@@ -80,9 +82,20 @@ func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 	if r := e.postHubSpot(body); r.Status != 202 {
 		t.Fatalf("hubspot echo: HTTP %d: %s", r.Status, r.Body)
 	}
+	// Salesforce's outbound message for the field we set.
+	raw, err := fixtures.Get("salesforce-optout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := strings.NewReplacer("camille.henry@example.com", addr, "2025-11-20T10:50:00.000Z", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")).Replace(string(raw.Body))
+	if r := e.do("POST", "/webhooks/salesforce-acme", "", http.Header{"Content-Type": {"text/xml; charset=utf-8"}, "SOAPAction": {`""`}}, []byte(sf)); r.Status != 200 {
+		t.Fatalf("salesforce echo: HTTP %d: %s", r.Status, r.Body)
+	}
 	e.waitDrained()
-	if n := e.count(`SELECT count(*) FROM consent_events WHERE source = 'hubspot-acme'`); n != 1 {
-		t.Fatalf("the echo left %d ledger rows, want 1 (recorded, not pushed)", n)
+	for _, src := range []string{"hubspot-acme", "salesforce-acme"} {
+		if n := e.count(`SELECT count(*) FROM consent_events WHERE source = $1`, src); n != 1 {
+			t.Fatalf("%s's echo left %d ledger rows, want 1 (recorded, not pushed)", src, n)
+		}
 	}
 	if n := e.count(`SELECT count(*) FROM suppression_outbox`); n != rows {
 		t.Errorf("the CRM's echo queued %d more suppressions", n-rows)
