@@ -7,20 +7,21 @@ import (
 	"github.com/consentsync/consentsync/consent"
 )
 
+// BrandLister is source options that name brands of their own (a
+// Mailchimp list's brand, a SendGrid group's): Config.Brands includes them.
+type BrandLister interface{ Brands() []string }
+
 // Brands returns, sorted, every brand the configuration names: sources'
-// brands, their list and group brands, the brands of their consent fields,
-// and destinations' brands. These are the brands an eligibility question
+// brands, the brands their options name (BrandLister: list and group
+// brands), the brands of their consent fields, and destinations' brands. These are the brands an eligibility question
 // may name and an all-brands withdrawal covers.
 func (c *Config) Brands() []string {
 	set := map[string]bool{}
 	for _, s := range c.Sources {
 		set[s.Brand] = true
-		for _, b := range s.Lists {
-			set[b] = true
-		}
-		for _, g := range s.Groups {
-			if g.Brand != "" {
-				set[g.Brand] = true
+		if o, ok := s.Options.(BrandLister); ok {
+			for _, b := range o.Brands() {
+				set[b] = true
 			}
 		}
 		if s.Fields != nil {

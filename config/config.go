@@ -161,25 +161,10 @@ type Source struct {
 	// Tolerance is how old a signed timestamp may be (default 5m).
 	Tolerance time.Duration `yaml:"tolerance"`
 
-	// PublicURL is the scheme and host the sender posts to (HubSpot signs it).
-	PublicURL string `yaml:"public_url"`
-	// APIBaseURL and APIToken let a connector call the sender back (HubSpot
-	// contact lookups).
-	APIBaseURL string `yaml:"api_base_url"`
-	APIToken   string `yaml:"api_token"`
-	// LegacySignatures is for HubSpot: also accept v1/v2 signatures, which
-	// carry no timestamp and so cannot refuse replays; off by default.
-	LegacySignatures bool `yaml:"legacy_signatures"`
-
 	// Timezone is the zone of sender times that carry none (Mailchimp
-	// fired_at), an IANA name (default UTC).
+	// fired_at, form fields mapped by fields.occurred_at), an IANA name
+	// (default UTC). Several kinds read it, so it is common.
 	Timezone string `yaml:"timezone"`
-	// Lists maps a sender's list id to a brand (Mailchimp).
-	Lists map[string]string `yaml:"lists"`
-	// Groups maps a SendGrid unsubscribe group id to its scope.
-	Groups map[string]Group `yaml:"groups"`
-	// OrganizationID is Salesforce's expected org id (else secrets[0]).
-	OrganizationID string `yaml:"organization_id"`
 
 	// Signature configures the generic form source's HMAC.
 	Signature *Signature `yaml:"signature"`
@@ -187,15 +172,11 @@ type Source struct {
 	Fields *Fields `yaml:"fields"`
 
 	// Options holds the kind's own keys beyond the ones above: a pointer
-	// to the vendor's options struct (Kind.Options), or nil.
+	// to the vendor's options struct (Kind.Options), or nil; read it with
+	// OptionsOf. Each vendor package documents its own keys (its
+	// SourceOptions: hubspot's public_url and api_token, mailchimp's
+	// lists, sendgrid's groups, salesforce's organization_id, ...).
 	Options any `yaml:"-"`
-}
-
-// Group is the scope of a SendGrid unsubscribe group.
-type Group struct {
-	Purpose string `yaml:"purpose"`
-	Brand   string `yaml:"brand"`
-	Channel string `yaml:"channel"`
 }
 
 // Signature is a generic HMAC scheme: Header carries

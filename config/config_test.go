@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,44 @@ func vars(m map[string]string) func(string) (string, bool) {
 		v, ok := m[k]
 		return v, ok
 	}
+}
+
+// option returns what path names in o, a Source's or Destination's Options
+// (a vendor struct this package cannot name): each step is a yaml key of a
+// struct or a key of a map. It returns nil when a step is missing.
+func option(o any, path ...string) any {
+	v := reflect.ValueOf(o)
+	for _, step := range path {
+		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+			if v.IsNil() {
+				return nil
+			}
+			v = v.Elem()
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			found := false
+			for i := range v.NumField() {
+				if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); name == step {
+					v, found = v.Field(i), true
+					break
+				}
+			}
+			if !found {
+				return nil
+			}
+		case reflect.Map:
+			if v = v.MapIndex(reflect.ValueOf(step)); !v.IsValid() {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	if !v.IsValid() || !v.CanInterface() {
+		return nil
+	}
+	return v.Interface()
 }
 
 // valid is the smallest config with one source and one destination.
@@ -49,7 +88,7 @@ func TestParseExample(t *testing.T) {
 	if !ok {
 		t.Fatal("no hubspot-acme")
 	}
-	if hs.APIBaseURL != "http://127.0.0.1:9999/hubspot" || hs.PublicURL != "https://hooks.example.com" ||
+	if option(hs.Options, "api_base_url") != "http://127.0.0.1:9999/hubspot" || option(hs.Options, "public_url") != "https://hooks.example.com" ||
 		!slices.Equal(hs.Secrets, []string{"hs-client-secret-7f3a"}) {
 		t.Errorf("hubspot-acme = %+v", hs)
 	}
@@ -64,12 +103,12 @@ func TestParseExample(t *testing.T) {
 		t.Errorf("typeform-acme fields = %+v", tf.Fields)
 	}
 	sg, _ := c.Source("sendgrid-acme")
-	if g, ok := sg.Groups["1201"]; !ok || g.Purpose != "marketing" {
-		t.Errorf("sendgrid-acme groups = %+v", sg.Groups)
+	if option(sg.Options, "groups", "1201", "purpose") != "marketing" {
+		t.Errorf("sendgrid-acme groups = %+v", option(sg.Options, "groups"))
 	}
 	mc, _ := c.Source("mailchimp-acme")
-	if mc.Lists["a6b5da1054"] != "acme" {
-		t.Errorf("mailchimp-acme lists = %+v", mc.Lists)
+	if option(mc.Options, "lists", "a6b5da1054") != "acme" {
+		t.Errorf("mailchimp-acme lists = %+v", option(mc.Options, "lists"))
 	}
 	form, _ := c.Source("signup-form")
 	if form.Signature == nil || *form.Signature != (Signature{Header: "X-Signature", Algorithm: "sha256", Encoding: "hex"}) {
@@ -170,9 +209,11 @@ func TestParseEmpty(t *testing.T) {
 // TestParseErrors checks that each error names the path of the bad key (and,
 // for what the YAML says, the line as written).
 func TestParseErrors(t *testing.T) {
-	src := func(extra string) string {
-		return "sources:\n  - name: s1\n    kind: form\n    brand: acme\n    secrets: [k1]\n" + extra
+	// srcOf is src with another kind (same lines, so the same line numbers).
+	srcOf := func(kind, extra string) string {
+		return "sources:\n  - name: s1\n    kind: " + kind + "\n    brand: acme\n    secrets: [k1]\n" + extra
 	}
+	src := func(extra string) string { return srcOf("form", extra) }
 	dst := func(extra string) string {
 		return "destinations:\n  - name: d1\n    kind: sendgrid\n    brand: acme\n    api_key: key\n" + extra
 	}
@@ -195,14 +236,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{"destinations[0].fields (line 6): unknown key"}},
 		{"unknown key in a consent field", src("    fields:\n      consents:\n        - field: a\n          channel: email\n          purpose: marketing\n        - {field: b, bogus: x}\n"), nil,
 			[]string{"sources[0].fields.consents[1].bogus (line 11): unknown key"}},
-		{"unknown key in a group", src("    groups:\n      \"12\": {purpose: marketing, colour: red}\n"), nil,
+		{"unknown key in a group", srcOf("sendgrid", "    groups:\n      \"12\": {purpose: marketing, colour: red}\n"), nil,
 			[]string{"sources[0].groups.12.colour (line 7): unknown key"}},
 		{"unknown nested key", "worker:\n  concurency: 3\n", nil, []string{"worker.concurency (line 2): unknown key"}},
 		{"several unknown keys", "policy:\n  a: 1\nserver:\n  b: 2\n", nil,
 			[]string{"policy.a (line 2): unknown key", "server.b (line 4): unknown key"}},
 		{"repeated key", "worker:\n  concurrency: 2\n  concurrency: 3\n", nil,
 			[]string{"worker.concurrency (line 3): key repeated (first at line 2)"}},
-		{"repeated map key", src("    lists: {a1: acme, a1: other}\n"), nil,
+		{"repeated map key", srcOf("mailchimp", "    lists: {a1: acme, a1: other}\n"), nil,
 			[]string{"sources[0].lists.a1 (line 6): key repeated"}},
 
 		{"bad duration", "worker:\n  sweep_after: soon\n", nil, []string{"worker.sweep_after (line 2)", `"soon" is not a duration`}},
@@ -222,7 +263,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"sources[0].fields.consents[0] (line 8): want a mapping, got a list"}},
 		{"list in a string list", dst("    channels: [email, [sms]]\n"), nil,
 			[]string{"destinations[0].channels[1] (line 6): want a single value, got a list"}},
-		{"list as a map value", src("    lists: {a: [1]}\n"), nil, []string{"sources[0].lists.a (line 6): want a single value"}},
+		{"list as a map value", srcOf("mailchimp", "    lists: {a: [1]}\n"), nil, []string{"sources[0].lists.a (line 6): want a single value"}},
 		{"scalar source", "sources:\n  - just-a-name\n", nil, []string{"sources[0] (line 2): want a mapping"}},
 		{"document is a list", "- a\n- b\n", nil, []string{"config: line 1: want a mapping, got a list"}},
 		{"document is a scalar", "hello\n", nil, []string{"line 1: want a mapping"}},
@@ -258,7 +299,9 @@ func TestParseErrors(t *testing.T) {
 			[]string{"destinations[0].list_id: is required"}},
 		{"a vendor key on another kind", "destinations:\n  - {name: d1, kind: sendgrid, brand: acme, api_key: k, list_id: L}\n", nil,
 			[]string{"destinations[0].list_id (line 2): unknown key"}},
-		{"unset variable", src("    api_token: ${HUBSPOT_TOKEN}\n"), nil,
+		{"a vendor key on another source kind", src("    lists: {a1: acme}\n"), nil,
+			[]string{"sources[0].lists (line 6): unknown key"}},
+		{"unset variable", srcOf("hubspot", "    api_token: ${HUBSPOT_TOKEN}\n"), nil,
 			[]string{"config: unset environment variable: HUBSPOT_TOKEN (referenced at sources[0].api_token (line 6))"}},
 		{"unset variable in a list", "sources:\n  - name: s1\n    secrets:\n      - ok\n      - \"${SECRET_2}\"\n", nil,
 			[]string{"sources[0].secrets[1] (line 5)", "SECRET_2"}},
@@ -346,7 +389,7 @@ worker:
   sweep_after: ${DUR}
 sources:
   - name: s1
-    kind: form
+    kind: hubspot
     brand: acme
     secrets:
       - ${SPECIAL}
@@ -377,8 +420,8 @@ destinations:
 	if !slices.Equal(s.Secrets, want) {
 		t.Errorf("secrets:\n got %q\nwant %q", s.Secrets, want)
 	}
-	if s.APIToken != vals["SPECIAL"] || s.PublicURL != "http://sandbox:8080/hooks" {
-		t.Errorf("api_token %q, public_url %q", s.APIToken, s.PublicURL)
+	if tok, pub := option(s.Options, "api_token"), option(s.Options, "public_url"); tok != vals["SPECIAL"] || pub != "http://sandbox:8080/hooks" {
+		t.Errorf("api_token %q, public_url %q", tok, pub)
 	}
 	if d := c.Destinations[0]; d.APIKey != "2048" || d.BaseURL != "http://sandbox:8080/brevo" {
 		t.Errorf("destination: %+v", d)

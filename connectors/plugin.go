@@ -95,9 +95,18 @@ func NewDestination(cfg config.Destination, deps Deps) (Destination, error) {
 	if !ok {
 		return nil, fmt.Errorf("kind %q is not a destination kind (built: %s)", cfg.Kind, strings.Join(config.DestinationKinds(), ", "))
 	}
-	perSecond := cfg.RateLimit
-	if perSecond == 0 {
-		perSecond = p.RateLimit
-	}
+	perSecond := RateLimitOf(cfg)
 	return p.New(cfg, deps.WithRateLimit(perSecond, int(perSecond)))
+}
+
+// RateLimitOf is the request rate cfg's HTTP requests are paced at, in
+// requests per second: cfg.RateLimit, else its kind's published RateLimit;
+// 0 means unpaced (or an unregistered kind).
+func RateLimitOf(cfg config.Destination) float64 {
+	if cfg.RateLimit > 0 {
+		return cfg.RateLimit
+	}
+	plugins.RLock()
+	defer plugins.RUnlock()
+	return plugins.destinations[cfg.Kind].RateLimit
 }

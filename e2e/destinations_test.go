@@ -64,6 +64,8 @@ func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 		"ses":        o.SES.Unsubscribed(sandbox.DefaultSESContactList, addr),
 		"hubspot":    slices.Contains(lowerAll(o.HubSpot.OptedOutOfAll()), lower),
 		"salesforce": slices.Contains(o.Salesforce.OptedOut(), sfID),
+		"brevo":      o.Brevo.EmailBlocklisted(addr),
+		"postmark":   o.Postmark.IsSuppressed("broadcast", addr),
 	}
 	for k, ok := range held {
 		if !ok {
@@ -127,7 +129,9 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 		e.withdrawByPostmark(a)
 	}
 	e.StartWorker()
-	want := n * len(e.App.Config.Destinations) // no postmark destination: no echo to skip
+	// Every destination but postmark-acme, the source the withdrawals come
+	// from (its own event: not echoed back).
+	want := n * (len(e.App.Config.Destinations) - 1)
 	e.waitFor("every suppression verified", func() bool {
 		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
 	})
@@ -136,7 +140,7 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 	}
 	o := e.Sandbox.Others()
 	for _, a := range addrs {
-		if !e.Sandbox.SendGrid().IsSuppressed(a) || !o.SES.Unsubscribed(sandbox.DefaultSESContactList, a) {
+		if !e.Sandbox.SendGrid().IsSuppressed(a) || !o.SES.Unsubscribed(sandbox.DefaultSESContactList, a) || !o.Brevo.EmailBlocklisted(a) {
 			t.Fatalf("%s not held by every fake", a)
 		}
 	}
@@ -154,4 +158,34 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 		t.Errorf("SendGrid got %d push calls for %d addresses, want batches of 50 or more", posts, n)
 	}
 	t.Logf("SendGrid push calls: %d for %d addresses (ideal %d)", posts, n, (n+499)/500)
+}
+
+// A destination that makes one request per address (SES) under a rate
+// limit gets, for a batch, its timeout plus the time the limit needs: the
+// batch is paced, not cut off at the timeout and pushed again.
+func TestPacedBatchNotCutOff(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	e := start(t, envOptions{noWorker: true, mutate: func(cfg *configT) {
+		everyKind(t)(cfg)
+		var ses []config.Destination
+		for _, d := range cfg.Destinations {
+			if d.Kind == "ses" {
+				d.RateLimit = 5         // 12 addresses: about 2.4 s of requests
+				d.Timeout = time.Second // shorter than the batch's requests
+				ses = append(ses, d)
+			}
+		}
+		cfg.Destinations = ses
+	}})
+	for i := range n {
+		e.withdrawByPostmark(fmt.Sprintf("paced%02d@example.com", i))
+	}
+	e.StartWorker()
+	e.waitFor("every suppression verified", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == n
+	})
+	if k := e.count(`SELECT max(attempts) FROM suppression_outbox`); k != 1 {
+		t.Errorf("a suppression took %d attempts, want 1: the paced batch was cut off", k)
+	}
 }

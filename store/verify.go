@@ -14,19 +14,33 @@ import (
 // Rows are returned oldest due first with VerifyAttempts counting this one.
 func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
 	var rows []OutboxRow
-	err := s.DB.SelectContext(ctx, &rows, `
+	err := s.Tx(ctx, func(tx *Tx) error {
+		// A row a later one supersedes (a lift after the suppression, or a
+		// newer suppression) is settled without a read-back: checking it
+		// would find the lift and push the suppression again.
+		if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET verify_due_at = NULL
+			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now() AND `+superseded, destination); err != nil {
+			return err
+		}
+		return tx.sq.SelectContext(ctx, &rows, `
 		UPDATE suppression_outbox SET verify_due_at = now() + $3 * interval '1 millisecond', verify_attempts = verify_attempts + 1
 		WHERE id IN (
-			SELECT id FROM suppression_outbox
+			SELECT id FROM suppression_outbox o
 			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now() AND (email IS NOT NULL OR phone IS NOT NULL)
 			ORDER BY verify_due_at, id LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: claim verify: %w", err)
 	}
 	return rows, nil
 }
+
+// superseded is true of an outbox row o that a later row for the same
+// destination, target subject, channel, brand and purpose replaces.
+const superseded = `EXISTS (SELECT 1 FROM suppression_outbox n WHERE n.destination = o.destination AND n.id > o.id
+	AND n.target_subject_id = o.target_subject_id AND n.channel = o.channel AND n.brand = o.brand AND n.purpose = o.purpose)`
 
 // Read-back outcomes (VerifyDone.Outcome), also the kinds of
 // destination_events rows.
@@ -86,7 +100,7 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 				u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
 					mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'read-back: the destination does not hold the suppression'
-					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR)}},
 			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
@@ -177,8 +191,7 @@ func (s *Store) HeldSuppressions(ctx context.Context, destination string, afterI
 	var rows []OutboxRow
 	err := s.DB.SelectContext(ctx, &rows, `SELECT `+outboxCols+` FROM suppression_outbox o
 		WHERE destination = $1 AND id > $2 AND status = 'sent' AND action = 'suppress' AND (email IS NOT NULL OR phone IS NOT NULL)
-		  AND NOT EXISTS (SELECT 1 FROM suppression_outbox n WHERE n.destination = o.destination AND n.id > o.id
-		      AND n.target_subject_id = o.target_subject_id AND n.channel = o.channel AND n.brand = o.brand AND n.purpose = o.purpose)
+		  AND NOT `+superseded+`
 		ORDER BY id LIMIT $3`, destination, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: held suppressions: %w", err)

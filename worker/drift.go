@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
-	"github.com/consentsync/consentsync/consent"
 )
 
 // driftLockKey is the Postgres advisory lock that makes the periodic drift
@@ -73,7 +72,7 @@ func (w *Worker) driftOne(ctx context.Context, name string, repair bool, sample 
 		return rep, nil
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
-	timeout := w.timeoutOf(name)
+	timeout := w.timeoutOf(name, limit)
 	var after int64
 	for sample <= 0 || rep.Checked < sample {
 		n := limit
@@ -84,11 +83,7 @@ func (w *Worker) driftOne(ctx context.Context, name string, repair bool, sample 
 		if err != nil || len(rows) == 0 {
 			return rep, err
 		}
-		batch := make([]connectors.Suppression, len(rows))
-		for i, r := range rows {
-			batch[i] = connectors.Suppression{ID: r.ID, Email: r.Email.String, Phone: r.Phone.String, Channel: consent.Channel(r.Channel),
-				Brand: r.Brand, Purpose: consent.Purpose(r.Purpose), Reason: r.Reason.String}
-		}
+		batch := suppressionsOf(rows)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		statuses, err := checker.Check(cctx, batch)
 		cancel()

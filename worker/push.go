@@ -39,15 +39,30 @@ func backoff(n int) time.Duration {
 	return min(d, maxBackoff)
 }
 
-// timeoutOf is destination name's call timeout (config
-// destinations[].timeout, default 10s).
-func (w *Worker) timeoutOf(name string) time.Duration {
+// callsPerSuppression bounds how many HTTP requests a connector makes for
+// one suppression of a batch (SES: two for a spam complaint; most
+// read-backs: one per address).
+const callsPerSuppression = 2
+
+// timeoutOf bounds one Push, Check or Lift of up to n suppressions to
+// destination name: its configured timeout (destinations[].timeout,
+// default 10s) plus the time its rate limit needs for
+// callsPerSuppression requests per suppression, so a connector that makes
+// one request per address (SES, most read-backs) is paced, not cut off.
+func (w *Worker) timeoutOf(name string, n int) time.Duration {
+	timeout := 10 * time.Second
 	for _, d := range w.Config.Destinations {
-		if d.Name == name && d.Timeout > 0 {
-			return d.Timeout
+		if d.Name != name {
+			continue
+		}
+		if d.Timeout > 0 {
+			timeout = d.Timeout
+		}
+		if r := connectors.RateLimitOf(d); r > 0 {
+			timeout += time.Duration(float64(callsPerSuppression*n) / r * float64(time.Second))
 		}
 	}
-	return 10 * time.Second
+	return timeout
 }
 
 // HandlePush drains a destination's due outbox rows, in batches of the
@@ -62,8 +77,9 @@ func (w *Worker) timeoutOf(name string) time.Duration {
 //     After worker.circuit_failures failed calls in a row the circuit is
 //     open: one probe call at a time until one succeeds.
 //
-// Each call is bounded by the destination's timeout; its rows are leased
-// for that plus leaseMargin.
+// Each call is bounded by the destination's timeout plus the wait its rate
+// limit imposes on a batch (timeoutOf); its rows are leased for that plus
+// leaseMargin.
 func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	var p jobs.PushPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Destination == "" {
@@ -86,7 +102,7 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
-	timeout := w.timeoutOf(p.Destination)
+	timeout := w.timeoutOf(p.Destination, limit)
 	for {
 		c, err := w.Store.ClaimPush(ctx, p.Destination, limit, timeout+leaseMargin, w.Config.Worker.CircuitFailures)
 		if err != nil {
@@ -127,9 +143,8 @@ func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time
 	return nil
 }
 
-// pushBatch makes one provider call for rows and records its outcome. It
-// returns the destination's retry time when the call failed transiently.
-func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration, failures int) (time.Time, error) {
+// suppressionsOf is what a connector is given for outbox rows.
+func suppressionsOf(rows []store.OutboxRow) []connectors.Suppression {
 	batch := make([]connectors.Suppression, len(rows))
 	for i, r := range rows {
 		batch[i] = connectors.Suppression{
@@ -137,6 +152,13 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			Brand: r.Brand, Purpose: consent.Purpose(r.Purpose), Reason: r.Reason.String,
 		}
 	}
+	return batch
+}
+
+// pushBatch makes one provider call for rows and records its outcome. It
+// returns the destination's retry time when the call failed transiently.
+func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration, failures int) (time.Time, error) {
+	batch := suppressionsOf(rows)
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	results, err := pushOrLift(cctx, dest, batch, rows)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
-	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/store"
 )
 
@@ -28,11 +27,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		if err != nil || len(rows) == 0 {
 			return again, err
 		}
-		batch := make([]connectors.Suppression, len(rows))
-		for i, r := range rows {
-			batch[i] = connectors.Suppression{ID: r.ID, Email: r.Email.String, Phone: r.Phone.String, Channel: consent.Channel(r.Channel),
-				Brand: r.Brand, Purpose: consent.Purpose(r.Purpose), Reason: r.Reason.String}
-		}
+		batch := suppressionsOf(rows)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		statuses, cerr := checker.Check(cctx, batch)
 		cancel()

@@ -30,7 +30,7 @@
 // only v3 (signed timestamp, 5-minute window) is accepted by default. v1
 // and v2 carry no timestamp, so a captured request could be replayed for
 // ever (and, once the inbox row is gone, processed again); they are
-// accepted only with legacy_signatures: true (config.Source.LegacySignatures),
+// accepted only with legacy_signatures: true (SourceOptions.LegacySignatures),
 // when X-HubSpot-Signature-v3 is absent and X-HubSpot-Signature-Version
 // says so.
 package hubspot
@@ -85,7 +85,7 @@ type Source struct {
 	name      string
 	brand     string
 	secrets   []string
-	legacy    bool // accept v1/v2 signatures (cfg.LegacySignatures)
+	legacy    bool // accept v1/v2 signatures (legacy_signatures)
 	tolerance time.Duration
 	publicURL string
 	apiBase   string
@@ -108,46 +108,73 @@ const (
 	cacheTTL  = 10 * time.Minute
 )
 
-// NewSource builds a HubSpot source. It needs the app's client secret(s)
-// (secrets), public_url (the scheme and host HubSpot posts to: v2 and v3
-// signatures cover the full URL) and api_token (a private app token with
+// SourceOptions are a HubSpot source's own keys.
+type SourceOptions struct {
+	// PublicURL is the scheme and host HubSpot posts to
+	// ("https://hooks.example.com"): v2 and v3 signatures cover the full
+	// URL (required).
+	PublicURL string `yaml:"public_url"`
+	// APIBaseURL is the CRM API root Resolve calls (default
+	// DefaultAPIBaseURL).
+	APIBaseURL string `yaml:"api_base_url"`
+	// APIToken is a private app token with crm.objects.contacts.read:
+	// events carry contact ids, and Resolve reads their emails (required).
+	APIToken string `yaml:"api_token"`
+	// LegacySignatures also accepts v1/v2 signatures, which carry no
+	// timestamp and so cannot refuse replays (default false; see Verify).
+	LegacySignatures bool `yaml:"legacy_signatures"`
+}
+
+// Defaults sets api_base_url to DefaultAPIBaseURL when unset.
+func (o *SourceOptions) Defaults() {
+	if o.APIBaseURL == "" {
+		o.APIBaseURL = DefaultAPIBaseURL
+	}
+}
+
+// NewSource builds a HubSpot source; cfg.Options holds its SourceOptions
+// (config.Parse sets it; a config built in code may leave it nil and get
+// the defaults). It needs the app's client secret(s) (secrets), public_url
+// (the scheme and host HubSpot posts to: v2 and v3 signatures cover the
+// full URL) and api_token (a private app token with
 // crm.objects.contacts.read, for Resolve); api_base_url defaults to
 // DefaultAPIBaseURL. legacy_signatures (default false) also accepts v1/v2
 // signatures, see Verify. deps.HTTP defaults to connectors.NewHTTPClient.
 // Errors name the config key.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	opts := config.OptionsOf[SourceOptions](cfg.Options)
 	if err := connectors.CheckSecrets(cfg.Secrets, ""); err != nil {
 		return nil, err
 	}
 	if cfg.Brand == "" {
 		return nil, errors.New("brand: required")
 	}
-	pub := strings.TrimRight(strings.TrimSpace(cfg.PublicURL), "/")
+	pub := strings.TrimRight(strings.TrimSpace(opts.PublicURL), "/")
 	if pub == "" {
 		return nil, errors.New("public_url: required (HubSpot signs the URL it posts to, e.g. https://hooks.example.com)")
 	}
 	if !connectors.IsHTTPURL(pub) {
 		return nil, errors.New("public_url: want scheme and host, e.g. https://hooks.example.com")
 	}
-	base := strings.TrimRight(strings.TrimSpace(cfg.APIBaseURL), "/")
+	base := strings.TrimRight(strings.TrimSpace(opts.APIBaseURL), "/")
 	if base == "" {
 		base = DefaultAPIBaseURL
 	}
 	if !connectors.IsHTTPURL(base) {
 		return nil, errors.New("api_base_url: must be an http:// or https:// URL")
 	}
-	if cfg.APIToken == "" {
+	if opts.APIToken == "" {
 		return nil, errors.New("api_token: required (contact emails are fetched from the HubSpot CRM API)")
 	}
 	return &Source{
 		name:      cfg.Name,
 		brand:     cfg.Brand,
 		secrets:   cfg.Secrets,
-		legacy:    cfg.LegacySignatures,
+		legacy:    opts.LegacySignatures,
 		tolerance: connectors.Tolerance(cfg.Tolerance),
 		publicURL: pub,
 		apiBase:   base,
-		apiToken:  cfg.APIToken,
+		apiToken:  opts.APIToken,
 		http:      deps.HTTPClient(0),
 		clock:     deps.Clock,
 		cache:     newContactCache(cacheSize, cacheTTL),

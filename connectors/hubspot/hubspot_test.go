@@ -38,6 +38,15 @@ func testHTTP() connectors.Deps {
 	return connectors.Deps{HTTP: connectors.NewHTTPClient(connectors.HTTPOptions{RetryMax: 1, MinWait: time.Millisecond, MaxWait: time.Millisecond, Timeout: 5 * time.Second})}
 }
 
+// withOptions returns cfg with a copy of its SourceOptions changed by mod
+// (cfg itself, and the copies sharing its options, are left alone).
+func withOptions(cfg config.Source, mod func(*SourceOptions)) config.Source {
+	o := *config.OptionsOf[SourceOptions](cfg.Options)
+	mod(&o)
+	cfg.Options = &o
+	return cfg
+}
+
 func newSource(t testing.TB, cfg config.Source, deps connectors.Deps) *Source {
 	t.Helper()
 	return fixtures.Build(t, NewSource, cfg, deps)
@@ -174,12 +183,9 @@ func TestVerify(t *testing.T) {
 	futureTS := strconv.FormatInt(now.Add(6*time.Minute).UnixMilli(), 10)
 	rotated := cfg
 	rotated.Secrets = []string{"hs-new-secret", secret}
-	legacy := cfg
-	legacy.LegacySignatures = true
-	legacyRotated := rotated
-	legacyRotated.LegacySignatures = true
-	slash := cfg
-	slash.PublicURL = "https://hooks.example.com/"
+	legacy := withOptions(cfg, func(o *SourceOptions) { o.LegacySignatures = true })
+	legacyRotated := withOptions(rotated, func(o *SourceOptions) { o.LegacySignatures = true })
+	slash := withOptions(cfg, func(o *SourceOptions) { o.PublicURL = "https://hooks.example.com/" })
 
 	tests := []struct {
 		name     string
@@ -482,8 +488,7 @@ func TestResolve(t *testing.T) {
 		t.Errorf("batch changed on error: %+v", failed)
 	}
 
-	bad := cfg
-	bad.APIToken = "wrong-token"
+	bad := withOptions(cfg, func(o *SourceOptions) { o.APIToken = "wrong-token" })
 	s2 := newSource(t, bad, testHTTP())
 	_, err := s2.Resolve(context.Background(), &connectors.Batch{Activities: []consent.Activity{activity("hubspot:contact:502")}})
 	if !errors.Is(err, connectors.ErrPermanent) {
@@ -590,10 +595,12 @@ func TestNewSourceErrors(t *testing.T) {
 		want   string
 	}{
 		{"no secrets", func(c *config.Source) { c.Secrets = nil }, "secrets:"},
-		{"no public url", func(c *config.Source) { c.PublicURL = "" }, "public_url:"},
-		{"bad public url", func(c *config.Source) { c.PublicURL = "hooks.example.com" }, "public_url:"},
-		{"bad api url", func(c *config.Source) { c.APIBaseURL = "ftp://x" }, "api_base_url:"},
-		{"no token", func(c *config.Source) { c.APIToken = "" }, "api_token:"},
+		{"no public url", func(c *config.Source) { *c = withOptions(*c, func(o *SourceOptions) { o.PublicURL = "" }) }, "public_url:"},
+		{"bad public url", func(c *config.Source) {
+			*c = withOptions(*c, func(o *SourceOptions) { o.PublicURL = "hooks.example.com" })
+		}, "public_url:"},
+		{"bad api url", func(c *config.Source) { *c = withOptions(*c, func(o *SourceOptions) { o.APIBaseURL = "ftp://x" }) }, "api_base_url:"},
+		{"no token", func(c *config.Source) { *c = withOptions(*c, func(o *SourceOptions) { o.APIToken = "" }) }, "api_token:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -605,8 +612,7 @@ func TestNewSourceErrors(t *testing.T) {
 			}
 		})
 	}
-	c := cfg
-	c.APIBaseURL = ""
+	c := withOptions(cfg, func(o *SourceOptions) { o.APIBaseURL = "" })
 	s := newSource(t, c, connectors.Deps{})
 	if s.apiBase != DefaultAPIBaseURL {
 		t.Errorf("api base %q", s.apiBase)
@@ -616,8 +622,7 @@ func TestNewSourceErrors(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	fx, cfg := fixture(f, "")
 	s := newSource(f, cfg, connectors.Deps{})
-	lcfg := cfg
-	lcfg.LegacySignatures = true
+	lcfg := withOptions(cfg, func(o *SourceOptions) { o.LegacySignatures = true })
 	legacy := newSource(f, lcfg, connectors.Deps{})
 	f.Add(fx.Body, fx.Request.Headers[SignatureV3Header], fx.Request.Headers[TimestampHeader], "", "")
 	f.Add(fx.Body, "", "", plain(secret, string(fx.Body)), "v1")

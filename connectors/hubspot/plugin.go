@@ -6,9 +6,13 @@ import (
 )
 
 func init() {
-	connectors.RegisterSource(connectors.SourcePlugin{Kind: "hubspot", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
-		return NewSource(cfg, deps)
-	}})
+	connectors.RegisterSource(connectors.SourcePlugin{
+		Kind:    Kind,
+		Options: func() any { return new(SourceOptions) },
+		New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+			return NewSource(cfg, deps)
+		},
+	})
 	connectors.RegisterDestination(connectors.DestinationPlugin{
 		Kind: Kind,
 		// HubSpot private apps: 100 requests per 10 s (https://developers.hubspot.com/docs/api/usage-details).

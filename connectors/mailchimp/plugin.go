@@ -18,10 +18,32 @@ func (o *Options) Validate(_ bool, bad func(key, format string, args ...any)) {
 	}
 }
 
+// SourceOptions are a Mailchimp source's own keys (sources[].timezone,
+// which the form kinds read too, stays in config.Source).
+type SourceOptions struct {
+	// Lists maps an audience (list) id, data[list_id] of a webhook, to the
+	// brand its events speak for; a list not named here is the source
+	// brand's. NewSource refuses an empty brand ("lists[ID]: ...").
+	Lists map[string]string `yaml:"lists"`
+}
+
+// Brands returns the lists' brands (config.Config.Brands).
+func (o *SourceOptions) Brands() []string {
+	out := make([]string, 0, len(o.Lists))
+	for _, b := range o.Lists {
+		out = append(out, b)
+	}
+	return out
+}
+
 func init() {
-	connectors.RegisterSource(connectors.SourcePlugin{Kind: "mailchimp", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
-		return NewSource(cfg, deps)
-	}})
+	connectors.RegisterSource(connectors.SourcePlugin{
+		Kind:    "mailchimp",
+		Options: func() any { return new(SourceOptions) },
+		New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+			return NewSource(cfg, deps)
+		},
+	})
 	connectors.RegisterDestination(connectors.DestinationPlugin{
 		Kind:    "mailchimp",
 		Options: func() any { return new(Options) },

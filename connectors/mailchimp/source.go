@@ -55,7 +55,8 @@ var _ connectors.Prober = (*Source)(nil)
 // Meaning:
 //   - unsubscribe (action "unsub", "delete" or missing; reason "manual" or
 //     "abuse" = spam complaint): withdrawal of marketing on email for the
-//     list's brand (Lists[list_id], else the source brand).
+//     list's brand (lists[list_id], SourceOptions.Lists, else the source
+//     brand).
 //   - subscribe: grant of marketing on email for the list's brand, with
 //     Evidence.ListID, Evidence.IP = data[ip_opt] (the confirmation IP) and
 //     Evidence.OptInLevel = OptInLevel.
@@ -75,9 +76,11 @@ type Source struct {
 	lists   map[string]string
 }
 
-// NewSource builds a Mailchimp source. Errors name the config key: at least
-// one non-empty secret, a loadable timezone, and a brand for every list.
+// NewSource builds a Mailchimp source; cfg.Options holds its SourceOptions
+// (lists; none when nil). Errors name the config key: at least one
+// non-empty secret, a loadable timezone, and a brand for every list.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	opts := config.OptionsOf[SourceOptions](cfg.Options)
 	if err := connectors.CheckSource(cfg, ""); err != nil {
 		return nil, err
 	}
@@ -89,8 +92,8 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("timezone: %q is not an IANA time zone", tz)
 	}
-	lists := make(map[string]string, len(cfg.Lists))
-	for id, brand := range cfg.Lists {
+	lists := make(map[string]string, len(opts.Lists))
+	for id, brand := range opts.Lists {
 		if brand == "" {
 			return nil, fmt.Errorf("lists[%s]: brand is empty", id)
 		}

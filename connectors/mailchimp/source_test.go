@@ -23,7 +23,8 @@ func fixtureSource(t testing.TB) (*Source, fixtures.Fixture) {
 
 func testSource(t testing.TB, mod func(*config.Source)) *Source {
 	t.Helper()
-	cfg := config.Source{Name: "mc", Kind: Kind, Brand: "acme", Secrets: []string{"k1"}, Timezone: "UTC", Lists: map[string]string{"L1": "other"}}
+	cfg := config.Source{Name: "mc", Kind: Kind, Brand: "acme", Secrets: []string{"k1"}, Timezone: "UTC",
+		Options: &SourceOptions{Lists: map[string]string{"L1": "other"}}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -127,7 +128,7 @@ func TestNewSourceErrors(t *testing.T) {
 		{"no secrets", func(c *config.Source) { c.Secrets = nil }, "secrets:"},
 		{"empty secret", func(c *config.Source) { c.Secrets = []string{"a", ""} }, "secrets[1]"},
 		{"bad zone", func(c *config.Source) { c.Timezone = "Mars/Olympus" }, "timezone:"},
-		{"empty list brand", func(c *config.Source) { c.Lists = map[string]string{"x": ""} }, "lists[x]"},
+		{"empty list brand", func(c *config.Source) { c.Options = &SourceOptions{Lists: map[string]string{"x": ""}} }, "lists[x]"},
 		{"no brand", func(c *config.Source) { c.Brand = "" }, "brand:"},
 	}
 	for _, c := range cases {

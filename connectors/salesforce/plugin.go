@@ -6,9 +6,13 @@ import (
 )
 
 func init() {
-	connectors.RegisterSource(connectors.SourcePlugin{Kind: "salesforce", New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
-		return NewSource(cfg, deps)
-	}})
+	connectors.RegisterSource(connectors.SourcePlugin{
+		Kind:    Kind,
+		Options: func() any { return new(SourceOptions) },
+		New: func(cfg config.Source, deps connectors.Deps) (connectors.Source, error) {
+			return NewSource(cfg, deps)
+		},
+	})
 	connectors.RegisterDestination(connectors.DestinationPlugin{
 		Kind:     Kind,
 		Options:  func() any { return new(DestinationOptions) },

@@ -71,14 +71,22 @@ var (
 	_ connectors.Responder = (*Source)(nil)
 )
 
+// SourceOptions are a Salesforce source's own keys.
+type SourceOptions struct {
+	// OrganizationID is the OrganizationId (15 or 18 characters) outbound
+	// messages must carry; when empty, every entry of secrets is one
+	// (several allow a sandbox and a production org on one URL).
+	OrganizationID string `yaml:"organization_id"`
+}
+
 // NewSource builds a Salesforce source. The expected OrganizationId is
-// cfg.OrganizationID when set, else every entry of cfg.Secrets (several
-// allow a sandbox and production org on one URL). A 15-character id matches
-// its 18-character form.
+// organization_id (SourceOptions.OrganizationID, from cfg.Options) when set,
+// else every entry of cfg.Secrets (several allow a sandbox and production
+// org on one URL). A 15-character id matches its 18-character form.
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	var ids []string
-	if cfg.OrganizationID != "" {
-		ids = []string{cfg.OrganizationID}
+	if org := config.OptionsOf[SourceOptions](cfg.Options).OrganizationID; org != "" {
+		ids = []string{org}
 	} else {
 		if len(cfg.Secrets) == 0 {
 			return nil, errors.New("organization_id: required (or secrets: at least one secret, the expected OrganizationId)")

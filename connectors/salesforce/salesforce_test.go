@@ -83,9 +83,9 @@ func TestVerify(t *testing.T) {
 		{"tampered org id byte", config.Source{Secrets: []string{org}}, tamperedOrg, true, false},
 		{"wrong org", config.Source{Secrets: []string{"00D000000000001AAA"}}, body, true, false},
 		{"rotation: second id matches", config.Source{Secrets: []string{"00D000000000001AAA", org}}, body, false, false},
-		{"organization_id wins over secrets", config.Source{OrganizationID: "00D000000000001AAA", Secrets: []string{org}}, body, true, false},
-		{"organization_id", config.Source{OrganizationID: org}, body, false, false},
-		{"15-char configured id", config.Source{OrganizationID: org[:15]}, body, false, false},
+		{"organization_id wins over secrets", config.Source{Options: &SourceOptions{OrganizationID: "00D000000000001AAA"}, Secrets: []string{org}}, body, true, false},
+		{"organization_id", config.Source{Options: &SourceOptions{OrganizationID: org}}, body, false, false},
+		{"15-char configured id", config.Source{Options: &SourceOptions{OrganizationID: org[:15]}}, body, false, false},
 		{"15-char id sent", config.Source{Secrets: []string{org}}, envelope(org[:15]), false, false},
 		{"case differs", config.Source{Secrets: []string{strings.ToLower(org)}}, body, true, false},
 		{"missing org id", config.Source{Secrets: []string{org}}, envelope(""), true, false},
@@ -97,7 +97,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newSource(t, tt.cfg)
 			err := src.Verify(&connectors.Request{Body: []byte(tt.body)}, f.Now)
-			fixtures.VerifyErr(t, err, !tt.wantErr, false, append(tt.cfg.Secrets, tt.cfg.OrganizationID)...)
+			fixtures.VerifyErr(t, err, !tt.wantErr, false, append(tt.cfg.Secrets, config.OptionsOf[SourceOptions](tt.cfg.Options).OrganizationID)...)
 			if err != nil && tt.malformed != errors.Is(err, connectors.ErrMalformed) {
 				t.Fatalf("err = %v, malformed want %v", err, tt.malformed)
 			}
@@ -116,7 +116,7 @@ func TestNewSource(t *testing.T) {
 	if _, err := NewSource(config.Source{Name: "sf", Brand: "acme", Secrets: []string{""}}, connectors.Deps{}); err == nil {
 		t.Fatal("empty secret accepted")
 	}
-	if _, err := NewSource(config.Source{Name: "sf", OrganizationID: org}, connectors.Deps{}); err == nil {
+	if _, err := NewSource(config.Source{Name: "sf", Options: &SourceOptions{OrganizationID: org}}, connectors.Deps{}); err == nil {
 		t.Fatal("no brand accepted")
 	}
 }

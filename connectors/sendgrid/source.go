@@ -57,7 +57,7 @@ var _ connectors.Source = (*Source)(nil)
 // Meaning:
 //   - unsubscribe, spamreport: withdrawal of the source brand's marketing on
 //     email (docs/wire-formats.md "Scope");
-//   - group_unsubscribe: withdrawal scoped by cfg.Groups[asm_group_id]
+//   - group_unsubscribe: withdrawal scoped by groups[asm_group_id]
 //     (purpose, brand, channel override the defaults marketing, source brand,
 //     email); an unmapped or missing group withdraws the default scope;
 //   - group_resubscribe: grant with the same scope (Evidence.Event
@@ -90,7 +90,9 @@ type scope struct {
 // NewSource builds a SendGrid source. Every secret must be a base64 PKIX DER
 // (or PEM) ECDSA P-256 public key; errors name the bad entry
 // ("secrets[1]: ...") and the bad group ("groups[1201].purpose: ...").
+// cfg.Options holds its SourceOptions (groups; none when nil).
 func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
+	opts := config.OptionsOf[SourceOptions](cfg.Options)
 	if len(cfg.Secrets) == 0 {
 		return nil, fmt.Errorf("secrets: at least one public key is required")
 	}
@@ -105,7 +107,7 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		}
 		s.keys = append(s.keys, k)
 	}
-	for id, g := range cfg.Groups {
+	for id, g := range opts.Groups {
 		sc := scope{brand: cfg.Brand, purpose: consent.PurposeMarketing, channel: consent.ChannelEmail}
 		if g.Brand != "" {
 			sc.brand = g.Brand

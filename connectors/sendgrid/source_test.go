@@ -188,8 +188,8 @@ func TestNewSourceErrors(t *testing.T) {
 		{"RSA key", func(c *config.Source) { c.Secrets = []string{base64.StdEncoding.EncodeToString(rsaDER)} }, "secrets[0]: not an ECDSA P-256"},
 		{"P-384 key", func(c *config.Source) { c.Secrets = []string{base64.StdEncoding.EncodeToString(p384DER)} }, "secrets[0]: not an ECDSA P-256"},
 		{"bad PEM", func(c *config.Source) { c.Secrets = []string{"-----BEGIN PUBLIC KEY-----\nxx"} }, "secrets[0]"},
-		{"bad group purpose", func(c *config.Source) { c.Groups = map[string]config.Group{"7": {Purpose: "spam"}} }, "groups[7].purpose"},
-		{"bad group channel", func(c *config.Source) { c.Groups = map[string]config.Group{"7": {Channel: "fax"}} }, "groups[7].channel"},
+		{"bad group purpose", func(c *config.Source) { c.Options = &SourceOptions{Groups: map[string]Group{"7": {Purpose: "spam"}}} }, "groups[7].purpose"},
+		{"bad group channel", func(c *config.Source) { c.Options = &SourceOptions{Groups: map[string]Group{"7": {Channel: "fax"}}} }, "groups[7].channel"},
 		{"no brand", func(c *config.Source) { c.Brand = "" }, "brand:"},
 	}
 	for _, c := range cases {
@@ -206,11 +206,11 @@ func TestNewSourceErrors(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	_, cfg := fixture(t)
-	cfg.Groups = map[string]config.Group{
+	cfg.Options = &SourceOptions{Groups: map[string]Group{
 		"1201": {Purpose: "marketing"},
 		"1300": {Purpose: "partners", Brand: "acme-partners"},
 		"1400": {Channel: "sms"},
-	}
+	}}
 	s := mustSource(t, cfg)
 	at := time.Unix(1763633100, 0).UTC()
 	type sig struct {

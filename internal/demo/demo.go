@@ -234,7 +234,7 @@ func post(ctx context.Context, base string, fx fixtures.Fixture, cfg *config.Con
 	src, _ := cfg.Source(strings.TrimPrefix(fx.Request.Path, "/webhooks/"))
 	switch src.Kind {
 	case "hubspot":
-		uri := strings.TrimSuffix(src.PublicURL, "/") + fx.Request.Path
+		uri := strings.TrimSuffix(config.OptionsOf[hubspot.SourceOptions](src.Options).PublicURL, "/") + fx.Request.Path
 		if fx.Request.Query != "" {
 			uri += "?" + fx.Request.Query
 		}

@@ -3,9 +3,11 @@ package sandbox
 import (
 	"net/http"
 
+	"github.com/consentsync/consentsync/connectors/brevo/brevofake"
 	"github.com/consentsync/consentsync/connectors/hubspot/hubspotfake"
 	"github.com/consentsync/consentsync/connectors/klaviyo/klaviyofake"
 	"github.com/consentsync/consentsync/connectors/mailgun/mailgunfake"
+	"github.com/consentsync/consentsync/connectors/postmark/postmarkfake"
 	"github.com/consentsync/consentsync/connectors/salesforce/salesforcefake"
 	"github.com/consentsync/consentsync/connectors/ses/sesfake"
 )
@@ -24,13 +26,17 @@ const (
 	DefaultHubSpotCPKey   = hubspotfake.DefaultKey
 	DefaultSFClientID     = "demo-client-id"
 	DefaultSFClientSecret = "demo-client-secret"
+	DefaultBrevoKey       = brevofake.DefaultKey
+	DefaultPostmarkToken  = postmarkfake.DefaultToken
 )
 
 // Others are the fakes of the destinations beyond SendGrid and Mailchimp,
-// each mounted under its own prefix: /mailgun, /klaviyo, /ses,
+// each mounted under its own prefix: /brevo, /postmark, /mailgun, /klaviyo, /ses,
 // /hubspot/communication-preferences (beside the HubSpot contacts fake)
 // and /salesforce.
 type Others struct {
+	Brevo      *brevofake.Fake
+	Postmark   *postmarkfake.Fake
 	Mailgun    *mailgunfake.Fake
 	Klaviyo    *klaviyofake.Fake
 	SES        *sesfake.Server
@@ -40,6 +46,8 @@ type Others struct {
 
 func newOthers() *Others {
 	o := &Others{
+		Brevo:      brevofake.New(),
+		Postmark:   postmarkfake.New(),
 		Mailgun:    mailgunfake.New(DefaultMailgunKey, DefaultMailgunDomain),
 		Klaviyo:    klaviyofake.New(DefaultKlaviyoKey),
 		SES:        sesfake.New(DefaultSESAccessKey),
@@ -55,6 +63,7 @@ func (s *Sandbox) Others() *Others { return s.others }
 
 func (o *Others) mount(mux *http.ServeMux) {
 	for prefix, h := range map[string]http.Handler{
+		"/brevo": o.Brevo.Handler(), "/postmark": o.Postmark.Handler(),
 		"/mailgun": o.Mailgun.Handler(), "/klaviyo": o.Klaviyo.Handler(), "/ses": o.SES.Handler(), "/salesforce": o.Salesforce.Handler(),
 	} {
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
