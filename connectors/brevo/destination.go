@@ -86,12 +86,9 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	if !connectors.IsHTTPURL(base) {
-		return nil, errors.New("base_url: must be an http:// or https:// URL")
+	base, err := connectors.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
 	return &Destination{name: cfg.Name, key: cfg.APIKey, base: base, http: withResetHeader(deps.HTTPClient(cfg.Timeout))}, nil
 }

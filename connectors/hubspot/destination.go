@@ -3,7 +3,6 @@ package hubspot
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -159,23 +158,15 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("api_key: is required")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultAPIBaseURL
+	base, err := connectors.BaseURL(cfg.BaseURL, DefaultAPIBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	if !connectors.IsHTTPURL(base) {
-		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
+	o, err := connectors.DestinationOptions[DestinationOptions](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
-	o := config.OptionsOf[DestinationOptions](cfg.Options)
-	var errs []string
-	o.Validate(false, func(key, format string, args ...any) {
-		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
-	})
-	if len(errs) > 0 {
-		slices.Sort(errs)
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	return &Destination{name: cfg.Name, key: cfg.APIKey, base: base, opts: *o, http: deps.HTTPClient(cfg.Timeout), clock: time.Now}, nil
+	return &Destination{name: cfg.Name, key: cfg.APIKey, base: base, opts: o, http: deps.HTTPClient(cfg.Timeout), clock: time.Now}, nil
 }
 
 // MaxBatch is MaxInputs.

@@ -137,23 +137,13 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required (a Klaviyo private API key)")
 	}
-	o := *config.OptionsOf[Options](cfg.Options)
-	o.Defaults()
-	var bad error
-	o.Validate(false, func(key, format string, args ...any) {
-		if bad == nil {
-			bad = fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
-		}
-	})
-	if bad != nil {
-		return nil, bad
+	o, err := connectors.DestinationOptions[Options](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	if !connectors.IsHTTPURL(base) {
-		return nil, errors.New("base_url: must be an http:// or https:// URL")
+	base, err := connectors.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
 	return &Destination{name: cfg.Name, listID: o.ListID, revision: o.Revision, key: cfg.APIKey, base: base, http: deps.HTTPClient(cfg.Timeout)}, nil
 }

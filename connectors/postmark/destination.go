@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -116,12 +115,9 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required (the Postmark server token)")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	if !connectors.IsHTTPURL(base) {
-		return nil, errors.New("base_url: must be an http:// or https:// URL")
+	base, err := connectors.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
 	o := config.OptionsOf[DestinationOptions](cfg.Options)
 	stream := o.MessageStream

@@ -219,15 +219,9 @@ type Destination struct {
 // DestinationOptions; errors name the key). cfg.APIKey is not used. Its
 // client is deps.HTTPClient(cfg.Timeout).
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
-	o := *config.OptionsOf[DestinationOptions](cfg.Options)
-	o.Defaults()
-	var errs []string
-	o.Validate(false, func(key, format string, args ...any) {
-		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
-	})
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return nil, errors.New(strings.Join(errs, "; "))
+	o, err := connectors.DestinationOptions[DestinationOptions](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
 	inst := strings.TrimRight(o.InstanceURL, "/")
 	return &Destination{name: cfg.Name, inst: inst, data: inst + "/services/data/" + o.APIVersion, opts: o, http: deps.HTTPClient(cfg.Timeout), clock: time.Now}, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -60,12 +59,9 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("api_key: is required")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	if !connectors.IsHTTPURL(base) {
-		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
+	base, err := connectors.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
 	client := deps.HTTPClient(cfg.Timeout)
 	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: config.OptionsOf[Options](cfg.Options).OnBehalfOf, base: base, http: client}, nil

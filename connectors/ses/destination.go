@@ -132,17 +132,13 @@ type Destination struct {
 // applies only to the credential chain's own calls). Errors name the config key and
 // never contain the secret.
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
-	o := config.OptionsOf[DestinationOptions](cfg.Options)
-	var problems []string
-	o.Validate(false, func(key, format string, args ...any) {
-		problems = append(problems, key+": "+fmt.Sprintf(format, args...))
-	})
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+	o, err := connectors.DestinationOptions[DestinationOptions](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base != "" && !connectors.IsHTTPURL(base) {
-		return nil, fmt.Errorf("base_url: must be an http:// or https:// URL")
+	base, err := connectors.BaseURL(cfg.BaseURL, "")
+	if err != nil {
+		return nil, err
 	}
 	hc := deps.HTTPClient(cfg.Timeout).StandardClient()
 	noRetry := func() aws.Retryer { return aws.NopRetryer{} }
