@@ -10,7 +10,7 @@ export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postg
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 FUZZTIME ?= 20000x
 
-.PHONY: demo test services build vet unit fuzz bench chaos clean
+.PHONY: demo test services build vet unit fuzz bench chaos scale clean
 
 ## demo: run the whole pipeline on the bundled real-format webhooks and print the result
 demo: services
@@ -38,6 +38,10 @@ bench: services
 ## chaos: the fault tests (kill processes, restart Postgres and Redis they own, provider storms), each ending with an audit
 chaos: services
 	./scripts/chaos.sh
+
+## scale: 10,000 withdrawals across every destination kind, end to end (pushed once per destination in full batches, all verified); about 3 minutes
+scale: services
+	CONSENTSYNC_E2E_WITHDRAWALS=10000 go test -count=1 -timeout 20m -run 'TestManyWithdrawalsEveryKind' -v ./e2e/
 
 clean:
 	rm -rf bin

@@ -1,16 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/internal/fakeapi"
 	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
+	"github.com/lib/pq"
 )
 
 // everyKind adds the demo's destinations (one of every other kind, each
@@ -107,13 +113,27 @@ func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 	}
 }
 
+// withdrawals is how many addresses TestManyWithdrawalsEveryKind
+// withdraws: $CONSENTSYNC_E2E_WITHDRAWALS, else 400 (`make test`, under
+// the race detector); `make scale` runs it with 10,000.
+func withdrawals(t *testing.T) int {
+	if v := os.Getenv("CONSENTSYNC_E2E_WITHDRAWALS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CONSENTSYNC_E2E_WITHDRAWALS=%q: want a positive count", v)
+		}
+		return n
+	}
+	return 400
+}
+
 // Many withdrawals at once across every destination kind: each address is
 // suppressed exactly once per destination (one outbox row, one attempt),
-// held by every fake and read back as verified; provider calls carry
-// batches, not single addresses.
+// held by every fake and read back as verified; each destination that has
+// a batch call gets at most ceil(N / batch) push calls plus one per retry.
 func TestManyWithdrawalsEveryKind(t *testing.T) {
 	t.Parallel()
-	const n = 400
+	n := withdrawals(t)
 	e := start(t, envOptions{noWorker: true, mutate: func(cfg *configT) {
 		everyKind(t)(cfg)
 		for i := range cfg.Destinations {
@@ -122,19 +142,55 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 	}})
 	addrs := make([]string, n)
 	for i := range addrs {
-		addrs[i] = fmt.Sprintf("bulk%03d@example.com", i)
+		addrs[i] = fmt.Sprintf("bulk%05d@example.com", i)
 		e.Sandbox.Others().Salesforce.AddContact(addrs[i])
 	}
-	for _, a := range addrs {
-		e.withdrawByPostmark(a)
+	// Ingest from 8 senders at once, all before the worker starts, so the
+	// worker finds full batches.
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range next {
+				e.withdrawByPostmark(a)
+			}
+		}()
 	}
-	e.StartWorker()
+	for _, a := range addrs {
+		next <- a
+	}
+	close(next)
+	wg.Wait()
 	// Every destination but postmark-acme, the source the withdrawals come
 	// from (its own event: not echoed back).
 	want := n * (len(e.App.Config.Destinations) - 1)
-	e.waitFor("every suppression verified", func() bool {
+	// Hold every destination (its retry schedule) while the withdrawals
+	// are reconciled, then release them all: the pushes find the whole
+	// backlog, as after an outage, and must carry it in full batches.
+	ctx := context.Background()
+	if _, err := e.App.Store.DB.Exec(`INSERT INTO destination_status (destination, hold_until)
+		SELECT unnest($1::text[]), now() + interval '1 hour'`, pq.Array(destinationNames(e))); err != nil {
+		t.Fatal(err)
+	}
+	e.StartWorker()
+	e.waitForWithin("every withdrawal reconciled", time.Duration(n/50+60)*time.Second, func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox`) == want
+	})
+	started := time.Now()
+	if _, err := e.App.Store.DB.Exec(`UPDATE destination_status SET hold_until = now()`); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range destinationNames(e) {
+		if err := e.App.Enqueuer.PushAt(ctx, d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitForWithin("every suppression verified", time.Duration(n/50+60)*time.Second, func() bool {
 		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
 	})
+	t.Logf("%d withdrawals × %d destinations pushed and verified in %s", n, len(e.App.Config.Destinations)-1, time.Since(started).Round(time.Millisecond))
 	if k := e.count(`SELECT count(*) FROM (SELECT destination, lower(email) FROM suppression_outbox GROUP BY 1, 2 HAVING count(*) > 1 OR max(attempts) > 1) d`); k != 0 {
 		t.Errorf("%d (destination, address) pairs pushed more than once", k)
 	}
@@ -147,17 +203,52 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 	if got := len(o.Klaviyo.Unsubscribed()); got != n {
 		t.Errorf("Klaviyo holds %d unsubscribed, want %d", got, n)
 	}
-	posts := 0
-	for _, c := range e.Sandbox.Calls(sandbox.SendGrid) {
-		if c.Method == "POST" {
-			posts++
+	// Push calls: the batch calls each kind makes, its batch size, the
+	// calls it answered and how many of them failed (retries).
+	sandboxCalls := func(p sandbox.Provider) []fakeapi.Call {
+		var out []fakeapi.Call
+		for _, c := range e.Sandbox.Calls(p) {
+			out = append(out, fakeapi.Call{Method: c.Method, Path: c.Path, Status: c.Status})
 		}
+		return out
 	}
-	// Batches, not one call per address: 400 addresses, limit 500 a call.
-	if posts == 0 || n/posts < 50 {
-		t.Errorf("SendGrid got %d push calls for %d addresses, want batches of 50 or more", posts, n)
+	batch := func(name string) int {
+		return min(e.App.Worker.Destinations[name].MaxBatch(), e.App.Config.Worker.PushBatch)
 	}
-	t.Logf("SendGrid push calls: %d for %d addresses (ideal %d)", posts, n, (n+499)/500)
+	for _, k := range []struct {
+		name, method, path string
+		calls              []fakeapi.Call
+	}{
+		{"sendgrid-acme", "POST", "/sendgrid/v3/asm/suppressions/global", sandboxCalls(sandbox.SendGrid)},
+		{"mailchimp-acme", "POST", "/mailchimp/3.0/lists/a6b5da1054", sandboxCalls(sandbox.Mailchimp)},
+		{"mailgun-acme", "POST", "/v3/" + sandbox.DefaultMailgunDomain + "/unsubscribes", o.Mailgun.Calls()},
+		{"klaviyo-acme", "POST", "/api/profile-subscription-bulk-delete-jobs", o.Klaviyo.Calls()},
+		{"hubspot-acme", "POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all", o.HubSpot.Calls()},
+	} {
+		pushes, retries := 0, 0
+		for _, c := range k.calls {
+			if c.Method != k.method || c.Path != k.path {
+				continue
+			}
+			pushes++
+			if c.Status == http.StatusTooManyRequests || c.Status >= 500 {
+				retries++
+			}
+		}
+		ideal := (n + batch(k.name) - 1) / batch(k.name)
+		if pushes == 0 || pushes > ideal+retries {
+			t.Errorf("%s: %d push calls for %d addresses, want at most ceil(%d/%d) = %d + %d retries", k.name, pushes, n, n, batch(k.name), ideal, retries)
+		}
+		t.Logf("%s: %d push calls for %d addresses (ideal %d)", k.name, pushes, n, ideal)
+	}
+}
+
+func destinationNames(e *env) []string {
+	var out []string
+	for _, d := range e.App.Config.Destinations {
+		out = append(out, d.Name)
+	}
+	return out
 }
 
 // A destination that makes one request per address (SES) under a rate

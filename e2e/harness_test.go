@@ -203,7 +203,13 @@ func (e *env) admin(method, path string) response {
 // waitFor polls cond every 50 ms for up to 30 s.
 func (e *env) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	e.waitForWithin(what, 30*time.Second, cond)
+}
+
+// waitForWithin polls cond every 50 ms for up to limit.
+func (e *env) waitForWithin(what string, limit time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

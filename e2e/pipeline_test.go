@@ -116,7 +116,7 @@ func TestTamperedFixturesAreRefused(t *testing.T) {
 	}
 }
 
-// TestReceiverAnswers covers the status codes of docs/design.md §5.
+// TestReceiverAnswers covers the status codes of docs/design.md §5.1.
 func TestReceiverAnswers(t *testing.T) {
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Server.BodyLimit = 4096 }})
 	form := fixture(t, "form-signup")

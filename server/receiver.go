@@ -16,7 +16,7 @@ import (
 	"github.com/consentsync/consentsync/store"
 )
 
-// handleWebhook is POST /webhooks/{source} (docs/design.md §5):
+// handleWebhook is POST /webhooks/{source} (docs/design.md §5.1):
 //
 //	404 unknown source; 413 body over server.body_limit; 401 bad or stale
 //	signature; 400 unparseable body; 503 Postgres unavailable (the sender
