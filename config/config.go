@@ -138,7 +138,7 @@ type Worker struct {
 	// (default 24h; one worker process at a time).
 	DriftEvery time.Duration `yaml:"drift_every"`
 	// DriftSample is how many suppressions per destination one periodic
-	// drift check reads back, newest first (default 0: all of them).
+	// drift check reads back, oldest first (default 0: all of them).
 	DriftSample int `yaml:"drift_sample"`
 }
 

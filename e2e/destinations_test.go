@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/internal/cli"
 	"github.com/consentsync/consentsync/internal/fakeapi"
 	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
@@ -110,6 +112,52 @@ func TestEveryDestinationKindAndCRMEcho(t *testing.T) {
 	}
 	if n := e.Sandbox.SendGrid().CallCount(); n != calls {
 		t.Errorf("SendGrid called %d more times after the echo", n-calls)
+	}
+	// One answer: `consentsync subject` shows each destination's push and
+	// read-back as the API's subject view does.
+	view := e.admin("GET", "/v1/subjects/"+addr)
+	if view.Status != 200 {
+		t.Fatalf("subject view: HTTP %d", view.Status)
+	}
+	var out bytes.Buffer
+	if err := cli.PrintSubject(context.Background(), &out, e.App.Service, addr); err != nil {
+		t.Fatal(err)
+	}
+	cliRows := map[string]string{}
+	section := false
+	for _, line := range strings.Split(out.String(), "\n") {
+		switch {
+		case strings.HasPrefix(line, "SUPPRESSIONS"):
+			section = true
+		case section && (line == "" || strings.HasPrefix(line, "NOTICES")):
+			section = false
+		case section && !strings.HasPrefix(line, "DESTINATION"):
+			f := strings.Fields(line)
+			// DESTINATION ADDRESS CONSENT ACTION STATUS ATTEMPTS SENT(2) VERIFIED(2) ...
+			if len(f) >= 10 {
+				cliRows[f[0]] = f[4] + " verified=" + f[8]
+			}
+		}
+	}
+	n := 0
+	for _, x := range view.JSON["suppressions"].([]any) {
+		r := x.(map[string]any)
+		verified := ""
+		if v, ok := r["verified_at"].(string); ok {
+			ts, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verified = ts.UTC().Format("2006-01-02")
+		}
+		want := fmt.Sprintf("%v verified=%s", r["status"], verified)
+		if got := cliRows[fmt.Sprint(r["destination"])]; got != want {
+			t.Errorf("%s: consentsync subject shows %q, the subject view %q", r["destination"], got, want)
+		}
+		n++
+	}
+	if n != want || len(cliRows) != n {
+		t.Errorf("subject view lists %d suppressions, consentsync subject %d, want %d", n, len(cliRows), want)
 	}
 }
 

@@ -66,11 +66,14 @@ func PrintSubject(ctx context.Context, w io.Writer, svc *service.Service, raw st
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\nSUPPRESSIONS")
-	fmt.Fprintln(tw, "DESTINATION\tADDRESS\tCONSENT\tSTATUS\tATTEMPTS\tSENT (UTC)\tANSWER")
+	fmt.Fprintln(tw, "DESTINATION\tADDRESS\tCONSENT\tACTION\tSTATUS\tATTEMPTS\tSENT (UTC)\tVERIFIED (UTC)\tMISMATCHES\tANSWER")
 	for _, r := range v.Suppressions {
-		sent, answer, addr := "", "", ""
+		sent, verified, answer, addr := "", "", "", ""
 		if r.SentAt != nil {
 			sent = r.SentAt.UTC().Format("2006-01-02 15:04:05")
+		}
+		if r.VerifiedAt != nil {
+			verified = r.VerifiedAt.UTC().Format("2006-01-02 15:04:05")
 		}
 		if r.Receipt != nil {
 			answer = *r.Receipt
@@ -86,9 +89,18 @@ func PrintSubject(ctx context.Context, w io.Writer, svc *service.Service, raw st
 		} else if r.Phone != nil {
 			addr = *r.Phone
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s/%s\t%s\t%d\t%s\t%s\n", r.Destination, addr, r.Brand, r.Channel, r.Purpose, r.Status, r.Attempts, sent, answer)
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s/%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", r.Destination, addr, r.Brand, r.Channel, r.Purpose, r.Action, r.Status, r.Attempts, sent, verified, r.Mismatches, answer)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(v.Notices) > 0 {
+		fmt.Fprintln(w, "\nNOTICES (tell the person)")
+		for _, n := range v.Notices {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	return nil
 }
 
 // day formats an optional time as a date.

@@ -1,10 +1,11 @@
 // Package demo is `consentsync demo`: the main job end to end on the bundled
 // real-format webhooks. It migrates a fresh database, starts the receiver,
-// the worker and a local sandbox standing in for the HubSpot contacts API,
-// SendGrid and Mailchimp, posts every fixture signed as its sender signs it
+// the worker and a local sandbox standing in for the HubSpot contacts API
+// and every destination kind's provider (internal/sandbox), posts every fixture signed as its sender signs it
 // (re-signed with the current time where the scheme has a timestamp), waits
 // for the queues to drain, checks every expected signal reached the ledger,
-// and prints the consent record and the suppressions pushed.
+// and prints the consent record and, per address and destination, the
+// push, its read-back and the provider's receipt.
 package demo
 
 import (
