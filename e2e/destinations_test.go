@@ -223,7 +223,9 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.StartWorker()
+	progress := progressLogger(t, e)
 	e.waitForWithin("every withdrawal reconciled", time.Duration(n/50+60)*time.Second, func() bool {
+		progress()
 		return e.count(`SELECT count(*) FROM suppression_outbox`) == want
 	})
 	started := time.Now()
@@ -236,6 +238,7 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 		}
 	}
 	e.waitForWithin("every suppression verified", time.Duration(n/50+60)*time.Second, func() bool {
+		progress()
 		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
 	})
 	t.Logf("%d withdrawals × %d destinations pushed and verified in %s", n, len(e.App.Config.Destinations)-1, time.Since(started).Round(time.Millisecond))
@@ -288,6 +291,25 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 			t.Errorf("%s: %d push calls for %d addresses, want at most ceil(%d/%d) = %d + %d retries", k.name, pushes, n, n, batch(k.name), ideal, retries)
 		}
 		t.Logf("%s: %d push calls for %d addresses (ideal %d)", k.name, pushes, n, ideal)
+	}
+}
+
+// progressLogger returns a func that, every 15 s, logs the inbox and
+// outbox counts by status (a long run shows where it is).
+func progressLogger(t *testing.T, e *env) func() {
+	last := time.Now()
+	return func() {
+		if time.Since(last) < 15*time.Second {
+			return
+		}
+		last = time.Now()
+		var rows []struct {
+			What string `db:"what"`
+			N    int    `db:"n"`
+		}
+		_ = e.App.Store.DB.Select(&rows, `SELECT 'inbox ' || status AS what, count(*) AS n FROM inbound_events GROUP BY 1
+			UNION ALL SELECT 'outbox ' || status || CASE WHEN verified_at IS NOT NULL THEN ' verified' ELSE '' END, count(*) FROM suppression_outbox GROUP BY 1 ORDER BY 1`)
+		t.Logf("progress: %v", rows)
 	}
 }
 
