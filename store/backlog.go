@@ -18,8 +18,9 @@ type Backlog struct {
 	InboxUnprocessed int64
 	InboxOldest      time.Duration
 	InboxFailed      int64
-	// WithdrawalOldest is the age of the oldest withdrawal not yet settled
-	// at every destination (store.ListOverdue's measure; 0: none).
+	// WithdrawalOldest is the age of the oldest withdrawal with a
+	// suppression pending or awaiting its read-back (0: none). Suppressions
+	// refused for good are counted by OutboxFailed (dead letters), not here.
 	WithdrawalOldest time.Duration
 }
 
@@ -60,7 +61,7 @@ func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	}
 	err = s.DB.QueryRowxContext(ctx, `SELECT coalesce(extract(epoch FROM now() - min(e.received_at)), 0)
 		FROM suppression_outbox x JOIN consent_events e ON e.id = x.consent_event_id
-		WHERE x.status = 'pending' OR x.status = 'sent' AND x.verify_due_at IS NOT NULL`).Scan(&age)
+		WHERE x.action = 'suppress' AND (x.status = 'pending' OR x.status = 'sent' AND x.verify_due_at IS NOT NULL)`).Scan(&age)
 	b.WithdrawalOldest = time.Duration(age * float64(time.Second))
 	return b, err
 }

@@ -382,6 +382,28 @@ func (tx *Tx) LatestSuppression(ctx context.Context, target int64, key consent.K
 	return at.Time.UTC(), at.Valid, nil
 }
 
+// OtherSuppressionStands reports whether destination still holds, for
+// target's address, a suppression of another scope on key's channel (a
+// different brand or purpose) that no later row answers (not superseded:
+// its withdrawal stands). Most providers keep one flag per address (Brevo
+// emailBlacklisted, a Mailgun "*" unsubscribe, SES UnsubscribeAll,
+// Salesforce HasOptedOutOfEmail, a SendGrid global suppression), so a lift
+// for key there would also undo that other withdrawal: the lift is then
+// not queued.
+func (tx *Tx) OtherSuppressionStands(ctx context.Context, destination string, target int64, key consent.Key) (bool, error) {
+	if err := tx.Flush(ctx); err != nil {
+		return false, err
+	}
+	var stands bool
+	if err := tx.sq.GetContext(ctx, &stands, `SELECT EXISTS (SELECT 1 FROM suppression_outbox o
+		WHERE o.destination = $1 AND o.target_subject_id = $2 AND o.channel = $3 AND NOT (o.brand = $4 AND o.purpose = $5)
+		  AND o.action = 'suppress' AND o.status <> 'failed' AND NOT `+superseded+`)`,
+		destination, target, key.Channel, key.Brand, key.Purpose); err != nil {
+		return false, fmt.Errorf("store: other suppression: %w", err)
+	}
+	return stands, nil
+}
+
 // SetWithdrawal is the latest withdrawal of one key among an identity
 // set's members.
 type SetWithdrawal struct {

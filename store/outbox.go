@@ -108,6 +108,8 @@ type Claim struct {
 //     at a time (a probe), others held until its outcome or the lease's end;
 //   - one claim carries one action: suppressions or lifts, whichever the
 //     oldest due row is (a provider call does one or the other);
+//   - a row behind an older pending row of its scope waits for it
+//     (pendingBefore), so a scope's suppressions and lifts land in order;
 //   - rows another worker holds (row lock or unexpired lease) are skipped,
 //     so concurrent pushers never send one row twice at once. A crashed
 //     pusher's rows become claimable again when the lease ends.
@@ -133,11 +135,12 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 		err = tx.sq.SelectContext(ctx, &c.Rows, `
 			UPDATE suppression_outbox SET lease_until = now() + $3 * interval '1 millisecond', attempts = attempts + 1
 			WHERE id IN (
-				SELECT id FROM suppression_outbox
+				SELECT id FROM suppression_outbox o
 				WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
 				  AND (lease_until IS NULL OR lease_until < now())
 				  AND action = (SELECT action FROM suppression_outbox WHERE destination = $1 AND status = 'pending'
 				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT 1)
+				  AND NOT `+pendingBefore+`
 				ORDER BY id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
@@ -155,6 +158,13 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 	}
 	return c, nil
 }
+
+// pendingBefore is true of an outbox row o behind an older pending row of
+// the same destination, target subject and scope: rows of one scope are
+// pushed in order, so a lift retried after a newer suppression can never
+// land after it and undo it.
+const pendingBefore = `EXISTS (SELECT 1 FROM suppression_outbox p WHERE p.destination = o.destination AND p.id < o.id
+	AND p.status = 'pending' AND p.target_subject_id = o.target_subject_id AND p.channel = o.channel AND p.brand = o.brand AND p.purpose = o.purpose)`
 
 // OutboxDone is the final or interim outcome of one claimed row.
 type OutboxDone struct {
@@ -208,7 +218,7 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 	return s.Tx(ctx, func(tx *Tx) error {
 		if len(sent) > 0 {
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = coalesce(o.sent_at, now()),
-				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL,
+				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL, verify_attempts = 0,
 				verify_due_at = CASE WHEN d.verify_ms > 0 THEN now() + d.verify_ms * interval '1 millisecond' END, `+scrubErased+`
 				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(id, receipt, verify_ms) WHERE o.id = d.id AND o.status = 'pending'`,
 				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify)); err != nil {
@@ -315,12 +325,15 @@ func (s *Store) ListOutbox(ctx context.Context, ids ...int64) ([]OutboxRow, erro
 
 // RequeueFailed puts suppressions refused for good back to pending, after
 // the cause was fixed (a wrong API key, an unknown list): those of
-// destination (all when empty), or only ids when given. It returns the
-// destinations that got rows back, to enqueue pushes for.
+// destination (all when empty), or only ids when given; a row a later one
+// of its scope supersedes stays failed (pushing an old lift again would
+// undo the newer withdrawal). It returns the destinations that got rows
+// back, to enqueue pushes for.
 func (s *Store) RequeueFailed(ctx context.Context, destination string, ids []int64) (map[string]int, error) {
-	rows, err := s.DB.QueryxContext(ctx, `UPDATE suppression_outbox SET status = 'pending', next_attempt_at = now(),
+	rows, err := s.DB.QueryxContext(ctx, `UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(),
 		lease_until = NULL, last_error = 'requeued after: ' || coalesce(last_error, '')
 		WHERE status = 'failed' AND ($1 = '' OR destination = $1) AND (coalesce(cardinality($2::bigint[]), 0) = 0 OR id = ANY($2))
+		  AND NOT `+superseded+`
 		RETURNING destination`, destination, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: requeue: %w", err)

@@ -17,9 +17,11 @@ func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, 
 	err := s.Tx(ctx, func(tx *Tx) error {
 		// A row a later one supersedes (a lift after the suppression, or a
 		// newer suppression) is settled without a read-back: checking it
-		// would find the lift and push the suppression again.
+		// would find the lift and push the suppression again. So is a row
+		// whose address an erasure removed (nothing left to ask about).
 		if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET verify_due_at = NULL
-			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now() AND `+superseded, destination); err != nil {
+			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now()
+			  AND (email IS NULL AND phone IS NULL OR `+superseded+`)`, destination); err != nil {
 			return err
 		}
 		return tx.sq.SelectContext(ctx, &rows, `
@@ -42,13 +44,21 @@ func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, 
 const superseded = `EXISTS (SELECT 1 FROM suppression_outbox n WHERE n.destination = o.destination AND n.id > o.id
 	AND n.target_subject_id = o.target_subject_id AND n.channel = o.channel AND n.brand = o.brand AND n.purpose = o.purpose)`
 
+// MaxMismatches bounds the push, read-back, mismatch loop of one row: a
+// destination that still does not hold a suppression after this many
+// pushes (a provider-side automation resetting the flag, say) gets the row
+// failed rather than pushed forever against its quota.
+const MaxMismatches = 5
+
 // Read-back outcomes (VerifyDone.Outcome), also the kinds of
 // destination_events rows.
 const (
 	// VerifyHeld: the destination holds the suppression; verified_at is set.
 	VerifyHeld = "verified"
 	// VerifyMissing: the destination does not hold it: the row goes back
-	// to pending (pushed again at once) and mismatches grows.
+	// to pending (pushed again at once) and mismatches grows; at
+	// MaxMismatches the row fails instead (something at the destination
+	// keeps undoing it: an operator must look, see deadletters).
 	VerifyMissing = "mismatch"
 	// VerifyUnknown: the destination could not say; asked again at Retry,
 	// or, when Retry is zero, given up (kind "unverified").
@@ -98,10 +108,14 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
 				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'verified', receipt FROM u`, []any{pq.Array(held), pq.Array(heldR)}},
 			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
-				u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
-					mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'read-back: the destination does not hold the suppression'
+				u AS (UPDATE suppression_outbox o SET status = CASE WHEN o.mismatches + 1 >= $3 THEN 'failed' ELSE 'pending' END,
+					next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
+					mismatches = mismatches + 1, verify_receipt = d.receipt,
+					last_error = CASE WHEN o.mismatches + 1 >= $3
+						THEN 'read-back: the destination still does not hold the suppression after ' || $3::int || ' pushes (something there undoes it)'
+						ELSE 'read-back: the destination does not hold the suppression' END
 					FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
-				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR)}},
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR), MaxMismatches}},
 			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
 					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
@@ -132,15 +146,22 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 // read back, or sent and its read-back given up.
 const settled = `x.status = 'failed' OR x.status = 'sent' AND x.verify_due_at IS NULL`
 
-// Honoured returns, of ledger ids, those whose every suppression is
-// settled, with their received_at (the withdrawal's receipt time).
+// honoured is true of a suppression row x that a destination holds: sent,
+// and verified, or not readable back, or its read-back given up. A row
+// refused for good (failed) is not honoured: it needs an operator.
+const honoured = `x.action = 'suppress' AND x.status = 'sent' AND x.verify_due_at IS NULL`
+
+// Honoured returns, of ledger ids, the withdrawals whose every suppression
+// is honoured (none pending, failed or awaiting its read-back), with their
+// received_at (the withdrawal's receipt time). Lifts are not withdrawals:
+// a ledger id with a lift row is never returned.
 func (s *Store) Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.Time, error) {
 	var rows []struct {
 		ID         int64     `db:"id"`
 		ReceivedAt time.Time `db:"received_at"`
 	}
 	err := s.DB.SelectContext(ctx, &rows, `SELECT e.id, e.received_at FROM consent_events e WHERE e.id = ANY($1)
-		AND NOT EXISTS (SELECT 1 FROM suppression_outbox x WHERE x.consent_event_id = e.id AND NOT (`+settled+`))`, pq.Array(eventIDs))
+		AND NOT EXISTS (SELECT 1 FROM suppression_outbox x WHERE x.consent_event_id = e.id AND NOT (`+honoured+`))`, pq.Array(eventIDs))
 	if err != nil {
 		return nil, fmt.Errorf("store: honoured: %w", err)
 	}
@@ -166,15 +187,15 @@ type Overdue struct {
 }
 
 // ListOverdue lists, oldest first (at most limit), the withdrawals received
-// before before whose suppressions are not all settled: pending, failed
-// ones count as settled (they need an operator: deadletters), sent ones
-// not yet read back do not.
+// before before that some destination does not yet honour: a suppression
+// pending, refused for good (failed: it needs an operator, see
+// deadletters), or sent and not yet read back.
 func (s *Store) ListOverdue(ctx context.Context, before time.Time, limit int) ([]Overdue, error) {
 	var out []Overdue
 	err := s.DB.SelectContext(ctx, &out, `SELECT e.id AS consent_event_id, e.subject_id, e.received_at, e.channel, e.brand, e.purpose,
 		array_agg(x.destination || ': ' || CASE WHEN x.status = 'pending' THEN 'pending (' || x.attempts || ' attempts)'
-			ELSE 'sent, not verified' END ORDER BY x.destination) AS destinations
-		FROM consent_events e JOIN suppression_outbox x ON x.consent_event_id = e.id AND NOT (`+settled+`)
+			WHEN x.status = 'failed' THEN 'failed (refused for good)' ELSE 'sent, not verified' END ORDER BY x.destination) AS destinations
+		FROM consent_events e JOIN suppression_outbox x ON x.consent_event_id = e.id AND x.action = 'suppress' AND NOT (`+honoured+`)
 		WHERE e.received_at < $1
 		GROUP BY e.id ORDER BY e.received_at, e.id LIMIT $2`, before, limit)
 	if err != nil {

@@ -39,6 +39,12 @@ func backoff(n int) time.Duration {
 	return min(d, maxBackoff)
 }
 
+// batchesPerTask is how many push calls, then how many read-back calls, one
+// push task makes before it hands over to a new task for the destination:
+// with more destinations than worker.push_concurrency, a long backlog at
+// one does not hold a worker while the others wait.
+const batchesPerTask = 4
+
 // callsPerSuppression bounds how many HTTP requests a connector makes for
 // one suppression of a batch (SES: two for a spam complaint; most
 // read-backs: one per address).
@@ -103,7 +109,12 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
 	timeout := w.timeoutOf(p.Destination, limit)
-	for {
+	for i := 0; ; i++ {
+		if i == batchesPerTask {
+			// More may be pending: a later task goes on, after the other
+			// destinations' tasks already queued.
+			return w.pushLater(ctx, p.Destination, w.now())
+		}
 		c, err := w.Store.ClaimPush(ctx, p.Destination, limit, timeout+leaseMargin, w.Config.Worker.CircuitFailures)
 		if err != nil {
 			return err
@@ -130,7 +141,8 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	if err != nil || !again {
 		return err
 	}
-	// Read-backs found suppressions missing: they are pending again.
+	// Read-backs found suppressions missing (pending again), or more are
+	// due.
 	return w.pushLater(ctx, p.Destination, w.now())
 }
 

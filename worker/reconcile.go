@@ -856,7 +856,10 @@ func (r *reconcileTx) holdWithdrawal(subjectID, eventID int64, sig consent.Signa
 // sig's key at every destination that covers the key with lift:
 // on_new_opt_in, when a suppression of that address was queued before
 // (the grant lifts the withdrawal: consent.LiftsWithdrawal). The grant's
-// own source is skipped (it already holds the address as subscribed).
+// own source is skipped (it already holds the address as subscribed), and
+// so is a destination that still holds another standing withdrawal of the
+// address on that channel (store.Tx.OtherSuppressionStands: most providers
+// keep one flag per address, and lifting it would undo that withdrawal).
 func (r *reconcileTx) lift(subjectID, eventID int64, sig consent.Signal) error {
 	key := consent.Key{Channel: sig.Channel, Brand: sig.Brand, Purpose: sig.Purpose}
 	_, pushed, err := r.tx.LatestSuppression(r.ctx, subjectID, key)
@@ -866,6 +869,11 @@ func (r *reconcileTx) lift(subjectID, eventID int64, sig consent.Signal) error {
 	email := cmp.Or(sig.Subject.EmailOriginal, sig.Subject.Email)
 	for _, rt := range r.routes {
 		if !rt.Lift || !rt.Matches(sig) {
+			continue
+		}
+		if other, err := r.tx.OtherSuppressionStands(r.ctx, rt.Destination, subjectID, key); err != nil {
+			return err
+		} else if other {
 			continue
 		}
 		row := store.OutboxRow{

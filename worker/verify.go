@@ -10,8 +10,8 @@ import (
 )
 
 // verify reads back the destination's sent suppressions whose read-back
-// is due (store.ClaimVerify), in batches of limit, each call bounded by
-// timeout:
+// is due (store.ClaimVerify), in at most batchesPerTask batches of limit,
+// each call bounded by timeout:
 //   - held: verified_at is set;
 //   - missing: the row is pending again (pushed again) and a mismatch is
 //     counted; verify then reports again = true;
@@ -21,8 +21,15 @@ import (
 //   - a failed call: the rows are asked again after the provider's wait or
 //     worker.verify_after; only a permanent failure (ErrPermanent) after
 //     worker.verify_attempts claims gives them up.
+//
+// again also reports that the last batch was full: more may be due, for a
+// later task (so one destination's long read-back does not hold a push
+// worker while others wait).
 func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration) (again bool, err error) {
-	for {
+	for i := 0; ; i++ {
+		if i == batchesPerTask {
+			return true, nil
+		}
 		rows, err := w.Store.ClaimVerify(ctx, name, limit, timeout+leaseMargin)
 		if err != nil || len(rows) == 0 {
 			return again, err
@@ -38,10 +45,11 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if !named {
 				delay = w.Config.Worker.VerifyAfter
 			}
-			retry := w.now().Add(delay)
+			retryAt := w.now().Add(delay)
 			for _, r := range rows {
+				retry := retryAt
 				if errors.Is(cerr, connectors.ErrPermanent) && r.VerifyAttempts >= w.Config.Worker.VerifyAttempts {
-					retry = time.Time{} // given up
+					retry = time.Time{} // this row is given up; the others keep their tries
 				}
 				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), Retry: retry})
 			}
@@ -50,9 +58,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if _, err := w.Store.CompleteVerify(rctx, done); err != nil {
 				return again, err
 			}
-			if !retry.IsZero() {
-				_ = w.pushLater(rctx, name, retry)
-			}
+			_ = w.pushLater(rctx, name, retryAt)
 			return again, nil
 		}
 		byID := make(map[int64]connectors.Status, len(statuses))
