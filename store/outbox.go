@@ -108,8 +108,8 @@ type Claim struct {
 //     at a time (a probe), others held until its outcome or the lease's end;
 //   - one claim carries one action: suppressions or lifts, whichever the
 //     oldest due row is (a provider call does one or the other);
-//   - a row behind an older pending row of its scope waits for it
-//     (pendingBefore), so a scope's suppressions and lifts land in order;
+//   - a row behind an older pending lift of its scope waits for it
+//     (pendingBefore), so a withdrawal always lands after the lift before it;
 //   - rows another worker holds (row lock or unexpired lease) are skipped,
 //     so concurrent pushers never send one row twice at once. A crashed
 //     pusher's rows become claimable again when the lease ends.
@@ -159,12 +159,16 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 	return c, nil
 }
 
-// pendingBefore is true of an outbox row o behind an older pending row of
-// the same destination, target subject and scope: rows of one scope are
-// pushed in order, so a lift retried after a newer suppression can never
-// land after it and undo it.
+// pendingBefore is true of an outbox row o behind an older pending lift
+// of the same destination, target subject and scope: a lift retried later
+// (a per-item transient error) can then never land after a newer
+// withdrawal of its scope and undo it. (A newer lift behind an older
+// pending suppression needs no wait: landing out of order there leaves
+// the address suppressed, the safe side.) Index:
+// suppression_outbox_pending_lifts.
 const pendingBefore = `EXISTS (SELECT 1 FROM suppression_outbox p WHERE p.destination = o.destination AND p.id < o.id
-	AND p.status = 'pending' AND p.target_subject_id = o.target_subject_id AND p.channel = o.channel AND p.brand = o.brand AND p.purpose = o.purpose)`
+	AND p.status = 'pending' AND p.action = 'lift'
+	AND p.target_subject_id = o.target_subject_id AND p.channel = o.channel AND p.brand = o.brand AND p.purpose = o.purpose)`
 
 // OutboxDone is the final or interim outcome of one claimed row.
 type OutboxDone struct {
