@@ -220,6 +220,15 @@ func (s *Store) HeldSuppressions(ctx context.Context, destination string, afterI
 	return rows, nil
 }
 
+// MaxOutboxID is the largest outbox row id of destination (0: none).
+func (s *Store) MaxOutboxID(ctx context.Context, destination string) (int64, error) {
+	var id int64
+	if err := s.DB.GetContext(ctx, &id, `SELECT coalesce(max(id), 0) FROM suppression_outbox WHERE destination = $1`, destination); err != nil {
+		return 0, fmt.Errorf("store: max outbox id: %w", err)
+	}
+	return id, nil
+}
+
 // RecordDrift records, for each of ids, that a drift check found the
 // destination no longer holding the suppression (a "drift" history line
 // with receipt), and, when repair, puts the row back to pending to be

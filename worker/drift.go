@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/store"
 )
 
 // driftLockKey is the Postgres advisory lock that makes the periodic drift
@@ -37,7 +40,9 @@ type DriftReport struct {
 // list re-imported, a provider's data loss) are counted
 // (consentsync_drift_found_total) and recorded; with repair they are
 // pushed again. destination "" checks every destination; sample > 0 stops
-// after that many suppressions per destination (oldest first). progress,
+// after that many suppressions per destination, read from a random point
+// onwards (wrapping round), so that successive sampled runs cover them
+// all. progress,
 // when not nil, is called after each batch. A provider call that fails
 // ends that destination's check with an error naming it; the others go on.
 func (w *Worker) Drift(ctx context.Context, destination string, repair bool, sample int, progress func(DriftReport)) ([]DriftReport, error) {
@@ -73,15 +78,37 @@ func (w *Worker) driftOne(ctx context.Context, name string, repair bool, sample 
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
 	timeout := w.timeoutOf(name, limit)
-	var after int64
+	var after, start int64
+	wrapped := false
+	if sample > 0 {
+		last, err := w.Store.MaxOutboxID(ctx, name)
+		if err != nil {
+			return rep, err
+		}
+		if last > 0 {
+			start = rand.Int64N(last)
+		}
+		after = start
+	}
 	for sample <= 0 || rep.Checked < sample {
 		n := limit
 		if sample > 0 {
 			n = min(n, sample-rep.Checked)
 		}
 		rows, err := w.Store.HeldSuppressions(ctx, name, after, n)
-		if err != nil || len(rows) == 0 {
+		if err != nil {
 			return rep, err
+		}
+		if wrapped {
+			// Second lap: up to where the first began.
+			rows = slices.DeleteFunc(rows, func(r store.OutboxRow) bool { return r.ID > start })
+		}
+		if len(rows) == 0 {
+			if sample > 0 && !wrapped && start > 0 {
+				wrapped, after = true, 0
+				continue
+			}
+			return rep, nil
 		}
 		batch := suppressionsOf(rows)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
