@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -218,6 +219,21 @@ func (s *Store) HeldSuppressions(ctx context.Context, destination string, afterI
 		return nil, fmt.Errorf("store: held suppressions: %w", err)
 	}
 	return rows, nil
+}
+
+// NextDue is when destination next has work: the earliest time one of its
+// pending rows may be claimed (next_attempt_at, or its lease's end) or one
+// of its sent rows' read-back is due (ok false: none). Indexes: suppression_outbox_pending,
+// suppression_outbox_verify.
+func (s *Store) NextDue(ctx context.Context, destination string) (time.Time, bool, error) {
+	var at sql.NullTime
+	err := s.DB.GetContext(ctx, &at, `SELECT least(
+		(SELECT min(greatest(next_attempt_at, lease_until)) FROM suppression_outbox WHERE destination = $1 AND status = 'pending'),
+		(SELECT min(verify_due_at) FROM suppression_outbox WHERE destination = $1 AND status = 'sent' AND verify_due_at IS NOT NULL))`, destination)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
+	}
+	return at.Time, at.Valid, nil
 }
 
 // MaxOutboxID is the largest outbox row id of destination (0: none).

@@ -109,6 +109,7 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	}
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
 	timeout := w.timeoutOf(p.Destination, limit)
+	worked := false // rows claimed, for the next task's time
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			// More may be pending: a later task goes on, after the other
@@ -125,6 +126,7 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 		if len(c.Rows) == 0 {
 			break
 		}
+		worked = true
 		retryAt, err := w.pushBatch(ctx, p.Destination, dest, c.Rows, timeout, c.Failures)
 		if err != nil {
 			return err
@@ -133,17 +135,47 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 			return w.pushLater(ctx, p.Destination, retryAt)
 		}
 	}
-	checker, ok := dest.(connectors.Checker)
-	if !ok {
+	var next time.Time
+	if checker, ok := dest.(connectors.Checker); ok {
+		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, timeout)
+		if err != nil {
+			return err
+		}
+		if again {
+			// Read-backs found suppressions missing (pending again), or
+			// more are due: one task goes on.
+			return w.pushLater(ctx, p.Destination, w.now())
+		}
+		next, worked = at, worked || read
+	}
+	// One task for the destination's next work: the earliest pending row
+	// or read-back due (store.NextDue), so that its tasks form one chain
+	// and never multiply. Work that is due but could not be claimed (leased
+	// by another worker, or behind an older lift) is looked at again a
+	// second later, not at once, so an idle chain never spins.
+	due, ok, err := w.Store.NextDue(ctx, p.Destination)
+	if err != nil {
+		w.Logger.Warn("next push time unknown; the sweeper will schedule it", "destination", p.Destination, "err", err)
 		return nil
 	}
-	again, err := w.verify(ctx, p.Destination, checker, limit, timeout)
-	if err != nil || !again {
-		return err
+	if ok && (next.IsZero() || due.Before(next)) {
+		next = due
 	}
-	// Read-backs found suppressions missing (pending again), or more are
-	// due.
-	return w.pushLater(ctx, p.Destination, w.now())
+	if next.IsZero() {
+		return nil
+	}
+	if !worked {
+		next = later(next, w.now().Add(time.Second))
+	}
+	return w.pushLater(ctx, p.Destination, next)
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // pushLater schedules destination's next push at its retry time. If Redis
@@ -243,8 +275,8 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		return time.Time{}, err
 	}
 	if sent > 0 && verifyAfter > 0 {
-		// The read-back of this batch (the sweeper schedules it if Redis refuses).
-		_ = w.pushLater(rctx, name, w.now().Add(verifyAfter))
+		// The read-back of this batch is scheduled by HandlePush when it
+		// ends (store.NextDue), once for all its batches.
 	} else if sent+failed > 0 {
 		events := make([]int64, 0, len(rows))
 		for _, r := range rows {

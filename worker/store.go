@@ -29,6 +29,7 @@ type Store interface {
 	Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.Time, error)
 	HeldSuppressions(ctx context.Context, destination string, afterID int64, limit int) ([]store.OutboxRow, error)
 	MaxOutboxID(ctx context.Context, destination string) (int64, error)
+	NextDue(ctx context.Context, destination string) (time.Time, bool, error)
 	RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 }

@@ -22,18 +22,28 @@ import (
 //     worker.verify_after; only a permanent failure (ErrPermanent) after
 //     worker.verify_attempts claims gives them up.
 //
-// again also reports that the last batch was full: more may be due, for a
-// later task (so one destination's long read-back does not hold a push
-// worker while others wait).
-func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration) (again bool, err error) {
+// again also reports that batchesPerTask batches were read: more may be
+// due, for a later task (so one destination's long read-back does not
+// hold a push worker while others wait). next is the earliest time a
+// read-back asked again is due (zero: none): the caller schedules one
+// task, never one per batch, so a destination's tasks never multiply.
+//
+// read reports that some row was read back.
+func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration) (again bool, next time.Time, read bool, err error) {
+	soonest := func(at time.Time) {
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
-			return true, nil
+			return true, next, read, nil
 		}
 		rows, err := w.Store.ClaimVerify(ctx, name, limit, timeout+leaseMargin)
 		if err != nil || len(rows) == 0 {
-			return again, err
+			return again, next, read, err
 		}
+		read = true
 		batch := suppressionsOf(rows)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		statuses, cerr := checker.Check(cctx, batch)
@@ -56,16 +66,16 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			w.Metrics.Verifications.WithLabelValues(name, "error").Add(float64(len(rows)))
 			w.Logger.Warn("read-back failed", "destination", name, "rows", len(rows), "err", connectors.MaskAddresses(cerr.Error()))
 			if _, err := w.Store.CompleteVerify(rctx, done); err != nil {
-				return again, err
+				return again, next, read, err
 			}
-			_ = w.pushLater(rctx, name, retryAt)
-			return again, nil
+			soonest(retryAt)
+			return again, next, read, nil
 		}
 		byID := make(map[int64]connectors.Status, len(statuses))
 		for _, st := range statuses {
 			byID[st.ID] = st
 		}
-		var next time.Time
+		var retryAt time.Time
 		for _, r := range rows {
 			st, ok := byID[r.ID]
 			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt)}
@@ -79,8 +89,8 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 				d.Outcome = store.VerifyUnknown
 				if r.VerifyAttempts < w.Config.Worker.VerifyAttempts {
 					d.Retry = w.now().Add(w.Config.Worker.VerifyAfter << min(r.VerifyAttempts-1, 16))
-					if next.IsZero() || d.Retry.Before(next) {
-						next = d.Retry
+					if retryAt.IsZero() || d.Retry.Before(retryAt) {
+						retryAt = d.Retry
 					}
 				}
 			}
@@ -93,12 +103,10 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		}
 		settled, err := w.Store.CompleteVerify(rctx, done)
 		if err != nil {
-			return again, err
+			return again, next, read, err
 		}
 		w.observeHonoured(rctx, settled)
-		if !next.IsZero() {
-			_ = w.pushLater(rctx, name, next)
-		}
+		soonest(retryAt)
 	}
 }
 
