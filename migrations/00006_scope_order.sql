@@ -8,5 +8,11 @@
 CREATE INDEX suppression_outbox_pending_lifts ON suppression_outbox (destination, target_subject_id)
     WHERE status = 'pending' AND action = 'lift';
 
+-- One push task at a time per destination (store.TryPusher): the task
+-- holding the lease until pusher_until schedules the destination's next
+-- one; others leave at once, so a destination's tasks never multiply.
+ALTER TABLE destination_status ADD COLUMN pusher text, ADD COLUMN pusher_until timestamptz;
+
 -- +goose Down
+ALTER TABLE destination_status DROP COLUMN pusher, DROP COLUMN pusher_until;
 DROP INDEX suppression_outbox_pending_lifts;

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -286,10 +287,43 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 // sweeper re-enqueues a push for each.
 func (s *Store) DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error) {
 	var out []string
-	err := s.DB.SelectContext(ctx, &out, `SELECT DISTINCT destination FROM suppression_outbox
+	err := s.DB.SelectContext(ctx, &out, `SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox
 		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())
-		UNION SELECT DISTINCT destination FROM suppression_outbox WHERE status = 'sent' AND verify_due_at <= $1`, dueBefore)
+		UNION SELECT DISTINCT destination FROM suppression_outbox WHERE status = 'sent' AND verify_due_at <= $1) d
+		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, dueBefore)
 	return out, err
+}
+
+// TryPusher takes destination's push lease for token until ttl from now
+// when no other task holds it (none, or its holder's lease ended: a
+// crashed task). It reports whether token holds it. One push task at a
+// time per destination makes its tasks one chain: the holder schedules
+// the next (worker.HandlePush); a task that finds the lease taken leaves
+// at once.
+func (s *Store) TryPusher(ctx context.Context, destination, token string, ttl time.Duration) (bool, error) {
+	var got string
+	err := s.DB.GetContext(ctx, &got, `INSERT INTO destination_status (destination, pusher, pusher_until)
+		VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+		ON CONFLICT (destination) DO UPDATE SET pusher = EXCLUDED.pusher, pusher_until = EXCLUDED.pusher_until
+			WHERE destination_status.pusher_until IS NULL OR destination_status.pusher_until < now() OR destination_status.pusher = EXCLUDED.pusher
+		RETURNING pusher`, destination, token, ttl.Milliseconds())
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: push lease: %w", err)
+	}
+	return got == token, nil
+}
+
+// ReleasePusher gives up destination's push lease if token holds it.
+func (s *Store) ReleasePusher(ctx context.Context, destination, token string) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE destination_status SET pusher = NULL, pusher_until = NULL
+		WHERE destination = $1 AND pusher = $2`, destination, token)
+	if err != nil {
+		return fmt.Errorf("store: push lease: %w", err)
+	}
+	return nil
 }
 
 // OutboxCounts returns row counts per destination and status.

@@ -176,12 +176,15 @@ func (s *Store) Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.
 // Overdue is a withdrawal not yet honoured everywhere.
 type Overdue struct {
 	// ConsentEventID is the withdrawal's ledger row.
-	ConsentEventID int64     `db:"consent_event_id" json:"consent_event_id"`
-	SubjectID      int64     `db:"subject_id" json:"subject_id"`
-	ReceivedAt     time.Time `db:"received_at" json:"received_at"`
-	Channel        string    `db:"channel" json:"channel"`
-	Brand          string    `db:"brand" json:"brand"`
-	Purpose        string    `db:"purpose" json:"purpose"`
+	ConsentEventID int64 `db:"consent_event_id" json:"consent_event_id"`
+	SubjectID      int64 `db:"subject_id" json:"subject_id"`
+	// Identity is the subject's address or number, as `consentsync
+	// subject` takes it ("" once erased).
+	Identity   string    `db:"identity" json:"identity"`
+	ReceivedAt time.Time `db:"received_at" json:"received_at"`
+	Channel    string    `db:"channel" json:"channel"`
+	Brand      string    `db:"brand" json:"brand"`
+	Purpose    string    `db:"purpose" json:"purpose"`
 	// Destinations lists "name: state" for each destination not settled
 	// ("sendgrid-acme: pending (3 attempts)", "klaviyo: sent, not verified").
 	Destinations pq.StringArray `db:"destinations" json:"destinations"`
@@ -193,7 +196,9 @@ type Overdue struct {
 // deadletters), or sent and not yet read back.
 func (s *Store) ListOverdue(ctx context.Context, before time.Time, limit int) ([]Overdue, error) {
 	var out []Overdue
-	err := s.DB.SelectContext(ctx, &out, `SELECT e.id AS consent_event_id, e.subject_id, e.received_at, e.channel, e.brand, e.purpose,
+	err := s.DB.SelectContext(ctx, &out, `SELECT e.id AS consent_event_id, e.subject_id,
+		coalesce((SELECT coalesce(sb.email_original, sb.email, sb.phone) FROM subjects sb WHERE sb.id = e.subject_id), '') AS identity,
+		e.received_at, e.channel, e.brand, e.purpose,
 		array_agg(x.destination || ': ' || CASE WHEN x.status = 'pending' THEN 'pending (' || x.attempts || ' attempts)'
 			WHEN x.status = 'failed' THEN 'failed (refused for good)' ELSE 'sent, not verified' END ORDER BY x.destination) AS destinations
 		FROM consent_events e JOIN suppression_outbox x ON x.consent_event_id = e.id AND x.action = 'suppress' AND NOT (`+honoured+`)

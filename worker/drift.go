@@ -52,8 +52,11 @@ func (w *Worker) Drift(ctx context.Context, destination string, repair bool, sam
 			names = append(names, name)
 		}
 	}
+	if len(names) == 0 && destination == "" {
+		return nil, errors.New("no destinations configured (destinations[] in CONSENTSYNC_CONFIG)")
+	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("drift: no destination named %q", destination)
+		return nil, fmt.Errorf("no destination named %q", destination)
 	}
 	sort.Strings(names)
 	var reports []DriftReport
@@ -62,7 +65,7 @@ func (w *Worker) Drift(ctx context.Context, destination string, repair bool, sam
 		rep, err := w.driftOne(ctx, name, repair, sample, progress)
 		reports = append(reports, rep)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("drift: %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	return reports, errors.Join(errs...)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,11 @@ func backoff(n int) time.Duration {
 	}
 	return min(d, maxBackoff)
 }
+
+// pusherLease bounds how long one push task holds its destination's lease
+// (store.TryPusher): the push task's own timeout (jobs.Enqueuer.PushAt), so
+// a crashed task's lease has ended by the time asynq retries it.
+const pusherLease = 5 * time.Minute
 
 // batchesPerTask is how many push calls, then how many read-back calls, one
 // push task makes before it hands over to a new task for the destination:
@@ -107,6 +113,17 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 			return ctx.Err()
 		}
 	}
+	// One task at a time per destination: the others leave, the holder
+	// schedules the next (its successor, below).
+	token := rand.Text()
+	if ok, err := w.Store.TryPusher(ctx, p.Destination, token, pusherLease); err != nil || !ok {
+		return err
+	}
+	defer func() {
+		if err := w.Store.ReleasePusher(context.WithoutCancel(ctx), p.Destination, token); err != nil {
+			w.Logger.Warn("push lease not released; it ends by itself", "destination", p.Destination, "err", err)
+		}
+	}()
 	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
 	timeout := w.timeoutOf(p.Destination, limit)
 	worked := false // rows claimed, for the next task's time

@@ -30,6 +30,8 @@ type Store interface {
 	HeldSuppressions(ctx context.Context, destination string, afterID int64, limit int) ([]store.OutboxRow, error)
 	MaxOutboxID(ctx context.Context, destination string) (int64, error)
 	NextDue(ctx context.Context, destination string) (time.Time, bool, error)
+	TryPusher(ctx context.Context, destination, token string, ttl time.Duration) (bool, error)
+	ReleasePusher(ctx context.Context, destination, token string) error
 	RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 }

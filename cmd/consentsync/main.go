@@ -21,6 +21,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -62,7 +63,8 @@ Commands:
   expiring --within 30d       consents that lapse soon (re-consent campaigns)
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
   drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
-  overdue [-limit N]          withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h)
+  overdue [-older-than D] [-limit N]
+                              withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h); exit 1 when any
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
@@ -456,30 +458,49 @@ func drift(ctx context.Context, log *slog.Logger, args []string) error {
 func overdue(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("overdue", flag.ContinueOnError)
 	limit := fs.Int("limit", 1000, "list at most this many")
+	olderThan := fs.Duration("older-than", 0, "list withdrawals older than this (default policy.withdrawal_deadline; 24h matches the alert)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *limit < 1 || *olderThan < 0 {
+		return errors.New("-limit must be at least 1 and -older-than not negative")
 	}
 	svc, closeFn, err := openReadOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	rows, err := svc.Overdue(ctx, *limit)
+	age := cmp.Or(*olderThan, svc.Config.Policy.WithdrawalDeadline)
+	rows, err := svc.Overdue(ctx, age, *limit+1)
 	if err != nil {
 		return err
 	}
 	if len(rows) == 0 {
-		fmt.Printf("no withdrawal older than %s is waiting for a destination\n", svc.Config.Policy.WithdrawalDeadline)
+		fmt.Printf("no withdrawal older than %s is waiting for a destination\n", age)
 		return nil
 	}
+	more := len(rows) > *limit
+	rows = rows[:min(len(rows), *limit)]
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEDGER ID\tSUBJECT\tRECEIVED\tAGE\tSCOPE\tWAITING FOR")
 	now := time.Now()
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s/%s/%s\t%s\n", r.ConsentEventID, r.SubjectID, r.ReceivedAt.UTC().Format(time.RFC3339),
-			now.Sub(r.ReceivedAt).Round(time.Minute), r.Channel, r.Brand, r.Purpose, strings.Join(r.Destinations, "; "))
+		who := cmp.Or(r.Identity, fmt.Sprintf("#%d (erased)", r.SubjectID))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s/%s/%s\t%s\n", r.ConsentEventID, who, r.ReceivedAt.UTC().Format(time.RFC3339),
+			now.Sub(r.ReceivedAt).Round(time.Minute), r.Brand, r.Channel, r.Purpose, strings.Join(r.Destinations, "; "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if more {
+		fmt.Printf("(more than %d: raise -limit)\n", *limit)
+	}
+	// Exit 1: a daily run (cron, CI) fails while withdrawals are overdue.
+	n := fmt.Sprint(len(rows))
+	if more {
+		n = "more than " + n
+	}
+	return fmt.Errorf("%s withdrawals older than %s not honoured everywhere", n, age)
 }
 
 // parseDays reads "30d" (days) or any Go duration ("720h").
