@@ -61,13 +61,56 @@ func ParseChannel(s string) (Channel, error) {
 	return "", fmt.Errorf("unknown channel %q (want email, sms, phone or post)", s)
 }
 
-// ParsePurpose validates a purpose name.
+// CookiePrefix starts a cookie sub-purpose: "cookies:<name>" is the
+// consent to one purpose of a site's consent banner ("cookies:analytics",
+// "cookies:advertising_personalization"). The CNIL requires a choice per
+// purpose, not one global "cookies" consent (CNIL, lignes directrices et
+// recommandation "cookies et autres traceurs" of 17 September 2020, art. 2,
+// https://www.cnil.fr/fr/cookies-et-autres-traceurs/regles/cookies/lignes-directrices-modificatives-et-recommandation;
+// ePrivacy art. 5(3)). docs/rules.md, "Cookies and browser signals".
+const CookiePrefix = "cookies:"
+
+// MaxCookiePurposeName bounds the <name> of "cookies:<name>", in bytes.
+const MaxCookiePurposeName = 64
+
+// ErrBadPurpose is wrapped by ParsePurpose and CookiePurpose errors.
+var ErrBadPurpose = errors.New("invalid purpose")
+
+// ParsePurpose validates a purpose name: marketing, partners, cookies,
+// sale_sharing, or a cookie sub-purpose "cookies:<name>" whose name is 1 to
+// MaxCookiePurposeName bytes of a-z, 0-9, '_', '-' and '.' (see
+// CookiePurpose). Errors wrap ErrBadPurpose.
 func ParsePurpose(s string) (Purpose, error) {
 	switch p := Purpose(s); p {
 	case PurposeMarketing, PurposePartners, PurposeCookies, PurposeSaleSharing:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown purpose %q (want marketing, partners, cookies or sale_sharing)", s)
+	if name, ok := strings.CutPrefix(s, CookiePrefix); ok {
+		return CookiePurpose(name)
+	}
+	return "", fmt.Errorf("%w: unknown purpose %q (want marketing, partners, cookies, cookies:<name> or sale_sharing)", ErrBadPurpose, s)
+}
+
+// CookiePurpose returns the cookie sub-purpose "cookies:" + name. name must
+// be 1 to MaxCookiePurposeName bytes of a-z, 0-9, '_', '-' and '.' (a
+// consent platform's purpose id, lower-cased by the caller). Errors wrap
+// ErrBadPurpose.
+func CookiePurpose(name string) (Purpose, error) {
+	if name == "" || len(name) > MaxCookiePurposeName {
+		return "", fmt.Errorf("%w: cookie purpose name must be 1 to %d characters", ErrBadPurpose, MaxCookiePurposeName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return "", fmt.Errorf("%w: cookie purpose %q: only a-z, 0-9, '_', '-' and '.'", ErrBadPurpose, name)
+		}
+	}
+	return Purpose(CookiePrefix + name), nil
+}
+
+// IsCookies reports whether p is "cookies" or a "cookies:<name>" sub-purpose.
+func (p Purpose) IsCookies() bool {
+	return p == PurposeCookies || strings.HasPrefix(string(p), CookiePrefix)
 }
 
 // Subject names the person a signal is about. Email is the normalized address
