@@ -17,6 +17,7 @@ import (
 	_ "github.com/consentsync/consentsync/connectors/klaviyo"
 	_ "github.com/consentsync/consentsync/connectors/mailchimp"
 	_ "github.com/consentsync/consentsync/connectors/mailgun"
+	_ "github.com/consentsync/consentsync/connectors/pipedrive"
 	_ "github.com/consentsync/consentsync/connectors/postmark"
 	_ "github.com/consentsync/consentsync/connectors/salesforce"
 	_ "github.com/consentsync/consentsync/connectors/sendgrid"
