@@ -171,6 +171,14 @@ type Evidence struct {
 	OptInLevel string `json:"opt_in_level,omitempty"`
 	// ConfirmedAt is the double-opt-in confirmation time.
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+	// ConsentString is a consent platform's record of the choice: the IAB
+	// TCF consent string (Didomi's tcfcs) or the platform's consent token
+	// (Axeptio's token), as sent. omitempty: the evidence hash of evidence
+	// without it is unchanged.
+	ConsentString string `json:"consent_string,omitempty"`
+	// GPC is set when the request carried the Global Privacy Control
+	// header "Sec-GPC: 1" (https://privacycg.github.io/gpc-spec/).
+	GPC bool `json:"gpc,omitempty"`
 }
 
 // Scope is how far a withdrawal reaches: the signal's own brand, or every
@@ -287,7 +295,7 @@ func CleanText(s string, max int) string {
 // withdrawal from being recorded.
 func (e Evidence) Clean() Evidence {
 	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
-		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
+		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel, &e.ConsentString} {
 		*p = CleanText(*p, maxEvidenceText)
 	}
 	return e

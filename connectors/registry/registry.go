@@ -12,6 +12,7 @@ import (
 
 	// Vendors, one line each.
 	_ "github.com/consentsync/consentsync/connectors/brevo"
+	_ "github.com/consentsync/consentsync/connectors/didomi"
 	_ "github.com/consentsync/consentsync/connectors/form"
 	_ "github.com/consentsync/consentsync/connectors/hubspot"
 	_ "github.com/consentsync/consentsync/connectors/klaviyo"
