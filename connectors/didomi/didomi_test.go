@@ -76,7 +76,7 @@ func TestVerify(t *testing.T) {
 		{"exp edited", bearer(strings.Replace(good, "cs1.17636", "cs1.17637", 1)), now, false, false},
 		{"mac cut", bearer(good[:len(good)-2]), now, false, false},
 		{"no header", http.Header{}, now, false, false},
-		{"basic", http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(clientID + ":" + secret))}}, now, false, false},
+		{"basic", http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(clientID+":"+secret))}}, now, false, false},
 		{"secret as token", bearer(secret), now, false, false},
 		{"empty bearer", bearer(""), now, false, false},
 		{"negative exp", bearer("cs1.-5.AAAA"), now, false, false},
