@@ -82,13 +82,8 @@ type SourceOptions struct {
 	Vendors *bool `yaml:"vendors"`
 }
 
-// Scope is where a Didomi purpose's choice goes: Purpose is required (a
-// consent.Purpose), Brand defaults to the source's, Channel to email.
-type Scope struct {
-	Brand   string `yaml:"brand"`
-	Purpose string `yaml:"purpose"`
-	Channel string `yaml:"channel"`
-}
+// Scope is where a Didomi purpose's choice goes (connectors.Scope).
+type Scope = connectors.Scope
 
 // Defaults sets vendors to true when unset.
 func (o *SourceOptions) Defaults() {
@@ -103,35 +98,12 @@ func (o *SourceOptions) Validate(_ bool, bad func(key, format string, args ...an
 	if strings.TrimSpace(o.ClientID) == "" {
 		bad("client_id", "is required (the OAuth client id given to Didomi)")
 	}
-	validateScopes("purposes", o.Purposes, bad)
-}
-
-// validateScopes checks a purposes map: known purpose and channel.
-func validateScopes(key string, m map[string]Scope, bad func(key, format string, args ...any)) {
-	for id, sc := range m {
-		k := key + "." + id
-		if sc.Purpose == "" {
-			bad(k+".purpose", "is required")
-		} else if _, err := consent.ParsePurpose(sc.Purpose); err != nil {
-			bad(k+".purpose", "%s", err.Error())
-		}
-		if sc.Channel != "" {
-			if _, err := consent.ParseChannel(sc.Channel); err != nil {
-				bad(k+".channel", "%s", err.Error())
-			}
-		}
-	}
+	connectors.ValidateScopes("purposes", o.Purposes, bad)
 }
 
 // Brands returns the brands purposes name (config.BrandLister).
 func (o *SourceOptions) Brands() []string {
-	var out []string
-	for _, s := range o.Purposes {
-		if s.Brand != "" {
-			out = append(out, s.Brand)
-		}
-	}
-	return out
+	return connectors.ScopeBrands(o.Purposes)
 }
 
 type scope struct {
@@ -340,38 +312,11 @@ func (s *Source) scopeOf(c choice) (scope, bool) {
 			return m, true
 		}
 	}
-	name := Sanitize(c.id)
-	if c.vendor {
-		name = "vendor." + name
-	}
-	p, err := consent.CookiePurpose(connectors.ClipUTF8(name, consent.MaxCookiePurposeName))
-	if err != nil {
+	p, ok := connectors.CookiePurposeOf(c.id, c.vendor)
+	if !ok {
 		return scope{}, false
 	}
 	return scope{brand: s.cfg.Brand, purpose: p, channel: consent.ChannelEmail}, true
-}
-
-// Sanitize turns a consent platform's purpose or vendor id into a
-// "cookies:<name>" name: lower-cased, every byte outside a-z 0-9 _ . -
-// replaced by '-'; "" when nothing is left but dashes.
-func Sanitize(id string) string {
-	id = strings.ToLower(strings.TrimSpace(id))
-	out := []byte(id)
-	meaningful := false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' {
-			meaningful = true
-			continue
-		}
-		if c != '-' {
-			out[i] = '-'
-		}
-	}
-	if !meaningful {
-		return ""
-	}
-	return string(out)
 }
 
 // choices reads consents.purposes (enabled true/false; null skipped) and,

@@ -11,6 +11,7 @@ import (
 	"github.com/consentsync/consentsync/connectors"
 
 	// Vendors, one line each.
+	_ "github.com/consentsync/consentsync/connectors/axeptio"
 	_ "github.com/consentsync/consentsync/connectors/brevo"
 	_ "github.com/consentsync/consentsync/connectors/didomi"
 	_ "github.com/consentsync/consentsync/connectors/form"
