@@ -75,3 +75,46 @@ func TestDidomiTokenFlow(t *testing.T) {
 		t.Error("the purpose mapped to marketing was not pushed to the destinations")
 	}
 }
+
+// TestGlobalPrivacyControl posts a preference page's submission relaying
+// Sec-GPC: 1: the ledger holds a sale_sharing withdrawal beside the
+// newsletter grant, the stored request keeps the header (and not the
+// bearer token), eligibility for sale_sharing is refused, and no
+// destination is asked to suppress (none honours sale_sharing).
+func TestGlobalPrivacyControl(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{})
+	fx := fixture(t, "preference-gpc")
+	if r := e.postFixture(fx); r.Status != 202 {
+		t.Fatalf("HTTP %d %s", r.Status, r.Body)
+	}
+	// The same page without the header: no objection.
+	h := fx.ConnectorRequest().Header
+	h.Del("Sec-GPC")
+	other := []byte(strings.Replace(string(fx.Body), "Lucas.Fontaine@Example.com", "zoe.perrin@example.com", 1))
+	if r := e.do("POST", fx.Request.Path, "", h, other); r.Status != 202 {
+		t.Fatalf("HTTP %d %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	want := append(keys(fx.Expect.Signals), "zoe.perrin@example.com email acme marketing granted 2025-11-20T10:45:00Z")
+	if got := e.ledger("preference-page"); !sameSet(got, want) {
+		t.Fatalf("ledger\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	var stored string
+	if err := e.App.Store.DB.Get(&stored, `SELECT headers::text FROM inbound_events WHERE source = 'preference-page' ORDER BY id LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stored, `"Sec-Gpc": ["1"]`) || strings.Contains(stored, "pref-token-91aa") {
+		t.Errorf("stored headers %s: want Sec-Gpc kept, the token dropped", stored)
+	}
+	subject := "/v1/subjects/lucas.fontaine%40example.com"
+	if r := e.admin("GET", subject+"/eligibility?brand=acme&purpose=sale_sharing"); r.Status != 200 || !strings.Contains(r.Body, `"reason":"withdrawn"`) {
+		t.Errorf("sale_sharing eligibility: %d %s", r.Status, r.Body)
+	}
+	if r := e.admin("GET", subject+"/history"); !strings.Contains(r.Body, `"gpc":true`) {
+		t.Errorf("history lacks the GPC evidence: %.500s", r.Body)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE purpose = 'sale_sharing'`); n != 0 {
+		t.Errorf("%d sale_sharing suppressions queued: no destination honours sale_sharing", n)
+	}
+}
