@@ -63,11 +63,15 @@ func ParseChannel(s string) (Channel, error) {
 
 // CookiePrefix starts a cookie sub-purpose: "cookies:<name>" is the
 // consent to one purpose of a site's consent banner ("cookies:analytics",
-// "cookies:advertising_personalization"). The CNIL requires a choice per
-// purpose, not one global "cookies" consent (CNIL, lignes directrices et
-// recommandation "cookies et autres traceurs" of 17 September 2020, art. 2,
-// https://www.cnil.fr/fr/cookies-et-autres-traceurs/regles/cookies/lignes-directrices-modificatives-et-recommandation;
-// ePrivacy art. 5(3)). docs/rules.md, "Cookies and browser signals".
+// "cookies:advertising_personalization", "cookies:vendor.google"). The
+// CNIL wants consent given purpose by purpose (a global "accept all" is
+// allowed only beside per-purpose choices), the list of the companies
+// relying on it shown, refusal as easy as acceptance, and the choice
+// provable (CNIL délibérations n° 2020-091, lignes directrices, and
+// n° 2020-092, recommandation, of 17 September 2020,
+// https://www.legifrance.gouv.fr/jorf/id/JORFTEXT000042388197; loi
+// Informatique et Libertés art. 82, ePrivacy directive art. 5(3)).
+// docs/rules.md, "Cookies and browser signals".
 const CookiePrefix = "cookies:"
 
 // MaxCookiePurposeName bounds the <name> of "cookies:<name>", in bytes.
