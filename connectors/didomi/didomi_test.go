@@ -303,3 +303,49 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzIssueToken(f *testing.F) {
+	fx, s := fixture(f)
+	f.Add("grant_type=client_credentials", "Basic "+base64.StdEncoding.EncodeToString([]byte(clientID+":"+secret)))
+	f.Add("grant_type=client_credentials&client_id="+clientID+"&client_secret=x", "")
+	f.Add("%zz&grant_type", "Basic %%")
+	f.Fuzz(func(t *testing.T, body, auth string) {
+		w := httptest.NewRecorder()
+		s.IssueToken(w, &connectors.Request{Method: "POST", Header: http.Header{"Authorization": {auth}}, Body: []byte(body)}, fx.Now)
+		var out map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("answer is not JSON: %q", w.Body.String())
+		}
+		if strings.Contains(w.Body.String(), secret) {
+			t.Fatal("secret in the answer")
+		}
+		switch w.Code {
+		case 200:
+			tok, _ := out["access_token"].(string)
+			if err := s.Verify(&connectors.Request{Header: bearer(tok)}, fx.Now); err != nil {
+				t.Fatalf("issued a token Verify refuses: %v", err)
+			}
+			form, _ := url.ParseQuery(body)
+			id, sec, basic := (&http.Request{Header: http.Header{"Authorization": {auth}}}).BasicAuth()
+			if !basic {
+				id, sec = form.Get("client_id"), form.Get("client_secret")
+			} else {
+				if u, err := url.QueryUnescape(id); err == nil {
+					id = u
+				}
+				if p, err := url.QueryUnescape(sec); err == nil {
+					sec = p
+				}
+			}
+			if id != clientID || sec != secret {
+				t.Fatalf("token issued without the credentials: %q %q", body, auth)
+			}
+		case 400, 401:
+			if out["error"] == nil || out["access_token"] != nil {
+				t.Fatalf("error answer %v", out)
+			}
+		default:
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+}

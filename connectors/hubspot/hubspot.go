@@ -28,7 +28,7 @@
 //     configuration knows which purpose the type carries. "false" → no
 //     signal, as for hs_email_optout. hs_email_optout itself stays the
 //     withdrawal of all email marketing.
-//     Subscription types: https://knowledge.hubspot.com/marketing-email/create-and-edit-subscription-types.
+//     Subscription types: https://developers.hubspot.com/docs/guides/api/marketing/subscriptions-preferences.
 //     HubSpot's webhook API offers no subscription-change event of its own
 //     (the v3 eventType enum, https://developers.hubspot.com/docs/api-reference/2026-03/webhooks/guide,
 //     lists propertyChange, creation, deletion, merge, restore,
