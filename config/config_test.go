@@ -81,7 +81,7 @@ func TestParseExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if len(c.Sources) != 14 || len(c.Destinations) != 2 {
+	if len(c.Sources) != 15 || len(c.Destinations) != 2 {
 		t.Fatalf("got %d sources, %d destinations", len(c.Sources), len(c.Destinations))
 	}
 	hs, ok := c.Source("hubspot-acme")

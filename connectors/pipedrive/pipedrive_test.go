@@ -218,3 +218,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestFixtureV1(t *testing.T) {
+	t.Parallel()
+	f, s := fixtures.LoadSource(t, "pipedrive-v1-optout", NewSource)
+	b := f.Run(t, s)
+	if b.DedupKey == "" || b.Signals[0].Evidence.Event != "updated.person" || b.Signals[0].Evidence.Field != field || b.Signals[0].Evidence.Checkbox != "41" {
+		t.Errorf("dedup %q evidence %+v", b.DedupKey, b.Signals[0].Evidence)
+	}
+	if len(b.Skipped) != 0 {
+		t.Errorf("skipped %q", b.Skipped)
+	}
+}
