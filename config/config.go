@@ -14,6 +14,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/consentsync/consentsync/consent"
 )
 
 // Config is the whole configuration.
@@ -514,8 +516,8 @@ func (c *Config) Validate() error {
 				if !slices.Contains([]string{"email", "sms", "phone", "post"}, cf.Channel) {
 					bad(cp+".channel", "%q is not a channel (want email, sms, phone or post)", cf.Channel)
 				}
-				if !slices.Contains([]string{"marketing", "partners", "cookies", "sale_sharing"}, cf.Purpose) {
-					bad(cp+".purpose", "%q is not a purpose (want marketing, partners, cookies or sale_sharing)", cf.Purpose)
+				if _, err := consent.ParsePurpose(cf.Purpose); err != nil {
+					bad(cp+".purpose", "%q is not a purpose (want marketing, partners, cookies, cookies:<name> or sale_sharing)", cf.Purpose)
 				}
 			}
 		}
@@ -556,7 +558,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		for j, pu := range d.Purposes {
-			if !slices.Contains([]string{"marketing", "partners", "cookies", "sale_sharing"}, pu) {
+			if _, err := consent.ParsePurpose(pu); err != nil {
 				bad(fmt.Sprintf("%s.purposes[%d]", p, j), "%q is not a purpose", pu)
 			}
 		}

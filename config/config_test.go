@@ -81,7 +81,7 @@ func TestParseExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if len(c.Sources) != 9 || len(c.Destinations) != 2 {
+	if len(c.Sources) != 15 || len(c.Destinations) != 2 {
 		t.Fatalf("got %d sources, %d destinations", len(c.Sources), len(c.Destinations))
 	}
 	hs, ok := c.Source("hubspot-acme")
@@ -136,7 +136,7 @@ func TestParseExampleNeedsSandboxURL(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error for unset SANDBOX_URL")
 	}
-	for _, want := range []string{"unset environment variable: SANDBOX_URL (referenced at sources[0].api_base_url (line 7), destinations[0].base_url"} {
+	for _, want := range []string{"unset environment variable: SANDBOX_URL (referenced at sources[0].api_base_url (line 7), sources[1].api_base_url (line 10), destinations[0].base_url"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}

@@ -110,6 +110,18 @@ type Prober interface {
 	Probe(w http.ResponseWriter, r *Request)
 }
 
+// TokenIssuer is implemented by sources whose sender first obtains an
+// OAuth 2.0 access token with the client credentials grant (RFC 6749
+// §4.4) and then presents it as "Authorization: Bearer" on each delivery
+// (Didomi). IssueToken answers POST /webhooks/{source}/oauth/token: the
+// token request (r.Body form-encoded, client authentication by HTTP basic
+// auth or client_id/client_secret parameters, RFC 6749 §2.3.1), with the
+// access token response (§5.1) or an error response (§5.2). It never
+// stores anything and never logs the credentials.
+type TokenIssuer interface {
+	IssueToken(w http.ResponseWriter, r *Request, now time.Time)
+}
+
 // Sentinel errors callers branch on.
 var (
 	// ErrUnauthorized: missing or bad signature, token or org id (HTTP 401).

@@ -61,13 +61,60 @@ func ParseChannel(s string) (Channel, error) {
 	return "", fmt.Errorf("unknown channel %q (want email, sms, phone or post)", s)
 }
 
-// ParsePurpose validates a purpose name.
+// CookiePrefix starts a cookie sub-purpose: "cookies:<name>" is the
+// consent to one purpose of a site's consent banner ("cookies:analytics",
+// "cookies:advertising_personalization", "cookies:vendor.google"). The
+// CNIL wants consent given purpose by purpose (a global "accept all" is
+// allowed only beside per-purpose choices), the list of the companies
+// relying on it shown, refusal as easy as acceptance, and the choice
+// provable (CNIL délibérations n° 2020-091, lignes directrices, and
+// n° 2020-092, recommandation, of 17 September 2020,
+// https://www.legifrance.gouv.fr/jorf/id/JORFTEXT000042388197; loi
+// Informatique et Libertés art. 82, ePrivacy directive art. 5(3)).
+// docs/rules.md, "Cookies and browser signals".
+const CookiePrefix = "cookies:"
+
+// MaxCookiePurposeName bounds the <name> of "cookies:<name>", in bytes.
+const MaxCookiePurposeName = 64
+
+// ErrBadPurpose is wrapped by ParsePurpose and CookiePurpose errors.
+var ErrBadPurpose = errors.New("invalid purpose")
+
+// ParsePurpose validates a purpose name: marketing, partners, cookies,
+// sale_sharing, or a cookie sub-purpose "cookies:<name>" whose name is 1 to
+// MaxCookiePurposeName bytes of a-z, 0-9, '_', '-' and '.' (see
+// CookiePurpose). Errors wrap ErrBadPurpose.
 func ParsePurpose(s string) (Purpose, error) {
 	switch p := Purpose(s); p {
 	case PurposeMarketing, PurposePartners, PurposeCookies, PurposeSaleSharing:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown purpose %q (want marketing, partners, cookies or sale_sharing)", s)
+	if name, ok := strings.CutPrefix(s, CookiePrefix); ok {
+		return CookiePurpose(name)
+	}
+	return "", fmt.Errorf("%w: unknown purpose %q (want marketing, partners, cookies, cookies:<name> or sale_sharing)", ErrBadPurpose, s)
+}
+
+// CookiePurpose returns the cookie sub-purpose "cookies:" + name. name must
+// be 1 to MaxCookiePurposeName bytes of a-z, 0-9, '_', '-' and '.' (a
+// consent platform's purpose id, lower-cased by the caller). Errors wrap
+// ErrBadPurpose.
+func CookiePurpose(name string) (Purpose, error) {
+	if name == "" || len(name) > MaxCookiePurposeName {
+		return "", fmt.Errorf("%w: cookie purpose name must be 1 to %d characters", ErrBadPurpose, MaxCookiePurposeName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return "", fmt.Errorf("%w: cookie purpose %q: only a-z, 0-9, '_', '-' and '.'", ErrBadPurpose, name)
+		}
+	}
+	return Purpose(CookiePrefix + name), nil
+}
+
+// IsCookies reports whether p is "cookies" or a "cookies:<name>" sub-purpose.
+func (p Purpose) IsCookies() bool {
+	return p == PurposeCookies || strings.HasPrefix(string(p), CookiePrefix)
 }
 
 // Subject names the person a signal is about. Email is the normalized address
@@ -128,6 +175,14 @@ type Evidence struct {
 	OptInLevel string `json:"opt_in_level,omitempty"`
 	// ConfirmedAt is the double-opt-in confirmation time.
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+	// ConsentString is a consent platform's record of the choice: the IAB
+	// TCF consent string (Didomi's tcfcs) or the platform's consent token
+	// (Axeptio's token), as sent. omitempty: the evidence hash of evidence
+	// without it is unchanged.
+	ConsentString string `json:"consent_string,omitempty"`
+	// GPC is set when the request carried the Global Privacy Control
+	// header "Sec-GPC: 1" (https://privacycg.github.io/gpc-spec/).
+	GPC bool `json:"gpc,omitempty"`
 }
 
 // Scope is how far a withdrawal reaches: the signal's own brand, or every
@@ -244,7 +299,7 @@ func CleanText(s string, max int) string {
 // withdrawal from being recorded.
 func (e Evidence) Clean() Evidence {
 	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
-		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
+		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel, &e.ConsentString} {
 		*p = CleanText(*p, maxEvidenceText)
 	}
 	return e

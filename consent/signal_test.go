@@ -110,7 +110,8 @@ func TestParseChannelPurpose(t *testing.T) {
 			t.Errorf("ParseChannel(%q) = %q, %v", c, got, err)
 		}
 	}
-	for _, p := range []string{"marketing", "partners", "cookies", "sale_sharing"} {
+	for _, p := range []string{"marketing", "partners", "cookies", "sale_sharing", "cookies:analytics", "cookies:iab.1", "cookies:ad-perso_2",
+		"cookies:" + strings.Repeat("a", MaxCookiePurposeName)} {
 		if got, err := ParsePurpose(p); err != nil || string(got) != p {
 			t.Errorf("ParsePurpose(%q) = %q, %v", p, got, err)
 		}
@@ -120,9 +121,15 @@ func TestParseChannelPurpose(t *testing.T) {
 			t.Errorf("ParseChannel(%q) accepted", bad)
 		}
 	}
-	for _, bad := range []string{"", "Marketing", "email", "sale-sharing"} {
-		if _, err := ParsePurpose(bad); err == nil {
-			t.Errorf("ParsePurpose(%q) accepted", bad)
+	for _, bad := range []string{"", "Marketing", "email", "sale-sharing", "cookies:", "cookies:Analytics", "cookies:a b", "cookies:a:b",
+		"cookies:é", "cookies:a\x00", "Cookies:analytics", "cookies:" + strings.Repeat("a", MaxCookiePurposeName+1), "marketing:x"} {
+		if _, err := ParsePurpose(bad); !errors.Is(err, ErrBadPurpose) {
+			t.Errorf("ParsePurpose(%q) = %v, want ErrBadPurpose", bad, err)
+		}
+	}
+	for p, want := range map[Purpose]bool{"cookies": true, "cookies:analytics": true, "marketing": false, "sale_sharing": false, "cookiesx": false} {
+		if p.IsCookies() != want {
+			t.Errorf("%q.IsCookies() = %v", p, !want)
 		}
 	}
 }

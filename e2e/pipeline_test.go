@@ -88,8 +88,8 @@ func TestTamperedFixturesAreRefused(t *testing.T) {
 		req := fx.ConnectorRequest()
 		body := append([]byte(nil), req.Body...)
 		switch source(fx) {
-		case "mailchimp-acme", "postmark-acme", "salesforce-acme":
-			continue // authenticated by URL secret / org id, not a body signature
+		case "mailchimp-acme", "postmark-acme", "salesforce-acme", "pipedrive-acme", "didomi-acme", "axeptio-acme", "preference-page", "pipedrive-v1":
+			continue // authenticated by URL secret / org id / basic auth / bearer token, not a body signature
 		case "mailgun-acme":
 			// Mailgun signs timestamp + token only: tamper with the token.
 			body = []byte(strings.Replace(string(body), `"token": "3f`, `"token": "4f`, 1))
@@ -105,6 +105,21 @@ func TestTamperedFixturesAreRefused(t *testing.T) {
 	mc := fixture(t, "mailchimp-unsubscribe")
 	if r := e.do("POST", mc.Request.Path, "key=wrong", mc.ConnectorRequest().Header, mc.Body); r.Status != http.StatusUnauthorized {
 		t.Errorf("mailchimp wrong key: HTTP %d", r.Status)
+	}
+	ax := fixture(t, "axeptio-consent")
+	if r := e.do("POST", ax.Request.Path, "key=wrong", ax.ConnectorRequest().Header, ax.Body); r.Status != http.StatusUnauthorized {
+		t.Errorf("axeptio wrong key: HTTP %d", r.Status)
+	}
+	pd := fixture(t, "pipedrive-unsubscribe")
+	pdh := pd.ConnectorRequest().Header
+	pdh.Set("Authorization", "Basic Y29uc2VudHN5bmM6d3Jvbmc=") // consentsync:wrong
+	if r := e.do("POST", pd.Request.Path, "", pdh, pd.Body); r.Status != http.StatusUnauthorized {
+		t.Errorf("pipedrive wrong password: HTTP %d", r.Status)
+	}
+	dd := fixture(t, "didomi-consent")
+	e.SetNow(dd.Now.Add(2 * time.Hour)) // the fixture's token expired an hour ago
+	if r := e.do("POST", dd.Request.Path, "", dd.ConnectorRequest().Header, dd.Body); r.Status != http.StatusUnauthorized {
+		t.Errorf("didomi expired token: HTTP %d", r.Status)
 	}
 	sf := fixture(t, "salesforce-optout")
 	bad := strings.Replace(string(sf.Body), "00D5e000000AbCdEAK", "00D5e000000ZZZZZZZ", 1)

@@ -127,6 +127,27 @@ func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
 	p.Probe(w, &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header})
 }
 
+// handleToken is POST /webhooks/{source}/oauth/token: the OAuth 2.0 token
+// endpoint of sources whose sender authenticates with client credentials
+// (connectors.TokenIssuer: Didomi). 404 for an unknown source or one that
+// issues no tokens; 413 for a body over server.body_limit. Nothing is
+// stored.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("source")
+	src, ok := s.Sources[name]
+	ti, issues := src.(connectors.TokenIssuer)
+	if !ok || !issues {
+		writeError(w, http.StatusNotFound, "no token endpoint for this source")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Config.Server.BodyLimit))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+		return
+	}
+	ti.IssueToken(w, &connectors.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body, ReceivedAt: s.now().UTC()}, s.now())
+}
+
 // droppedHeaders are never stored: credentials and hop-by-hop noise.
 var droppedHeaders = map[string]bool{
 	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Connection": true,

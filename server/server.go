@@ -97,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhooks/{source}", s.handleWebhook)
+	mux.HandleFunc("POST /webhooks/{source}/oauth/token", s.handleToken)
 	mux.HandleFunc("GET /webhooks/{source}", s.handleProbe)
 	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
 

@@ -100,9 +100,13 @@ func kantaraReceipt(e store.LedgerRow) map[string]any {
 	case ev.Checkbox == "" && ev.OptInLevel != "":
 		method = "provider subscription (" + ev.OptInLevel + ")"
 	}
+	category := "marketing"
+	if consent.Purpose(e.Purpose).IsCookies() {
+		category = "cookies"
+	}
 	purpose := map[string]any{
 		"purpose":              e.Purpose + " by " + e.Channel,
-		"purposeCategory":      []string{"marketing"},
+		"purposeCategory":      []string{category},
 		"consentType":          "EXPLICIT",
 		"piiCategory":          []string{"contact details (" + e.Channel + ")"},
 		"primaryPurpose":       e.Purpose == string(consent.PurposeMarketing),

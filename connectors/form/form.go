@@ -144,29 +144,30 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	if len(bytes.TrimSpace(r.Body)) == 0 {
 		return nil, connectors.Malformed("empty body")
 	}
+	gpc := mapping.GPC(r.Header)
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case mt == "application/x-www-form-urlencoded":
-		return s.parseValues(r.Body, r.ReceivedAt)
+		return s.parseValues(r.Body, r.ReceivedAt, gpc)
 	case mt == "multipart/form-data":
-		return s.parseMultipart(r.Body, params["boundary"], r.ReceivedAt)
+		return s.parseMultipart(r.Body, params["boundary"], r.ReceivedAt, gpc)
 	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
-		return s.parseJSON(r.Body, r.ReceivedAt)
+		return s.parseJSON(r.Body, r.ReceivedAt, gpc)
 	}
 	if b := bytes.TrimSpace(r.Body); b[0] == '{' || b[0] == '[' {
-		return s.parseJSON(r.Body, r.ReceivedAt)
+		return s.parseJSON(r.Body, r.ReceivedAt, gpc)
 	}
-	return s.parseValues(r.Body, r.ReceivedAt)
+	return s.parseValues(r.Body, r.ReceivedAt, gpc)
 }
 
-func (s *Source) parseJSON(body []byte, at time.Time) (*connectors.Batch, error) {
+func (s *Source) parseJSON(body []byte, at time.Time, gpc bool) (*connectors.Batch, error) {
 	v, err := mapping.DecodeJSON(body)
 	if err != nil {
 		return nil, jsonError(err)
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		return s.one(mapping.JSON(x), at), nil
+		return s.one(mapping.JSON(x), at, gpc), nil
 	case []any:
 		b := &connectors.Batch{}
 		ids := make([]string, 0, len(x))
@@ -197,16 +198,16 @@ func (s *Source) parseJSON(body []byte, at time.Time) (*connectors.Batch, error)
 	return nil, connectors.Malformed("want a JSON object")
 }
 
-func (s *Source) parseValues(body []byte, at time.Time) (*connectors.Batch, error) {
+func (s *Source) parseValues(body []byte, at time.Time, gpc bool) (*connectors.Batch, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil && len(vals) == 0 {
 		// url.EscapeError quotes the bad escape: keep the text fixed.
 		return nil, connectors.Malformed("form-encoded body: invalid escape or separator, no field readable")
 	}
-	return s.one(mapping.Values(vals), at), nil
+	return s.one(mapping.Values(vals), at, gpc), nil
 }
 
-func (s *Source) parseMultipart(body []byte, boundary string, at time.Time) (*connectors.Batch, error) {
+func (s *Source) parseMultipart(body []byte, boundary string, at time.Time, gpc bool) (*connectors.Batch, error) {
 	if boundary == "" {
 		return nil, connectors.Malformed("multipart body without boundary")
 	}
@@ -240,7 +241,7 @@ func (s *Source) parseMultipart(body []byte, boundary string, at time.Time) (*co
 		}
 		vals.Add(name, string(b))
 	}
-	return s.one(mapping.Values(vals), at), nil
+	return s.one(mapping.Values(vals), at, gpc), nil
 }
 
 // jsonError turns a JSON decoding error into a fixed text with at most the
@@ -275,9 +276,10 @@ func multipartError(err error) error {
 }
 
 // one maps a single submission; at (the arrival time) dates it when it
-// carries no readable time of its own.
-func (s *Source) one(get mapping.Lookup, at time.Time) *connectors.Batch {
-	res := s.mapper.Map(mapping.Submission{Get: get, OccurredAt: at})
+// carries no readable time of its own; gpc says the request relayed
+// "Sec-GPC: 1" (mapping.GPC: an objection to sale_sharing).
+func (s *Source) one(get mapping.Lookup, at time.Time, gpc bool) *connectors.Batch {
+	res := s.mapper.Map(mapping.Submission{Get: get, OccurredAt: at, GPC: gpc})
 	b := &connectors.Batch{DedupKey: res.EventID}
 	res.Fill(b)
 	return b

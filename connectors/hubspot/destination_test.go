@@ -339,7 +339,7 @@ func TestDestinationConfig(t *testing.T) {
 		t.Fatalf("no options: %v", err)
 	}
 	for _, tc := range []struct{ extra, want string }{
-		{"    subscription_ids: {ads: 1}\n", "destinations[0].subscription_ids.ads: unknown purpose"},
+		{"    subscription_ids: {ads: 1}\n", "destinations[0].subscription_ids.ads: invalid purpose: unknown purpose"},
 		{"    subscription_ids: {marketing: abc}\n", "destinations[0].subscription_ids.marketing: must be a HubSpot subscription type id"},
 		{"    legal_basis: GDPR\n", "destinations[0].legal_basis: must be one of"},
 		{"    legal_basis_explanation: x\n", "destinations[0].legal_basis_explanation: needs legal_basis"},

@@ -18,6 +18,23 @@
 //     consent.ProfileFact (customer of the source brand since occurredAt,
 //     the "soft opt-in" profile of docs/rules.md); other stages are
 //     skipped (a lead or an opportunity is not a customer);
+//   - contact.propertyChange of hs_email_optout_<subscription id> (the
+//     per-subscription-type property, "Opted out of email: <type>") to
+//     "true" → withdrawal of the brand and purpose the source option
+//     subscriptions maps that id to ({"<id>": {brand, purpose, channel}};
+//     default brand the source's, channel email); an unmapped id is
+//     skipped ("subscription 384887 not mapped"): opting out of one
+//     subscription type is not a withdrawal of all marketing, and only the
+//     configuration knows which purpose the type carries. "false" → no
+//     signal, as for hs_email_optout. hs_email_optout itself stays the
+//     withdrawal of all email marketing.
+//     Subscription types: https://developers.hubspot.com/docs/guides/api/marketing/subscriptions-preferences.
+//     HubSpot's webhook API offers no subscription-change event of its own
+//     (the v3 eventType enum, https://developers.hubspot.com/docs/api-reference/2026-03/webhooks/guide,
+//     lists propertyChange, creation, deletion, merge, restore,
+//     associationChange, privacyDeletion; the v4 webhooks journal is polled,
+//     not pushed): a communication-preferences change reaches a webhook as
+//     this property change;
 //   - contact.privacyDeletion → an erasure request (Batch.Erasures);
 //   - anything else → skipped.
 //
@@ -93,6 +110,7 @@ type Source struct {
 	http      *retryablehttp.Client
 	clock     func() time.Time
 	cache     *contactCache
+	subs      map[string]scope
 }
 
 var (
@@ -123,6 +141,62 @@ type SourceOptions struct {
 	// LegacySignatures also accepts v1/v2 signatures, which carry no
 	// timestamp and so cannot refuse replays (default false; see Verify).
 	LegacySignatures bool `yaml:"legacy_signatures"`
+	// Subscriptions maps a HubSpot email subscription type id ("384887")
+	// to what an opt-out of it (hs_email_optout_<id> "true") withdraws.
+	Subscriptions map[string]Subscription `yaml:"subscriptions"`
+}
+
+// Subscription is the scope of one HubSpot subscription type: Purpose is
+// required (a consent.Purpose: marketing, partners, cookies:<name>, ...),
+// Brand defaults to the source's, Channel to email.
+type Subscription struct {
+	Brand   string `yaml:"brand"`
+	Purpose string `yaml:"purpose"`
+	Channel string `yaml:"channel"`
+}
+
+// SubscriptionOptOutPrefix starts the per-subscription-type opt-out
+// property: hs_email_optout_<subscription type id>.
+const SubscriptionOptOutPrefix = OptOutProperty + "_"
+
+// Validate checks subscriptions: digit ids, a known purpose, a known
+// channel when set (config.OptionsValidator). Keys are
+// "subscriptions.<id>.purpose" and the like.
+func (o *SourceOptions) Validate(_ bool, bad func(key, format string, args ...any)) {
+	for id, sub := range o.Subscriptions {
+		k := "subscriptions." + id
+		if !isDigits(id) {
+			bad(k, "must be a HubSpot subscription type id (digits)")
+		}
+		if sub.Purpose == "" {
+			bad(k+".purpose", "is required")
+		} else if _, err := consent.ParsePurpose(sub.Purpose); err != nil {
+			bad(k+".purpose", "%s", err.Error())
+		}
+		if sub.Channel != "" {
+			if _, err := consent.ParseChannel(sub.Channel); err != nil {
+				bad(k+".channel", "%s", err.Error())
+			}
+		}
+	}
+}
+
+// Brands returns the brands subscriptions name (config.BrandLister).
+func (o *SourceOptions) Brands() []string {
+	var out []string
+	for _, s := range o.Subscriptions {
+		if s.Brand != "" {
+			out = append(out, s.Brand)
+		}
+	}
+	return out
+}
+
+// scope is a resolved Subscription.
+type scope struct {
+	brand   string
+	purpose consent.Purpose
+	channel consent.Channel
 }
 
 // Defaults sets api_base_url to DefaultAPIBaseURL when unset.
@@ -166,7 +240,28 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if opts.APIToken == "" {
 		return nil, errors.New("api_token: required (contact emails are fetched from the HubSpot CRM API)")
 	}
+	var verr error
+	opts.Validate(false, func(key, format string, args ...any) {
+		if verr == nil {
+			verr = fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+		}
+	})
+	if verr != nil {
+		return nil, verr
+	}
+	subs := make(map[string]scope, len(opts.Subscriptions))
+	for id, sub := range opts.Subscriptions {
+		sc := scope{brand: cfg.Brand, purpose: consent.Purpose(sub.Purpose), channel: consent.ChannelEmail}
+		if sub.Brand != "" {
+			sc.brand = sub.Brand
+		}
+		if sub.Channel != "" {
+			sc.channel = consent.Channel(sub.Channel)
+		}
+		subs[id] = sc
+	}
 	return &Source{
+		subs:      subs,
 		name:      cfg.Name,
 		brand:     cfg.Brand,
 		secrets:   cfg.Secrets,
@@ -341,8 +436,30 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		}
 		prop, _ := ev["propertyName"].(string)
 		val, _ := mapping.Text(ev["propertyValue"])
-		switch prop {
-		case OptOutProperty:
+		sc := scope{brand: s.brand, purpose: consent.PurposeMarketing, channel: consent.ChannelEmail}
+		switch {
+		case strings.HasPrefix(prop, SubscriptionOptOutPrefix):
+			id := strings.TrimPrefix(prop, SubscriptionOptOutPrefix)
+			mapped, ok := s.subs[id]
+			switch {
+			case !isDigits(id):
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: property %q not mapped", n, connectors.ClipUTF8(prop, 64)))
+				continue
+			case !ok:
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: subscription %s not mapped (source option subscriptions)", n, connectors.ClipUTF8(id, 20)))
+				continue
+			}
+			sc = mapped
+			switch strings.ToLower(strings.TrimSpace(val)) {
+			case "true":
+			case "false":
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s false: a re-subscription is not an express opt-in", n, connectors.ClipUTF8(prop, 64)))
+				continue
+			default:
+				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s value is neither true nor false", n, connectors.ClipUTF8(prop, 64)))
+				continue
+			}
+		case prop == OptOutProperty:
 			switch strings.ToLower(strings.TrimSpace(val)) {
 			case "true":
 			case "false":
@@ -352,7 +469,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s value is neither true nor false", n, OptOutProperty))
 				continue
 			}
-		case LifecycleProperty:
+		case prop == LifecycleProperty:
 			if stage := strings.ToLower(strings.TrimSpace(val)); stage != LifecycleCustomer {
 				b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s %q is not a customer", n, LifecycleProperty, connectors.ClipUTF8(stage, 64)))
 				continue
@@ -380,16 +497,16 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		}
 		b.Signals = append(b.Signals, consent.Signal{
 			Subject:    subject,
-			Channel:    consent.ChannelEmail,
-			Brand:      s.brand,
-			Purpose:    consent.PurposeMarketing,
+			Channel:    sc.channel,
+			Brand:      sc.brand,
+			Purpose:    sc.purpose,
 			Status:     consent.StatusWithdrawn,
 			OccurredAt: occurred,
 			Source:     s.name,
 			Evidence: consent.Evidence{
 				EventID:  key,
 				Event:    connectors.ClipUTF8(typ, 64),
-				Field:    OptOutProperty,
+				Field:    connectors.ClipUTF8(prop, 64),
 				Checkbox: connectors.ClipUTF8(val, 64),
 			},
 		})

@@ -44,6 +44,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -195,6 +196,27 @@ type Submission struct {
 	// fields keep their own brand (fields.consents[].brand, else the
 	// source's).
 	Brand string
+	// GPC is set when the request relayed the browser's Global Privacy
+	// Control signal, "Sec-GPC: 1" (see GPC): the submission then also
+	// carries an objection to sale_sharing.
+	GPC bool
+}
+
+// GPCHeader is the Global Privacy Control request header; its only
+// defined value is "1" (https://privacycg.github.io/gpc-spec/, "The
+// Sec-GPC header field for HTTP requests").
+const GPCHeader = "Sec-GPC"
+
+// GPC reports whether h carries "Sec-GPC: 1" (surrounding white space
+// allowed, as HTTP field values are trimmed). Any other value, or several
+// values, is no preference: the spec defines only "1", and absence of the
+// signal expresses none.
+func GPC(h http.Header) bool {
+	if h == nil {
+		return false
+	}
+	v := h.Values(GPCHeader)
+	return len(v) == 1 && strings.TrimSpace(v[0]) == "1"
 }
 
 // Result is what one submission says.
@@ -346,6 +368,23 @@ func (m *Mapper) Map(s Submission) Result {
 				sig.Problems = append(sig.Problems, r.problem)
 			}
 		}
+		res.Signals = append(res.Signals, sig)
+	}
+	if s.GPC {
+		// Global Privacy Control: the person objects to the sale or sharing
+		// of their personal data (https://privacycg.github.io/gpc-spec/; a
+		// valid "do not sell or share" request under CCPA/CPRA §1798.135,
+		// an objection under GDPR art. 21). It is a withdrawal of
+		// sale_sharing for the source's brand, on the channel the person is
+		// known by; it never reaches destinations that do not honour
+		// sale_sharing.
+		ch := consent.ChannelEmail
+		if subject.Email == "" {
+			ch = consent.ChannelSMS
+		}
+		sig := consent.Signal{Subject: subject, Channel: ch, Brand: m.brand, Purpose: consent.PurposeSaleSharing,
+			Status: consent.StatusWithdrawn, OccurredAt: occurred, Source: m.source, Evidence: ev}
+		sig.Evidence.Field, sig.Evidence.Checkbox, sig.Evidence.GPC = GPCHeader, "1", true
 		res.Signals = append(res.Signals, sig)
 	}
 	if len(res.Signals) == 0 {

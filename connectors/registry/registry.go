@@ -11,12 +11,15 @@ import (
 	"github.com/consentsync/consentsync/connectors"
 
 	// Vendors, one line each.
+	_ "github.com/consentsync/consentsync/connectors/axeptio"
 	_ "github.com/consentsync/consentsync/connectors/brevo"
+	_ "github.com/consentsync/consentsync/connectors/didomi"
 	_ "github.com/consentsync/consentsync/connectors/form"
 	_ "github.com/consentsync/consentsync/connectors/hubspot"
 	_ "github.com/consentsync/consentsync/connectors/klaviyo"
 	_ "github.com/consentsync/consentsync/connectors/mailchimp"
 	_ "github.com/consentsync/consentsync/connectors/mailgun"
+	_ "github.com/consentsync/consentsync/connectors/pipedrive"
 	_ "github.com/consentsync/consentsync/connectors/postmark"
 	_ "github.com/consentsync/consentsync/connectors/salesforce"
 	_ "github.com/consentsync/consentsync/connectors/sendgrid"

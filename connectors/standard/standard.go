@@ -161,7 +161,9 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // Parse maps one JSON object into signals, a "form" activity and any
 // profile facts (package mapping). DedupKey is webhook-id. occurred_at is the
 // mapped fields.occurred_at if any, else the body's "timestamp". A body
-// that is not a JSON object wraps connectors.ErrMalformed.
+// that is not a JSON object wraps connectors.ErrMalformed. A request
+// carrying "Sec-GPC: 1" (relayed Global Privacy Control) also gives a
+// withdrawal of sale_sharing (mapping.GPC).
 func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	root, err := mapping.DecodeObject(r.Body)
 	if err != nil {
@@ -175,6 +177,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		OccurredAt: connectors.FirstTime(occurred, r.ReceivedAt),
 		EventID:    id,
 		Event:      connectors.ClipUTF8(event, 128),
+		GPC:        mapping.GPC(r.Header),
 	})
 	b := &connectors.Batch{DedupKey: id}
 	res.Fill(b)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/didomi"
 	"github.com/consentsync/consentsync/connectors/hubspot"
 	"github.com/consentsync/consentsync/connectors/sendgrid"
 	"github.com/consentsync/consentsync/internal/app"
@@ -251,6 +252,11 @@ func post(ctx context.Context, base string, fx fixtures.Fixture, cfg *config.Con
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
+	case "didomi":
+		// Didomi presents a bearer token it fetched from the source's token
+		// endpoint a moment before: mint one valid now.
+		id := config.OptionsOf[didomi.SourceOptions](src.Options).ClientID
+		req.Header.Set("Authorization", "Bearer "+didomi.Token(src.Secrets[0], src.Name, id, now.Add(didomi.TokenLifetime)))
 	case "mailgun":
 		b, err := resignMailgun(body, src.Secrets[0], now)
 		if err != nil {
