@@ -200,7 +200,7 @@ func (b *browser) text(t *testing.T, sel string) string {
 
 func (b *browser) checked(t *testing.T, v string) bool {
 	t.Helper()
-	return value(t, b, chromedp.Evaluate[bool](`document.querySelector('input[name=on][value="` + v + `"]').checked`))
+	return value(t, b, chromedp.Evaluate[bool](`document.querySelector('input[name=on][value="`+v+`"]').checked`))
 }
 
 // TestPreferenceCentreInBrowser drives Debian's Chromium, headless,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -255,4 +256,155 @@ func stripNonce(s string) string {
 		}
 	}
 	return s
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// postPage posts form to a page as a same-origin browser would.
+func postPage(t *testing.T, u string, form url.Values, header http.Header) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) e2e")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDoubleOptInConfirmation: a pending double opt-in request is shown
+// on /c/{token}; opening it confirms nothing; a cross-site post or one
+// without the form's CSRF token is refused; the form's POST grants, with
+// the confirmation's evidence, and the grant passes express.
+func TestDoubleOptInConfirmation(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: func(c *config.Config) {
+		withPages(c)
+		for i := range c.Sources {
+			if c.Sources[i].Name == "signup-form" {
+				c.Sources[i].Fields.Consents = append(c.Sources[i].Fields.Consents,
+					config.ConsentField{Field: "newsletter_doi", Channel: "email", Purpose: "marketing", DoubleOptIn: true})
+			}
+		}
+	}})
+	const email = "paul.durand@example.com"
+	body := fmt.Sprintf(`{"email":%q,"submitted_at":%q,"newsletter_doi":"on","consent_version":"signup-v3"}`, email, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	if r := e.postForm(body); r.Status != http.StatusAccepted {
+		t.Fatalf("seed: %d %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if st, ok := e.consentStatus(email, "email", "acme", "marketing"); st != "pending" || ok {
+		t.Fatalf("seeded %q allowed=%v", st, ok)
+	}
+	cu := e.linksOf(email, `{"brand":"acme"}`)["confirm_url"].(string)
+	code, page, _ := get(t, cu+"?lang=fr", nil)
+	if code != http.StatusOK || !strings.Contains(page, "Confirmez votre inscription") || !strings.Contains(page, "doi-confirm-2026-12") ||
+		!strings.Contains(page, "p•••@example.com") || strings.Contains(page, email) {
+		t.Fatalf("GET: %d %s", code, page)
+	}
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF field:\n%s", page)
+	}
+	if code, _ := postPage(t, cu, url.Values{"csrf": {m[1]}}, http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://evil.example"}}); code != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d", code)
+	}
+	if code, body := postPage(t, cu, url.Values{"csrf": {"1.forged"}}, nil); code != http.StatusOK || !strings.Contains(body, "too old") {
+		t.Fatalf("forged CSRF: %d %s", code, body)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE source = $1`, pages.SourceConfirm); n != 0 {
+		t.Fatalf("refused posts stored %d rows", n)
+	}
+	code, done := postPage(t, cu, url.Values{"csrf": {m[1]}, "lang": {"en"}}, http.Header{"Sec-Fetch-Site": {"same-origin"}})
+	if code != http.StatusOK || !strings.Contains(done, "your subscription is confirmed") {
+		t.Fatalf("confirm: %d %s", code, done)
+	}
+	e.waitDrained()
+	if st, ok := e.consentStatus(email, "email", "acme", "marketing"); st != "granted" || !ok {
+		t.Fatalf("after confirmation: %q allowed=%v", st, ok)
+	}
+	var q struct {
+		Quality  []byte `db:"quality"`
+		Evidence []byte `db:"evidence"`
+	}
+	if err := e.App.Store.DB.Get(&q, `SELECT quality, evidence FROM consent_events WHERE source = $1`, pages.SourceConfirm); err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	_ = json.Unmarshal(q.Evidence, &ev)
+	if ev["confirmed_at"] == nil || ev["opt_in_level"] != "double_opt_in" || ev["wording_version"] != "doi-confirm-2026-12" || ev["ip"] != "127.0.0.0/24" {
+		t.Fatalf("evidence %v", ev)
+	}
+	var quality []struct{ Criterion, Verdict string }
+	_ = json.Unmarshal(q.Quality, &quality)
+	if i := slices.IndexFunc(quality, func(c struct{ Criterion, Verdict string }) bool { return c.Criterion == "express" }); i < 0 || quality[i].Verdict != "pass" {
+		t.Fatalf("quality %s", q.Quality)
+	}
+	// Nothing is pending any more: the page says so, and a second POST
+	// stores nothing.
+	if _, page, _ := get(t, cu, nil); !strings.Contains(page, "nothing to confirm") {
+		t.Fatalf("after: %s", page)
+	}
+	postPage(t, cu, url.Values{"csrf": {m[1]}}, nil)
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE source = $1`, pages.SourceConfirm); n != 1 {
+		t.Fatalf("%d confirmation rows, want 1", n)
+	}
+}
+
+// TestPreferenceCentreAllBrands: "withdraw from every brand" withdraws
+// every channel × purpose the person has from every configured brand,
+// each with its own ledger row, and pushes to every brand's destinations;
+// a toggle for a key the page did not show is ignored; the pages are
+// rate-limited per link.
+func TestPreferenceCentreAllBrands(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: func(c *config.Config) {
+		withPages(c)
+		c.Pages.TokenPerMinute = 8
+		d := c.Destinations[0]
+		d.Name, d.Brand = "sendgrid-beta", "beta"
+		c.Destinations = append(c.Destinations, d)
+	}})
+	const email = "anne.petit@example.com"
+	e.seed(email, true, true)
+	pu := e.linksOf(email, `{"brand":"acme"}`)["preferences_url"].(string)
+	_, page, _ := get(t, pu, nil)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, "acme, beta") {
+		t.Fatalf("page:\n%s", page)
+	}
+	form := url.Values{"csrf": {m[1]}, "all": {"1"},
+		"shown": {"email:marketing:acme", "email:partners:acme", "email:marketing:beta"}, "on": {"email:marketing:beta"}}
+	if code, body := postPage(t, pu, form, nil); code != http.StatusOK || !strings.Contains(body, "Your choices are saved") {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	e.waitDrained()
+	got := e.ledger(pages.SourcePreferences)
+	if len(got) != 4 {
+		t.Fatalf("ledger rows %v, want marketing and partners withdrawn for acme and beta", got)
+	}
+	for _, k := range [][2]string{{"acme", "marketing"}, {"acme", "partners"}, {"beta", "marketing"}, {"beta", "partners"}} {
+		if st, ok := e.consentStatus(email, "email", k[0], k[1]); st != "withdrawn" || ok {
+			t.Errorf("%v: %q allowed=%v", k, st, ok)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-beta' AND status = 'sent'`); n == 0 {
+		t.Fatal("beta's destination got no suppression")
+	}
+	// The link's own budget: 8 requests a minute, then 429 with Retry-After.
+	var limited bool
+	for i := 0; i < 10 && !limited; i++ {
+		code, _, h := get(t, pu, nil)
+		limited = code == http.StatusTooManyRequests && h.Get("Retry-After") != ""
+	}
+	if !limited {
+		t.Fatal("no 429 after the link's budget")
+	}
 }
