@@ -217,6 +217,11 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		t.Fatalf("repeats called SendGrid %d more times", c-calls)
 	}
 
+	if m := e.do("GET", "/metrics", "", nil, nil); !strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="stored",page="unsubscribe"} 1`) ||
+		!strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="unchanged",page="unsubscribe"} 2`) ||
+		!strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="shown",page="unsubscribe"} 3`) {
+		t.Fatalf("metrics lack the pages' counts:\n%s", grepLines(m.Body, "consentsync_pages"))
+	}
 	// Forged, expired, other-purpose and unknown-subject tokens: one answer.
 	sg := links.Signer{Keys: []links.Key{{ID: "e2e", Secret: []byte(pagesSecret)}}}
 	expired, _, _ := sg.Issue(links.Claims{Purpose: links.Unsubscribe, SubjectID: claims.SubjectID, Brand: "acme", ExpiresAt: time.Now().Add(-time.Second)})
@@ -407,4 +412,14 @@ func TestPreferenceCentreAllBrands(t *testing.T) {
 	if !limited {
 		t.Fatal("no 429 after the link's budget")
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

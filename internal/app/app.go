@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,12 +149,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
 	}
 	if cfg.Pages.Enabled() {
-		h, err := pages.New(cfg.Pages, a.Service, a.Server.Inbox, a.Enqueuer, log, now)
+		h, err := pages.New(cfg.Pages, a.Service, a.Server.Inbox, a.Enqueuer, log, a.Metrics.Registry, now)
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("pages: %w", err)
 		}
 		a.Server.Pages = h
+		if strings.HasPrefix(cfg.Pages.PublicURL, "http://") {
+			log.Warn("pages.public_url is http://: RFC 8058 requires an https List-Unsubscribe URI, mailbox providers ignore others (fine for a local test)")
+		}
 	}
 	return a, nil
 }

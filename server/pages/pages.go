@@ -44,6 +44,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/links"
@@ -88,12 +90,16 @@ type Handler struct {
 	ip     *limiters
 	tok    *limiters
 	cop    *http.CrossOriginProtection
+	// requests is consentsync_pages_requests_total{page, outcome}.
+	requests *prometheus.CounterVec
 }
 
-// New builds the pages' handler. now is the clock (time.Now when nil).
-// Errors: the signer's (service.ErrPagesDisabled, an empty secret), a
-// broken catalogue or template.
-func New(cfg config.Pages, svc Service, inbox Inbox, q Queue, log *slog.Logger, now func() time.Time) (*Handler, error) {
+// New builds the pages' handler and registers its metric on reg
+// (consentsync_pages_requests_total{page, outcome}; no personal data in
+// labels). now is the clock (time.Now when nil). Errors: the signer's
+// (service.ErrPagesDisabled, an empty secret), a broken catalogue or
+// template, a metric already registered.
+func New(cfg config.Pages, svc Service, inbox Inbox, q Queue, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Handler, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -111,18 +117,77 @@ func New(cfg config.Pages, svc Service, inbox Inbox, q Queue, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("pages: templates: %w", err)
 	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "consentsync_pages_requests_total",
+		Help: "Public page requests by page (unsubscribe, preferences, confirm) and outcome (shown, stored, duplicate, unchanged, csrf_refused, invalid_token, rate_limited, bad_request, forbidden, unavailable).",
+	}, []string{"page", "outcome"})
+	if reg != nil {
+		if err := reg.Register(requests); err != nil {
+			return nil, fmt.Errorf("pages: metrics: %w", err)
+		}
+	}
 	return &Handler{cfg: cfg, svc: svc, inbox: inbox, queue: q, log: log, now: now, cat: cat, tpl: tpl, signer: sg,
-		ip: newLimiters(cfg.IPPerMinute), tok: newLimiters(cfg.TokenPerMinute), cop: http.NewCrossOriginProtection()}, nil
+		ip: newLimiters(cfg.IPPerMinute), tok: newLimiters(cfg.TokenPerMinute), cop: http.NewCrossOriginProtection(), requests: requests}, nil
 }
 
 // Register routes the pages on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /u/{token}", h.unsubscribeGet)
-	mux.HandleFunc("POST /u/{token}", h.unsubscribePost)
-	mux.HandleFunc("GET /p/{token}", h.preferencesGet)
-	mux.HandleFunc("POST /p/{token}", h.preferencesPost)
-	mux.HandleFunc("GET /c/{token}", h.confirmGet)
-	mux.HandleFunc("POST /c/{token}", h.confirmPost)
+	mux.Handle("GET /u/{token}", h.counted("unsubscribe", h.unsubscribeGet))
+	mux.Handle("POST /u/{token}", h.counted("unsubscribe", h.unsubscribePost))
+	mux.Handle("GET /p/{token}", h.counted("preferences", h.preferencesGet))
+	mux.Handle("POST /p/{token}", h.counted("preferences", h.preferencesPost))
+	mux.Handle("GET /c/{token}", h.counted("confirm", h.confirmGet))
+	mux.Handle("POST /c/{token}", h.counted("confirm", h.confirmPost))
+}
+
+// outcomeKey carries a request's *string outcome in its context.
+type outcomeKey struct{}
+
+// setOutcome names what a request did (stored, duplicate, unchanged,
+// csrf_refused) for consentsync_pages_requests_total.
+func setOutcome(r *http.Request, o string) {
+	if p, ok := r.Context().Value(outcomeKey{}).(*string); ok {
+		*p = o
+	}
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// counted counts each request of page by outcome: what the handler set,
+// else by status (200 shown, 404 invalid_token, 429 rate_limited,
+// 400/413 bad_request, 403 forbidden, 503 unavailable).
+func (h *Handler) counted(page string, fn http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var out string
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		fn(sw, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &out)))
+		if out == "" {
+			switch sw.code {
+			case http.StatusOK:
+				out = "shown"
+			case http.StatusNotFound:
+				out = "invalid_token"
+			case http.StatusTooManyRequests:
+				out = "rate_limited"
+			case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+				out = "bad_request"
+			case http.StatusForbidden:
+				out = "forbidden"
+			default:
+				out = "unavailable"
+			}
+		}
+		h.requests.WithLabelValues(page, out).Inc()
+	})
 }
 
 // request is one page request past its checks.
@@ -231,7 +296,10 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, rq *request, sour
 		h.message(w, r, rq, http.StatusServiceUnavailable, "busy_title", "busy_body")
 		return false
 	}
-	if !dup {
+	setOutcome(r, "stored")
+	if dup {
+		setOutcome(r, "duplicate")
+	} else {
 		if err := h.queue.Inbound(r.Context(), id); err != nil {
 			h.log.Warn("page: enqueue failed; the sweeper will pick the submission up", "inbound", id, "err", err)
 		}
@@ -289,6 +357,7 @@ func (h *Handler) unsubscribePost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if t.Status == string(consent.StatusWithdrawn) && !t.On {
+		setOutcome(r, "unchanged")
 		h.render(w, http.StatusOK, "unsubscribed", rq.data)
 		return
 	}
@@ -336,11 +405,13 @@ func (h *Handler) preferencesPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !csrfValid(h.signer, rq.claims.ID, f.CSRF, h.now()) {
+		setOutcome(r, "csrf_refused")
 		h.renderPreferences(w, rq, nil, "prefs_expired_form")
 		return
 	}
 	sigs := h.preferenceSignals(r, rq, f)
 	if len(sigs) == 0 {
+		setOutcome(r, "unchanged")
 		h.renderPreferences(w, rq, nil, "prefs_nothing")
 		return
 	}
@@ -494,10 +565,12 @@ func (h *Handler) confirmPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !csrfValid(h.signer, rq.claims.ID, f.CSRF, h.now()) {
+		setOutcome(r, "csrf_refused")
 		h.renderConfirm(w, rq, "prefs_expired_form")
 		return
 	}
 	if len(rq.view.Pending) == 0 {
+		setOutcome(r, "unchanged")
 		h.renderConfirm(w, rq, "")
 		return
 	}
