@@ -198,7 +198,7 @@ func TestCatalogue(t *testing.T) {
 		}
 		code += b
 	}
-	re := regexp.MustCompile(`Get "([a-z_]+)"|\bt\.Get\("([a-z_]+)"|"((?:unsub|prefs|confirm|invalid|slow|bad|busy)_[a-z_]+)"`)
+	re := regexp.MustCompile(`Get "([a-z_]+)"|\bt\.Get\("([a-z_]+)"|"((?:invalid|slow|bad|busy)_(?:title|body)|(?:unsub|prefs|confirm)_[a-z_]+)"`)
 	for _, m := range re.FindAllStringSubmatch(code, -1) {
 		key := m[1] + m[2] + m[3]
 		if _, ok := c.Messages[key]; !ok {
