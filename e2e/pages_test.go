@@ -286,7 +286,8 @@ func postPage(t *testing.T, u string, form url.Values, header http.Header) (int,
 // TestDoubleOptInConfirmation: a pending double opt-in request is shown
 // on /c/{token}; opening it confirms nothing; a cross-site post or one
 // without the form's CSRF token is refused; the form's POST grants, with
-// the confirmation's evidence, and the grant passes express.
+// the confirmation's and the request's evidence, and the grant passes the
+// six criteria.
 func TestDoubleOptInConfirmation(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{mutate: func(c *config.Config) {
@@ -344,13 +345,20 @@ func TestDoubleOptInConfirmation(t *testing.T) {
 	}
 	var ev map[string]any
 	_ = json.Unmarshal(q.Evidence, &ev)
-	if ev["confirmed_at"] == nil || ev["opt_in_level"] != "double_opt_in" || ev["wording_version"] != "doi-confirm-2026-12" || ev["ip"] != "127.0.0.0/24" {
+	// The request's own evidence (its box, its wording) is confirmed.
+	if ev["confirmed_at"] == nil || ev["opt_in_level"] != "double_opt_in" || ev["wording_version"] != "signup-v3" || ev["checkbox"] != "on" ||
+		ev["ip"] != "127.0.0.0/24" || ev["event"] != "double_opt_in" {
 		t.Fatalf("evidence %v", ev)
 	}
 	var quality []struct{ Criterion, Verdict string }
 	_ = json.Unmarshal(q.Quality, &quality)
-	if i := slices.IndexFunc(quality, func(c struct{ Criterion, Verdict string }) bool { return c.Criterion == "express" }); i < 0 || quality[i].Verdict != "pass" {
+	if len(quality) != 6 {
 		t.Fatalf("quality %s", q.Quality)
+	}
+	for _, c := range quality {
+		if c.Verdict != "pass" {
+			t.Errorf("the confirmed grant: %s is %s (%s)", c.Criterion, c.Verdict, q.Quality)
+		}
 	}
 	// Nothing is pending any more: the page says so, and a second POST
 	// stores nothing.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -148,8 +149,15 @@ type PageView struct {
 	// state for, and email marketing and partners of Brand, ordered by
 	// brand (Brand first), channel, purpose.
 	Toggles []Toggle
+	// Phone is the set's number, if any: SMS and call consent belong to it
+	// (consent.ConsentSubject).
+	Phone string
 	// Pending are Brand's double opt-in requests awaiting confirmation.
 	Pending []consent.Key
+	// PendingEvidence is each pending request's evidence as the ledger
+	// keeps it (the box ticked, whether it was required, the wording): a
+	// confirmation confirms what was asked.
+	PendingEvidence map[consent.Key]consent.Evidence
 	// Brands are every configured brand (an all-brands withdrawal covers
 	// them all).
 	Brands []string
@@ -176,7 +184,12 @@ func (s *Service) Page(ctx context.Context, subjectID int64, brand string) (*Pag
 	if err != nil {
 		return nil, err
 	}
-	pv := &PageView{SubjectID: subjectID, Identifier: id, Brand: brand, Brands: s.Config.Brands()}
+	pv := &PageView{SubjectID: subjectID, Identifier: id, Brand: brand, Brands: s.Config.Brands(), Phone: id.Phone}
+	for _, m := range v.Identities {
+		if pv.Phone == "" && m.Phone != "" {
+			pv.Phone = m.Phone
+		}
+	}
 	answers := map[consent.Key]KeyAnswer{}
 	for _, a := range v.Eligibility {
 		answers[a.Key] = a
@@ -221,6 +234,23 @@ func (s *Service) Page(ctx context.Context, subjectID int64, brand string) (*Pag
 			a = KeyAnswer{Key: k, Answer: ans}
 		}
 		pv.Toggles = append(pv.Toggles, Toggle{Key: k, On: a.Allowed, Status: status[k], Reason: a.Reason, Since: since[k]})
+	}
+	if len(pv.Pending) > 0 {
+		h, err := s.History(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		pv.PendingEvidence = map[consent.Key]consent.Evidence{}
+		for _, e := range h.Events { // oldest first: the last one wins
+			k := consent.Key{Channel: consent.Channel(e.Channel), Brand: e.Brand, Purpose: consent.Purpose(e.Purpose)}
+			if e.Status != string(consent.StatusPending) || !slices.Contains(pv.Pending, k) {
+				continue
+			}
+			var ev consent.Evidence
+			if json.Unmarshal(e.Evidence, &ev) == nil {
+				pv.PendingEvidence[k] = ev
+			}
+		}
 	}
 	return pv, nil
 }

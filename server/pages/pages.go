@@ -272,9 +272,15 @@ func (h *Handler) evidence(r *http.Request, rq *request, page, letter string) co
 	}
 }
 
-// subject is the signals' subject.
-func subject(v *service.PageView) consent.Subject {
-	return consent.Subject{Email: v.Identifier.Email, Phone: v.Identifier.Phone}
+// subject is the subject of a signal about channel: the link's subject,
+// with the set's number for SMS and calls (consent.ConsentSubject gives
+// such consent to the number, linked with the address).
+func subject(v *service.PageView, ch consent.Channel) consent.Subject {
+	s := consent.Subject{Email: v.Identifier.Email, Phone: v.Identifier.Phone}
+	if (ch == consent.ChannelSMS || ch == consent.ChannelPhone) && s.Phone == "" {
+		s.Phone = v.Phone
+	}
+	return s
 }
 
 // save commits sigs to the inbox under source (dedup: dedup) and
@@ -361,7 +367,7 @@ func (h *Handler) unsubscribePost(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusOK, "unsubscribed", rq.data)
 		return
 	}
-	sig := consent.Signal{Subject: subject(rq.view), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
+	sig := consent.Signal{Subject: subject(rq.view, k.Channel), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
 		Status: consent.StatusWithdrawn, OccurredAt: h.now().UTC(), Source: SourceOneClick,
 		Evidence: h.evidence(r, rq, "one_click", "u")}
 	dedup := "u:" + rq.claims.ID + ":" + strconv.FormatInt(t.Since.Unix(), 10)
@@ -459,7 +465,7 @@ func (h *Handler) preferenceSignals(r *http.Request, rq *request, f PrefForm) []
 			seen[s] = true
 			ev := base
 			ev.Field, ev.Checkbox = "all", "on"
-			sigs = append(sigs, consent.Signal{Subject: subject(rq.view), Channel: s.c, Brand: rq.claims.Brand, Purpose: s.p,
+			sigs = append(sigs, consent.Signal{Subject: subject(rq.view, s.c), Channel: s.c, Brand: rq.claims.Brand, Purpose: s.p,
 				Status: consent.StatusWithdrawn, OccurredAt: now, Source: SourcePreferences, Evidence: ev, Scope: consent.ScopeAllBrands})
 		}
 		return sigs
@@ -493,7 +499,7 @@ func (h *Handler) preferenceSignals(r *http.Request, rq *request, f PrefForm) []
 				ev.PartnerList = h.cfg.PartnerList
 			}
 		}
-		sigs = append(sigs, consent.Signal{Subject: subject(rq.view), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
+		sigs = append(sigs, consent.Signal{Subject: subject(rq.view, k.Channel), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
 			Status: status, OccurredAt: now, Source: SourcePreferences, Evidence: ev})
 	}
 	return sigs
@@ -579,13 +585,11 @@ func (h *Handler) confirmPost(w http.ResponseWriter, r *http.Request) {
 	var sigs []consent.Signal
 	parts := []string{}
 	for _, k := range rq.view.Pending {
-		wd := t.ConfirmWording(k)
-		ev := h.evidence(r, rq, "double_opt_in", "c")
-		ev.WordingVersion, ev.WordingHash, ev.OptInLevel, ev.ConfirmedAt = wd.Version, wd.Hash, "double_opt_in", &now
-		if k.Purpose == consent.PurposePartners {
+		ev := confirmationEvidence(rq.view.PendingEvidence[k], h.evidence(r, rq, "double_opt_in", "c"), t.ConfirmWording(k), now)
+		if k.Purpose == consent.PurposePartners && ev.PartnerList == "" {
 			ev.PartnerList = h.cfg.PartnerList
 		}
-		sigs = append(sigs, consent.Signal{Subject: subject(rq.view), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
+		sigs = append(sigs, consent.Signal{Subject: subject(rq.view, k.Channel), Channel: k.Channel, Brand: k.Brand, Purpose: k.Purpose,
 			Status: consent.StatusGranted, OccurredAt: now, Source: SourceConfirm, Evidence: ev})
 		parts = append(parts, EncodeKey(k))
 	}
@@ -600,6 +604,23 @@ func (h *Handler) confirmPost(w http.ResponseWriter, r *http.Request) {
 	rq.data.Notice = t.Get("confirm_done")
 	rq.data.Done = true
 	h.render(w, http.StatusOK, "confirm", rq.data)
+}
+
+// confirmationEvidence is the evidence of a confirmation grant: what the
+// request itself showed — the box's answer and whether it was required,
+// the wording (else the confirmation page's), the partner list — and the
+// confirmation: this page, token id, IP, user agent, confirmed_at (now)
+// and opt_in_level double_opt_in. A box the request showed pre-ticked is
+// not carried over: the confirmation click is the express act.
+func confirmationEvidence(req, page consent.Evidence, wd Wording, now time.Time) consent.Evidence {
+	ev := page
+	ev.Checkbox, ev.Required, ev.PartnerList = req.Checkbox, req.Required, req.PartnerList
+	ev.WordingVersion, ev.WordingHash = req.WordingVersion, req.WordingHash
+	if ev.WordingVersion == "" && ev.WordingHash == "" {
+		ev.WordingVersion, ev.WordingHash = wd.Version, wd.Hash
+	}
+	ev.OptInLevel, ev.ConfirmedAt = "double_opt_in", &now
+	return ev
 }
 
 func (h *Handler) renderConfirm(w http.ResponseWriter, rq *request, msg string) {

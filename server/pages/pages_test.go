@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/service"
 )
 
 func TestParseOneClick(t *testing.T) {
@@ -250,5 +251,45 @@ func TestSourceRefusesRequestsAndParses(t *testing.T) {
 		if _, err := s.Parse(&connectors.Request{Body: []byte(body)}); !errors.Is(err, connectors.ErrMalformed) {
 			t.Errorf("%q: %v", body, err)
 		}
+	}
+}
+
+func TestConfirmationEvidence(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	yes := true
+	page := consent.Evidence{EventID: "0011223344556677", Event: "double_opt_in", IP: "203.0.113.0/24", UserAgent: "UA"}
+	wd := Wording{Version: "doi-v1", Hash: "sha256:ab"}
+	ev := confirmationEvidence(consent.Evidence{Checkbox: "on", Required: true, PreTicked: &yes, WordingVersion: "form-v3", PartnerList: "p-1"}, page, wd, now)
+	if ev.Checkbox != "on" || !ev.Required || ev.PreTicked != nil || ev.WordingVersion != "form-v3" || ev.WordingHash != "" ||
+		ev.PartnerList != "p-1" || ev.OptInLevel != "double_opt_in" || ev.ConfirmedAt == nil || !ev.ConfirmedAt.Equal(now) ||
+		ev.EventID != page.EventID || ev.IP != page.IP {
+		t.Fatalf("evidence %+v", ev)
+	}
+	if ev := confirmationEvidence(consent.Evidence{}, page, wd, now); ev.WordingVersion != "doi-v1" || ev.WordingHash != "sha256:ab" || ev.Checkbox != "" {
+		t.Fatalf("without the request's wording: %+v", ev)
+	}
+	// What the rules make of it: a required box fails "free" even when
+	// confirmed; an optional one passes all six.
+	sig := consent.Signal{Status: consent.StatusGranted, OccurredAt: now, Channel: "email", Purpose: "marketing", Evidence: ev}
+	sig.Evidence = confirmationEvidence(consent.Evidence{Checkbox: "on", WordingVersion: "form-v3"}, page, wd, now)
+	if q := consent.Assess(sig, consent.QualityContext{}); !q.Valid(true) {
+		t.Fatalf("an optional box confirmed: %s", q.Detail(true))
+	}
+	sig.Evidence.Required = true
+	if q := consent.Assess(sig, consent.QualityContext{}); q.Valid(false) {
+		t.Fatal("a required box confirmed is still not free")
+	}
+}
+
+func TestSubjectOfChannel(t *testing.T) {
+	t.Parallel()
+	v := &service.PageView{Phone: "+33612345678"}
+	v.Identifier.Email = "a@b.fr"
+	if s := subject(v, consent.ChannelEmail); s.Email != "a@b.fr" || s.Phone != "" {
+		t.Fatalf("email: %+v", s)
+	}
+	if s := subject(v, consent.ChannelSMS); s.Email != "a@b.fr" || s.Phone != "+33612345678" {
+		t.Fatalf("sms goes to the number, linked with the address: %+v", s)
 	}
 }
