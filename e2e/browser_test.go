@@ -329,6 +329,15 @@ func TestPreferenceCentreInBrowser(t *testing.T) {
 		t.Fatalf("Mailchimp after the button: %q", st)
 	}
 
+	// The confirmation page (nothing pending) and the refusal page.
+	b.run(t, chromedp.Navigate(l["confirm_url"].(string)), chromedp.WaitVisible(chromedp.CSS("h1")))
+	b.checkA11y(t, axe, "confirmation")
+	b.run(t, chromedp.Navigate(e.URL+"/p/e2e.forged.token"), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if h1 := b.text(t, "h1"); h1 != "This link does not work" {
+		t.Fatalf("forged link: %q", h1)
+	}
+	b.checkA11y(t, axe, "refusal")
+
 	// Nothing came from elsewhere, and no cookie was set.
 	host := mustHost(t, e.URL)
 	b.mu.Lock()

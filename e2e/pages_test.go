@@ -393,6 +393,17 @@ func TestPreferenceCentreAllBrands(t *testing.T) {
 	if m == nil || !strings.Contains(page, "acme, beta") {
 		t.Fatalf("page:\n%s", page)
 	}
+	// A box the page did not show (beta: no state, not the link's brand)
+	// is ignored; a cross-site post is refused.
+	if code, body := postPage(t, pu, url.Values{"csrf": {m[1]}, "shown": {"email:marketing:beta"}, "on": {"email:marketing:beta"}}, nil); code != http.StatusOK || !strings.Contains(body, "Nothing changed") {
+		t.Fatalf("unshown toggle: %d %s", code, body)
+	}
+	if code, _ := postPage(t, pu, url.Values{"csrf": {m[1]}, "all": {"1"}}, http.Header{"Sec-Fetch-Site": {"cross-site"}}); code != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d", code)
+	}
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE source = $1`, pages.SourcePreferences); n != 0 {
+		t.Fatalf("refused posts stored %d rows", n)
+	}
 	form := url.Values{"csrf": {m[1]}, "all": {"1"},
 		"shown": {"email:marketing:acme", "email:partners:acme", "email:marketing:beta"}, "on": {"email:marketing:beta"}}
 	if code, body := postPage(t, pu, form, nil); code != http.StatusOK || !strings.Contains(body, "Your choices are saved") {
