@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/links"
 	"github.com/consentsync/consentsync/service"
 )
 
@@ -292,4 +293,62 @@ func TestSubjectOfChannel(t *testing.T) {
 	if s := subject(v, consent.ChannelSMS); s.Email != "a@b.fr" || s.Phone != "+33612345678" {
 		t.Fatalf("sms goes to the number, linked with the address: %+v", s)
 	}
+}
+
+func TestCSRF(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	k1 := links.Key{ID: "k1", Secret: []byte(strings.Repeat("1", 32))}
+	k2 := links.Key{ID: "k2", Secret: []byte(strings.Repeat("2", 32))}
+	old, rotated := links.Signer{Keys: []links.Key{k1}}, links.Signer{Keys: []links.Key{k2, k1}}
+	tok := csrfToken(old, "00aa00aa00aa00aa", now)
+	for _, tc := range []struct {
+		name   string
+		sg     links.Signer
+		id, v  string
+		at     time.Time
+		wantOK bool
+	}{
+		{"fresh", old, "00aa00aa00aa00aa", tok, now, true},
+		{"after rotation", rotated, "00aa00aa00aa00aa", tok, now.Add(time.Hour), true},
+		{"key removed", links.Signer{Keys: []links.Key{k2}}, "00aa00aa00aa00aa", tok, now, false},
+		{"another link", old, "11bb11bb11bb11bb", tok, now, false},
+		{"too old", old, "00aa00aa00aa00aa", tok, now.Add(csrfTTL + time.Second), false},
+		{"from the future", old, "00aa00aa00aa00aa", tok, now.Add(-2 * time.Minute), false},
+		{"empty", old, "00aa00aa00aa00aa", "", now, false},
+		{"no dot", old, "00aa00aa00aa00aa", "12345", now, false},
+		{"time altered", old, "00aa00aa00aa00aa", "1" + tok, now, false},
+		{"not a number", old, "00aa00aa00aa00aa", "x." + strings.SplitN(tok, ".", 2)[1], now, false},
+		{"too long", old, "00aa00aa00aa00aa", tok + strings.Repeat("A", 64), now, false},
+	} {
+		if got := csrfValid(tc.sg, tc.id, tc.v, tc.at); got != tc.wantOK {
+			t.Errorf("%s: %v", tc.name, got)
+		}
+	}
+}
+
+// FuzzCSRF: no input panics, and only a token made for this link and key
+// verifies.
+func FuzzCSRF(f *testing.F) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	sg := links.Signer{Keys: []links.Key{{ID: "k1", Secret: []byte(strings.Repeat("1", 32))}}}
+	f.Add(csrfToken(sg, "00aa00aa00aa00aa", now))
+	f.Add("1764583200.AAAA")
+	f.Fuzz(func(t *testing.T, v string) {
+		if csrfValid(sg, "00aa00aa00aa00aa", v, now) && csrfValid(sg, "ffffffffffffffff", v, now) {
+			t.Fatalf("%q verifies for two links", v)
+		}
+	})
+}
+
+// FuzzSourceParse: the internal source's parser never panics and refuses
+// what it cannot read with ErrMalformed.
+func FuzzSourceParse(f *testing.F) {
+	f.Add([]byte(`{"page":"one_click","at":"2026-12-01T00:00:00Z","signals":[{"subject":{"email":"a@b.fr"},"channel":"email","brand":"acme","purpose":"marketing","status":"withdrawn","occurred_at":"2026-12-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"signals":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := (Source{}).Parse(&connectors.Request{Body: b}); err != nil && !errors.Is(err, connectors.ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+	})
 }
