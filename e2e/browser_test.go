@@ -328,6 +328,16 @@ func TestPreferenceCentreInBrowser(t *testing.T) {
 	if st := e.Sandbox.MailchimpStatus("a6b5da1054", email); st != "unsubscribed" {
 		t.Fatalf("Mailchimp after the button: %q", st)
 	}
+	// The page links to the preference centre, which now shows the
+	// withdrawal; the unsubscribe page itself no longer asks.
+	b.run(t, chromedp.Click(chromedp.CSS(`a[href*="/p/"]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=on]`)))
+	if h1 := b.text(t, "h1"); h1 != "Your communication preferences" || b.checked(t, mk) || b.checked(t, pt) {
+		t.Fatalf("preference centre after unsubscribing: %q, marketing %v, partners %v", h1, b.checked(t, mk), b.checked(t, pt))
+	}
+	b.run(t, chromedp.Navigate(unsub), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if h1 := b.text(t, "h1"); h1 != "You are unsubscribed" {
+		t.Fatalf("unsubscribe page once unsubscribed: %q", h1)
+	}
 
 	// The confirmation page (nothing pending) and the refusal page.
 	b.run(t, chromedp.Navigate(l["confirm_url"].(string)), chromedp.WaitVisible(chromedp.CSS("h1")))

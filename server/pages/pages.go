@@ -333,8 +333,28 @@ func (h *Handler) unsubscribeGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rq.data.What = h.cat.In(rq.lang).What(h.unsubscribeKey(rq))
+	k := h.unsubscribeKey(rq)
+	rq.data.What = h.cat.In(rq.lang).What(k)
+	rq.data.PrefsURL = h.preferencesLink(rq)
+	for _, t := range rq.view.Toggles {
+		if t.Key == k && t.Status == string(consent.StatusWithdrawn) && !t.On {
+			h.render(w, http.StatusOK, "unsubscribed", rq.data) // already: nothing to ask
+			return
+		}
+	}
 	h.render(w, http.StatusOK, "unsubscribe", rq.data)
+}
+
+// preferencesLink signs a preference-centre link for the same subject and
+// brand, so the unsubscribe pages can offer every other choice ("" when
+// it cannot be signed).
+func (h *Handler) preferencesLink(rq *request) string {
+	tok, _, err := h.signer.Issue(links.Claims{Purpose: links.Preferences, SubjectID: rq.claims.SubjectID, Brand: rq.claims.Brand,
+		ExpiresAt: h.now().Add(h.cfg.PreferencesTTL)})
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(h.cfg.PublicURL, "/") + "/p/" + tok + "?lang=" + rq.lang
 }
 
 // unsubscribePost is RFC 8058's one-click POST: the body must hold
@@ -356,6 +376,7 @@ func (h *Handler) unsubscribePost(w http.ResponseWriter, r *http.Request) {
 	}
 	k := h.unsubscribeKey(rq)
 	rq.data.What = h.cat.In(rq.lang).What(k)
+	rq.data.PrefsURL = h.preferencesLink(rq)
 	var t service.Toggle
 	for _, x := range rq.view.Toggles {
 		if x.Key == k {
@@ -657,6 +678,8 @@ type pageData struct {
 	AllLabel    string
 	Pending     []toggleData
 	Done        bool
+	// PrefsURL is a preference-centre link for the unsubscribe pages.
+	PrefsURL string
 }
 
 type langLink struct {
