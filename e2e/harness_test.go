@@ -124,6 +124,8 @@ func start(t testing.TB, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now})
 	if err != nil {
+		ln.Close()
+		cancel()
 		t.Fatal(err)
 	}
 	e.App = a
