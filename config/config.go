@@ -25,6 +25,9 @@ type Config struct {
 	Worker       Worker        `yaml:"worker"`
 	Sources      []Source      `yaml:"sources"`
 	Destinations []Destination `yaml:"destinations"`
+	// Pages are the public unsubscribe, preference-centre and
+	// confirmation pages (config/pages.go).
+	Pages Pages `yaml:"pages"`
 
 	Process Process `yaml:"-"`
 
@@ -338,6 +341,7 @@ func (c *Config) Defaults() {
 	if c.Policy.WithdrawalDeadline == 0 {
 		c.Policy.WithdrawalDeadline = 48 * time.Hour
 	}
+	c.Pages.defaults()
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		if k, ok := SourceKind(s.Kind); ok {
@@ -468,6 +472,7 @@ func (c *Config) Validate() error {
 	if c.Policy.WithdrawalDeadline < time.Minute {
 		bad("policy.withdrawal_deadline", "must be at least 1m")
 	}
+	c.Pages.validate(c.ReadOnly, bad)
 	seen := map[string]bool{}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)

@@ -109,21 +109,26 @@ func start(t testing.TB, o envOptions) *env {
 	cfg.Worker.SweepEvery = 200 * time.Millisecond
 	cfg.Server.DrainGrace = time.Millisecond // the test's own shutdown: no load balancer to wait for
 	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token"}
-	if o.mutate != nil {
-		o.mutate(cfg)
-	}
-	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.App = a
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.URL = "http://" + ln.Addr().String()
+	if o.mutate != nil {
+		o.mutate(cfg)
+	}
+	if cfg.Pages.Enabled() && cfg.Pages.PublicURL == "" {
+		cfg.Pages.PublicURL = e.URL // links point at this test's listener
+	}
+	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now})
+	if err != nil {
+		ln.Close()
+		cancel()
+		t.Fatal(err)
+	}
+	e.App = a
 	httpDone := make(chan struct{})
 	go func() { _ = a.RunHTTP(ctx, ln); close(httpDone) }()
 	if !o.noWorker {

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/consentsync/consentsync/consent"
@@ -20,6 +23,7 @@ type Consents interface {
 	EligibilityBatch(ctx context.Context, raws []string, q consent.Question) ([]service.BatchResult, error)
 	History(ctx context.Context, raw string) (*service.History, error)
 	Erase(ctx context.Context, raw, by string) error
+	Links(ctx context.Context, raw, brand, channel, purpose string) (*service.Links, error)
 }
 
 var _ Consents = (*service.Service)(nil)
@@ -137,10 +141,50 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, "erased")
 	case errors.Is(err, service.ErrUnknownSubject):
 		writeError(w, http.StatusNotFound, "unknown subject")
-	case errors.Is(err, service.ErrNoEraser):
+	case errors.Is(err, service.ErrNoEraser), errors.Is(err, service.ErrPagesDisabled):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		s.Logger.Error("admin API storage error", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "storage unavailable")
 	}
+}
+
+// linksRequest is POST /v1/subjects/{id}/links's optional JSON body; the
+// same fields may be given as query parameters.
+type linksRequest struct {
+	Brand   string `json:"brand"`
+	Channel string `json:"channel"`
+	Purpose string `json:"purpose"`
+}
+
+// handleLinks is POST /v1/subjects/{email-or-phone}/links with
+// {"brand", "channel", "purpose"} (or ?brand=&channel=&purpose=; channel
+// and purpose default to email and marketing) → service.Links: the
+// List-Unsubscribe and List-Unsubscribe-Post header values (RFC 2369,
+// RFC 8058), the unsubscribe, preference-centre and double opt-in
+// confirmation URLs and their expiry. 400 bad identifier, brand, channel
+// or purpose, or an unreadable body; 404 unknown or erased; 503 when
+// pages.keys is not configured.
+func (s *Server) handleLinks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := linksRequest{Brand: q.Get("brand"), Channel: q.Get("channel"), Purpose: q.Get("purpose")}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "could not read body")
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		var b linksRequest
+		if err := json.Unmarshal(body, &b); err != nil {
+			writeError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		req.Brand, req.Channel, req.Purpose = cmp.Or(b.Brand, req.Brand), cmp.Or(b.Channel, req.Channel), cmp.Or(b.Purpose, req.Purpose)
+	}
+	l, err := s.Consents.Links(r.Context(), r.PathValue("id"), req.Brand, req.Channel, req.Purpose)
+	if err != nil {
+		s.serviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
 }

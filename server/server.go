@@ -48,6 +48,9 @@ type Server struct {
 	RedisOpt asynq.RedisConnOpt
 	// Now is the clock signatures are checked against (time.Now when nil).
 	Now func() time.Time
+	// Pages, when set, routes the public pages (/u/, /p/, /c/:
+	// server/pages) on the same listener.
+	Pages interface{ Register(mux *http.ServeMux) }
 
 	kinds    map[string]string
 	draining atomic.Bool
@@ -106,6 +109,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/subjects/{id}/history", s.admin(http.HandlerFunc(s.handleHistory)))
 	mux.Handle("DELETE /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleErase)))
 	mux.Handle("POST /v1/eligibility", s.admin(http.HandlerFunc(s.handleEligibilityBatch)))
+	mux.Handle("POST /v1/subjects/{id}/links", s.admin(http.HandlerFunc(s.handleLinks)))
+	if s.Pages != nil {
+		s.Pages.Register(mux)
+	}
 
 	s.ops(mux)
 	if s.RedisOpt != nil {

@@ -67,6 +67,7 @@ type Store interface {
 	ExpiringCandidates(ctx context.Context, afterID int64, limit int) ([]store.Identifier, int64, error)
 	VerifyLedger(ctx context.Context, report func(store.Break)) (int, []byte, error)
 	LiveIdentifiers(ctx context.Context) ([]store.Identifier, error)
+	SubjectIdentifier(ctx context.Context, id int64) (store.Identifier, error)
 }
 
 // Queue enqueues work (jobs.Requeuer): the inbound task of a stored

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -41,4 +43,23 @@ func (s *Store) WithLock(ctx context.Context, key int64, fn func(ctx context.Con
 		return false, nil
 	}
 	return true, fn(ctx)
+}
+
+// SubjectIdentifier returns the email address (else phone number) of live
+// subject id, as stored (normalized). ErrNotFound when no live subject has
+// that id (never existed, or erased).
+func (s *Store) SubjectIdentifier(ctx context.Context, id int64) (Identifier, error) {
+	var row struct {
+		Email string `db:"email"`
+		Phone string `db:"phone"`
+	}
+	err := s.DB.GetContext(ctx, &row, `SELECT coalesce(email, '') AS email, coalesce(phone, '') AS phone
+		FROM subjects WHERE id = $1 AND erased_at IS NULL`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Identifier{}, ErrNotFound
+	}
+	if err != nil {
+		return Identifier{}, fmt.Errorf("store: subject identifier: %w", err)
+	}
+	return Identifier{Email: row.Email, Phone: row.Phone}, nil
 }

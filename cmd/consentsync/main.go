@@ -11,6 +11,7 @@
 //	consentsync repush [-destination NAME] [-id 1,2]
 //	consentsync queues                  queue sizes, latency, failures; inbox and outbox counts
 //	consentsync subject EMAIL|PHONE     a subject's state, eligibility and history
+//	consentsync links EMAIL -brand B    List-Unsubscribe headers and the pages' links
 //	consentsync expiring --within 30d   consents that lapse soon
 //	consentsync verify-ledger           recompute the ledger's hash chains
 //	consentsync drift [-destination NAME] [-repair]  what each destination no longer holds
@@ -60,6 +61,7 @@ Commands:
   repush [-destination N] [-id 1,2]   push suppressions a destination refused for good again, once the cause is fixed
   queues                      queue sizes, latency and failures; inbox and outbox counts
   subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
+  links EMAIL|PHONE -brand B [-channel C] [-purpose P]  List-Unsubscribe headers, preference-centre and confirmation links
   expiring --within 30d       consents that lapse soon (re-consent campaigns)
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
   drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
@@ -97,6 +99,8 @@ func main() {
 		err = queues(ctx, log)
 	case "subject":
 		err = subject(ctx, args)
+	case "links":
+		err = linksCmd(ctx, args)
 	case "repush":
 		err = repush(ctx, log, args)
 	case "drift":
@@ -392,6 +396,38 @@ func subject(ctx context.Context, args []string) error {
 	}
 	defer closeFn()
 	return cli.PrintSubject(ctx, os.Stdout, svc, args[0])
+}
+
+// linksCmd prints the signed links of one person for one brand:
+// consentsync links EMAIL|PHONE -brand B [-channel C] [-purpose P] (flags
+// before or after the identifier). It needs Postgres and pages.keys with
+// their secrets.
+func linksCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("links", flag.ContinueOnError)
+	brand := fs.String("brand", "", "the brand the message is sent for (required)")
+	channel := fs.String("channel", "email", "what the unsubscribe link withdraws: channel")
+	purpose := fs.String("purpose", "marketing", "what the unsubscribe link withdraws: purpose")
+	var raw string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		raw, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if raw == "" && fs.NArg() == 1 {
+		raw = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return errors.New("usage: consentsync links EMAIL|PHONE -brand B [-channel C] [-purpose P]")
+	}
+	if raw == "" || *brand == "" {
+		return errors.New("usage: consentsync links EMAIL|PHONE -brand B [-channel C] [-purpose P]")
+	}
+	svc, closeFn, err := openReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return cli.PrintLinks(ctx, os.Stdout, svc, raw, *brand, *channel, *purpose)
 }
 
 // expiring lists permissions that lapse within the window (default 30d),

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/migrations"
 	"github.com/consentsync/consentsync/server"
+	"github.com/consentsync/consentsync/server/pages"
 	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
 	"github.com/consentsync/consentsync/worker"
@@ -130,14 +133,31 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		a.Close()
 		return nil, err
 	}
+	// The worker also reads the pages' internal sources; the receiver
+	// serves the configured ones only.
+	workerSrcs := maps.Clone(srcs)
+	for _, name := range pages.Sources {
+		workerSrcs[name] = pages.Source{}
+	}
 	a.Worker = &worker.Worker{
-		Store: st, Enqueuer: a.Enqueuer, Sources: srcs, Destinations: dsts,
+		Store: st, Enqueuer: a.Enqueuer, Sources: workerSrcs, Destinations: dsts,
 		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: now,
 	}
 	a.Service.Eraser = a.Worker
 	a.Server = &server.Server{
 		Config: cfg, Inbox: &store.GroupInbox{Store: st, Wait: cfg.Server.CommitWait, Max: cfg.Server.CommitRows}, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
 		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
+	}
+	if cfg.Pages.Enabled() {
+		h, err := pages.New(cfg.Pages, a.Service, a.Server.Inbox, a.Enqueuer, log, a.Metrics.Registry, now)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("pages: %w", err)
+		}
+		a.Server.Pages = h
+		if strings.HasPrefix(cfg.Pages.PublicURL, "http://") {
+			log.Warn("pages.public_url is http://: RFC 8058 requires an https List-Unsubscribe URI, mailbox providers ignore others (fine for a local test)")
+		}
 	}
 	return a, nil
 }

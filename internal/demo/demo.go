@@ -5,11 +5,15 @@
 // (re-signed with the current time where the scheme has a timestamp), waits
 // for the queues to drain, checks every expected signal reached the ledger,
 // and prints the consent record and, per address and destination, the
-// push, its read-back and the provider's receipt.
+// push, its read-back and the provider's receipt. Then one demo person
+// signs up, gets the links a sending tool adds to each message
+// (List-Unsubscribe, the preference centre) and unsubscribes in one click
+// (RFC 8058), which must reach every destination of acme's email marketing.
 package demo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -59,6 +63,11 @@ type Options struct {
 	Timeout time.Duration
 	// Verbose prints the service's logs.
 	Verbose bool
+	// Serve keeps the service (and so the printed preference-centre link)
+	// running after the report, until interrupted.
+	Serve bool
+	// Addr is the demo's listen address (default 127.0.0.1 and a free port).
+	Addr string
 }
 
 // Main parses args and runs the demo, printing to out. It returns an error
@@ -72,6 +81,8 @@ func Main(ctx context.Context, args []string, out io.Writer, log *slog.Logger) e
 	fs.IntVar(&o.RedisDB, "redis-db", 0, "Redis database index to flush and use (default: lease a free one, as the tests do)")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "how long to wait for the queues to drain")
 	fs.BoolVar(&o.Verbose, "v", false, "print the service's logs")
+	fs.BoolVar(&o.Serve, "serve", false, "keep serving after the report (the preference-centre link keeps working) until interrupted")
+	fs.StringVar(&o.Addr, "addr", "", "listen address (default 127.0.0.1 and a free port)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,16 +204,19 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	cfg.Server.DrainGrace = time.Millisecond // nothing sends to the demo's listener once it is done
 	cfg.Process.DatabaseURL, cfg.Process.RedisURL = dbURL, redisURL
 	cfg.Process.AdminToken = randomToken()
+	ln, err := net.Listen("tcp", cmp.Or(o.Addr, "127.0.0.1:0"))
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	withPages(cfg, base)
 
 	a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
 	rctx, stop := context.WithCancel(ctx)
 	httpDone := make(chan error, 1)
 	workDone := make(chan error, 1)
@@ -213,7 +227,6 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		<-httpDone
 		<-workDone
 	}()
-	base := "http://" + ln.Addr().String()
 
 	all, err := fixtures.All()
 	if err != nil {
@@ -224,7 +237,14 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		results = append(results, post(ctx, base, fx, cfg, sgKey))
 	}
 	drained := waitDrained(ctx, a, o.Timeout)
-	return report(ctx, out, a, sb, results, drained, time.Since(start))
+	pg := runPages(ctx, a, base, cfg, o.Timeout)
+	drained = waitDrained(ctx, a, o.Timeout) && drained
+	err = report(ctx, out, a, sb, results, pg, drained, time.Since(start))
+	if o.Serve && err == nil {
+		fmt.Fprintf(out, "\nserving the pages and the API at %s until interrupted (Ctrl-C): open the preference centre link above\n", base)
+		<-ctx.Done()
+	}
+	return err
 }
 
 // post sends one fixture as its sender would, re-signed for now.

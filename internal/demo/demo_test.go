@@ -42,7 +42,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"hubspot-optout-batch", "CONSENT RECORD", "SUPPRESSIONS PUSHED", "Lena.Martin@Example.com", "withdrawn", "OK: every webhook"} {
+	for _, want := range []string{"hubspot-optout-batch", "CONSENT RECORD", "SUPPRESSIONS PUSHED", "Lena.Martin@Example.com", "withdrawn", "OK: every webhook",
+		"ONE-CLICK UNSUBSCRIBE", "List-Unsubscribe-Post: List-Unsubscribe=One-Click", "/p/demo."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

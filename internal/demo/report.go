@@ -19,7 +19,7 @@ import (
 
 // report checks the outcome and prints it. It returns an error listing
 // every problem found.
-func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox, results []posted, drained bool, took time.Duration) error {
+func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox, results []posted, pg pagesOutcome, drained bool, took time.Duration) error {
 	var problems []string
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(out, "consentsync demo: %d real-format webhooks, signed as their senders sign them\n\n", len(results))
@@ -94,6 +94,8 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 		}
 	}
 	_ = tw.Flush()
+
+	problems = append(problems, printPages(ctx, out, a, pg)...)
 
 	snap := sb.Snapshot()
 	fmt.Fprintln(out, "\nPROVIDER SANDBOX STATE")
