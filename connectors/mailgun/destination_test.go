@@ -228,7 +228,7 @@ func TestPushBisectTimeout(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 4 {
-			cancel() // the time runs out during the fourth call
+			cancel()                           // the time runs out during the fourth call
 			_, _ = io.Copy(io.Discard, r.Body) // so the server sees the client leave
 			select {
 			case <-r.Context().Done():
