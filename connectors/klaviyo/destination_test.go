@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +196,97 @@ func TestPushIsolatesRefusedProfile(t *testing.T) {
 	}
 	if fake.CallCount() != 3 || strings.Join(fake.Unsubscribed(), ",") != "good@example.com" {
 		t.Fatalf("calls %d, unsubscribed %v", fake.CallCount(), fake.Unsubscribed())
+	}
+}
+
+// TestPushBisectsRefusedProfile: one address Klaviyo refuses in a batch
+// of 500 (five jobs of MaxProfiles) costs about 2·log2(100) extra calls
+// (its job is halved until it is alone), not 100: the 499 others are
+// unsubscribed, the bad one fails permanently.
+func TestPushBisectsRefusedProfile(t *testing.T) {
+	t.Parallel()
+	d, fake, _ := newDest(t, nil)
+	fake.Refuse("p317@example.com")
+	var batch []connectors.Suppression
+	for i := range 500 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	res, err := d.Push(context.Background(), batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 500 || len(res) != 500 {
+		t.Fatalf("%d results", len(res))
+	}
+	for id, r := range m {
+		if (id == 317) != (r.Err != nil) {
+			t.Fatalf("item %d: %+v", id, r)
+		}
+	}
+	if !errors.Is(m[317].Err, connectors.ErrPermanent) {
+		t.Fatalf("bad item: %v", m[317].Err)
+	}
+	// 4 good jobs, then 1 + 2 per level of halving: 4 + 2·ceil(log2(100)) + 1 = 19.
+	if n := fake.CallCount(); n > 19 {
+		t.Fatalf("calls = %d, want at most 19", n)
+	}
+	if got := fake.Unsubscribed(); len(got) != 499 {
+		t.Fatalf("%d unsubscribed", len(got))
+	}
+}
+
+// TestPushBisectTimeout: when the Push's time runs out while a refused job
+// is being halved, the addresses already answered keep their Results, the
+// others get transient Results (retried later), and Push returns no error.
+func TestPushBisectTimeout(t *testing.T) {
+	t.Parallel()
+	fake := klaviyofake.New(testKey)
+	fake.Refuse("p3@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 4 {
+			cancel()                           // the time runs out during the fourth call
+			_, _ = io.Copy(io.Discard, r.Body) // so the server sees the client leave
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := config.Destination{Name: "klaviyo-acme", Kind: Kind, BaseURL: srv.URL, APIKey: testKey}
+	d := fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: fixtures.HTTPClient()})
+	var batch []connectors.Suppression
+	for i := range 8 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	// Calls: [0..7] refused, [0..3] refused, [0,1] accepted; then the
+	// time is out.
+	res, err := d.Push(ctx, batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 8 {
+		t.Fatalf("results %+v", res)
+	}
+	for id, r := range m {
+		switch {
+		case id <= 1 && r.Err != nil:
+			t.Fatalf("item %d finished: %v", id, r.Err)
+		case id > 1 && (r.Err == nil || errors.Is(r.Err, connectors.ErrPermanent)):
+			t.Fatalf("item %d not finished, want a transient result: %+v", id, r)
+		}
+	}
+	if got := fake.Unsubscribed(); len(got) != 2 {
+		t.Fatalf("unsubscribed %v", got)
 	}
 }
 
