@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -106,11 +107,14 @@ type Destination struct {
 	stream string
 	base   string
 	http   *retryablehttp.Client
+	now    func() time.Time
 }
 
 // NewDestination builds a Postmark destination. cfg.APIKey (the server
 // token) is required; cfg.BaseURL defaults to DefaultBaseURL; the stream is
-// DestinationOptions.MessageStream. Its client is deps.HTTPClient(cfg.Timeout).
+// DestinationOptions.MessageStream (connectors.DestinationOptions: its
+// default and Validate). Its client is deps.HTTPClient(cfg.Timeout); its
+// clock deps.Clock.
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required (the Postmark server token)")
@@ -119,15 +123,11 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if err != nil {
 		return nil, err
 	}
-	o := config.OptionsOf[DestinationOptions](cfg.Options)
-	stream := o.MessageStream
-	if stream == "" {
-		stream = DefaultMessageStream
+	o, err := connectors.DestinationOptions[DestinationOptions](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
-	if !streamID.MatchString(stream) {
-		return nil, fmt.Errorf("message_stream: %q is not a Postmark message stream ID", stream)
-	}
-	return &Destination{name: cfg.Name, key: cfg.APIKey, stream: stream, base: base, http: deps.HTTPClient(cfg.Timeout)}, nil
+	return &Destination{name: cfg.Name, key: cfg.APIKey, stream: o.MessageStream, base: base, http: deps.HTTPClient(cfg.Timeout), now: deps.Clock}, nil
 }
 
 // MaxBatch is MaxSuppressions.

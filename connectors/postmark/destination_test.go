@@ -358,7 +358,9 @@ func TestNewDestination(t *testing.T) {
 	}{
 		{config.Destination{}, "api_key:"},
 		{config.Destination{APIKey: "k", BaseURL: "api.postmarkapp.com"}, "base_url:"},
-		{config.Destination{APIKey: "k", Options: &DestinationOptions{MessageStream: "9 bad"}}, "message_stream:"},
+		// The options' own Validate (connectors.DestinationOptions), so the
+		// message is the one config validation gives.
+		{config.Destination{APIKey: "k", Options: &DestinationOptions{MessageStream: "9 bad"}}, `message_stream: "9 bad" is not a Postmark message stream ID (a letter, then letters, digits, - or _)`},
 	} {
 		if _, err := NewDestination(c.cfg, connectors.Deps{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v", c.cfg, err)
