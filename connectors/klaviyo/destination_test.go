@@ -393,7 +393,9 @@ func TestCheck(t *testing.T) {
 		{"pushed", "", true, false, true, false},
 		{"no profile", "", false, false, false, true},
 		{"job not run yet, no profile", "", true, true, false, true},
-		{"job not run yet, subscribed profile", klaviyofake.Subscribed, true, true, false, false},
+		// Pushed just now (SentAt within SettleTime): the job has not
+		// run yet, so the subscribed consent is not yet a mismatch.
+		{"job not run yet, subscribed profile", klaviyofake.Subscribed, true, true, false, true},
 		{"subscribed", klaviyofake.Subscribed, false, false, false, false},
 		{"never subscribed", klaviyofake.NeverSubscribed, false, false, false, false},
 		{"unsubscribed elsewhere", klaviyofake.Unsubscribed, false, false, true, false},
@@ -411,7 +413,11 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			fake.ResetCalls()
-			st, err := d.Check(context.Background(), []connectors.Suppression{sup(7, "A@example.com"), sup(8, "a@example.com")})
+			a, b := sup(7, "A@example.com"), sup(8, "a@example.com")
+			if c.push {
+				a.SentAt, b.SentAt = time.Now(), time.Now()
+			}
+			st, err := d.Check(context.Background(), []connectors.Suppression{a, b})
 			if err != nil || len(st) != 2 || fake.CallCount() != 1 {
 				t.Fatalf("%v %+v, calls %d", err, st, fake.CallCount())
 			}
@@ -419,10 +425,24 @@ func TestCheck(t *testing.T) {
 				if s.Suppressed != c.suppressed || s.Unknown != c.unknown || strings.Contains(s.Receipt, "example.com") {
 					t.Fatalf("status %+v", s)
 				}
+				if c.push && c.seed == klaviyofake.Subscribed && !strings.Contains(s.Receipt, "not yet applied") {
+					t.Fatalf("receipt %q", s.Receipt)
+				}
 			}
 			call := fake.Calls()[0]
 			if call.Method != "GET" || call.Path != "/api/profiles" || !strings.Contains(call.RawQuery, "additional-fields%5Bprofile%5D=subscriptions") || call.Header.Get("revision") != Revision {
 				t.Fatalf("call %+v", call)
+			}
+			if c.push && c.seed == klaviyofake.Subscribed {
+				// Pushed long ago, or SentAt unknown, and still
+				// subscribed: a mismatch (drift).
+				a.SentAt = time.Now().Add(-time.Hour)
+				for _, s := range []connectors.Suppression{a, sup(9, "a@example.com")} {
+					st, err := d.Check(context.Background(), []connectors.Suppression{s})
+					if err != nil || len(st) != 1 || st[0].Suppressed || st[0].Unknown {
+						t.Fatalf("long after the push: %v %+v", err, st)
+					}
+				}
 			}
 			if c.hold && fake.RunJobs() == 1 {
 				st, err = d.Check(context.Background(), []connectors.Suppression{sup(7, "a@example.com")})
