@@ -61,8 +61,11 @@ const ReceiptMax = 512
 // Destination pushes suppressions to one provider account.
 //
 // Push sends at most MaxBatch() suppressions and returns one Result per
-// suppression, in any order. A returned error means the call as a whole
-// failed and no Result is final: a *RetryAfterError (retry after its
+// suppression, in any order. A Result whose Err does not wrap ErrPermanent
+// is transient: that row is tried again later (e.g. the items a Push could
+// not reach before ctx ended, see Unfinished, while the others' Results
+// are final). A returned error means the call as a whole failed and no
+// Result is final: a *RetryAfterError (retry after its
 // Delay), an error wrapping ErrPermanent (never retry), or any other error
 // (transient: retry with backoff). Push must be safe to repeat: every
 // provider call it makes is idempotent. Errors and receipts never contain the
