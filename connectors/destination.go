@@ -23,6 +23,25 @@ type Suppression struct {
 	// Reason is the sender's event that caused the withdrawal
 	// ("unsubscribe", "spamreport"), for providers that record one.
 	Reason string
+	// SentAt is when the row was last pushed and accepted (the outbox
+	// row's sent_at), for a Checker whose provider applies suppressions
+	// asynchronously (Postmark, Klaviyo): a read-back that does not find
+	// the suppression yet, within the provider's settle time of SentAt, is
+	// Unknown (asked again later), not a mismatch (see Settling). Zero when
+	// unknown: the read-back is then taken as final.
+	SentAt time.Time
+}
+
+// Settling reports whether s was pushed less than settle before now, so
+// that a provider that applies suppressions asynchronously may not show it
+// yet. It is false when s.SentAt is zero (unknown) or in the future by
+// more than settle (a clock gone wrong: the read-back is taken as final).
+func Settling(s Suppression, now time.Time, settle time.Duration) bool {
+	if s.SentAt.IsZero() {
+		return false
+	}
+	age := now.Sub(s.SentAt)
+	return age < settle && age > -settle
 }
 
 // Result is the outcome of one suppression inside a Push.
@@ -42,8 +61,11 @@ const ReceiptMax = 512
 // Destination pushes suppressions to one provider account.
 //
 // Push sends at most MaxBatch() suppressions and returns one Result per
-// suppression, in any order. A returned error means the call as a whole
-// failed and no Result is final: a *RetryAfterError (retry after its
+// suppression, in any order. A Result whose Err does not wrap ErrPermanent
+// is transient: that row is tried again later (e.g. the items a Push could
+// not reach before ctx ended, see Unfinished, while the others' Results
+// are final). A returned error means the call as a whole failed and no
+// Result is final: a *RetryAfterError (retry after its
 // Delay), an error wrapping ErrPermanent (never retry), or any other error
 // (transient: retry with backoff). Push must be safe to repeat: every
 // provider call it makes is idempotent. Errors and receipts never contain the

@@ -60,9 +60,14 @@ var (
 //     true, ...} for sms), which also updates a contact created meanwhile,
 //     and the rest is sent again as a batch; when the answer names no usable
 //     index the batch is halved until each unknown contact is alone. A 207
-//     (some contacts not updated, by contact id) is completed the same way,
-//     one contact at a time. A 400 for a batch is halved too, so that one
-//     refused contact gets its own permanent Result.
+//     ({"successIds": [...], "failureIds": [...]}: some contacts not
+//     updated, named by Brevo contact id, which cannot be matched with an
+//     address without a read per contact) is halved the same way until
+//     each failed contact is alone, and that contact is then set with a
+//     call of its own: Push as for an unknown contact, Lift with PUT
+//     {base_url}/v3/contacts/{email or number}?identifierType=email_id
+//     (phone_id) {flag: false}. A 400 for a batch is halved too, so that
+//     one refused contact gets its own permanent Result.
 //
 // Whole-call answers: 401/403 and other 4xx are permanent; 429 and 5xx are
 // transient. Brevo's 429 carries x-sib-ratelimit-reset (seconds): the
@@ -271,17 +276,7 @@ func (d *Destination) set(ctx context.Context, ts []target, on bool) ([]connecto
 	}
 	switch {
 	case err == nil && resp.Status == http.StatusMultiStatus:
-		// Some contacts were not updated, named by contact id: finish
-		// them one by one (each call is idempotent).
-		var out []connectors.Result
-		for _, t := range ts {
-			r, err := d.one(ctx, t, on)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, r...)
-		}
-		return out, nil
+		return d.partial(ctx, ts, on, resp)
 	case err == nil:
 		var out []connectors.Result
 		for _, t := range ts {
@@ -318,6 +313,104 @@ func (d *Destination) set(ctx context.Context, ts []target, on bool) ([]connecto
 	return nil, err
 }
 
+// partial finishes a batch update Brevo answered 207 ("few contacts
+// updated", {"successIds": [...], "failureIds": [...]}). Brevo names the
+// contacts by its own contact ids, which ts (identified by email or
+// number) cannot be matched with without a read per contact, so: a lone
+// contact that failed is set with its own call (single); when the answer
+// says every contact failed, each is set alone; otherwise ts is halved and
+// each half sent again as a batch (repeating an update is harmless), so
+// that only the failed contacts end up with a call of their own.
+func (d *Destination) partial(ctx context.Context, ts []target, on bool, resp *connectors.Response) ([]connectors.Result, error) {
+	m, ok := ParseMultiStatus(resp.Body)
+	if ok && len(m.FailureIDs) == 0 && len(m.SuccessIDs) >= len(ts) {
+		// Every contact updated after all.
+		var out []connectors.Result
+		for _, t := range ts {
+			out = append(out, results(t, fmt.Sprintf("brevo: %s=%v (batch update, HTTP %d)", t.flag(), on, resp.Status), nil, d.key)...)
+		}
+		return out, nil
+	}
+	if len(ts) > 1 && (!ok || len(m.FailureIDs) < len(ts)) {
+		a, err := d.set(ctx, ts[:len(ts)/2], on)
+		if err != nil {
+			return nil, err
+		}
+		b, err := d.set(ctx, ts[len(ts)/2:], on)
+		if err != nil {
+			return nil, err
+		}
+		return append(a, b...), nil
+	}
+	var out []connectors.Result
+	for _, t := range ts {
+		r, err := d.single(ctx, t, on)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// single sets the flag of one contact with a call of its own, after a
+// batch update that did not apply to it: Push creates or updates it (one);
+// Lift updates it with PUT {base_url}/v3/contacts/{email or number}
+// ?identifierType=email_id|phone_id {flag: false}
+// (https://developers.brevo.com/reference/update-contact): 204 lifted, 404
+// no such contact (nothing to lift), 400 that contact's permanent Result.
+func (d *Destination) single(ctx context.Context, t target, on bool) ([]connectors.Result, error) {
+	if on {
+		return d.one(ctx, t, on)
+	}
+	kind := "email_id"
+	if t.channel == consent.ChannelSMS {
+		kind = "phone_id"
+	}
+	payload, err := json.Marshal(map[string]bool{t.flag(): false})
+	if err != nil {
+		return nil, fmt.Errorf("brevo: encode request: %w", err)
+	}
+	resp, err := d.call(ctx, http.MethodPut, "/v3/contacts/"+url.PathEscape(t.ident)+"?identifierType="+kind, payload)
+	switch {
+	case err == nil:
+		return results(t, fmt.Sprintf("brevo: %s=false (contact updated, HTTP %d)", t.flag(), resp.Status), nil, d.key), nil
+	case resp != nil && resp.Status == http.StatusNotFound:
+		return results(t, "brevo: no such contact, nothing to lift", nil, d.key), nil
+	case resp != nil && resp.Status == http.StatusBadRequest:
+		return results(t, err.Error(), err, d.key), nil
+	}
+	return nil, err
+}
+
+// MultiStatus is Brevo's 207 answer to a batch update: the contact ids
+// updated and those not updated
+// (https://developers.brevo.com/reference/update-batch-contacts).
+type MultiStatus struct {
+	SuccessIDs []int64 `json:"successIds"`
+	FailureIDs []int64 `json:"failureIds"`
+}
+
+// ParseMultiStatus reads a 207 body; ok is false for a body that is not a
+// JSON object with at least one of the two lists. It never panics.
+func ParseMultiStatus(body []byte) (MultiStatus, bool) {
+	var raw struct {
+		SuccessIDs *[]int64 `json:"successIds"`
+		FailureIDs *[]int64 `json:"failureIds"`
+	}
+	if json.Unmarshal(body, &raw) != nil || (raw.SuccessIDs == nil && raw.FailureIDs == nil) {
+		return MultiStatus{}, false
+	}
+	var m MultiStatus
+	if raw.SuccessIDs != nil {
+		m.SuccessIDs = *raw.SuccessIDs
+	}
+	if raw.FailureIDs != nil {
+		m.FailureIDs = *raw.FailureIDs
+	}
+	return m, true
+}
+
 // split halves ts after a batch update refused with status (err); a lone contact goes
 // alone: created (404) or given its permanent Result (400).
 func (d *Destination) split(ctx context.Context, ts []target, on bool, status int, err error) ([]connectors.Result, error) {
@@ -338,9 +431,10 @@ func (d *Destination) split(ctx context.Context, ts []target, on bool, status in
 	return d.one(ctx, ts[0], on)
 }
 
-// one sets the flag of a contact Brevo may not know: Push creates it
-// blocklisted (POST /v3/contacts with updateEnabled, so an existing
-// contact is updated instead); Lift has nothing to lift and makes no call.
+// one sets the flag of a contact Brevo does not know (a 404
+// document_not_found named it): Push creates it blocklisted (POST
+// /v3/contacts with updateEnabled, so a contact created meanwhile is
+// updated instead); Lift has nothing to lift and makes no call.
 // A 400 is that contact's permanent Result.
 func (d *Destination) one(ctx context.Context, t target, on bool) ([]connectors.Result, error) {
 	if !on {

@@ -131,12 +131,78 @@ func TestPushUnknownContacts(t *testing.T) {
 	if err != nil || len(res) != 4 || len(fk.Blocklisted()) != 4 {
 		t.Fatalf("%v %+v %v (%s)", err, res, fk.Blocklisted(), paths(fk.Calls()))
 	}
-	// 207 (ids only): finished one contact at a time.
+	// 207 (contact ids only): halved, each half sent again as a batch.
 	fk.ResetCalls()
 	fk.Forget("a@example.com")
 	fk.Script(fakeapi.Answer{Status: 207, Body: `{"successIds":[2],"failureIds":[1]}`})
 	res, err = d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com")})
-	if err != nil || len(res) != 2 || !fk.EmailBlocklisted("a@example.com") || paths(fk.Calls()) != "POST /v3/contacts/batch 207; POST /v3/contacts 204; POST /v3/contacts 204" {
+	if err != nil || len(res) != 2 || !fk.EmailBlocklisted("a@example.com") || paths(fk.Calls()) != "POST /v3/contacts/batch 207; POST /v3/contacts/batch 204; POST /v3/contacts/batch 204" {
+		t.Fatalf("%v %+v %s", err, res, paths(fk.Calls()))
+	}
+}
+
+// TestPartialBatch: Brevo answers 207 with contact ids when it updates
+// only some contacts of a batch. Push and Lift give a call of its own only
+// to the contact that failed (found by halving: the ids cannot be matched
+// with addresses), and a Lift reports a contact lifted only after a real
+// call lifted it.
+func TestPartialBatch(t *testing.T) {
+	t.Parallel()
+	var emails []string
+	var in []connectors.Suppression
+	for i := range 8 {
+		emails = append(emails, fmt.Sprintf("p%d@example.com", i))
+		in = append(in, sup(int64(i), emails[i]))
+	}
+	d, fk, _ := newDest(t, testKey, brevofake.WithContacts(emails...))
+	fk.FailInBatch("p5@example.com")
+	singles := func() (n int) {
+		for _, c := range fk.Calls() {
+			if c.Path != "/v3/contacts/batch" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, on := range []bool{true, false} {
+		fk.ResetCalls()
+		var res []connectors.Result
+		var err error
+		if on {
+			res, err = d.Push(context.Background(), in)
+		} else {
+			res, err = d.Lift(context.Background(), in)
+		}
+		noKey(t, err, res)
+		if err != nil || len(res) != 8 {
+			t.Fatalf("on=%v: %v %+v", on, err, res)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("on=%v: %+v", on, r)
+			}
+		}
+		for _, e := range emails {
+			if fk.EmailBlocklisted(e) != on {
+				t.Fatalf("on=%v: %s blocklisted=%v (%s)", on, e, !on, paths(fk.Calls()))
+			}
+		}
+		// One call of its own (the failed contact); batches: 1 + 2 per
+		// halving level = 7 for 8 contacts.
+		if n := singles(); n != 1 || fk.CallCount() > 8 {
+			t.Fatalf("on=%v: %d single calls, %d in all: %s", on, n, fk.CallCount(), paths(fk.Calls()))
+		}
+		if !strings.Contains(byID(res)[5].Receipt, "contact updated") {
+			t.Fatalf("on=%v: receipt %q", on, byID(res)[5].Receipt)
+		}
+	}
+	// A lone contact's 207 on Lift, and the contact gone by then: nothing
+	// to lift (404 on its own call), a success.
+	fk.ResetCalls()
+	fk.Script(fakeapi.Answer{Status: 207, Body: `{"successIds":[],"failureIds":[6]}`})
+	res, err := d.Lift(context.Background(), []connectors.Suppression{sup(5, "gone@example.com")})
+	if err != nil || len(res) != 1 || res[0].Err != nil || !strings.Contains(res[0].Receipt, "nothing to lift") ||
+		paths(fk.Calls()) != "POST /v3/contacts/batch 207; PUT /v3/contacts/gone@example.com 404" {
 		t.Fatalf("%v %+v %s", err, res, paths(fk.Calls()))
 	}
 }
@@ -448,6 +514,9 @@ func FuzzParseAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, n int) {
 		_, _, _ = ParseContact(body)
 		_, _, _ = ParseError(body)
+		if m, ok := ParseMultiStatus(body); !ok && (len(m.SuccessIDs) > 0 || len(m.FailureIDs) > 0) {
+			t.Fatalf("not ok but ids %+v", m)
+		}
 		if m, ok := MissingIndexes(body, n); ok {
 			for i := range m {
 				if i < 0 || i >= n {

@@ -280,6 +280,23 @@ func (d *Destination) apply(ctx context.Context, batch []connectors.Suppression,
 		}
 		all = all[n:]
 	}
+	// A lift HubSpot refused: a refusal to resubscribe only when the
+	// contact is opted out of all email (what HubSpot lets only its own
+	// resubscription email undo); any other error (a bad legal_basis, an
+	// unknown subscription type) is a permanent error of the lift.
+	var optedOut map[string]bool
+	if state == statusSubscribed {
+		var failed []string
+		for _, s := range batch {
+			if o, ok := outcome[keys[s.ID]]; ok && o.err != "" && !o.transient {
+				failed = append(failed, strings.TrimSpace(s.Email))
+			}
+		}
+		var err error
+		if optedOut, err = d.optedOutOfAll(ctx, failed); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]connectors.Result, 0, len(batch))
 	for _, s := range batch {
 		k := keys[s.ID]
@@ -296,8 +313,10 @@ func (d *Destination) apply(ctx context.Context, batch []connectors.Suppression,
 		case o.err != "":
 			if o.transient {
 				r.Err = fmt.Errorf("hubspot: %s: %s", what, o.err)
+			} else if state == statusSubscribed && optedOut[k.addr] {
+				r.Err = fmt.Errorf("%w: hubspot: %w: the contact is opted out of all email; HubSpot resubscribes it only through its own resubscription email: %s", connectors.ErrPermanent, connectors.ErrLiftRefused, o.err)
 			} else if state == statusSubscribed {
-				r.Err = fmt.Errorf("%w: hubspot: %w: %s", connectors.ErrPermanent, connectors.ErrLiftRefused, o.err)
+				r.Err = connectors.Permanent("hubspot: %s: HubSpot refused the lift (not a refusal to resubscribe: check legal_basis and subscription_ids): %s", what, o.err)
 			} else {
 				r.Err = connectors.Permanent("hubspot: %s: %s", what, o.err)
 			}
@@ -310,6 +329,34 @@ func (d *Destination) apply(ctx context.Context, batch []connectors.Suppression,
 			r.Err = redactErr(r.Err, d.key)
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// optedOutOfAll reads (POST UnsubscribeAllReadPath, at most MaxInputs
+// addresses a call) which of addrs are opted out of all email: a wide
+// status NOT_SUBSCRIBED on EMAIL. An address HubSpot does not answer for
+// is not. Errors are whole-call errors (Push's conventions).
+func (d *Destination) optedOutOfAll(ctx context.Context, addrs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(addrs) > 0 {
+		n := min(len(addrs), MaxInputs)
+		resp, err := d.post(ctx, UnsubscribeAllReadPath, stringsBody{Inputs: addrs[:n]})
+		if err != nil {
+			return nil, err
+		}
+		ans, err := ParseBatchAnswer(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("hubspot: POST %s: HTTP %d: unreadable answer: %s", UnsubscribeAllReadPath, resp.Status, resp.Snippet(d.key))
+		}
+		for _, r := range ans.Results {
+			for _, x := range r.WideStatuses {
+				if x.Status == statusNotSubscribed && (x.Channel == "" || x.Channel == "EMAIL") {
+					out[connectors.AddrKey(r.SubscriberIDString)] = true
+				}
+			}
+		}
+		addrs = addrs[n:]
 	}
 	return out, nil
 }
@@ -536,8 +583,11 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		return nil, err
 	}
 	for _, s := range wide {
-		st := connectors.Status{ID: s.ID, Receipt: fmt.Sprintf("hubspot: not unsubscribed from all email (HTTP %d)", status)}
+		// An address in neither results nor errors is Unknown: HubSpot
+		// said nothing about it.
+		st := connectors.Status{ID: s.ID, Unknown: true, Receipt: fmt.Sprintf("hubspot: all email: address not in HubSpot's answer (HTTP %d)", status)}
 		if r, ok := ans.result(s.Email); ok {
+			st.Unknown, st.Receipt = false, fmt.Sprintf("hubspot: not unsubscribed from all email (HTTP %d)", status)
 			for _, x := range r.WideStatuses {
 				if x.Status == statusNotSubscribed && (x.Channel == "" || x.Channel == "EMAIL") {
 					st.Suppressed = true

@@ -300,9 +300,54 @@ func TestDestinationLift(t *testing.T) {
 	if fake.Status("a@example.com", "12345") != hubspotfake.Subscribed || fake.Status("self@example.com", "12345") != hubspotfake.NotSubscribed {
 		t.Fatal("state")
 	}
+	// Each round: the write, then the wide-status read of the contact
+	// whose write came back with an error.
 	calls := fake.Calls()
-	if len(calls) != 2 || calls[0].Path != StatusesWritePath || !strings.Contains(string(calls[0].Body), `"statusState":"SUBSCRIBED"`) || !strings.Contains(string(calls[0].Body), `"legalBasis":"CONSENT_WITH_NOTICE"`) {
+	if len(calls) != 4 || calls[0].Path != StatusesWritePath || !strings.Contains(string(calls[0].Body), `"statusState":"SUBSCRIBED"`) || !strings.Contains(string(calls[0].Body), `"legalBasis":"CONSENT_WITH_NOTICE"`) ||
+		calls[1].Path != UnsubscribeAllReadPath || strings.Contains(string(calls[1].Body), "a@example.com") {
 		t.Fatalf("calls %+v", calls)
+	}
+}
+
+// TestDestinationLiftConfigError: an error HubSpot gives a lift for a
+// contact that is not opted out of all email (here: a subscription type
+// the portal does not have, a configuration problem) is a permanent error
+// of the lift, not a refusal to resubscribe (which would tell the person
+// to opt in again through HubSpot's form).
+func TestDestinationLiftConfigError(t *testing.T) {
+	t.Parallel()
+	d, fake := newDest(t, &DestinationOptions{SubscriptionIDs: map[string]string{"marketing": "99999"}, LegalBasis: "CONSENT_WITH_NOTICE", LegalBasisExplanation: "Opted in again"})
+	fake.UnsubscribedBySelf("self@example.com")
+	sup := fixtures.Suppression
+	res, err := d.Lift(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "self@example.com")})
+	destNoKey(t, err, res)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	got := map[int64]connectors.Result{}
+	for _, r := range res {
+		got[r.ID] = r
+	}
+	if !errors.Is(got[1].Err, connectors.ErrPermanent) || errors.Is(got[1].Err, connectors.ErrLiftRefused) || !strings.Contains(got[1].Err.Error(), "VALIDATION_ERROR") {
+		t.Fatalf("config error: %+v", got[1])
+	}
+	if !errors.Is(got[2].Err, connectors.ErrLiftRefused) || !errors.Is(got[2].Err, connectors.ErrPermanent) {
+		t.Fatalf("opted out of all: %+v", got[2])
+	}
+}
+
+// TestCheckAbsentFromAnswer: an address HubSpot's batch read names in
+// neither its results nor its errors is Unknown, not "not suppressed"
+// (which would push it again).
+func TestCheckAbsentFromAnswer(t *testing.T) {
+	t.Parallel()
+	for _, o := range []*DestinationOptions{nil, mapped} {
+		d, fake := newDest(t, o)
+		fake.Script(fakeapi.Answer{Status: 200, Body: `{"status":"COMPLETE","results":[],"errors":[],"startedAt":"2026-03-01T12:00:00Z","completedAt":"2026-03-01T12:00:01Z"}`})
+		st, err := d.Check(context.Background(), []connectors.Suppression{fixtures.Suppression(1, "a@example.com")})
+		if err != nil || len(st) != 1 || st[0].Suppressed || !st[0].Unknown || !strings.Contains(st[0].Receipt, "not in HubSpot's answer") {
+			t.Fatalf("options %v: %v %+v", o, err, st)
+		}
 	}
 }
 

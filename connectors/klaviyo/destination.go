@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -36,6 +37,13 @@ const DefaultBaseURL = "https://a.klaviyo.com"
 // requires one on every call and keeps a revision for two years,
 // https://developers.klaviyo.com/en/docs/api_versioning_and_deprecation_policy).
 const Revision = "2026-07-15"
+
+// SettleTime is how long after a push a read-back that finds the profile
+// not unsubscribed is Unknown ("not yet applied", asked again later)
+// rather than a mismatch: the bulk unsubscribe job is asynchronous (202,
+// and the job is not exposed to poll), and Klaviyo documents no bound on
+// when it runs. 5 minutes is our choice, not Klaviyo's.
+const SettleTime = 5 * time.Minute
 
 // MaxProfiles is how many profiles one bulk unsubscribe job carries
 // (Klaviyo's documented maximum).
@@ -104,13 +112,18 @@ var (
 // is asynchronous: a 202 (no body) means Klaviyo accepted it, and Push
 // counts it sent then (receipt "job accepted"); Check confirms it later.
 // Klaviyo refuses a whole job with 400 when one profile is bad: Push then
-// sends the profiles of that job one by one, so that only the bad one
-// fails (permanently).
+// halves the job's profiles until the bad one is alone
+// (connectors.Bisect: about 2·log2(n) more calls per bad profile), so that
+// only the bad one fails (permanently). When the Push's time runs out
+// midway, the profiles already answered keep their Results and the others
+// get transient ones (retried later).
 //
 // Check: GET {base_url}/api/profiles?filter=equals(email,"e")&additional-fields[profile]=subscriptions,
 // one call per address: Suppressed when
 // subscriptions.email.marketing.consent is "UNSUBSCRIBED"; Unknown when no
-// profile is found (the job may not have run yet); otherwise not
+// profile is found (the job may not have run yet), or when another consent
+// is read within SettleTime of the suppression's SentAt (the job may not
+// have run yet: "not yet applied", asked again later); otherwise not
 // suppressed.
 //
 // Lift: refused (connectors.ErrLiftRefused) without a call; see Lift.
@@ -127,12 +140,13 @@ type Destination struct {
 	key      string
 	base     string
 	http     *retryablehttp.Client
+	now      func() time.Time
 }
 
 // NewDestination builds a Klaviyo destination. cfg.APIKey (a private key)
 // is required; cfg.BaseURL defaults to DefaultBaseURL. Its client is
-// deps.HTTPClient(cfg.Timeout). Errors name the config key and never
-// contain the key's value.
+// deps.HTTPClient(cfg.Timeout); its clock deps.Clock. Errors name the
+// config key and never contain the key's value.
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required (a Klaviyo private API key)")
@@ -145,7 +159,7 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if err != nil {
 		return nil, err
 	}
-	return &Destination{name: cfg.Name, listID: o.ListID, revision: o.Revision, key: cfg.APIKey, base: base, http: deps.HTTPClient(cfg.Timeout)}, nil
+	return &Destination{name: cfg.Name, listID: o.ListID, revision: o.Revision, key: cfg.APIKey, base: base, http: deps.HTTPClient(cfg.Timeout), now: deps.Clock}, nil
 }
 
 // MaxBatch is MaxProfiles.
@@ -232,10 +246,20 @@ func (d *Destination) request(ctx context.Context, method, u string, body []byte
 	return req, nil
 }
 
-// push makes one job for at most MaxProfiles distinct addresses; on a 400
-// for several addresses it isolates the bad one(s) by sending each alone.
+// push sends at most MaxProfiles distinct addresses; when Klaviyo refuses
+// the whole job (400) for several addresses, it halves them until each
+// refused address is alone (connectors.Bisect).
 func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	addrs, ids := connectors.GroupByAddress(batch)
+	return connectors.Bisect(ctx, addrs, ids, func(ctx context.Context, addrs []string) ([]connectors.Result, bool, error) {
+		return d.job(ctx, addrs, ids)
+	})
+}
+
+// job makes one bulk unsubscribe job for addrs. A 400 for several
+// addresses asks connectors.Bisect to split them; a 400 for one is that
+// address's permanent Result.
+func (d *Destination) job(ctx context.Context, addrs []string, ids map[string][]int64) ([]connectors.Result, bool, error) {
 	var job jobRequest
 	job.Data.Type = "profile-subscription-bulk-delete-job"
 	for _, a := range addrs {
@@ -255,49 +279,33 @@ func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) 
 	}
 	body, err := json.Marshal(job)
 	if err != nil {
-		return nil, fmt.Errorf("klaviyo: encode request: %w", err)
+		return nil, false, fmt.Errorf("klaviyo: encode request: %w", err)
 	}
 	req, err := d.request(ctx, http.MethodPost, d.base+"/api/profile-subscription-bulk-delete-jobs", body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	resp, err := connectors.Do(d.http, req, d.key)
 	if err != nil {
 		err = fmt.Errorf("klaviyo: %w%s", err, errorCodes(resp))
 		if resp != nil && resp.Status == http.StatusBadRequest {
 			if len(addrs) > 1 {
-				return d.pushEach(ctx, addrs, ids)
+				return nil, true, nil
 			}
-			return results(ids[connectors.AddrKey(addrs[0])], err, connectors.Redact(err.Error(), d.key)), nil
+			return results(ids[connectors.AddrKey(addrs[0])], err, connectors.Redact(err.Error(), d.key)), false, nil
 		}
-		return nil, err
+		return nil, false, err
 	}
 	scope := "all email marketing"
 	if d.listID != "" {
 		scope += ", removed from list " + d.listID
 	}
 	receipt := connectors.Redact(fmt.Sprintf("klaviyo: unsubscribe job accepted (HTTP %d; %s)", resp.Status, scope), d.key)
-	out := make([]connectors.Result, 0, len(batch))
+	var out []connectors.Result
 	for _, a := range addrs {
 		out = append(out, results(ids[connectors.AddrKey(a)], nil, receipt)...)
 	}
-	return out, nil
-}
-
-func (d *Destination) pushEach(ctx context.Context, addrs []string, ids map[string][]int64) ([]connectors.Result, error) {
-	var out []connectors.Result
-	for _, a := range addrs {
-		var one []connectors.Suppression
-		for _, id := range ids[connectors.AddrKey(a)] {
-			one = append(one, connectors.Suppression{ID: id, Email: a})
-		}
-		res, err := d.push(ctx, one)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res...)
-	}
-	return out, nil
+	return out, false, nil
 }
 
 func results(ids []int64, err error, receipt string) []connectors.Result {
@@ -387,9 +395,10 @@ func consentOf(a Answer, addr string) (string, bool) {
 
 // Check reads each distinct address's profile back (one GET per address)
 // with its subscriptions. Suppressed: email marketing consent reads
-// UNSUBSCRIBED. Unknown: no profile (yet), or a suppression Push would
-// refuse. Otherwise not suppressed (drift, or a job Klaviyo has not run
-// yet). A batch over MaxProfiles is refused (ErrPermanent) without a call.
+// UNSUBSCRIBED. Unknown: no profile (yet), a suppression Push would
+// refuse, or another consent within SettleTime of the suppression's SentAt
+// (a job Klaviyo has not run yet; receipt "not yet applied"). Otherwise not
+// suppressed (drift; a zero SentAt takes the answer as final). A batch over MaxProfiles is refused (ErrPermanent) without a call.
 // Errors follow Push's conventions; Check changes nothing at Klaviyo.
 func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
 	if len(batch) > MaxProfiles {
@@ -400,6 +409,11 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
+	byID := make(map[int64]connectors.Suppression, len(todo))
+	for _, s := range todo {
+		byID[s.ID] = s
+	}
+	now := d.clock()
 	addrs, ids := connectors.GroupByAddress(todo)
 	for _, a := range addrs {
 		q := url.Values{}
@@ -429,13 +443,25 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 			st.Receipt = "klaviyo: email marketing consent " + c
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
+		final := !st.Suppressed && !st.Unknown
 		for _, id := range ids[connectors.AddrKey(a)] {
 			s := st
 			s.ID = id
+			if final && connectors.Settling(byID[id], now, SettleTime) {
+				s.Unknown = true
+				s.Receipt = connectors.Redact("klaviyo: email marketing consent "+c+": not yet applied (the unsubscribe job is asynchronous)", d.key)
+			}
 			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+func (d *Destination) clock() time.Time {
+	if d.now != nil {
+		return d.now()
+	}
+	return time.Now()
 }
 
 // Lift refuses every suppression without a call: each Result wraps

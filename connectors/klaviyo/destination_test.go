@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,6 +199,97 @@ func TestPushIsolatesRefusedProfile(t *testing.T) {
 	}
 }
 
+// TestPushBisectsRefusedProfile: one address Klaviyo refuses in a batch
+// of 500 (five jobs of MaxProfiles) costs about 2·log2(100) extra calls
+// (its job is halved until it is alone), not 100: the 499 others are
+// unsubscribed, the bad one fails permanently.
+func TestPushBisectsRefusedProfile(t *testing.T) {
+	t.Parallel()
+	d, fake, _ := newDest(t, nil)
+	fake.Refuse("p317@example.com")
+	var batch []connectors.Suppression
+	for i := range 500 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	res, err := d.Push(context.Background(), batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 500 || len(res) != 500 {
+		t.Fatalf("%d results", len(res))
+	}
+	for id, r := range m {
+		if (id == 317) != (r.Err != nil) {
+			t.Fatalf("item %d: %+v", id, r)
+		}
+	}
+	if !errors.Is(m[317].Err, connectors.ErrPermanent) {
+		t.Fatalf("bad item: %v", m[317].Err)
+	}
+	// 4 good jobs, then 1 + 2 per level of halving: 4 + 2·ceil(log2(100)) + 1 = 19.
+	if n := fake.CallCount(); n > 19 {
+		t.Fatalf("calls = %d, want at most 19", n)
+	}
+	if got := fake.Unsubscribed(); len(got) != 499 {
+		t.Fatalf("%d unsubscribed", len(got))
+	}
+}
+
+// TestPushBisectTimeout: when the Push's time runs out while a refused job
+// is being halved, the addresses already answered keep their Results, the
+// others get transient Results (retried later), and Push returns no error.
+func TestPushBisectTimeout(t *testing.T) {
+	t.Parallel()
+	fake := klaviyofake.New(testKey)
+	fake.Refuse("p3@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 4 {
+			cancel()                           // the time runs out during the fourth call
+			_, _ = io.Copy(io.Discard, r.Body) // so the server sees the client leave
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := config.Destination{Name: "klaviyo-acme", Kind: Kind, BaseURL: srv.URL, APIKey: testKey}
+	d := fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: fixtures.HTTPClient()})
+	var batch []connectors.Suppression
+	for i := range 8 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	// Calls: [0..7] refused, [0..3] refused, [0,1] accepted; then the
+	// time is out.
+	res, err := d.Push(ctx, batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 8 {
+		t.Fatalf("results %+v", res)
+	}
+	for id, r := range m {
+		switch {
+		case id <= 1 && r.Err != nil:
+			t.Fatalf("item %d finished: %v", id, r.Err)
+		case id > 1 && (r.Err == nil || errors.Is(r.Err, connectors.ErrPermanent)):
+			t.Fatalf("item %d not finished, want a transient result: %+v", id, r)
+		}
+	}
+	if got := fake.Unsubscribed(); len(got) != 2 {
+		t.Fatalf("unsubscribed %v", got)
+	}
+}
+
 func TestPushRetries(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -300,7 +393,9 @@ func TestCheck(t *testing.T) {
 		{"pushed", "", true, false, true, false},
 		{"no profile", "", false, false, false, true},
 		{"job not run yet, no profile", "", true, true, false, true},
-		{"job not run yet, subscribed profile", klaviyofake.Subscribed, true, true, false, false},
+		// Pushed just now (SentAt within SettleTime): the job has not
+		// run yet, so the subscribed consent is not yet a mismatch.
+		{"job not run yet, subscribed profile", klaviyofake.Subscribed, true, true, false, true},
 		{"subscribed", klaviyofake.Subscribed, false, false, false, false},
 		{"never subscribed", klaviyofake.NeverSubscribed, false, false, false, false},
 		{"unsubscribed elsewhere", klaviyofake.Unsubscribed, false, false, true, false},
@@ -318,7 +413,11 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			fake.ResetCalls()
-			st, err := d.Check(context.Background(), []connectors.Suppression{sup(7, "A@example.com"), sup(8, "a@example.com")})
+			a, b := sup(7, "A@example.com"), sup(8, "a@example.com")
+			if c.push {
+				a.SentAt, b.SentAt = time.Now(), time.Now()
+			}
+			st, err := d.Check(context.Background(), []connectors.Suppression{a, b})
 			if err != nil || len(st) != 2 || fake.CallCount() != 1 {
 				t.Fatalf("%v %+v, calls %d", err, st, fake.CallCount())
 			}
@@ -326,10 +425,24 @@ func TestCheck(t *testing.T) {
 				if s.Suppressed != c.suppressed || s.Unknown != c.unknown || strings.Contains(s.Receipt, "example.com") {
 					t.Fatalf("status %+v", s)
 				}
+				if c.push && c.seed == klaviyofake.Subscribed && !strings.Contains(s.Receipt, "not yet applied") {
+					t.Fatalf("receipt %q", s.Receipt)
+				}
 			}
 			call := fake.Calls()[0]
 			if call.Method != "GET" || call.Path != "/api/profiles" || !strings.Contains(call.RawQuery, "additional-fields%5Bprofile%5D=subscriptions") || call.Header.Get("revision") != Revision {
 				t.Fatalf("call %+v", call)
+			}
+			if c.push && c.seed == klaviyofake.Subscribed {
+				// Pushed long ago, or SentAt unknown, and still
+				// subscribed: a mismatch (drift).
+				a.SentAt = time.Now().Add(-time.Hour)
+				for _, s := range []connectors.Suppression{a, sup(9, "a@example.com")} {
+					st, err := d.Check(context.Background(), []connectors.Suppression{s})
+					if err != nil || len(st) != 1 || st[0].Suppressed || st[0].Unknown {
+						t.Fatalf("long after the push: %v %+v", err, st)
+					}
+				}
 			}
 			if c.hold && fake.RunJobs() == 1 {
 				st, err = d.Check(context.Background(), []connectors.Suppression{sup(7, "a@example.com")})

@@ -84,8 +84,11 @@ var (
 // (at most MaxRecords), basic auth "api":KEY. 200 {"message": "..."} means
 // every address is in the table; adding an address already there is
 // accepted, so the call is idempotent. Mailgun refuses the whole call
-// with 400 when one record is bad: Push then sends the records of that
-// call one by one, so that only the bad one fails (permanently).
+// with 400 when one record is bad: Push then halves the call's records
+// until the bad one is alone (connectors.Bisect: about 2·log2(n) more
+// calls per bad record), so that only the bad one fails (permanently).
+// When the Push's time runs out midway, the records already answered keep
+// their Results and the others get transient ones (retried later).
 //
 // Check: GET {base_url}/v3/{domain}/unsubscribes/{address}: 200 with the
 // record → suppressed when its tags hold the configured tag or "*"; 404 →
@@ -186,57 +189,50 @@ func (d *Destination) request(ctx context.Context, method, u string, body []byte
 	return req, nil
 }
 
-// push makes one call for at most MaxRecords distinct addresses; on a 400
-// for several addresses it isolates the bad one(s) by sending each alone.
+// push sends at most MaxRecords distinct addresses; when Mailgun refuses
+// the whole call (400) for several addresses, it halves them until each
+// refused address is alone (connectors.Bisect).
 func (d *Destination) push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	addrs, ids := connectors.GroupByAddress(batch)
+	return connectors.Bisect(ctx, addrs, ids, func(ctx context.Context, addrs []string) ([]connectors.Result, bool, error) {
+		return d.post(ctx, addrs, ids)
+	})
+}
+
+// post makes one call for addrs. A 400 for several addresses asks
+// connectors.Bisect to split them; a 400 for one is that address's
+// permanent Result.
+func (d *Destination) post(ctx context.Context, addrs []string, ids map[string][]int64) ([]connectors.Result, bool, error) {
 	recs := make([]unsubscribeRecord, 0, len(addrs))
 	for _, a := range addrs {
 		recs = append(recs, unsubscribeRecord{Address: a, Tags: []string{d.tag}})
 	}
 	body, err := json.Marshal(recs)
 	if err != nil {
-		return nil, fmt.Errorf("mailgun: encode request: %w", err)
+		return nil, false, fmt.Errorf("mailgun: encode request: %w", err)
 	}
 	req, err := d.request(ctx, http.MethodPost, d.endpoint(""), body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	resp, err := connectors.Do(d.http, req, d.key)
 	if err != nil {
 		if resp != nil && resp.Status == http.StatusBadRequest {
 			if len(addrs) > 1 {
-				return d.pushEach(ctx, addrs, ids)
+				return nil, true, nil
 			}
 			// One record refused: that item fails, not the call.
 			e := fmt.Errorf("mailgun: %w", err)
-			return results(ids[connectors.AddrKey(addrs[0])], e, connectors.Redact(e.Error(), d.key)), nil
+			return results(ids[connectors.AddrKey(addrs[0])], e, connectors.Redact(e.Error(), d.key)), false, nil
 		}
-		return nil, fmt.Errorf("mailgun: %w", err)
+		return nil, false, fmt.Errorf("mailgun: %w", err)
 	}
 	receipt := connectors.Redact(fmt.Sprintf("mailgun domain %s: unsubscribed (tag %s), HTTP %d: %s", d.domain, d.tag, resp.Status, message(resp.Body)), d.key)
-	out := make([]connectors.Result, 0, len(batch))
+	var out []connectors.Result
 	for _, a := range addrs {
 		out = append(out, results(ids[connectors.AddrKey(a)], nil, receipt)...)
 	}
-	return out, nil
-}
-
-// pushEach sends each address alone (after a 400 for the whole call).
-func (d *Destination) pushEach(ctx context.Context, addrs []string, ids map[string][]int64) ([]connectors.Result, error) {
-	var out []connectors.Result
-	for _, a := range addrs {
-		var one []connectors.Suppression
-		for _, id := range ids[connectors.AddrKey(a)] {
-			one = append(one, connectors.Suppression{ID: id, Email: a})
-		}
-		res, err := d.push(ctx, one)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res...)
-	}
-	return out, nil
+	return out, false, nil
 }
 
 func results(ids []int64, err error, receipt string) []connectors.Result {

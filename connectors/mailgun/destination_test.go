@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,6 +172,99 @@ func TestPushIsolatesRefusedRecord(t *testing.T) {
 		t.Fatalf("calls = %d, want 3", n)
 	}
 	if got := fake.Unsubscribed(destDomain); len(got) != 1 || got[0] != "good@example.com" {
+		t.Fatalf("unsubscribed %v", got)
+	}
+}
+
+// TestPushBisectsRefusedRecord: one address Mailgun refuses in a batch of
+// 500 costs about 2·log2(500) calls (the batch is halved until it is
+// alone), not 500: the 499 others are unsubscribed, the bad one fails
+// permanently.
+func TestPushBisectsRefusedRecord(t *testing.T) {
+	t.Parallel()
+	d, fake := newDest(t, nil)
+	fake.Refuse("p317@example.com")
+	var batch []connectors.Suppression
+	for i := range 500 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	res, err := d.Push(context.Background(), batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 500 || len(res) != 500 {
+		t.Fatalf("%d results", len(res))
+	}
+	for id, r := range m {
+		if (id == 317) != (r.Err != nil) {
+			t.Fatalf("item %d: %+v", id, r)
+		}
+	}
+	if !errors.Is(m[317].Err, connectors.ErrPermanent) {
+		t.Fatalf("bad item: %v", m[317].Err)
+	}
+	// 1 + 2 per level of halving: 2·ceil(log2(500)) + 1 = 19.
+	if n := fake.CallCount(); n > 19 {
+		t.Fatalf("calls = %d, want at most 19", n)
+	}
+	if got := fake.Unsubscribed(destDomain); len(got) != 499 {
+		t.Fatalf("%d unsubscribed", len(got))
+	}
+}
+
+// TestPushBisectTimeout: when the Push's time runs out while a refused
+// batch is being halved, the addresses already answered keep their
+// Results, the others get transient Results (retried later), and Push
+// returns no error (an error would discard the finished work and retry
+// the whole batch forever).
+func TestPushBisectTimeout(t *testing.T) {
+	t.Parallel()
+	fake := mailgunfake.New(destKey, destDomain)
+	fake.Refuse("p3@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 4 {
+			cancel()                           // the time runs out during the fourth call
+			_, _ = io.Copy(io.Discard, r.Body) // so the server sees the client leave
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := config.Destination{Name: "mailgun-acme", Kind: Kind, BaseURL: srv.URL, APIKey: destKey, Options: &DestinationOptions{Domain: destDomain}}
+	d := fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: fixtures.HTTPClient()})
+	var batch []connectors.Suppression
+	for i := range 8 {
+		batch = append(batch, sup(int64(i), fmt.Sprintf("p%d@example.com", i)))
+	}
+	// Calls: [0..7] refused, [0..3] refused, [0,1] accepted; then the
+	// time is out.
+	res, err := d.Push(ctx, batch)
+	noKey(t, err, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byID(res)
+	if len(m) != 8 {
+		t.Fatalf("results %+v", res)
+	}
+	for id, r := range m {
+		switch {
+		case id <= 1 && r.Err != nil:
+			t.Fatalf("item %d finished: %v", id, r.Err)
+		case id > 1 && (r.Err == nil || errors.Is(r.Err, connectors.ErrPermanent)):
+			t.Fatalf("item %d not finished, want a transient result: %+v", id, r)
+		}
+	}
+	if got := fake.Unsubscribed(destDomain); len(got) != 2 {
 		t.Fatalf("unsubscribed %v", got)
 	}
 }

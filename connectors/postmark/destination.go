@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -23,6 +24,15 @@ const DefaultBaseURL = "https://api.postmarkapp.com"
 // the message_stream option is not set: marketing mail goes through a
 // Broadcast stream, and suppressions are per stream.
 const DefaultMessageStream = "broadcast"
+
+// SettleTime is how long after a push a read-back that does not find the
+// address suppressed is Unknown ("not yet applied", asked again later)
+// rather than a mismatch: Postmark processes suppression requests
+// asynchronously and "can take a minute until they become active"
+// (https://github.com/ActiveCampaign/postmark-php/wiki/Managing-Suppressions,
+// https://postmarkapp.com/developer/api/suppressions-api); twice that
+// here, for margin.
+const SettleTime = 2 * time.Minute
 
 // MaxSuppressions is how many addresses one create or delete call carries:
 // Postmark takes "up to 50" per request
@@ -106,11 +116,14 @@ type Destination struct {
 	stream string
 	base   string
 	http   *retryablehttp.Client
+	now    func() time.Time
 }
 
 // NewDestination builds a Postmark destination. cfg.APIKey (the server
 // token) is required; cfg.BaseURL defaults to DefaultBaseURL; the stream is
-// DestinationOptions.MessageStream. Its client is deps.HTTPClient(cfg.Timeout).
+// DestinationOptions.MessageStream (connectors.DestinationOptions: its
+// default and Validate). Its client is deps.HTTPClient(cfg.Timeout); its
+// clock deps.Clock.
 func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("api_key: is required (the Postmark server token)")
@@ -119,15 +132,11 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 	if err != nil {
 		return nil, err
 	}
-	o := config.OptionsOf[DestinationOptions](cfg.Options)
-	stream := o.MessageStream
-	if stream == "" {
-		stream = DefaultMessageStream
+	o, err := connectors.DestinationOptions[DestinationOptions](cfg.Options)
+	if err != nil {
+		return nil, err
 	}
-	if !streamID.MatchString(stream) {
-		return nil, fmt.Errorf("message_stream: %q is not a Postmark message stream ID", stream)
-	}
-	return &Destination{name: cfg.Name, key: cfg.APIKey, stream: stream, base: base, http: deps.HTTPClient(cfg.Timeout)}, nil
+	return &Destination{name: cfg.Name, key: cfg.APIKey, stream: o.MessageStream, base: base, http: deps.HTTPClient(cfg.Timeout), now: deps.Clock}, nil
 }
 
 // MaxBatch is MaxSuppressions.
@@ -251,18 +260,26 @@ func (d *Destination) change(ctx context.Context, batch []connectors.Suppression
 // (https://postmarkapp.com/developer/api/suppressions-api#suppression-dump).
 // Listed (any reason: ManualSuppression, HardBounce, SpamComplaint) means
 // Suppressed, the reason in the receipt; an empty list means not
-// suppressed (drifted, if it was pushed more than a minute ago: Postmark
-// applies suppressions asynchronously); an answer that is not such a list
-// is Unknown. Calls are made one after the other; the first whole-call
-// failure ends Check and is returned as Push's are, with no Status. A
-// suppression without a usable address, or on another channel, is Unknown
-// without a call. Check changes nothing at Postmark.
+// suppressed (drifted), except within SettleTime of the suppression's
+// SentAt (Postmark applies suppressions asynchronously): then Unknown,
+// with a receipt saying it is not yet applied, so it is asked again later
+// instead of pushed again. A zero SentAt (unknown) takes the answer as
+// final. An answer that is not such a list is Unknown. Calls are made one
+// after the other; the first whole-call failure ends Check and is returned
+// as Push's are, with no Status. A suppression without a usable address,
+// or on another channel, is Unknown without a call. Check changes nothing
+// at Postmark.
 func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
 	todo, refused := d.usable(batch)
 	out := make([]connectors.Status, 0, len(batch))
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
+	byID := make(map[int64]connectors.Suppression, len(todo))
+	for _, s := range todo {
+		byID[s.ID] = s
+	}
+	now := d.clock()
 	addrs, ids := connectors.GroupByAddress(todo)
 	for _, a := range addrs {
 		resp, err := d.call(ctx, http.MethodGet, d.streamPath()+"/suppressions/dump?EmailAddress="+url.QueryEscape(a), nil)
@@ -283,11 +300,23 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
 		for _, id := range ids[connectors.AddrKey(a)] {
-			st.ID = id
-			out = append(out, st)
+			s := st
+			s.ID = id
+			if ok && !listed && connectors.Settling(byID[id], now, SettleTime) {
+				s.Unknown = true
+				s.Receipt = fmt.Sprintf("postmark: stream %s: not suppressed yet: not yet applied (Postmark applies suppressions asynchronously, within about a minute of the push)", d.stream)
+			}
+			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+func (d *Destination) clock() time.Time {
+	if d.now != nil {
+		return d.now()
+	}
+	return time.Now()
 }
 
 func (d *Destination) streamPath() string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,6 +279,64 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckNotYetApplied: Postmark applies a suppression asynchronously
+// (the fake WithDelay). A read-back within SettleTime of the push that
+// does not find it yet is Unknown ("not yet applied"), not a mismatch that
+// would push it again; once applied it holds; an address pushed long ago
+// (or with SentAt unknown) and not listed is a mismatch (drift).
+func TestCheckNotYetApplied(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	fk := postmarkfake.New(postmarkfake.WithToken(testToken), postmarkfake.WithDelay(time.Minute))
+	fk.Now = clock
+	srv := httptest.NewServer(fk.Handler())
+	t.Cleanup(srv.Close)
+	cfg := config.Destination{Name: "postmark-acme", Kind: "postmark", BaseURL: srv.URL, APIKey: testToken}
+	d := fixtures.Build(t, NewDestination, cfg, connectors.Deps{HTTP: fixtures.HTTPClient(), Now: clock})
+
+	pushed := sup(1, "new@example.com")
+	if res, err := d.Push(context.Background(), []connectors.Suppression{pushed}); err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	pushed.SentAt = t0
+	old := sup(2, "drift@example.com")
+	old.SentAt = t0.Add(-time.Hour)
+	unknownSent := sup(3, "drift@example.com")
+
+	now.Store(t0.Add(30 * time.Second).UnixNano())
+	st, err := d.Check(context.Background(), []connectors.Suppression{pushed, old, unknownSent})
+	if err != nil || len(st) != 3 {
+		t.Fatalf("%v %+v", err, st)
+	}
+	for _, s := range st {
+		switch s.ID {
+		case 1:
+			if s.Suppressed || !s.Unknown || !strings.Contains(s.Receipt, "not yet applied") {
+				t.Fatalf("within the settle time: %+v", s)
+			}
+		default:
+			if s.Suppressed || s.Unknown {
+				t.Fatalf("pushed long ago, or SentAt unknown: %+v", s)
+			}
+		}
+	}
+	now.Store(t0.Add(70 * time.Second).UnixNano())
+	st, err = d.Check(context.Background(), []connectors.Suppression{pushed})
+	if err != nil || len(st) != 1 || !st[0].Suppressed {
+		t.Fatalf("once applied: %v %+v", err, st)
+	}
+	// Past the settle time and still not listed: a mismatch.
+	fk.Forget("broadcast", "new@example.com")
+	now.Store(t0.Add(SettleTime + time.Second).UnixNano())
+	st, err = d.Check(context.Background(), []connectors.Suppression{pushed})
+	if err != nil || len(st) != 1 || st[0].Suppressed || st[0].Unknown {
+		t.Fatalf("after the settle time: %v %+v", err, st)
+	}
+}
+
 func TestCheckAnswers(t *testing.T) {
 	cases := []struct {
 		name               string
@@ -358,7 +417,9 @@ func TestNewDestination(t *testing.T) {
 	}{
 		{config.Destination{}, "api_key:"},
 		{config.Destination{APIKey: "k", BaseURL: "api.postmarkapp.com"}, "base_url:"},
-		{config.Destination{APIKey: "k", Options: &DestinationOptions{MessageStream: "9 bad"}}, "message_stream:"},
+		// The options' own Validate (connectors.DestinationOptions), so the
+		// message is the one config validation gives.
+		{config.Destination{APIKey: "k", Options: &DestinationOptions{MessageStream: "9 bad"}}, `message_stream: "9 bad" is not a Postmark message stream ID (a letter, then letters, digits, - or _)`},
 	} {
 		if _, err := NewDestination(c.cfg, connectors.Deps{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v", c.cfg, err)

@@ -196,7 +196,12 @@ var (
 // email (nothing to suppress)": Salesforce keeps no address-level
 // suppression list, and creating a record for the sake of opting it out
 // would put personal data into the CRM that it did not hold; Check reports
-// such an address Unknown, so it is never counted as verified.
+// such an address Unknown, so it is never counted as verified. A record
+// created later with that address (a new lead, an import) is NOT opted
+// out by that push: it can receive email until a drift check (the
+// worker's periodic one, worker.drift_every, or consentsync drift
+// -repair) reads the address back as not suppressed and pushes the
+// suppression again.
 //
 // Whole-call answers: 403 REQUEST_LIMIT_EXCEEDED (the org's daily API
 // allocation) is a *connectors.RetryAfterError of LimitWait; 429, 5xx and

@@ -445,3 +445,33 @@ func FuzzParseAnswers(f *testing.F) {
 		}
 	})
 }
+
+// TestNoRecordThenCreated: an address with no record is sent ("nothing to
+// suppress") and reads back Unknown, never verified; a record created
+// later for it is not opted out by that push: the next read-back (a drift
+// check) finds it not suppressed, and a push then opts it out.
+func TestNoRecordThenCreated(t *testing.T) {
+	t.Parallel()
+	d, fake, _ := newDest(t, nil)
+	ctx := context.Background()
+	res, err := d.Push(ctx, []connectors.Suppression{sup(1, "later@example.com")})
+	if err != nil || len(res) != 1 || res[0].Err != nil || !strings.Contains(res[0].Receipt, "nothing to suppress") {
+		t.Fatalf("%v %+v", err, res)
+	}
+	st, err := d.Check(ctx, []connectors.Suppression{sup(1, "later@example.com")})
+	if err != nil || len(st) != 1 || st[0].Suppressed || !st[0].Unknown {
+		t.Fatalf("no record: %v %+v", err, st)
+	}
+	fake.AddContact("later@example.com") // created later, not opted out
+	st, err = d.Check(ctx, []connectors.Suppression{sup(1, "later@example.com")})
+	if err != nil || len(st) != 1 || st[0].Suppressed || st[0].Unknown {
+		t.Fatalf("record created later: %v %+v", err, st)
+	}
+	if res, err = d.Push(ctx, []connectors.Suppression{sup(1, "later@example.com")}); err != nil || res[0].Err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	st, err = d.Check(ctx, []connectors.Suppression{sup(1, "later@example.com")})
+	if err != nil || len(st) != 1 || !st[0].Suppressed {
+		t.Fatalf("pushed again: %v %+v", err, st)
+	}
+}

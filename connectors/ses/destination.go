@@ -88,6 +88,18 @@ func IsComplaint(reason string) bool {
 // (https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_UpdateContact.html,
 // API_CreateContact.html, API_PutSuppressedDestination.html.)
 //
+// What an unsubscribed contact covers (provider side): SES honours a
+// contact's UnsubscribeAll and topic preferences only for mail sent with
+// ListManagementOptions naming this contact list (and a topic), as
+// SendEmail's ListManagementOptions / the sender's configuration do
+// (https://docs.aws.amazon.com/ses/latest/dg/sending-email-subscription-management.html).
+// A sender that calls SendEmail without ListManagementOptions keeps
+// mailing the address: this destination does not stop it, only the
+// account-level suppression list (complaints) does. SES allows only one
+// contact list per AWS account, with at most 20 topics
+// (https://docs.aws.amazon.com/ses/latest/dg/sending-email-list-management.html),
+// so every brand sending from the account shares the list.
+//
 // Calls are sequential. Errors (SES's typed errors, decoded by the SDK from
 // the status, x-amzn-ErrorType and {"message"}):
 //   - BadRequestException and other 4xx (but the ones below): that

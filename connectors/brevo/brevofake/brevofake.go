@@ -2,12 +2,14 @@
 // sandbox and benchmarks. It serves Brevo's paths at the root, so a
 // destination's base_url is the server's URL:
 //
-//	POST /v3/contacts/batch         update existing contacts (204)
+//	POST /v3/contacts/batch         update existing contacts (204; 207 when some are not updated)
 //	POST /v3/contacts               create a contact, or update it with updateEnabled (201 / 204)
 //	GET  /v3/contacts/{identifier}  read one back (200 / 404), ?identifierType=email_id|phone_id|contact_id
+//	PUT  /v3/contacts/{identifier}  update one contact (204 / 404), same identifierType
 //
 // References: https://developers.brevo.com/reference/update-batch-contacts,
 // https://developers.brevo.com/reference/create-contact,
+// https://developers.brevo.com/reference/update-contact,
 // https://developers.brevo.com/reference/get-contact-info.
 //
 // Every path checks the "api-key" header first: a wrong or missing key is
@@ -67,6 +69,27 @@ type Fake struct {
 	contacts map[int64]*Contact
 	byEmail  map[string]int64 // lower-cased
 	bySMS    map[string]int64 // digits only
+	stuck    map[int64]bool   // contacts a batch update does not change (207)
+}
+
+// FailInBatch makes the batch update leave the contacts of these email
+// addresses unchanged, as Brevo does for contacts it cannot update in a
+// batch: the others are updated and the answer is 207 {"successIds":
+// [...], "failureIds": [...]} with Brevo contact ids ("few contacts
+// updated", https://developers.brevo.com/reference/update-batch-contacts).
+// A call of their own (POST or PUT /v3/contacts) still updates them. The
+// contacts must exist (AddContact, WithContacts).
+func (f *Fake) FailInBatch(emails ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stuck == nil {
+		f.stuck = map[int64]bool{}
+	}
+	for _, e := range emails {
+		if c := f.lookup(e, ""); c != nil {
+			f.stuck[c.ID] = true
+		}
+	}
 }
 
 // Option configures New.
@@ -292,6 +315,7 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("POST /v3/contacts/batch", f.batch)
 	mux.HandleFunc("POST /v3/contacts", f.createContact)
 	mux.HandleFunc("GET /v3/contacts/{identifier}", f.get)
+	mux.HandleFunc("PUT /v3/contacts/{identifier}", f.update)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("not_found", "Invalid route"))
 	})
@@ -331,7 +355,8 @@ func ParseBatch(body []byte) ([]BatchItem, error) {
 }
 
 // batch answers POST /v3/contacts/batch: 204 when every contact (by email,
-// sms or id, exactly one each) exists, its flags set; else 404
+// sms or id, exactly one each) exists, its flags set (207 with the
+// contact ids updated and not updated when some are FailInBatch); else 404
 // document_not_found naming the 0-based indexes of the unknown ones, and
 // nothing changed; 400 for a body that is not JSON, no contacts, more than
 // the limit, or an item without exactly one identifier.
@@ -384,10 +409,68 @@ func (f *Fake) batch(w http.ResponseWriter, r *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("document_not_found", "No contact found for indexes "+strings.Join(missing, ",")))
 		return
 	}
+	success, failure := []int64{}, []int64{}
 	for i, it := range items {
+		if f.stuck[found[i].ID] {
+			failure = append(failure, found[i].ID)
+			continue
+		}
 		f.apply(found[i], it.EmailBlacklisted, it.SMSBlacklisted)
+		success = append(success, found[i].ID)
+	}
+	if len(failure) > 0 {
+		fakeapi.WriteJSON(w, http.StatusMultiStatus, map[string][]int64{"successIds": success, "failureIds": failure})
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// update answers PUT /v3/contacts/{identifier} {emailBlacklisted,
+// smsBlacklisted}: 204 with the flags set; 404 document_not_found;
+// identifierType as for get; 400 for a body that is not JSON.
+func (f *Fake) update(w http.ResponseWriter, r *http.Request) {
+	if !f.auth(w, r) {
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, fakeapi.MaxBody))
+	var req struct {
+		EmailBlacklisted *bool `json:"emailBlacklisted"`
+		SMSBlacklisted   *bool `json:"smsBlacklisted"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		bad(w, "bad_request", "Input must be a valid JSON object")
+		return
+	}
+	f.mu.Lock()
+	c, ok := f.find(r)
+	if ok && c != nil {
+		f.apply(c, req.EmailBlacklisted, req.SMSBlacklisted)
+	}
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		bad(w, "invalid_parameter", "identifierType is not valid")
+	case c == nil:
+		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("document_not_found", "Contact does not exist"))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// find returns the contact r's {identifier} and identifierType name (nil
+// when none); ok is false for an unknown identifierType. f.mu is held.
+func (f *Fake) find(r *http.Request) (c *Contact, ok bool) {
+	ident := r.PathValue("identifier")
+	switch t := r.URL.Query().Get("identifierType"); {
+	case t == "phone_id":
+		return f.lookup("", ident), true
+	case t == "contact_id" || (t == "" && strings.Trim(ident, "0123456789") == ""):
+		id, _ := strconv.ParseInt(ident, 10, 64)
+		return f.contacts[id], true
+	case t == "email_id" || t == "":
+		return f.lookup(ident, ""), true
+	}
+	return nil, false
 }
 
 func (f *Fake) apply(c *Contact, email, sms *bool) {
@@ -458,18 +541,9 @@ func (f *Fake) get(w http.ResponseWriter, r *http.Request) {
 	if !f.auth(w, r) {
 		return
 	}
-	ident := r.PathValue("identifier")
 	f.mu.Lock()
-	var c *Contact
-	switch t := r.URL.Query().Get("identifierType"); {
-	case t == "phone_id":
-		c = f.lookup("", ident)
-	case t == "contact_id" || (t == "" && strings.Trim(ident, "0123456789") == ""):
-		id, _ := strconv.ParseInt(ident, 10, 64)
-		c = f.contacts[id]
-	case t == "email_id" || t == "":
-		c = f.lookup(ident, "")
-	default:
+	c, ok := f.find(r)
+	if !ok {
 		f.mu.Unlock()
 		bad(w, "invalid_parameter", "identifierType is not valid")
 		return

@@ -70,6 +70,28 @@ type Fake struct {
 	profiles map[string]*Profile // lower(email) → profile
 	jobs     []*Job
 	nextID   int
+	refused  map[string]bool // lower(email) Klaviyo judges invalid
+}
+
+// Refuse makes the fake judge emails invalid, as Klaviyo does for an
+// address its own validation rejects though it looks like one to us: a
+// job carrying one of them is refused whole (400 "invalid", pointing at
+// the profile), nothing of it applied.
+func (f *Fake) Refuse(emails ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refused == nil {
+		f.refused = map[string]bool{}
+	}
+	for _, e := range emails {
+		f.refused[fakeapi.Lower(e)] = true
+	}
+}
+
+func (f *Fake) isRefused(email string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused[fakeapi.Lower(email)]
 }
 
 // New returns a fake whose private API key is key. Jobs are applied as
@@ -219,7 +241,7 @@ func (f *Fake) unsubscribe(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "Expected type \"profile\".", ptr+"/type")
 			return
 		}
-		if !fakeapi.LooksLikeEmail(p.Attributes.Email) {
+		if !fakeapi.LooksLikeEmail(p.Attributes.Email) || f.isRefused(p.Attributes.Email) {
 			writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "Invalid email address: "+p.Attributes.Email, ptr+"/attributes/email")
 			return
 		}

@@ -49,6 +49,22 @@ type Fake struct {
 
 	mu      sync.Mutex
 	domains map[string]map[string]*Record // domain → lower(address) → record
+	refused map[string]bool               // lower(address) Mailgun judges invalid
+}
+
+// Refuse makes the fake judge addrs invalid, as Mailgun does for an
+// address its own validation rejects though it looks like one to us: a
+// POST carrying one of them is refused whole (400 "'address' parameter is
+// not a valid email address: ..."), nothing of it stored.
+func (f *Fake) Refuse(addrs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refused == nil {
+		f.refused = map[string]bool{}
+	}
+	for _, a := range addrs {
+		f.refused[fakeapi.Lower(a)] = true
+	}
 }
 
 // New returns a fake whose account key is key and whose sending domains are
@@ -79,7 +95,8 @@ func errorBody(status int) string {
 //     {"address", "tags", "created_at"} (Content-Type application/json),
 //     or one record as form data (address, tag). 200 {"message": "..."};
 //     400 {"message": ...} for a body over the limit, an invalid address
-//     or an unreadable body (the whole call is refused, nothing is stored).
+//     (see Refuse) or an unreadable body (the whole call is refused,
+//     nothing is stored).
 //   - GET /v3/{domain}/unsubscribes/{address}: 200 {"address", "tags",
 //     "created_at"} or 404 {"message": "Address not found in unsubscribers table"}.
 //   - DELETE /v3/{domain}/unsubscribes/{address}[?tag=T]: removes the
@@ -151,6 +168,12 @@ type record struct {
 	CreatedAt string   `json:"created_at,omitempty"`
 }
 
+func (f *Fake) isRefused(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused[fakeapi.Lower(addr)]
+}
+
 func (f *Fake) add(w http.ResponseWriter, r *http.Request, table map[string]*Record) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var recs []record
@@ -179,7 +202,7 @@ func (f *Fake) add(w http.ResponseWriter, r *http.Request, table map[string]*Rec
 		return
 	}
 	for _, rec := range recs {
-		if !fakeapi.LooksLikeEmail(rec.Address) {
+		if !fakeapi.LooksLikeEmail(rec.Address) || f.isRefused(rec.Address) {
 			writeMsg(w, http.StatusBadRequest, fmt.Sprintf("'address' parameter is not a valid email address: %s", rec.Address))
 			return
 		}

@@ -15,8 +15,9 @@
 // Content-Type is 422 ErrorCode 409, a body that is not JSON ErrorCode 402;
 // more than MaxPerRequest addresses is 422 ErrorCode 403 (Postmark
 // documents the limit of 50, not the code of its refusal: the fake picks
-// "Incompatible JSON"). Suppressions take effect at once here (Postmark
-// applies them within about a minute). Script (from the embedded
+// "Incompatible JSON"). Suppressions take effect at once here unless
+// WithDelay models Postmark's asynchronous processing (Postmark applies
+// them within about a minute). Script (from the embedded
 // fakeapi.Recorder) queues answers given before any of this. A Fake is
 // safe for concurrent use.
 package postmarkfake
@@ -85,7 +86,16 @@ type Fake struct {
 	token   string
 	streams map[string]map[string]entry // stream → lower-cased address → entry
 	refuse  map[string]bool             // lower-cased addresses a create answers Failed for
+	delay   time.Duration               // how long a created suppression stays out of the dump
 }
+
+// WithDelay models Postmark's asynchronous processing: a suppression
+// created through the API (Origin "Customer") shows in the dump only delay
+// after the create call, by the fake's clock (Recorder.Now), as Postmark
+// says requests "can take a minute until they become active"
+// (https://github.com/ActiveCampaign/postmark-php/wiki/Managing-Suppressions).
+// A delete still removes it at once. Default 0: at once.
+func WithDelay(delay time.Duration) Option { return func(f *Fake) { f.delay = delay } }
 
 // Option configures New.
 type Option func(*Fake)
@@ -378,7 +388,11 @@ func (f *Fake) dump(w http.ResponseWriter, r *http.Request) {
 	email, reason, origin := fakeapi.Lower(get(q, "EmailAddress")), get(q, "SuppressionReason"), get(q, "Origin")
 	f.mu.Lock()
 	var list []entry
+	now := f.clock()
 	for k, e := range f.streams[stream] {
+		if e.origin == "Customer" && now.Sub(e.at) < f.delay {
+			continue // not yet applied
+		}
 		if (email == "" || k == email) && (reason == "" || strings.EqualFold(reason, e.reason)) && (origin == "" || strings.EqualFold(origin, e.origin)) {
 			list = append(list, e)
 		}
