@@ -175,6 +175,14 @@ func (e *Enqueuer) Push(ctx context.Context, destination string) error {
 // one destination are harmless: each claims what is pending
 // (store.ClaimPush) and leaves when nothing is.
 func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time) error {
+	_, err := e.EnqueuePushAt(ctx, destination, at)
+	return err
+}
+
+// EnqueuePushAt is PushAt saying what it did: Queued when it enqueued a
+// new task, AlreadyQueued when a task already held the window's id (the
+// sweeper counts only the first).
+func (e *Enqueuer) EnqueuePushAt(ctx context.Context, destination string, at time.Time) (Enqueued, error) {
 	linger := e.Linger
 	if linger <= 0 {
 		linger = 200 * time.Millisecond
@@ -184,10 +192,14 @@ func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time)
 	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b),
 		asynq.TaskID(PushTaskID(destination, slot.UnixMilli())), asynq.Queue(QueueSuppression),
 		asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5*time.Minute), asynq.ProcessAt(slot))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("jobs: enqueue push: %w", err)
+	switch {
+	case err == nil:
+		return Queued, nil
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return AlreadyQueued, nil
+	default:
+		return 0, fmt.Errorf("jobs: enqueue push: %w", err)
 	}
-	return nil
 }
 
 // RedisOpt parses a redis:// URL into asynq's connection option.

@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"gopkg.in/yaml.v3"
+
+	"github.com/consentsync/consentsync/jobs"
+)
+
+// promName finds the metric names of consentsync and asynq in a PromQL
+// expression, with the label matchers that follow them (group 2, without
+// braces). Functions, keywords and label names carry no such prefix.
+var promName = regexp.MustCompile(`\b((?:consentsync|asynq)_[a-zA-Z0-9_]+)\b(?:\{([^}]*)\})?`)
+
+// matcherLabel is a label name in a selector's matchers.
+var matcherLabel = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+
+// dashboardExprs returns every PromQL query of the Grafana dashboard
+// (panel targets and template variable queries), by where it is.
+func dashboardExprs(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/grafana/consentsync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Type  string `json:"type"`
+				Query any    `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	out := map[string]string{}
+	for _, p := range d.Panels {
+		for i, tg := range p.Targets {
+			out["panel "+p.Title+" #"+string(rune('A'+i))] = tg.Expr
+		}
+	}
+	hasDatasourceVar := false
+	for _, v := range d.Templating.List {
+		switch q := v.Query.(type) {
+		case map[string]any:
+			s, _ := q["query"].(string)
+			out["variable "+v.Name] = s
+		case string:
+			if v.Type == "query" {
+				out["variable "+v.Name] = q
+			}
+		}
+		hasDatasourceVar = hasDatasourceVar || (v.Type == "datasource" && v.Name == "datasource")
+	}
+	if !hasDatasourceVar {
+		t.Error("dashboard: no datasource template variable")
+	}
+	if !strings.Contains(string(raw), `"uid": "${datasource}"`) {
+		t.Error("dashboard: panels do not use the datasource variable")
+	}
+	return out
+}
+
+// alertExprs returns every rule expression of the Prometheus rules file, by
+// alert name.
+func alertExprs(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert  string `yaml:"alert"`
+				Record string `yaml:"record"`
+				Expr   string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &f); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	out := map[string]string{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			out["alert "+r.Alert+r.Record] = r.Expr
+		}
+	}
+	return out
+}
+
+// TestDashboardAndAlertMetricsExported: every metric the Grafana dashboard
+// and the alert rules query, and every label they select on, is exported
+// by a running consentsync (receiver and worker, after one withdrawal went
+// through to every destination) — so a renamed metric or label breaks this
+// test, not a dashboard in production. Also: the series carry no address,
+// and the new histograms observed real work.
+func TestDashboardAndAlertMetricsExported(t *testing.T) {
+	exprs := dashboardExprs(t)
+	nDash := len(exprs)
+	for k, v := range alertExprs(t) {
+		exprs[k] = v
+	}
+	if nDash < 20 || len(exprs)-nDash < 10 {
+		t.Fatalf("parsed %d dashboard and %d alert queries: the files were not read as expected", nDash, len(exprs)-nDash)
+	}
+
+	e := start(t, envOptions{})
+	e.withdrawByPostmark("metrics-check@example.com")
+	e.waitFor("suppressions sent", func() bool {
+		return e.count(`SELECT count(*) FROM suppression_outbox WHERE status = 'sent'`) >= 2
+	})
+	if r := e.do("POST", "/webhooks/postmark-acme", "token=wrong", nil, []byte(`{}`)); r.Status != 401 {
+		t.Fatalf("bad token: HTTP %d", r.Status)
+	}
+	e.waitDrained()
+
+	fams, err := e.App.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if strings.Contains(l.GetValue(), "@") {
+					t.Errorf("%s carries an address in label %s", f.GetName(), l.GetName())
+				}
+			}
+		}
+	}
+	// family returns the exported family a queried name belongs to
+	// (histograms are queried by their _bucket, _sum and _count series).
+	family := func(name string) *dto.MetricFamily {
+		if f, ok := byName[name]; ok {
+			return f
+		}
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			if f, ok := byName[strings.TrimSuffix(name, suf)]; ok && strings.HasSuffix(name, suf) && f.GetType() == dto.MetricType_HISTOGRAM {
+				return f
+			}
+		}
+		return nil
+	}
+	labelsOf := func(f *dto.MetricFamily) map[string]bool {
+		out := map[string]bool{"__name__": true}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				out[l.GetName()] = true
+			}
+		}
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			out["le"] = true
+		}
+		return out
+	}
+	checked := map[string]bool{}
+	where := make([]string, 0, len(exprs))
+	for w := range exprs {
+		where = append(where, w)
+	}
+	sort.Strings(where)
+	for _, w := range where {
+		found := promName.FindAllStringSubmatch(exprs[w], -1)
+		if len(found) == 0 {
+			t.Errorf("%s: no consentsync or asynq metric in %q", w, exprs[w])
+		}
+		for _, m := range found {
+			f := family(m[1])
+			if f == nil {
+				t.Errorf("%s: %s is not exported", w, m[1])
+				continue
+			}
+			checked[m[1]] = true
+			have := labelsOf(f)
+			for _, l := range matcherLabel.FindAllStringSubmatch(m[2], -1) {
+				if !have[l[1]] {
+					t.Errorf("%s: %s has no label %q", w, m[1], l[1])
+				}
+			}
+		}
+	}
+	// The dashboard and rules cover each stage named in the README.
+	for _, want := range []string{"consentsync_webhooks_received_total", "consentsync_webhook_ack_seconds_bucket", "consentsync_signals_total",
+		"consentsync_outbox_oldest_pending_seconds", "consentsync_suppressions_pushed_total", "consentsync_push_duration_seconds_bucket",
+		"consentsync_ratelimit_wait_seconds_bucket", "consentsync_destination_circuit_state", "consentsync_sweeper_requeued_total",
+		"consentsync_withdrawal_honoured_seconds_bucket", "consentsync_withdrawal_oldest_unhonoured_seconds", "consentsync_outbox_failed",
+		"consentsync_inbox_failed", "asynq_tasks_enqueued_total"} {
+		if !checked[want] {
+			t.Errorf("neither the dashboard nor the rules query %s", want)
+		}
+	}
+
+	// The new series observed the work just done, not only zeros.
+	count := func(name string, labels map[string]string) float64 {
+		var n float64
+		f := byName[name]
+		if f == nil {
+			return -1
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
+					continue next
+				}
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				n += float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				n += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				n += m.GetGauge().GetValue()
+			}
+		}
+		return n
+	}
+	if n := count("consentsync_webhook_ack_seconds", map[string]string{"source": "postmark-acme"}); n != 2 {
+		t.Errorf("ack latency observed %v postmark-acme requests, want 2", n)
+	}
+	if n := count("consentsync_webhooks_received_total", map[string]string{"source": "postmark-acme", "outcome": "unauthorized"}); n != 1 {
+		t.Errorf("unauthorized postmark-acme requests = %v, want 1", n)
+	}
+	if n := count("consentsync_ratelimit_wait_seconds", map[string]string{"destination": "sendgrid-acme"}); n < 1 {
+		t.Errorf("sendgrid-acme (rate-limited by default) observed %v rate-limit waits, want ≥ 1", n)
+	}
+	if n := count("consentsync_destination_circuit_state", map[string]string{"destination": "sendgrid-acme"}); n != 0 {
+		t.Errorf("sendgrid-acme circuit state = %v after a success, want 0 (closed)", n)
+	}
+	if n := count("consentsync_suppressions_pushed_total", map[string]string{"outcome": "sent"}); n < 2 {
+		t.Errorf("sent suppressions counted = %v, want ≥ 2", n)
+	}
+}
+
+// TestSweeperCountsOnlyWhatItEnqueued: a stored webhook no task holds is
+// re-enqueued and counted once; a second sweep finds its task live and
+// counts nothing.
+func TestSweeperCountsOnlyWhatItEnqueued(t *testing.T) {
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.withdrawByPostmark("sweep-count@example.com")
+	// The receiver enqueued its task: delete it, as if Redis had lost it.
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	requeued := func() float64 {
+		return testutil.ToFloat64(e.App.Metrics.Sweeps.WithLabelValues("inbound"))
+	}
+	for i, want := range []struct{ inbound, total float64 }{{1, 1}, {0, 1}} {
+		in, _, err := e.App.Worker.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(in) != want.inbound || requeued() != want.total {
+			t.Fatalf("sweep %d: re-enqueued %d, counter %v; want %v, %v", i+1, in, requeued(), want.inbound, want.total)
+		}
+	}
+}
