@@ -11,11 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/consentsync/consentsync/internal/sandbox"
 	"github.com/consentsync/consentsync/jobs"
+	"github.com/consentsync/consentsync/service"
+	"github.com/consentsync/consentsync/store"
 )
 
 // promName finds the metric names of consentsync and asynq in a PromQL
@@ -277,4 +281,97 @@ func TestSweeperCountsOnlyWhatItEnqueued(t *testing.T) {
 			t.Fatalf("sweep %d: re-enqueued %d, counter %v; want %v, %v", i+1, in, requeued(), want.inbound, want.total)
 		}
 	}
+}
+
+// TestDeadLettersOperatorLoop: a stored webhook that can never be parsed
+// is given up on (failed, its task archived by asynq with its error) and a
+// suppression the destination refuses is failed; both show in the service's
+// dead letters, the metrics and the alerts' series; once fixed, replay and
+// repush take them by id and the dead letters are empty.
+func TestDeadLettersOperatorLoop(t *testing.T) {
+	e := start(t, envOptions{})
+	ctx := context.Background()
+	e.Sandbox.Script(sandbox.SendGrid, sandbox.BadRequest())
+	e.withdrawByPostmark("loop@example.com")
+	bad, _, err := e.App.Store.InsertInbound(ctx, store.Inbound{Source: "postmark-acme", Kind: "postmark", DedupKey: "garbage",
+		Method: "POST", Path: "/webhooks/postmark-acme", Headers: []byte(`{"Content-Type":["application/json"]}`), Body: []byte(`{"RecordType":`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.App.Enqueuer.Inbound(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("dead letters", func() bool {
+		return e.count(`SELECT count(*) FROM inbound_events WHERE status = 'failed'`) == 1 &&
+			e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-acme' AND status = 'failed'`) == 1
+	})
+	// The row's own task archives itself when it is the one that gave up;
+	// when a batch of another task (or the claimer) took the row, its own
+	// task finds it done and ends: no archived task. Wait for that task.
+	e.waitFor("inbound task settled", func() bool {
+		info, err := e.App.Inspector.GetTaskInfo(jobs.QueueInbound, jobs.InboundTaskID(bad))
+		return err != nil || info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted
+	})
+	d, err := e.App.Service.DeadLetters(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.WebhooksTotal != 1 || d.Webhooks[0].ID != bad || !strings.Contains(d.Webhooks[0].Reason, "parse") {
+		t.Errorf("failed webhooks = %+v", d.Webhooks)
+	}
+	archived := d.TasksTotal
+	t.Logf("archived inbound tasks: %d", archived)
+	if archived > 1 || archived == 1 && (d.Tasks[0].InboundID != bad || !strings.Contains(d.Tasks[0].Reason, "parse") || d.Tasks[0].Age < 0) {
+		t.Errorf("archived tasks = %+v; want at most inbound %d with its error and age", d.Tasks, bad)
+	}
+	if d.SuppressionsTotal != 1 || d.Suppressions[0].Address != "l***@e***.com" || d.Suppressions[0].Destination != "sendgrid-acme" {
+		t.Errorf("failed suppressions = %+v", d.Suppressions)
+	}
+	fams, err := e.App.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(name string, labels ...string) float64 {
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				ok := true
+				for i := 0; i+1 < len(labels); i += 2 {
+					ok = ok && slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] })
+				}
+				if ok {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	if g := gauge("consentsync_inbox_failed"); g != 1 {
+		t.Errorf("consentsync_inbox_failed = %v, want 1", g)
+	}
+	if g := gauge("consentsync_outbox_failed", "destination", "sendgrid-acme"); g != 1 {
+		t.Errorf("consentsync_outbox_failed{sendgrid-acme} = %v, want 1", g)
+	}
+	if g := gauge("asynq_tasks_enqueued_total", "queue", jobs.QueueInbound, "state", "archived"); g != float64(archived) {
+		t.Errorf("archived inbound tasks = %v, want %d", g, archived)
+	}
+
+	// Fixed: the body is readable now, and SendGrid accepts.
+	if _, err := e.App.Store.DB.Exec(`UPDATE inbound_events SET body = $2 WHERE id = $1`, bad,
+		[]byte(`{"RecordType":"SubscriptionChange","MessageStream":"broadcast","ChangedAt":"2025-11-20T10:41:00Z","Recipient":"loop2@example.com","SuppressSending":true,"SuppressionReason":"ManualSuppression"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.App.Service.Replay(ctx, service.ReplayRequest{IDs: []int64{bad}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.App.Service.Repush(ctx, "", []int64{d.Suppressions[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("dead letters taken", func() bool {
+		d, err := e.App.Service.DeadLetters(ctx, 10)
+		return err == nil && d.WebhooksTotal+d.SuppressionsTotal+d.TasksTotal == 0 &&
+			e.count(`SELECT count(*) FROM suppression_outbox WHERE status = 'sent' AND email IN ('loop@example.com', 'loop2@example.com')`) == 4
+	})
 }

@@ -242,3 +242,81 @@ func EvictionPolicy(ctx context.Context, rc redis.UniversalClient) (string, erro
 	}
 	return m["maxmemory-policy"], nil
 }
+
+// ArchivedTask is a task asynq gave up on ("archived": its last retry
+// failed, or it was refused with SkipRetry), kept in Redis for asynq's
+// archive retention (90 days, 10,000 tasks per queue).
+type ArchivedTask struct {
+	Queue, ID, Type string
+	// InboundID is the inbound event an inbound task was for (0 for a
+	// push); Destination the destination a push was for ("" otherwise).
+	InboundID   int64
+	Destination string
+	// LastError is the error of its last run, as the handler returned it.
+	LastError    string
+	LastFailedAt time.Time
+	Retried      int
+}
+
+// ArchivedTasks returns up to limit archived tasks of each of
+// consentsync's queues, and how many each queue holds in all. A queue
+// that does not exist yet holds none.
+func (r Requeuer) ArchivedTasks(ctx context.Context, limit int) ([]ArchivedTask, map[string]int, error) {
+	var out []ArchivedTask
+	total := map[string]int{}
+	for _, q := range []string{QueueInbound, QueueSuppression} {
+		qi, err := r.Inspector.GetQueueInfo(q)
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("jobs: queue %s: %w", q, err)
+		}
+		total[q] = qi.Archived
+		if qi.Archived == 0 {
+			continue
+		}
+		tasks, err := r.Inspector.ListArchivedTasks(q, asynq.PageSize(limit))
+		if err != nil {
+			return nil, nil, fmt.Errorf("jobs: archived tasks of %s: %w", q, err)
+		}
+		for _, t := range tasks {
+			a := ArchivedTask{Queue: q, ID: t.ID, Type: t.Type, LastError: t.LastErr, LastFailedAt: t.LastFailedAt, Retried: t.Retried}
+			switch t.Type {
+			case TypeInboundProcess:
+				var p InboundPayload
+				if json.Unmarshal(t.Payload, &p) == nil {
+					a.InboundID = p.ID
+				}
+			case TypeSuppressionPush:
+				var p PushPayload
+				if json.Unmarshal(t.Payload, &p) == nil {
+					a.Destination = p.Destination
+				}
+			}
+			out = append(out, a)
+		}
+	}
+	return out, total, nil
+}
+
+// ErrNotArchived: a task id names no archived task.
+var ErrNotArchived = errors.New("no archived task with this id")
+
+// DropArchivedPush deletes archived push task id (a PushTaskID) and
+// returns the destination it was for, so its pending rows can be pushed
+// again; ErrNotArchived when no archived push task has that id.
+func (r Requeuer) DropArchivedPush(ctx context.Context, id string) (string, error) {
+	info, err := r.Inspector.GetTaskInfo(QueueSuppression, id)
+	if err != nil || info.State != asynq.TaskStateArchived || info.Type != TypeSuppressionPush {
+		return "", fmt.Errorf("%w: %q", ErrNotArchived, id)
+	}
+	var p PushPayload
+	if err := json.Unmarshal(info.Payload, &p); err != nil || p.Destination == "" {
+		return "", fmt.Errorf("jobs: archived task %q has no destination", id)
+	}
+	if err := r.Inspector.DeleteTask(QueueSuppression, id); err != nil {
+		return "", fmt.Errorf("jobs: delete archived task %q: %w", id, err)
+	}
+	return p.Destination, nil
+}

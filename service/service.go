@@ -67,6 +67,8 @@ type Store interface {
 	ExpiringCandidates(ctx context.Context, afterID int64, limit int) ([]store.Identifier, int64, error)
 	VerifyLedger(ctx context.Context, report func(store.Break)) (int, []byte, error)
 	LiveIdentifiers(ctx context.Context) ([]store.Identifier, error)
+	FailedWebhooks(ctx context.Context, limit int) ([]store.FailedWebhook, int64, error)
+	FailedSuppressions(ctx context.Context, destination string, limit int) ([]store.OutboxRow, int64, error)
 }
 
 // Queue enqueues work (jobs.Requeuer): the inbound task of a stored
@@ -79,10 +81,13 @@ type Queue interface {
 
 // Service runs the use cases.
 type Service struct {
-	Store  Store
-	Queue  Queue  // replay and repush; nil in read-only commands
-	Eraser Eraser // erase; nil where erasure is not wired
-	Config *config.Config
+	Store Store
+	Queue Queue // replay and repush; nil in read-only commands
+	// Archive lists and takes archived tasks (deadletters, repush of a
+	// task); nil without Redis.
+	Archive Archive
+	Eraser  Eraser // erase; nil where erasure is not wired
+	Config  *config.Config
 	// Now is the clock every answer is given at (time.Now when nil).
 	Now func() time.Time
 }

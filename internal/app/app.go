@@ -117,7 +117,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if o.VerifyNow != nil {
 		verifyNow = o.VerifyNow
 	}
-	a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}, Config: cfg, Now: now}
+	rq := jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}
+	a.Service = &service.Service{Store: st, Queue: rq, Archive: rq, Config: cfg, Now: now}
 	if o.Operator {
 		return a, nil
 	}

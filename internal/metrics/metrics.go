@@ -3,7 +3,7 @@
 // or anything a sender controls (an unknown source is counted under source
 // "unknown", not under the path it was sent to).
 //
-// The words of the outcome labels are the glossary's (README "Glossary"):
+// The words of the outcome labels are the glossary's (README "Glossary of states"):
 // "failed" is refused for good (never tried again without an operator),
 // "retried" will be tried again, "sent" and "verified" are done.
 package metrics
