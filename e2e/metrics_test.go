@@ -113,8 +113,38 @@ func alertExprs(t *testing.T) map[string]string {
 	return out
 }
 
+// chartMetrics returns the metric the Helm chart's work autoscaler follows,
+// with a selector per queue (deploy/helm/consentsync/values.yaml).
+func chartMetrics(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/helm/consentsync/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Autoscaling struct {
+			Work struct {
+				MetricName string   `yaml:"metricName"`
+				Queues     []string `yaml:"queues"`
+			} `yaml:"work"`
+		} `yaml:"autoscaling"`
+	}
+	if err := yaml.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("values.yaml: %v", err)
+	}
+	out := map[string]string{}
+	for _, q := range v.Autoscaling.Work.Queues {
+		out["helm work autoscaler "+q] = v.Autoscaling.Work.MetricName + `{queue="` + q + `"}`
+	}
+	if len(out) == 0 {
+		t.Error("values.yaml: the work autoscaler names no queue")
+	}
+	return out
+}
+
 // TestDashboardAndAlertMetricsExported: every metric the Grafana dashboard
-// and the alert rules query, and every label they select on, is exported
+// and the alert rules query (and the Helm chart's autoscaler follows), and
+// every label they select on, is exported
 // by a running consentsync (receiver and worker, after one withdrawal went
 // through to every destination) — so a renamed metric or label breaks this
 // test, not a dashboard in production. Also: the series carry no address,
@@ -127,6 +157,9 @@ func TestDashboardAndAlertMetricsExported(t *testing.T) {
 	}
 	if nDash < 20 || len(exprs)-nDash < 10 {
 		t.Fatalf("parsed %d dashboard and %d alert queries: the files were not read as expected", nDash, len(exprs)-nDash)
+	}
+	for k, v := range chartMetrics(t) {
+		exprs[k] = v
 	}
 
 	e := start(t, envOptions{})
