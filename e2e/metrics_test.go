@@ -39,10 +39,22 @@ func dashboardExprs(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	var d struct {
+		UID    string `json:"uid"`
 		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
 			Title   string `json:"title"`
+			GridPos struct {
+				H, W, X, Y int
+			} `json:"gridPos"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
 			Targets []struct {
-				Expr string `json:"expr"`
+				Expr       string `json:"expr"`
+				Datasource struct {
+					UID string `json:"uid"`
+				} `json:"datasource"`
 			} `json:"targets"`
 		} `json:"panels"`
 		Templating struct {
@@ -57,8 +69,42 @@ func dashboardExprs(t *testing.T) map[string]string {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
 	out := map[string]string{}
+	ids := map[int]bool{}
+	// Grafana lays panels on a 24-column grid: each inside it, none
+	// overlapping another, ids unique, every query on the datasource
+	// variable.
+	type cell struct{ x, y int }
+	taken := map[cell]string{}
+	if d.UID == "" {
+		t.Error("dashboard: no uid (provisioning and links need one)")
+	}
 	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("dashboard: panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("dashboard: panel %q outside the grid: %+v", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := taken[cell{x, y}]; ok {
+					t.Fatalf("dashboard: panels %q and %q overlap at %d,%d", other, p.Title, x, y)
+				}
+				taken[cell{x, y}] = p.Title
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+			t.Errorf("dashboard: panel %q: datasource %q, %d queries", p.Title, p.Datasource.UID, len(p.Targets))
+		}
 		for i, tg := range p.Targets {
+			if tg.Datasource.UID != "${datasource}" {
+				t.Errorf("dashboard: panel %q query %d not on the datasource variable", p.Title, i)
+			}
 			out["panel "+p.Title+" #"+string(rune('A'+i))] = tg.Expr
 		}
 	}
@@ -77,9 +123,6 @@ func dashboardExprs(t *testing.T) map[string]string {
 	}
 	if !hasDatasourceVar {
 		t.Error("dashboard: no datasource template variable")
-	}
-	if !strings.Contains(string(raw), `"uid": "${datasource}"`) {
-		t.Error("dashboard: panels do not use the datasource variable")
 	}
 	return out
 }
@@ -150,6 +193,7 @@ func chartMetrics(t *testing.T) map[string]string {
 // test, not a dashboard in production. Also: the series carry no address,
 // and the new histograms observed real work.
 func TestDashboardAndAlertMetricsExported(t *testing.T) {
+	t.Parallel()
 	exprs := dashboardExprs(t)
 	nDash := len(exprs)
 	for k, v := range alertExprs(t) {
@@ -295,6 +339,7 @@ func TestDashboardAndAlertMetricsExported(t *testing.T) {
 // re-enqueued and counted once; a second sweep finds its task live and
 // counts nothing.
 func TestSweeperCountsOnlyWhatItEnqueued(t *testing.T) {
+	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
 	e.withdrawByPostmark("sweep-count@example.com")
 	// The receiver enqueued its task: delete it, as if Redis had lost it.
@@ -322,6 +367,7 @@ func TestSweeperCountsOnlyWhatItEnqueued(t *testing.T) {
 // dead letters, the metrics and the alerts' series; once fixed, replay and
 // repush take them by id and the dead letters are empty.
 func TestDeadLettersOperatorLoop(t *testing.T) {
+	t.Parallel()
 	e := start(t, envOptions{})
 	ctx := context.Background()
 	e.Sandbox.Script(sandbox.SendGrid, sandbox.BadRequest())
