@@ -283,7 +283,7 @@ func TestDashboardAndAlertMetricsExported(t *testing.T) {
 		}
 	}
 	// The dashboard and rules cover each stage named in the README.
-	for _, want := range []string{"consentsync_webhooks_received_total", "consentsync_webhook_ack_seconds_bucket", "consentsync_signals_total",
+	for _, want := range []string{"consentsync_webhooks_received_total", "consentsync_webhook_ack_seconds_bucket", "consentsync_signals_total", "consentsync_signal_statuses_total",
 		"consentsync_outbox_oldest_pending_seconds", "consentsync_suppressions_pushed_total", "consentsync_push_duration_seconds_bucket",
 		"consentsync_ratelimit_wait_seconds_bucket", "consentsync_destination_circuit_state", "consentsync_sweeper_requeued_total",
 		"consentsync_withdrawal_honoured_seconds_bucket", "consentsync_withdrawal_oldest_unhonoured_seconds", "consentsync_outbox_failed",
@@ -329,6 +329,12 @@ func TestDashboardAndAlertMetricsExported(t *testing.T) {
 	}
 	if n := count("consentsync_destination_circuit_state", map[string]string{"destination": "sendgrid-acme"}); n != 0 {
 		t.Errorf("sendgrid-acme circuit state = %v after a success, want 0 (closed)", n)
+	}
+	if n := count("consentsync_signal_statuses_total", map[string]string{"source": "postmark-acme", "status": "withdrawn"}); n != 1 {
+		t.Errorf("withdrawn signals from postmark-acme = %v, want 1", n)
+	}
+	if n := count("consentsync_signal_statuses_total", map[string]string{"status": "granted"}); n != 0 {
+		t.Errorf("granted signals = %v, want 0", n)
 	}
 	if n := count("consentsync_suppressions_pushed_total", map[string]string{"outcome": "sent"}); n < 2 {
 		t.Errorf("sent suppressions counted = %v, want ≥ 2", n)

@@ -31,6 +31,9 @@ var (
 	// docs/rules.md, kept in the ledger as invalid), duplicate (already in
 	// the ledger).
 	SignalOutcomes = []string{"applied", "stale", "invalid", "duplicate"}
+	// SignalStatuses are consentsync_signal_statuses_total's statuses: the
+	// consent status a signal carries (consent.Status).
+	SignalStatuses = []string{"granted", "withdrawn", "pending"}
 	// PushOutcomes are consentsync_suppressions_pushed_total's outcomes, per
 	// outbox row: sent, failed (refused for good), retried (the call or the
 	// row failed transiently: pending again).
@@ -67,6 +70,9 @@ type Metrics struct {
 	// Signals counts reconciled signals by source and outcome
 	// (SignalOutcomes).
 	Signals *prometheus.CounterVec
+	// SignalStatuses counts reconciled signals by source and the consent
+	// status they carry (SignalStatuses), whatever their outcome.
+	SignalStatuses *prometheus.CounterVec
 	// SuppressionsPushed counts outbox rows by destination and outcome
 	// (PushOutcomes).
 	SuppressionsPushed *prometheus.CounterVec
@@ -117,6 +123,9 @@ func New() *Metrics {
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentsync_signals_total", Help: "Reconciled consent signals by source and outcome (applied, stale, invalid, duplicate).",
 		}, []string{"source", "outcome"}),
+		SignalStatuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentsync_signal_statuses_total", Help: "Reconciled consent signals by source and the status they carry (granted, withdrawn, pending).",
+		}, []string{"source", "status"}),
 		SuppressionsPushed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentsync_suppressions_pushed_total", Help: "Outbox rows pushed by destination and outcome (sent, failed, retried).",
 		}, []string{"destination", "outcome"}),
@@ -152,7 +161,7 @@ func New() *Metrics {
 			Name: "consentsync_sweeper_requeued_total", Help: "Tasks the sweeper actually enqueued, by kind (inbound, outbox; inbound_orphan: task ids Redis had half lost, replaced).",
 		}, []string{"kind"}),
 	}
-	r.MustRegister(m.WebhooksReceived, m.WebhookAck, m.Signals, m.SuppressionsPushed, m.PushSeconds, m.PushCalls, m.RateLimitWait,
+	r.MustRegister(m.WebhooksReceived, m.WebhookAck, m.Signals, m.SignalStatuses, m.SuppressionsPushed, m.PushSeconds, m.PushCalls, m.RateLimitWait,
 		m.InboundBatch, m.InboundFailed, m.Sweeps, m.Verifications, m.DriftFound, m.WithdrawalHonoured)
 	return m
 }
@@ -171,6 +180,9 @@ func (m *Metrics) Init(sources, destinations, rateLimited []string) {
 		}
 		for _, o := range SignalOutcomes {
 			m.Signals.WithLabelValues(s, o)
+		}
+		for _, st := range SignalStatuses {
+			m.SignalStatuses.WithLabelValues(s, st)
 		}
 		m.WebhookAck.WithLabelValues(s)
 		m.InboundFailed.WithLabelValues(s)
