@@ -460,3 +460,48 @@ func TestDeadLettersOperatorLoop(t *testing.T) {
 			e.count(`SELECT count(*) FROM suppression_outbox WHERE status = 'sent' AND email IN ('loop@example.com', 'loop2@example.com')`) == 4
 	})
 }
+
+// TestCircuitStateGauge: consentsync_destination_circuit_state and
+// consentsync_destination_failed_calls follow destination_status, the
+// schedule every worker shares: 0 closed, 1 retrying below
+// worker.circuit_failures failed calls in a row, 2 open from there.
+func TestCircuitStateGauge(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true})
+	threshold := e.App.Config.Worker.CircuitFailures
+	if _, err := e.App.Store.DB.Exec(`INSERT INTO destination_status (destination, failures, hold_until) VALUES
+		('sendgrid-acme', 1, now() + interval '1 minute'), ('mailchimp-acme', $1, now() + interval '1 minute')`, threshold); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]float64{"sendgrid-acme": {1, 1}, "mailchimp-acme": {2, float64(threshold)}}
+	fams, err := e.App.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float64{}
+	for _, f := range fams {
+		i := slices.Index([]string{"consentsync_destination_circuit_state", "consentsync_destination_failed_calls"}, f.GetName())
+		if i < 0 {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			d := m.GetLabel()[0].GetValue()
+			v := got[d]
+			v[i] = m.GetGauge().GetValue()
+			got[d] = v
+		}
+	}
+	for d, w := range want {
+		if got[d] != w {
+			t.Errorf("%s: circuit state, failed calls = %v, want %v", d, got[d], w)
+		}
+	}
+	for d, v := range got {
+		if _, failing := want[d]; !failing && v != [2]float64{0, 0} {
+			t.Errorf("%s: %v, want closed with no failed call", d, v)
+		}
+	}
+	if len(got) < 2 {
+		t.Errorf("gauges for %d destinations, want every configured one", len(got))
+	}
+}
