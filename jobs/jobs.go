@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -264,11 +265,17 @@ type ArchivedTask struct {
 func (r Requeuer) ArchivedTasks(ctx context.Context, limit int) ([]ArchivedTask, map[string]int, error) {
 	var out []ArchivedTask
 	total := map[string]int{}
+	// GetQueueInfo on a queue never used is an error that does not wrap
+	// asynq.ErrQueueNotFound: ask only about the queues Redis has.
+	known, err := r.Inspector.Queues()
+	if err != nil {
+		return nil, nil, fmt.Errorf("jobs: queues: %w", err)
+	}
 	for _, q := range []string{QueueInbound, QueueSuppression} {
-		qi, err := r.Inspector.GetQueueInfo(q)
-		if errors.Is(err, asynq.ErrQueueNotFound) {
+		if !slices.Contains(known, q) {
 			continue
 		}
+		qi, err := r.Inspector.GetQueueInfo(q)
 		if err != nil {
 			return nil, nil, fmt.Errorf("jobs: queue %s: %w", q, err)
 		}

@@ -31,6 +31,10 @@ func TestDeadLetters(t *testing.T) {
 	svc.Archive = rq
 	now := time.Now()
 	svc.Now = func() time.Time { return now }
+	// Nothing yet, not even a queue in Redis: an empty answer, no error.
+	if d, err := svc.DeadLetters(ctx, 10); err != nil || d.WebhooksTotal+d.SuppressionsTotal+d.TasksTotal != 0 {
+		t.Fatalf("empty dead letters = %+v, %v", d, err)
+	}
 
 	// A withdrawal whose suppression sg refused for good.
 	sig := consent.Signal{Subject: consent.Subject{Email: "dead.letter@example.com"}, Channel: consent.ChannelEmail, Brand: "acme",
