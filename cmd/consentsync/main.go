@@ -265,7 +265,7 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ids, err := parseIDs(strings.ReplaceAll(*idList, "inbound:", ""))
+	ids, err := parseReplayIDs(*idList)
 	if err != nil {
 		return err
 	}
@@ -304,16 +304,7 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var tasks []string
-	var rest []string
-	for _, s := range strings.Split(*idList, ",") {
-		if s = strings.TrimSpace(s); strings.HasPrefix(s, "push:") {
-			tasks = append(tasks, s)
-		} else {
-			rest = append(rest, s)
-		}
-	}
-	ids, err := parseIDs(strings.Join(rest, ","))
+	ids, tasks, err := parseRepushIDs(*idList)
 	if err != nil {
 		return err
 	}
@@ -357,6 +348,28 @@ func deadletters(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	return cli.PrintDeadLetters(os.Stdout, d)
+}
+
+// parseRepushIDs splits repush's -id list into outbox ids and archived
+// push task ids (jobs.PushTaskID: "push:NAME:SLOT", as deadletters lists
+// them).
+func parseRepushIDs(list string) (ids []int64, tasks []string, err error) {
+	var rest []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); strings.HasPrefix(s, "push:") {
+			tasks = append(tasks, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	ids, err = parseIDs(strings.Join(rest, ","))
+	return ids, tasks, err
+}
+
+// parseReplayIDs reads replay's -id list: inbound ids, bare or as their
+// task ids ("inbound:42", as deadletters lists archived tasks).
+func parseReplayIDs(list string) ([]int64, error) {
+	return parseIDs(strings.ReplaceAll(list, "inbound:", ""))
 }
 
 func joinIDs(ids []int64) string {
