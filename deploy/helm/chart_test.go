@@ -268,6 +268,10 @@ func TestChartDefaultsAndRefusals(t *testing.T) {
 	if _, ok := envOf(c)["CONSENTSYNC_VIEWER_TOKEN"]; ok {
 		t.Error("viewer token read from a Secret no value names")
 	}
+	env := envOf(c)
+	if get(env["CONSENTSYNC_ADMIN_TOKEN"], "valueFrom", "secretKeyRef", "optional") != true || get(env["DATABASE_URL"], "valueFrom", "secretKeyRef", "optional") != nil {
+		t.Errorf("the admin token must be optional, DATABASE_URL not: %v, %v", env["CONSENTSYNC_ADMIN_TOKEN"], env["DATABASE_URL"])
+	}
 	if raw := str(k["ConfigMap"][0], "data", "consentsync.yaml"); true {
 		if _, err := config.Parse([]byte(raw), func(string) (string, bool) { return "", false }); err != nil {
 			t.Errorf("default (empty) configuration refused: %v", err)

@@ -50,6 +50,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     secretKeyRef:
       name: {{ $ref.name }}
       key: {{ required (printf "secrets: a key is needed for %s" (index . 0)) $ref.key }}
+      {{- if $ref.optional }}
+      optional: true
+      {{- end }}
 {{- end -}}
 {{- end -}}
 
