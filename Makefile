@@ -10,19 +10,28 @@ export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postg
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 FUZZTIME ?= 20000x
 
-.PHONY: demo test services build vet unit fuzz bench chaos scale clean
+.PHONY: demo test services build vet unit fuzz bench chaos scale clean deploy-check rules chart
 
 ## demo: run the whole pipeline on the bundled real-format webhooks and print the result
 demo: services
 	go run ./cmd/consentsync demo
 
-## test: vet, the whole test suite with the race detector (real Postgres and Redis), bounded fuzzing
-test: services vet
+## test: vet, the deployment files (alert rules, Helm chart), the whole test suite with the race detector (real Postgres and Redis), bounded fuzzing
+test: services vet deploy-check
 	go test -race -count=1 -timeout 8m ./...
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 services:
 	@./scripts/services.sh
+
+## deploy-check: the files under deploy/ — alert rules checked and unit-tested by promtool; the Helm chart linted and rendered (helm built once, pinned, into ~/.cache)
+deploy-check: rules chart
+
+rules:
+	@./scripts/promtool.sh
+
+chart:
+	@./scripts/helm.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

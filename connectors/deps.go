@@ -18,6 +18,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// RateWait, when set, is told after each rate-limited request to a
+	// destination how long it waited for the destination's limiter
+	// (WithRateLimit), with the destination's configured name: the
+	// worker's consentsync_ratelimit_wait_seconds. It must not block.
+	RateWait func(destination string, wait time.Duration)
 }
 
 // Clock returns d.Now or time.Now.

@@ -1,6 +1,10 @@
 package connectors
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
 
 // AddressMask is what MaskAddresses puts in place of an email address.
 const AddressMask = "<email>"
@@ -43,4 +47,42 @@ var addrRE = regexp.MustCompile(
 // they carry no personal data.
 func MaskAddresses(s string) string {
 	return addrRE.ReplaceAllLiteralString(s, AddressMask)
+}
+
+// MaskEmail shows an email address for an operator without disclosing it:
+// the first character of the local part and of the domain, then "***", and
+// the top-level domain when it is plain ASCII of up to 10 characters
+// ("jane.doe@example.com" → "j***@e***.com"). Enough to
+// tell two rows apart, not to recover the address. Anything without an "@"
+// is "***".
+func MaskEmail(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return "***"
+	}
+	local, domain := addr[:at], addr[at+1:]
+	tld := ""
+	if dot := strings.LastIndexByte(domain, '.'); dot > 0 && dot < len(domain)-1 && len(domain)-dot <= 11 && strings.Trim(domain[dot+1:], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == "" {
+		tld = domain[dot:] // a top-level domain, up to 10 ASCII letters, digits, hyphens
+	}
+	return firstRune(local) + "***@" + firstRune(domain) + "***" + tld
+}
+
+// MaskPhone shows a phone number (E.164, "+33612345678") as its first
+// three and last two characters with the digits between them hidden
+// ("+33*******78"); a number of fewer than eight characters is "***".
+func MaskPhone(p string) string {
+	if utf8.RuneCountInString(p) < 8 {
+		return "***"
+	}
+	r := []rune(p)
+	return string(r[:3]) + strings.Repeat("*", len(r)-5) + string(r[len(r)-2:])
+}
+
+func firstRune(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return "*"
+	}
+	return string(r)
 }

@@ -3,6 +3,7 @@ package connectors
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestMaskAddresses(t *testing.T) {
@@ -62,6 +63,52 @@ func FuzzMaskAddresses(f *testing.F) {
 		}
 		if again := MaskAddresses(got); strings.Count(again, AddressMask) < strings.Count(got, AddressMask) {
 			t.Fatalf("masking %q twice lost a mask: %q", got, again)
+		}
+	})
+}
+
+func TestMaskEmailAndPhone(t *testing.T) {
+	for in, want := range map[string]string{
+		"jane.doe@example.com": "j***@e***.com", "j@x.io": "j***@x***.io", "josé@exämple.fr": "j***@e***.fr",
+		"Émile@mail.example.co.uk": "É***@m***.uk", "a@localhost": "a***@l***", "a@b.": "a***@b***",
+		"": "***", "no-at-sign": "***", "@example.com": "***", "jane@": "***", "a@b@c.org": "a***@c***.org",
+		"\xff@\xfe.com": "****@****.com",
+	} {
+		if got := MaskEmail(in); got != want {
+			t.Errorf("MaskEmail(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"+33612345678": "+33*******78", "+4915112345678": "+49*********78", "+1234": "***", "": "***", "+123456": "***", "+1234567": "+12***67",
+	} {
+		if got := MaskPhone(in); got != want {
+			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzMaskEmail: the masked form never holds the local part or the
+// domain's name (when longer than the one character shown), and is valid
+// UTF-8.
+func FuzzMaskEmail(f *testing.F) {
+	for _, s := range []string{"jane.doe@example.com", "a@b", "@", "x@@y.z", "josé@exämple.fr", "\xff@\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := MaskEmail(s)
+		if !utf8.ValidString(got) {
+			t.Fatalf("MaskEmail(%q) = %q: not UTF-8", s, got)
+		}
+		at := strings.LastIndexByte(s, '@')
+		if at <= 0 {
+			return
+		}
+		local := s[:at]
+		if utf8.RuneCountInString(local) > 1 && utf8.ValidString(local) && !strings.Contains(local, "*") && strings.Contains(got, local) {
+			t.Fatalf("MaskEmail(%q) = %q shows the local part", s, got)
+		}
+		if p := MaskPhone(s); utf8.RuneCountInString(s) >= 8 && strings.Contains(p, s) {
+			t.Fatalf("MaskPhone(%q) = %q shows the number", s, p)
 		}
 	})
 }

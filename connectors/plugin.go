@@ -96,7 +96,7 @@ func NewDestination(cfg config.Destination, deps Deps) (Destination, error) {
 		return nil, fmt.Errorf("kind %q is not a destination kind (built: %s)", cfg.Kind, strings.Join(config.DestinationKinds(), ", "))
 	}
 	perSecond := RateLimitOf(cfg)
-	return p.New(cfg, deps.WithRateLimit(perSecond, int(perSecond)))
+	return p.New(cfg, deps.WithRateLimit(cfg.Name, perSecond, int(perSecond)))
 }
 
 // RateLimitOf is the request rate cfg's HTTP requests are paced at, in

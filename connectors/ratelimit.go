@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"net/http"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -15,8 +16,9 @@ import (
 // provider's limit divided by the number of worker processes.
 //
 // A request whose context ends while it waits fails with the context's
-// error (transient: retried by the worker).
-func (d Deps) WithRateLimit(perSecond float64, burst int) Deps {
+// error (transient: retried by the worker). Each wait, refused or not, is
+// reported to d.RateWait under destination (the configured name).
+func (d Deps) WithRateLimit(destination string, perSecond float64, burst int) Deps {
 	if perSecond <= 0 {
 		return d
 	}
@@ -28,18 +30,25 @@ func (d Deps) WithRateLimit(perSecond float64, burst int) Deps {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.HTTPClient.Transport = &limitedTransport{base: base, lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))}
+	c.HTTPClient.Transport = &limitedTransport{base: base, lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1)), name: destination, observe: d.RateWait}
 	d.HTTP = c
 	return d
 }
 
 type limitedTransport struct {
-	base http.RoundTripper
-	lim  *rate.Limiter
+	base    http.RoundTripper
+	lim     *rate.Limiter
+	name    string
+	observe func(destination string, wait time.Duration)
 }
 
 func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.lim.Wait(r.Context()); err != nil {
+	start := time.Now()
+	err := t.lim.Wait(r.Context())
+	if t.observe != nil {
+		t.observe(t.name, time.Since(start))
+	}
+	if err != nil {
 		return nil, err
 	}
 	return t.base.RoundTrip(r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,8 +18,15 @@ func TestWithRateLimit(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	shared := Deps{HTTP: NewHTTPClient(HTTPOptions{RetryMax: -1})}
-	limited := shared.WithRateLimit(0.01, 1) // one request, then one per 100 s
+	var mu sync.Mutex
+	var waits []time.Duration
+	var names []string
+	shared := Deps{HTTP: NewHTTPClient(HTTPOptions{RetryMax: -1}), RateWait: func(d string, w time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		names, waits = append(names, d), append(waits, w)
+	}}
+	limited := shared.WithRateLimit("esp-a", 0.01, 1) // one request, then one per 100 s
 	if limited.HTTP == shared.HTTP {
 		t.Fatal("WithRateLimit changed the shared client")
 	}
@@ -46,7 +54,14 @@ func TestWithRateLimit(t *testing.T) {
 	if n := hits.Load(); n != 4 {
 		t.Errorf("server saw %d requests, want 4", n)
 	}
-	if same := shared.WithRateLimit(0, 0); same.HTTP != shared.HTTP {
+	// Both paced requests reported their wait under the destination's
+	// name (the refused one too); the shared client's none.
+	mu.Lock()
+	if len(waits) != 2 || names[0] != "esp-a" || names[1] != "esp-a" {
+		t.Errorf("rate waits reported = %v %v, want two for esp-a", names, waits)
+	}
+	mu.Unlock()
+	if same := shared.WithRateLimit("esp-a", 0, 0); same.HTTP != shared.HTTP {
 		t.Error("rate 0 must leave the client as is")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -175,6 +176,14 @@ func (e *Enqueuer) Push(ctx context.Context, destination string) error {
 // one destination are harmless: each claims what is pending
 // (store.ClaimPush) and leaves when nothing is.
 func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time) error {
+	_, err := e.EnqueuePushAt(ctx, destination, at)
+	return err
+}
+
+// EnqueuePushAt is PushAt saying what it did: Queued when it enqueued a
+// new task, AlreadyQueued when a task already held the window's id (the
+// sweeper counts only the first).
+func (e *Enqueuer) EnqueuePushAt(ctx context.Context, destination string, at time.Time) (Enqueued, error) {
 	linger := e.Linger
 	if linger <= 0 {
 		linger = 200 * time.Millisecond
@@ -184,10 +193,14 @@ func (e *Enqueuer) PushAt(ctx context.Context, destination string, at time.Time)
 	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b),
 		asynq.TaskID(PushTaskID(destination, slot.UnixMilli())), asynq.Queue(QueueSuppression),
 		asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5*time.Minute), asynq.ProcessAt(slot))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("jobs: enqueue push: %w", err)
+	switch {
+	case err == nil:
+		return Queued, nil
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return AlreadyQueued, nil
+	default:
+		return 0, fmt.Errorf("jobs: enqueue push: %w", err)
 	}
-	return nil
 }
 
 // RedisOpt parses a redis:// URL into asynq's connection option.
@@ -229,4 +242,88 @@ func EvictionPolicy(ctx context.Context, rc redis.UniversalClient) (string, erro
 		return "", err
 	}
 	return m["maxmemory-policy"], nil
+}
+
+// ArchivedTask is a task asynq gave up on ("archived": its last retry
+// failed, or it was refused with SkipRetry), kept in Redis for asynq's
+// archive retention (90 days, 10,000 tasks per queue).
+type ArchivedTask struct {
+	Queue, ID, Type string
+	// InboundID is the inbound event an inbound task was for (0 for a
+	// push); Destination the destination a push was for ("" otherwise).
+	InboundID   int64
+	Destination string
+	// LastError is the error of its last run, as the handler returned it.
+	LastError    string
+	LastFailedAt time.Time
+	Retried      int
+}
+
+// ArchivedTasks returns up to limit archived tasks of each of
+// consentsync's queues, and how many each queue holds in all. A queue
+// that does not exist yet holds none.
+func (r Requeuer) ArchivedTasks(ctx context.Context, limit int) ([]ArchivedTask, map[string]int, error) {
+	var out []ArchivedTask
+	total := map[string]int{}
+	// GetQueueInfo on a queue never used is an error that does not wrap
+	// asynq.ErrQueueNotFound: ask only about the queues Redis has.
+	known, err := r.Inspector.Queues()
+	if err != nil {
+		return nil, nil, fmt.Errorf("jobs: queues: %w", err)
+	}
+	for _, q := range []string{QueueInbound, QueueSuppression} {
+		if !slices.Contains(known, q) {
+			continue
+		}
+		qi, err := r.Inspector.GetQueueInfo(q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("jobs: queue %s: %w", q, err)
+		}
+		total[q] = qi.Archived
+		if qi.Archived == 0 {
+			continue
+		}
+		tasks, err := r.Inspector.ListArchivedTasks(q, asynq.PageSize(limit))
+		if err != nil {
+			return nil, nil, fmt.Errorf("jobs: archived tasks of %s: %w", q, err)
+		}
+		for _, t := range tasks {
+			a := ArchivedTask{Queue: q, ID: t.ID, Type: t.Type, LastError: t.LastErr, LastFailedAt: t.LastFailedAt, Retried: t.Retried}
+			switch t.Type {
+			case TypeInboundProcess:
+				var p InboundPayload
+				if json.Unmarshal(t.Payload, &p) == nil {
+					a.InboundID = p.ID
+				}
+			case TypeSuppressionPush:
+				var p PushPayload
+				if json.Unmarshal(t.Payload, &p) == nil {
+					a.Destination = p.Destination
+				}
+			}
+			out = append(out, a)
+		}
+	}
+	return out, total, nil
+}
+
+// ErrNotArchived: a task id names no archived task.
+var ErrNotArchived = errors.New("no archived task with this id")
+
+// DropArchivedPush deletes archived push task id (a PushTaskID) and
+// returns the destination it was for, so its pending rows can be pushed
+// again; ErrNotArchived when no archived push task has that id.
+func (r Requeuer) DropArchivedPush(ctx context.Context, id string) (string, error) {
+	info, err := r.Inspector.GetTaskInfo(QueueSuppression, id)
+	if err != nil || info.State != asynq.TaskStateArchived || info.Type != TypeSuppressionPush {
+		return "", fmt.Errorf("%w: %q", ErrNotArchived, id)
+	}
+	var p PushPayload
+	if err := json.Unmarshal(info.Payload, &p); err != nil || p.Destination == "" {
+		return "", fmt.Errorf("jobs: archived task %q has no destination", id)
+	}
+	if err := r.Inspector.DeleteTask(QueueSuppression, id); err != nil {
+		return "", fmt.Errorf("jobs: delete archived task %q: %w", id, err)
+	}
+	return p.Destination, nil
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -50,5 +51,31 @@ func TestEnqueueInboundReplacesOrphans(t *testing.T) {
 	info, err := insp.GetTaskInfo(QueueInbound, InboundTaskID(8))
 	if err != nil || info.Type != TypeInboundProcess || info.State != asynq.TaskStatePending {
 		t.Fatalf("after replacing the orphan: %+v, %v; want a pending inbound task", info, err)
+	}
+}
+
+// TestEnqueuePushAtSaysWhatItDid: the first push of a linger window is
+// Queued, a second one in the same window finds its task (AlreadyQueued),
+// the next window's is Queued again — the sweeper counts only the Queued.
+func TestEnqueuePushAtSaysWhatItDid(t *testing.T) {
+	ctx := context.Background()
+	opt, err := RedisOpt(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	e := &Enqueuer{Client: client, MaxRetry: 3, Linger: time.Hour}
+	at := time.Now().Add(24 * time.Hour).Truncate(time.Hour)
+	for i, c := range []struct {
+		at   time.Time
+		want Enqueued
+	}{{at, Queued}, {at.Add(time.Minute), AlreadyQueued}, {at.Add(time.Hour), Queued}} {
+		if got, err := e.EnqueuePushAt(ctx, "esp-a", c.at); err != nil || got != c.want {
+			t.Fatalf("push %d = %v, %v; want %v", i, got, err, c.want)
+		}
+	}
+	if err := e.PushAt(ctx, "esp-a", at); err != nil {
+		t.Fatalf("PushAt on a held window: %v, want nil", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/consentsync/consentsync/connectors"
@@ -28,8 +29,14 @@ import (
 // processed and to find the dedup key), commit, answer, enqueue. A failed
 // enqueue still answers 202: the row is committed and the sweeper picks it up.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	name := r.PathValue("source")
 	src, ok := s.Sources[name]
+	label := name
+	if !ok {
+		label = "unknown" // the path is the sender's: never a label
+	}
+	defer func() { s.Metrics.WebhookAck.WithLabelValues(label).Observe(time.Since(arrived).Seconds()) }()
 	if !ok {
 		s.Metrics.WebhooksReceived.WithLabelValues("unknown", "unknown_source").Inc()
 		writeError(w, http.StatusNotFound, "unknown source")

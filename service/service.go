@@ -68,6 +68,8 @@ type Store interface {
 	VerifyLedger(ctx context.Context, report func(store.Break)) (int, []byte, error)
 	LiveIdentifiers(ctx context.Context) ([]store.Identifier, error)
 	SubjectIdentifier(ctx context.Context, id int64) (store.Identifier, error)
+	FailedWebhooks(ctx context.Context, limit int) ([]store.FailedWebhook, int64, error)
+	FailedSuppressions(ctx context.Context, destination string, limit int) ([]store.OutboxRow, int64, error)
 }
 
 // Queue enqueues work (jobs.Requeuer): the inbound task of a stored
@@ -80,10 +82,13 @@ type Queue interface {
 
 // Service runs the use cases.
 type Service struct {
-	Store  Store
-	Queue  Queue  // replay and repush; nil in read-only commands
-	Eraser Eraser // erase; nil where erasure is not wired
-	Config *config.Config
+	Store Store
+	Queue Queue // replay and repush; nil in read-only commands
+	// Archive lists and takes archived tasks (deadletters, repush of a
+	// task); nil without Redis.
+	Archive Archive
+	Eraser  Eraser // erase; nil where erasure is not wired
+	Config  *config.Config
 	// Now is the clock every answer is given at (time.Now when nil).
 	Now func() time.Time
 }

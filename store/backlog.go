@@ -22,9 +22,13 @@ type Backlog struct {
 	// suppression pending or awaiting its read-back (0: none). Suppressions
 	// refused for good are counted by OutboxFailed (dead letters), not here.
 	WithdrawalOldest time.Duration
+	// DestinationFailures is, by destination, how many provider calls in a
+	// row failed (table destination_status; 0 or absent: the last call
+	// succeeded). worker.circuit_failures of them open its circuit.
+	DestinationFailures map[string]int
 }
 
-// Backlog reads the backlog in two queries.
+// Backlog reads the backlog in four queries.
 func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	b := Backlog{OutboxPending: map[string]int64{}, OutboxOldest: map[string]time.Duration{}, OutboxFailed: map[string]int64{}}
 	rows, err := s.DB.QueryxContext(ctx, `SELECT destination, status, count(*), extract(epoch FROM now() - min(created_at))
@@ -63,5 +67,22 @@ func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 		FROM suppression_outbox x JOIN consent_events e ON e.id = x.consent_event_id
 		WHERE x.action = 'suppress' AND (x.status = 'pending' OR x.status = 'sent' AND x.verify_due_at IS NOT NULL)`).Scan(&age)
 	b.WithdrawalOldest = time.Duration(age * float64(time.Second))
-	return b, err
+	if err != nil {
+		return b, err
+	}
+	b.DestinationFailures = map[string]int{}
+	st, err := s.DB.QueryxContext(ctx, `SELECT destination, failures FROM destination_status WHERE failures > 0`)
+	if err != nil {
+		return b, err
+	}
+	defer st.Close()
+	for st.Next() {
+		var dest string
+		var n int
+		if err := st.Scan(&dest, &n); err != nil {
+			return b, err
+		}
+		b.DestinationFailures[dest] = n
+	}
+	return b, st.Err()
 }

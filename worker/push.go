@@ -246,8 +246,8 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		for i, r := range rows {
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: err.Error(), Retry: retry}
 		}
-		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(len(rows)))
-		w.Metrics.PushCalls.WithLabelValues(name, "retry").Inc()
+		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retried").Add(float64(len(rows)))
+		w.Metrics.PushCalls.WithLabelValues(name, "retried").Inc()
 		w.Logger.Warn("push failed; destination held", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
 		return retry, w.complete(rctx, done, store.PushCall{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
 	}
@@ -286,7 +286,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		w.Logger.Error("suppressions refused by destination", "destination", name, "rows", failed)
 	}
 	if missing > 0 {
-		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retry").Add(float64(missing))
+		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retried").Add(float64(missing))
 	}
 	if err := w.complete(rctx, done, store.PushCall{Destination: name, Succeeded: true}); err != nil {
 		return time.Time{}, err

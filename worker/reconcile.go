@@ -96,6 +96,9 @@ type Notes struct {
 	Undeliverable int      `json:"undeliverable,omitempty"`
 	Erasures      int      `json:"erasures,omitempty"`
 	Skipped       []string `json:"skipped,omitempty"`
+	// Granted, Withdrawn and Pending count the signals reconciled by the
+	// consent status they carry, whatever their outcome (metrics only).
+	Granted, Withdrawn, Pending int `json:"-"`
 }
 
 // Prepare normalizes signals alone, received at receivedAt (see
@@ -794,6 +797,14 @@ func (r *reconcileTx) applySignal(subjectID int64, sig consent.Signal) error {
 	})
 	if err != nil {
 		return err
+	}
+	switch sig.Status {
+	case consent.StatusGranted:
+		n.Granted++
+	case consent.StatusWithdrawn:
+		n.Withdrawn++
+	case consent.StatusPending:
+		n.Pending++
 	}
 	if eventID == 0 {
 		n.Duplicate++

@@ -19,7 +19,8 @@ const sweepLimit = 1000
 // Enqueueing is idempotent (inbound tasks carry their row id as TaskID; push
 // tasks claim rows), so a sweep that races a live task does no harm. Only one
 // process sweeps at a time (Postgres advisory lock); the others skip. It
-// returns how many inbound events and destinations it re-enqueued.
+// returns how many inbound events and destinations it re-enqueued: only
+// tasks it actually enqueued count, not work a live task already holds.
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	orphans := 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
@@ -46,10 +47,13 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			return err
 		}
 		for _, d := range dests {
-			if err := w.Enqueuer.Push(ctx, d); err != nil {
+			got, err := w.Enqueuer.EnqueuePushAt(ctx, d, time.Now())
+			if err != nil {
 				return err
 			}
-			outbox++
+			if got == jobs.Queued {
+				outbox++
+			}
 		}
 		return nil
 	})

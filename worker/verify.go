@@ -96,7 +96,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			}
 			outcome := d.Outcome
 			if outcome == store.VerifyUnknown && !d.Retry.IsZero() {
-				outcome = "retry"
+				outcome = "retried"
 			}
 			w.Metrics.Verifications.WithLabelValues(name, outcome).Inc()
 			done = append(done, d)

@@ -335,6 +335,11 @@ func (w *Worker) observe(in *store.Inbound, res Reconciled) {
 			w.Metrics.Signals.WithLabelValues(in.Source, outcome).Add(float64(c))
 		}
 	}
+	for status, c := range map[string]int{"granted": n.Granted, "withdrawn": n.Withdrawn, "pending": n.Pending} {
+		if c > 0 {
+			w.Metrics.SignalStatuses.WithLabelValues(in.Source, status).Add(float64(c))
+		}
+	}
 	w.Logger.Debug("inbound processed", "inbound", in.ID, "source", in.Source, "signals", n.Signals, "applied", n.Applied, "stale", n.Stale,
 		"invalid", n.Invalid, "duplicate", n.Duplicate, "suppressions", n.Suppressions, "activities", n.Activities,
 		"profiles", n.Profiles, "erasures", n.Erasures, "skipped", len(n.Skipped))

@@ -8,7 +8,8 @@
 //	consentsync migrate [up|down|status]
 //	consentsync demo                    the whole pipeline on bundled real-format webhooks
 //	consentsync replay -id 1,2 | -from T -to T
-//	consentsync repush [-destination NAME] [-id 1,2]
+//	consentsync repush [-destination NAME] [-id 1,2,push:NAME:SLOT]
+//	consentsync deadletters [-limit N]  failed webhooks, failed suppressions, archived tasks
 //	consentsync queues                  queue sizes, latency, failures; inbox and outbox counts
 //	consentsync subject EMAIL|PHONE     a subject's state, eligibility and history
 //	consentsync links EMAIL -brand B    List-Unsubscribe headers and the pages' links
@@ -57,8 +58,9 @@ Commands:
   all                         serve and work in one process
   migrate [up|down -yes|status]  apply, roll back the newest (drops data), or list migrations
   demo                        run the whole pipeline on the bundled real-format webhooks
-  replay -id 1,2,3            re-process stored inbound events (or -from/-to RFC 3339 times)
-  repush [-destination N] [-id 1,2]   push suppressions a destination refused for good again, once the cause is fixed
+  replay -id 1,2,3            re-process stored inbound events (or -from/-to RFC 3339 times); ids as deadletters lists them (42 or inbound:42)
+  repush [-destination N] [-id 1,2]   push suppressions a destination refused for good again, once the cause is fixed; -id also takes archived push tasks (push:N:SLOT)
+  deadletters [-limit N]      dead letters: failed webhooks, failed suppressions, archived tasks, with reason and age (addresses masked)
   queues                      queue sizes, latency and failures; inbox and outbox counts
   subject EMAIL|PHONE         a subject's state, eligibility per brand/channel/purpose, history
   links EMAIL|PHONE -brand B [-channel C] [-purpose P]  List-Unsubscribe headers, preference-centre and confirmation links
@@ -95,6 +97,8 @@ func main() {
 		err = demo.Main(ctx, args, os.Stdout, log)
 	case "replay":
 		err = replay(ctx, log, args)
+	case "deadletters":
+		err = deadletters(ctx, log, args)
 	case "queues":
 		err = queues(ctx, log)
 	case "subject":
@@ -267,7 +271,7 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ids, err := parseIDs(*idList)
+	ids, err := parseReplayIDs(*idList)
 	if err != nil {
 		return err
 	}
@@ -302,11 +306,11 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 func repush(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("repush", flag.ContinueOnError)
 	dest := fs.String("destination", "", "only this destination's failed suppressions")
-	idList := fs.String("id", "", "only these outbox ids (comma-separated)")
+	idList := fs.String("id", "", "only these outbox ids, or archived push tasks (push:NAME:SLOT), comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ids, err := parseIDs(*idList)
+	ids, tasks, err := parseRepushIDs(*idList)
 	if err != nil {
 		return err
 	}
@@ -315,6 +319,13 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer a.Close()
+	if len(tasks) > 0 {
+		dests, err := a.Service.RepushTasks(ctx, tasks)
+		fmt.Printf("dropped archived push task(s); pushing %d destination(s) now: %s\n", len(dests), strings.Join(dests, ", "))
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+	}
 	back, err := a.Service.Repush(ctx, *dest, ids)
 	if err != nil {
 		return err
@@ -325,6 +336,46 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	fmt.Printf("re-queued %d failed suppression(s) for %d destination(s)\n", total, len(back))
 	return nil
+}
+
+func deadletters(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("deadletters", flag.ContinueOnError)
+	limit := fs.Int("limit", 50, "at most this many of each kind")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := openOperator(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	d, err := a.Service.DeadLetters(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	return cli.PrintDeadLetters(os.Stdout, d)
+}
+
+// parseRepushIDs splits repush's -id list into outbox ids and archived
+// push task ids (jobs.PushTaskID: "push:NAME:SLOT", as deadletters lists
+// them).
+func parseRepushIDs(list string) (ids []int64, tasks []string, err error) {
+	var rest []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); strings.HasPrefix(s, "push:") {
+			tasks = append(tasks, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	ids, err = parseIDs(strings.Join(rest, ","))
+	return ids, tasks, err
+}
+
+// parseReplayIDs reads replay's -id list: inbound ids, bare or as their
+// task ids ("inbound:42", as deadletters lists archived tasks).
+func parseReplayIDs(list string) ([]int64, error) {
+	return parseIDs(strings.ReplaceAll(list, "inbound:", ""))
 }
 
 func joinIDs(ids []int64) string {
@@ -357,7 +408,9 @@ func queues(ctx context.Context, log *slog.Logger) error {
 	}
 	defer a.Close()
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tSIZE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tLATENCY\tPROCESSED TODAY\tTASK ERRORS TODAY")
+	// Column words are the glossary's (README): RETRIED is asynq's "retry"
+	// state (will be tried again), ARCHIVED its dead letters.
+	fmt.Fprintln(tw, "QUEUE\tSIZE\tPENDING\tACTIVE\tSCHEDULED\tRETRIED\tARCHIVED\tLATENCY\tPROCESSED TODAY\tTASK ERRORS TODAY")
 	names, err := a.Inspector.Queues()
 	if err != nil {
 		return err
@@ -375,13 +428,13 @@ func queues(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\ninbox: %d waiting to be processed, %d processed, %d failed (see replay)\n", inbox["received"], inbox["processed"], inbox["failed"])
+	fmt.Printf("\ninbox: %d pending (received, not yet processed), %d processed, %d failed (see deadletters, replay)\n", inbox["received"], inbox["processed"], inbox["failed"])
 	outbox, err := a.Store.OutboxCounts(ctx)
 	if err != nil {
 		return err
 	}
 	for d, c := range outbox {
-		fmt.Printf("outbox %s: pending %d, sent %d, failed %d (see repush)\n", d, c["pending"], c["sent"], c["failed"])
+		fmt.Printf("outbox %s: pending %d, sent %d, failed %d (see deadletters, repush)\n", d, c["pending"], c["sent"], c["failed"])
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,5 +25,21 @@ func TestParseDays(t *testing.T) {
 		if _, err := parseDays(bad); err == nil {
 			t.Errorf("parseDays(%q) accepted", bad)
 		}
+	}
+}
+
+func TestParseRepushAndReplayIDs(t *testing.T) {
+	ids, tasks, err := parseRepushIDs(" 7, push:sendgrid-acme:1796309210600 ,9,,push:x:1")
+	if err != nil || !slices.Equal(ids, []int64{7, 9}) || !slices.Equal(tasks, []string{"push:sendgrid-acme:1796309210600", "push:x:1"}) {
+		t.Errorf("parseRepushIDs = %v %v %v", ids, tasks, err)
+	}
+	if _, _, err := parseRepushIDs("7,inbound:3"); err == nil {
+		t.Error("repush accepted an inbound task id")
+	}
+	if ids, err := parseReplayIDs("inbound:42,43"); err != nil || !slices.Equal(ids, []int64{42, 43}) {
+		t.Errorf("parseReplayIDs = %v %v", ids, err)
+	}
+	if _, err := parseReplayIDs("push:a:1"); err == nil {
+		t.Error("replay accepted a push task id")
 	}
 }

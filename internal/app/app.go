@@ -112,14 +112,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Client = asynq.NewClientFromRedisClient(rc)
 	a.Inspector = asynq.NewInspectorFromRedisClient(rc)
 	a.Metrics.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(a.Inspector),
-		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg)})
+		metrics.BacklogCollector{Store: st, Logger: log, Destinations: destinationNames(cfg), CircuitFailures: cfg.Worker.CircuitFailures})
+	a.Metrics.Init(sourceNames(cfg), destinationNames(cfg), rateLimitedNames(cfg))
 	a.Enqueuer = &jobs.Enqueuer{Client: a.Client, MaxRetry: cfg.Worker.MaxRetry, Redis: rc, Linger: cfg.Worker.PushLinger}
 	now := o.clock()
 	verifyNow := now
 	if o.VerifyNow != nil {
 		verifyNow = o.VerifyNow
 	}
-	a.Service = &service.Service{Store: st, Queue: jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}, Config: cfg, Now: now}
+	rq := jobs.Requeuer{Enqueuer: a.Enqueuer, Inspector: a.Inspector}
+	a.Service = &service.Service{Store: st, Queue: rq, Archive: rq, Config: cfg, Now: now}
 	if o.Operator {
 		return a, nil
 	}
@@ -127,6 +129,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		HTTP:   connectors.NewHTTPClient(connectors.HTTPOptions{WaitCap: cfg.Worker.PushWaitCap}),
 		Logger: log,
 		Now:    verifyNow,
+		RateWait: func(destination string, wait time.Duration) {
+			a.Metrics.RateLimitWait.WithLabelValues(destination).Observe(wait.Seconds())
+		},
 	}
 	srcs, dsts, err := registry.Build(cfg, deps)
 	if err != nil {
@@ -271,6 +276,26 @@ func destinationNames(c *config.Config) []string {
 	out := make([]string, len(c.Destinations))
 	for i, d := range c.Destinations {
 		out[i] = d.Name
+	}
+	return out
+}
+
+func sourceNames(c *config.Config) []string {
+	out := make([]string, len(c.Sources))
+	for i, s := range c.Sources {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// rateLimitedNames are the destinations whose requests are paced
+// (connectors.RateLimitOf).
+func rateLimitedNames(c *config.Config) []string {
+	var out []string
+	for _, d := range c.Destinations {
+		if connectors.RateLimitOf(d) > 0 {
+			out = append(out, d.Name)
+		}
 	}
 	return out
 }
