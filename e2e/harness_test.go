@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,9 +80,13 @@ func (e *env) Now() time.Time {
 func (e *env) SetNow(t time.Time) { e.clock.Store(&t) }
 
 type envOptions struct {
-	noWorker bool
-	mutate   func(*config.Config)
-	sandbox  []sandbox.Option
+	// configFile, when set, is the configuration (a path from the
+	// repository root) instead of the fixtures' example; ${SANDBOX_URL} is
+	// the sandbox's URL in both.
+	configFile string
+	noWorker   bool
+	mutate     func(*config.Config)
+	sandbox    []sandbox.Option
 }
 
 // start runs receiver + worker against a fresh database and Redis index,
@@ -101,6 +106,9 @@ func start(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { sb.Close() })
 	e.SBURL = sb.URL
 	raw, err := fixtures.ExampleConfig()
+	if o.configFile != "" {
+		raw, err = os.ReadFile(filepath.Join("..", o.configFile))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

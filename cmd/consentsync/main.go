@@ -171,6 +171,13 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 			return fmt.Errorf("OPS_ADDR: %w", err)
 		}
 		log.Info("ops listening (admin API, queue UI, metrics)", "addr", ln.Addr().String())
+		if cfg.Process.AdminToken == "" && cfg.Process.ViewerToken == "" {
+			closed := "the admin API, the queue UI, pprof and /metrics (server.metrics_open is off)"
+			if cfg.Server.MetricsOpen {
+				closed = "the admin API, the queue UI and pprof"
+			}
+			log.Warn("no CONSENTSYNC_ADMIN_TOKEN or CONSENTSYNC_VIEWER_TOKEN: " + closed + " answer 403")
+		}
 		n++
 		go func() { errc <- a.RunOps(ctx, ln) }()
 	}
