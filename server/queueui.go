@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynqmon"
 
+	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/jobs"
 )
 
@@ -73,24 +74,30 @@ const queueUICSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style
 // "Roboto", "Helvetica", "Arial", sans-serif).
 var externalStylesheet = regexp.MustCompile(`<link[^>]*href="https?://[^"]*"[^>]*/?>`)
 
-// selfContained serves h's pages without any external request: every
-// answer carries queueUICSP, and the page itself (every GET outside /api/
-// and /static/ renders asynqmon's index.html) loses its links to other
-// hosts.
+// selfContained serves h's pages without any external request and
+// without an address: every answer carries queueUICSP; the page itself
+// (every GET outside /api/ and /static/ renders asynqmon's index.html)
+// loses its links to other hosts; and every answer of the API has its email
+// addresses masked (connectors.MaskAddresses) — a task's last error, which
+// the formatters do not see, could quote one.
 func selfContained(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", queueUICSP)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		rest := strings.TrimPrefix(r.URL.Path, QueueUIPath)
-		if r.Method != http.MethodGet || strings.HasPrefix(rest, "/api/") || strings.HasPrefix(rest, "/static/") {
+		api := strings.HasPrefix(rest, "/api/")
+		if r.Method != http.MethodGet || strings.HasPrefix(rest, "/static/") {
 			h.ServeHTTP(w, r)
 			return
 		}
 		buf := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
 		h.ServeHTTP(buf, r)
 		body := buf.body.Bytes()
-		if strings.HasPrefix(http.DetectContentType(body), "text/html") {
+		switch {
+		case api:
+			body = []byte(connectors.MaskAddresses(string(body)))
+		case strings.HasPrefix(http.DetectContentType(body), "text/html"):
 			body = externalStylesheet.ReplaceAll(body, nil)
 		}
 		for k, v := range buf.header {
