@@ -10,14 +10,14 @@ export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postg
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 FUZZTIME ?= 20000x
 
-.PHONY: demo test services build vet unit fuzz bench chaos scale clean deploy-check rules chart
+.PHONY: demo test services chromium build vet unit fuzz bench chaos scale clean deploy-check rules chart
 
 ## demo: run the whole pipeline on the bundled real-format webhooks and print the result
 demo: services
 	go run ./cmd/consentsync demo
 
-## test: vet, the deployment files (alert rules, Helm chart), the whole test suite with the race detector (real Postgres and Redis), bounded fuzzing
-test: services vet deploy-check
+## test: vet, the deployment files (alert rules, Helm chart), the whole test suite with the race detector (real Postgres, Redis and headless Chromium), bounded fuzzing
+test: services chromium vet deploy-check
 	go test -race -count=1 -timeout 8m ./...
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
@@ -32,6 +32,10 @@ rules:
 
 chart:
 	@./scripts/helm.sh
+
+## chromium: headless Chromium for the browser tests (installed from the OS packages when allowed; else they skip)
+chromium:
+	@./scripts/chromium.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -49,15 +49,26 @@ type Process struct {
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres:consentsync@127.0.0.1:5432/consentsync?sslmode=disable"`
 	// RedisURL is a redis:// URL; its path selects the DB index.
 	RedisURL string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
-	// HTTPAddr is the listen address of serve and all.
+	// HTTPAddr is the listen address of serve and all: the public
+	// listener, with the webhook receiver (POST /webhooks/{source}) and
+	// the probes (/healthz, /readyz) only.
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
-	// AdminToken guards /v1/*, /ops/queues/ and /debug/pprof/. Empty
-	// disables them (403).
+	// AdminToken is the full-access token of the ops listener (OPS_ADDR):
+	// the admin API (/v1/...), the queue UI (/ops/queues/), /metrics and
+	// /debug/pprof/. Sent as "Authorization: Bearer <token>" or as the
+	// password of HTTP Basic auth (any user name). With neither token set
+	// the ops listener answers 403 on everything but the probes.
 	AdminToken string `env:"CONSENTSYNC_ADMIN_TOKEN"`
-	// OpsAddr, when set, is a second listener of serve, work and all with
-	// the ops endpoints only (/healthz, /readyz, /metrics, /debug/pprof/):
-	// how a work process is profiled and scraped.
-	OpsAddr string `env:"OPS_ADDR"`
+	// ViewerToken is the read-only token of the ops listener: GET and HEAD
+	// on the admin API (other methods 403), the queue UI in read-only
+	// mode, /metrics; never /debug/pprof/. It must differ from AdminToken.
+	ViewerToken string `env:"CONSENTSYNC_VIEWER_TOKEN"`
+	// OpsAddr is the ops listener of serve, work and all (default
+	// 127.0.0.1:9090, loopback only): /healthz, /readyz, /metrics, the
+	// admin API, the queue UI and /debug/pprof/, behind the tokens. "off"
+	// disables it (then there is no admin API). In a container set
+	// ":9090" so that it can be reached from outside.
+	OpsAddr string `env:"OPS_ADDR" envDefault:"127.0.0.1:9090"`
 }
 
 // Policy is how consent is judged.
@@ -96,6 +107,11 @@ type Server struct {
 	CommitWait time.Duration `yaml:"commit_wait"`
 	// CommitRows is the most requests one group commit carries (default 256).
 	CommitRows int `yaml:"commit_rows"`
+	// MetricsOpen serves /metrics on the ops listener without a token
+	// (default false: the admin or the viewer token is required). Set it
+	// only where the ops listener is on a private network that only the
+	// scraper reaches.
+	MetricsOpen bool `yaml:"metrics_open"`
 }
 
 // Worker is the asynq worker's settings.
@@ -589,14 +605,34 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// LoadProcess reads the process settings from the environment.
-func LoadProcess() (Process, error) {
+// LoadProcess reads the process settings from the environment
+// (ParseProcess of os.Environ).
+func LoadProcess() (Process, error) { return ParseProcess(nil) }
+
+// ParseProcess reads the process settings from environ (variable name →
+// value; nil: the process environment), applies their defaults and checks
+// them: the two tokens must differ (a viewer token equal to the admin token
+// would grant full access).
+func ParseProcess(environ map[string]string) (Process, error) {
 	var p Process
-	if err := env.Parse(&p); err != nil {
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&p, opts); err != nil {
 		return p, fmt.Errorf("config: environment: %w", err)
+	}
+	if p.ViewerToken != "" && p.ViewerToken == p.AdminToken {
+		return p, fmt.Errorf("config: environment: CONSENTSYNC_VIEWER_TOKEN equals CONSENTSYNC_ADMIN_TOKEN (the viewer would have full access): give it its own value")
+	}
+	if p.OpsAddr == OpsOff {
+		p.OpsAddr = ""
 	}
 	return p, nil
 }
+
+// OpsOff is the OPS_ADDR value that disables the ops listener.
+const OpsOff = "off"
 
 // Source returns the source named name.
 func (c *Config) Source(name string) (Source, bool) {

@@ -502,3 +502,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseProcessOps: the ops listener is on the loopback by default,
+// "off" disables it, and a viewer token equal to the admin token (which
+// would grant the viewer full access) is refused.
+func TestParseProcessOps(t *testing.T) {
+	t.Parallel()
+	p, err := ParseProcess(map[string]string{})
+	if err != nil || p.OpsAddr != "127.0.0.1:9090" || p.HTTPAddr != ":8080" || p.AdminToken != "" {
+		t.Errorf("defaults: %+v, %v", p, err)
+	}
+	if p, err := ParseProcess(map[string]string{"OPS_ADDR": "off"}); err != nil || p.OpsAddr != "" {
+		t.Errorf("OPS_ADDR=off: %q, %v", p.OpsAddr, err)
+	}
+	if p, err := ParseProcess(map[string]string{"OPS_ADDR": ":9100", "CONSENTSYNC_VIEWER_TOKEN": "v", "CONSENTSYNC_ADMIN_TOKEN": "a"}); err != nil || p.OpsAddr != ":9100" || p.ViewerToken != "v" {
+		t.Errorf("set: %+v, %v", p, err)
+	}
+	_, err = ParseProcess(map[string]string{"CONSENTSYNC_VIEWER_TOKEN": "same", "CONSENTSYNC_ADMIN_TOKEN": "same"})
+	if err == nil || !strings.Contains(err.Error(), "CONSENTSYNC_VIEWER_TOKEN equals CONSENTSYNC_ADMIN_TOKEN") || strings.Contains(err.Error(), "same") {
+		t.Errorf("equal tokens: %v (must be refused without printing the token)", err)
+	}
+}

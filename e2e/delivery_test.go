@@ -162,7 +162,7 @@ func TestBacklogMetricsAndRepush(t *testing.T) {
 	e.waitFor("sendgrid refusal", func() bool {
 		return e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'sendgrid-acme' AND status = 'failed'`) == 1
 	})
-	metrics := e.do("GET", "/metrics", "", nil, nil).Body
+	metrics := e.do("GET", "/metrics", "", http.Header{"Authorization": {"Bearer " + viewerToken}}, nil).Body
 	for _, want := range []string{`consentsync_outbox_failed{destination="sendgrid-acme"} 1`, `consentsync_outbox_pending{destination="mailchimp-acme"} 1`,
 		`consentsync_outbox_oldest_pending_seconds{destination="mailchimp-acme"}`, `consentsync_suppressions_pushed_total{destination="sendgrid-acme",outcome="failed"} 1`} {
 		if !strings.Contains(metrics, want) {

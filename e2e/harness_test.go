@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,9 +57,12 @@ type env struct {
 	App     *app.App
 	Sandbox *sandbox.Sandbox
 	SBURL   string
-	URL     string
-	Logs    *syncBuffer
-	clock   atomic.Pointer[time.Time]
+	// URL is the public listener (webhooks, probes), OpsURL the ops one
+	// (admin API, queue UI, metrics, pprof).
+	URL    string
+	OpsURL string
+	Logs   *syncBuffer
+	clock  atomic.Pointer[time.Time]
 
 	workerStop context.CancelFunc
 	workerDone chan struct{}
@@ -76,9 +80,13 @@ func (e *env) Now() time.Time {
 func (e *env) SetNow(t time.Time) { e.clock.Store(&t) }
 
 type envOptions struct {
-	noWorker bool
-	mutate   func(*config.Config)
-	sandbox  []sandbox.Option
+	// configFile, when set, is the configuration (a path from the
+	// repository root) instead of the fixtures' example; ${SANDBOX_URL} is
+	// the sandbox's URL in both.
+	configFile string
+	noWorker   bool
+	mutate     func(*config.Config)
+	sandbox    []sandbox.Option
 }
 
 // start runs receiver + worker against a fresh database and Redis index,
@@ -98,6 +106,9 @@ func start(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { sb.Close() })
 	e.SBURL = sb.URL
 	raw, err := fixtures.ExampleConfig()
+	if o.configFile != "" {
+		raw, err = os.ReadFile(filepath.Join("..", o.configFile))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +119,7 @@ func start(t testing.TB, o envOptions) *env {
 	cfg.Worker.SweepAfter = time.Second
 	cfg.Worker.SweepEvery = 200 * time.Millisecond
 	cfg.Server.DrainGrace = time.Millisecond // the test's own shutdown: no load balancer to wait for
-	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token"}
+	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token", ViewerToken: viewerToken}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,8 +140,14 @@ func start(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.App = a
-	httpDone := make(chan struct{})
+	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.OpsURL = "http://" + opsLn.Addr().String()
+	httpDone, opsDone := make(chan struct{}), make(chan struct{})
 	go func() { _ = a.RunHTTP(ctx, ln); close(httpDone) }()
+	go func() { _ = a.RunOps(ctx, opsLn); close(opsDone) }()
 	if !o.noWorker {
 		e.StartWorker()
 	}
@@ -138,6 +155,7 @@ func start(t testing.TB, o envOptions) *env {
 		e.StopWorker()
 		cancel()
 		<-httpDone
+		<-opsDone
 		a.Close()
 	})
 	return e
@@ -166,10 +184,27 @@ type response struct {
 	JSON   map[string]any
 }
 
-// do sends a request to consentsync.
+// viewerToken is CONSENTSYNC_VIEWER_TOKEN of every test process.
+const viewerToken = "test-viewer-token"
+
+// onOps reports a path served by the ops listener.
+func onOps(path string) bool {
+	for _, p := range []string{"/v1/", "/metrics", "/ops/", "/debug/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// do sends a request to consentsync: to the ops listener for the admin
+// API, the queue UI, /metrics and pprof, else to the public one.
 func (e *env) do(method, path, query string, header http.Header, body []byte) response {
 	e.t.Helper()
 	u := e.URL + path
+	if onOps(path) {
+		u = e.OpsURL + path
+	}
 	if query != "" {
 		u += "?" + query
 	}

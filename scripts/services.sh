@@ -23,7 +23,7 @@ if both_up; then exit 0; fi
 # Docker Compose, when an engine answers.
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
   say "starting postgres and redis with docker compose"
-  docker compose up -d postgres redis
+  docker compose -f docker-compose.yml -f deploy/compose/services-ports.yml up -d postgres redis
   if wait_up; then exit 0; fi
   say "docker compose started but postgres/redis did not answer on $PGHOST:$PGPORT / $RDHOST:$RDPORT"; exit 1
 fi

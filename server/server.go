@@ -1,21 +1,20 @@
-// Package server is consentsync's HTTP layer: the webhook receiver
-// (POST /webhooks/{source}), the admin API (/v1/..., bearer token) and the
-// ops endpoints (/healthz, /readyz, /metrics, /ops/queues/).
+// Package server is consentsync's HTTP layer, on two listeners: the public
+// one (Handler: the webhook receiver POST /webhooks/{source} and the
+// probes) and the ops one (OpsHandler: the admin API /v1/..., the queue UI
+// /ops/queues/, /metrics and pprof, behind the admin and viewer tokens).
 package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -52,8 +51,14 @@ type Server struct {
 	// server/pages) on the same listener.
 	Pages interface{ Register(mux *http.ServeMux) }
 
+	// InboundSources names inbound events' sources in the queue UI
+	// (optional).
+	InboundSources InboundSources
+
 	kinds    map[string]string
 	draining atomic.Bool
+	uiOnce   sync.Once
+	ui       *queueUI
 }
 
 // Drain makes /readyz answer 503 "draining" from now on, so load
@@ -68,31 +73,9 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// OpsHandler serves the ops endpoints alone (/healthz, /readyz, /metrics,
-// /debug/pprof/ behind the admin token), for the OPS_ADDR listener.
-func (s *Server) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
-	s.ops(mux)
-	return s.closeWhenDraining(recoverer(s.Logger, mux))
-}
-
-// ops routes the ops endpoints on mux.
-func (s *Server) ops(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
-	// Go's profiler (CPU, heap, goroutines), behind the admin token: a
-	// profile shows code paths, never request data, but it costs CPU.
-	mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
-	mux.Handle("GET /debug/pprof/cmdline", s.admin(http.HandlerFunc(pprof.Cmdline)))
-	mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
-	mux.Handle("GET /debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
-	mux.Handle("GET /debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
-}
-
-// Handler returns the routed HTTP handler.
+// Handler returns the public listener's handler (HTTP_ADDR): the webhook
+// receiver and the probes (/healthz, /readyz), nothing else — the admin
+// API, the queue UI, /metrics and pprof are on OpsHandler.
 func (s *Server) Handler() http.Handler {
 	s.kinds = map[string]string{}
 	for _, src := range s.Config.Sources {
@@ -103,23 +86,63 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /webhooks/{source}/oauth/token", s.handleToken)
 	mux.HandleFunc("GET /webhooks/{source}", s.handleProbe)
 	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
-
-	mux.Handle("GET /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleSubject)))
-	mux.Handle("GET /v1/subjects/{id}/eligibility", s.admin(http.HandlerFunc(s.handleEligibility)))
-	mux.Handle("GET /v1/subjects/{id}/history", s.admin(http.HandlerFunc(s.handleHistory)))
-	mux.Handle("DELETE /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleErase)))
-	mux.Handle("POST /v1/eligibility", s.admin(http.HandlerFunc(s.handleEligibilityBatch)))
-	mux.Handle("POST /v1/subjects/{id}/links", s.admin(http.HandlerFunc(s.handleLinks)))
 	if s.Pages != nil {
 		s.Pages.Register(mux)
 	}
-
-	s.ops(mux)
-	if s.RedisOpt != nil {
-		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
-		mux.Handle("/ops/queues/", s.admin(mon))
-	}
+	s.probes(mux)
 	return s.closeWhenDraining(recoverer(s.Logger, mux))
+}
+
+// OpsHandler returns the ops listener's handler (OPS_ADDR), every route
+// but the probes behind a token (guard):
+//
+//	/healthz, /readyz       open (probes)
+//	/v1/...                 admin API: viewer GET/HEAD, admin everything
+//	/ops/queues/            queue UI (asynqmon): viewer read-only, admin full
+//	/metrics                either token, or open with server.metrics_open
+//	/debug/pprof/           admin only
+//	/                       redirects to /ops/queues/
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.probes(mux)
+	mux.Handle("GET /metrics", s.guard(scrape, promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
+
+	mux.Handle("GET /v1/subjects/{id}", s.guard(reads, http.HandlerFunc(s.handleSubject)))
+	mux.Handle("GET /v1/subjects/{id}/eligibility", s.guard(reads, http.HandlerFunc(s.handleEligibility)))
+	mux.Handle("GET /v1/subjects/{id}/history", s.guard(reads, http.HandlerFunc(s.handleHistory)))
+	mux.Handle("DELETE /v1/subjects/{id}", s.guard(reads, http.HandlerFunc(s.handleErase)))
+	mux.Handle("POST /v1/eligibility", s.guard(reads, http.HandlerFunc(s.handleEligibilityBatch)))
+	mux.Handle("POST /v1/subjects/{id}/links", s.guard(reads, http.HandlerFunc(s.handleLinks)))
+
+	// Go's profiler (CPU, heap, goroutines), admin only: a profile shows
+	// code paths, never request data, but it costs CPU.
+	mux.Handle("GET /debug/pprof/", s.guard(adminOnly, http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", s.guard(adminOnly, http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", s.guard(adminOnly, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", s.guard(adminOnly, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", s.guard(adminOnly, http.HandlerFunc(pprof.Trace)))
+
+	if s.RedisOpt != nil {
+		s.uiOnce.Do(func() { s.ui = s.newQueueUI() })
+		mux.Handle(QueueUIPath+"/", s.guard(reads, s.ui))
+	}
+	mux.Handle("GET /{$}", http.RedirectHandler(QueueUIPath+"/", http.StatusFound))
+	return s.closeWhenDraining(recoverer(s.Logger, mux))
+}
+
+// Close releases the queue UI's Redis connections.
+func (s *Server) Close() {
+	if s.ui != nil {
+		s.ui.Close()
+	}
+}
+
+// probes routes /healthz (the process runs) and /readyz (it can serve).
+func (s *Server) probes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
 }
 
 // handleReady is /readyz: 200 when Postgres and Redis answer within 2 s and
@@ -148,31 +171,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		checks["redis"], code = "degraded: maxmemory-policy "+p+" can evict queued tasks (want noeviction)", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, checks)
-}
-
-// admin guards h with the admin token: "Authorization: Bearer <token>", or
-// HTTP basic auth with the token as password (so a browser can open
-// asynqmon). Without a configured token the admin surface is closed (403).
-func (s *Server) admin(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := s.Config.Process.AdminToken
-		if want == "" {
-			writeError(w, http.StatusForbidden, "admin API disabled: set CONSENTSYNC_ADMIN_TOKEN")
-			return
-		}
-		got := ""
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			got = strings.TrimSpace(a[7:])
-		} else if _, pw, ok := r.BasicAuth(); ok {
-			got = pw
-		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="consentsync", Basic realm="consentsync"`)
-			writeError(w, http.StatusUnauthorized, "admin token required")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // closeWhenDraining answers "Connection: close" once Drain was called: each client

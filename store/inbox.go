@@ -84,6 +84,20 @@ func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {
 	return &in, nil
 }
 
+// InboundSource returns the source name of inbound event id (ErrNotFound
+// when there is none): what the queue UI shows beside a task's id.
+func (s *Store) InboundSource(ctx context.Context, id int64) (string, error) {
+	var src string
+	err := s.DB.GetContext(ctx, &src, `SELECT source FROM inbound_events WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: inbound %d source: %w", id, err)
+	}
+	return src, nil
+}
+
 // FinishInbound marks an inbound row processed inside tx, with notes
 // (skipped items and the like, JSON).
 func (tx *Tx) FinishInbound(ctx context.Context, id int64, notes any) error {

@@ -162,6 +162,7 @@ type bench struct {
 	sg, mc   *fakeprovider.Provider
 	addr     string // consentsync's HTTP address
 	workOps  string // work's OPS_ADDR (ops endpoints and pprof)
+	serveOps string // serve's OPS_ADDR
 	admin    string // admin token
 	env      []string
 	bin      string
@@ -288,6 +289,10 @@ func run(ctx context.Context, o options) (met bool, err error) {
 		return false, err
 	}
 	b.workOps = fmt.Sprintf("127.0.0.1:%d", opsPort)
+	if opsPort, err = freePort(); err != nil {
+		return false, err
+	}
+	b.serveOps = fmt.Sprintf("127.0.0.1:%d", opsPort)
 	b.admin = randHex(16)
 	b.env = []string{
 		"CONSENTSYNC_CONFIG=" + cfgPath, "DATABASE_URL=" + b.db.url, "REDIS_URL=" + rURL, "HTTP_ADDR=" + b.addr,
@@ -300,10 +305,10 @@ func run(ctx context.Context, o options) (met bool, err error) {
 	b.sgSrc = loadgen.SendGridEvents{URL: "http://" + b.addr + "/webhooks/bench-sendgrid", Key: sgPriv}
 
 	b.logLine("consentsync migrate")
-	if err := runProc(tmp, "migrate", b.bin, b.env, "migrate", "up"); err != nil {
+	if err := runProc(tmp, "migrate", b.bin, append(slices.Clone(b.env), "OPS_ADDR=off"), "migrate", "up"); err != nil {
 		return false, err
 	}
-	b.serve, err = startProc(tmp, "serve", b.bin, b.env, "serve", "-migrate=false")
+	b.serve, err = startProc(tmp, "serve", b.bin, append(slices.Clone(b.env), "OPS_ADDR="+b.serveOps), "serve", "-migrate=false")
 	if err != nil {
 		return false, err
 	}
@@ -731,7 +736,7 @@ func (b *bench) profiles(ctx context.Context, seconds int) {
 		b.note("%s profile of %s (sustained phase): %s", kind, name, path)
 	}
 	var wg sync.WaitGroup
-	for _, p := range [][2]string{{"serve", b.addr}, {"work", b.workOps}} {
+	for _, p := range [][2]string{{"serve", b.serveOps}, {"work", b.workOps}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); fetch(p[0], p[1], "cpu") }()
 	}

@@ -17,9 +17,12 @@
 //	consentsync verify-ledger           recompute the ledger's hash chains
 //	consentsync drift [-destination NAME] [-repair]  what each destination no longer holds
 //	consentsync overdue                 withdrawals not honoured everywhere within the deadline
+//	consentsync healthcheck [-url URL]  exit 0 when /readyz answers 200 (container healthchecks)
+//	consentsync sandbox [-addr :9200]   the fake provider APIs the demo and docker compose use
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
-// HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
+// HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN, CONSENTSYNC_VIEWER_TOKEN.
+// See README.md.
 package main
 
 import (
@@ -40,6 +43,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/cli"
@@ -53,7 +58,7 @@ import (
 const usage = `consentsync — keeps marketing consent true everywhere
 
 Commands:
-  serve                       HTTP receiver, admin API and ops endpoints (HTTP_ADDR, default :8080)
+  serve                       webhook receiver (HTTP_ADDR) and the ops listener: admin API, queue UI, metrics (OPS_ADDR)
   work                        asynq worker and sweeper
   all                         serve and work in one process
   migrate [up|down -yes|status]  apply, roll back the newest (drops data), or list migrations
@@ -69,9 +74,13 @@ Commands:
   drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
   overdue [-older-than D] [-limit N]
                               withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h); exit 1 when any
+  healthcheck [-url URL]      exit 0 when /readyz answers 200 (for container healthchecks; default: this process's OPS_ADDR, else HTTP_ADDR)
+  sandbox [-addr :9200]       serve the fake provider APIs (SendGrid, Mailchimp, HubSpot, ...) the demo and docker compose use
 
-Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
-OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
+Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL,
+HTTP_ADDR (public: webhooks and probes, default :8080),
+OPS_ADDR (admin API, queue UI, /metrics, pprof; default 127.0.0.1:9090, "off" for none),
+CONSENTSYNC_ADMIN_TOKEN (full access to OPS_ADDR), CONSENTSYNC_VIEWER_TOKEN (read-only), LOG_LEVEL (debug|info|warn|error),
 GOMEMLIMIT (Go's soft memory limit; serve, work and all default to 128MiB).
 `
 
@@ -115,6 +124,10 @@ func main() {
 		err = expiring(ctx, args)
 	case "verify-ledger":
 		err = verifyLedger(ctx, args)
+	case "healthcheck":
+		err = healthcheck(ctx, args, os.Stdout)
+	case "sandbox":
+		err = runSandbox(ctx, log, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -167,7 +180,14 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 		if err != nil {
 			return fmt.Errorf("OPS_ADDR: %w", err)
 		}
-		log.Info("ops listening", "addr", ln.Addr().String())
+		log.Info("ops listening (admin API, queue UI, metrics)", "addr", ln.Addr().String())
+		if cfg.Process.AdminToken == "" && cfg.Process.ViewerToken == "" {
+			closed := "the admin API, the queue UI, pprof and /metrics (server.metrics_open is off)"
+			if cfg.Server.MetricsOpen {
+				closed = "the admin API, the queue UI and pprof"
+			}
+			log.Warn("no CONSENTSYNC_ADMIN_TOKEN or CONSENTSYNC_VIEWER_TOKEN: " + closed + " answer 403")
+		}
 		n++
 		go func() { errc <- a.RunOps(ctx, ln) }()
 	}
@@ -407,36 +427,27 @@ func queues(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	// Column words are the glossary's (README): RETRIED is asynq's "retry"
-	// state (will be tried again), ARCHIVED its dead letters.
-	fmt.Fprintln(tw, "QUEUE\tSIZE\tPENDING\tACTIVE\tSCHEDULED\tRETRIED\tARCHIVED\tLATENCY\tPROCESSED TODAY\tTASK ERRORS TODAY")
 	names, err := a.Inspector.Queues()
 	if err != nil {
 		return err
 	}
+	var qs []*asynq.QueueInfo
 	for _, q := range names {
 		qi, err := a.Inspector.GetQueueInfo(q)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", q, qi.Size, qi.Pending, qi.Active, qi.Scheduled,
-			qi.Retry, qi.Archived, qi.Latency.Round(time.Millisecond), qi.Processed, qi.Failed)
+		qs = append(qs, qi)
 	}
-	_ = tw.Flush()
 	inbox, err := a.Store.InboxCounts(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\ninbox: %d pending (received, not yet processed), %d processed, %d failed (see deadletters, replay)\n", inbox["received"], inbox["processed"], inbox["failed"])
 	outbox, err := a.Store.OutboxCounts(ctx)
 	if err != nil {
 		return err
 	}
-	for d, c := range outbox {
-		fmt.Printf("outbox %s: pending %d, sent %d, failed %d (see deadletters, repush)\n", d, c["pending"], c["sent"], c["failed"])
-	}
-	return nil
+	return cli.PrintQueues(os.Stdout, qs, inbox, outbox)
 }
 
 func subject(ctx context.Context, args []string) error {

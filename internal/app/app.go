@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Service.Eraser = a.Worker
 	a.Server = &server.Server{
 		Config: cfg, Inbox: &store.GroupInbox{Store: st, Wait: cfg.Server.CommitWait, Max: cfg.Server.CommitRows}, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
-		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow,
+		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow, InboundSources: st,
 	}
 	if cfg.Pages.Enabled() {
 		h, err := pages.New(cfg.Pages, a.Service, a.Server.Inbox, a.Enqueuer, log, a.Metrics.Registry, now)
@@ -212,7 +212,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 	return nil
 }
 
-// RunHTTP serves the HTTP API on ln until ctx ends, then drains (serve).
+// RunHTTP serves the public listener (server.Server.Handler: webhooks and
+// probes) on ln until ctx ends, then drains (serve).
 func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	return a.serve(ctx, ln, &http.Server{
 		Handler:           a.Server.Handler(),
@@ -223,8 +224,9 @@ func (a *App) RunHTTP(ctx context.Context, ln net.Listener) error {
 	})
 }
 
-// RunOps serves the ops endpoints alone (server.Server.OpsHandler) on ln
-// until ctx ends, then drains (serve).
+// RunOps serves the ops listener (server.Server.OpsHandler: admin API,
+// queue UI, /metrics, pprof, probes) on ln until ctx ends, then drains
+// (serve).
 func (a *App) RunOps(ctx context.Context, ln net.Listener) error {
 	return a.serve(ctx, ln, &http.Server{Handler: a.Server.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
 }
@@ -258,6 +260,9 @@ func (a *App) serve(ctx context.Context, ln net.Listener, hs *http.Server) error
 
 // Close releases connections.
 func (a *App) Close() {
+	if a.Server != nil {
+		a.Server.Close()
+	}
 	if a.Client != nil {
 		_ = a.Client.Close()
 	}

@@ -77,7 +77,8 @@ func (c *Cluster) ConfigPath() string { return filepath.Join(c.Dir, "consentsync
 func (c *Cluster) DatabaseURL() string { return c.PG.URL(DBName) }
 
 // Env is the environment of a consentsync process listening on addr ("" for
-// none): only what it needs (PATH, HOME and its settings).
+// none): only what it needs (PATH, HOME and its settings). Its ops listener
+// is off (OPS_ADDR=off); Start gives serve, all and work one of their own.
 func (c *Cluster) Env(addr string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -87,6 +88,7 @@ func (c *Cluster) Env(addr string) []string {
 		"REDIS_URL=" + c.Redis.URL(),
 		"CONSENTSYNC_ADMIN_TOKEN=" + AdminToken,
 		"LOG_LEVEL=" + c.opts.LogLevel,
+		"OPS_ADDR=off",
 	}
 	if addr != "" {
 		env = append(env, "HTTP_ADDR="+addr)
@@ -108,7 +110,7 @@ func (c *Cluster) Migrate() error {
 
 // Start starts `consentsync <mode> -migrate=false` named name (its log is
 // <Dir>/<name>.log; a name used again appends to the same log). serve and
-// all get a free HTTP port. It does not wait for readiness: see
+// all get a free HTTP port, and they and work a free ops port (OPS_ADDR). It does not wait for readiness: see
 // StartServe, StartWork.
 func (c *Cluster) Start(name, mode string, args ...string) *Proc {
 	c.t.Helper()
@@ -125,10 +127,21 @@ func (c *Cluster) Start(name, mode string, args ...string) *Proc {
 		fmt.Fprintf(f, "=== harness: start %s %s at %s\n", mode, strings.Join(args, " "), time.Now().Format(time.RFC3339Nano))
 		_ = f.Close()
 	}
-	p, err := startProc(c.t, c.Bin, name, mode, addr, lp, c.Env(addr), append([]string{"-migrate=false"}, args...)...)
+	env := c.Env(addr)
+	opsAddr := ""
+	if mode == "serve" || mode == "all" || mode == "work" {
+		port, err := FreePort()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		opsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		env = append(env, "OPS_ADDR="+opsAddr) // the last value wins (os/exec)
+	}
+	p, err := startProc(c.t, c.Bin, name, mode, addr, lp, env, append([]string{"-migrate=false"}, args...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	p.OpsAddr = opsAddr
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()

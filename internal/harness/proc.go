@@ -24,6 +24,9 @@ type Proc struct {
 	Mode string
 	// Addr is HTTP_ADDR (host:port) for serve and all, else "".
 	Addr string
+	// OpsAddr is OPS_ADDR (admin API, /metrics, pprof) for serve, all and
+	// work, else "".
+	OpsAddr string
 	// LogPath is its log file (JSON lines on stderr).
 	LogPath string
 
@@ -135,9 +138,15 @@ func (p *Proc) Tail(n int) string {
 	return tail(b, n)
 }
 
-// Get does a GET of path on the process's HTTP address with the admin token
-// and a 3 s timeout, and returns the status and body.
+// Get does a GET of path with the admin token and a 3 s timeout, and
+// returns the status and body: on the ops listener for the admin API,
+// /metrics and pprof, else on the HTTP address.
 func (p *Proc) Get(ctx context.Context, path string) (int, []byte, error) {
+	for _, pre := range []string{"/v1/", "/metrics", "/debug/", "/ops/"} {
+		if strings.HasPrefix(path, pre) {
+			return httpGet(ctx, "http://"+p.OpsAddr+path)
+		}
+	}
 	return httpGet(ctx, p.URL()+path)
 }
 
