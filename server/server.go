@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
@@ -48,6 +49,9 @@ type Server struct {
 	RedisOpt asynq.RedisConnOpt
 	// Now is the clock signatures are checked against (time.Now when nil).
 	Now func() time.Time
+	// Tracing, when set, records a webhook.receive span per webhook
+	// (internal/tracing); nil: tracing off.
+	Tracing trace.TracerProvider
 
 	kinds    map[string]string
 	draining atomic.Bool

@@ -41,6 +41,7 @@ import (
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/cli"
 	"github.com/consentsync/consentsync/internal/demo"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/migrations"
 	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
@@ -118,6 +119,15 @@ func main() {
 	}
 }
 
+// buildVersion is the module version the binary was built from ("(devel)"
+// for a local build), reported as the traces' service.version.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
 func newLogger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
@@ -134,7 +144,23 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, a, err := openApp(ctx, log, app.Options{Migrate: *doMigrate})
+	// Traces go to an OTLP collector only when OTEL_EXPORTER_OTLP_ENDPOINT
+	// (or …_TRACES_ENDPOINT) is set (internal/tracing.Setup).
+	tp, stopTracing, err := tracing.Setup(ctx, os.Getenv, buildVersion())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: could not flush spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		log.Info("tracing on: spans exported over OTLP/HTTP")
+	}
+	cfg, a, err := openApp(ctx, log, app.Options{Migrate: *doMigrate, Tracing: tp})
 	if err != nil {
 		return err
 	}
