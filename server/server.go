@@ -72,13 +72,13 @@ func (s *Server) now() time.Time {
 // OpsHandler serves the ops endpoints alone (/healthz, /readyz, /metrics,
 // /debug/pprof/ behind the admin token), for the OPS_ADDR listener.
 func (s *Server) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	s.ops(mux)
 	return s.closeWhenDraining(recoverer(s.Logger, mux))
 }
 
 // ops routes the ops endpoints on mux.
-func (s *Server) ops(mux *http.ServeMux) {
+func (s *Server) ops(mux *routeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -95,11 +95,18 @@ func (s *Server) ops(mux *http.ServeMux) {
 
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
+	mux := s.routes()
+	return s.closeWhenDraining(recoverer(s.Logger, mux))
+}
+
+// routes routes every endpoint Handler serves (each one is described in
+// OpenAPI).
+func (s *Server) routes() *routeMux {
 	s.kinds = map[string]string{}
 	for _, src := range s.Config.Sources {
 		s.kinds[src.Name] = src.Kind
 	}
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mux.HandleFunc("POST /webhooks/{source}", s.handleWebhook)
 	mux.HandleFunc("GET /webhooks/{source}", s.handleProbe)
 	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
@@ -109,13 +116,14 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/subjects/{id}/history", s.admin(http.HandlerFunc(s.handleHistory)))
 	mux.Handle("DELETE /v1/subjects/{id}", s.admin(http.HandlerFunc(s.handleErase)))
 	mux.Handle("POST /v1/eligibility", s.admin(http.HandlerFunc(s.handleEligibilityBatch)))
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 
 	s.ops(mux)
 	if s.RedisOpt != nil {
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/ops/queues", RedisConnOpt: s.RedisOpt})
 		mux.Handle("/ops/queues/", s.admin(mon))
 	}
-	return s.closeWhenDraining(recoverer(s.Logger, mux))
+	return mux
 }
 
 // handleReady is /readyz: 200 when Postgres and Redis answer within 2 s and
