@@ -24,10 +24,11 @@ func (s *Server) startReceive(w http.ResponseWriter, r *http.Request) (http.Resp
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
 	}
 	ctx, span := tracing.Tracer(s.Tracing).Start(r.Context(), tracing.SpanReceive, opts...)
+	r = r.WithContext(ctx) // a sampled-out span still carries its trace's decision on
 	if !span.IsRecording() {
 		return w, r, span
 	}
-	return &statusWriter{ResponseWriter: w, span: span}, r.WithContext(ctx), span
+	return &statusWriter{ResponseWriter: w, span: span}, r, span
 }
 
 // statusWriter sets http.response.status_code on span at WriteHeader.

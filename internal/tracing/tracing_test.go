@@ -1,8 +1,11 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -189,5 +192,44 @@ func TestSetupFromEnv(t *testing.T) {
 		if err := shutdown(ctx); err != nil {
 			t.Errorf("%s: shutdown: %v", c.name, err)
 		}
+	}
+}
+
+// TestSetupExportsToCollector: with OTEL_EXPORTER_OTLP_ENDPOINT naming a
+// collector, spans are sent there over OTLP/HTTP (protobuf, POST
+// /v1/traces) by the time shutdown returns, with service.name consentsync.
+func TestSetupExportsToCollector(t *testing.T) {
+	got := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == "POST" && r.URL.Path == "/v1/traces" && r.Header.Get("Content-Type") == "application/x-protobuf" {
+			got <- b
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "")
+	ctx := context.Background()
+	tp, shutdown, err := Setup(ctx, os.Getenv, "v9.9.9")
+	if err != nil || tp == nil {
+		t.Fatalf("Setup: %v, %v", tp, err)
+	}
+	_, span := Tracer(tp).Start(ctx, SpanReceive)
+	span.End()
+	if err := shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		for _, want := range []string{SpanReceive, "consentsync", "v9.9.9"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("exported spans lack %q", want)
+			}
+		}
+	default:
+		t.Fatal("no OTLP export reached the collector")
 	}
 }
