@@ -5,8 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
