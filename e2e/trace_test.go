@@ -1,15 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/hibiken/asynq"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/internal/sandbox"
 	"github.com/consentsync/consentsync/internal/tracing"
+	"github.com/consentsync/consentsync/jobs"
 )
 
 // TestOneWebhookOneTrace: with an in-memory span recorder, one Postmark
@@ -243,4 +247,50 @@ func TestBatchedWebhooksKeepTheirTraces(t *testing.T) {
 		}
 	}
 	t.Logf("reconciled in one batch: %v", batched)
+}
+
+// TestUntracedTaskJoinsStoredTrace: a task enqueued outside any trace
+// (the sweeper after a Redis loss, replay, a payload from before tracing:
+// no traceparent) reconciles its row in the trace stored with the row,
+// linked to the task's own span.
+func TestUntracedTaskJoinsStoredTrace(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	e := start(t, envOptions{tracing: tp, noWorker: true})
+	e.withdrawByPostmark("untraced.task@example.com")
+	var id int64
+	if err := e.App.Store.DB.Get(&id, `SELECT id FROM inbound_events`); err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"id":%d,"again":true}`, id) // as the sweeper enqueued before tracing existed
+	if err := e.App.Worker.HandleInbound(context.Background(), asynq.NewTask(jobs.TypeInboundProcess, []byte(old))); err != nil {
+		t.Fatal(err)
+	}
+	var receive, task, reconcile sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch s.Name() {
+		case tracing.SpanReceive:
+			receive = s
+		case tracing.SpanInboundTask:
+			task = s
+		case tracing.SpanReconcile:
+			reconcile = s
+		}
+	}
+	if receive == nil || task == nil || reconcile == nil {
+		t.Fatalf("spans: receive %v, task %v, reconcile %v", receive != nil, task != nil, reconcile != nil)
+	}
+	if task.Parent().IsValid() || task.SpanContext().TraceID() == receive.SpanContext().TraceID() {
+		t.Error("a task without traceparent should start its own trace")
+	}
+	if reconcile.SpanContext().TraceID() != receive.SpanContext().TraceID() || reconcile.Parent().SpanID() != receive.SpanContext().SpanID() {
+		t.Errorf("reconcile in trace %s under %s, want the webhook's trace %s under its receive span", reconcile.SpanContext().TraceID(), reconcile.Parent().SpanID(), receive.SpanContext().TraceID())
+	}
+	if l := reconcile.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != task.SpanContext().SpanID() {
+		t.Errorf("reconcile links %v, want the task span", l)
+	}
+	if attr(task, tracing.AttrOutcome) != "processed" {
+		t.Errorf("task outcome %q", attr(task, tracing.AttrOutcome))
+	}
 }

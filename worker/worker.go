@@ -161,6 +161,12 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("inbound: bad payload: %w", asynq.SkipRetry)
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
+	if p.TraceParent == "" {
+		// Enqueued outside any trace (the sweeper, replay, a payload from
+		// before tracing): the row's own reconcile span joins the trace
+		// stored with the row instead of this task's.
+		ctx = context.WithValue(ctx, untracedTask{}, true)
+	}
 	ctx, span := w.tracer().Start(tracing.WithTraceParent(ctx, p.TraceParent), tracing.SpanInboundTask, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(tracing.AttrInboundID.Int64(p.ID), tracing.AttrRetryCount.Int(retried)))
 	defer span.End()
@@ -296,27 +302,37 @@ func (w *Worker) processBatchCounted(ctx context.Context, claim BatchClaim, n *i
 	return ownSeen, ownErr
 }
 
+// untracedTask marks the context of an inbound task whose payload carried
+// no traceparent.
+type untracedTask struct{}
+
 // reconcileSpans starts one inbound.reconcile span per row of a batch that
 // began at started, in the row's own trace: the task's span for the
-// task's own row, else the traceparent stored with the row by the receiver
-// (linked to the batch's task span, when there is one); a row stored
-// without one (tracing was off) starts a trace of its own. Spans carry ids,
-// the source and counts, never content. The caller ends them.
+// task's own row (when the task continues a trace), else the traceparent
+// stored with the row by the receiver (linked to the batch's task span,
+// when there is one); another row stored without one (tracing was off)
+// starts a trace of its own. Spans carry ids, the source and counts, never
+// content. The caller ends them.
 func (w *Worker) reconcileSpans(ctx context.Context, own int64, results []Processed, started time.Time) []trace.Span {
 	tracer := w.tracer()
 	batchSpan := trace.SpanContextFromContext(ctx)
+	ownJoinsTask := batchSpan.IsValid() && ctx.Value(untracedTask{}) == nil
 	spans := make([]trace.Span, len(results))
 	for i, r := range results {
 		in := r.Inbound
 		opts := []trace.SpanStartOption{trace.WithTimestamp(started), trace.WithAttributes(
 			tracing.AttrInboundID.Int64(in.ID), tracing.AttrSource.String(in.Source), tracing.AttrBatchRows.Int(len(results)))}
 		parent := ctx
-		if in.ID != own || !batchSpan.IsValid() {
-			if in.TraceParent != "" {
-				parent = tracing.WithTraceParent(ctx, in.TraceParent)
-			} else {
-				opts = append(opts, trace.WithNewRoot())
+		switch {
+		case in.ID == own && ownJoinsTask:
+			// The task's span: it continues the webhook's trace.
+		case in.TraceParent != "":
+			parent = tracing.WithTraceParent(ctx, in.TraceParent)
+			if batchSpan.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: batchSpan}))
 			}
+		case in.ID != own:
+			opts = append(opts, trace.WithNewRoot())
 			if batchSpan.IsValid() {
 				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: batchSpan}))
 			}
