@@ -72,9 +72,15 @@ func (s *Server) now() time.Time {
 // OpsHandler serves the ops endpoints alone (/healthz, /readyz, /metrics,
 // /debug/pprof/ behind the admin token), for the OPS_ADDR listener.
 func (s *Server) OpsHandler() http.Handler {
+	return s.closeWhenDraining(recoverer(s.Logger, s.opsRoutes()))
+}
+
+// opsRoutes routes what OpsHandler serves (each one is described in
+// OpenAPI).
+func (s *Server) opsRoutes() *routeMux {
 	mux := newRouteMux()
 	s.ops(mux)
-	return s.closeWhenDraining(recoverer(s.Logger, mux))
+	return mux
 }
 
 // ops routes the ops endpoints on mux.
