@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/consentsync/consentsync/internal/tracing"
 )
 
 // HTTPOptions configures NewHTTPClient.
@@ -30,6 +33,10 @@ type HTTPOptions struct {
 	// MinWait and MaxWait bound the exponential backoff between in-place
 	// retries when the server names no wait (defaults 200ms and 5s).
 	MinWait, MaxWait time.Duration
+	// Tracing, when set, makes each HTTP request a client span carrying a
+	// traceparent header to the provider (tracing.Transport: method, host
+	// and status only); nil: tracing off.
+	Tracing trace.TracerProvider
 }
 
 // NewHTTPClient returns the go-retryablehttp client every connector uses:
@@ -66,7 +73,7 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 		o.MaxWait = 5 * time.Second
 	}
 	c := retryablehttp.NewClient()
-	c.HTTPClient = &http.Client{Timeout: o.Timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	c.HTTPClient = &http.Client{Timeout: o.Timeout, Transport: tracing.Transport(http.DefaultTransport.(*http.Transport).Clone(), o.Tracing)}
 	c.Logger = nil
 	c.RetryMax = o.RetryMax
 	c.RetryWaitMin, c.RetryWaitMax = o.MinWait, o.MaxWait

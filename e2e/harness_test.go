@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors/hubspot"
 	"github.com/consentsync/consentsync/internal/app"
@@ -87,6 +89,8 @@ type envOptions struct {
 	noWorker   bool
 	mutate     func(*config.Config)
 	sandbox    []sandbox.Option
+	// tracing, when set, records the app's spans (app.Options.Tracing).
+	tracing trace.TracerProvider
 }
 
 // start runs receiver + worker against a fresh database and Redis index,
@@ -133,7 +137,7 @@ func start(t testing.TB, o envOptions) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now})
+	a, err := app.New(ctx, cfg, log, app.Options{VerifyNow: e.Now, Tracing: o.tracing})
 	if err != nil {
 		ln.Close()
 		cancel()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/consentsync/consentsync/internal/tracing"
 )
 
 // Task types.
@@ -41,6 +43,12 @@ type InboundPayload struct {
 	// have been reset since a worker last saw it processed; the worker's
 	// cache of recently processed rows is not consulted.
 	Again bool `json:"again,omitempty"`
+	// TraceParent is the W3C traceparent (https://www.w3.org/TR/trace-context/)
+	// of the span that enqueued the task, so the task's spans join the
+	// webhook's trace; "" when tracing is off. Payloads enqueued before
+	// this field existed decode with it empty: the task runs, in a trace
+	// of its own.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // PushPayload names a destination whose pending outbox rows to push.
@@ -50,6 +58,12 @@ type PushPayload struct {
 	// asynq schedules in whole seconds and may start the task up to a
 	// second early; the handler waits until At.
 	At int64 `json:"at,omitempty"`
+	// TraceParent is the W3C traceparent of the span that enqueued the
+	// push (a reconcile, or the push that scheduled its retry); "" when
+	// tracing is off or the payload predates it. Suppressions committed
+	// within one linger window share one task: it carries the trace of the
+	// first enqueue.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Enqueuer enqueues consentsync's tasks.
@@ -100,7 +114,7 @@ func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
 // assumed live.
 func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (Enqueued, error) {
 	enqueue := func() error {
-		b, _ := json.Marshal(InboundPayload{ID: id, Again: again})
+		b, _ := json.Marshal(InboundPayload{ID: id, Again: again, TraceParent: tracing.TraceParent(ctx)})
 		_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeInboundProcess, b),
 			asynq.TaskID(InboundTaskID(id)), asynq.Queue(QueueInbound), asynq.MaxRetry(e.MaxRetry), asynq.Timeout(2*time.Minute))
 		return err
@@ -189,7 +203,7 @@ func (e *Enqueuer) EnqueuePushAt(ctx context.Context, destination string, at tim
 		linger = 200 * time.Millisecond
 	}
 	slot := at.Truncate(linger).Add(linger)
-	b, _ := json.Marshal(PushPayload{Destination: destination, At: slot.UnixMilli()})
+	b, _ := json.Marshal(PushPayload{Destination: destination, At: slot.UnixMilli(), TraceParent: tracing.TraceParent(ctx)})
 	_, err := e.Client.EnqueueContext(ctx, asynq.NewTask(TypeSuppressionPush, b),
 		asynq.TaskID(PushTaskID(destination, slot.UnixMilli())), asynq.Queue(QueueSuppression),
 		asynq.MaxRetry(e.MaxRetry), asynq.Timeout(5*time.Minute), asynq.ProcessAt(slot))

@@ -2,13 +2,17 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/consentsync/consentsync/internal/testenv"
+	"github.com/consentsync/consentsync/internal/tracing"
 )
 
 // TestEnqueueInboundReplacesOrphans: a task key left without its message
@@ -77,5 +81,66 @@ func TestEnqueuePushAtSaysWhatItDid(t *testing.T) {
 	}
 	if err := e.PushAt(ctx, "esp-a", at); err != nil {
 		t.Fatalf("PushAt on a held window: %v, want nil", err)
+	}
+}
+
+// TestPayloadsCarryTraceParent: a payload enqueued inside a span carries
+// its traceparent; one enqueued before the field existed (no
+// "traceparent") still decodes, with none.
+func TestPayloadsCarryTraceParent(t *testing.T) {
+	t.Parallel()
+	for _, old := range []string{`{"id":42}`, `{"id":42,"again":true}`} {
+		var p InboundPayload
+		if err := json.Unmarshal([]byte(old), &p); err != nil || p.ID != 42 || p.TraceParent != "" {
+			t.Fatalf("old inbound payload %s: %+v, %v", old, p, err)
+		}
+	}
+	var pp PushPayload
+	if err := json.Unmarshal([]byte(`{"destination":"sendgrid-acme","at":1764000000000}`), &pp); err != nil || pp.Destination != "sendgrid-acme" || pp.TraceParent != "" {
+		t.Fatalf("old push payload: %+v, %v", pp, err)
+	}
+
+	ctx := context.Background()
+	u := testenv.Redis(t)
+	opt, err := RedisOpt(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
+	defer client.Close()
+	defer insp.Close()
+	tp := sdktrace.NewTracerProvider()
+	sctx, span := tp.Tracer("test").Start(ctx, "receive")
+	defer span.End()
+	e := &Enqueuer{Client: client, MaxRetry: 1}
+	if err := e.Inbound(sctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Push(sctx, "sendgrid-acme"); err != nil {
+		t.Fatal(err)
+	}
+	want := tracing.TraceParent(sctx)
+	ti, err := insp.GetTaskInfo(QueueInbound, InboundTaskID(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ip InboundPayload
+	if err := json.Unmarshal(ti.Payload, &ip); err != nil || ip.TraceParent != want || want == "" {
+		t.Fatalf("inbound payload %s, want traceparent %q", ti.Payload, want)
+	}
+	tasks, err := insp.ListScheduledTasks(QueueSuppression)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("scheduled pushes: %v, %v", tasks, err)
+	}
+	if err := json.Unmarshal(tasks[0].Payload, &pp); err != nil || pp.TraceParent != want {
+		t.Fatalf("push payload %s, want traceparent %q", tasks[0].Payload, want)
+	}
+	// Tracing off: no field at all, as before.
+	if err := e.Inbound(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	ti, _ = insp.GetTaskInfo(QueueInbound, InboundTaskID(8))
+	if strings.Contains(string(ti.Payload), "traceparent") {
+		t.Fatalf("payload without a span: %s", ti.Payload)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/store"
 )
 
@@ -30,6 +31,8 @@ import (
 // enqueue still answers 202: the row is committed and the sweeper picks it up.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
+	w, r, span := s.startReceive(w, r)
+	defer span.End()
 	name := r.PathValue("source")
 	src, ok := s.Sources[name]
 	label := name
@@ -39,10 +42,15 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.Metrics.WebhookAck.WithLabelValues(label).Observe(time.Since(arrived).Seconds()) }()
 	if !ok {
 		s.Metrics.WebhooksReceived.WithLabelValues("unknown", "unknown_source").Inc()
+		span.SetAttributes(tracing.AttrOutcome.String("unknown_source"))
 		writeError(w, http.StatusNotFound, "unknown source")
 		return
 	}
-	count := func(outcome string) { s.Metrics.WebhooksReceived.WithLabelValues(name, outcome).Inc() }
+	span.SetAttributes(tracing.AttrSource.String(name))
+	count := func(outcome string) {
+		s.Metrics.WebhooksReceived.WithLabelValues(name, outcome).Inc()
+		span.SetAttributes(tracing.AttrOutcome.String(outcome))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Config.Server.BodyLimit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -91,7 +99,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	headers, _ := json.Marshal(keptHeaders(r.Header))
 	id, dup, err := s.Inbox.InsertInbound(r.Context(), store.Inbound{
 		Source: name, Kind: s.kinds[name], DedupKey: dedup, Method: r.Method, Path: r.URL.Path,
-		Query: redactQuery(r.URL.RawQuery), Headers: headers, Body: body,
+		Query: redactQuery(r.URL.RawQuery), Headers: headers, Body: body, TraceParent: tracing.TraceParent(r.Context()),
 	})
 	if err != nil {
 		count("unavailable")
@@ -100,6 +108,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "storage unavailable, retry later")
 		return
 	}
+	span.SetAttributes(tracing.AttrInboundID.Int64(id), tracing.AttrDuplicate.Bool(dup))
 	if dup {
 		count("duplicate")
 	} else {

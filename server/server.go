@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
@@ -54,6 +55,9 @@ type Server struct {
 	// InboundSources names inbound events' sources in the queue UI
 	// (optional).
 	InboundSources InboundSources
+	// Tracing, when set, records a webhook.receive span per webhook
+	// (internal/tracing); nil: tracing off.
+	Tracing trace.TracerProvider
 
 	kinds    map[string]string
 	draining atomic.Bool
@@ -74,39 +78,54 @@ func (s *Server) now() time.Time {
 }
 
 // Handler returns the public listener's handler (HTTP_ADDR): the webhook
-// receiver and the probes (/healthz, /readyz), nothing else — the admin
-// API, the queue UI, /metrics and pprof are on OpsHandler.
+// receiver, the public pages and the probes (/healthz, /readyz), nothing
+// else — the admin API, the queue UI, /metrics and pprof are on
+// OpsHandler.
 func (s *Server) Handler() http.Handler {
+	return s.closeWhenDraining(recoverer(s.Logger, s.routes()))
+}
+
+// routes routes every endpoint Handler serves (each API one is described
+// in OpenAPI; the pages are HTML for people).
+func (s *Server) routes() *routeMux {
 	s.kinds = map[string]string{}
 	for _, src := range s.Config.Sources {
 		s.kinds[src.Name] = src.Kind
 	}
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mux.HandleFunc("POST /webhooks/{source}", s.handleWebhook)
 	mux.HandleFunc("POST /webhooks/{source}/oauth/token", s.handleToken)
 	mux.HandleFunc("GET /webhooks/{source}", s.handleProbe)
 	mux.HandleFunc("HEAD /webhooks/{source}", s.handleProbe)
 	if s.Pages != nil {
-		s.Pages.Register(mux)
+		s.Pages.Register(mux.ServeMux)
 	}
 	s.probes(mux)
-	return s.closeWhenDraining(recoverer(s.Logger, mux))
+	return mux
 }
 
 // OpsHandler returns the ops listener's handler (OPS_ADDR), every route
-// but the probes behind a token (guard):
+// but the probes and the API description behind a token (guard):
 //
 //	/healthz, /readyz       open (probes)
+//	/v1/openapi.json        open (the API description)
 //	/v1/...                 admin API: viewer GET/HEAD, admin everything
 //	/ops/queues/            queue UI (asynqmon): viewer read-only, admin full
 //	/metrics                either token, or open with server.metrics_open
 //	/debug/pprof/           admin only
 //	/                       redirects to /ops/queues/
 func (s *Server) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
+	return s.closeWhenDraining(recoverer(s.Logger, s.opsRoutes()))
+}
+
+// opsRoutes routes what OpsHandler serves (each one is described in
+// OpenAPI).
+func (s *Server) opsRoutes() *routeMux {
+	mux := newRouteMux()
 	s.probes(mux)
 	mux.Handle("GET /metrics", s.guard(scrape, promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
 
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 	mux.Handle("GET /v1/subjects/{id}", s.guard(reads, http.HandlerFunc(s.handleSubject)))
 	mux.Handle("GET /v1/subjects/{id}/eligibility", s.guard(reads, http.HandlerFunc(s.handleEligibility)))
 	mux.Handle("GET /v1/subjects/{id}/history", s.guard(reads, http.HandlerFunc(s.handleHistory)))
@@ -127,7 +146,7 @@ func (s *Server) OpsHandler() http.Handler {
 		mux.Handle(QueueUIPath+"/", s.guard(reads, s.ui))
 	}
 	mux.Handle("GET /{$}", http.RedirectHandler(QueueUIPath+"/", http.StatusFound))
-	return s.closeWhenDraining(recoverer(s.Logger, mux))
+	return mux
 }
 
 // Close releases the queue UI's Redis connections.
@@ -138,7 +157,7 @@ func (s *Server) Close() {
 }
 
 // probes routes /healthz (the process runs) and /readyz (it can serve).
-func (s *Server) probes(mux *http.ServeMux) {
+func (s *Server) probes(mux *routeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

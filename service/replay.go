@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/consentsync/consentsync/internal/progress"
 )
 
 // ReplayRequest names stored inbound requests to process again: IDs, or
@@ -31,7 +33,8 @@ var ErrMissingInbound = errors.New("no stored inbound request with these ids")
 
 // Replay re-processes stored inbound requests: idempotent (the ledger and
 // the outbox are unique on their facts, so a replay changes only what was
-// not applied). Requests an erasure emptied are reported, not replayed.
+// not applied). Progress (internal/progress, phase "enqueue", one item per
+// request) goes to ctx's reporter, if any. Requests an erasure emptied are reported, not replayed.
 // It returns the result and, when ids were given that name nothing, an
 // error wrapping ErrMissingInbound (after replaying the others).
 func (s *Service) Replay(ctx context.Context, r ReplayRequest) (ReplayResult, error) {
@@ -49,11 +52,14 @@ func (s *Service) Replay(ctx context.Context, r ReplayRequest) (ReplayResult, er
 		return ReplayResult{}, err
 	}
 	res := ReplayResult{Erased: got.Erased}
-	for _, id := range got.Reset {
+	total := int64(len(got.Reset))
+	progress.Report(ctx, "enqueue", 0, total)
+	for i, id := range got.Reset {
 		if err := s.Queue.Inbound(ctx, id); err != nil {
 			return res, fmt.Errorf("enqueue inbound %d: %w", id, err)
 		}
 		res.Requeued = append(res.Requeued, id)
+		progress.Report(ctx, "enqueue", int64(i+1), total)
 	}
 	for _, id := range r.IDs {
 		if !slices.Contains(got.Reset, id) && !slices.Contains(got.Erased, id) && !slices.Contains(res.Missing, id) {

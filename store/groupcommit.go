@@ -150,7 +150,7 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 	}()
 	n := len(batch)
 	src, kind, dedup, method, path, query, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	body, sums := make([][]byte, n), make([][]byte, n)
+	body, sums, traces := make([][]byte, n), make([][]byte, n), make([]string, n)
 	for i, p := range batch {
 		in := p.in
 		if len(in.Headers) == 0 {
@@ -158,7 +158,7 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 		}
 		sum := sha256.Sum256(in.Body)
 		src[i], kind[i], dedup[i], method[i], path[i], query[i], headers[i] = in.Source, in.Kind, in.DedupKey, in.Method, in.Path, in.Query, string(in.Headers)
-		body[i], sums[i] = in.Body, sum[:]
+		body[i], sums[i], traces[i] = in.Body, sum[:], in.TraceParent
 		if body[i] == nil {
 			body[i] = []byte{}
 		}
@@ -178,14 +178,14 @@ func (s *Store) insertInboundBatch(ctx context.Context, batch []*pendingInsert) 
 		return rows.Err()
 	}
 	rows, err := tx.QueryxContext(ctx, `
-		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256)
-		SELECT s, k, d, m, p, q, h::jsonb, b, x
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])
-		  AS t(s, k, d, m, p, q, h, b, x)
+		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256, traceparent)
+		SELECT s, k, d, m, p, q, h::jsonb, b, x, nullif(tp, '')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::text[])
+		  AS t(s, k, d, m, p, q, h, b, x, tp)
 		ON CONFLICT (source, dedup_key) DO NOTHING
 		RETURNING id, source, dedup_key`,
 		pq.Array(src), pq.Array(kind), pq.Array(dedup), pq.Array(method), pq.Array(path), pq.Array(query), pq.Array(headers),
-		pq.ByteaArray(body), pq.ByteaArray(sums))
+		pq.ByteaArray(body), pq.ByteaArray(sums), pq.Array(traces))
 	if err != nil {
 		return nil, fmt.Errorf("store: insert inbound batch: %w", err)
 	}

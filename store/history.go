@@ -14,6 +14,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/progress"
 )
 
 // LedgerRow is one ledger row as stored.
@@ -98,7 +99,9 @@ type Break struct {
 // every subject's id and newest hash, in subject order. Keep the root
 // outside the database (a ticket, a log service): a later run with a
 // different root while no signal arrived in between means rows were
-// appended, removed or rewritten by someone with write access.
+// appended, removed or rewritten by someone with write access. With a
+// progress reporter in ctx (internal/progress) the rows are counted first
+// and each row checked is reported (phase "ledger rows").
 func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, []byte, error) {
 	type stateKey struct {
 		subject int64
@@ -126,6 +129,14 @@ func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, []by
 	}
 	srows.Close()
 
+	total := int64(-1)
+	if progress.Enabled(ctx) {
+		// Only for the reporter: a count is one more scan of the ledger.
+		if err := s.DB.GetContext(ctx, &total, `SELECT count(*) FROM consent_events`); err != nil {
+			return 0, nil, err
+		}
+		progress.Report(ctx, "ledger rows", 0, total)
+	}
 	rows, err := s.DB.QueryxContext(ctx, `SELECT `+ledgerCols+`, (SELECT erased_at IS NOT NULL FROM subjects WHERE id = subject_id) AS erased
 		FROM consent_events ORDER BY subject_id, id`)
 	if err != nil {
@@ -163,6 +174,7 @@ func (s *Store) VerifyLedger(ctx context.Context, report func(Break)) (int, []by
 			return n, nil, err
 		}
 		n++
+		progress.Report(ctx, "ledger rows", int64(n), total)
 		if r.SubjectID != subject {
 			flush()
 			subject, prev = r.SubjectID, nil

@@ -30,6 +30,10 @@ type Inbound struct {
 	Attempts    int             `db:"attempts"`
 	Error       sql.NullString  `db:"error"`
 	ProcessedAt sql.NullTime    `db:"processed_at"`
+	// TraceParent is the W3C traceparent of the span that received the
+	// request ("" when tracing was off): reconciling the row continues
+	// that trace (internal/tracing).
+	TraceParent string `db:"traceparent"`
 }
 
 // Inbox statuses.
@@ -49,11 +53,11 @@ func (s *Store) InsertInbound(ctx context.Context, in Inbound) (id int64, duplic
 		in.Headers = json.RawMessage(`{}`)
 	}
 	err = s.DB.QueryRowxContext(ctx, `
-		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO inbound_events (source, kind, dedup_key, method, path, query, headers, body, body_sha256, traceparent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))
 		ON CONFLICT (source, dedup_key) DO NOTHING
 		RETURNING id`,
-		in.Source, in.Kind, in.DedupKey, in.Method, in.Path, in.Query, []byte(in.Headers), in.Body, sum[:]).Scan(&id)
+		in.Source, in.Kind, in.DedupKey, in.Method, in.Path, in.Query, []byte(in.Headers), in.Body, sum[:], in.TraceParent).Scan(&id)
 	if err == nil {
 		return id, false, nil
 	}
@@ -69,7 +73,7 @@ func (s *Store) InsertInbound(ctx context.Context, in Inbound) (id int64, duplic
 }
 
 const inboundCols = `id, source, kind, dedup_key, method, path, query, headers, body, body_sha256,
-	received_at, status, attempts, error, processed_at`
+	received_at, status, attempts, error, processed_at, coalesce(traceparent, '') AS traceparent`
 
 // GetInbound loads one inbound event.
 func (s *Store) GetInbound(ctx context.Context, id int64) (*Inbound, error) {

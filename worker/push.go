@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/store"
 )
@@ -97,6 +99,19 @@ func (w *Worker) HandlePush(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Destination == "" {
 		return fmt.Errorf("push: bad payload: %w", asynq.SkipRetry)
 	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	ctx, span := w.tracer().Start(tracing.WithTraceParent(ctx, p.TraceParent), tracing.SpanPushTask, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.AttrDestination.String(p.Destination), tracing.AttrRetryCount.Int(retried)))
+	defer span.End()
+	err := w.handlePush(ctx, p)
+	if err != nil {
+		tracing.Fail(span, "push task failed", errorKind(err))
+	}
+	return err
+}
+
+// handlePush is HandlePush once the payload is read.
+func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	dest, ok := w.Destinations[p.Destination]
 	if !ok {
 		// Rows stay pending: they are pushed once the destination is configured again.
@@ -220,11 +235,21 @@ func suppressionsOf(rows []store.OutboxRow) []connectors.Suppression {
 // returns the destination's retry time when the call failed transiently.
 func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Destination, rows []store.OutboxRow, timeout time.Duration, failures int) (time.Time, error) {
 	batch := suppressionsOf(rows)
+	spanName := tracing.SpanDestinationPush
+	if rows[0].Action == store.OutboxLift {
+		spanName = tracing.SpanDestinationLift
+	}
+	sctx, span := w.tracer().Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.AttrDestination.String(name), tracing.AttrSuppressions.Int(len(rows))))
+	defer span.End()
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := context.WithTimeout(sctx, timeout)
 	results, err := pushOrLift(cctx, dest, batch, rows)
 	cancel()
 	w.Metrics.PushSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		tracing.Fail(span, "provider call failed", errorKind(err))
+	}
 	// Record outcomes even when the task's context has ended.
 	rctx := context.WithoutCancel(ctx)
 	if err != nil && errors.Is(err, connectors.ErrPermanent) {
@@ -233,6 +258,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Error: err.Error()}
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
+		span.SetAttributes(tracing.AttrFailed.Int(len(rows)))
 		w.Logger.Error("push refused for good", "destination", name, "rows", len(rows), "err", err)
 		return time.Time{}, w.complete(rctx, done, store.PushCall{Destination: name})
 	}
@@ -248,6 +274,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retried").Add(float64(len(rows)))
 		w.Metrics.PushCalls.WithLabelValues(name, "retried").Inc()
+		span.SetAttributes(tracing.AttrRetry.Int(len(rows)))
 		w.Logger.Warn("push failed; destination held", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
 		return retry, w.complete(rctx, done, store.PushCall{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
 	}
@@ -281,6 +308,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 	}
 	w.Metrics.SuppressionsPushed.WithLabelValues(name, "sent").Add(float64(sent))
+	span.SetAttributes(tracing.AttrSent.Int(sent), tracing.AttrFailed.Int(failed), tracing.AttrRetry.Int(missing))
 	if failed > 0 {
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(failed))
 		w.Logger.Error("suppressions refused by destination", "destination", name, "rows", failed)
@@ -364,4 +392,16 @@ func (w *Worker) complete(ctx context.Context, done []store.OutboxDone, call sto
 		wait = min(2*wait, 8*time.Second)
 	}
 	return err
+}
+
+// errorKind classifies err for a span (tracing.AttrErrorKind), without its
+// text: permanent (the provider refused for good), timeout, or transient.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, connectors.ErrPermanent):
+		return "permanent"
+	case errors.Is(err, connectors.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "transient"
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/store"
 )
 
@@ -45,9 +48,15 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		}
 		read = true
 		batch := suppressionsOf(rows)
-		cctx, cancel := context.WithTimeout(ctx, timeout)
+		sctx, span := w.tracer().Start(ctx, tracing.SpanReadBack, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(tracing.AttrDestination.String(name), tracing.AttrSuppressions.Int(len(rows))))
+		cctx, cancel := context.WithTimeout(sctx, timeout)
 		statuses, cerr := checker.Check(cctx, batch)
 		cancel()
+		if cerr != nil {
+			tracing.Fail(span, "read-back failed", errorKind(cerr))
+		}
+		span.End()
 		rctx := context.WithoutCancel(ctx)
 		done := make([]store.VerifyDone, 0, len(rows))
 		if cerr != nil {

@@ -21,11 +21,13 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/metrics"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/store"
 )
@@ -42,6 +44,9 @@ type Worker struct {
 	Logger       *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Tracing, when set, records the tasks', reconciliations' and provider
+	// calls' spans (internal/tracing); nil: tracing off.
+	Tracing trace.TracerProvider
 
 	initOnce sync.Once
 	// done holds the ids of inbound rows this process processed lately.
@@ -76,6 +81,8 @@ func (w *Worker) now() time.Time {
 	}
 	return time.Now()
 }
+
+func (w *Worker) tracer() trace.Tracer { return tracing.Tracer(w.Tracing) }
 
 // reconciler applies batches with the worker's routes and clock.
 func (w *Worker) reconciler() Reconciler {
@@ -153,29 +160,52 @@ func (w *Worker) HandleInbound(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID <= 0 {
 		return fmt.Errorf("inbound: bad payload: %w", asynq.SkipRetry)
 	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	if p.TraceParent == "" {
+		// Enqueued outside any trace (the sweeper, replay, a payload from
+		// before tracing): the row's own reconcile span joins the trace
+		// stored with the row instead of this task's.
+		ctx = context.WithValue(ctx, untracedTask{}, true)
+	}
+	ctx, span := w.tracer().Start(tracing.WithTraceParent(ctx, p.TraceParent), tracing.SpanInboundTask, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.AttrInboundID.Int64(p.ID), tracing.AttrRetryCount.Int(retried)))
+	defer span.End()
+	outcome, err := w.handleInbound(ctx, p)
+	if err != nil {
+		outcome = "failed"
+		tracing.Fail(span, "inbound task failed", "")
+	}
+	span.SetAttributes(tracing.AttrOutcome.String(outcome))
+	return err
+}
+
+// handleInbound is HandleInbound once the payload is read; it says whether
+// this task processed the row ("processed") or found it done by another
+// batch or an earlier run ("done_elsewhere").
+func (w *Worker) handleInbound(ctx context.Context, p jobs.InboundPayload) (string, error) {
 	w.initOnce.Do(w.initState)
 	if !p.Again && w.done.Contains(p.ID) {
-		return nil
+		return "done_elsewhere", nil
 	}
 	claim := BatchClaim{Own: p.ID, Limit: w.Config.Worker.InboundBatch, OwnOnly: w.resolvedSources()}
 	ownSeen, err := w.processBatch(ctx, claim)
 	if err != nil || ownSeen {
-		return err
+		return "processed", err
 	}
 	// The row was done already, or held by another batch: wait for that
 	// one, then take the row if it still waits.
 	w.waitInflight(ctx, p.ID)
 	if w.done.Contains(p.ID) {
-		return nil
+		return "done_elsewhere", nil
 	}
 	ownSeen, err = w.processBatch(ctx, BatchClaim{Own: p.ID, Limit: 1, Wait: true})
 	if err != nil || ownSeen {
-		return err
+		return "processed", err
 	}
 	if _, err := w.Store.GetInbound(ctx, p.ID); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
+		return "", fmt.Errorf("inbound %d: not found: %w", p.ID, asynq.SkipRetry)
 	}
-	return nil // processed already (redelivery, sweeper, replay)
+	return "done_elsewhere", nil // processed already (redelivery, sweeper, replay)
 }
 
 // processBatch runs one ProcessBatch for claim and handles its results. It
@@ -208,6 +238,7 @@ func (w *Worker) processBatchCounted(ctx context.Context, claim BatchClaim, n *i
 		}
 		return w.prepare(ctx, in)
 	}
+	started := time.Now()
 	results, err := w.reconciler().ProcessBatch(ctx, claim, prepare)
 	if large {
 		<-w.largeSlot
@@ -221,8 +252,17 @@ func (w *Worker) processBatchCounted(ctx context.Context, claim BatchClaim, n *i
 	}
 	var ownSeen bool
 	var ownErr error
-	dests := map[string]bool{}
-	for _, r := range results {
+	// dests maps each destination that got suppressions to the reconcile
+	// span of the first row that queued one: its push continues that trace.
+	dests := map[string]context.Context{}
+	var order []string
+	spans := w.reconcileSpans(ctx, claim.Own, results, started)
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
+	for i, r := range results {
 		in := r.Inbound
 		own := in.ID == claim.Own
 		ownSeen = ownSeen || own
@@ -239,24 +279,82 @@ func (w *Worker) processBatchCounted(ctx context.Context, claim BatchClaim, n *i
 			// Its attempt is counted; its own task may be gone: enqueue it
 			// again.
 			w.Logger.Warn("inbound not processed in a batch; enqueued again", "inbound", in.ID, "source", in.Source, "err", r.Err)
-			if _, err := w.Enqueuer.EnqueueInbound(ctx, in.ID, true); err != nil {
+			if _, err := w.Enqueuer.EnqueueInbound(trace.ContextWithSpan(ctx, spans[i]), in.ID, true); err != nil {
 				w.Logger.Warn("enqueue failed; the sweeper will pick the event up", "inbound", in.ID, "err", err)
 			}
 		default:
 			w.done.Add(in.ID, struct{}{})
 			w.observe(in, r.Reconciled)
 			for _, d := range r.Destinations {
-				dests[d] = true
+				if _, ok := dests[d]; !ok {
+					dests[d] = trace.ContextWithSpan(ctx, spans[i])
+					order = append(order, d)
+				}
 			}
 		}
 	}
-	for d := range dests {
-		if err := w.Enqueuer.Push(ctx, d); err != nil {
+	for _, d := range order {
+		if err := w.Enqueuer.Push(dests[d], d); err != nil {
 			// The outbox rows are committed: the sweeper will push them.
 			w.Logger.Warn("enqueue push failed; the sweeper will retry", "destination", d, "err", err)
 		}
 	}
 	return ownSeen, ownErr
+}
+
+// untracedTask marks the context of an inbound task whose payload carried
+// no traceparent.
+type untracedTask struct{}
+
+// reconcileSpans starts one inbound.reconcile span per row of a batch that
+// began at started, in the row's own trace: the task's span for the
+// task's own row (when the task continues a trace), else the traceparent
+// stored with the row by the receiver (linked to the batch's task span,
+// when there is one); another row stored without one (tracing was off)
+// starts a trace of its own. Spans carry ids, the source and counts, never
+// content. The caller ends them.
+func (w *Worker) reconcileSpans(ctx context.Context, own int64, results []Processed, started time.Time) []trace.Span {
+	tracer := w.tracer()
+	batchSpan := trace.SpanContextFromContext(ctx)
+	ownJoinsTask := batchSpan.IsValid() && ctx.Value(untracedTask{}) == nil
+	spans := make([]trace.Span, len(results))
+	for i, r := range results {
+		in := r.Inbound
+		opts := []trace.SpanStartOption{trace.WithTimestamp(started), trace.WithAttributes(
+			tracing.AttrInboundID.Int64(in.ID), tracing.AttrSource.String(in.Source), tracing.AttrBatchRows.Int(len(results)))}
+		parent := ctx
+		switch {
+		case in.ID == own && ownJoinsTask:
+			// The task's span: it continues the webhook's trace.
+		case in.TraceParent != "":
+			parent = tracing.WithTraceParent(ctx, in.TraceParent)
+			if batchSpan.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: batchSpan}))
+			}
+		case in.ID != own:
+			opts = append(opts, trace.WithNewRoot())
+			if batchSpan.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: batchSpan}))
+			}
+		}
+		_, span := tracer.Start(parent, tracing.SpanReconcile, opts...)
+		switch {
+		case r.Err != nil && r.Final:
+			span.SetAttributes(tracing.AttrOutcome.String("failed"))
+			tracing.Fail(span, "inbound failed", "permanent")
+		case r.Err != nil:
+			span.SetAttributes(tracing.AttrOutcome.String("retry"))
+			tracing.Fail(span, "inbound not processed", "transient")
+		default:
+			n := r.Notes
+			span.SetAttributes(tracing.AttrOutcome.String("processed"), tracing.AttrSignals.Int(n.Signals),
+				tracing.AttrApplied.Int(n.Applied), tracing.AttrStale.Int(n.Stale), tracing.AttrInvalid.Int(n.Invalid),
+				tracing.AttrDuplicates.Int(n.Duplicate), tracing.AttrSuppressions.Int(n.Suppressions),
+				tracing.AttrDestinations.Int(len(r.Destinations)))
+		}
+		spans[i] = span
+	}
+	return spans
 }
 
 // markInflight records that a batch of this process (ending when done is

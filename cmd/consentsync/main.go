@@ -49,6 +49,8 @@ import (
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/cli"
 	"github.com/consentsync/consentsync/internal/demo"
+	"github.com/consentsync/consentsync/internal/progress"
+	"github.com/consentsync/consentsync/internal/tracing"
 	"github.com/consentsync/consentsync/migrations"
 	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/store"
@@ -141,6 +143,15 @@ func main() {
 	}
 }
 
+// buildVersion is the module version the binary was built from ("(devel)"
+// for a local build), reported as the traces' service.version.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
 func newLogger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
@@ -157,7 +168,23 @@ func run(ctx context.Context, log *slog.Logger, mode string, args []string) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, a, err := openApp(ctx, log, app.Options{Migrate: *doMigrate})
+	// Traces go to an OTLP collector only when OTEL_EXPORTER_OTLP_ENDPOINT
+	// (or …_TRACES_ENDPOINT) is set (internal/tracing.Setup).
+	tp, stopTracing, err := tracing.Setup(ctx, os.Getenv, buildVersion())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: could not flush spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		log.Info("tracing on: spans exported over OTLP/HTTP")
+	}
+	cfg, a, err := openApp(ctx, log, app.Options{Migrate: *doMigrate, Tracing: tp})
 	if err != nil {
 		return err
 	}
@@ -315,7 +342,9 @@ func replay(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer a.Close()
-	res, err := a.Service.Replay(ctx, req)
+	bar := cli.NewProgress(os.Stderr, "replay")
+	res, err := a.Service.Replay(progress.With(ctx, bar.Func()), req)
+	bar.Finish()
 	fmt.Printf("re-enqueued %d inbound event(s)\n", len(res.Requeued))
 	if len(res.Erased) > 0 {
 		fmt.Printf("%d inbound event(s) emptied by an erasure, nothing to replay: %s\n", len(res.Erased), joinIDs(res.Erased))
@@ -346,7 +375,9 @@ func repush(ctx context.Context, log *slog.Logger, args []string) error {
 			return err
 		}
 	}
-	back, err := a.Service.Repush(ctx, *dest, ids)
+	bar := cli.NewProgress(os.Stderr, "repush")
+	back, err := a.Service.Repush(progress.With(ctx, bar.Func()), *dest, ids)
+	bar.Finish()
 	if err != nil {
 		return err
 	}
@@ -533,11 +564,18 @@ func drift(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer a.Close()
-	progress := func(r worker.DriftReport) {
-		fmt.Fprintf(os.Stderr, "\r%s: %d checked, %d missing", r.Destination, r.Checked, r.Missing)
+	// One phase per destination: suppressions read back so far, of
+	// -sample when given (the number held is not counted in advance).
+	bar := cli.NewProgress(os.Stderr, "drift")
+	total := int64(-1)
+	if *sample > 0 {
+		total = int64(*sample)
 	}
-	reports, derr := a.Worker.Drift(ctx, *dest, *repair, *sample, progress)
-	fmt.Fprintln(os.Stderr)
+	report := bar.Func()
+	reports, derr := a.Worker.Drift(ctx, *dest, *repair, *sample, func(r worker.DriftReport) {
+		report(r.Destination+" read back", int64(r.Checked), total)
+	})
+	bar.Finish()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tCHECKED\tMISSING\tUNKNOWN\tREPAIRED")
 	for _, r := range reports {
@@ -628,9 +666,11 @@ func verifyLedger(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeFn()
-	rep, err := svc.VerifyLedger(ctx, *expect, func(b store.Break) {
+	bar := cli.NewProgress(os.Stderr, "verify-ledger")
+	rep, err := svc.VerifyLedger(progress.With(ctx, bar.Func()), *expect, func(b store.Break) {
 		fmt.Printf("BREAK subject %d, ledger row %d: %s\n", b.SubjectID, b.EventID, b.Problem)
 	})
+	bar.Finish()
 	if err == nil || len(rep.Breaks) == 0 && rep.Root != nil {
 		fmt.Printf("ledger: %d rows, every hash chain, evidence, raw request and state checked\nledger root: %x\n", rep.Rows, rep.Root)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
@@ -64,6 +65,10 @@ type Options struct {
 	// VerifyNow, when set, replaces Now for checking webhook signatures and
 	// timestamps only (tests replay fixtures signed at fixed times).
 	VerifyNow func() time.Time
+	// Tracing records spans of webhooks, tasks, reconciliations and
+	// provider calls (internal/tracing.Setup builds it from the OTEL_*
+	// variables); nil: tracing off.
+	Tracing trace.TracerProvider
 }
 
 func (o Options) clock() func() time.Time {
@@ -126,7 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		return a, nil
 	}
 	deps := connectors.Deps{
-		HTTP:   connectors.NewHTTPClient(connectors.HTTPOptions{WaitCap: cfg.Worker.PushWaitCap}),
+		HTTP:   connectors.NewHTTPClient(connectors.HTTPOptions{WaitCap: cfg.Worker.PushWaitCap, Tracing: o.Tracing}),
 		Logger: log,
 		Now:    verifyNow,
 		RateWait: func(destination string, wait time.Duration) {
@@ -147,11 +152,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Worker = &worker.Worker{
 		Store: st, Enqueuer: a.Enqueuer, Sources: workerSrcs, Destinations: dsts,
 		Routes: worker.RoutesFrom(cfg.Destinations), Config: cfg, Metrics: a.Metrics, Logger: log, Now: now,
+		Tracing: o.Tracing,
 	}
 	a.Service.Eraser = a.Worker
 	a.Server = &server.Server{
 		Config: cfg, Inbox: &store.GroupInbox{Store: st, Wait: cfg.Server.CommitWait, Max: cfg.Server.CommitRows}, Consents: a.Service, Enqueuer: a.Enqueuer, Sources: srcs, Metrics: a.Metrics, Logger: log,
-		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow, InboundSources: st,
+		Redis: rc, RedisOpt: a.RedisOpt, Now: verifyNow, InboundSources: st, Tracing: o.Tracing,
 	}
 	if cfg.Pages.Enabled() {
 		h, err := pages.New(cfg.Pages, a.Service, a.Server.Inbox, a.Enqueuer, log, a.Metrics.Registry, now)
