@@ -224,7 +224,7 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 	}
 	e.StartWorker()
 	progress := progressLogger(t, e)
-	e.waitForWithin("every withdrawal reconciled", time.Duration(n/50+60)*time.Second, func() bool {
+	e.waitForWithin("every withdrawal reconciled", time.Duration(n/10+120)*time.Second, func() bool {
 		progress()
 		return e.count(`SELECT count(*) FROM suppression_outbox`) == want
 	})
@@ -237,7 +237,7 @@ func TestManyWithdrawalsEveryKind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.waitForWithin("every suppression verified", time.Duration(n/50+60)*time.Second, func() bool {
+	e.waitForWithin("every suppression verified", time.Duration(n/10+120)*time.Second, func() bool {
 		progress()
 		return e.count(`SELECT count(*) FROM suppression_outbox WHERE verified_at IS NOT NULL`) == want
 	})

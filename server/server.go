@@ -145,7 +145,8 @@ func (s *Server) opsRoutes() *routeMux {
 		s.uiOnce.Do(func() { s.ui = s.newQueueUI() })
 		mux.Handle(QueueUIPath+"/", s.guard(reads, s.ui))
 	}
-	mux.Handle("GET /{$}", http.RedirectHandler(QueueUIPath+"/", http.StatusFound))
+	// Not an API route (not in OpenAPI): a browser landing on the listener.
+	mux.ServeMux.Handle("GET /{$}", http.RedirectHandler(QueueUIPath+"/", http.StatusFound))
 	return mux
 }
 

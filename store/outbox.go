@@ -222,7 +222,7 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
 		if len(sent) > 0 {
-			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = coalesce(o.sent_at, now()),
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = now(),
 				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL, verify_attempts = 0,
 				verify_due_at = CASE WHEN d.verify_ms > 0 THEN now() + d.verify_ms * interval '1 millisecond' END, `+scrubErased+`
 				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(id, receipt, verify_ms) WHERE o.id = d.id AND o.status = 'pending'`,

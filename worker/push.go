@@ -226,6 +226,7 @@ func suppressionsOf(rows []store.OutboxRow) []connectors.Suppression {
 		batch[i] = connectors.Suppression{
 			ID: r.ID, Email: r.Email.String, Phone: r.Phone.String, Channel: consent.Channel(r.Channel),
 			Brand: r.Brand, Purpose: consent.Purpose(r.Purpose), Reason: r.Reason.String,
+			SentAt: r.SentAt.Time, // zero when never sent: read-backs of asynchronous providers allow for it
 		}
 	}
 	return batch
