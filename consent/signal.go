@@ -128,6 +128,13 @@ type Evidence struct {
 	OptInLevel string `json:"opt_in_level,omitempty"`
 	// ConfirmedAt is the double-opt-in confirmation time.
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+	// Imported says the signal came from a backfill (`consentsync
+	// import`), not from a live event: "imported from <destination or
+	// source> at <RFC 3339 time>". A grant imported without a tick or a
+	// confirmation has criterion express unknown with ReasonImported, and
+	// eligibility answers resting on it carry Answer.Quality "unknown".
+	// omitempty: the evidence hash of evidence without it is unchanged.
+	Imported string `json:"imported,omitempty"`
 }
 
 // Scope is how far a withdrawal reaches: the signal's own brand, or every
@@ -244,7 +251,7 @@ func CleanText(s string, max int) string {
 // withdrawal from being recorded.
 func (e Evidence) Clean() Evidence {
 	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
-		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel} {
+		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel, &e.Imported} {
 		*p = CleanText(*p, maxEvidenceText)
 	}
 	return e

@@ -15,6 +15,7 @@
 //	consentsync verify-ledger           recompute the ledger's hash chains
 //	consentsync drift [-destination NAME] [-repair]  what each destination no longer holds
 //	consentsync overdue                 withdrawals not honoured everywhere within the deadline
+//	consentsync import provider|csv     backfill existing suppressions and exports
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
@@ -63,6 +64,8 @@ Commands:
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
   drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
   overdue [-limit N]          withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h)
+  import provider -destination N   backfill: import the suppressions a destination's provider already holds (resumable)
+  import csv FILE -source N   backfill: import an export of opt-ins and opt-outs (-dry-run, -col field=Header; README "Backfill")
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
@@ -105,6 +108,8 @@ func main() {
 		err = expiring(ctx, args)
 	case "verify-ledger":
 		err = verifyLedger(ctx, args)
+	case "import":
+		err = importCmd(ctx, log, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
