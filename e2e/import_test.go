@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/backfill"
+	"github.com/consentsync/consentsync/internal/sandbox"
 )
 
 // importer is a backfill against the running env, waiting for its worker.
@@ -129,4 +132,130 @@ func TestImportCSV(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM suppression_outbox`); n != outbox {
 		t.Errorf("re-runs queued %d suppressions more", n-outbox)
 	}
+}
+
+// TestImportProvider: `consentsync import provider` end to end. Mailchimp
+// holds a member unsubscribed and one cleaned before consentsync existed;
+// the import is interrupted after its first page and resumed from the
+// persisted cursor; both become withdrawals dated by Mailchimp, pushed to
+// SendGrid and never back to Mailchimp; a re-run imports nothing twice.
+// SendGrid's import waits out a 429 with X-RateLimit-Reset.
+func TestImportProvider(t *testing.T) {
+	t.Parallel()
+	unsubAt := time.Date(2019, 5, 6, 7, 8, 9, 0, time.UTC)
+	cleanedAt := time.Date(2020, 2, 3, 4, 5, 6, 0, time.UTC)
+	e := start(t, envOptions{sandbox: []sandbox.Option{
+		sandbox.WithMailchimpMemberAt("a6b5da1054", "Early.Leaver@Example.net", "unsubscribed", unsubAt),
+		sandbox.WithMailchimpMemberAt("a6b5da1054", "bounced@example.net", "cleaned", cleanedAt),
+		sandbox.WithMailchimpMember("a6b5da1054", "still.here@example.net", "subscribed"),
+		sandbox.WithSendGridSuppressedAt("sg.only@example.net", unsubAt),
+	}})
+	ctx := context.Background()
+	mc, _ := e.App.Config.Destination("mailchimp-acme")
+	lister := e.App.Worker.Destinations["mailchimp-acme"].(connectors.Lister)
+
+	// Interrupted after one page: the cursor is kept, the run left open.
+	first, err := e.importer().Provider(ctx, lister, backfill.ProviderOptions{Destination: mc, MaxPages: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cursor, status string
+	if err := e.App.Store.DB.QueryRow(`SELECT cursor, status FROM import_runs WHERE name = 'mailchimp-acme'`).Scan(&cursor, &status); err != nil {
+		t.Fatal(err)
+	}
+	if first.Pages != 1 || first.Withdrawals != 1 || cursor != "cleaned:0" || status != "running" {
+		t.Fatalf("after one page: %+v, cursor %q, status %s", first, cursor, status)
+	}
+	e.Sandbox.ResetCalls()
+	rest, err := e.importer().Provider(ctx, lister, backfill.ProviderOptions{Destination: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rest.Resumed || rest.RunID != first.RunID || rest.Pages != 2 || rest.Withdrawals != 1 || rest.Applied != 1 {
+		t.Errorf("resumed run: %+v", rest)
+	}
+	if calls := e.Sandbox.Calls(sandbox.Mailchimp); len(calls) == 0 || !strings.Contains(calls[0].RawQuery, "status=cleaned") {
+		t.Errorf("the resumed run did not start at the saved cursor: %+v", calls)
+	}
+	e.waitDrained()
+	got := e.ledger("mailchimp-acme")
+	want := []string{
+		"early.leaver@example.net email acme marketing withdrawn 2019-05-06T07:08:09Z",
+		"bounced@example.net email acme marketing withdrawn 2020-02-03T04:05:06Z",
+	}
+	if !sameSet(got, want) {
+		t.Errorf("ledger %q, want %q", got, want)
+	}
+	var ev, event string
+	if err := e.App.Store.DB.QueryRow(`SELECT e.evidence->>'imported', e.evidence->>'event' FROM consent_events e JOIN subjects s ON s.id = e.subject_id
+		WHERE s.email = 'early.leaver@example.net'`).Scan(&ev, &event); err != nil || !strings.HasPrefix(ev, "imported from mailchimp-acme at ") || event != "unsubscribed" {
+		t.Errorf("evidence %q %q %v", ev, event, err)
+	}
+	// Reaches the other destinations, never its own (echo rule).
+	e.waitFor("the Mailchimp unsubscribe suppressed in SendGrid", func() bool {
+		return e.Sandbox.SendGrid().IsSuppressed("Early.Leaver@Example.net") && e.Sandbox.SendGrid().IsSuppressed("bounced@example.net")
+	})
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'mailchimp-acme'`); n != 0 {
+		t.Errorf("%d suppressions queued back to Mailchimp", n)
+	}
+	for _, c := range e.Sandbox.Calls(sandbox.Mailchimp) {
+		if c.Method == "POST" {
+			t.Errorf("pushed back to Mailchimp: %s %s", c.Method, c.Path)
+		}
+	}
+	if st := e.Sandbox.MailchimpStatus("a6b5da1054", "still.here@example.net"); st != "subscribed" {
+		t.Errorf("a subscribed member became %q", st)
+	}
+
+	// Re-run: every page is a duplicate, nothing recorded or pushed again.
+	events, outbox := e.count(`SELECT count(*) FROM consent_events`), e.count(`SELECT count(*) FROM suppression_outbox`)
+	again, err := e.importer().Provider(ctx, lister, backfill.ProviderOptions{Destination: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Resumed || again.InboxRows != 0 || again.DuplicatePages != 2 {
+		t.Errorf("re-run: %+v", again)
+	}
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM consent_events`); n != events {
+		t.Errorf("re-run recorded %d ledger rows", n-events)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox`); n != outbox {
+		t.Errorf("re-run queued %d suppressions", n-outbox)
+	}
+
+	// SendGrid: a 429 whose reset is far (connectors.RetryAfterError, see
+	// the sendgrid contract tests) is waited out by the importer, which
+	// then asks for the same page again.
+	sg, _ := e.App.Config.Destination("sendgrid-acme")
+	var waited []time.Duration
+	busy := &busyOnce{Lister: e.App.Worker.Destinations["sendgrid-acme"].(connectors.Lister), delay: time.Hour}
+	s, err := e.importer().Provider(ctx, busy, backfill.ProviderOptions{
+		Destination: sg, Sleep: func(_ context.Context, d time.Duration) error { waited = append(waited, d); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waited) != 1 || waited[0] != 10*time.Minute || strings.Join(busy.cursors, ",") != "," || s.Withdrawals < 3 || s.Applied < 1 {
+		t.Errorf("SendGrid import: waited %v, %+v", waited, s)
+	}
+	e.waitFor("the SendGrid suppression reaches Mailchimp", func() bool {
+		return e.Sandbox.MailchimpStatus("a6b5da1054", "sg.only@example.net") == "unsubscribed"
+	})
+}
+
+// busyOnce answers its first List with the *RetryAfterError a 429 gives,
+// then lists for real; it records the cursors asked for.
+type busyOnce struct {
+	connectors.Lister
+	delay   time.Duration
+	cursors []string
+}
+
+func (b *busyOnce) List(ctx context.Context, cursor string) ([]connectors.Listed, string, error) {
+	b.cursors = append(b.cursors, cursor)
+	if len(b.cursors) == 1 {
+		return nil, "", &connectors.RetryAfterError{Delay: b.delay, Err: errors.New("HTTP 429")}
+	}
+	return b.Lister.List(ctx, cursor)
 }

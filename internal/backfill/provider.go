@@ -25,7 +25,7 @@ type ProviderOptions struct {
 	MaxPages int
 	// Retries is how many times one page is asked again after a transient
 	// failure or a 429 (default 5). A 429's own wait (its reset header) is
-	// honoured, up to MaxWait each.
+	// honoured, up to MaxWait each (default 10 minutes).
 	Retries int
 	MaxWait time.Duration
 	// Sleep waits d or until ctx ends (tests pass a fake).
@@ -57,7 +57,7 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 		o.Retries = 5
 	}
 	if o.MaxWait <= 0 {
-		o.MaxWait = 2 * time.Minute
+		o.MaxWait = 10 * time.Minute
 	}
 	if o.Sleep == nil {
 		o.Sleep = sleep

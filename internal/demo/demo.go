@@ -124,13 +124,17 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	sb := sandbox.New(sandbox.WithHubSpotContacts(contacts))
+	sb := sandbox.New(append(seedPriorSuppressions(), sandbox.WithHubSpotContacts(contacts))...)
 	// The sales team's CRM already holds the fixtures' people as contacts.
 	people, err := fixtures.All()
 	if err != nil {
 		return err
 	}
 	inCRM := map[string]bool{}
+	for _, p := range priorSuppressions {
+		inCRM[strings.ToLower(p.Email)] = true
+		sb.Others().Salesforce.AddContact(p.Email)
+	}
 	for _, fx := range people {
 		for _, sig := range fx.Expect.Signals {
 			if k := strings.ToLower(sig.Email); k != "" && !inCRM[k] {
@@ -213,6 +217,8 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	}()
 	base := "http://" + ln.Addr().String()
 
+	// Day one: import what the providers already hold, then go live.
+	prior := backfillSandbox(ctx, a, o.Timeout)
 	all, err := fixtures.All()
 	if err != nil {
 		return err
@@ -222,7 +228,7 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		results = append(results, post(ctx, base, fx, cfg, sgKey))
 	}
 	drained := waitDrained(ctx, a, o.Timeout)
-	return report(ctx, out, a, sb, results, drained, time.Since(start))
+	return report(ctx, out, a, sb, prior, results, drained, time.Since(start))
 }
 
 // post sends one fixture as its sender would, re-signed for now.

@@ -42,7 +42,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"hubspot-optout-batch", "CONSENT RECORD", "SUPPRESSIONS PUSHED", "Lena.Martin@Example.com", "withdrawn", "OK: every webhook"} {
+	for _, want := range []string{"hubspot-optout-batch", "CONSENT RECORD", "SUPPRESSIONS PUSHED", "Lena.Martin@Example.com", "withdrawn", "OK: every webhook", "BACKFILL", "Early.Leaver@example.net (mailchimp-acme since 2021-03-04): held by SendGrid, Mailchimp unsubscribed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
