@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
@@ -38,7 +41,7 @@ func importCmd(ctx context.Context, log *slog.Logger, args []string) error {
 	return fmt.Errorf("unknown import %q\n%s", args[0], importUsage)
 }
 
-func importProvider(ctx context.Context, log *slog.Logger, args []string, out, progress io.Writer) error {
+func importProvider(ctx context.Context, log *slog.Logger, args []string, out io.Writer, stderr *os.File) error {
 	fs := flag.NewFlagSet("import provider", flag.ContinueOnError)
 	dest := fs.String("destination", "", "the configured destination whose provider's suppressions to import")
 	wait := fs.Duration("wait", 10*time.Minute, "how long to wait for the worker to process the imported pages (0: do not wait)")
@@ -62,13 +65,15 @@ func importProvider(ctx context.Context, log *slog.Logger, args []string, out, p
 	if !ok {
 		return fmt.Errorf("-destination %q (kind %s): %w", d.Name, d.Kind, backfill.ErrNotLister)
 	}
-	im := &backfill.Importer{Store: a.Store, Queue: a.Enqueuer, Progress: progress, Wait: *wait}
+	ui := newProgress(stderr, -1, "import provider "+d.Name)
+	im := &backfill.Importer{Store: a.Store, Queue: a.Enqueuer, Progress: ui, Wait: *wait, OnPage: ui.onPage, OnRead: ui.done}
 	s, err := im.Provider(ctx, l, backfill.ProviderOptions{Destination: d, MaxPages: *maxPages})
+	ui.done()
 	s.Print(out)
 	return err
 }
 
-func importCSV(ctx context.Context, log *slog.Logger, args []string, out, progress io.Writer) error {
+func importCSV(ctx context.Context, log *slog.Logger, args []string, out io.Writer, stderr *os.File) error {
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		file, args = args[0], args[1:]
@@ -141,15 +146,86 @@ func importCSV(ctx context.Context, log *slog.Logger, args []string, out, progre
 	if d.Brand == "" && len(brands) == 1 {
 		d.Brand = brands[0]
 	}
-	im := &backfill.Importer{Store: a.Store, Queue: a.Enqueuer, Progress: progress, Wait: *wait}
-	s, err := im.CSV(ctx, f, backfill.CSVOptions{
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	ui := &progressUI{w: stderr} // not a regular file (a pipe): plain lines
+	if size >= 0 {
+		ui = newProgress(stderr, size, "import csv "+*source)
+	}
+	im := &backfill.Importer{Store: a.Store, Queue: a.Enqueuer, Progress: ui, Wait: *wait, OnRead: ui.done}
+	s, err := im.CSV(ctx, ui.reader(f), backfill.CSVOptions{
 		Source: *source, Columns: cols, Defaults: d, Brands: brands, Region: a.Config.Policy.PhoneRegion,
 		Comma: sep[0], ChunkRows: *chunk, DryRun: *dry,
 		Reject: func(line int, reason string) { fmt.Fprintf(out, "line %d: rejected: %s\n", line, reason) },
 	})
+	ui.done()
 	if err != nil && s.Items == 0 {
 		return err
 	}
 	s.Print(out)
 	return err
+}
+
+// progressUI is how an import shows progress on stderr: plain lines, or,
+// when stderr is a terminal, a progress bar (schollz/progressbar) while
+// reading, then the plain lines of the wait for the worker.
+type progressUI struct {
+	bar     *progressbar.ProgressBar
+	w       io.Writer
+	reading bool
+}
+
+// newProgress returns the UI for stderr. total is the size to read in
+// bytes (a CSV file), or -1 for a count of items of unknown total (a
+// provider).
+func newProgress(stderr *os.File, total int64, what string) *progressUI {
+	ui := &progressUI{w: stderr}
+	if !term.IsTerminal(int(stderr.Fd())) {
+		return ui
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(what),
+		progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionClearOnFinish(),
+	}
+	if total >= 0 {
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	} else {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionSetItsString("items"))
+	}
+	ui.bar, ui.reading = progressbar.NewOptions64(total, opts...), true
+	return ui
+}
+
+// Write passes progress lines through, except while the bar shows.
+func (ui *progressUI) Write(p []byte) (int, error) {
+	if ui.reading {
+		return len(p), nil
+	}
+	return ui.w.Write(p)
+}
+
+// reader wraps r so that the bar follows the bytes read.
+func (ui *progressUI) reader(r io.Reader) io.Reader {
+	if ui.bar == nil {
+		return r
+	}
+	pr := progressbar.NewReader(r, ui.bar)
+	return &pr
+}
+
+// onPage advances an item count bar.
+func (ui *progressUI) onPage(items int) {
+	if ui.bar != nil && ui.bar.GetMax64() < 0 {
+		_ = ui.bar.Add(items)
+	}
+}
+
+// done ends the bar; later lines are printed.
+func (ui *progressUI) done() {
+	if ui.bar != nil && ui.reading {
+		_ = ui.bar.Finish()
+		ui.reading = false
+	}
 }

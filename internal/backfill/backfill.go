@@ -49,6 +49,24 @@ type Importer struct {
 	Wait time.Duration
 	// Poll is how often the inbox is read while waiting (default 200ms).
 	Poll time.Duration
+	// OnPage, when set, is called after each provider page or CSV chunk
+	// is handled, with the number of items it held (a progress bar).
+	OnPage func(items int)
+	// OnRead, when set, is called once reading is over, before waiting
+	// for the worker.
+	OnRead func()
+}
+
+func (im *Importer) page(items int) {
+	if im.OnPage != nil {
+		im.OnPage(items)
+	}
+}
+
+func (im *Importer) read() {
+	if im.OnRead != nil {
+		im.OnRead()
+	}
 }
 
 func (im *Importer) now() time.Time {

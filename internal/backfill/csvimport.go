@@ -113,6 +113,7 @@ func (im *Importer) CSV(ctx context.Context, r io.Reader, o CSVOptions) (Summary
 				return err
 			}
 		}
+		im.page(len(chunk))
 		chunk = chunk[:0]
 		return nil
 	}
@@ -168,6 +169,7 @@ func (im *Importer) CSV(ctx context.Context, r io.Reader, o CSVOptions) (Summary
 	if err := flush(); err != nil {
 		return fail(err)
 	}
+	im.read()
 	im.progress("import csv %s: %d rows read, %d rejected, %d chunks: done reading", o.Source, s.Items, s.Rejected, s.Pages)
 	if o.DryRun {
 		return s, nil

@@ -119,6 +119,7 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 			return s, err
 		}
 		im.progress("import provider %s: page %d, %d items, %d withdrawals", d.Name, s.Pages, s.Items, s.Withdrawals)
+		im.page(len(page))
 		if next == "" {
 			break
 		}
@@ -126,6 +127,7 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 	if err := im.Store.FinishImport(ctx, run, store.ImportDone, ""); err != nil {
 		return s, err
 	}
+	im.read()
 	if im.Wait > 0 {
 		if err := im.wait(ctx, ids, &s); err != nil {
 			return s, err
