@@ -85,7 +85,9 @@ func (im *Importer) progress(format string, args ...any) {
 // Summary is what an import did. Counts are of items (provider entries,
 // CSV data rows), signals (an item may withdraw several purposes), inbox
 // rows (pages or chunks) and, once the worker processed them, ledger
-// outcomes.
+// outcomes. For a resumed provider run, Pages, Items, Rejected, InboxRows
+// and DuplicatePages count the whole run; signal counts and ledger
+// outcomes count this invocation's pages.
 type Summary struct {
 	Kind   string // store.ImportProvider or store.ImportCSV
 	Name   string
