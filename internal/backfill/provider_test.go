@@ -75,7 +75,11 @@ func TestProviderInterruptedAndFailed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.fail["1"] = &connectors.RetryAfterError{Delay: 3 * time.Second, Err: errors.New("HTTP 429")}
 	var slept []time.Duration
-	sleepThenCancel := func(_ context.Context, d time.Duration) error { slept = append(slept, d); cancel(); return context.Canceled }
+	sleepThenCancel := func(_ context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		cancel()
+		return context.Canceled
+	}
 	_, err := im.Provider(ctx, l, ProviderOptions{Destination: dest, Sleep: sleepThenCancel})
 	if !errors.Is(err, context.Canceled) || len(slept) != 1 || slept[0] != 3*time.Second {
 		t.Fatalf("interrupted run: %v, slept %v", err, slept)
