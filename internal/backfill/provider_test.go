@@ -71,9 +71,9 @@ func TestProviderInterruptedAndFailed(t *testing.T) {
 		{{Email: "a@example.com", At: at, Reason: "global_unsubscribe"}},
 		{{Email: "b@example.com", At: at}},
 		{{Email: "c@example.com"}},
-	}, fail: map[string]error{"1": context.Canceled}}
+	}, fail: map[string]error{"1": &connectors.RetryAfterError{Delay: 3 * time.Second, Err: errors.New("HTTP 429")}}}
+	// The 429 on page 2 is slept, and ^C arrives during the sleep.
 	ctx, cancel := context.WithCancel(context.Background())
-	l.fail["1"] = &connectors.RetryAfterError{Delay: 3 * time.Second, Err: errors.New("HTTP 429")}
 	var slept []time.Duration
 	sleepThenCancel := func(_ context.Context, d time.Duration) error {
 		slept = append(slept, d)
