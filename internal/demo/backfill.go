@@ -35,6 +35,39 @@ var priorSuppressions = []priorSuppression{
 	{Destination: "mailchimp-acme", Email: "Early.Leaver@example.net", Status: "unsubscribed", At: time.Date(2021, 3, 4, 9, 15, 0, 0, time.UTC)},
 	{Destination: "mailchimp-acme", Email: "bounced.2022@example.net", Status: "cleaned", At: time.Date(2022, 11, 20, 17, 2, 0, 0, time.UTC)},
 	{Destination: "sendgrid-acme", Email: "sendgrid.2020@example.net", At: time.Date(2020, 6, 30, 12, 0, 0, 0, time.UTC)},
+	{Destination: "brevo-acme", Email: "brevo.2019@example.net", At: time.Date(2019, 2, 3, 4, 5, 6, 0, time.UTC)},
+	{Destination: "postmark-acme", Email: "postmark.2022@example.net", At: time.Date(2022, 8, 9, 10, 11, 12, 0, time.UTC)},
+	{Destination: "mailgun-acme", Email: "mailgun.2018@example.net", At: time.Date(2018, 12, 24, 18, 0, 0, 0, time.UTC)},
+	{Destination: "klaviyo-acme", Email: "klaviyo.2023@example.net", At: time.Date(2023, 4, 5, 6, 7, 8, 0, time.UTC)},
+	{Destination: "ses-acme", Email: "ses.2024@example.net", At: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)},
+	// HubSpot and Salesforce keep no date of an opt-out: dated by the import.
+	{Destination: "hubspot-acme", Email: "hubspot.optout@example.net"},
+	{Destination: "salesforce-acme", Email: "salesforce.optout@example.net"},
+}
+
+// seedOthers puts the prior suppressions of the other destinations' fakes
+// in place.
+func seedOthers(sb *sandbox.Sandbox) {
+	o := sb.Others()
+	for _, p := range priorSuppressions {
+		switch p.Destination {
+		case "brevo-acme":
+			o.Brevo.Blocklist(p.Email, p.At)
+		case "postmark-acme":
+			o.Postmark.SuppressAt("broadcast", "ManualSuppression", p.Email, p.At)
+		case "mailgun-acme":
+			o.Mailgun.UnsubscribeAt(sandbox.DefaultMailgunDomain, p.Email, p.At)
+		case "klaviyo-acme":
+			o.Klaviyo.SetSuppressed(p.Email, "USER_SUPPRESSED", p.At)
+		case "ses-acme":
+			o.SES.AddContact(sandbox.DefaultSESContactList, p.Email, true, nil)
+			o.SES.SetUpdated(sandbox.DefaultSESContactList, p.Email, p.At)
+		case "hubspot-acme":
+			o.HubSpot.UnsubscribedBySelf(p.Email)
+		case "salesforce-acme":
+			o.Salesforce.SetOptedOut(o.Salesforce.AddContact(p.Email), true)
+		}
+	}
 }
 
 // seedPriorSuppressions returns the sandbox options that put
@@ -96,7 +129,8 @@ func reportBackfill(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.
 	for _, p := range priorSuppressions {
 		var n int
 		_ = a.Store.DB.GetContext(ctx, &n, `SELECT count(*) FROM consent_events e JOIN subjects s ON s.id = e.subject_id
-			WHERE s.email = lower($1) AND e.status = 'withdrawn' AND e.source = $2 AND e.occurred_at = $3`, p.Email, p.Destination, p.At)
+			WHERE s.email = lower($1) AND e.status = 'withdrawn' AND e.source = $2 AND e.purpose = 'marketing'
+			  AND ($3::timestamptz IS NULL OR e.occurred_at = $3)`, p.Email, p.Destination, nullTime(p.At))
 		var where []string
 		if slices.ContainsFunc(snap.SendGridSuppressed, func(e string) bool { return strings.EqualFold(e, p.Email) }) {
 			where = append(where, "SendGrid")
@@ -107,7 +141,11 @@ func reportBackfill(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.
 		var pushed []string
 		_ = a.Store.DB.SelectContext(ctx, &pushed, `SELECT DISTINCT o.destination FROM suppression_outbox o JOIN subjects s ON s.id = o.subject_id
 			WHERE s.email = lower($1) AND o.status = 'sent' ORDER BY 1`, p.Email)
-		fmt.Fprintf(out, "  %s (%s since %s): held by %s; pushed to %s\n", p.Email, p.Destination, p.At.Format("2006-01-02"),
+		since := "undated"
+		if !p.At.IsZero() {
+			since = "since " + p.At.Format("2006-01-02")
+		}
+		fmt.Fprintf(out, "  %s (%s %s): held by %s; pushed to %s\n", p.Email, p.Destination, since,
 			strings.Join(where, ", "), strings.Join(pushed, ", "))
 		switch {
 		case n != 1:
@@ -122,4 +160,12 @@ func reportBackfill(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.
 	}
 	fmt.Fprintln(out)
 	return problems
+}
+
+// nullTime is t, or NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }

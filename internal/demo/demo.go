@@ -125,6 +125,7 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		return err
 	}
 	sb := sandbox.New(append(seedPriorSuppressions(), sandbox.WithHubSpotContacts(contacts))...)
+	seedOthers(sb)
 	// The sales team's CRM already holds the fixtures' people as contacts.
 	people, err := fixtures.All()
 	if err != nil {
@@ -132,8 +133,10 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	}
 	inCRM := map[string]bool{}
 	for _, p := range priorSuppressions {
-		inCRM[strings.ToLower(p.Email)] = true
-		sb.Others().Salesforce.AddContact(p.Email)
+		if k := strings.ToLower(p.Email); !inCRM[k] && p.Destination != "salesforce-acme" {
+			inCRM[k] = true
+			sb.Others().Salesforce.AddContact(p.Email)
+		}
 	}
 	for _, fx := range people {
 		for _, sig := range fx.Expect.Signals {

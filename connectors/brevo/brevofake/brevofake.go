@@ -92,15 +92,19 @@ func WithContacts(emails ...string) Option {
 // is blocklisted since at (its modifiedAt): an unsubscribe older than
 // consentsync, for backfills.
 func WithBlocklisted(email string, at time.Time) Option {
-	return func(f *Fake) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		c := f.lookup(email, "")
-		if c == nil {
-			c = f.create(email, "")
-		}
-		c.EmailBlacklisted, c.ModifiedAt = true, at.UTC()
+	return func(f *Fake) { f.Blocklist(email, at) }
+}
+
+// Blocklist blocklists email's contact (created when missing) since at,
+// no call recorded (see WithBlocklisted).
+func (f *Fake) Blocklist(email string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(email, "")
+	if c == nil {
+		c = f.create(email, "")
 	}
+	c.EmailBlacklisted, c.ModifiedAt = true, at.UTC()
 }
 
 // MaxListLimit is the largest limit "Get all the contacts" accepts

@@ -113,14 +113,18 @@ func WithSuppressed(stream, reason string, emails ...string) Option {
 // WithSuppressedAt starts the fake with email suppressed on stream for
 // reason since at (its CreatedAt): a suppression older than consentsync.
 func WithSuppressedAt(stream, reason, email string, at time.Time) Option {
-	return func(f *Fake) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.suppress(stream, reason, "Recipient", email)
-		e := f.streams[stream][fakeapi.Lower(email)]
-		e.at = at.UTC()
-		f.streams[stream][fakeapi.Lower(email)] = e
-	}
+	return func(f *Fake) { f.SuppressAt(stream, reason, email, at) }
+}
+
+// SuppressAt suppresses email on stream for reason since at, no call
+// recorded (see WithSuppressedAt).
+func (f *Fake) SuppressAt(stream, reason, email string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suppress(stream, reason, "Recipient", email)
+	e := f.streams[stream][fakeapi.Lower(email)]
+	e.at = at.UTC()
+	f.streams[stream][fakeapi.Lower(email)] = e
 }
 
 // New returns a fake accepting DefaultToken, with the streams "outbound"
