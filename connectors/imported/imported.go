@@ -11,7 +11,6 @@
 package imported
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -62,8 +61,7 @@ func Encode(p Page) ([]byte, error) {
 // that is not a Page.
 func Parse(source string, body []byte) (*connectors.Batch, error) {
 	var p Page
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&p); err != nil {
+	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, connectors.Malformed("imported page: %v", err)
 	}
 	for i := range p.Signals {
