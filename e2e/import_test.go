@@ -49,7 +49,8 @@ func TestImportCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dry.Items != 5 || dry.Rejected != 2 || dry.Withdrawals != 2 || dry.Grants != 1 || dry.GrantsWithoutProof != 1 || dry.InboxRows != 2 {
+	if dry.Items != 5 || dry.Rejected != 2 || dry.Withdrawals != 2 || dry.Grants != 1 || dry.GrantsWithoutProof != 1 || dry.InboxRows != 2 ||
+		dry.WouldChange != 3 || dry.AlreadySo != 0 {
 		t.Errorf("dry run summary: %+v", dry)
 	}
 	if got := strings.Join(dryRejects, "|"); got != wantRejects {
@@ -113,6 +114,14 @@ func TestImportCSV(t *testing.T) {
 	}
 	if again.InboxRows != 0 || again.DuplicatePages != 2 || again.Applied != 0 {
 		t.Errorf("re-run summary: %+v", again)
+	}
+	// A dry run with other chunk boundaries: a new chunk, but every row is
+	// the current state already.
+	od := opts(true, new([]string))
+	od.ChunkRows = 3
+	if d2, err := e.importer().CSV(ctx, strings.NewReader(data), od); err != nil || d2.InboxRows != 1 || d2.DuplicatePages != 0 ||
+		d2.WouldChange != 0 || d2.AlreadySo != 3 {
+		t.Errorf("dry run after the import: %+v %v", d2, err)
 	}
 	// Re-run with other chunk boundaries: new inbox rows, but every signal
 	// is a ledger duplicate.

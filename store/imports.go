@@ -154,3 +154,52 @@ func (s *Store) InboundExists(ctx context.Context, source, dedupKey string) (boo
 	}
 	return ok, nil
 }
+
+// StateProbe names one consent of one identifier, normalized (Email, or
+// Phone in E.164 when Email is empty), for a dry run.
+type StateProbe struct {
+	Email, Phone            string
+	Channel, Brand, Purpose string
+}
+
+// StateSeen is the current state a probe found (Found false: none).
+type StateSeen struct {
+	Found      bool
+	Status     string
+	OccurredAt time.Time
+}
+
+// ProbeStates returns, for each probe in order, the current state of that
+// subject's consent (the subject matched by its literal identifier, not
+// its identity set: a dry run's estimate). One query whatever the number.
+func (s *Store) ProbeStates(ctx context.Context, probes []StateProbe) ([]StateSeen, error) {
+	out := make([]StateSeen, len(probes))
+	if len(probes) == 0 {
+		return out, nil
+	}
+	var emails, phones, channels, brands, purposes []string
+	for _, p := range probes {
+		emails, phones = append(emails, p.Email), append(phones, p.Phone)
+		channels, brands, purposes = append(channels, p.Channel), append(brands, p.Brand), append(purposes, p.Purpose)
+	}
+	var rows []struct {
+		I          int       `db:"i"`
+		Status     string    `db:"status"`
+		OccurredAt time.Time `db:"occurred_at"`
+	}
+	err := s.DB.SelectContext(ctx, &rows, `
+		SELECT p.i, st.status, st.occurred_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS p(email, phone, channel, brand, purpose, i)
+		JOIN subjects s ON (p.email <> '' AND s.email = p.email) OR (p.email = '' AND p.phone <> '' AND s.phone = p.phone)
+		JOIN consent_states st ON st.subject_id = s.id AND st.channel = p.channel AND st.brand = p.brand AND st.purpose = p.purpose`,
+		pq.Array(emails), pq.Array(phones), pq.Array(channels), pq.Array(brands), pq.Array(purposes))
+	if err != nil {
+		return nil, fmt.Errorf("store: probe states: %w", err)
+	}
+	for _, r := range rows {
+		if r.I >= 1 && r.I <= len(out) {
+			out[r.I-1] = StateSeen{Found: true, Status: r.Status, OccurredAt: r.OccurredAt}
+		}
+	}
+	return out, nil
+}

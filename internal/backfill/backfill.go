@@ -123,6 +123,10 @@ type Summary struct {
 	FailedRows  int64
 	// UnknownColumns are CSV header cells that map to no field (ignored).
 	UnknownColumns []string
+	// Dry run only, for the signals of chunks not imported yet: how many
+	// would change the current state (none yet, or another status older
+	// than the row), are that state already, or are older than the state.
+	WouldChange, AlreadySo, OlderThanState int64
 }
 
 // Print writes the summary as a few plain lines.
@@ -141,6 +145,8 @@ func (s Summary) Print(w io.Writer) {
 		s.Withdrawals, s.Grants, s.GrantsWithoutProof, s.Pending)
 	if s.DryRun {
 		fmt.Fprintf(w, "  inbox:       %d %s to write, %d already imported\n", s.InboxRows, unit, s.DuplicatePages)
+		fmt.Fprintf(w, "  would:       change %d current states, leave %d as they are (same status), %d older than the state\n",
+			s.WouldChange, s.AlreadySo, s.OlderThanState)
 		return
 	}
 	fmt.Fprintf(w, "  inbox:       %d %s written, %d already imported (duplicates)\n", s.InboxRows, unit, s.DuplicatePages)
@@ -172,6 +178,41 @@ func (s *Summary) count(sig consent.Signal) {
 	case consent.StatusPending:
 		s.Pending++
 	}
+}
+
+// probe adds to s what sigs would do to the current states (dry run).
+func (im *Importer) probe(ctx context.Context, sigs []consent.Signal, region string, s *Summary) error {
+	probes := make([]store.StateProbe, 0, len(sigs))
+	for _, sig := range sigs {
+		sub, err := consent.NormalizeSubject(sig.Subject, region)
+		if err != nil {
+			continue // Mapping.Row validated it: not reached
+		}
+		p := store.StateProbe{Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose)}
+		if sig.Channel == consent.ChannelEmail || sub.Phone == "" {
+			p.Email = sub.Email
+		} else {
+			p.Phone = sub.Phone
+		}
+		probes = append(probes, p)
+	}
+	seen, err := im.Store.ProbeStates(ctx, probes)
+	if err != nil {
+		return err
+	}
+	for i, st := range seen {
+		switch {
+		case !st.Found:
+			s.WouldChange++
+		case st.Status == string(sigs[i].Status):
+			s.AlreadySo++
+		case st.OccurredAt.After(sigs[i].OccurredAt):
+			s.OlderThanState++
+		default:
+			s.WouldChange++
+		}
+	}
+	return nil
 }
 
 // pageKey is an imported page's inbox dedup key: a hash of what makes its

@@ -32,7 +32,9 @@ type CSVOptions struct {
 	// ChunkRows is how many data rows one inbox row holds (default 500):
 	// memory stays bounded by one chunk whatever the file's size.
 	ChunkRows int
-	// DryRun reads and checks everything and writes nothing.
+	// DryRun reads and checks everything and writes nothing; it reports
+	// what the new chunks would do to the current states
+	// (Summary.WouldChange, AlreadySo, OlderThanState).
 	DryRun bool
 	// Reject is called for each rejected row with its line number (1 is
 	// the header) and reason; nil to only count them.
@@ -91,6 +93,9 @@ func (im *Importer) CSV(ctx context.Context, r io.Reader, o CSVOptions) (Summary
 				s.DuplicatePages++
 			} else {
 				s.InboxRows++
+				if err := im.probe(ctx, chunk, o.Region, &s); err != nil {
+					return err
+				}
 			}
 		} else {
 			for i := range chunk {
