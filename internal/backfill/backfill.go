@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	"github.com/consentsync/consentsync/connectors/imported"
@@ -311,14 +310,4 @@ func (im *Importer) wait(ctx context.Context, ids []int64, s *Summary) error {
 		case <-time.After(poll):
 		}
 	}
-}
-
-// sortedKeys returns m's keys in order (for stable reports).
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
