@@ -95,7 +95,8 @@ func (s *Store) SaveImport(ctx context.Context, r *ImportRun) error {
 }
 
 // FinishImport ends run r with status (ImportDone or ImportFailed) and,
-// for a failure, its cause (no credential, no address).
+// for a failure, its cause (no credential, no address); the cursor is
+// cleared.
 func (s *Store) FinishImport(ctx context.Context, r *ImportRun, status, cause string) error {
 	if err := s.SaveImport(ctx, r); err != nil {
 		return err
@@ -104,7 +105,9 @@ func (s *Store) FinishImport(ctx context.Context, r *ImportRun, status, cause st
 	if cause != "" {
 		e = sql.NullString{String: truncate(cause, 2000), Valid: true}
 	}
-	_, err := s.DB.ExecContext(ctx, `UPDATE import_runs SET status = $2, error = $3, finished_at = now(), updated_at = now()
+	// A cursor may name an address (Mailgun pages by address): it is kept
+	// only while the run is open.
+	_, err := s.DB.ExecContext(ctx, `UPDATE import_runs SET status = $2, error = $3, cursor = '', finished_at = now(), updated_at = now()
 		WHERE id = $1`, r.ID, status, e)
 	if err != nil {
 		return fmt.Errorf("store: finish import %d: %w", r.ID, err)
