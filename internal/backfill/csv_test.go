@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +222,41 @@ func FuzzCSVRow(f *testing.F) {
 			t.Fatalf("accepted row has a bad subject: %v", err)
 		}
 	})
+}
+
+// TestColumnsMapping: a mapping file (YAML field: Header) and -col pairs
+// name columns; unknown fields and malformed pairs are refused with the
+// offending text.
+func TestColumnsMapping(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/map.yaml"
+	if err := os.WriteFile(path, []byte("email: Email Address\nstatus: \"Subscription Status\"\noccurred_at: Last Changed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadColumns(path)
+	if err != nil || c[FieldEmail] != "Email Address" || c[FieldStatus] != "Subscription Status" || c[FieldOccurredAt] != "Last Changed" {
+		t.Fatalf("mapping %v %v", c, err)
+	}
+	if c.String() != "email=Email Address,status=Subscription Status,occurred_at=Last Changed" {
+		t.Errorf("String %q", c.String())
+	}
+	for _, bad := range []struct{ file, want string }{
+		{"colour: Fav\n", `unknown field "colour"`},
+		{"email: [a, b]\n", "cannot unmarshal"},
+		{"email: \"\"\n", "want field=Header"},
+	} {
+		if err := os.WriteFile(path, []byte(bad.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadColumns(path); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v", bad.file, err)
+		}
+	}
+	set := Columns{}
+	if err := set.Set(" phone = Mobile "); err != nil || set[FieldPhone] != "Mobile" {
+		t.Errorf("Set: %v %v", set, err)
+	}
+	if err := set.Set("nofield"); err == nil {
+		t.Error("pair without = accepted")
+	}
 }
