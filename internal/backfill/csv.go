@@ -54,7 +54,7 @@ var Fields = []Field{FieldEmail, FieldPhone, FieldChannel, FieldBrand, FieldPurp
 // is looked for under its canonical name.
 type Columns map[Field]string
 
-// ParseColumns reads "field=Header" pairs (the -col flag) into c.
+// Set reads one "field=Header" pair (the -col flag; flag.Value) into c.
 func (c Columns) Set(pair string) error {
 	f, h, ok := strings.Cut(pair, "=")
 	if !ok || strings.TrimSpace(h) == "" {
