@@ -145,3 +145,40 @@ var ErrLiftRefused = errors.New("the provider does not allow lifting this suppre
 type Lifter interface {
 	Lift(ctx context.Context, batch []Suppression) ([]Result, error)
 }
+
+// Listed is one suppression a provider already holds, as a backfill
+// (`consentsync import provider`) reads it: the address (or number) the
+// provider keeps, when the provider recorded it and why.
+type Listed struct {
+	Email string
+	Phone string
+	// At is the provider's own date of the suppression or unsubscribe
+	// (zero when the provider gives none).
+	At time.Time
+	// Reason is the provider's status or reason, kept as the signal's
+	// Evidence.Event: "global_unsubscribe", "unsubscribed", "cleaned",
+	// "blocklisted", "ManualSuppression", "opted_out"...
+	Reason string
+	// Purpose narrows the withdrawal to one purpose (a SendGrid group, a
+	// HubSpot subscription type mapped to one); empty means every purpose
+	// the destination honours (config destinations[].purposes).
+	Purpose consent.Purpose
+}
+
+// Lister is a destination whose provider can list the suppressions it
+// already holds, page by page, for a backfill.
+//
+// List reads the page at cursor ("" is the first page) and returns its
+// items and the cursor of the next page ("" after the last page). A cursor
+// is opaque to the caller, which persists it between pages so that an
+// interrupted backfill resumes where it stopped: it must stay valid across
+// processes (an offset, a provider's page token, a URL path without the
+// key). List follows the provider's own pagination (offset/limit, page
+// tokens, "after" cursors) and page-size limits; its errors follow Push's
+// conventions (*RetryAfterError for a 429 with the provider's reset time,
+// ErrPermanent for a refusal such as a bad key, otherwise transient). List
+// never changes the provider's state, and neither cursors nor errors carry
+// the API key.
+type Lister interface {
+	List(ctx context.Context, cursor string) (page []Listed, next string, err error)
+}

@@ -347,6 +347,9 @@ func ruleConsent(f Facts, q Question, p Policy, now time.Time) Answer {
 			if detail := st.Quality.Detail(p.StrictQuality); detail != "" {
 				a := refusal(ReasonInvalidOptIn, st.OccurredAt)
 				a.Detail = detail
+				if ImportedWithoutProof(st.Quality) {
+					a.Quality = Unknown
+				}
 				return a
 			}
 			exp := consentExpiry(f, q, st, p)
@@ -355,8 +358,12 @@ func ruleConsent(f Facts, q Question, p Policy, now time.Time) Answer {
 				a.ExpiresAt = &exp
 				return a
 			}
-			return Answer{Allowed: true, Basis: BasisConsent, Reason: ReasonConsent,
+			a := Answer{Allowed: true, Basis: BasisConsent, Reason: ReasonConsent,
 				Since: timeRef(st.OccurredAt), ExpiresAt: &exp}
+			if ImportedWithoutProof(st.Quality) {
+				a.Quality, a.Detail = Unknown, st.Quality.Unknowns()
+			}
+			return a
 		case StatusPending:
 			return refusal(ReasonPendingConfirmation, st.OccurredAt)
 		}

@@ -139,8 +139,14 @@ type Answer struct {
 	Reason  string     `json:"reason"`
 	Since   *time.Time `json:"since"`
 	// Detail explains a refusal caused by quality ("express: box was
-	// pre-ticked").
+	// pre-ticked"), or, with Quality "unknown", what could not be assessed.
 	Detail string `json:"detail,omitempty"`
+	// Quality is "unknown" when the answer rests on a grant imported by a
+	// backfill without proof of how it was collected
+	// (ImportedWithoutProof): allowed when policy.strict_quality is off,
+	// but the controller cannot demonstrate it (GDPR art. 7(1)). Empty
+	// otherwise.
+	Quality Verdict `json:"quality,omitempty"`
 	// ExpiresAt is the first instant at which a consent or soft-opt-in
 	// permission lapses (ConsentExpiresAt without new contact from the
 	// person; CustomerExpiresAt without a new order or contract); nil for

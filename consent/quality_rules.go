@@ -28,13 +28,17 @@ import (
 // view and documentation agree on the wording. No reason contains personal
 // data or a raw checkbox value.
 const (
-	reasonPreTicked        = "box was pre-ticked"
-	reasonNotATick         = "the recorded answer is not a tick"
-	reasonTicked           = "the person ticked the box"
-	reasonTickedConfirmed  = "the person ticked the box and clicked the confirmation"
-	reasonConfirmed        = "the person clicked the confirmation (double opt-in)"
-	reasonNoTickShown      = "the answer does not show a tick"
-	reasonHowUnknown       = "provider reported a subscription without how it was collected"
+	reasonPreTicked       = "box was pre-ticked"
+	reasonNotATick        = "the recorded answer is not a tick"
+	reasonTicked          = "the person ticked the box"
+	reasonTickedConfirmed = "the person ticked the box and clicked the confirmation"
+	reasonConfirmed       = "the person clicked the confirmation (double opt-in)"
+	reasonNoTickShown     = "the answer does not show a tick"
+	reasonHowUnknown      = "provider reported a subscription without how it was collected"
+	// ReasonImported is criterion express's reason for a grant imported by
+	// a backfill with neither a tick nor a confirmation: how it was
+	// collected is not known (Evidence.Imported).
+	ReasonImported         = "imported without proof of how it was collected"
 	reasonRequired         = "the box had to be ticked to submit the form (consent made a condition)"
 	reasonOptionalBox      = "separate optional box"
 	reasonOptionalUnknown  = "no evidence the opt-in was optional"
@@ -169,6 +173,30 @@ const LiftingEvidence = `Criterion "express" passes, so a grant can lift a withd
 - a double opt-in confirmation on a granted signal: Evidence.confirmed_at not before the signal's occurred_at, or Evidence.opt_in_level "confirmed_opt_in" (Shopify) or "double_opt_in" (form mappings).
 Nothing else passes: a provider's "subscribed" with only an event name or another opt-in level (Mailchimp subscribe, opt_in_level "list_setting"; Shopify subscribed with "single_opt_in" or "unknown"; a Postmark reactivation), a pre-ticked box, a "no" value, or a pending double opt-in leaves express unknown or failed, and the withdrawal or erasure in force.`
 
+// ImportedWithoutProof reports whether quality q is that of a grant a
+// backfill imported with no proof of how it was collected (criterion
+// express unknown with ReasonImported).
+func ImportedWithoutProof(q Quality) bool {
+	for _, a := range q {
+		if a.Criterion == CriterionExpress {
+			return a.Verdict == Unknown && a.Reason == ReasonImported
+		}
+	}
+	return false
+}
+
+// Unknowns renders q's unknown assessments as "criterion: reason" joined
+// by "; " ("" when none).
+func (q Quality) Unknowns() string {
+	var parts []string
+	for _, a := range q {
+		if a.Verdict == Unknown {
+			parts = append(parts, a.String())
+		}
+	}
+	return strings.Join(parts, reasonProblemSeparator)
+}
+
 // ExpressPassed reports whether quality q has criterion express passed (see
 // LiftingEvidence). A nil or unassessed quality has not.
 func ExpressPassed(q Quality) bool {
@@ -215,6 +243,8 @@ func assessExpress(e Evidence, box tick, problems []string) Assessment {
 		return Assessment{CriterionExpress, Pass, reasonConfirmed}
 	case box == tickUnread:
 		return Assessment{CriterionExpress, Unknown, reasonNoTickShown}
+	case strings.TrimSpace(e.Imported) != "":
+		return Assessment{CriterionExpress, Unknown, ReasonImported}
 	}
 	return Assessment{CriterionExpress, Unknown, reasonHowUnknown}
 }

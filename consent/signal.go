@@ -183,6 +183,13 @@ type Evidence struct {
 	// GPC is set when the request carried the Global Privacy Control
 	// header "Sec-GPC: 1" (https://privacycg.github.io/gpc-spec/).
 	GPC bool `json:"gpc,omitempty"`
+	// Imported says the signal came from a backfill (`consentsync
+	// import`), not from a live event: "imported from <destination or
+	// source> at <RFC 3339 time>". A grant imported without a tick or a
+	// confirmation has criterion express unknown with ReasonImported, and
+	// eligibility answers resting on it carry Answer.Quality "unknown".
+	// omitempty: the evidence hash of evidence without it is unchanged.
+	Imported string `json:"imported,omitempty"`
 }
 
 // Scope is how far a withdrawal reaches: the signal's own brand, or every
@@ -299,7 +306,7 @@ func CleanText(s string, max int) string {
 // withdrawal from being recorded.
 func (e Evidence) Clean() Evidence {
 	for _, p := range []*string{&e.EventID, &e.Event, &e.FormID, &e.ListID, &e.Field, &e.WordingVersion,
-		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel, &e.ConsentString} {
+		&e.WordingHash, &e.PartnerList, &e.PageURL, &e.IP, &e.UserAgent, &e.Checkbox, &e.OptInLevel, &e.ConsentString, &e.Imported} {
 		*p = CleanText(*p, maxEvidenceText)
 	}
 	return e

@@ -25,6 +25,7 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/imported"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/metrics"
 	"github.com/consentsync/consentsync/internal/tracing"
@@ -405,6 +406,15 @@ func (w *Worker) resolvedSources() []string { return w.resolved }
 // resolves its sender ids (PrepareFunc): an unknown source or an
 // unparseable body is final, a failed resolution is not.
 func (w *Worker) prepare(ctx context.Context, in *store.Inbound) (Prepared, error) {
+	if in.Kind == imported.Kind {
+		// A backfill's page (`consentsync import`): its source is the
+		// destination or export it was read from, not a configured source.
+		batch, err := imported.Parse(in.Source, in.Body)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("parse: %v: %w", err, ErrFinal)
+		}
+		return PrepareBatch(batch, w.prepareOptions(in)), nil
+	}
 	src, ok := w.Sources[in.Source]
 	if !ok {
 		return Prepared{}, fmt.Errorf("source not configured: %w", ErrFinal)

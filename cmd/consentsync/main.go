@@ -19,6 +19,7 @@
 //	consentsync overdue                 withdrawals not honoured everywhere within the deadline
 //	consentsync healthcheck [-url URL]  exit 0 when /readyz answers 200 (container healthchecks)
 //	consentsync sandbox [-addr :9200]   the fake provider APIs the demo and docker compose use
+//	consentsync import provider|csv     backfill existing suppressions and exports
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN, CONSENTSYNC_VIEWER_TOKEN.
@@ -78,6 +79,8 @@ Commands:
                               withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h); exit 1 when any
   healthcheck [-url URL]      exit 0 when /readyz answers 200 (for container healthchecks; default: this process's OPS_ADDR, else HTTP_ADDR)
   sandbox [-addr :9200]       serve the fake provider APIs (SendGrid, Mailchimp, HubSpot, ...) the demo and docker compose use
+  import provider -destination N   backfill: import the suppressions a destination's provider already holds (resumable)
+  import csv FILE -source N   backfill: import an export of opt-ins and opt-outs (-dry-run, -col field=Header; README "Backfill")
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL,
 HTTP_ADDR (public: webhooks and probes, default :8080),
@@ -130,6 +133,8 @@ func main() {
 		err = healthcheck(ctx, args, os.Stdout)
 	case "sandbox":
 		err = runSandbox(ctx, log, args)
+	case "import":
+		err = importCmd(ctx, log, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -465,11 +465,16 @@ func reasonOf(sts []StatusResult) string {
 // turning HubSpot's 429 without Retry-After into a *RetryAfterError whose
 // delay follows the X-HubSpot-RateLimit-* headers (see Destination).
 func (d *Destination) post(ctx context.Context, path string, body any) (*connectors.Response, error) {
+	return d.postTo(ctx, path+channelQuery, body)
+}
+
+// postTo is post to pathQuery as given (no channel query).
+func (d *Destination) postTo(ctx context.Context, pathQuery string, body any) (*connectors.Response, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("hubspot: encode request: %w", err)
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, d.base+path+channelQuery, payload)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, d.base+pathQuery, payload)
 	if err != nil {
 		return nil, connectors.Permanent("hubspot: build request: %s", connectors.Redact(err.Error(), d.key))
 	}

@@ -49,6 +49,8 @@ type Destination struct {
 	onBehalfOf string
 	base       string
 	http       *retryablehttp.Client
+	// groups maps an unsubscribe group id to a purpose (List).
+	groups map[string]string
 }
 
 // NewDestination builds a SendGrid destination. cfg.APIKey is required;
@@ -64,7 +66,13 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 		return nil, err
 	}
 	client := deps.HTTPClient(cfg.Timeout)
-	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: config.OptionsOf[Options](cfg.Options).OnBehalfOf, base: base, http: client}, nil
+	o := config.OptionsOf[Options](cfg.Options)
+	for id, p := range o.Groups {
+		if _, err := consent.ParsePurpose(p); err != nil {
+			return nil, fmt.Errorf("groups[%s]: %w", id, err)
+		}
+	}
+	return &Destination{name: cfg.Name, key: cfg.APIKey, onBehalfOf: o.OnBehalfOf, base: base, http: client, groups: o.Groups}, nil
 }
 
 // MaxBatch is MaxRecipients.

@@ -10,6 +10,10 @@ type Options struct {
 	// OnBehalfOf is sent as the "on-behalf-of" header: a subuser name or
 	// "account-id N" (parent accounts acting for a subuser).
 	OnBehalfOf string `yaml:"on_behalf_of"`
+	// Groups maps an unsubscribe group id to the purpose a suppression in
+	// that group withdraws, for `consentsync import provider` (group
+	// suppressions of groups not named are not imported).
+	Groups map[string]string `yaml:"groups"`
 }
 
 // SourceOptions are a SendGrid source's own keys.

@@ -47,7 +47,12 @@ func PrintSubject(ctx context.Context, w io.Writer, svc *service.Service, raw st
 	fmt.Fprintln(w, "\nMAY WE SEND?")
 	fmt.Fprintln(tw, "BRAND\tCHANNEL\tPURPOSE\tALLOWED\tBASIS\tREASON\tSINCE\tEXPIRES")
 	for _, a := range v.Eligibility {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", a.Brand, a.Channel, a.Purpose, a.Allowed, a.Basis, a.Reason, day(a.Since), day(a.ExpiresAt))
+		reason := a.Reason
+		if a.Quality != "" {
+			// An imported grant without proof (consent.Answer.Quality).
+			reason += " (quality " + string(a.Quality) + ": imported without proof)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", a.Brand, a.Channel, a.Purpose, a.Allowed, a.Basis, reason, day(a.Since), day(a.ExpiresAt))
 	}
 	_ = tw.Flush()
 	h, err := svc.History(ctx, raw)

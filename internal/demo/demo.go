@@ -137,13 +137,20 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	sb := sandbox.New(sandbox.WithHubSpotContacts(contacts))
+	sb := sandbox.New(append(seedPriorSuppressions(), sandbox.WithHubSpotContacts(contacts))...)
+	seedOthers(sb)
 	// The sales team's CRM already holds the fixtures' people as contacts.
 	people, err := fixtures.All()
 	if err != nil {
 		return err
 	}
 	inCRM := map[string]bool{}
+	for _, p := range priorSuppressions {
+		if k := strings.ToLower(p.Email); !inCRM[k] && p.Destination != "salesforce-acme" {
+			inCRM[k] = true
+			sb.Others().Salesforce.AddContact(p.Email)
+		}
+	}
 	for _, fx := range people {
 		for _, sig := range fx.Expect.Signals {
 			if k := strings.ToLower(sig.Email); k != "" && !inCRM[k] {
@@ -228,6 +235,8 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 		<-workDone
 	}()
 
+	// Day one: import what the providers already hold, then go live.
+	prior := backfillSandbox(ctx, a, o.Timeout)
 	all, err := fixtures.All()
 	if err != nil {
 		return err
@@ -239,7 +248,7 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	drained := waitDrained(ctx, a, o.Timeout)
 	pg := runPages(ctx, a, base, cfg, o.Timeout)
 	drained = waitDrained(ctx, a, o.Timeout) && drained
-	err = report(ctx, out, a, sb, results, pg, drained, time.Since(start))
+	err = report(ctx, out, a, sb, prior, results, pg, drained, time.Since(start))
 	if o.Serve && err == nil {
 		fmt.Fprintf(out, "\nserving the pages and the API at %s until interrupted (Ctrl-C): open the preference centre link above\n", base)
 		<-ctx.Done()

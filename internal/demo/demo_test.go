@@ -43,7 +43,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"hubspot-optout-batch", "CONSENT RECORD", "SUPPRESSIONS PUSHED", "Lena.Martin@Example.com", "withdrawn", "OK: every webhook",
-		"ONE-CLICK UNSUBSCRIBE", "List-Unsubscribe-Post: List-Unsubscribe=One-Click", "/p/demo."} {
+		"ONE-CLICK UNSUBSCRIBE", "List-Unsubscribe-Post: List-Unsubscribe=One-Click", "/p/demo.",
+		"BACKFILL", "Early.Leaver@example.net (mailchimp-acme since 2021-03-04): held by SendGrid, Mailchimp unsubscribed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

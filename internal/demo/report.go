@@ -19,10 +19,10 @@ import (
 
 // report checks the outcome and prints it. It returns an error listing
 // every problem found.
-func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox, results []posted, pg pagesOutcome, drained bool, took time.Duration) error {
-	var problems []string
+func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox, prior backfilled, results []posted, pg pagesOutcome, drained bool, took time.Duration) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(out, "consentsync demo: %d real-format webhooks, signed as their senders sign them\n\n", len(results))
+	problems := reportBackfill(ctx, out, a, sb, prior)
 
 	fmt.Fprintln(tw, "WEBHOOK\tSOURCE\tHTTP\tSIGNALS IN LEDGER\tNOTE")
 	for _, r := range results {
@@ -132,7 +132,7 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 		}
 		return fmt.Errorf("%d problem(s)", len(problems))
 	}
-	fmt.Fprintln(out, "OK: every webhook stored and processed, every expected signal in the ledger, every suppression pushed.")
+	fmt.Fprintln(out, "OK: every webhook stored and processed, every expected signal in the ledger, every suppression pushed, every prior suppression imported and pushed everywhere else.")
 	return nil
 }
 

@@ -32,7 +32,8 @@ const (
 
 // Others are the fakes of the destinations beyond SendGrid and Mailchimp,
 // each mounted under its own prefix: /brevo, /postmark, /mailgun, /klaviyo, /ses,
-// /hubspot/communication-preferences (beside the HubSpot contacts fake)
+// /hubspot/communication-preferences and /hubspot/crm/v3/objects/contacts/search
+// (beside the HubSpot contacts fake)
 // and /salesforce.
 type Others struct {
 	Brevo      *brevofake.Fake
@@ -69,4 +70,6 @@ func (o *Others) mount(mux *http.ServeMux) {
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
 	}
 	mux.Handle("/hubspot/communication-preferences/", http.StripPrefix("/hubspot", o.HubSpot.Handler()))
+	// The destination's backfill searches opted-out contacts.
+	mux.Handle("POST /hubspot/crm/v3/objects/contacts/search", http.StripPrefix("/hubspot", o.HubSpot.Handler()))
 }

@@ -224,6 +224,18 @@ func WithMailchimpMember(listID, email, status string) Option {
 	return func(s *Sandbox) { s.mailchimp.AddMember(listID, email, status) }
 }
 
+// WithMailchimpMemberAt adds an existing member whose status last changed
+// at (a member unsubscribed before consentsync existed, for backfills).
+func WithMailchimpMemberAt(listID, email, status string, at time.Time) Option {
+	return func(s *Sandbox) { s.mailchimp.AddMemberAt(listID, email, status, at) }
+}
+
+// WithSendGridSuppressedAt starts the sandbox with email globally
+// suppressed at SendGrid since at.
+func WithSendGridSuppressedAt(email string, at time.Time) Option {
+	return func(s *Sandbox) { s.sendgrid.SuppressAt(email, at) }
+}
+
 // WithSendGridSuppressed starts the sandbox with these addresses globally
 // suppressed at SendGrid.
 func WithSendGridSuppressed(emails ...string) Option {

@@ -111,6 +111,30 @@ func WithContacts(emails ...string) Option {
 	}
 }
 
+// WithBlocklisted starts the fake with a contact for email whose email
+// is blocklisted since at (its modifiedAt): an unsubscribe older than
+// consentsync, for backfills.
+func WithBlocklisted(email string, at time.Time) Option {
+	return func(f *Fake) { f.Blocklist(email, at) }
+}
+
+// Blocklist blocklists email's contact (created when missing) since at,
+// no call recorded (see WithBlocklisted).
+func (f *Fake) Blocklist(email string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(email, "")
+	if c == nil {
+		c = f.create(email, "")
+	}
+	c.EmailBlacklisted, c.ModifiedAt = true, at.UTC()
+}
+
+// MaxListLimit is the largest limit "Get all the contacts" accepts
+// (https://developers.brevo.com/reference/get-contacts: "maximum 1000");
+// more is a 400.
+const MaxListLimit = 1000
+
 // New returns a fake accepting DefaultKey with no contact.
 func New(opts ...Option) *Fake {
 	f := &Fake{key: DefaultKey, maxBatch: DefaultMaxBatch, nextID: 1, contacts: map[int64]*Contact{}, byEmail: map[string]int64{}, bySMS: map[string]int64{}}
@@ -316,6 +340,7 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("POST /v3/contacts", f.createContact)
 	mux.HandleFunc("GET /v3/contacts/{identifier}", f.get)
 	mux.HandleFunc("PUT /v3/contacts/{identifier}", f.update)
+	mux.HandleFunc("GET /v3/contacts", f.list)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("not_found", "Invalid route"))
 	})
@@ -550,12 +575,7 @@ func (f *Fake) get(w http.ResponseWriter, r *http.Request) {
 	}
 	var out map[string]any
 	if c != nil {
-		attrs := map[string]any{}
-		if c.SMS != "" {
-			attrs["SMS"] = phoneKey(c.SMS)
-		}
-		out = map[string]any{"email": c.Email, "id": c.ID, "emailBlacklisted": c.EmailBlacklisted, "smsBlacklisted": c.SMSBlacklisted,
-			"createdAt": c.CreatedAt.Format(time.RFC3339), "modifiedAt": c.ModifiedAt.Format(time.RFC3339), "attributes": attrs, "listIds": []int{}}
+		out = contactJSON(c)
 	}
 	f.mu.Unlock()
 	if out == nil {
@@ -563,4 +583,59 @@ func (f *Fake) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fakeapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// contactJSON is a contact as Brevo answers it.
+func contactJSON(c *Contact) map[string]any {
+	attrs := map[string]any{}
+	if c.SMS != "" {
+		attrs["SMS"] = phoneKey(c.SMS)
+	}
+	return map[string]any{"email": c.Email, "id": c.ID, "emailBlacklisted": c.EmailBlacklisted, "smsBlacklisted": c.SMSBlacklisted,
+		"createdAt": c.CreatedAt.Format(time.RFC3339), "modifiedAt": c.ModifiedAt.Format(time.RFC3339), "attributes": attrs, "listIds": []int{}}
+}
+
+// list answers GET /v3/contacts?limit=N&offset=M&sort=asc|desc ("Get all
+// the contacts"): 200 {"contacts": [...], "count": total}, at most limit
+// contacts (default 50) from offset, in order of creation (descending
+// unless sort=asc, as Brevo's). A limit over MaxListLimit or a bad number
+// or sort is a 400.
+func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
+	if !f.auth(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	num := func(name string, def int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.Atoi(v)
+		return n, err == nil && n >= 0
+	}
+	limit, ok1 := num("limit", 50)
+	offset, ok2 := num("offset", 0)
+	sortDir := q.Get("sort")
+	if !ok1 || !ok2 || limit > MaxListLimit || sortDir != "" && sortDir != "asc" && sortDir != "desc" {
+		bad(w, "out_of_range", "limit must be 0 to 1000, offset non-negative, sort asc or desc")
+		return
+	}
+	f.mu.Lock()
+	ids := make([]int64, 0, len(f.contacts))
+	for id := range f.contacts {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if sortDir == "asc" {
+			return ids[i] < ids[j]
+		}
+		return ids[i] > ids[j]
+	})
+	out := []map[string]any{}
+	for i := offset; i < len(ids) && len(out) < limit; i++ {
+		out = append(out, contactJSON(f.contacts[ids[i]]))
+	}
+	total := len(ids)
+	f.mu.Unlock()
+	fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"contacts": out, "count": total})
 }

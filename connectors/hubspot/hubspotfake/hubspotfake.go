@@ -7,6 +7,7 @@
 //	POST /communication-preferences/v4/statuses/batch/read?channel=EMAIL
 //	POST /communication-preferences/v4/statuses/batch/unsubscribe-all?channel=EMAIL
 //	POST /communication-preferences/v4/statuses/batch/unsubscribe-all/read?channel=EMAIL
+//	POST /crm/v3/objects/contacts/search                 CRM search (opted-out contacts)
 //
 // References: https://developers.hubspot.com/docs/guides/api/marketing/subscriptions
 // and the batch endpoints under
@@ -57,6 +58,8 @@ const (
 
 // Contact is the fake's state for one address.
 type Contact struct {
+	// ID is the contact's hs_object_id (assigned in order of creation).
+	ID int64
 	// Email as first seen.
 	Email string
 	// Statuses by subscription type id.
@@ -76,7 +79,18 @@ type Fake struct {
 	key      string
 	types    map[string]bool // subscription type ids defined in the portal
 	contacts map[string]*Contact
+	nextID   int64
 }
+
+// MaxSearchLimit is the largest limit of a CRM search page, and
+// MaxSearchResults the most results one search query pages through
+// (https://developers.hubspot.com/docs/guides/api/crm/search: "limit ...
+// maximum of 200", "limited to 10,000 total results for any given
+// query"); beyond either the fake answers 400.
+const (
+	MaxSearchLimit   = 200
+	MaxSearchResults = 10000
+)
 
 // Option configures New.
 type Option func(*Fake)
@@ -163,7 +177,8 @@ func (f *Fake) contact(email string) *Contact {
 	k := fakeapi.Lower(email)
 	c, ok := f.contacts[k]
 	if !ok {
-		c = &Contact{Email: strings.TrimSpace(email), Statuses: map[string]string{}}
+		f.nextID++
+		c = &Contact{ID: f.nextID, Email: strings.TrimSpace(email), Statuses: map[string]string{}}
 		f.contacts[k] = c
 	}
 	return c
@@ -265,6 +280,7 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("POST /communication-preferences/v4/statuses/batch/read", f.read)
 	mux.HandleFunc("POST /communication-preferences/v4/statuses/batch/unsubscribe-all", f.unsubscribeAll)
 	mux.HandleFunc("POST /communication-preferences/v4/statuses/batch/unsubscribe-all/read", f.readAll)
+	mux.HandleFunc("POST /crm/v3/objects/contacts/search", f.search)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("OBJECT_NOT_FOUND", "resource not found"))
 	})
@@ -512,4 +528,106 @@ func mustJSON(v any) string {
 		return `{"status":"error","message":"hubspotfake: cannot encode answer","category":"ERROR"}`
 	}
 	return string(b)
+}
+
+// search answers POST /crm/v3/objects/contacts/search: {"filterGroups":
+// [{"filters": [{"propertyName", "operator", "value"}]}], "sorts",
+// "properties", "limit", "after"}. The fake understands the filters
+// hs_email_optout EQ "true"|"false" and hs_object_id GT n (ANDed within a
+// group), and sorts by hs_object_id ascending whatever is asked. The answer
+// is 200 {"total", "results": [{"id", "properties": {"email",
+// "hs_email_optout", "hs_object_id"}}], "paging": {"next": {"after"}}}
+// (paging only when more results follow). A limit over MaxSearchLimit,
+// paging past MaxSearchResults, an unknown filter or a bad body is a 400.
+func (f *Fake) search(w http.ResponseWriter, r *http.Request) {
+	if !f.Authorized(r) {
+		fakeapi.WriteRaw(w, http.StatusUnauthorized, "application/json", ErrorBody("INVALID_AUTHENTICATION", authMessage))
+		return
+	}
+	var req struct {
+		FilterGroups []struct {
+			Filters []struct {
+				PropertyName string `json:"propertyName"`
+				Operator     string `json:"operator"`
+				Value        string `json:"value"`
+			} `json:"filters"`
+		} `json:"filterGroups"`
+		Limit int    `json:"limit"`
+		After string `json:"after"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, fakeapi.MaxBody))
+	invalid := func(msg string) {
+		fakeapi.WriteRaw(w, http.StatusBadRequest, "application/json", ErrorBody("VALIDATION_ERROR", msg))
+	}
+	if json.Unmarshal(body, &req) != nil {
+		invalid("Invalid input JSON")
+		return
+	}
+	if req.Limit == 0 {
+		req.Limit = 10
+	}
+	after := 0
+	if req.After != "" {
+		if _, err := fmt.Sscan(req.After, &after); err != nil || after < 0 {
+			invalid("after: must be a number")
+			return
+		}
+	}
+	if req.Limit < 0 || req.Limit > MaxSearchLimit || after+req.Limit > MaxSearchResults {
+		invalid(fmt.Sprintf("limit must be 1..%d and results are limited to %d per query", MaxSearchLimit, MaxSearchResults))
+		return
+	}
+	type pred func(*Contact) bool
+	var groups [][]pred
+	for _, g := range req.FilterGroups {
+		var ps []pred
+		for _, fl := range g.Filters {
+			switch {
+			case fl.PropertyName == "hs_email_optout" && fl.Operator == "EQ":
+				want := fl.Value == "true"
+				ps = append(ps, func(c *Contact) bool { return c.OptedOutOfAll == want })
+			case fl.PropertyName == "hs_object_id" && fl.Operator == "GT":
+				var n int64
+				if _, err := fmt.Sscan(fl.Value, &n); err != nil {
+					invalid("hs_object_id: not a number")
+					return
+				}
+				ps = append(ps, func(c *Contact) bool { return c.ID > n })
+			default:
+				invalid("this fake does not support filter " + fl.PropertyName + " " + fl.Operator)
+				return
+			}
+		}
+		groups = append(groups, ps)
+	}
+	f.mu.Lock()
+	var match []*Contact
+	for _, c := range f.contacts {
+		ok := len(groups) == 0
+		for _, g := range groups {
+			all := true
+			for _, p := range g {
+				all = all && p(c)
+			}
+			ok = ok || all
+		}
+		if ok {
+			cc := *c
+			match = append(match, &cc)
+		}
+	}
+	f.mu.Unlock()
+	sort.Slice(match, func(i, j int) bool { return match[i].ID < match[j].ID })
+	results := []map[string]any{}
+	for i := after; i < len(match) && len(results) < req.Limit; i++ {
+		c := match[i]
+		id := fmt.Sprint(c.ID)
+		results = append(results, map[string]any{"id": id, "properties": map[string]any{
+			"email": c.Email, "hs_email_optout": fmt.Sprint(c.OptedOutOfAll), "hs_object_id": id}})
+	}
+	out := map[string]any{"total": len(match), "results": results}
+	if after+len(results) < len(match) {
+		out["paging"] = map[string]any{"next": map[string]any{"after": fmt.Sprint(after + len(results))}}
+	}
+	fakeapi.WriteRaw(w, http.StatusOK, "application/json", mustJSON(out))
 }

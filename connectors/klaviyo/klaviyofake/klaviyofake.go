@@ -48,7 +48,18 @@ type Profile struct {
 	// Lists are the ids of the lists the profile is a member of.
 	Lists     []string
 	UpdatedAt time.Time
+	// Suppression is the reason Klaviyo suppressed the profile for email
+	// (USER_SUPPRESSED, HARD_BOUNCE, SPAM_COMPLAINT, UNSUBSCRIBE, ...) since
+	// SuppressedAt; an unsubscribed profile is listed as suppressed
+	// UNSUBSCRIBE since UpdatedAt.
+	Suppression  string
+	SuppressedAt time.Time
 }
+
+// MaxPageSize is the largest page[size] of Get Profiles
+// (https://developers.klaviyo.com/en/reference/get_profiles: 1-100); more
+// is a 400.
+const MaxPageSize = 100
 
 // Job is one accepted bulk unsubscribe job.
 type Job struct {
@@ -302,8 +313,15 @@ func (f *Fake) profile(email string) *Profile {
 
 var filterRE = regexp.MustCompile(`^equals\(email,"([^"\\]*)"\)$`)
 
+// suppressedRE is the listing filter: profiles suppressed after a time.
+var suppressedRE = regexp.MustCompile(`^greater-than\(subscriptions\.email\.marketing\.suppression\.timestamp,([0-9TZ:.+-]+)\)$`)
+
 func (f *Fake) getProfiles(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if sm := suppressedRE.FindStringSubmatch(q.Get("filter")); sm != nil {
+		f.listSuppressed(w, r, sm[1])
+		return
+	}
 	m := filterRE.FindStringSubmatch(q.Get("filter"))
 	if m == nil {
 		writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "Invalid filter provided.", "/filter")
@@ -393,6 +411,15 @@ func (f *Fake) SetProfile(email, consent string, lists ...string) {
 	p.UpdatedAt = f.clock()
 }
 
+// SetSuppressed suppresses email's profile for reason since at (no call
+// recorded): a suppression older than consentsync, for backfills.
+func (f *Fake) SetSuppressed(email, reason string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.profile(email)
+	p.Suppression, p.SuppressedAt = reason, at.UTC()
+}
+
 // Forget resubscribes email's profile without a call (someone changed it in
 // Klaviyo's UI: drift). A missing profile is left missing.
 func (f *Fake) Forget(email string) {
@@ -436,4 +463,90 @@ func (f *Fake) Unsubscribed() []string {
 // "throttled" error body.
 func Throttled(seconds int) fakeapi.Answer {
 	return fakeapi.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(seconds)}}}
+}
+
+// suppressionOf is p's listed suppression: its own, else UNSUBSCRIBE when
+// unsubscribed; ok false when neither.
+func suppressionOf(p *Profile) (reason string, at time.Time, ok bool) {
+	switch {
+	case p.Suppression != "":
+		return p.Suppression, p.SuppressedAt, true
+	case p.Consent == Unsubscribed:
+		return "UNSUBSCRIBE", p.UpdatedAt, true
+	}
+	return "", time.Time{}, false
+}
+
+// listSuppressed answers GET /api/profiles?filter=greater-than(
+// subscriptions.email.marketing.suppression.timestamp,T)&page[size]=N
+// [&page[cursor]=C]: the suppressed profiles after T, oldest suppression
+// first (then by id), at most N (default 20, at most MaxPageSize, else
+// 400), with "links": {"next": URL carrying page[cursor]} while more
+// follow. Each profile carries subscriptions.email.marketing.suppression
+// [{"reason", "timestamp"}].
+func (f *Fake) listSuppressed(w http.ResponseWriter, r *http.Request, after string) {
+	q := r.URL.Query()
+	since, err := time.Parse(time.RFC3339, after)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "Invalid filter provided.", "/filter")
+		return
+	}
+	size := 20
+	if v := q.Get("page[size]"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "page[size] must be between 1 and 100.", "/page[size]")
+			return
+		}
+		size = n
+	}
+	offset := 0
+	if v := q.Get("page[cursor]"); v != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(v, "bz"))
+		if err != nil || !strings.HasPrefix(v, "bz") || n < 0 {
+			writeErr(w, http.StatusBadRequest, "invalid", "Invalid input.", "Invalid page cursor.", "/page[cursor]")
+			return
+		}
+		offset = n
+	}
+	type row struct {
+		p      Profile
+		reason string
+		at     time.Time
+	}
+	f.mu.Lock()
+	var rows []row
+	for _, p := range f.profiles {
+		if reason, at, ok := suppressionOf(p); ok && at.After(since) {
+			rows = append(rows, row{*p, reason, at})
+		}
+	}
+	f.mu.Unlock()
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].at.Equal(rows[j].at) {
+			return rows[i].at.Before(rows[j].at)
+		}
+		return rows[i].p.ID < rows[j].p.ID
+	})
+	data := []any{}
+	for i := offset; i < len(rows) && len(data) < size; i++ {
+		rw := rows[i]
+		data = append(data, map[string]any{"type": "profile", "id": rw.p.ID, "attributes": map[string]any{
+			"email": rw.p.Email, "updated": rw.p.UpdatedAt.UTC().Format(time.RFC3339),
+			"subscriptions": map[string]any{"email": map[string]any{"marketing": map[string]any{
+				"can_receive_email_marketing": false, "consent": rw.p.Consent,
+				"suppression":       []any{map[string]any{"reason": rw.reason, "timestamp": rw.at.UTC().Format(time.RFC3339)}},
+				"list_suppressions": []any{},
+			}}},
+		}})
+	}
+	links := map[string]any{"self": "https://a.klaviyo.com/api/profiles/", "next": nil, "prev": nil}
+	if offset+len(data) < len(rows) {
+		nq := r.URL.Query()
+		nq.Set("page[cursor]", "bz"+strconv.Itoa(offset+len(data)))
+		links["next"] = "https://a.klaviyo.com/api/profiles/?" + nq.Encode()
+	}
+	w.Header().Set("Content-Type", "application/vnd.api+json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(map[string]any{"data": data, "links": links})
 }

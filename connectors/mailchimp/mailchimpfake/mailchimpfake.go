@@ -5,6 +5,7 @@
 //
 //	POST /3.0/lists/{list_id}                            batch subscribe or unsubscribe
 //	GET  /3.0/lists/{list_id}/members/{subscriber_hash}  get member info
+//	GET  /3.0/lists/{list_id}/members?status=&count=&offset=  list members info (paged)
 //
 // Reference: https://mailchimp.com/developer/marketing/api/list-members/
 // and https://mailchimp.com/developer/marketing/api/lists/ ("Batch
@@ -30,7 +31,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/consentsync/consentsync/internal/fakeapi"
 )
@@ -59,7 +62,15 @@ type Member struct {
 	ListID       string `json:"list_id"`
 	EmailAddress string `json:"email_address"`
 	Status       string `json:"status"`
+	// LastChanged is when the member's status last changed (Mailchimp's
+	// last_changed).
+	LastChanged time.Time `json:"last_changed"`
 }
+
+// MaxCount is the largest count (page size) "List members info" accepts
+// (https://mailchimp.com/developer/marketing/api/list-members/list-members-info/:
+// "Maximum value is 1000"); more is a 400.
+const MaxCount = 1000
 
 // Fake is one Mailchimp account's audiences. Use New.
 type Fake struct {
@@ -87,6 +98,11 @@ func WithForgotten(emails ...string) Option { return func(f *Fake) { f.SetForgot
 // WithMember: see AddMember.
 func WithMember(listID, email, status string) Option {
 	return func(f *Fake) { f.AddMember(listID, email, status) }
+}
+
+// WithMemberAt: see AddMemberAt.
+func WithMemberAt(listID, email, status string, at time.Time) Option {
+	return func(f *Fake) { f.AddMemberAt(listID, email, status, at) }
 }
 
 // New returns a fake accepting DefaultKey with empty lists.
@@ -171,9 +187,15 @@ func (f *Fake) SetForgotten(emails ...string) {
 // "unsubscribed", "cleaned", "pending" or "transactional"), no call
 // recorded.
 func (f *Fake) AddMember(listID, email, status string) {
+	f.AddMemberAt(listID, email, status, time.Now())
+}
+
+// AddMemberAt is AddMember with the member's last_changed (a member
+// unsubscribed before consentsync existed, for backfills).
+func (f *Fake) AddMemberAt(listID, email, status string, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.listLocked(listID)[SubscriberHash(email)] = Member{ListID: listID, EmailAddress: email, Status: status}
+	f.listLocked(listID)[SubscriberHash(email)] = Member{ListID: listID, EmailAddress: email, Status: status, LastChanged: at.UTC()}
 }
 
 // Forget deletes a member from a list behind consentsync's back (an
@@ -239,6 +261,7 @@ func (f *Fake) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /3.0/lists/{list_id}", f.batch)
 	mux.HandleFunc("GET /3.0/lists/{list_id}/members/{subscriber_hash}", f.member)
+	mux.HandleFunc("GET /3.0/lists/{list_id}/members", f.list)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, problemJSON, notFound())
 	})
@@ -351,8 +374,8 @@ func (f *Fake) batch(w http.ResponseWriter, r *http.Request) {
 				fail("ERROR_GENERIC", "Invalid status: "+m.Status)
 				continue
 			}
-			if m.Status != "" {
-				cur.Status = m.Status
+			if m.Status != "" && m.Status != cur.Status {
+				cur.Status, cur.LastChanged = m.Status, time.Now().UTC()
 			}
 			list[h] = cur
 			updM = append(updM, answerOf(cur))
@@ -365,7 +388,7 @@ func (f *Fake) batch(w http.ResponseWriter, r *http.Request) {
 				fail("ERROR_GENERIC", "Invalid status: "+st)
 				continue
 			}
-			nm := Member{ListID: listID, EmailAddress: m.EmailAddress, Status: st}
+			nm := Member{ListID: listID, EmailAddress: m.EmailAddress, Status: st, LastChanged: time.Now().UTC()}
 			list[h] = nm
 			newM = append(newM, answerOf(nm))
 		}
@@ -398,6 +421,69 @@ func (f *Fake) member(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fakeapi.WriteRaw(w, http.StatusOK, "application/json; charset=utf-8", mustJSON(answerOf(m)))
+}
+
+// list answers GET /3.0/lists/{list_id}/members?status=S&count=N&offset=M
+// ("List members info"): 200 {"members": [{id, email_address,
+// unique_email_id, status, list_id, last_changed, unsubscribe_reason}],
+// "list_id", "total_items"} with at most count members of status S (any
+// status when absent) from offset, sorted by address; count defaults to
+// 10, as Mailchimp's. A count over MaxCount, a negative or non-numeric
+// count or offset, or an unknown status is a 400 problem detail; an
+// unknown list is 404.
+func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
+	if !f.auth(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	num := func(name string, def int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.Atoi(v)
+		return n, err == nil && n >= 0
+	}
+	count, ok1 := num("count", 10)
+	offset, ok2 := num("offset", 0)
+	status := q.Get("status")
+	if !ok1 || !ok2 || count > MaxCount || status != "" && !statuses[status] && status != "archived" {
+		fakeapi.WriteRaw(w, http.StatusBadRequest, problemJSON, mustJSON(Problem(http.StatusBadRequest, "Invalid Resource",
+			"The resource submitted could not be validated: count must be 0 to 1000, offset non-negative, status a member status.")))
+		return
+	}
+	listID := r.PathValue("list_id")
+	f.mu.Lock()
+	_, known := f.members[listID]
+	all := f.membersLocked(listID)
+	f.mu.Unlock()
+	if !known {
+		fakeapi.WriteRaw(w, http.StatusNotFound, problemJSON, notFound())
+		return
+	}
+	var match []Member
+	for _, m := range all {
+		if status == "" || m.Status == status {
+			match = append(match, m)
+		}
+	}
+	type listed struct {
+		memberAnswer
+		LastChanged       string `json:"last_changed"`
+		UnsubscribeReason string `json:"unsubscribe_reason,omitempty"`
+	}
+	out := []listed{}
+	for i := offset; i < len(match) && len(out) < count; i++ {
+		m := match[i]
+		l := listed{memberAnswer: answerOf(m), LastChanged: m.LastChanged.Format("2006-01-02T15:04:05-07:00")}
+		if m.Status == "unsubscribed" {
+			l.UnsubscribeReason = "N/A (Unsubscribed by an admin)"
+		}
+		out = append(out, l)
+	}
+	fakeapi.WriteRaw(w, http.StatusOK, "application/json; charset=utf-8", mustJSON(map[string]any{
+		"members": out, "list_id": listID, "total_items": len(match),
+	}))
 }
 
 func mustJSON(v any) string {

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,8 +96,13 @@ func errorBody(status int) string {
 //     {"address", "tags", "created_at"} (Content-Type application/json),
 //     or one record as form data (address, tag). 200 {"message": "..."};
 //     400 {"message": ...} for a body over the limit, an invalid address
-//     (see Refuse) or an unreadable body (the whole call is refused,
-//     nothing is stored).
+//     (see Refuse) or an unreadable body (the whole call is refused, nothing is stored).
+//   - GET /v3/{domain}/unsubscribes?limit=N[&page=next&address=A]: 200
+//     {"items": [{"address", "tags", "created_at"}], "paging": {"first",
+//     "next", "previous", "last"}}, at most limit (default 100, at most
+//     MaxRecords, else 400) records in address order, after address A
+//     when page=next; "next" is the URL of the following page
+//     (https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/unsubscribe/get-v3--domainid--unsubscribes).
 //   - GET /v3/{domain}/unsubscribes/{address}: 200 {"address", "tags",
 //     "created_at"} or 404 {"message": "Address not found in unsubscribers table"}.
 //   - DELETE /v3/{domain}/unsubscribes/{address}[?tag=T]: removes the
@@ -139,11 +145,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(parts) == 3 {
-		if r.Method != http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
+			f.add(w, r, table)
+		case http.MethodGet:
+			f.list(w, r, domain)
+		default:
 			writeMsg(w, http.StatusMethodNotAllowed, "method not allowed")
-			return
 		}
-		f.add(w, r, table)
 		return
 	}
 	addr, err := url.PathUnescape(parts[3])
@@ -307,6 +316,70 @@ func (f *Fake) Unsubscribe(domain, address string, tags ...string) bool {
 		}
 	}
 	return true
+}
+
+// UnsubscribeAt is Unsubscribe (all tags) of an address unsubscribed
+// since at: an unsubscribe older than consentsync, for backfills.
+func (f *Fake) UnsubscribeAt(domain, address string, at time.Time) bool {
+	if !f.Unsubscribe(domain, address) {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.domains[strings.ToLower(domain)][fakeapi.Lower(address)].CreatedAt = at.UTC()
+	return true
+}
+
+// list answers GET /v3/{domain}/unsubscribes (see Handler).
+func (f *Fake) list(w http.ResponseWriter, r *http.Request, domain string) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxRecords {
+			writeMsg(w, http.StatusBadRequest, "limit: must be between 1 and 1000")
+			return
+		}
+		limit = n
+	}
+	after := ""
+	switch q.Get("page") {
+	case "":
+	case "next":
+		after = fakeapi.Lower(q.Get("address"))
+	default:
+		writeMsg(w, http.StatusBadRequest, "page: only next is supported by this fake")
+		return
+	}
+	f.mu.Lock()
+	table := f.domains[strings.ToLower(domain)]
+	keys := make([]string, 0, len(table))
+	for k := range table {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	items := []record{}
+	for _, k := range keys {
+		if k <= after || len(items) >= limit {
+			continue
+		}
+		cur := table[k]
+		items = append(items, record{Address: cur.Address, Tags: slices.Clone(cur.Tags), CreatedAt: cur.CreatedAt.UTC().Format(http.TimeFormat)})
+	}
+	f.mu.Unlock()
+	base := "https://api.mailgun.net/v3/" + url.PathEscape(domain) + "/unsubscribes"
+	last := after
+	if len(items) > 0 {
+		last = items[len(items)-1].Address
+	}
+	page := func(v url.Values) string { return base + "?" + v.Encode() }
+	lim := strconv.Itoa(limit)
+	fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "paging": map[string]string{
+		"first":    page(url.Values{"limit": {lim}}),
+		"next":     page(url.Values{"page": {"next"}, "address": {last}, "limit": {lim}}),
+		"previous": page(url.Values{"page": {"previous"}, "address": {after}, "limit": {lim}}),
+		"last":     page(url.Values{"page": {"last"}, "limit": {lim}}),
+	}})
 }
 
 // Forget removes address from domain's unsubscribes table without a call

@@ -120,6 +120,23 @@ func WithSuppressed(stream, reason string, emails ...string) Option {
 	return func(f *Fake) { f.Suppress(stream, reason, emails...) }
 }
 
+// WithSuppressedAt starts the fake with email suppressed on stream for
+// reason since at (its CreatedAt): a suppression older than consentsync.
+func WithSuppressedAt(stream, reason, email string, at time.Time) Option {
+	return func(f *Fake) { f.SuppressAt(stream, reason, email, at) }
+}
+
+// SuppressAt suppresses email on stream for reason since at, no call
+// recorded (see WithSuppressedAt).
+func (f *Fake) SuppressAt(stream, reason, email string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suppress(stream, reason, "Recipient", email)
+	e := f.streams[stream][fakeapi.Lower(email)]
+	e.at = at.UTC()
+	f.streams[stream][fakeapi.Lower(email)] = e
+}
+
 // New returns a fake accepting DefaultToken, with the streams "outbound"
 // and "broadcast" and no suppression.
 func New(opts ...Option) *Fake {
@@ -386,6 +403,24 @@ func (f *Fake) dump(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	email, reason, origin := fakeapi.Lower(get(q, "EmailAddress")), get(q, "SuppressionReason"), get(q, "Origin")
+	var from, to time.Time
+	for _, d := range []struct {
+		name string
+		t    *time.Time
+	}{{"fromdate", &from}, {"todate", &to}} {
+		if v := get(q, d.name); v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				fakeapi.WriteRaw(w, http.StatusUnprocessableEntity, "application/json", ErrorBody(CodeIncompatibleJSON, "Invalid "+d.name+": use YYYY-MM-DD."))
+				return
+			}
+			*d.t = t
+		}
+	}
+	inRange := func(at time.Time) bool {
+		day := at.UTC().Truncate(24 * time.Hour)
+		return (from.IsZero() || !day.Before(from)) && (to.IsZero() || !day.After(to))
+	}
 	f.mu.Lock()
 	var list []entry
 	now := f.clock()
@@ -393,7 +428,7 @@ func (f *Fake) dump(w http.ResponseWriter, r *http.Request) {
 		if e.origin == "Customer" && now.Sub(e.at) < f.delay {
 			continue // not yet applied
 		}
-		if (email == "" || k == email) && (reason == "" || strings.EqualFold(reason, e.reason)) && (origin == "" || strings.EqualFold(origin, e.origin)) {
+		if (email == "" || k == email) && (reason == "" || strings.EqualFold(reason, e.reason)) && (origin == "" || strings.EqualFold(origin, e.origin)) && inRange(e.at) {
 			list = append(list, e)
 		}
 	}

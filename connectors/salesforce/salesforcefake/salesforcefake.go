@@ -147,6 +147,18 @@ func (f *Fake) add(typ, email string, converted bool) string {
 // AddContact adds a Contact with email and returns its Id.
 func (f *Fake) AddContact(email string) string { return f.add("Contact", email, false) }
 
+// SetOptedOut sets the record's checkbox field (an opt-out made in the
+// CRM before consentsync, for backfills); false for an unknown id.
+func (f *Fake) SetOptedOut(id string, v bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.records[id]
+	if ok {
+		rec.OptedOut = v
+	}
+	return ok
+}
+
 // AddLead adds a Lead (converted or not) and returns its Id.
 func (f *Fake) AddLead(email string, converted bool) string { return f.add("Lead", email, converted) }
 
@@ -349,6 +361,56 @@ func ParseSOQL(q string) (field, object string, emails []string, activeLeads, ok
 	return m[1], m[2], emails, m[4] != "", len(emails) > 0
 }
 
+// ListQuery is the listing query a backfill emits: SELECT Id, Email FROM
+// Object WHERE Field = true AND Id > 'After' ORDER BY Id LIMIT Limit.
+type ListQuery struct {
+	Object, Field, After string
+	Limit                int
+}
+
+var listRE = regexp.MustCompile(`^SELECT Id, Email FROM ([A-Za-z][A-Za-z0-9_]*) WHERE ([A-Za-z][A-Za-z0-9_]*) = true AND Id > '([A-Za-z0-9]*)' ORDER BY Id LIMIT ([0-9]{1,5})$`)
+
+// ParseListSOQL parses a ListQuery; ok is false for any other text.
+func ParseListSOQL(q string) (ListQuery, bool) {
+	m := listRE.FindStringSubmatch(q)
+	if m == nil {
+		return ListQuery{}, false
+	}
+	n, _ := strconv.Atoi(m[4])
+	return ListQuery{Object: m[1], Field: m[2], After: m[3], Limit: n}, true
+}
+
+// list answers a ListQuery: the records of the object whose field is true
+// and whose Id sorts after After, in Id order, at most Limit (SOQL's
+// LIMIT; at most 2000 here, more is MALFORMED_QUERY), in one page.
+func (f *Fake) list(w http.ResponseWriter, r *http.Request, l ListQuery) {
+	switch {
+	case l.Object != "Contact" && l.Object != "Lead":
+		fakeapi.WriteRaw(w, http.StatusBadRequest, "application/json", ErrorBody("INVALID_TYPE", "sObject type '"+l.Object+"' is not supported."))
+		return
+	case l.Field != f.field:
+		fakeapi.WriteRaw(w, http.StatusBadRequest, "application/json", ErrorBody("INVALID_FIELD", "No such column '"+l.Field+"' on entity '"+l.Object+"'."))
+		return
+	case l.Limit < 1 || l.Limit > 2000:
+		fakeapi.WriteRaw(w, http.StatusBadRequest, "application/json", ErrorBody("MALFORMED_QUERY", "LIMIT must be 1 to 2000 in this fake"))
+		return
+	}
+	f.mu.Lock()
+	var recs []*Record
+	for _, rec := range f.records {
+		if rec.Type == l.Object && rec.OptedOut && rec.ID > l.After {
+			cp := *rec
+			recs = append(recs, &cp)
+		}
+	}
+	f.mu.Unlock()
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	if len(recs) > l.Limit {
+		recs = recs[:l.Limit]
+	}
+	f.page(w, r.PathValue("version"), recs, len(recs))
+}
+
 // unescape is the character a SOQL escape sequence stands for.
 func unescape(e byte) byte {
 	switch e {
@@ -374,6 +436,10 @@ func unescape(e byte) byte {
 // for another field.
 func (f *Fake) query(w http.ResponseWriter, r *http.Request) {
 	if !f.auth(w, r) {
+		return
+	}
+	if l, ok := ParseListSOQL(r.URL.Query().Get("q")); ok {
+		f.list(w, r, l)
 		return
 	}
 	field, object, emails, active, ok := ParseSOQL(r.URL.Query().Get("q"))

@@ -6,10 +6,14 @@
 //	POST   /v3/asm/suppressions/global          add addresses (201)
 //	GET    /v3/asm/suppressions/global/{email}  read one back (200)
 //	DELETE /v3/asm/suppressions/global/{email}  lift one (204)
+//	GET    /v3/suppression/unsubscribes?limit=&offset=  list global suppressions (200, paged)
+//	GET    /v3/asm/suppressions                 list group suppressions (200, not paged)
 //
 // Reference: https://www.twilio.com/docs/sendgrid/api-reference/suppressions-global-suppressions
 // (add-recipient-addresses-to-the-global-suppression-group,
-// retrieve-a-global-suppression, delete-a-global-suppression).
+// retrieve-a-global-suppression, delete-a-global-suppression,
+// retrieve-all-global-suppressions) and
+// https://www.twilio.com/docs/sendgrid/api-reference/suppressions-suppressions/retrieve-all-suppressions.
 //
 // Every path checks "Authorization: Bearer KEY" first: a wrong or missing
 // key is SendGrid's 401 {"errors": [{"field": null, "message":
@@ -43,7 +47,25 @@ type Fake struct {
 	mu         sync.Mutex
 	key        string
 	suppressed map[string]string // lower-cased address → as first sent
+	// order is the lower-cased addresses in the order first suppressed,
+	// created their time (Unix seconds): the listing's order and dates.
+	order   []string
+	created map[string]int64
+	groups  []GroupSuppression
+	clock   func() time.Time
 }
+
+// GroupSuppression is one address suppressed in one unsubscribe group.
+type GroupSuppression struct {
+	Email     string
+	GroupID   int64
+	GroupName string
+	CreatedAt time.Time
+}
+
+// MaxListLimit is the largest limit the global suppressions listing
+// accepts (a larger one is SendGrid's 400).
+const MaxListLimit = 500
 
 // Option configures New.
 type Option func(*Fake)
@@ -54,9 +76,20 @@ func WithKey(k string) Option { return func(f *Fake) { f.key = k } }
 // WithSuppressed starts the fake with these addresses globally suppressed.
 func WithSuppressed(emails ...string) Option { return func(f *Fake) { f.Suppress(emails...) } }
 
+// WithSuppressedAt starts the fake with email globally suppressed since at
+// (a suppression older than consentsync, for backfills).
+func WithSuppressedAt(email string, at time.Time) Option {
+	return func(f *Fake) { f.SuppressAt(email, at) }
+}
+
+// WithGroupSuppressed starts the fake with g.
+func WithGroupSuppressed(g ...GroupSuppression) Option {
+	return func(f *Fake) { f.groups = append(f.groups, g...) }
+}
+
 // New returns a fake accepting DefaultKey with no suppression.
 func New(opts ...Option) *Fake {
-	f := &Fake{key: DefaultKey, suppressed: map[string]string{}}
+	f := &Fake{key: DefaultKey, suppressed: map[string]string{}, created: map[string]int64{}, clock: time.Now}
 	f.ErrorBody = func(status int) string { return ErrorBody(strings.ToLower(http.StatusText(status))) }
 	f.ContentType = "application/json"
 	for _, o := range opts {
@@ -103,12 +136,21 @@ func (f *Fake) Authorized(r *http.Request) bool {
 // Suppress adds addresses to the global suppressions, as a POST would (no
 // call recorded).
 func (f *Fake) Suppress(emails ...string) {
+	for _, e := range emails {
+		f.SuppressAt(e, f.clock())
+	}
+}
+
+// SuppressAt adds email to the global suppressions, created at (no call
+// recorded); an address already there keeps its first date.
+func (f *Fake) SuppressAt(email string, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, e := range emails {
-		if _, ok := f.suppressed[fakeapi.Lower(e)]; !ok {
-			f.suppressed[fakeapi.Lower(e)] = e
-		}
+	k := fakeapi.Lower(email)
+	if _, ok := f.suppressed[k]; !ok {
+		f.suppressed[k] = email
+		f.order = append(f.order, k)
+		f.created[k] = at.Unix()
 	}
 }
 
@@ -119,8 +161,18 @@ func (f *Fake) Suppress(emails ...string) {
 func (f *Fake) Forget(email string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.suppressed[fakeapi.Lower(email)]
-	delete(f.suppressed, fakeapi.Lower(email))
+	k := fakeapi.Lower(email)
+	_, ok := f.suppressed[k]
+	delete(f.suppressed, k)
+	delete(f.created, k)
+	if ok {
+		for i, o := range f.order {
+			if o == k {
+				f.order = append(f.order[:i], f.order[i+1:]...)
+				break
+			}
+		}
+	}
 	return ok
 }
 
@@ -152,6 +204,8 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("POST /v3/asm/suppressions/global", f.add)
 	mux.HandleFunc("GET /v3/asm/suppressions/global/{email}", f.get)
 	mux.HandleFunc("DELETE /v3/asm/suppressions/global/{email}", f.remove)
+	mux.HandleFunc("GET /v3/suppression/unsubscribes", f.list)
+	mux.HandleFunc("GET /v3/asm/suppressions", f.listGroups)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fakeapi.WriteRaw(w, http.StatusNotFound, "application/json", ErrorBody("resource not found"))
 	})
@@ -250,6 +304,56 @@ func (f *Fake) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	f.Forget(r.PathValue("email"))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// list answers GET /v3/suppression/unsubscribes?limit=N&offset=M: 200
+// with the array [{"created": epoch seconds, "email"}] of at most limit
+// global suppressions from offset, oldest first (limit defaults to
+// MaxListLimit); 400 for a limit or offset that is not a non-negative
+// integer, or a limit over MaxListLimit.
+func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
+	if !f.auth(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	num := func(name string, def int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.Atoi(v)
+		return n, err == nil && n >= 0
+	}
+	limit, ok1 := num("limit", MaxListLimit)
+	offset, ok2 := num("offset", 0)
+	if !ok1 || !ok2 || limit > MaxListLimit {
+		fakeapi.WriteRaw(w, http.StatusBadRequest, "application/json",
+			mustJSON(map[string]any{"errors": []any{map[string]any{"field": "limit", "message": "limit must be an integer between 0 and 500"}}}))
+		return
+	}
+	f.mu.Lock()
+	out := []map[string]any{}
+	for i := offset; i < len(f.order) && len(out) < limit; i++ {
+		k := f.order[i]
+		out = append(out, map[string]any{"created": f.created[k], "email": f.suppressed[k]})
+	}
+	f.mu.Unlock()
+	fakeapi.WriteRaw(w, http.StatusOK, "application/json", mustJSON(out))
+}
+
+// listGroups answers GET /v3/asm/suppressions: 200 with every group
+// suppression, [{"email", "group_id", "group_name", "created_at"}].
+func (f *Fake) listGroups(w http.ResponseWriter, r *http.Request) {
+	if !f.auth(w, r) {
+		return
+	}
+	f.mu.Lock()
+	out := []map[string]any{}
+	for _, g := range f.groups {
+		out = append(out, map[string]any{"email": g.Email, "group_id": g.GroupID, "group_name": g.GroupName, "created_at": g.CreatedAt.Unix()})
+	}
+	f.mu.Unlock()
+	fakeapi.WriteRaw(w, http.StatusOK, "application/json", mustJSON(out))
 }
 
 func mustJSON(v any) string {

@@ -8,12 +8,14 @@
 //	PUT  /v2/email/contact-lists/{ContactListName}/contacts/{EmailAddress}  UpdateContact
 //	POST /v2/email/contact-lists/{ContactListName}/contacts                 CreateContact
 //	GET  /v2/email/contact-lists/{ContactListName}/contacts/{EmailAddress}  GetContact
+//	POST /v2/email/contact-lists/{ContactListName}/contacts/list            ListContacts
 //	PUT  /v2/email/suppression/addresses                                    PutSuppressedDestination
 //	GET  /v2/email/suppression/addresses/{EmailAddress}                     GetSuppressedDestination
 //
 // (https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_UpdateContact.html,
 // API_CreateContact.html, API_GetContact.html, API_PutSuppressedDestination.html,
-// API_GetSuppressedDestination.html in the same directory.)
+// API_GetSuppressedDestination.html, API_ListContacts.html in the same
+// directory.)
 //
 // Errors are SES's: the HTTP status of the modelled exception, the
 // "x-amzn-ErrorType" header naming it and a {"message": "..."} body
@@ -42,6 +44,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -168,6 +171,101 @@ func (s *Server) AddContact(listName, email string, unsubscribeAll bool, prefs m
 	l.contacts[fakeapi.Lower(email)] = c
 }
 
+// SetUpdated sets the LastUpdatedTimestamp of list's contact for email
+// (an unsubscribe older than consentsync, for backfills); false when there
+// is no such contact.
+func (s *Server) SetUpdated(listName, email string, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.lists[listName].contactOf(email)
+	if c != nil {
+		c.Updated = at.UTC()
+	}
+	return c != nil
+}
+
+func (l *list) contactOf(email string) *Contact {
+	if l == nil {
+		return nil
+	}
+	return l.contacts[fakeapi.Lower(email)]
+}
+
+// MaxPageSize is the largest PageSize ListContacts accepts
+// (API_ListContacts.html: "Valid Range: Maximum value of 1000"); more is
+// a 400 BadRequestException.
+const MaxPageSize = 1000
+
+// listContacts: API_ListContacts.html. The body {"PageSize",
+// "NextToken", "Filter"} (every member optional; the fake ignores Filter)
+// pages the list's contacts in address order: at most PageSize (default
+// 1000) {"EmailAddress", "TopicPreferences", "TopicDefaultPreferences",
+// "UnsubscribeAll", "LastUpdatedTimestamp"} and a "NextToken" while more
+// follow. An unknown token is a 400 BadRequestException.
+func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PageSize  *int   `json:"PageSize"`
+		NextToken string `json:"NextToken"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, fakeapi.MaxBody))
+	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &req) != nil {
+		writeError(w, http.StatusBadRequest, "BadRequestException", "Invalid request body.")
+		return
+	}
+	size := MaxPageSize
+	if req.PageSize != nil {
+		if *req.PageSize < 1 || *req.PageSize > MaxPageSize {
+			writeError(w, http.StatusBadRequest, "BadRequestException", "PageSize must be between 1 and 1000.")
+			return
+		}
+		size = *req.PageSize
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := r.PathValue("list")
+	l := s.lookupList(w, name)
+	if l == nil {
+		return
+	}
+	keys := make([]string, 0, len(l.contacts))
+	for k := range l.contacts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	start := 0
+	if req.NextToken != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(req.NextToken, "tok-"))
+		if err != nil || n < 0 || !strings.HasPrefix(req.NextToken, "tok-") {
+			writeError(w, http.StatusBadRequest, "BadRequestException", "Invalid NextToken.")
+			return
+		}
+		start = n
+	}
+	var out []map[string]any
+	for i := start; i < len(keys) && len(out) < size; i++ {
+		c := l.contacts[keys[i]]
+		prefs, defaults := []topicPreference{}, []topicPreference{}
+		for t, v := range c.TopicPreferences {
+			prefs = append(prefs, topicPreference{t, v})
+		}
+		for t, v := range l.topics {
+			defaults = append(defaults, topicPreference{t, v})
+		}
+		sort.Slice(prefs, func(i, j int) bool { return prefs[i].TopicName < prefs[j].TopicName })
+		sort.Slice(defaults, func(i, j int) bool { return defaults[i].TopicName < defaults[j].TopicName })
+		out = append(out, map[string]any{"EmailAddress": c.EmailAddress, "TopicPreferences": prefs, "TopicDefaultPreferences": defaults,
+			"UnsubscribeAll": c.UnsubscribeAll, "LastUpdatedTimestamp": epoch(c.Updated)})
+	}
+	ans := map[string]any{"Contacts": out}
+	if end := start + len(out); end < len(keys) && len(out) > 0 {
+		ans["NextToken"] = "tok-" + strconv.Itoa(end)
+	}
+	if out == nil {
+		ans["Contacts"] = []any{}
+	}
+	fakeapi.WriteJSON(w, http.StatusOK, ans)
+}
+
 // Contact returns a copy of list's contact for email (matched
 // case-insensitively), and whether there is one.
 func (s *Server) Contact(listName, email string) (Contact, bool) {
@@ -272,6 +370,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /v2/email/contact-lists/{list}/contacts/{email}", s.updateContact)
 	mux.HandleFunc("POST /v2/email/contact-lists/{list}/contacts", s.createContact)
 	mux.HandleFunc("GET /v2/email/contact-lists/{list}/contacts/{email}", s.getContact)
+	mux.HandleFunc("POST /v2/email/contact-lists/{list}/contacts/list", s.listContacts)
 	mux.HandleFunc("PUT /v2/email/suppression/addresses", s.putSuppressed)
 	mux.HandleFunc("GET /v2/email/suppression/addresses/{email}", s.getSuppressed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

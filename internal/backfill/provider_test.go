@@ -1,0 +1,153 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/imported"
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/testenv"
+	"github.com/consentsync/consentsync/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.DropTemplate()
+	os.Exit(code)
+}
+
+// pages is a Lister over fixed pages; cursors are page numbers. fail, when
+// set, answers instead of the page of that cursor (once).
+type pages struct {
+	items [][]connectors.Listed
+	asked []string
+	fail  map[string]error
+}
+
+func (p *pages) List(_ context.Context, cursor string) ([]connectors.Listed, string, error) {
+	p.asked = append(p.asked, cursor)
+	if err, ok := p.fail[cursor]; ok {
+		delete(p.fail, cursor)
+		return nil, "", err
+	}
+	i := 0
+	if cursor != "" {
+		i = int(cursor[0] - '0')
+	}
+	next := ""
+	if i+1 < len(p.items) {
+		next = string(rune('0' + i + 1))
+	}
+	return p.items[i], next, nil
+}
+
+func newImporter(t *testing.T) (*Importer, *store.Store) {
+	t.Helper()
+	st, err := store.Open(context.Background(), testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Importer{Store: st}, st
+}
+
+var dest = config.Destination{Name: "esp-acme", Kind: "sendgrid", Brand: "acme", Channels: []string{"email"}, Purposes: []string{"marketing", "partners"}}
+
+// TestProviderInterruptedAndFailed: a run cut by a cancelled context keeps
+// its cursor and is resumed at that page; a 429 is slept for the delay the
+// provider gave and the page asked again; a permanent refusal ends the run
+// as failed, and the next run starts over.
+func TestProviderInterruptedAndFailed(t *testing.T) {
+	t.Parallel()
+	im, st := newImporter(t)
+	at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := &pages{items: [][]connectors.Listed{
+		{{Email: "a@example.com", At: at, Reason: "global_unsubscribe"}},
+		{{Email: "b@example.com", At: at}},
+		{{Email: "c@example.com"}},
+	}, fail: map[string]error{"1": &connectors.RetryAfterError{Delay: 3 * time.Second, Err: errors.New("HTTP 429")}}}
+	// The 429 on page 2 is slept, and ^C arrives during the sleep.
+	ctx, cancel := context.WithCancel(context.Background())
+	var slept []time.Duration
+	sleepThenCancel := func(_ context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		cancel()
+		return context.Canceled
+	}
+	_, err := im.Provider(ctx, l, ProviderOptions{Destination: dest, Sleep: sleepThenCancel})
+	if !errors.Is(err, context.Canceled) || len(slept) != 1 || slept[0] != 3*time.Second {
+		t.Fatalf("interrupted run: %v, slept %v", err, slept)
+	}
+	var cursor, status string
+	if err := st.DB.QueryRow(`SELECT cursor, status FROM import_runs`).Scan(&cursor, &status); err != nil || cursor != "1" || status != store.ImportRunning {
+		t.Fatalf("after the interruption: cursor %q status %q (%v)", cursor, status, err)
+	}
+	l.asked = nil
+	s, err := im.Provider(context.Background(), l, ProviderOptions{Destination: dest})
+	if err != nil || !s.Resumed || strings.Join(l.asked, ",") != "1,2" || s.Pages != 3 || s.Withdrawals != 4 {
+		t.Fatalf("resumed: %v %+v asked %q", err, s, l.asked)
+	}
+	// Three pages, each an inbox row of kind import from esp-acme.
+	var n int
+	if err := st.DB.Get(&n, `SELECT count(*) FROM inbound_events WHERE kind = $1 AND source = 'esp-acme'`, imported.Kind); err != nil || n != 3 {
+		t.Fatalf("%d inbox rows (%v)", n, err)
+	}
+
+	l.fail = map[string]error{"": connectors.Permanent("sendgrid: HTTP 401")}
+	if _, err := im.Provider(context.Background(), l, ProviderOptions{Destination: dest}); !errors.Is(err, connectors.ErrPermanent) {
+		t.Fatalf("refused: %v", err)
+	}
+	if err := st.DB.Get(&status, `SELECT status FROM import_runs ORDER BY id DESC LIMIT 1`); err != nil || status != store.ImportFailed {
+		t.Fatalf("refused run is %q (%v)", status, err)
+	}
+	l.asked = nil
+	s, err = im.Provider(context.Background(), l, ProviderOptions{Destination: dest})
+	if err != nil || s.Resumed || l.asked[0] != "" || s.DuplicatePages != 3 || s.InboxRows != 0 {
+		t.Fatalf("after a failed run: %v %+v asked %q", err, s, l.asked)
+	}
+}
+
+// TestWithdrawals: each item is a withdrawal per channel and purpose the
+// destination honours (an item's own purpose narrows it), dated by the
+// provider, else the first import, never later than now; an item without
+// a usable address or a channel of the destination is rejected.
+func TestWithdrawals(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	first := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	d := config.Destination{Name: "brevo-acme", Brand: "acme", Channels: []string{"email", "sms"}, Purposes: []string{"marketing", "partners"}}
+	page := []connectors.Listed{
+		{Email: "A@Example.com", At: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), Reason: "blocklisted"},
+		{Email: "b@example.com", Purpose: consent.PurposePartners},
+		{Phone: "+33612345678", At: now.Add(time.Hour)},
+		{Email: "not an address"},
+		{Email: "c@example.com", Purpose: consent.PurposeCookies},
+	}
+	sigs, rejected := Withdrawals(page, d, "imported from brevo-acme at 2026-06-01T12:00:00Z", first, now)
+	var got []string
+	for _, s := range sigs {
+		got = append(got, s.Subject.Email+s.Subject.Phone+" "+string(s.Channel)+" "+string(s.Purpose)+" "+s.OccurredAt.Format(time.RFC3339)+" "+s.Evidence.Event)
+		if s.Status != consent.StatusWithdrawn || s.Source != "brevo-acme" || s.Brand != "acme" || s.Evidence.Imported == "" {
+			t.Errorf("signal %+v", s)
+		}
+	}
+	want := []string{
+		"A@Example.com email marketing 2019-01-01T00:00:00Z blocklisted",
+		"A@Example.com email partners 2019-01-01T00:00:00Z blocklisted",
+		"b@example.com email partners 2026-05-01T00:00:00Z ",
+		"+33612345678 sms marketing 2026-06-01T12:00:00Z ",
+		"+33612345678 sms partners 2026-06-01T12:00:00Z ",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("signals:\n got %q\nwant %q", got, want)
+	}
+	if strings.Join(rejected, "|") != "item 3: bad email|item 4: no channel or purpose of the destination covers it" {
+		t.Errorf("rejected %q", rejected)
+	}
+}
