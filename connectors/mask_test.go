@@ -103,8 +103,8 @@ func FuzzMaskEmail(f *testing.F) {
 		if at <= 0 {
 			return
 		}
-		local := s[:at]
-		if utf8.RuneCountInString(local) > 1 && utf8.ValidString(local) && !strings.Contains(local, "*") && strings.Contains(got, local) {
+		// What stands before "***@" is the local part shown: one rune at most.
+		if shown, _, ok := strings.Cut(got, "***@"); ok && utf8.RuneCountInString(shown) > 1 {
 			t.Fatalf("MaskEmail(%q) = %q shows the local part", s, got)
 		}
 		if p := MaskPhone(s); utf8.RuneCountInString(s) >= 8 && strings.Contains(p, s) {
