@@ -573,9 +573,16 @@ func (c *Config) Validate() error {
 		if d.Brand == "" {
 			bad(p+".brand", "is required")
 		}
+		pushes := k.Channels
+		if len(pushes) == 0 {
+			pushes = []string{"email"}
+		}
 		for j, ch := range d.Channels {
-			if !slices.Contains([]string{"email", "sms", "phone", "post"}, ch) {
+			switch {
+			case !slices.Contains([]string{"email", "sms", "phone", "post"}, ch):
 				bad(fmt.Sprintf("%s.channels[%d]", p, j), "%q is not a channel", ch)
+			case known && !slices.Contains(pushes, ch):
+				bad(fmt.Sprintf("%s.channels[%d]", p, j), "a %s destination cannot push %q (it pushes %s)", d.Kind, ch, strings.Join(pushes, ", "))
 			}
 		}
 		for j, pu := range d.Purposes {

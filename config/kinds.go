@@ -25,6 +25,9 @@ type Kind struct {
 	// AWS credential chain, an OAuth client), so destinations[].api_key is
 	// not required.
 	NoAPIKey bool
+	// Channels are the channels a destination of this kind can push
+	// (destinations[].channels must be among them); nil: email only.
+	Channels []string
 }
 
 // Defaulter is options that fill their own unset values.

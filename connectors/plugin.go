@@ -29,6 +29,9 @@ type DestinationPlugin struct {
 	Options func() any
 	// NoAPIKey: the kind authenticates without destinations[].api_key.
 	NoAPIKey bool
+	// Channels are the channels the kind pushes (config.Kind.Channels);
+	// nil: email only.
+	Channels []string
 	// RateLimit is the provider's published request rate for the calls
 	// the destination makes, in requests per second (0: none published);
 	// destinations[].rate_limit overrides it.
@@ -64,7 +67,7 @@ func RegisterDestination(p DestinationPlugin) {
 	if p.New == nil {
 		panic("connectors: destination plugin " + p.Kind + " without New")
 	}
-	config.RegisterDestinationKind(config.Kind{Name: p.Kind, Options: p.Options, NoAPIKey: p.NoAPIKey})
+	config.RegisterDestinationKind(config.Kind{Name: p.Kind, Options: p.Options, NoAPIKey: p.NoAPIKey, Channels: p.Channels})
 	plugins.Lock()
 	defer plugins.Unlock()
 	if plugins.destinations == nil {

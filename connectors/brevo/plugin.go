@@ -16,6 +16,7 @@ func init() {
 		// Brevo's general limit for /v3/contacts: 36,000 requests/hour,
 		// 10/s (https://developers.brevo.com/docs/api-limits).
 		RateLimit: 10,
+		Channels:  []string{"email", "sms"},
 		New: func(cfg config.Destination, deps connectors.Deps) (connectors.Destination, error) {
 			return NewDestination(cfg, deps)
 		},
