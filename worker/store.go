@@ -31,6 +31,7 @@ type Store interface {
 	MaxOutboxID(ctx context.Context, destination string) (int64, error)
 	RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
+	CatchUpState(ctx context.Context, destination string) (store.CatchUpState, bool, error)
 }
 
 var _ Store = (*store.Store)(nil)

@@ -183,6 +183,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	go a.Worker.RunSweeper(ctx)
 	go a.Worker.RunClaimer(ctx)
 	go a.Worker.RunDrift(ctx)
+	go a.Worker.RunCatchUp(ctx)
 	<-ctx.Done()
 	return nil
 }
