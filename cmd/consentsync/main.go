@@ -15,6 +15,7 @@
 //	consentsync verify-ledger           recompute the ledger's hash chains
 //	consentsync drift [-destination NAME] [-repair]  what each destination no longer holds
 //	consentsync overdue                 withdrawals not honoured everywhere within the deadline
+//	consentsync catch-up [-destination NAME] [-dry-run]  queue standing withdrawals a destination never heard
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN. See README.md.
@@ -63,6 +64,7 @@ Commands:
   verify-ledger [-expect ROOT]  recompute every hash chain; print the ledger root; exit 1 on a break
   drift [-destination N] [-repair] [-sample N]  read back what each destination should hold; -repair pushes what is missing again
   overdue [-limit N]          withdrawals not yet honoured everywhere after policy.withdrawal_deadline (48h)
+  catch-up [-destination N] [-dry-run]  queue, at each destination, the standing withdrawals it has no suppression for (work does it at start)
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL, HTTP_ADDR,
 OPS_ADDR (ops endpoints and pprof alone, e.g. for work), CONSENTSYNC_ADMIN_TOKEN, LOG_LEVEL (debug|info|warn|error),
@@ -101,6 +103,8 @@ func main() {
 		err = drift(ctx, log, args)
 	case "overdue":
 		err = overdue(ctx, args)
+	case "catch-up":
+		err = catchUp(ctx, log, args)
 	case "expiring":
 		err = expiring(ctx, args)
 	case "verify-ledger":
@@ -449,6 +453,33 @@ func drift(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	return derr
+}
+
+// catchUp queues, at every configured destination (or -destination), the
+// standing withdrawals it covers and holds no suppression for
+// (worker.CatchUp), and prints the counts; -dry-run only counts. It reads
+// every destination from the start and records nothing: the worker's
+// start-up run is the one remembered.
+func catchUp(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("catch-up", flag.ContinueOnError)
+	dest := fs.String("destination", "", "only this destination")
+	dry := fs.Bool("dry-run", false, "count what would be queued; write nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := openOperator(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	reports, ran, err := a.CatchUp().RunLocked(ctx, worker.CatchUpOptions{Destination: *dest, DryRun: *dry})
+	if err != nil {
+		return err
+	}
+	if !ran {
+		return errors.New("a catch-up is running in another process (a worker starting); try again when it ends")
+	}
+	return cli.PrintCatchUp(os.Stdout, reports, *dry)
 }
 
 // overdue lists withdrawals not honoured everywhere within
