@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/consentsync/consentsync/internal/cli"
 	"github.com/consentsync/consentsync/internal/fixtures"
 	"github.com/consentsync/consentsync/internal/sandbox"
+	"github.com/consentsync/consentsync/service"
 	"github.com/consentsync/consentsync/worker"
 )
 
@@ -197,4 +200,57 @@ func TestDestinationAddedLaterCatchesUp(t *testing.T) {
 	e4.waitFor("the new route recorded", func() bool {
 		return e4.count(`SELECT count(*) FROM destination_catch_up WHERE destination = 'mailgun-acme' AND done_at IS NOT NULL AND queued = 1`) == 1
 	})
+}
+
+// TestNewBrandAllBrandsWithdrawalByReplay: an "unsubscribe from all our
+// brands" made before a brand was configured has no ledger row for that
+// brand, so the catch-up of the new brand's destination finds nothing to
+// queue; replaying the all-brands source's webhooks (as README says)
+// records the withdrawal for the new brand and pushes it there.
+func TestNewBrandAllBrandsWithdrawalByReplay(t *testing.T) {
+	t.Parallel()
+	page := func(c *configT) {
+		for _, s := range c.Sources {
+			if s.Name == "signup-form" {
+				p := s
+				p.Name, p.WithdrawalScope = "unsubscribe-all", "all_brands"
+				f := *s.Fields
+				f.Consents = []config.ConsentField{{Field: "email_pref", Channel: "email", Purpose: "marketing", Withdrawal: true}}
+				p.Fields = &f
+				c.Sources = append(c.Sources, p)
+				return
+			}
+		}
+	}
+	e1 := start(t, envOptions{mutate: page})
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	body := fmt.Sprintf(`{"email":"hugo.allbrands@example.com","submitted_at":%q,"email_pref":false}`, at.Format(time.RFC3339))
+	h := http.Header{"Content-Type": {"application/json"}, "X-Signature": {formSig([]byte(body))}}
+	if r := e1.do("POST", "/webhooks/unsubscribe-all", "", h, []byte(body)); r.Status != 202 {
+		t.Fatalf("HTTP %d: %s", r.Status, r.Body)
+	}
+	e1.waitDrained()
+	e1.StopWorker()
+	e2 := start(t, envOptions{on: e1, noWorker: true, mutate: func(c *configT) {
+		page(c)
+		c.Destinations = append(c.Destinations, config.Destination{Name: "sendgrid-other", Kind: "sendgrid", Brand: "other-brand",
+			Channels: []string{"email"}, Purposes: []string{"marketing"}, BaseURL: c.Destinations[0].BaseURL, APIKey: c.Destinations[0].APIKey, Timeout: 10 * time.Second})
+	}})
+	reports, err := e2.App.CatchUp().Run(context.Background(), worker.CatchUpOptions{Destination: "sendgrid-other"})
+	if err != nil || len(reports) != 1 || reports[0].Queued != 0 {
+		t.Fatalf("catch-up of the new brand: %+v, %v; want nothing to queue (no ledger row for the brand)", reports, err)
+	}
+	e2.StartWorker()
+	if _, err := e2.App.Service.Replay(context.Background(), service.ReplayRequest{From: at.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e2.waitFor("the replayed all-brands withdrawal pushed for the new brand", func() bool {
+		return slices.Equal(e2.pushedTo("sendgrid-other"), []string{"hugo.allbrands@example.com"})
+	})
+	if got := e2.eligible("hugo.allbrands@example.com", "email", "other-brand", "marketing"); got["reason"] != "withdrawn" {
+		t.Errorf("new brand after the replay: %v, want withdrawn", got)
+	}
+	if got := e2.rowsOf("sendgrid-acme"); len(got) != 1 {
+		t.Errorf("sendgrid-acme after the replay: %v, want its one row", got)
+	}
 }
