@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -28,9 +30,10 @@ type CatchUpQuery struct {
 // CatchUpPage is one page of a destination's catch-up.
 type CatchUpPage struct {
 	// People are the identity sets whose oldest live member is in the
-	// page, each with every member's facts (all keys, as People loads
-	// them): every set is read once over a whole run, with all of its
-	// members, whichever page they fall in.
+	// page and some member of which withdrew a covered key (ever: whether
+	// it stands is the caller's rule), each with every member's facts (all
+	// keys, as People loads them): every such set is read once over a
+	// whole run, with all of its members, whichever page they fall in.
 	People []Person
 	// Withdrawals are, per member of People and covered key, the member's
 	// latest withdrawal in the ledger, with its source and reason.
@@ -56,10 +59,11 @@ type TargetKey struct {
 // with a fixed number of queries whatever the page size (the identity
 // sets: 1 + 2 per hop, as People): live subjects with id > q.AfterID in
 // ascending id order, their identity sets (store.People's resolution),
-// and, for the sets whose oldest live member is in the page, the
-// identities locked (Tx.LockIdentities with key: reconciliation and
-// erasure of those people wait until tx ends, so a grant cannot lift a
-// withdrawal between this read and the rows tx queues), then their facts,
+// and, for the sets whose oldest live member is in the page and some
+// member of which withdrew a covered key, the identities locked
+// (Tx.LockIdentities with key: reconciliation and erasure of those people
+// wait until tx ends, so a grant cannot lift a withdrawal between this
+// read and the rows tx queues), then their facts,
 // their latest withdrawals of the covered keys, and what the destination
 // already holds for them. Erased subjects are not read.
 func (tx *Tx) CatchUpPage(ctx context.Context, key []byte, q CatchUpQuery) (CatchUpPage, error) {
@@ -76,19 +80,67 @@ func (tx *Tx) CatchUpPage(ctx context.Context, key []byte, q CatchUpQuery) (Catc
 		return out, nil
 	}
 	out.Next = page[len(page)-1].SubjectID
-	ids := make([]Identifier, len(page))
+	// Most subjects are a set of one: no Gmail mailbox to share and no
+	// link (as Tx.SetMembers). One query finds the linked ones; only they
+	// and the Gmail addresses are resolved.
+	pageIDs := SubjectIDs(page)
+	var linked []int64
+	if err := tx.sq.SelectContext(ctx, &linked, `SELECT DISTINCT subject_id FROM subject_links WHERE subject_id = ANY($1)`,
+		pq.Array(pageIDs)); err != nil {
+		return CatchUpPage{}, fmt.Errorf("store: catch-up links: %w", err)
+	}
+	isLinked := make(map[int64]bool, len(linked))
+	for _, id := range linked {
+		isLinked[id] = true
+	}
+	sets := make([][]Member, len(page))
+	var ids []Identifier
+	var at []int
 	for i, m := range page {
-		ids[i] = Identifier{Email: m.Email, Phone: m.Phone}
+		if !strings.HasSuffix(m.MailboxKey, gmailSuffix) && !isLinked[m.SubjectID] {
+			sets[i] = []Member{m}
+			continue
+		}
+		ids = append(ids, Identifier{Email: m.Email, Phone: m.Phone})
+		at = append(at, i)
 	}
-	sets, err := resolveSets(ctx, tx.sq, ids)
-	if err != nil {
-		return CatchUpPage{}, err
+	if len(ids) > 0 {
+		resolved, err := resolveSets(ctx, tx.sq, ids)
+		if err != nil {
+			return CatchUpPage{}, err
+		}
+		for j, i := range at {
+			sets[i] = resolved[j]
+		}
 	}
-	lock := map[string]consent.Subject{}
-	var members []int64
+	var owned [][]Member
+	var all []int64
 	for i, set := range sets {
 		// Members are oldest first: the set belongs to the page of its first.
 		if len(set) == 0 || set[0].SubjectID != page[i].SubjectID {
+			continue
+		}
+		owned = append(owned, set)
+		all = append(all, SubjectIDs(set)...)
+	}
+	// Most people never withdrew a covered key: only the sets where some
+	// member did are locked and loaded.
+	var withdrew []int64
+	if len(all) > 0 {
+		if err := tx.sq.SelectContext(ctx, &withdrew, `SELECT DISTINCT subject_id FROM consent_events
+			WHERE subject_id = ANY($1) AND status = 'withdrawn' AND brand = $2 AND channel = ANY($3) AND purpose = ANY($4)`,
+			pq.Array(all), q.Brand, pq.Array(q.Channels), pq.Array(q.Purposes)); err != nil {
+			return CatchUpPage{}, fmt.Errorf("store: catch-up withdrawn subjects: %w", err)
+		}
+	}
+	did := make(map[int64]bool, len(withdrew))
+	for _, id := range withdrew {
+		did[id] = true
+	}
+	lock := map[string]consent.Subject{}
+	var members []int64
+	for _, set := range owned {
+		if !slices.ContainsFunc(set, func(m Member) bool { return did[m.SubjectID] }) {
 			continue
 		}
 		out.People = append(out.People, Person{Members: set})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +13,10 @@ import (
 )
 
 // TestCatchUpPage pages through every live subject a few at a time: each
-// identity set comes exactly once, whole, in the page of its oldest
-// member (even when a later member sits in another page); erased subjects
-// never come; the withdrawals are the latest per member of the covered
+// identity set where someone withdrew a covered key comes exactly once,
+// whole, in the page of its oldest member (even when the member who
+// withdrew sits in another page); the others, and erased subjects, never
+// come; the withdrawals are the latest per member of the covered
 // keys only (brand, channels, purposes), with their source and reason;
 // Suppressed says what the destination already holds; an empty page ends
 // the run.
@@ -53,6 +55,20 @@ func TestCatchUpPage(t *testing.T) {
 			}
 			ids[e] = id
 		}
+		phone, _, err := tx.EnsureSubject(ctx, consent.Subject{Phone: "+33611223344"})
+		if err != nil {
+			return err
+		}
+		ids["+33611223344"] = phone
+		if _, err := tx.LinkSubjects(ctx, ids["plain3@example.com"], phone); err != nil {
+			return err
+		}
+		smsSig := consent.Signal{Subject: consent.Subject{Phone: "+33611223344"}, Channel: consent.ChannelSMS, Brand: "acme",
+			Purpose: consent.PurposeMarketing, Status: consent.StatusWithdrawn, OccurredAt: base, Source: "form"}
+		if _, err := tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: phone, DedupKey: consent.FactKey(smsSig), Signal: smsSig,
+			RecordedAt: base, Outcome: "applied", Hash: []byte{99}}); err != nil {
+			return err
+		}
 		appendSig(tx, ids["plain1@example.com"], "plain1@example.com", "acme", "marketing", consent.StatusWithdrawn, base, "form", "")
 		appendSig(tx, ids["plain1@example.com"], "plain1@example.com", "acme", "marketing", consent.StatusWithdrawn, base.Add(time.Hour), "mailchimp-acme", "unsubscribe")
 		appendSig(tx, ids["plain1@example.com"], "plain1@example.com", "other", "marketing", consent.StatusWithdrawn, base, "form", "")
@@ -74,7 +90,7 @@ func TestCatchUpPage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	q := store.CatchUpQuery{Destination: "dest", Brand: "acme", Channels: []string{"email"}, Purposes: []string{"marketing", "partners"}, Limit: 2}
+	q := store.CatchUpQuery{Destination: "dest", Brand: "acme", Channels: []string{"email", "sms"}, Purposes: []string{"marketing", "partners"}, Limit: 2}
 	seen := map[int64]int{}
 	var sets [][]int64
 	var ws []store.SetWithdrawal
@@ -118,13 +134,13 @@ func TestCatchUpPage(t *testing.T) {
 		}
 		q.AfterID = page.Next
 	}
-	if pages != 3 {
-		t.Errorf("%d pages for 6 live subjects 2 at a time, want 3", pages)
+	if pages != 4 {
+		t.Errorf("%d pages for 7 live subjects 2 at a time, want 4", pages)
 	}
 	for e, id := range ids {
-		want := 1
-		if e == "gone@example.com" {
-			want = 0
+		want := 0
+		if e == "plain1@example.com" || strings.HasPrefix(e, "gina") || e == "plain3@example.com" || e == "+33611223344" {
+			want = 1
 		}
 		if seen[id] != want {
 			t.Errorf("%s read %d times, want %d", e, seen[id], want)
@@ -134,8 +150,12 @@ func TestCatchUpPage(t *testing.T) {
 	if !slices.ContainsFunc(sets, func(s []int64) bool { return slices.Equal(s, gina) }) {
 		t.Errorf("sets %v: want the Gmail mailbox %v as one", sets, gina)
 	}
-	if len(sets) != 5 {
-		t.Errorf("%d sets, want 5", len(sets))
+	if len(sets) != 3 {
+		t.Errorf("%d sets, want 3 (plain1, the Gmail mailbox, plain3 and its number)", len(sets))
+	}
+	linked := []int64{ids["plain3@example.com"], ids["+33611223344"]}
+	if !slices.ContainsFunc(sets, func(s []int64) bool { return slices.Equal(s, linked) }) {
+		t.Errorf("sets %v: want the address and its number %v as one", sets, linked)
 	}
 	type got struct {
 		subject int64
@@ -146,7 +166,7 @@ func TestCatchUpPage(t *testing.T) {
 	}
 	var gs []got
 	for _, w := range ws {
-		if w.Brand != "acme" || w.Channel != "email" {
+		if w.Brand != "acme" || w.Purpose == "cookies" {
 			t.Errorf("withdrawal of an uncovered key: %+v", w)
 		}
 		gs = append(gs, got{w.SubjectID, w.Purpose, w.OccurredAt, w.Source, w.Reason})
@@ -154,6 +174,7 @@ func TestCatchUpPage(t *testing.T) {
 	want := []got{
 		{ids["plain1@example.com"], "marketing", base.Add(time.Hour), "mailchimp-acme", "unsubscribe"},
 		{ids["ginapage+promo@gmail.com"], "partners", base, "form", ""},
+		{ids["+33611223344"], "marketing", base, "form", ""},
 	}
 	slices.SortFunc(gs, func(a, b got) int { return int(a.subject - b.subject) })
 	slices.SortFunc(want, func(a, b got) int { return int(a.subject - b.subject) })
