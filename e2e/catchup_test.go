@@ -86,8 +86,10 @@ func (e *env) rowsOf(destination string) []string {
 // identity set, not the lifted one, not the erased one, not the address
 // whose withdrawal came from Mailgun itself (echo) — pushed and verified
 // at its fake; the old destinations get nothing new. A dry run first only
-// counts. Another restart queues nothing; growing Mailgun's purposes
-// catches up on the new purpose alone.
+// counts. A withdrawal reconciled meanwhile by a process still on the old
+// configuration (a rolling restart) is caught up at the next start, which
+// reads only the people who withdrew since; then nothing is left to
+// queue. Growing Mailgun's purposes catches up on the new purpose alone.
 func TestDestinationAddedLaterCatchesUp(t *testing.T) {
 	t.Parallel()
 	e1 := start(t, envOptions{mutate: catchUpConfig(t, nil)})
@@ -167,16 +169,41 @@ func TestDestinationAddedLaterCatchesUp(t *testing.T) {
 	}
 	e2.StopWorker()
 
-	// Restarted again, same configuration: nothing is queued, whether
-	// remembered or read again from the start (the command).
+	// A rolling restart: a process still on the old configuration
+	// reconciles Ivan's withdrawal without Mailgun.
+	eOld := start(t, envOptions{on: e1, mutate: catchUpConfig(t, nil)})
+	eOld.submit(map[string]any{"email": "ivan.catch@example.com", "submitted_at": ts(3 * time.Hour), "email_pref": false})
+	eOld.waitDrained()
+	eOld.StopWorker()
+
+	// Restarted again with Mailgun: only the people who withdrew lately are
+	// read again (Ivan among them; the last 100,000 ledger rows before the
+	// mark are read again too); then nothing is left to queue,
+	// whether remembered or read again from the start (the command).
 	e3 := start(t, envOptions{on: e1, noWorker: true, mutate: catchUpConfig(t, []string{"marketing"})})
 	reports, err = e3.App.CatchUp().Run(ctx, worker.CatchUpOptions{Remember: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range reports {
-		if !r.Skipped {
-			t.Errorf("remembered run: %+v, want skipped", r)
+		wantQueued, wantRead := int64(0), int64(1)
+		switch r.Destination {
+		case "mailgun-acme":
+			wantQueued = 1
+		case "sendgrid-other": // another brand: Ivan's withdrawal is not its
+			wantRead = 0
+		}
+		if !r.Incremental || r.Queued != wantQueued || r.Subjects < wantRead {
+			t.Errorf("run after a rolling restart: %+v, want Ivan read again and %d queued", r, wantQueued)
+		}
+	}
+	reports, err = e3.App.CatchUp().Run(ctx, worker.CatchUpOptions{Remember: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if !r.Incremental || r.Queued != 0 {
+			t.Errorf("remembered run: %+v, want an incremental run that queues nothing", r)
 		}
 	}
 	reports, err = e3.App.CatchUp().Run(ctx, worker.CatchUpOptions{})
@@ -194,7 +221,7 @@ func TestDestinationAddedLaterCatchesUp(t *testing.T) {
 
 	// Mailgun now also honours partners: Gina's partners withdrawal alone.
 	e4 := start(t, envOptions{on: e1, mutate: catchUpConfig(t, []string{"marketing", "partners"})})
-	want = append(want, "gina.catch@example.com partners sent true")
+	want = append(want, "gina.catch@example.com partners sent true", "ivan.catch@example.com marketing sent true")
 	slices.Sort(want)
 	e4.waitFor("the partners catch-up pushed and verified", func() bool { return slices.Equal(e4.outboxOf("mailgun-acme"), want) })
 	e4.waitFor("the new route recorded", func() bool {

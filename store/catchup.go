@@ -25,6 +25,10 @@ type CatchUpQuery struct {
 	Purposes    []string
 	AfterID     int64
 	Limit       int
+	// Subjects, when not nil, replaces the page by these subjects (live
+	// ones only): every identity set holding one of them is read, whatever
+	// its oldest member (an incremental run, Tx.WithdrewSince).
+	Subjects []int64
 }
 
 // CatchUpPage is one page of a destination's catch-up.
@@ -71,8 +75,15 @@ func (tx *Tx) CatchUpPage(ctx context.Context, key []byte, q CatchUpQuery) (Catc
 		return CatchUpPage{}, fmt.Errorf("store: catch-up page of %d subjects (want 1 to 10000)", q.Limit)
 	}
 	var page []Member
-	if err := tx.sq.SelectContext(ctx, &page, `SELECT `+memberCols+` FROM subjects
-		WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2`, q.AfterID, q.Limit); err != nil {
+	var err error
+	if q.Subjects != nil {
+		err = tx.sq.SelectContext(ctx, &page, `SELECT `+memberCols+` FROM subjects
+			WHERE id = ANY($1) AND erased_at IS NULL ORDER BY id`, pq.Array(q.Subjects))
+	} else {
+		err = tx.sq.SelectContext(ctx, &page, `SELECT `+memberCols+` FROM subjects
+			WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2`, q.AfterID, q.Limit)
+	}
+	if err != nil {
 		return CatchUpPage{}, fmt.Errorf("store: catch-up page: %w", err)
 	}
 	out := CatchUpPage{Read: len(page), Suppressed: map[TargetKey]time.Time{}}
@@ -115,11 +126,14 @@ func (tx *Tx) CatchUpPage(ctx context.Context, key []byte, q CatchUpQuery) (Catc
 	}
 	var owned [][]Member
 	var all []int64
+	taken := map[int64]bool{}
 	for i, set := range sets {
-		// Members are oldest first: the set belongs to the page of its first.
-		if len(set) == 0 || set[0].SubjectID != page[i].SubjectID {
+		// Members are oldest first: the set belongs to the page of its
+		// first (given subjects: to the first page that names a member).
+		if len(set) == 0 || taken[set[0].SubjectID] || q.Subjects == nil && set[0].SubjectID != page[i].SubjectID {
 			continue
 		}
+		taken[set[0].SubjectID] = true
 		owned = append(owned, set)
 		all = append(all, SubjectIDs(set)...)
 	}
@@ -220,6 +234,7 @@ type CatchUpState struct {
 	RouteHash   string       `db:"route_hash"`
 	AfterID     int64        `db:"after_subject_id"`
 	Queued      int64        `db:"queued"`
+	LedgerHigh  int64        `db:"ledger_high"`
 	StartedAt   time.Time    `db:"started_at"`
 	DoneAt      sql.NullTime `db:"done_at"`
 }
@@ -228,7 +243,7 @@ type CatchUpState struct {
 // false when it never started one.
 func (s *Store) CatchUpState(ctx context.Context, destination string) (CatchUpState, bool, error) {
 	var st CatchUpState
-	err := s.DB.GetContext(ctx, &st, `SELECT destination, route_hash, after_subject_id, queued, started_at, done_at
+	err := s.DB.GetContext(ctx, &st, `SELECT destination, route_hash, after_subject_id, queued, ledger_high, started_at, done_at
 		FROM destination_catch_up WHERE destination = $1`, destination)
 	if errors.Is(err, sql.ErrNoRows) {
 		return CatchUpState{}, false, nil
@@ -244,12 +259,35 @@ func (s *Store) CatchUpState(ctx context.Context, destination string) (CatchUpSt
 // for routeHash got; done marks it finished. A new route hash replaces the
 // old record.
 func (tx *Tx) SaveCatchUp(ctx context.Context, st CatchUpState, done bool) error {
-	if _, err := tx.sq.ExecContext(ctx, `INSERT INTO destination_catch_up (destination, route_hash, after_subject_id, queued, started_at, done_at)
-		VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+	if _, err := tx.sq.ExecContext(ctx, `INSERT INTO destination_catch_up (destination, route_hash, after_subject_id, queued, ledger_high, started_at, done_at)
+		VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END)
 		ON CONFLICT (destination) DO UPDATE SET route_hash = EXCLUDED.route_hash, after_subject_id = EXCLUDED.after_subject_id,
-			queued = EXCLUDED.queued, started_at = EXCLUDED.started_at, done_at = EXCLUDED.done_at`,
-		st.Destination, st.RouteHash, st.AfterID, st.Queued, st.StartedAt, done); err != nil {
+			queued = EXCLUDED.queued, ledger_high = EXCLUDED.ledger_high, started_at = EXCLUDED.started_at, done_at = EXCLUDED.done_at`,
+		st.Destination, st.RouteHash, st.AfterID, st.Queued, st.LedgerHigh, st.StartedAt, done); err != nil {
 		return fmt.Errorf("store: save catch-up: %w", err)
 	}
 	return nil
+}
+
+// LedgerHigh returns the newest ledger row's id (0 for an empty ledger).
+func (s *Store) LedgerHigh(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.DB.GetContext(ctx, &id, `SELECT coalesce(max(id), 0) FROM consent_events`); err != nil {
+		return 0, fmt.Errorf("store: ledger high: %w", err)
+	}
+	return id, nil
+}
+
+// WithdrewSince lists, in ascending order, up to limit subjects with an id
+// above afterSubject that have a withdrawal of a key q covers (q's brand,
+// channels, purposes) among the ledger rows with ids in (fromEvent,
+// toEvent]: the people an incremental catch-up reads again.
+func (s *Store) WithdrewSince(ctx context.Context, q CatchUpQuery, fromEvent, toEvent, afterSubject int64, limit int) ([]int64, error) {
+	var ids []int64
+	if err := s.DB.SelectContext(ctx, &ids, `SELECT DISTINCT subject_id FROM consent_events
+		WHERE id > $1 AND id <= $2 AND subject_id > $3 AND status = 'withdrawn' AND brand = $4 AND channel = ANY($5) AND purpose = ANY($6)
+		ORDER BY subject_id LIMIT $7`, fromEvent, toEvent, afterSubject, q.Brand, pq.Array(q.Channels), pq.Array(q.Purposes), limit); err != nil {
+		return nil, fmt.Errorf("store: withdrew since: %w", err)
+	}
+	return ids, nil
 }

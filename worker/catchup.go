@@ -27,6 +27,8 @@ type CatchUpStore interface {
 	Ledger
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 	CatchUpState(ctx context.Context, destination string) (store.CatchUpState, bool, error)
+	LedgerHigh(ctx context.Context) (int64, error)
+	WithdrewSince(ctx context.Context, q store.CatchUpQuery, fromEvent, toEvent, afterSubject int64, limit int) ([]int64, error)
 }
 
 // Pusher enqueues a push task for a destination (jobs.Enqueuer).
@@ -73,8 +75,9 @@ type CatchUpOptions struct {
 // CatchUpReport is what a catch-up did at one destination.
 type CatchUpReport struct {
 	Destination string `json:"destination"`
-	// Skipped: already caught up for its current route (Remember).
-	Skipped bool `json:"skipped,omitempty"`
+	// Incremental: already caught up for its current route; only the
+	// people who withdrew since were read again (Remember).
+	Incremental bool `json:"incremental,omitempty"`
 	// Subjects read, Queued suppressions added (or, DryRun, to add).
 	Subjects int64 `json:"subjects"`
 	Queued   int64 `json:"queued"`
@@ -150,23 +153,6 @@ func (c CatchUp) RunLocked(ctx context.Context, o CatchUpOptions) ([]CatchUpRepo
 func (c CatchUp) one(ctx context.Context, rt Route, o CatchUpOptions) (CatchUpReport, error) {
 	rep := CatchUpReport{Destination: rt.Destination}
 	state := store.CatchUpState{Destination: rt.Destination, RouteHash: RouteHash(rt), StartedAt: c.now().UTC()}
-	if o.Remember {
-		prev, ok, err := c.Store.CatchUpState(ctx, rt.Destination)
-		if err != nil {
-			return rep, err
-		}
-		if ok && prev.RouteHash == state.RouteHash {
-			if prev.DoneAt.Valid {
-				rep.Skipped = true
-				return rep, nil
-			}
-			state = prev // resume an interrupted run
-		}
-	}
-	key, err := c.Store.IdentityKey(ctx)
-	if err != nil {
-		return rep, err
-	}
 	batch := c.Batch
 	if batch <= 0 {
 		batch = DefaultCatchUpBatch
@@ -177,6 +163,30 @@ func (c CatchUp) one(ctx context.Context, rt Route, o CatchUpOptions) (CatchUpRe
 	}
 	for _, p := range rt.Purposes {
 		q.Purposes = append(q.Purposes, string(p))
+	}
+	key, err := c.Store.IdentityKey(ctx)
+	if err != nil {
+		return rep, err
+	}
+	fresh := true
+	if o.Remember {
+		prev, ok, err := c.Store.CatchUpState(ctx, rt.Destination)
+		if err != nil {
+			return rep, err
+		}
+		if ok && prev.RouteHash == state.RouteHash {
+			if prev.DoneAt.Valid {
+				return c.since(ctx, rt, prev, key, q, o)
+			}
+			state, fresh = prev, false // resume an interrupted run
+		}
+	}
+	if fresh {
+		// Withdrawals recorded from now on by processes still running an
+		// older configuration are read by a later start (since).
+		if state.LedgerHigh, err = c.Store.LedgerHigh(ctx); err != nil {
+			return rep, err
+		}
 	}
 	errDry := errors.New("dry run")
 	for {
@@ -227,6 +237,71 @@ func (c CatchUp) one(ctx context.Context, rt Route, o CatchUpOptions) (CatchUpRe
 		c.Logger.Info("catch-up done", "destination", rt.Destination, "subjects", rep.Subjects, "queued", rep.Queued)
 	}
 	return rep, nil
+}
+
+// catchUpMargin is how many ledger rows before the last run's mark an
+// incremental run reads again (see since).
+const catchUpMargin = 100000
+
+// since is the run of a destination already caught up for its route: it
+// reads again only the people with a covered withdrawal recorded after
+// the last run began (prev.LedgerHigh, less catchUpMargin rows) — those a
+// process still running an older configuration reconciled without this
+// destination, during a rolling restart — and moves the mark on.
+func (c CatchUp) since(ctx context.Context, rt Route, prev store.CatchUpState, key []byte, q store.CatchUpQuery, o CatchUpOptions) (CatchUpReport, error) {
+	rep := CatchUpReport{Destination: rt.Destination}
+	high, err := c.Store.LedgerHigh(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Incremental = true
+	// Ledger ids are drawn before their batch commits: a row numbered
+	// below the mark may have committed after it was read. The last
+	// catchUpMargin rows before the mark are read again (idempotent).
+	from := max(0, prev.LedgerHigh-catchUpMargin)
+	var after int64
+	for {
+		subs, err := c.Store.WithdrewSince(ctx, q, from, high, after, q.Limit)
+		if err != nil {
+			return rep, err
+		}
+		if len(subs) == 0 {
+			break
+		}
+		after = subs[len(subs)-1]
+		page := q
+		page.Subjects = subs
+		var added int64
+		err = c.Store.Tx(ctx, func(tx *store.Tx) error {
+			p, err := tx.CatchUpPage(ctx, key, page)
+			if err != nil {
+				return err
+			}
+			rep.Subjects += int64(p.Read)
+			rows := catchUpRows(rt, p, c.Policy)
+			if o.DryRun {
+				added = int64(len(rows))
+				return nil
+			}
+			added, err = tx.AddOutboxRows(ctx, rows)
+			return err
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.Queued += added
+		if added > 0 && !o.DryRun && c.Pusher != nil {
+			if err := c.Pusher.Push(ctx, rt.Destination); err != nil && c.Logger != nil {
+				c.Logger.Warn("catch-up: enqueue push failed; the sweeper will retry", "destination", rt.Destination, "err", err)
+			}
+		}
+	}
+	if o.DryRun {
+		return rep, nil
+	}
+	next := prev
+	next.LedgerHigh, next.Queued = high, prev.Queued+rep.Queued
+	return rep, c.Store.Tx(ctx, func(tx *store.Tx) error { return tx.SaveCatchUp(ctx, next, true) })
 }
 
 // catchUpRows are the suppressions page's people still need at rt: for

@@ -146,11 +146,11 @@ func PrintCatchUp(w io.Writer, reports []worker.CatchUpReport, dryRun bool) erro
 	fmt.Fprintf(tw, "DESTINATION\tSUBJECTS READ\t%s\n", verb)
 	var total int64
 	for _, r := range reports {
-		if r.Skipped {
-			fmt.Fprintf(tw, "%s\t-\t-\t(already caught up)\n", r.Destination)
-			continue
+		note := ""
+		if r.Incremental {
+			note = "\t(only who withdrew since the last run)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", r.Destination, r.Subjects, r.Queued)
+		fmt.Fprintf(tw, "%s\t%d\t%d%s\n", r.Destination, r.Subjects, r.Queued, note)
 		total += r.Queued
 	}
 	if err := tw.Flush(); err != nil {
