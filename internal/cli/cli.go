@@ -160,6 +160,10 @@ func PrintCatchUp(w io.Writer, reports []worker.CatchUpReport, dryRun bool) erro
 		_, err := fmt.Fprintf(w, "dry run: %d suppression(s) would be queued; nothing was written\n", total)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d suppression(s) queued and pushes enqueued\n", total)
+	if total == 0 {
+		_, err := fmt.Fprintln(w, "nothing to queue: every destination holds every standing withdrawal it covers")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d suppression(s) queued; their pushes are enqueued\n", total)
 	return err
 }
