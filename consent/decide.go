@@ -204,16 +204,20 @@ func ruleObjection(f Facts, q Question, p Policy) (Answer, bool) {
 	case f.Erased:
 		return refusal(ReasonErased, f.ErasedAt), true
 	}
-	if at, ok := withdrawnAt(f, q, p); ok {
+	if at, ok := WithdrawnAt(f, q, p); ok {
 		return refusal(ReasonWithdrawn, at), true
 	}
 	return Answer{}, false
 }
 
-// withdrawnAt reports whether key k is withdrawn in f, and since when: its
-// state is withdrawn, or its latest withdrawal is not lifted by the state
-// (LiftsWithdrawal).
-func withdrawnAt(f Facts, k Key, p Policy) (time.Time, bool) {
+// WithdrawnAt reports whether key k is withdrawn in f (a person's merged
+// facts, MergeFacts), and since when: its state is withdrawn, or its latest
+// withdrawal is not lifted by the state (LiftsWithdrawal). It is step 3 of
+// Decide, and what decides which withdrawals a destination added later
+// must still hear (worker catch-up): one rule for both.
+//
+// Source: docs/rules.md ("Withdrawal"); GDPR art. 7(3), 21(3).
+func WithdrawnAt(f Facts, k Key, p Policy) (time.Time, bool) {
 	if st, ok := f.States[k]; ok && st.Status == StatusWithdrawn {
 		return st.OccurredAt, true
 	}

@@ -61,7 +61,7 @@ func Expiries(f Facts, p Policy, now time.Time, within time.Duration) []Expiry {
 		if exp.After(horizon) {
 			return
 		}
-		if _, withdrawn := withdrawnAt(f, k, p); withdrawn {
+		if _, withdrawn := WithdrawnAt(f, k, p); withdrawn {
 			return
 		}
 		out = append(out, Expiry{Key: k, Rule: rule, Since: since, ExpiresAt: exp, Expired: !now.Before(exp)})

@@ -86,9 +86,13 @@ type envOptions struct {
 	// repository root) instead of the fixtures' example; ${SANDBOX_URL} is
 	// the sandbox's URL in both.
 	configFile string
-	noWorker   bool
-	mutate     func(*config.Config)
-	sandbox    []sandbox.Option
+	// on, when set, starts this consentsync on the database, Redis index
+	// and sandbox of an earlier env (stop its worker first): a restart,
+	// with another configuration if mutate says so.
+	on       *env
+	noWorker bool
+	mutate   func(*config.Config)
+	sandbox  []sandbox.Option
 	// tracing, when set, records the app's spans (app.Options.Tracing).
 	tracing trace.TracerProvider
 }
@@ -98,17 +102,21 @@ type envOptions struct {
 func start(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, Logs: &syncBuffer{}}
-	contacts, err := sandbox.FixtureContacts()
-	if err != nil {
-		t.Fatal(err)
+	if o.on != nil {
+		e.Sandbox, e.SBURL = o.on.Sandbox, o.on.SBURL
+	} else {
+		contacts, err := sandbox.FixtureContacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Sandbox = sandbox.New(append([]sandbox.Option{sandbox.WithHubSpotContacts(contacts)}, o.sandbox...)...)
+		sb, err := e.Sandbox.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sb.Close() })
+		e.SBURL = sb.URL
 	}
-	e.Sandbox = sandbox.New(append([]sandbox.Option{sandbox.WithHubSpotContacts(contacts)}, o.sandbox...)...)
-	sb, err := e.Sandbox.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	e.SBURL = sb.URL
 	raw, err := fixtures.ExampleConfig()
 	if o.configFile != "" {
 		raw, err = os.ReadFile(filepath.Join("..", o.configFile))
@@ -116,14 +124,18 @@ func start(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(raw, func(k string) (string, bool) { return sb.URL, k == "SANDBOX_URL" })
+	cfg, err := config.Parse(raw, func(k string) (string, bool) { return e.SBURL, k == "SANDBOX_URL" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Worker.SweepAfter = time.Second
 	cfg.Worker.SweepEvery = 200 * time.Millisecond
 	cfg.Server.DrainGrace = time.Millisecond // the test's own shutdown: no load balancer to wait for
-	cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token", ViewerToken: viewerToken}
+	if o.on != nil {
+		cfg.Process = o.on.App.Config.Process
+	} else {
+		cfg.Process = config.Process{DatabaseURL: testenv.Postgres(t), RedisURL: testenv.Redis(t), AdminToken: "test-admin-token", ViewerToken: viewerToken}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,12 @@ import (
 // rulesEnv is an env whose signup form also maps a profile field, with a
 // professional domain in the policy.
 func rulesEnv(t *testing.T, strict bool) *env {
-	return start(t, envOptions{mutate: func(c *configT) {
+	return start(t, envOptions{mutate: rulesConfig(strict)})
+}
+
+// rulesConfig is rulesEnv's configuration.
+func rulesConfig(strict bool) func(*configT) {
+	return func(c *configT) {
 		c.Policy.StrictQuality = strict
 		// A second brand that collects nothing itself.
 		c.Destinations = append(c.Destinations, config.Destination{Name: "sendgrid-other", Kind: "sendgrid", Brand: "other-brand",
@@ -38,7 +43,7 @@ func rulesEnv(t *testing.T, strict bool) *env {
 					config.ConsentField{Field: "required_box", Channel: "email", Purpose: "marketing", Required: true})
 			}
 		}
-	}})
+	}
 }
 
 // submit posts a form submission built from fields.

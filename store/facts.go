@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/consentsync/consentsync/consent"
@@ -25,6 +26,11 @@ var qualifyingKinds = pq.Array([]string{string(consent.ActivityClick), string(co
 // loadFacts reads states, refused grants, customer profiles and last
 // contacts of subjects, for one key or (key nil) all keys: four queries.
 func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.Key) (map[int64]*consent.Facts, error) {
+	return loadFacts(ctx, s.DB, subjectIDs, key)
+}
+
+// loadFacts is Store.loadFacts on q (the pool, or a transaction).
+func loadFacts(ctx context.Context, q sqlx.QueryerContext, subjectIDs []int64, key *consent.Key) (map[int64]*consent.Facts, error) {
 	out := make(map[int64]*consent.Facts, len(subjectIDs))
 	for _, id := range subjectIDs {
 		out[id] = &consent.Facts{States: map[consent.Key]consent.StateFact{}, InvalidGrants: map[consent.Key]time.Time{},
@@ -58,7 +64,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		Quality    []byte    `db:"quality"`
 	}
 	var states []stateRow
-	if err := s.DB.SelectContext(ctx, &states, `
+	if err := sqlx.SelectContext(ctx, q, &states, `
 		SELECT cs.subject_id, cs.channel, cs.brand, cs.purpose, cs.status, cs.occurred_at, cs.source, e.quality
 		FROM consent_states cs JOIN consent_events e ON e.id = cs.event_id
 		WHERE cs.subject_id = ANY($1)`+qualify(keyFilter, "cs."), args...); err != nil {
@@ -85,7 +91,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		WithdrawnAt sql.NullTime `db:"withdrawn_at"`
 	}
 	var past []pastRow
-	if err := s.DB.SelectContext(ctx, &past, `
+	if err := sqlx.SelectContext(ctx, q, &past, `
 		SELECT subject_id, channel, brand, purpose,
 			max(occurred_at) FILTER (WHERE status = 'granted' AND NOT valid) AS invalid_at,
 			max(occurred_at) FILTER (WHERE status = 'withdrawn') AS withdrawn_at
@@ -114,7 +120,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		Purpose   string `db:"purpose"`
 		Problems  []byte `db:"problems"`
 	}
-	if err := s.DB.SelectContext(ctx, &details, `
+	if err := sqlx.SelectContext(ctx, q, &details, `
 		SELECT DISTINCT ON (subject_id, channel, brand, purpose) subject_id, channel, brand, purpose, problems
 		FROM consent_events WHERE subject_id = ANY($1) AND status = 'granted' AND NOT valid`+keyFilter+`
 		ORDER BY subject_id, channel, brand, purpose, occurred_at DESC, id DESC`, args...); err != nil {
@@ -135,7 +141,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 		At        time.Time `db:"at"`
 	}
 	var customers []brandTime
-	if err := s.DB.SelectContext(ctx, &customers, `SELECT subject_id, brand, since AS at FROM subject_profiles
+	if err := sqlx.SelectContext(ctx, q, &customers, `SELECT subject_id, brand, since AS at FROM subject_profiles
 		WHERE subject_id = ANY($1) AND profile = 'customer'`+brandFilter, brandArgs...); err != nil {
 		return nil, fmt.Errorf("store: facts profiles: %w", err)
 	}
@@ -146,7 +152,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 	cargs := append([]any{}, brandArgs...)
 	cargs = append(cargs, qualifyingKinds)
 	kindParam := fmt.Sprintf("$%d", len(cargs))
-	if err := s.DB.SelectContext(ctx, &contacts, `SELECT subject_id, brand, max(last_at) AS at FROM subject_contacts
+	if err := sqlx.SelectContext(ctx, q, &contacts, `SELECT subject_id, brand, max(last_at) AS at FROM subject_contacts
 		WHERE subject_id = ANY($1) AND kind = ANY(`+kindParam+`)`+brandFilter+` GROUP BY subject_id, brand`, cargs...); err != nil {
 		return nil, fmt.Errorf("store: facts contacts: %w", err)
 	}
@@ -156,7 +162,7 @@ func (s *Store) loadFacts(ctx context.Context, subjectIDs []int64, key *consent.
 	// The end of a commercial relationship, as sources report it: the last
 	// order (consent.CustomerExpiresAt counts the customer's 3 years from it).
 	var orders []brandTime
-	if err := s.DB.SelectContext(ctx, &orders, `SELECT subject_id, brand, max(last_at) AS at FROM subject_contacts
+	if err := sqlx.SelectContext(ctx, q, &orders, `SELECT subject_id, brand, max(last_at) AS at FROM subject_contacts
 		WHERE subject_id = ANY($1) AND kind = 'order'`+brandFilter+` GROUP BY subject_id, brand`, brandArgs...); err != nil {
 		return nil, fmt.Errorf("store: facts orders: %w", err)
 	}

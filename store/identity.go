@@ -413,6 +413,10 @@ type SetWithdrawal struct {
 	Brand      string    `db:"brand"`
 	Purpose    string    `db:"purpose"`
 	OccurredAt time.Time `db:"occurred_at"`
+	// Source and Reason (the evidence's event name) are read by
+	// Tx.CatchUpPage only.
+	Source string `db:"source"`
+	Reason string `db:"reason"`
 }
 
 // Key is the withdrawal's key.

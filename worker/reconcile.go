@@ -1000,24 +1000,8 @@ func (r *reconcileTx) queueFor(subjectID, eventID int64, sig consent.Signal, mem
 			continue
 		}
 		for _, m := range members {
-			if m.SubjectID == subjectID && !rt.Matches(sig) {
-				continue // echo
-			}
-			addr := m.Address()
-			if m.SubjectID == subjectID && sig.Subject.Email == m.Email {
-				// The address that withdrew, spelled as that sender spelled it.
-				addr = cmp.Or(sig.Subject.EmailOriginal, addr)
-			}
-			var email, phone string
-			switch sig.Channel {
-			case consent.ChannelEmail:
-				email = addr
-			case consent.ChannelSMS:
-				phone = m.Phone
-			default:
-				email, phone = addr, m.Phone
-			}
-			if email == "" && phone == "" {
+			row, ok := rt.suppression(subjectID, eventID, sig, m)
+			if !ok {
 				continue
 			}
 			once := fmt.Sprintf("%s|%s|%s|%s|%d", rt.Destination, sig.Channel, sig.Brand, sig.Purpose, m.SubjectID)
@@ -1025,13 +1009,7 @@ func (r *reconcileTx) queueFor(subjectID, eventID int64, sig consent.Signal, mem
 				continue
 			}
 			r.queued[once] = true
-			added, err := r.tx.AddOutbox(r.ctx, store.OutboxRow{
-				Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID, TargetSubjectID: m.SubjectID,
-				Email:   sql.NullString{String: email, Valid: email != ""},
-				Phone:   sql.NullString{String: phone, Valid: phone != ""},
-				Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
-				Reason: sql.NullString{String: sig.Evidence.Event, Valid: sig.Evidence.Event != ""},
-			})
+			added, err := r.tx.AddOutbox(r.ctx, row)
 			if err != nil {
 				return err
 			}
@@ -1042,6 +1020,44 @@ func (r *reconcileTx) queueFor(subjectID, eventID int64, sig consent.Signal, mem
 		}
 	}
 	return nil
+}
+
+// suppression is the outbox row that queues the withdrawal sig (ledger row
+// eventID of subjectID) at rt for member m's address or number, or false
+// when none is due: m is the address that withdrew and rt the destination
+// the withdrawal came from (echo, Route.Matches), or m has nothing rt's
+// channel can reach. The address that withdrew is spelled as its sender
+// spelled it; email goes on the email channel, the number on sms, both on
+// the others. rt is assumed to cover sig (Route.Covers). Reconciliation
+// (queueFor) and a destination's catch-up (CatchUp) build their rows here.
+func (rt Route) suppression(subjectID, eventID int64, sig consent.Signal, m store.Member) (store.OutboxRow, bool) {
+	if m.SubjectID == subjectID && !rt.Matches(sig) {
+		return store.OutboxRow{}, false // echo
+	}
+	addr := m.Address()
+	if m.SubjectID == subjectID && sig.Subject.Email == m.Email {
+		// The address that withdrew, spelled as that sender spelled it.
+		addr = cmp.Or(sig.Subject.EmailOriginal, addr)
+	}
+	var email, phone string
+	switch sig.Channel {
+	case consent.ChannelEmail:
+		email = addr
+	case consent.ChannelSMS:
+		phone = m.Phone
+	default:
+		email, phone = addr, m.Phone
+	}
+	if email == "" && phone == "" {
+		return store.OutboxRow{}, false
+	}
+	return store.OutboxRow{
+		Destination: rt.Destination, ConsentEventID: eventID, SubjectID: subjectID, TargetSubjectID: m.SubjectID,
+		Email:   sql.NullString{String: email, Valid: email != ""},
+		Phone:   sql.NullString{String: phone, Valid: phone != ""},
+		Channel: string(sig.Channel), Brand: sig.Brand, Purpose: string(sig.Purpose),
+		Reason: sql.NullString{String: sig.Evidence.Event, Valid: sig.Evidence.Event != ""},
+	}, true
 }
 
 // withFails adds to problems the reason of each failed criterion that no

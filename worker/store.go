@@ -34,6 +34,9 @@ type Store interface {
 	ReleasePusher(ctx context.Context, destination, token string) error
 	RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error)
 	WithLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
+	CatchUpState(ctx context.Context, destination string) (store.CatchUpState, bool, error)
+	LedgerHigh(ctx context.Context) (int64, error)
+	WithdrewSince(ctx context.Context, q store.CatchUpQuery, fromEvent, toEvent, afterSubject int64, limit int) ([]int64, error)
 }
 
 var _ Store = (*store.Store)(nil)

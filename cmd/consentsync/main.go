@@ -20,6 +20,7 @@
 //	consentsync healthcheck [-url URL]  exit 0 when /readyz answers 200 (container healthchecks)
 //	consentsync sandbox [-addr :9200]   the fake provider APIs the demo and docker compose use
 //	consentsync import provider|csv     backfill existing suppressions and exports
+//	consentsync catch-up [-destination NAME] [-dry-run]  queue standing withdrawals a destination never heard
 //
 // Configuration: CONSENTSYNC_CONFIG (YAML), DATABASE_URL, REDIS_URL,
 // HTTP_ADDR, OPS_ADDR, CONSENTSYNC_ADMIN_TOKEN, CONSENTSYNC_VIEWER_TOKEN.
@@ -81,6 +82,7 @@ Commands:
   sandbox [-addr :9200]       serve the fake provider APIs (SendGrid, Mailchimp, HubSpot, ...) the demo and docker compose use
   import provider -destination N   backfill: import the suppressions a destination's provider already holds (resumable)
   import csv FILE -source N   backfill: import an export of opt-ins and opt-outs (-dry-run, -col field=Header; README "Backfill")
+  catch-up [-destination N] [-dry-run]  queue, at each destination, the standing withdrawals it has no suppression for (work does it at start)
 
 Environment: CONSENTSYNC_CONFIG (YAML file), DATABASE_URL, REDIS_URL,
 HTTP_ADDR (public: webhooks and probes, default :8080),
@@ -125,6 +127,8 @@ func main() {
 		err = drift(ctx, log, args)
 	case "overdue":
 		err = overdue(ctx, args)
+	case "catch-up":
+		err = catchUp(ctx, log, args)
 	case "expiring":
 		err = expiring(ctx, args)
 	case "verify-ledger":
@@ -594,6 +598,33 @@ func drift(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	return derr
+}
+
+// catchUp queues, at every configured destination (or -destination), the
+// standing withdrawals it covers and holds no suppression for
+// (worker.CatchUp), and prints the counts; -dry-run only counts. It reads
+// every destination from the start and records nothing: the worker's
+// start-up run is the one remembered.
+func catchUp(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("catch-up", flag.ContinueOnError)
+	dest := fs.String("destination", "", "only this destination")
+	dry := fs.Bool("dry-run", false, "count what would be queued; write nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := openOperator(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	reports, ran, err := a.CatchUp().RunLocked(ctx, worker.CatchUpOptions{Destination: *dest, DryRun: *dry})
+	if err != nil {
+		return err
+	}
+	if !ran {
+		return errors.New("a catch-up is running in another process (a worker starting); try again when it ends")
+	}
+	return cli.PrintCatchUp(os.Stdout, reports, *dry)
 }
 
 // overdue lists withdrawals not honoured everywhere within

@@ -214,6 +214,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	go a.Worker.RunSweeper(ctx)
 	go a.Worker.RunClaimer(ctx)
 	go a.Worker.RunDrift(ctx)
+	go a.Worker.RunCatchUp(ctx)
 	<-ctx.Done()
 	return nil
 }
@@ -309,4 +310,19 @@ func rateLimitedNames(c *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// CatchUp is the destinations' catch-up on standing withdrawals
+// (worker.CatchUp) with this process's configuration: the worker's when
+// there is one, else (operator commands) built from the store, the routes
+// and the enqueuer alone — it calls no provider.
+func (a *App) CatchUp() worker.CatchUp {
+	if a.Worker != nil {
+		return a.Worker.CatchUp()
+	}
+	c := worker.CatchUp{Store: a.Store, Routes: worker.RoutesFrom(a.Config.Destinations), Policy: a.Config.Policy.Rules(), Logger: a.Logger}
+	if a.Enqueuer != nil {
+		c.Pusher = a.Enqueuer
+	}
+	return c
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/service"
+	"github.com/consentsync/consentsync/worker"
 )
 
 // PrintSubject prints, for support staff, the person raw names: identities,
@@ -135,5 +136,39 @@ func PrintExpiring(w io.Writer, rows []service.ExpiringEntry, within string, ttl
 	}
 	_ = tw.Flush()
 	_, err := fmt.Fprintf(w, "%d permission(s) lapse within %s (policy.consent_ttl %s)\n", len(rows), within, ttl)
+	return err
+}
+
+// PrintCatchUp renders what a destination catch-up did (worker.CatchUp):
+// per destination, the subjects read and the suppressions queued (or, with
+// dryRun, that would be queued).
+func PrintCatchUp(w io.Writer, reports []worker.CatchUpReport, dryRun bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	verb := "QUEUED"
+	if dryRun {
+		verb = "WOULD QUEUE"
+	}
+	fmt.Fprintf(tw, "DESTINATION\tSUBJECTS READ\t%s\n", verb)
+	var total int64
+	for _, r := range reports {
+		note := ""
+		if r.Incremental {
+			note = "\t(only who withdrew since the last run)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d%s\n", r.Destination, r.Subjects, r.Queued, note)
+		total += r.Queued
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if dryRun {
+		_, err := fmt.Fprintf(w, "dry run: %d suppression(s) would be queued; nothing was written\n", total)
+		return err
+	}
+	if total == 0 {
+		_, err := fmt.Fprintln(w, "nothing to queue: every destination holds every standing withdrawal it covers")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d suppression(s) queued; their pushes are enqueued\n", total)
 	return err
 }
