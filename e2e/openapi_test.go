@@ -64,6 +64,9 @@ func newContract(t *testing.T, e *env) *contract {
 func (c *contract) do(method, path, query string, header http.Header, body []byte, want int) response {
 	c.t.Helper()
 	u := c.e.URL + path
+	if onOps(path) {
+		u = c.e.OpsURL + path
+	}
 	if query != "" {
 		u += "?" + query
 	}
@@ -205,7 +208,7 @@ func TestOpenAPIContract(t *testing.T) {
 	// Ops.
 	c.do("GET", "/healthz", "", nil, nil, 200)
 	c.do("GET", "/readyz", "", nil, nil, 200)
-	c.do("GET", "/metrics", "", nil, nil, 200)
+	c.do("GET", "/metrics", "", http.Header{"Authorization": {"Bearer " + viewerToken}}, nil, 200)
 	c.do("GET", "/debug/pprof/", "", nil, nil, 401)
 	c.do("GET", "/debug/pprof/cmdline", "", adminAuth, nil, 200)
 	c.do("GET", "/ops/queues/", "", nil, nil, 401)

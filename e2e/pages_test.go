@@ -217,7 +217,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		t.Fatalf("repeats called SendGrid %d more times", c-calls)
 	}
 
-	if m := e.do("GET", "/metrics", "", nil, nil); !strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="stored",page="unsubscribe"} 1`) ||
+	if m := e.do("GET", "/metrics", "", http.Header{"Authorization": {"Bearer " + viewerToken}}, nil); !strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="stored",page="unsubscribe"} 1`) ||
 		!strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="unchanged",page="unsubscribe"} 2`) ||
 		!strings.Contains(m.Body, `consentsync_pages_requests_total{outcome="shown",page="unsubscribe"} 3`) {
 		t.Fatalf("metrics lack the pages' counts:\n%s", grepLines(m.Body, "consentsync_pages"))
