@@ -80,3 +80,21 @@ func ScopeBrands(m map[string]Scope) []string {
 	}
 	return out
 }
+
+// ResolveScopes turns configured scopes into consent keys: each scope's
+// brand defaults to brand (the source's), its channel to email. The map is
+// keyed as m is (a platform's purpose or vendor id).
+func ResolveScopes(m map[string]Scope, brand string) map[string]consent.Key {
+	out := make(map[string]consent.Key, len(m))
+	for id, sc := range m {
+		k := consent.Key{Brand: brand, Purpose: consent.Purpose(sc.Purpose), Channel: consent.ChannelEmail}
+		if sc.Brand != "" {
+			k.Brand = sc.Brand
+		}
+		if sc.Channel != "" {
+			k.Channel = consent.Channel(sc.Channel)
+		}
+		out[id] = k
+	}
+	return out
+}

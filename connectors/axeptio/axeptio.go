@@ -87,16 +87,10 @@ func (o *SourceOptions) Brands() []string {
 	return connectors.ScopeBrands(o.Vendors)
 }
 
-type scope struct {
-	brand   string
-	purpose consent.Purpose
-	channel consent.Channel
-}
-
 // Source verifies and parses one Axeptio project's webhooks.
 type Source struct {
 	cfg        config.Source
-	vendors    map[string]scope
+	vendors    map[string]consent.Key
 	emailField string
 }
 
@@ -119,17 +113,8 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 	if verr != nil {
 		return nil, verr
 	}
-	s := &Source{cfg: cfg, vendors: map[string]scope{}, emailField: strings.TrimSpace(o.EmailField)}
-	for id, sc := range o.Vendors {
-		m := scope{brand: cfg.Brand, purpose: consent.Purpose(sc.Purpose), channel: consent.ChannelEmail}
-		if sc.Brand != "" {
-			m.brand = sc.Brand
-		}
-		if sc.Channel != "" {
-			m.channel = consent.Channel(sc.Channel)
-		}
-		s.vendors[id] = m
-	}
+	s := &Source{cfg: cfg, vendors: map[string]consent.Key{}, emailField: strings.TrimSpace(o.EmailField)}
+	s.vendors = connectors.ResolveScopes(o.Vendors, cfg.Brand)
 	return s, nil
 }
 
@@ -244,7 +229,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			st = consent.StatusGranted
 		}
 		b.Signals = append(b.Signals, consent.Signal{
-			Subject: consent.Subject{Email: email}, Channel: sc.channel, Brand: sc.brand, Purpose: sc.purpose,
+			Subject: consent.Subject{Email: email}, Channel: sc.Channel, Brand: sc.Brand, Purpose: sc.Purpose,
 			Status: st, OccurredAt: at, Source: s.cfg.Name,
 			Evidence: consent.Evidence{
 				EventID: connectors.ClipUTF8(id, 200), Event: "consent", Field: connectors.ClipUTF8("vendor:"+name, 128),
@@ -255,15 +240,15 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	return b, nil
 }
 
-func (s *Source) scopeOf(vendor string) (scope, bool) {
+func (s *Source) scopeOf(vendor string) (consent.Key, bool) {
 	if m, ok := s.vendors[vendor]; ok {
 		return m, true
 	}
 	p, ok := connectors.CookiePurposeOf(vendor, true)
 	if !ok {
-		return scope{}, false
+		return consent.Key{}, false
 	}
-	return scope{brand: s.cfg.Brand, purpose: p, channel: consent.ChannelEmail}, true
+	return consent.Key{Brand: s.cfg.Brand, Purpose: p, Channel: consent.ChannelEmail}, true
 }
 
 // email is the address at email_field, else the token when it is one.

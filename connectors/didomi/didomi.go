@@ -106,19 +106,13 @@ func (o *SourceOptions) Brands() []string {
 	return connectors.ScopeBrands(o.Purposes)
 }
 
-type scope struct {
-	brand   string
-	purpose consent.Purpose
-	channel consent.Channel
-}
-
 // Source verifies and parses one Didomi organization's webhooks.
 type Source struct {
 	cfg       config.Source
 	secrets   []string
 	clientID  string
 	tolerance time.Duration
-	purposes  map[string]scope
+	purposes  map[string]consent.Key
 	vendors   bool
 }
 
@@ -145,17 +139,8 @@ func NewSource(cfg config.Source, deps connectors.Deps) (*Source, error) {
 		return nil, verr
 	}
 	s := &Source{cfg: cfg, secrets: cfg.Secrets, clientID: o.ClientID, tolerance: connectors.Tolerance(cfg.Tolerance),
-		purposes: map[string]scope{}, vendors: o.Vendors == nil || *o.Vendors}
-	for id, sc := range o.Purposes {
-		m := scope{brand: cfg.Brand, purpose: consent.Purpose(sc.Purpose), channel: consent.ChannelEmail}
-		if sc.Brand != "" {
-			m.brand = sc.Brand
-		}
-		if sc.Channel != "" {
-			m.channel = consent.Channel(sc.Channel)
-		}
-		s.purposes[id] = m
-	}
+		purposes: map[string]consent.Key{}, vendors: o.Vendors == nil || *o.Vendors}
+	s.purposes = connectors.ResolveScopes(o.Purposes, cfg.Brand)
 	return s, nil
 }
 
@@ -290,7 +275,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		e.Field = connectors.ClipUTF8(kindOf(c)+":"+c.id, 128)
 		e.Checkbox = fmt.Sprint(c.enabled)
 		b.Signals = append(b.Signals, consent.Signal{
-			Subject: consent.Subject{Email: email}, Channel: sc.channel, Brand: sc.brand, Purpose: sc.purpose,
+			Subject: consent.Subject{Email: email}, Channel: sc.Channel, Brand: sc.Brand, Purpose: sc.Purpose,
 			Status: st, OccurredAt: at, Source: s.cfg.Name, Evidence: e,
 		})
 	}
@@ -306,7 +291,7 @@ func kindOf(c choice) string {
 
 // scopeOf maps a choice to its scope: the purposes option, else
 // cookies:<id> (vendors: cookies:vendor.<id>).
-func (s *Source) scopeOf(c choice) (scope, bool) {
+func (s *Source) scopeOf(c choice) (consent.Key, bool) {
 	if !c.vendor {
 		if m, ok := s.purposes[c.id]; ok {
 			return m, true
@@ -314,9 +299,9 @@ func (s *Source) scopeOf(c choice) (scope, bool) {
 	}
 	p, ok := connectors.CookiePurposeOf(c.id, c.vendor)
 	if !ok {
-		return scope{}, false
+		return consent.Key{}, false
 	}
-	return scope{brand: s.cfg.Brand, purpose: p, channel: consent.ChannelEmail}, true
+	return consent.Key{Brand: s.cfg.Brand, Purpose: p, Channel: consent.ChannelEmail}, true
 }
 
 // choices reads consents.purposes (enabled true/false; null skipped) and,
