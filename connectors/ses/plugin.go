@@ -51,8 +51,14 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (o *DestinationOptions) Defaults() {
 	o.Region = strings.TrimSpace(o.Region)
 	o.ContactList = strings.TrimSpace(o.ContactList)
+	// A new slice: the options value may be a copy sharing the
+	// configuration's (Defaults runs again in NewDestination).
+	topics := make([]string, len(o.Topics))
 	for i, t := range o.Topics {
-		o.Topics[i] = strings.TrimSpace(t)
+		topics[i] = strings.TrimSpace(t)
+	}
+	if o.Topics != nil {
+		o.Topics = topics
 	}
 }
 
