@@ -8,7 +8,7 @@ export DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/consentsyn
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export TEST_DATABASE_URL ?= postgres://postgres:consentsync@127.0.0.1:5432/postgres?sslmode=disable
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
-FUZZTIME ?= 20000x
+FUZZTIME ?= 10000x
 
 .PHONY: demo test services chromium build vet unit fuzz bench chaos scale clean deploy-check rules chart
 

@@ -146,6 +146,15 @@ type Lifter interface {
 	Lift(ctx context.Context, batch []Suppression) ([]Result, error)
 }
 
+// CallCounter is implemented by a destination whose Push (or Lift) of n
+// suppressions makes more than one HTTP request (one per address, say):
+// PushCalls(n) bounds them. The worker gives the call its timeout plus the
+// time the destination's rate limit needs for that many requests, and
+// leases the rows that long. Without it a Push is one batch request.
+type CallCounter interface {
+	PushCalls(n int) int
+}
+
 // Listed is one suppression a provider already holds, as a backfill
 // (`consentsync import provider`) reads it: the address (or number) the
 // provider keeps, when the provider recorded it and why.

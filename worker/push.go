@@ -42,28 +42,29 @@ func backoff(n int) time.Duration {
 	return min(d, maxBackoff)
 }
 
-// pusherLease bounds how long one push task holds its destination's lease
-// (store.TryPusher): the push task's own timeout (jobs.Enqueuer.PushAt), so
-// a crashed task's lease has ended by the time asynq retries it.
-const pusherLease = 5 * time.Minute
-
 // batchesPerTask is how many push calls, then how many read-back calls, one
 // push task makes before it hands over to a new task for the destination:
 // with more destinations than worker.push_concurrency, a long backlog at
 // one does not hold a worker while the others wait.
 const batchesPerTask = 4
 
-// callsPerSuppression bounds how many HTTP requests a connector makes for
-// one suppression of a batch (SES: two for a spam complaint; most
-// read-backs: one per address).
-const callsPerSuppression = 2
+// pushCalls is how many HTTP requests a Push of n suppressions to dest
+// makes at most: connectors.CallCounter's answer, else one (a batch call).
+func pushCalls(dest connectors.Destination, n int) int {
+	if c, ok := dest.(connectors.CallCounter); ok {
+		return c.PushCalls(n)
+	}
+	return 1
+}
 
-// timeoutOf bounds one Push, Check or Lift of up to n suppressions to
+// timeoutOf bounds one provider operation of calls HTTP requests to
 // destination name: its configured timeout (destinations[].timeout,
-// default 10s) plus the time its rate limit needs for
-// callsPerSuppression requests per suppression, so a connector that makes
-// one request per address (SES, most read-backs) is paced, not cut off.
-func (w *Worker) timeoutOf(name string, n int) time.Duration {
+// default 10s) plus the time its rate limit needs for those requests, so
+// a connector that makes one request per address (SES pushes, most
+// read-backs) is paced, not cut off. Rows are leased, and the
+// destination's push lease held, for that plus leaseMargin: a crashed
+// pusher's work is free again that soon.
+func (w *Worker) timeoutOf(name string, calls int) time.Duration {
 	timeout := 10 * time.Second
 	for _, d := range w.Config.Destinations {
 		if d.Name != name {
@@ -73,7 +74,7 @@ func (w *Worker) timeoutOf(name string, n int) time.Duration {
 			timeout = d.Timeout
 		}
 		if r := connectors.RateLimitOf(d); r > 0 {
-			timeout += time.Duration(float64(callsPerSuppression*n) / r * float64(time.Second))
+			timeout += time.Duration(float64(calls) / r * float64(time.Second))
 		}
 	}
 	return timeout
@@ -130,8 +131,15 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	}
 	// One task at a time per destination: the others leave, the holder
 	// schedules the next (its successor, below).
+	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
+	timeout := w.timeoutOf(p.Destination, pushCalls(dest, limit))
+	checkTimeout := w.timeoutOf(p.Destination, limit) // read-backs: one request per address
 	token := rand.Text()
-	if ok, err := w.Store.TryPusher(ctx, p.Destination, token, pusherLease); err != nil || !ok {
+	// hold takes or renews the push lease for one more operation of d.
+	hold := func(d time.Duration) (bool, error) {
+		return w.Store.TryPusher(ctx, p.Destination, token, d+leaseMargin)
+	}
+	if ok, err := hold(timeout); err != nil || !ok {
 		return err
 	}
 	defer func() {
@@ -139,14 +147,15 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 			w.Logger.Warn("push lease not released; it ends by itself", "destination", p.Destination, "err", err)
 		}
 	}()
-	limit := min(dest.MaxBatch(), w.Config.Worker.PushBatch)
-	timeout := w.timeoutOf(p.Destination, limit)
 	worked := false // rows claimed, for the next task's time
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			// More may be pending: a later task goes on, after the other
 			// destinations' tasks already queued.
 			return w.pushLater(ctx, p.Destination, w.now())
+		}
+		if ok, err := hold(timeout); err != nil || !ok {
+			return err // another task took over the lapsed lease: it goes on
 		}
 		c, err := w.Store.ClaimPush(ctx, p.Destination, limit, timeout+leaseMargin, w.Config.Worker.CircuitFailures)
 		if err != nil {
@@ -169,7 +178,7 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	}
 	var next time.Time
 	if checker, ok := dest.(connectors.Checker); ok {
-		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, timeout)
+		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, checkTimeout, func() (bool, error) { return hold(checkTimeout) })
 		if err != nil {
 			return err
 		}

@@ -32,7 +32,10 @@ import (
 // task, never one per batch, so a destination's tasks never multiply.
 //
 // read reports that some row was read back.
-func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration) (again bool, next time.Time, read bool, err error) {
+//
+// hold, when not nil, renews the caller's push lease before each batch;
+// when it reports the lease lost, verify stops.
+func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration, hold func() (bool, error)) (again bool, next time.Time, read bool, err error) {
 	soonest := func(at time.Time) {
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
@@ -41,6 +44,11 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			return true, next, read, nil
+		}
+		if hold != nil {
+			if ok, err := hold(); err != nil || !ok {
+				return false, next, read, err
+			}
 		}
 		rows, err := w.Store.ClaimVerify(ctx, name, limit, timeout+leaseMargin)
 		if err != nil || len(rows) == 0 {

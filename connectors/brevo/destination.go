@@ -101,6 +101,11 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 // MaxBatch is MaxContacts.
 func (d *Destination) MaxBatch() int { return MaxContacts }
 
+// PushCalls bounds the requests of a Push or Lift of n contacts: the batch
+// call, then, at worst, one creation per contact Brevo does not know
+// (connectors.CallCounter).
+func (d *Destination) PushCalls(n int) int { return n + 1 }
+
 // withResetHeader returns a copy of c (c itself is shared and not changed)
 // whose transport adds "Retry-After: n" to a 429 that carries
 // x-sib-ratelimit-reset n and no Retry-After, so that connectors'

@@ -199,6 +199,10 @@ func NewDestination(cfg config.Destination, deps connectors.Deps) (*Destination,
 // MaxBatch is MaxBatch.
 func (d *Destination) MaxBatch() int { return MaxBatch }
 
+// PushCalls bounds the requests of a Push or Lift of n suppressions: one
+// per address, two for a spam complaint (connectors.CallCounter).
+func (d *Destination) PushCalls(n int) int { return 2 * n }
+
 // group is one address of a batch and the suppressions that carry it.
 type group struct {
 	addr string
