@@ -73,8 +73,9 @@ func TestReadBackVerifiesAndRepushesMismatch(t *testing.T) {
 	e := start(t, envOptions{mutate: func(cfg *configT) { cfg.Worker.VerifyAfter = 1500 * time.Millisecond }})
 	const addr = "verify@example.com"
 	e.withdrawByPostmark(addr)
-	e.waitFor("the pushes", func() bool {
-		return e.Sandbox.SendGrid().IsSuppressed(addr) && e.Sandbox.MailchimpStatus("a6b5da1054", addr) == "unsubscribed"
+	e.waitFor("the pushes, recorded", func() bool {
+		return e.Sandbox.SendGrid().IsSuppressed(addr) && e.Sandbox.MailchimpStatus("a6b5da1054", addr) == "unsubscribed" &&
+			e.count(`SELECT count(*) FROM suppression_outbox WHERE status = 'sent'`) == 2
 	})
 	// Not read back yet: overdue for a deadline that has passed.
 	od, err := e.App.Store.ListOverdue(context.Background(), time.Now().Add(time.Hour), 10)
