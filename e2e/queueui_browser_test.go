@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,20 +20,6 @@ import (
 	"github.com/consentsync/consentsync/jobs"
 )
 
-// chromium finds a Chromium binary: $CHROMIUM, else chromium,
-// chromium-browser or google-chrome on PATH.
-func chromium() (string, bool) {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p, true
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, true
-		}
-	}
-	return "", false
-}
-
 // artifacts is where browser tests save screenshots: $ARTIFACTS_DIR, else
 // bin/artifacts at the repository root (ignored by git and docker).
 func artifacts(t *testing.T) string {
@@ -48,16 +33,13 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-// browser starts headless Chromium with a new empty profile and the flags
-// HELPERS.md asks for (no sandbox, no GPU, no QUIC, no first-run, no
-// background or component traffic). It skips the test when no Chromium
-// exists.
+// queueBrowser starts headless Chromium (chromiumPath) with a new empty
+// profile and the flags a closed network needs (no sandbox, no GPU, no
+// QUIC, no first-run, no background or component traffic). It skips the
+// test when no Chromium exists.
 func queueBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path, ok := chromium()
-	if !ok {
-		t.Skip("no Chromium (looked for $CHROMIUM, chromium, chromium-browser, google-chrome): this browser test needs Debian's chromium package; `make test` installs it when it runs as root with apt-get")
-	}
+	path := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
