@@ -477,9 +477,9 @@ func (d *Destination) one(ctx context.Context, t target, on bool) ([]connectors.
 // (https://developers.brevo.com/reference/get-contact-info). 200 with
 // emailBlacklisted (smsBlacklisted) true means Suppressed, false not
 // suppressed (drifted, if it was pushed); 404 (no such contact) and 400 are
-// Unknown, like an answer that is not a contact object. Calls are made one
-// after the other; the first whole-call failure ends Check and is returned
-// as Push's are, with no Status. A suppression Push would refuse is Unknown
+// Unknown, like an answer that is not a contact object. One call per
+// contact, at most connectors.InFlight at once; the first whole-call
+// failure ends Check and is returned as Push's are, with no Status. A suppression Push would refuse is Unknown
 // without a call. Check changes nothing at Brevo.
 func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
 	ts, refused := targets(batch)
@@ -487,7 +487,8 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
-	for _, t := range ts {
+	read, err := connectors.Each(ctx, len(ts), func(ctx context.Context, i int) (connectors.Status, error) {
+		t := ts[i]
 		kind := "email_id"
 		if t.channel == consent.ChannelSMS {
 			kind = "phone_id"
@@ -511,10 +512,17 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		case resp != nil && resp.Status == http.StatusBadRequest:
 			st.Unknown, st.Receipt = true, err.Error()
 		default:
-			return nil, err
+			return st, err
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range ts {
 		for _, id := range t.ids {
+			st := read[i]
 			st.ID = id
 			out = append(out, st)
 		}

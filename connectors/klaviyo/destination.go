@@ -393,13 +393,16 @@ func consentOf(a Answer, addr string) (string, bool) {
 	return "", false
 }
 
-// Check reads each distinct address's profile back (one GET per address)
-// with its subscriptions. Suppressed: email marketing consent reads
-// UNSUBSCRIBED. Unknown: no profile (yet), a suppression Push would
-// refuse, or another consent within SettleTime of the suppression's SentAt
-// (a job Klaviyo has not run yet; receipt "not yet applied"). Otherwise not
-// suppressed (drift; a zero SentAt takes the answer as final). A batch over MaxProfiles is refused (ErrPermanent) without a call.
-// Errors follow Push's conventions; Check changes nothing at Klaviyo.
+// Check reads each distinct address's profile back (one GET per address,
+// at most connectors.InFlight at once) with its subscriptions.
+// Suppressed: email marketing consent reads UNSUBSCRIBED. Unknown: no
+// profile (yet), a suppression Push would refuse, or another consent
+// within SettleTime of the suppression's SentAt (a job Klaviyo has not run
+// yet; receipt "not yet applied"). Otherwise not suppressed (drift; a zero
+// SentAt takes the answer as final). A batch over MaxProfiles is refused
+// (ErrPermanent) without a call. Errors follow Push's conventions (the
+// first whole-call failure ends Check, with no Status); Check changes
+// nothing at Klaviyo.
 func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
 	if len(batch) > MaxProfiles {
 		return nil, connectors.Permanent("klaviyo: check of %d suppressions, at most %d per call", len(batch), MaxProfiles)
@@ -414,18 +417,17 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		byID[s.ID] = s
 	}
 	now := d.clock()
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	read, err := connectors.CheckByAddress(ctx, todo, func(ctx context.Context, a string) (connectors.Status, error) {
 		q := url.Values{}
 		q.Set("filter", `equals(email,"`+a+`")`)
 		q.Set("additional-fields[profile]", "subscriptions")
 		req, err := d.request(ctx, http.MethodGet, d.base+"/api/profiles?"+q.Encode(), nil)
 		if err != nil {
-			return nil, err
+			return connectors.Status{}, err
 		}
 		resp, err := connectors.Do(d.http, req, d.key)
 		if err != nil {
-			return nil, fmt.Errorf("klaviyo: %w%s", err, errorCodes(resp))
+			return connectors.Status{}, fmt.Errorf("klaviyo: %w%s", err, errorCodes(resp))
 		}
 		var st connectors.Status
 		ans, perr := ParseAnswer(resp.Body)
@@ -443,16 +445,19 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 			st.Receipt = "klaviyo: email marketing consent " + c
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
-		final := !st.Suppressed && !st.Unknown
-		for _, id := range ids[connectors.AddrKey(a)] {
-			s := st
-			s.ID = id
-			if final && connectors.Settling(byID[id], now, SettleTime) {
-				s.Unknown = true
-				s.Receipt = connectors.Redact("klaviyo: email marketing consent "+c+": not yet applied (the unsubscribe job is asynchronous)", d.key)
-			}
-			out = append(out, s)
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range read {
+		// Another consent read within SettleTime of the push is a job
+		// Klaviyo has not run yet, not drift.
+		if !st.Suppressed && !st.Unknown && connectors.Settling(byID[st.ID], now, SettleTime) {
+			st.Unknown = true
+			st.Receipt = st.Receipt + ": not yet applied (the unsubscribe job is asynchronous)"
 		}
+		out = append(out, st)
 	}
 	return out, nil
 }

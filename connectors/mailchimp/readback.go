@@ -39,8 +39,8 @@ func SubscriberHash(email string) string {
 // status ("subscribed", "pending", "transactional", "archived") means not
 // suppressed; 404 means not suppressed either (the member was deleted or
 // never added: Push creates unknown addresses as unsubscribed, so that is
-// drift); a 200 without a status is Unknown. The calls are made one after
-// the other; the first whole-call failure (429, or the 403 Mailchimp throttles with, after
+// drift); a 200 without a status is Unknown. One call per address, at
+// most connectors.InFlight at once; the first whole-call failure (429, or the 403 Mailchimp throttles with, after
 // connectors.Do's in-place retries; 5xx; 401 or another 4xx) ends Check and is returned
 // as Push's errors are, with no Status. A suppression without an address,
 // or on another channel than email, is Unknown without a call; a batch
@@ -55,18 +55,11 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
-		st, err := d.check(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids[connectors.AddrKey(a)] {
-			st.ID = id
-			out = append(out, st)
-		}
+	read, err := connectors.CheckByAddress(ctx, todo, d.check)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(out, read...), nil
 }
 
 func (d *Destination) check(ctx context.Context, email string) (connectors.Status, error) {

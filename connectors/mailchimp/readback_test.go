@@ -93,11 +93,12 @@ func TestCheck(t *testing.T) {
 	if len(calls) != 5 {
 		t.Fatalf("calls = %d, want 5 (one per distinct address)", len(calls))
 	}
-	if c := calls[0]; c.Method != "GET" || c.Path != "/3.0/lists/"+testList+"/members/"+SubscriberHash("unsub@example.com") || c.Status != 200 {
-		t.Fatalf("call %+v", c)
+	members := "/3.0/lists/" + testList + "/members/"
+	if c, ok := fakeapi.Find(calls, "GET", members+SubscriberHash("unsub@example.com"), ""); !ok || c.Status != 200 {
+		t.Fatalf("unsubscribed member: %+v %v", c, ok)
 	}
-	if calls[3].Status != 404 {
-		t.Fatalf("drifted member: %+v", calls[3])
+	if c, ok := fakeapi.Find(calls, "GET", members+SubscriberHash("drift@example.com"), ""); !ok || c.Status != 404 {
+		t.Fatalf("drifted member: %+v %v", c, ok)
 	}
 	if fk.Status(testList, "unsub@example.com") != "unsubscribed" || fk.Status(testList, "sub@example.com") != "subscribed" {
 		t.Fatal("Check changed state")
@@ -105,7 +106,7 @@ func TestCheck(t *testing.T) {
 }
 
 // TestCheckAnswers: how each answer of the read-back is classified; a
-// whole-call failure stops Check at the first address.
+// whole-call failure for one address fails Check.
 func TestCheckAnswers(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -132,13 +133,14 @@ func TestCheckAnswers(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d, fk := newFakeDestination(t, testKey)
-			fk.Script(c.script...)
+			fk.Script(fakeapi.For(SubscriberHash("a@example.com"), c.script...)...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "z@example.com")})
 			noKeyStatus(t, err, st)
 			if c.fail {
 				fixtures.PushFailed(t, err, nil, c.permanent, c.retryMin)
-				if st != nil || fk.CallCount() != c.calls {
-					t.Fatalf("statuses %+v, calls %d (want %d)", st, fk.CallCount(), c.calls)
+				// z@'s call runs beside a@'s: made, or cancelled before.
+				if n := fk.CallCount(); st != nil || n < c.calls || n > c.calls+1 {
+					t.Fatalf("statuses %+v, calls %d (want %d, or one more for z@)", st, n, c.calls)
 				}
 				return
 			}
@@ -206,7 +208,14 @@ func TestSandboxReadBack(t *testing.T) {
 		t.Fatalf("%v %+v", err, st)
 	}
 	calls := sb.Calls(sandbox.Mailchimp)
-	if len(calls) != 3 || !calls[1].AuthOK || calls[1].Path != "/mailchimp/3.0/lists/"+testList+"/members/"+SubscriberHash("a@example.com") || calls[2].Status != 404 {
+	status := map[string]int{}
+	for _, c := range calls[1:] {
+		if c.AuthOK {
+			status[c.Path] = c.Status
+		}
+	}
+	members := "/mailchimp/3.0/lists/" + testList + "/members/"
+	if len(calls) != 3 || status[members+SubscriberHash("a@example.com")] != 200 || status[members+SubscriberHash("b@example.com")] != 404 {
 		t.Fatalf("calls %+v", calls)
 	}
 }

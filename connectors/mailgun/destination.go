@@ -292,7 +292,9 @@ func covers(a Answer, tag string) bool {
 	return slices.Contains(tags, AllTags) || slices.Contains(tags, tag)
 }
 
-// Check reads each distinct address's record back (one GET per address).
+// Check reads each distinct address's record back (one GET per address,
+// at most connectors.InFlight at once; the first whole-call failure ends
+// Check, with no Status).
 // A suppression is Suppressed when the record's tags hold the configured
 // tag or "*"; a 404 reads as not suppressed. Suppressions Push would refuse
 // are Unknown. A batch over MaxRecords is refused (ErrPermanent) without
@@ -307,11 +309,10 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	read, err := connectors.CheckByAddress(ctx, todo, func(ctx context.Context, a string) (connectors.Status, error) {
 		req, err := d.request(ctx, http.MethodGet, d.endpoint(a), nil)
 		if err != nil {
-			return nil, err
+			return connectors.Status{}, err
 		}
 		st := connectors.Status{}
 		resp, err := connectors.Do(d.http, req, d.key)
@@ -329,34 +330,33 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		case absent(resp):
 			st.Receipt = fmt.Sprintf("mailgun domain %s: not in the unsubscribes table", d.domain)
 		default:
-			return nil, fmt.Errorf("mailgun: %w", err)
+			return st, fmt.Errorf("mailgun: %w", err)
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
-		for _, id := range ids[connectors.AddrKey(a)] {
-			s := st
-			s.ID = id
-			out = append(out, s)
-		}
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(out, read...), nil
 }
 
 // Lift removes each distinct address from the unsubscribes table (only the
 // configured tag when it is not "*"): one DELETE per address. A 404 means
-// there was nothing to lift and is a success. Mailgun refuses no lift, so
+// there was nothing to lift and is a success; at most connectors.InFlight
+// DELETEs at once. Mailgun refuses no lift, so
 // no Result wraps connectors.ErrLiftRefused. Errors follow Push's
 // conventions.
 func (d *Destination) Lift(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	todo, out := connectors.EmailOnly("mailgun", batch, acceptable)
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	lifted, err := connectors.LiftByAddress(ctx, todo, func(ctx context.Context, a string) (connectors.Result, error) {
 		u := d.endpoint(a)
 		if d.tag != AllTags {
 			u += "?tag=" + url.QueryEscape(d.tag)
 		}
 		req, err := d.request(ctx, http.MethodDelete, u, nil)
 		if err != nil {
-			return nil, err
+			return connectors.Result{}, err
 		}
 		resp, err := connectors.Do(d.http, req, d.key)
 		var receipt string
@@ -366,9 +366,12 @@ func (d *Destination) Lift(ctx context.Context, batch []connectors.Suppression) 
 		case absent(resp):
 			receipt = fmt.Sprintf("mailgun domain %s: not in the unsubscribes table (nothing to lift)", d.domain)
 		default:
-			return nil, fmt.Errorf("mailgun: %w", err)
+			return connectors.Result{}, fmt.Errorf("mailgun: %w", err)
 		}
-		out = append(out, results(ids[connectors.AddrKey(a)], nil, connectors.Redact(receipt, d.key))...)
+		return connectors.Result{Receipt: connectors.Redact(receipt, d.key)}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(out, lifted...), nil
 }

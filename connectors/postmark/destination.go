@@ -264,8 +264,8 @@ func (d *Destination) change(ctx context.Context, batch []connectors.Suppression
 // SentAt (Postmark applies suppressions asynchronously): then Unknown,
 // with a receipt saying it is not yet applied, so it is asked again later
 // instead of pushed again. A zero SentAt (unknown) takes the answer as
-// final. An answer that is not such a list is Unknown. Calls are made one
-// after the other; the first whole-call failure ends Check and is returned
+// final. An answer that is not such a list is Unknown. One call per
+// address, at most connectors.InFlight at once; the first whole-call failure ends Check and is returned
 // as Push's are, with no Status. A suppression without a usable address,
 // or on another channel, is Unknown without a call. Check changes nothing
 // at Postmark.
@@ -280,11 +280,16 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		byID[s.ID] = s
 	}
 	now := d.clock()
+	type dump struct {
+		st       connectors.Status
+		unlisted bool // the dump was read and does not list the address
+	}
 	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	read, err := connectors.Each(ctx, len(addrs), func(ctx context.Context, i int) (dump, error) {
+		a := addrs[i]
 		resp, err := d.call(ctx, http.MethodGet, d.streamPath()+"/suppressions/dump?EmailAddress="+url.QueryEscape(a), nil)
 		if err != nil {
-			return nil, err
+			return dump{}, err
 		}
 		st := connectors.Status{}
 		listed, reason, ok := ParseDump(resp.Body, a)
@@ -299,10 +304,16 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 			st.Receipt = fmt.Sprintf("postmark: stream %s: not suppressed", d.stream)
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
+		return dump{st: st, unlisted: ok && !listed}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range addrs {
 		for _, id := range ids[connectors.AddrKey(a)] {
-			s := st
+			s := read[i].st
 			s.ID = id
-			if ok && !listed && connectors.Settling(byID[id], now, SettleTime) {
+			if read[i].unlisted && connectors.Settling(byID[id], now, SettleTime) {
 				s.Unknown = true
 				s.Receipt = fmt.Sprintf("postmark: stream %s: not suppressed yet: not yet applied (Postmark applies suppressions asynchronously, within about a minute of the push)", d.stream)
 			}

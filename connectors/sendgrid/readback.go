@@ -26,8 +26,8 @@ var (
 // (https://www.twilio.com/docs/sendgrid/api-reference/suppressions-global-suppressions/retrieve-a-global-suppression).
 // 200 {"recipient_email": e} naming the address means Suppressed; 200 {}
 // or 404 means not suppressed (drifted, if it was pushed); a 200 that is
-// not such an object, or a 400 for that address, is Unknown. The calls are
-// made one after the other, one per address; the first whole-call failure
+// not such an object, or a 400 for that address, is Unknown. One call per
+// address, at most connectors.InFlight at once; the first whole-call failure
 // (429 after connectors.Do's in-place retries, 5xx, 401/403) ends Check
 // and is returned as is (*connectors.RetryAfterError with SendGrid's
 // X-RateLimit-Reset, transient, or wrapping connectors.ErrPermanent), with
@@ -43,8 +43,7 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 	for _, r := range refused {
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: connectors.Redact(r.Err.Error(), d.key)})
 	}
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	read, err := connectors.CheckByAddress(ctx, todo, func(ctx context.Context, a string) (connectors.Status, error) {
 		resp, err := d.call(ctx, http.MethodGet, a)
 		st := connectors.Status{}
 		switch {
@@ -64,15 +63,15 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		case itemStatus(resp):
 			st.Unknown, st.Receipt = true, err.Error()
 		default:
-			return nil, err
+			return st, err
 		}
 		st.Receipt = connectors.Redact(st.Receipt, d.key)
-		for _, id := range ids[connectors.AddrKey(a)] {
-			st.ID = id
-			out = append(out, st)
-		}
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(out, read...), nil
 }
 
 // Lift removes each distinct address of batch (at most MaxRecipients
@@ -83,9 +82,9 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 // (https://www.twilio.com/docs/sendgrid/api-reference/suppressions-global-suppressions/delete-a-global-suppression).
 // SendGrid answers 204 whether or not the address was suppressed, so Lift
 // is safe to repeat; a 404 counts as lifted too. A 400 for one address is
-// that address's Result (wrapping connectors.ErrPermanent). Calls are made
-// one after the other; the first whole-call failure ends Lift and is
-// returned as Push's are, with no Result. SendGrid never refuses a lift:
+// that address's Result (wrapping connectors.ErrPermanent). One call per
+// address, at most connectors.InFlight at once; the first whole-call
+// failure ends Lift and is returned as Push's are, with no Result. SendGrid never refuses a lift:
 // no Result wraps connectors.ErrLiftRefused. A suppression without a usable
 // address, or on another channel than email, gets a permanent Result
 // without a call.
@@ -94,8 +93,7 @@ func (d *Destination) Lift(ctx context.Context, batch []connectors.Suppression) 
 		return nil, connectors.Permanent("sendgrid: lift of %d suppressions, at most %d per call", len(batch), MaxRecipients)
 	}
 	todo, out := d.usable(batch)
-	addrs, ids := connectors.GroupByAddress(todo)
-	for _, a := range addrs {
+	lifted, err := connectors.LiftByAddress(ctx, todo, func(ctx context.Context, a string) (connectors.Result, error) {
 		resp, err := d.call(ctx, http.MethodDelete, a)
 		r := connectors.Result{}
 		switch {
@@ -106,15 +104,15 @@ func (d *Destination) Lift(ctx context.Context, batch []connectors.Suppression) 
 		case itemStatus(resp):
 			r.Err, r.Receipt = err, err.Error()
 		default:
-			return nil, err
+			return r, err
 		}
 		r.Receipt = connectors.Redact(r.Receipt, d.key)
-		for _, id := range ids[connectors.AddrKey(a)] {
-			r.ID = id
-			out = append(out, r)
-		}
+		return r, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(out, lifted...), nil
 }
 
 // usable splits batch as Push does: the suppressions with an address

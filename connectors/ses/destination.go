@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
@@ -28,9 +30,9 @@ import (
 
 // MaxBatch is how many suppressions one Push, Check or Lift handles. SES v2
 // has no batch call for contacts or suppressions: each address is one call
-// (two for a spam complaint), made one after the other, so 50 bounds a
-// push to about a minute at SES's default rate for API actions other than
-// sending, 1 request per second
+// (two for a spam complaint), at most connectors.InFlight at once, so 50
+// bounds a push to about a minute at SES's default rate for API actions
+// other than sending, 1 request per second
 // (https://docs.aws.amazon.com/ses/latest/dg/quotas.html).
 const MaxBatch = 50
 
@@ -100,13 +102,15 @@ func IsComplaint(reason string) bool {
 // (https://docs.aws.amazon.com/ses/latest/dg/sending-email-list-management.html),
 // so every brand sending from the account shares the list.
 //
-// Calls are sequential. Errors (SES's typed errors, decoded by the SDK from
-// the status, x-amzn-ErrorType and {"message"}):
+// Calls run connectors.InFlight at a time (the rate limiter paces them).
+// Errors (SES's typed errors, decoded by the SDK from the status,
+// x-amzn-ErrorType and {"message"}):
 //   - BadRequestException and other 4xx (but the ones below): that
 //     address's Result, wrapping connectors.ErrPermanent; the batch goes on;
 //   - throttling (TooManyRequestsException, LimitExceededException, ...),
-//     5xx, timeouts and transport errors stop the batch: when no address was
-//     done yet, Push returns the error (a *connectors.RetryAfterError of
+//     5xx, timeouts and transport errors stop the batch (no more calls
+//     start; those in flight finish): when no address was done, Push
+//     returns the error (a *connectors.RetryAfterError of
 //     ThrottleDelay when throttled, else transient); otherwise it returns the
 //     finished Results and, for every address not done, a Result whose Err
 //     is that transient error (not ErrPermanent: the worker tries them again
@@ -247,25 +251,99 @@ func refuseBadAddress(s connectors.Suppression) error {
 func (d *Destination) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	todo, results := connectors.EmailOnly("ses", batch, refuseBadAddress)
 	gs := groups(todo)
+	outs, stop := run(ctx, d, gs, d.unsubscribe)
+	if stop != nil && (stop.whole || !anyDone(outs)) {
+		return nil, stop.err
+	}
 	for i, g := range gs {
-		receipt, err := d.unsubscribe(ctx, g)
-		if err != nil {
-			c := d.classify(err)
-			if c.stop {
-				if i == 0 || c.whole {
-					return nil, c.err
-				}
-				for _, rest := range gs[i:] {
-					results = append(results, resultsFor(rest, "", fmt.Errorf("ses: not pushed, the batch stopped: %w", c.err))...)
-				}
-				return results, nil
-			}
-			results = append(results, resultsFor(g, c.err.Error(), c.err)...)
-			continue
+		switch o := outs[i]; {
+		case !o.done:
+			results = append(results, resultsFor(g, "", fmt.Errorf("ses: not pushed, the batch stopped: %w", stop.err))...)
+		case o.err != nil:
+			results = append(results, resultsFor(g, o.err.Error(), o.err)...)
+		default:
+			results = append(results, resultsFor(g, o.v, nil)...)
 		}
-		results = append(results, resultsFor(g, receipt, nil)...)
 	}
 	return results, nil
+}
+
+// outcome is one group's answer in run: v, or the per-address error err
+// (classify: not stopping the batch); done is false for a group the batch
+// stopped before it finished.
+type outcome[T any] struct {
+	v    T
+	err  error
+	done bool
+}
+
+// run calls call for each of gs, at most connectors.InFlight at once (SES
+// v2 has no batch call: one call, or two, per address). The first error
+// that stops the batch (classify: throttled, transient, whole) starts no
+// more calls; the calls in flight finish (their work is kept), but for a
+// whole error (credentials, a missing list), which cancels them. run
+// returns that error as stop (a whole one wins over another), with every
+// group's outcome. When ctx ends, the groups not started are not done and
+// stop is ctx's error.
+func run[T any](ctx context.Context, d *Destination, gs []group, call func(context.Context, group) (T, error)) (out []outcome[T], stop *classified) {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out = make([]outcome[T], len(gs))
+	var mu sync.Mutex
+	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return stop != nil }
+	var g errgroup.Group
+	g.SetLimit(connectors.InFlight)
+	for i := range gs {
+		if ctx.Err() != nil || stopped() {
+			break
+		}
+		g.Go(func() error {
+			v, err := call(ctx, gs[i])
+			if err == nil {
+				out[i] = outcome[T]{v: v, done: true}
+				return nil
+			}
+			c := d.classify(err)
+			if !c.stop {
+				out[i] = outcome[T]{err: c.err, done: true}
+				return nil
+			}
+			mu.Lock()
+			if stop == nil || c.whole && !stop.whole {
+				stop = &c
+			}
+			mu.Unlock()
+			if c.whole {
+				cancel()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the calls report through out and stop
+	if stop == nil && !allDone(out) {
+		c := d.classify(parent.Err())
+		stop = &c
+	}
+	return out, stop
+}
+
+func anyDone[T any](out []outcome[T]) bool {
+	for _, o := range out {
+		if o.done {
+			return true
+		}
+	}
+	return false
+}
+
+func allDone[T any](out []outcome[T]) bool {
+	for _, o := range out {
+		if !o.done {
+			return false
+		}
+	}
+	return true
 }
 
 func resultsFor(g group, receipt string, err error) []connectors.Result {
@@ -430,23 +508,26 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		out = append(out, connectors.Status{ID: r.ID, Unknown: true, Receipt: d.redact(r.Err.Error())})
 	}
 	gs := groups(todo)
-	for i, g := range gs {
+	type read struct {
+		suppressed bool
+		receipt    string
+	}
+	outs, stop := run(ctx, d, gs, func(ctx context.Context, g group) (read, error) {
 		suppressed, receipt, err := d.check(ctx, g)
-		unknown := false
-		if err != nil {
-			c := d.classify(err)
-			if c.stop {
-				if i == 0 || c.whole {
-					return nil, c.err
-				}
-				for _, rest := range gs[i:] {
-					out = append(out, statusesFor(rest, false, true, d.redact("ses: not read back, the batch stopped: "+c.err.Error()))...)
-				}
-				return out, nil
-			}
-			unknown, receipt = true, c.err.Error()
+		return read{suppressed, receipt}, err
+	})
+	if stop != nil && (stop.whole || !anyDone(outs)) {
+		return nil, stop.err
+	}
+	for i, g := range gs {
+		switch o := outs[i]; {
+		case !o.done:
+			out = append(out, statusesFor(g, false, true, d.redact("ses: not read back, the batch stopped: "+stop.err.Error()))...)
+		case o.err != nil:
+			out = append(out, statusesFor(g, false, true, o.err.Error())...)
+		default:
+			out = append(out, statusesFor(g, o.v.suppressed, false, o.v.receipt)...)
 		}
-		out = append(out, statusesFor(g, suppressed, unknown, receipt)...)
 	}
 	return out, nil
 }
@@ -513,27 +594,28 @@ func (d *Destination) accountSuppression(ctx context.Context, addr string) (stri
 func (d *Destination) Lift(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
 	todo, results := connectors.EmailOnly("ses", batch, refuseBadAddress)
 	gs := groups(todo)
-	for i, g := range gs {
+	type lifted struct {
+		receipt string
+		refused bool
+	}
+	outs, stop := run(ctx, d, gs, func(ctx context.Context, g group) (lifted, error) {
 		receipt, refused, err := d.lift(ctx, g)
-		var rerr error
-		if refused {
-			rerr = fmt.Errorf("%w: %w: %s", connectors.ErrPermanent, connectors.ErrLiftRefused, receipt)
+		return lifted{receipt, refused}, err
+	})
+	if stop != nil && (stop.whole || !anyDone(outs)) {
+		return nil, stop.err
+	}
+	for i, g := range gs {
+		switch o := outs[i]; {
+		case !o.done:
+			results = append(results, resultsFor(g, "", fmt.Errorf("ses: not lifted, the batch stopped: %w", stop.err))...)
+		case o.err != nil:
+			results = append(results, resultsFor(g, o.err.Error(), o.err)...)
+		case o.v.refused:
+			results = append(results, resultsFor(g, o.v.receipt, fmt.Errorf("%w: %w: %s", connectors.ErrPermanent, connectors.ErrLiftRefused, o.v.receipt))...)
+		default:
+			results = append(results, resultsFor(g, o.v.receipt, nil)...)
 		}
-		if err != nil {
-			c := d.classify(err)
-			if c.stop {
-				if i == 0 || c.whole {
-					return nil, c.err
-				}
-				for _, rest := range gs[i:] {
-					results = append(results, resultsFor(rest, "", fmt.Errorf("ses: not lifted, the batch stopped: %w", c.err))...)
-				}
-				return results, nil
-			}
-			results = append(results, resultsFor(g, c.err.Error(), c.err)...)
-			continue
-		}
-		results = append(results, resultsFor(g, receipt, rerr)...)
 	}
 	return results, nil
 }

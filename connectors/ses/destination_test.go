@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,10 +127,16 @@ func TestPushUnsubscribes(t *testing.T) {
 	if len(calls) != len(want) {
 		t.Fatalf("calls %+v", calls)
 	}
+	// The addresses are pushed at once: their calls interleave, each
+	// address's in order (new's PUT before its POST).
+	var got []string
+	for _, c := range calls {
+		got = append(got, fmt.Sprintf("%s %s %d", c.Method, c.Path, c.Status))
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) || slices.Index(got, want[0]) > slices.Index(got, want[1]) {
+		t.Errorf("calls %q, want %q (new's PUT before its POST)", got, want)
+	}
 	for i, c := range calls {
-		if got := fmt.Sprintf("%s %s %d", c.Method, c.Path, c.Status); got != want[i] {
-			t.Errorf("call %d = %q, want %q", i, got, want[i])
-		}
 		if c.Header.Get("X-Amz-Date") == "" || c.Header.Get("Authorization") != "" {
 			t.Errorf("call %d: not signed, or credentials recorded: %v", i, c.Header)
 		}
@@ -258,15 +266,18 @@ func TestPushStopsWhenThrottledMidBatch(t *testing.T) {
 	d, fk := newTestDestination(t)
 	fk.AddContact(testList, "a@example.com", false, nil)
 	fk.AddContact(testList, "b@example.com", false, nil)
-	// The first address's call goes through; then SES throttles.
-	fk.Script(append([]fakeapi.Answer{{Status: 200, Body: "{}"}}, fakeapi.Repeat(sesfake.Throttled(), 3)...)...)
+	// a's call goes through; SES throttles b's and c's (each tried three
+	// times by the HTTP client), which run beside it.
+	fk.Script(fakeapi.For("a@example.com", fakeapi.Answer{Status: 200, Body: "{}"})...)
+	fk.Script(fakeapi.For("b@example.com", fakeapi.Repeat(sesfake.Throttled(), 3)...)...)
+	fk.Script(fakeapi.For("c@example.com", fakeapi.Repeat(sesfake.Throttled(), 3)...)...)
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com"), sup(3, "c@example.com"), sup(4, "B@example.com")})
 	noSecret(t, err, res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := fk.CallCount(); n != 4 {
-		t.Fatalf("calls = %d, want 4 (the batch stops at the throttle)", n)
+	if n := fk.CallCount(); n > 7 {
+		t.Fatalf("calls = %d, want at most 7 (a's, and three for each throttled address)", n)
 	}
 	m := byID(res)
 	if len(m) != 4 || m[1].Err != nil {
@@ -585,4 +596,43 @@ func FuzzCheckAnswer(f *testing.F) {
 			t.Fatalf("secret in %v", err)
 		}
 	})
+}
+
+// TestRunStopsStarting: once a call stops the batch, no call starts after
+// the ones already decided (at most InFlight+1 in all), the calls in
+// flight finish and are kept, and the groups never started are not done.
+func TestRunStopsStarting(t *testing.T) {
+	t.Parallel()
+	d, _ := newTestDestination(t)
+	gs := make([]group, 40)
+	for i := range gs {
+		gs[i] = group{addr: fmt.Sprintf("x%d@example.com", i)}
+	}
+	var started atomic.Int32
+	out, stop := run(context.Background(), d, gs, func(ctx context.Context, g group) (string, error) {
+		started.Add(1)
+		if g.addr == "x0@example.com" {
+			return "", errors.New("connection reset") // transport: stops the batch
+		}
+		time.Sleep(20 * time.Millisecond)
+		return "ok " + g.addr, ctx.Err()
+	})
+	if stop == nil || stop.whole || !strings.Contains(stop.err.Error(), "connection reset") {
+		t.Fatalf("stop = %+v, want the transport error", stop)
+	}
+	if n := started.Load(); n > connectors.InFlight+1 {
+		t.Errorf("%d calls started, want at most %d", n, connectors.InFlight+1)
+	}
+	done := 0
+	for i, o := range out {
+		if o.done {
+			done++
+			if o.v != "ok "+gs[i].addr || o.err != nil {
+				t.Errorf("group %d: %+v", i, o)
+			}
+		}
+	}
+	if done == 0 || done != int(started.Load())-1 {
+		t.Errorf("%d groups done of %d started: every call in flight but the failing one finishes", done, started.Load())
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,20 @@ type Answer struct {
 	Status int
 	Header http.Header
 	Body   string
+	// For, when not empty, gives the answer only to a request whose path
+	// or query holds For (an address, escaped or not): a connector that
+	// reads several addresses at once may ask in any order.
+	For string
+}
+
+// For returns answers with For set to target (see Answer.For).
+func For(target string, answers ...Answer) []Answer {
+	out := make([]Answer, len(answers))
+	for i, a := range answers {
+		a.For = target
+		out[i] = a
+	}
+	return out
 }
 
 // RetryAfter is a 429 with "Retry-After: n" (delay-seconds, RFC 9110
@@ -86,7 +101,8 @@ type Recorder struct {
 }
 
 // Script queues answers given to the next requests, in order, before the
-// fake's normal behaviour.
+// fake's normal behaviour (an answer with For only to the requests it
+// names).
 func (r *Recorder) Script(a ...Answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,6 +114,17 @@ func (r *Recorder) Calls() []Call {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Call(nil), r.calls...)
+}
+
+// Find returns the first of calls with method and path (and rawQuery,
+// when not empty): calls a connector makes at once arrive in any order.
+func Find(calls []Call, method, path, rawQuery string) (Call, bool) {
+	for _, c := range calls {
+		if c.Method == method && c.Path == path && (rawQuery == "" || c.RawQuery == rawQuery) {
+			return c, true
+		}
+	}
+	return Call{}, false
 }
 
 // CallCount is len(Calls()).
@@ -153,7 +180,7 @@ func (r *Recorder) Wrap(next http.Handler) http.Handler {
 		}
 		c := Call{Method: req.Method, Path: req.URL.Path, RawQuery: req.URL.RawQuery, Header: h, Body: body, At: r.now()}
 		sw := &statusWriter{ResponseWriter: w}
-		if a, ok := r.next(); ok {
+		if a, ok := r.next(req.URL); ok {
 			c.Scripted = true
 			r.write(sw, a)
 		} else {
@@ -169,15 +196,18 @@ func (r *Recorder) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (r *Recorder) next() (Answer, bool) {
+// next takes the first scripted answer for u (one without For, or whose
+// For u's path or query holds).
+func (r *Recorder) next(u *url.URL) (Answer, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.script) == 0 {
-		return Answer{}, false
+	for i, a := range r.script {
+		if a.For == "" || strings.Contains(u.Path, a.For) || strings.Contains(u.RawQuery, url.QueryEscape(a.For)) || strings.Contains(u.RawQuery, a.For) {
+			r.script = append(r.script[:i:i], r.script[i+1:]...)
+			return a, true
+		}
 	}
-	a := r.script[0]
-	r.script = r.script[1:]
-	return a, true
+	return Answer{}, false
 }
 
 func (r *Recorder) write(w http.ResponseWriter, a Answer) {

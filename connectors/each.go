@@ -1,0 +1,85 @@
+package connectors
+
+import (
+	"context"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// InFlight is how many requests a connector's per-address calls (a
+// read-back, a lift, a push the provider takes one address at a time)
+// keep in flight at once. The destination's rate limiter
+// (destinations[].rate_limit) still paces them: InFlight bounds the
+// concurrency, the limiter the rate. 8 stays under the strictest published
+// concurrency limit among the providers (Mailchimp: 10 simultaneous
+// connections per user,
+// https://mailchimp.com/developer/marketing/docs/fundamentals/#api-limits).
+const InFlight = 8
+
+// Each calls call(ctx, i) for every i in [0, n), at most InFlight at a
+// time, and returns the n answers in index order. The first call to fail
+// ends Each: the context of the calls still running is cancelled, no
+// call is started after it, and its error is returned as is with no
+// answer (a per-address Check fails as a whole, as the sequential loop
+// did). call must not write shared state: it answers through its return
+// value only.
+func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i int) (T, error)) ([]T, error) {
+	out := make([]T, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(InFlight)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			v, err := call(gctx, i)
+			if err != nil {
+				return err
+			}
+			out[i] = v
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		// ctx ended before every call was started: report it rather than
+		// answers that are missing.
+		return nil, err
+	}
+	return out, nil
+}
+
+// CheckByAddress reads back batch one distinct address at a time
+// (GroupByAddress), at most InFlight addresses at once, with check, and
+// returns one Status per suppression: its address's Status with the
+// suppression's ID, in first-seen address order. The first check to fail
+// ends it, as Each does: its error is returned as is, with no Status.
+func CheckByAddress(ctx context.Context, batch []Suppression, check func(ctx context.Context, addr string) (Status, error)) ([]Status, error) {
+	return byAddress(ctx, batch, check, func(s *Status, id int64) { s.ID = id })
+}
+
+// LiftByAddress lifts batch one distinct address at a time, at most
+// InFlight addresses at once, with lift, and returns one Result per
+// suppression, as CheckByAddress does.
+func LiftByAddress(ctx context.Context, batch []Suppression, lift func(ctx context.Context, addr string) (Result, error)) ([]Result, error) {
+	return byAddress(ctx, batch, lift, func(r *Result, id int64) { r.ID = id })
+}
+
+func byAddress[T any](ctx context.Context, batch []Suppression, call func(ctx context.Context, addr string) (T, error), setID func(*T, int64)) ([]T, error) {
+	addrs, ids := GroupByAddress(batch)
+	answers, err := Each(ctx, len(addrs), func(ctx context.Context, i int) (T, error) { return call(ctx, addrs[i]) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(batch))
+	for i, a := range addrs {
+		for _, id := range ids[AddrKey(a)] {
+			v := answers[i]
+			setID(&v, id)
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,115 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestEachOrderAndWidth: answers come back in index order whatever order
+// the calls finish in, and never more than InFlight calls run at once —
+// while, given calls that wait for one another, InFlight do run together.
+func TestEachOrderAndWidth(t *testing.T) {
+	t.Parallel()
+	var running, peak atomic.Int32
+	const n = 50
+	got, err := Each(context.Background(), n, func(ctx context.Context, i int) (int, error) {
+		r := running.Add(1)
+		defer running.Add(-1)
+		for {
+			p := peak.Load()
+			if r <= p || peak.CompareAndSwap(p, r) {
+				break
+			}
+		}
+		time.Sleep(time.Duration((n-i)%7) * time.Millisecond) // finish out of order
+		return i * i, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("%d answers, want %d", len(got), n)
+	}
+	for i, v := range got {
+		if v != i*i {
+			t.Fatalf("answer %d = %d, want %d", i, v, i*i)
+		}
+	}
+	if p := peak.Load(); p > InFlight || p < 2 {
+		t.Errorf("at most %d calls ran at once, want between 2 and InFlight (%d)", p, InFlight)
+	}
+}
+
+// TestEachFirstErrorEnds: the first failure is returned as is, with no
+// answers; calls still running see their context cancelled and no call
+// starts after it.
+func TestEachFirstErrorEnds(t *testing.T) {
+	t.Parallel()
+	boom := &RetryAfterError{Delay: time.Second, Err: errors.New("HTTP 429")}
+	var started, cancelled atomic.Int32
+	got, err := Each(context.Background(), 1000, func(ctx context.Context, i int) (string, error) {
+		started.Add(1)
+		if i == 3 {
+			return "", boom
+		}
+		select {
+		case <-ctx.Done():
+			cancelled.Add(1)
+			return "", ctx.Err()
+		case <-time.After(5 * time.Second):
+			return fmt.Sprint(i), nil
+		}
+	})
+	var ra *RetryAfterError
+	if !errors.As(err, &ra) || ra != boom {
+		t.Fatalf("error %v, want the failing call's own", err)
+	}
+	if got != nil {
+		t.Errorf("answers %v beside an error", got)
+	}
+	if s := started.Load(); s > InFlight+1 {
+		t.Errorf("%d calls started, want at most %d (none after the failure)", s, InFlight+1)
+	}
+	if cancelled.Load() == 0 {
+		t.Error("no running call saw its context cancelled")
+	}
+}
+
+// TestEachCancelledContext: a context already ended starts no call and
+// is reported, never as answers missing.
+func TestEachCancelledContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls := 0
+	got, err := Each(ctx, 10, func(context.Context, int) (int, error) { calls++; return 1, nil })
+	if !errors.Is(err, context.Canceled) || got != nil || calls != 0 {
+		t.Errorf("Each on an ended context: %v, %v, %d calls; want context.Canceled, nothing, 0 calls", got, err, calls)
+	}
+}
+
+// TestCheckByAddress: one call per distinct address (case and spaces
+// aside), its Status copied to each of that address's suppressions.
+func TestCheckByAddress(t *testing.T) {
+	t.Parallel()
+	batch := []Suppression{{ID: 1, Email: "a@x.fr"}, {ID: 2, Email: "b@x.fr"}, {ID: 3, Email: " A@X.fr"}}
+	var calls atomic.Int32
+	got, err := CheckByAddress(context.Background(), batch, func(_ context.Context, a string) (Status, error) {
+		calls.Add(1)
+		return Status{Suppressed: a == "a@x.fr", Receipt: "read " + a}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d calls for 2 distinct addresses", calls.Load())
+	}
+	want := []Status{{ID: 1, Suppressed: true, Receipt: "read a@x.fr"}, {ID: 3, Suppressed: true, Receipt: "read a@x.fr"}, {ID: 2, Receipt: "read b@x.fr"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+}
