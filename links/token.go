@@ -196,8 +196,24 @@ func (s Signer) Verify(tok string, want Purpose, now time.Time) (Claims, error) 
 	return c, nil
 }
 
+// canonical reports whether tok holds only what Sign writes: key id
+// letters, digits, '_' and '-', the base64url alphabet (RFC 4648 §5) and
+// '.'. Go's base64 decoders skip CR and LF even in Strict mode, so without
+// this a token with a line break inside would verify too: one token, many
+// spellings, each its own key for the per-token rate limit.
+func canonical(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func (s Signer) verify(tok string, now time.Time) (Claims, error) {
-	if len(tok) == 0 || len(tok) > MaxLen {
+	if len(tok) == 0 || len(tok) > MaxLen || !canonical(tok) {
 		return Claims{}, ErrInvalid
 	}
 	kid, rest, ok := strings.Cut(tok, ".")

@@ -101,6 +101,12 @@ func TestVerifyRefuses(t *testing.T) {
 		{"too long", good + strings.Repeat("A", MaxLen), Unsubscribe, t0, ErrInvalid},
 		{"NUL", "k2.\x00.\x00", Unsubscribe, t0, ErrInvalid},
 		{"non-ascii", "k2.é.é", Unsubscribe, t0, ErrInvalid},
+		// Go's base64 decoders skip CR and LF: another spelling of a
+		// valid token must not verify.
+		{"LF inside the mac", kid + "." + payload + "." + sig[:5] + "\n" + sig[5:], Unsubscribe, t0, ErrInvalid},
+		{"CRLF inside the payload", kid + "." + payload[:4] + "\r\n" + payload[4:] + "." + sig, Unsubscribe, t0, ErrInvalid},
+		{"trailing LF", good + "\n", Unsubscribe, t0, ErrInvalid},
+		{"space", good[:8] + " " + good[8:], Unsubscribe, t0, ErrInvalid},
 		{"valid", good, Unsubscribe, t0, nil},
 	}
 	for _, tc := range cases {
