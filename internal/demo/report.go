@@ -3,18 +3,18 @@ package demo
 import (
 	"context"
 	"fmt"
-	"github.com/consentsync/consentsync/connectors"
-	"github.com/consentsync/consentsync/store"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/sandbox"
 	"github.com/consentsync/consentsync/service"
+	"github.com/consentsync/consentsync/store"
 )
 
 // report checks the outcome and prints it. It returns an error listing
@@ -123,8 +123,16 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 	if inbox["failed"] > 0 || inbox["received"] > 0 {
 		problems = append(problems, fmt.Sprintf("inbox: %d failed, %d unprocessed", inbox["failed"], inbox["received"]))
 	}
-	fmt.Fprintf(out, "\ninbox: %d processed, %d failed; outbox: %d suppressions; took %s\n",
-		inbox["processed"], inbox["failed"], len(rows), took.Round(time.Millisecond))
+	// The inbox holds every request consentsync stored, not only the
+	// webhooks above: each page a backfill read from a provider, and what
+	// people sent through the public pages.
+	var imported int64
+	if err := a.Store.DB.GetContext(ctx, &imported, `SELECT count(*) FROM inbound_events WHERE kind = 'import'`); err != nil {
+		return err
+	}
+	total := inbox["processed"] + inbox["failed"] + inbox["received"]
+	fmt.Fprintf(out, "\ninbox: %d requests stored (%d webhooks above, %d backfill pages, %d from the public pages): %d processed, %d failed; outbox: %d suppressions; took %s\n",
+		total, len(results), imported, total-int64(len(results))-imported, inbox["processed"], inbox["failed"], len(rows), took.Round(time.Millisecond))
 	if len(problems) > 0 {
 		fmt.Fprintln(out, "\nPROBLEMS")
 		for _, p := range problems {
