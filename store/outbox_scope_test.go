@@ -221,3 +221,35 @@ func TestVerifySettlesAndBounds(t *testing.T) {
 		t.Errorf("overdue %+v does not list the refused withdrawal", over)
 	}
 }
+
+// TestClaimVerifyLooksPastSettled: a claim looks at the head of the due
+// order only, limit rows at a time; when every row there is settled
+// (superseded), it goes on to the next ones rather than answer "none due".
+func TestClaimVerifyLooksPastSettled(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	m := act{store.OutboxSuppress, "marketing"}
+	_, ids := scopeRows(t, st, "heads@example.com", m, m, m, m, m)
+	// Oldest due first, in id order: the first four are each superseded
+	// by the next.
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now(), verify_due_at = now() - interval '1 minute' + id * interval '1 ms'`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ClaimVerify(context.Background(), "d0", 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != ids[4] || rows[0].VerifyAttempts != 1 {
+		t.Fatalf("claimed %+v, want only the newest row %d", rows, ids[4])
+	}
+	var due int
+	if err := st.DB.Get(&due, `SELECT count(*) FROM suppression_outbox WHERE id = ANY($1) AND verify_due_at IS NOT NULL`, pq.Array(ids[:4])); err != nil {
+		t.Fatal(err)
+	}
+	if due != 0 {
+		t.Errorf("%d superseded rows still await a read-back", due)
+	}
+	if rows, err := st.ClaimVerify(context.Background(), "d0", 2, time.Minute); err != nil || len(rows) != 0 {
+		t.Fatalf("second claim: %+v %v, want none due (the newest is leased)", rows, err)
+	}
+}

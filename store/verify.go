@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -13,26 +14,63 @@ import (
 // is due (verify_due_at passed), for lease: their verify_due_at moves to
 // the lease's end, so a crashed verifier's rows are asked again then.
 // Rows are returned oldest due first with VerifyAttempts counting this one.
+//
+// A due row a later one supersedes (a lift after the suppression, or a
+// newer suppression) is settled without a read-back: checking it would
+// find the lift and push the suppression again. So is a row whose address
+// an erasure removed (nothing left to ask about). Only the rows at the
+// head of the due order are looked at, limit at a time (the
+// suppression_outbox_verify index), so a claim costs the same with ten
+// rows due or a hundred thousand; an empty answer means none is due.
 func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
 	var rows []OutboxRow
 	err := s.Tx(ctx, func(tx *Tx) error {
-		// A row a later one supersedes (a lift after the suppression, or a
-		// newer suppression) is settled without a read-back: checking it
-		// would find the lift and push the suppression again. So is a row
-		// whose address an erasure removed (nothing left to ask about).
-		if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET verify_due_at = NULL
-			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now()
-			  AND (email IS NULL AND phone IS NULL OR `+superseded+`)`, destination); err != nil {
-			return err
+		for {
+			var heads []struct {
+				ID     int64 `db:"id"`
+				Settle bool  `db:"settle"`
+			}
+			if err := tx.sq.SelectContext(ctx, &heads, `
+				SELECT id, (email IS NULL AND phone IS NULL OR `+superseded+`) AS settle
+				FROM suppression_outbox o
+				WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now()
+				ORDER BY verify_due_at, id LIMIT $2
+				FOR UPDATE SKIP LOCKED`, destination, limit); err != nil {
+				return err
+			}
+			if len(heads) == 0 {
+				return nil
+			}
+			var settle, claim []int64
+			for _, h := range heads {
+				if h.Settle {
+					settle = append(settle, h.ID)
+				} else {
+					claim = append(claim, h.ID)
+				}
+			}
+			if len(settle) > 0 {
+				if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox SET verify_due_at = NULL WHERE id = ANY($1)`, pq.Array(settle)); err != nil {
+					return err
+				}
+			}
+			if len(claim) == 0 {
+				continue // every head was settled: look at the next ones
+			}
+			if err := tx.sq.SelectContext(ctx, &rows, `
+				UPDATE suppression_outbox SET verify_due_at = now() + $2 * interval '1 millisecond', verify_attempts = verify_attempts + 1
+				WHERE id = ANY($1)
+				RETURNING `+outboxCols, pq.Array(claim), lease.Milliseconds()); err != nil {
+				return err
+			}
+			// RETURNING keeps no order: back to the due order.
+			at := make(map[int64]int, len(claim))
+			for i, id := range claim {
+				at[id] = i
+			}
+			slices.SortFunc(rows, func(a, b OutboxRow) int { return at[a.ID] - at[b.ID] })
+			return nil
 		}
-		return tx.sq.SelectContext(ctx, &rows, `
-		UPDATE suppression_outbox SET verify_due_at = now() + $3 * interval '1 millisecond', verify_attempts = verify_attempts + 1
-		WHERE id IN (
-			SELECT id FROM suppression_outbox o
-			WHERE destination = $1 AND status = 'sent' AND verify_due_at <= now() AND (email IS NOT NULL OR phone IS NOT NULL)
-			ORDER BY verify_due_at, id LIMIT $2
-			FOR UPDATE SKIP LOCKED)
-		RETURNING `+outboxCols, destination, limit, lease.Milliseconds())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: claim verify: %w", err)
