@@ -206,3 +206,33 @@ func (s *Store) ProbeStates(ctx context.Context, probes []StateProbe) ([]StateSe
 	}
 	return out, nil
 }
+
+// PushedBy returns which of idents (normalized addresses and E.164
+// numbers, consent.NormalizeSubject) consentsync itself told destination
+// to suppress: the newest outbox row for the subject with that address or
+// number at destination is a suppression, pending or sent (not a lift,
+// not refused for good). A provider import that lists such an address is
+// reading back our own push — the echo of a withdrawal we already hold —
+// and must not record it again as new (dated at the import, it would
+// displace the original withdrawal, or a later opt-in a provider refused
+// to lift). One query per call (subjects' unique keys, then the outbox by
+// target subject).
+func (s *Store) PushedBy(ctx context.Context, destination string, idents []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(idents) == 0 {
+		return out, nil
+	}
+	var got []string
+	err := s.DB.SelectContext(ctx, &got, `SELECT coalesce(s.email, s.phone) FROM subjects s
+		JOIN LATERAL (SELECT action, status FROM suppression_outbox o
+			WHERE o.target_subject_id = s.id AND o.destination = $1 ORDER BY o.id DESC LIMIT 1) last ON true
+		WHERE (s.email = ANY($2) OR s.phone = ANY($2)) AND last.action = 'suppress' AND last.status <> 'failed'`,
+		destination, pq.Array(idents))
+	if err != nil {
+		return nil, fmt.Errorf("store: pushed by consentsync: %w", err)
+	}
+	for _, g := range got {
+		out[g] = true
+	}
+	return out, nil
+}

@@ -103,6 +103,10 @@ type Summary struct {
 	Rejected int64
 	// Signals built from the items, by status.
 	Withdrawals, Grants, Pending int64
+	// Echoes are provider-import withdrawals left out because consentsync
+	// itself pushed that suppression to the destination (store.PushedBy):
+	// the provider was reading back what we hold already.
+	Echoes int64
 	// GrantsWithoutProof are grants imported with no tick nor
 	// confirmation: recorded with criterion express unknown.
 	GrantsWithoutProof int64
@@ -142,6 +146,9 @@ func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  read:        %d %s, %d items, %d rejected\n", s.Pages, unit, s.Items, s.Rejected)
 	fmt.Fprintf(w, "  signals:     %d withdrawals, %d grants (%d without proof: quality unknown), %d pending\n",
 		s.Withdrawals, s.Grants, s.GrantsWithoutProof, s.Pending)
+	if s.Echoes > 0 {
+		fmt.Fprintf(w, "  echoes:      %d left out: consentsync pushed these suppressions to %s itself\n", s.Echoes, s.Name)
+	}
 	if s.DryRun {
 		fmt.Fprintf(w, "  inbox:       %d %s to write, %d already imported\n", s.InboxRows, unit, s.DuplicatePages)
 		fmt.Fprintf(w, "  would:       change %d current states, leave %d as they are (same status), %d older than the state\n",

@@ -94,6 +94,11 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 		pagesThisRun++
 		at := im.now()
 		sigs, rejected := Withdrawals(page, d, imported.Evidence(d.Name, at), undated, at)
+		sigs, echoes, err := im.withoutEchoes(ctx, d.Name, sigs)
+		if err != nil {
+			return s, err
+		}
+		s.Echoes += echoes
 		s.Pages++
 		s.Items += int64(len(page))
 		s.Rejected += int64(len(rejected))
@@ -171,6 +176,40 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// withoutEchoes drops the withdrawals of sigs whose address or number
+// consentsync itself pushed to destination (store.PushedBy): importing
+// from a destination after go-live reads back our own suppressions, which
+// tell nothing new. It returns the others and how many it dropped.
+func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs []consent.Signal) ([]consent.Signal, int64, error) {
+	ident := func(sig consent.Signal) string {
+		n, err := consent.NormalizeSubject(sig.Subject, "")
+		if err != nil {
+			return ""
+		}
+		if sig.Channel == consent.ChannelEmail {
+			return n.Email
+		}
+		return n.Phone
+	}
+	var idents []string
+	for _, sig := range sigs {
+		if id := ident(sig); id != "" {
+			idents = append(idents, id)
+		}
+	}
+	pushed, err := im.Store.PushedBy(ctx, destination, idents)
+	if err != nil || len(pushed) == 0 {
+		return sigs, 0, err
+	}
+	kept := sigs[:0:0]
+	for _, sig := range sigs {
+		if !pushed[ident(sig)] {
+			kept = append(kept, sig)
+		}
+	}
+	return kept, int64(len(sigs) - len(kept)), nil
 }
 
 // Withdrawals turns a listed page into withdrawals for destination d: one

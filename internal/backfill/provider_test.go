@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"strings"
@@ -149,5 +150,74 @@ func TestWithdrawals(t *testing.T) {
 	}
 	if strings.Join(rejected, "|") != "item 3: bad email|item 4: no channel or purpose of the destination covers it" {
 		t.Errorf("rejected %q", rejected)
+	}
+}
+
+// TestProviderSkipsEchoes: importing from a destination after go-live
+// leaves out the addresses consentsync itself told it to suppress (their
+// newest row there is a suppression, pending or sent); an address whose
+// suppression was lifted since, or refused for good, or pushed only to
+// another destination, or never pushed, is imported.
+func TestProviderSkipsEchoes(t *testing.T) {
+	t.Parallel()
+	im, st := newImporter(t)
+	ctx := context.Background()
+	row := func(email, destination, action, status string) {
+		t.Helper()
+		var event int64
+		err := st.Tx(ctx, func(tx *store.Tx) error {
+			id, _, err := tx.EnsureSubject(ctx, consent.Subject{Email: email})
+			if err != nil {
+				return err
+			}
+			sig := consent.Signal{Subject: consent.Subject{Email: email}, Channel: consent.ChannelEmail, Brand: "acme", Purpose: consent.PurposeMarketing,
+				Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC().Add(time.Duration(len(action)+len(status)) * time.Second), Source: "form"}
+			event, err = tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: id, DedupKey: append(consent.FactKey(sig), destination+action...), Signal: sig,
+				RecordedAt: time.Now().UTC(), Outcome: "applied", Hash: []byte(email + action)})
+			if err != nil {
+				return err
+			}
+			_, err = tx.AddOutbox(ctx, store.OutboxRow{Destination: destination, ConsentEventID: event, SubjectID: id, TargetSubjectID: id,
+				Action: action, Email: sql.NullString{String: email, Valid: true}, Channel: "email", Brand: "acme", Purpose: "marketing"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = $1 WHERE consent_event_id = $2 AND destination = $3`, status, event, destination); err != nil {
+			t.Fatal(err)
+		}
+	}
+	row("pushed@example.com", dest.Name, store.OutboxSuppress, "sent")
+	row("queued@example.com", dest.Name, store.OutboxSuppress, "pending")
+	row("lifted@example.com", dest.Name, store.OutboxSuppress, "sent")
+	row("lifted@example.com", dest.Name, store.OutboxLift, "sent")
+	row("refused@example.com", dest.Name, store.OutboxSuppress, "failed")
+	row("elsewhere@example.com", "crm-acme", store.OutboxSuppress, "sent")
+	l := &pages{items: [][]connectors.Listed{{
+		{Email: "Pushed@Example.com"}, {Email: "queued@example.com"}, {Email: "lifted@example.com"},
+		{Email: "refused@example.com"}, {Email: "elsewhere@example.com"}, {Email: "new@example.com"},
+	}}}
+	s, err := im.Provider(ctx, l, ProviderOptions{Destination: dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two purposes per item: pushed@ and queued@ are echoes (4 signals).
+	if s.Echoes != 4 || s.Withdrawals != 8 {
+		t.Fatalf("echoes %d, withdrawals %d; want 4 and 8", s.Echoes, s.Withdrawals)
+	}
+	var body []byte
+	if err := st.DB.Get(&body, `SELECT body FROM inbound_events WHERE kind = $1`, imported.Kind); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{"pushed@", "queued@"} {
+		if strings.Contains(strings.ToLower(string(body)), e) {
+			t.Errorf("the imported page holds %s, an echo of our own push", e)
+		}
+	}
+	for _, e := range []string{"lifted@", "refused@", "elsewhere@", "new@"} {
+		if !strings.Contains(string(body), e) {
+			t.Errorf("the imported page lacks %s", e)
+		}
 	}
 }
