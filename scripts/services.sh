@@ -6,9 +6,25 @@
 # one-line explanation.
 set -euo pipefail
 
-PGHOST=${PGHOST_CHECK:-127.0.0.1}; PGPORT=${PGPORT_CHECK:-5432}
-RDHOST=${REDIS_HOST_CHECK:-127.0.0.1}; RDPORT=${REDIS_PORT_CHECK:-6379}
+# hostport URL DEFAULT_PORT prints "host port" of a postgres:// or
+# redis:// URL (user, password, path and query ignored; a missing port is
+# DEFAULT_PORT).
+hostport() {
+  local u=${1#*://}
+  u=${u##*@}; u=${u%%/*}; u=${u%%\?*}
+  if [[ $u == *:* ]]; then echo "${u%:*} ${u##*:}"; else echo "${u:-127.0.0.1} $2"; fi
+}
+# Where to look: the *_CHECK variables, else the URLs the commands use
+# (TEST_DATABASE_URL for make test, DATABASE_URL for make demo), else the
+# local defaults.
+pgurl=${TEST_DATABASE_URL:-${DATABASE_URL:-}}
+rdurl=${TEST_REDIS_URL:-${REDIS_URL:-}}
+read -r pgh pgp <<<"$(hostport "${pgurl:-postgres://127.0.0.1:5432}" 5432)"
+read -r rdh rdp <<<"$(hostport "${rdurl:-redis://127.0.0.1:6379}" 6379)"
+PGHOST=${PGHOST_CHECK:-$pgh}; PGPORT=${PGPORT_CHECK:-$pgp}
+RDHOST=${REDIS_HOST_CHECK:-$rdh}; RDPORT=${REDIS_PORT_CHECK:-$rdp}
 PGPASS=${CONSENTSYNC_PG_PASSWORD:-consentsync}
+local_host() { case "$1" in 127.0.0.1|localhost|::1|"[::1]") return 0;; *) return 1;; esac; }
 
 up() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 both_up() { up "$PGHOST" "$PGPORT" && up "$RDHOST" "$RDPORT"; }
@@ -19,6 +35,15 @@ wait_up() {
 say() { echo "services: $*" >&2; }
 
 if both_up; then exit 0; fi
+
+# A service configured elsewhere is not ours to start.
+for hp in "$PGHOST:$PGPORT" "$RDHOST:$RDPORT"; do
+  h=${hp%:*}; p=${hp##*:}
+  if ! up "$h" "$p" && ! local_host "$h"; then
+    say "$h:$p (from DATABASE_URL/REDIS_URL or TEST_DATABASE_URL/TEST_REDIS_URL) does not answer; it is not on this machine, so nothing is started for it."
+    exit 1
+  fi
+done
 
 # Docker Compose, when an engine answers.
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then

@@ -476,11 +476,14 @@ func (d *Destination) one(ctx context.Context, t target, on bool) ([]connectors.
 //
 // (https://developers.brevo.com/reference/get-contact-info). 200 with
 // emailBlacklisted (smsBlacklisted) true means Suppressed, false not
-// suppressed (drifted, if it was pushed); 404 (no such contact) and 400 are
-// Unknown, like an answer that is not a contact object. One call per
-// contact, at most connectors.InFlight at once; the first whole-call
-// failure ends Check and is returned as Push's are, with no Status. A suppression Push would refuse is Unknown
-// without a call. Check changes nothing at Brevo.
+// suppressed (drifted, if it was pushed); 404 (no such contact) is not
+// suppressed either (Push creates unknown contacts blocklisted, so a
+// contact missing after a push was deleted at Brevo: drift, pushed again);
+// 400 is Unknown, like an answer that is not a contact object. One call
+// per contact, at most connectors.InFlight at once; the first whole-call
+// failure ends Check and is returned as Push's are, with no Status. A
+// suppression Push would refuse is Unknown without a call. Check changes
+// nothing at Brevo.
 func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
 	ts, refused := targets(batch)
 	out := make([]connectors.Status, 0, len(batch))
@@ -508,7 +511,10 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 				st.Receipt = "brevo: unreadable contact: " + resp.Snippet(d.key)
 			}
 		case resp != nil && resp.Status == http.StatusNotFound:
-			st.Unknown, st.Receipt = true, "brevo: no such contact (HTTP 404)"
+			// Push creates unknown contacts blocklisted: a contact gone
+			// after a push was deleted at Brevo, and with it the
+			// blocklisting (drift: pushed again, which recreates it).
+			st.Receipt = "brevo: no such contact (HTTP 404): not blocklisted"
 		case resp != nil && resp.Status == http.StatusBadRequest:
 			st.Unknown, st.Receipt = true, err.Error()
 		default:

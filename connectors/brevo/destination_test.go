@@ -372,7 +372,7 @@ func TestCheck(t *testing.T) {
 	if err != nil || len(st) != len(in) {
 		t.Fatalf("%v %+v", err, st)
 	}
-	want := map[int64][2]bool{1: {true, false}, 2: {false, false}, 3: {false, false}, 4: {false, true}, 5: {true, false}, 6: {false, true}, 7: {false, true}}
+	want := map[int64][2]bool{1: {true, false}, 2: {false, false}, 3: {false, false}, 4: {false, false}, 5: {true, false}, 6: {false, false}, 7: {false, true}}
 	for _, s := range st {
 		if w := want[s.ID]; s.Suppressed != w[0] || s.Unknown != w[1] || s.Receipt == "" || strings.Contains(s.Receipt, "@example") || strings.Contains(s.Receipt, testKey) {
 			t.Errorf("item %d: %+v", s.ID, s)
@@ -401,7 +401,7 @@ func TestCheckAnswers(t *testing.T) {
 		{name: "not blocklisted", script: []fakeapi.Answer{{Status: 200, Body: `{"email":"a@example.com","id":7,"emailBlacklisted":false}`}}},
 		{name: "flag not a boolean", script: []fakeapi.Answer{{Status: 200, Body: `{"emailBlacklisted":"yes"}`}}, unknown: true},
 		{name: "not JSON", script: []fakeapi.Answer{{Status: 200, Body: `<html>`}}, unknown: true},
-		{name: "404", script: []fakeapi.Answer{fakeapi.Status(404)}, unknown: true},
+		{name: "404: contact deleted, not blocklisted", script: []fakeapi.Answer{fakeapi.Status(404)}},
 		{name: "400", script: []fakeapi.Answer{fakeapi.Status(400)}, unknown: true},
 		{name: "429 far", script: []fakeapi.Answer{fakeapi.TooMany(brevofake.ResetHeader(3600))}, fail: true, retryMin: 59 * time.Minute},
 		{name: "401", script: []fakeapi.Answer{fakeapi.Status(401)}, fail: true, permanent: true},
