@@ -119,8 +119,11 @@ func reportBackfill(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.
 	var problems []string
 	fmt.Fprintln(out, "BACKFILL (day one: suppressions the providers held before consentsync, `consentsync import provider`)")
 	for _, s := range b.summaries {
-		fmt.Fprintf(out, "  %-16s %d pages, %d items -> %d withdrawals recorded, %d already known\n",
-			s.Name, s.Pages, s.Items, s.Applied, s.Duplicates)
+		// Items give withdrawals per channel and purpose the destination
+		// covers; each is recorded, already known, or older than the
+		// state the person has (stale: kept in the ledger, nothing changed).
+		fmt.Fprintf(out, "  %-16s %d pages, %d items (%d unreadable) -> %d withdrawals: %d recorded, %d already known, %d older than the state\n",
+			s.Name, s.Pages, s.Items, s.Rejected, s.Withdrawals, s.Applied, s.Duplicates, s.Stale)
 	}
 	if b.err != nil {
 		problems = append(problems, b.err.Error())
