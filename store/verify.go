@@ -224,7 +224,10 @@ type Overdue struct {
 	Brand      string    `db:"brand" json:"brand"`
 	Purpose    string    `db:"purpose" json:"purpose"`
 	// Destinations lists "name: state" for each destination not settled
-	// ("sendgrid-acme: pending (3 attempts)", "klaviyo: sent, not verified").
+	// ("sendgrid-acme: pending (3 attempts)", "klaviyo: sent, not
+	// verified"); a suppression going to another address of the person
+	// (an alias, a linked number) names it: "klaviyo (to
+	// j.doe@gmail.com): sent, not verified".
 	Destinations pq.StringArray `db:"destinations" json:"destinations"`
 }
 
@@ -237,7 +240,8 @@ func (s *Store) ListOverdue(ctx context.Context, before time.Time, limit int) ([
 	err := s.DB.SelectContext(ctx, &out, `SELECT e.id AS consent_event_id, e.subject_id,
 		coalesce((SELECT coalesce(sb.email_original, sb.email, sb.phone) FROM subjects sb WHERE sb.id = e.subject_id), '') AS identity,
 		e.received_at, e.channel, e.brand, e.purpose,
-		array_agg(x.destination || ': ' || CASE WHEN x.status = 'pending' THEN 'pending (' || x.attempts || ' attempts)'
+		array_agg(x.destination || CASE WHEN x.target_subject_id <> e.subject_id THEN ' (to ' || coalesce(x.email, x.phone, 'an erased address') || ')' ELSE '' END
+			|| ': ' || CASE WHEN x.status = 'pending' THEN 'pending (' || x.attempts || ' attempts)'
 			WHEN x.status = 'failed' THEN 'failed (refused for good)' ELSE 'sent, not verified' END ORDER BY x.destination) AS destinations
 		FROM consent_events e JOIN suppression_outbox x ON x.consent_event_id = e.id AND x.action = 'suppress' AND NOT (`+honoured+`)
 		WHERE e.received_at < $1
