@@ -31,6 +31,7 @@ import (
 
 	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/internal/fixtures"
+	"github.com/consentsync/consentsync/internal/testenv"
 )
 
 // native runs services of a loaded compose project as processes of this
@@ -268,6 +269,36 @@ func ownDatabase(t *testing.T, admin string) *url.URL {
 	return u
 }
 
+// ownRedis is the Redis database this test uses: the index TEST_REDIS_URL
+// names (one set aside for it), flushed when the test ends; without one
+// (index 0 holds the tests' leases), an index leased the way every test
+// leases one (testenv.Redis).
+func ownRedis(t *testing.T, redisURL string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	if db := strings.Trim(u.Path, "/"); db == "" || db == "0" {
+		if u, err = url.Parse(testenv.Redis(t)); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	t.Cleanup(func() {
+		rc := redis.NewClient(opt)
+		defer rc.Close()
+		if err := rc.FlushDB(context.Background()).Err(); err != nil {
+			t.Errorf("flush %s: %v", u.Redacted(), err)
+		}
+	})
+	return u
+}
+
 // TestComposeNative starts the default stack's consentsync service as
 // `docker compose up` would — command, environment, mounted configuration
 // and healthcheck from the loaded project — but as processes of this
@@ -298,24 +329,7 @@ func TestComposeNative(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rURL, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	// TEST_REDIS_URL's index is this test's alone (the brief of the
-	// machine: index 9); the queues the run leaves there are flushed.
-	t.Cleanup(func() {
-		rc := redis.NewClient(opt)
-		defer rc.Close()
-		if err := rc.FlushDB(context.Background()).Err(); err != nil {
-			t.Errorf("flush %s: %v", rURL.Redacted(), err)
-		}
-	})
-
+	rURL := ownRedis(t, redisURL)
 	n := &native{
 		t:      t,
 		bin:    filepath.Join(t.TempDir(), "consentsync"),
