@@ -1,11 +1,18 @@
 // Package deploy holds what runs consentsync elsewhere than `go run`:
 // docker-compose.yml (at the repository root) and its overrides, the
 // Prometheus and Grafana provisioning. Docker is not needed to test it: the
-// tests read the compose files the way Compose does (interpolation,
-// override merge) and check what makes a first `docker compose up` fail.
+// tests load the compose files with compose-go
+// (github.com/compose-spec/compose-go/v2), the loader `docker compose`
+// itself uses — the same file discovery, override merge, interpolation,
+// JSON-schema validation, profiles and env_file resolution — and check
+// what makes a first `docker compose up` fail.
 package deploy
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +22,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/consentsync/consentsync/config"
@@ -22,107 +31,137 @@ import (
 
 const root = ".."
 
-// compose is the part of the Compose specification the tests read
-// (https://github.com/compose-spec/compose-spec/blob/main/spec.md).
-type compose struct {
-	Name     string             `yaml:"name"`
-	Version  string             `yaml:"version"`
-	Services map[string]service `yaml:"services"`
-	Volumes  map[string]any     `yaml:"volumes"`
+// The file sets of the README's commands, in their -f (override) order; nil
+// is a plain `docker compose up`, which finds docker-compose.yml (and a
+// docker-compose.override.yml, were there one) by itself
+// (https://docs.docker.com/compose/how-tos/multiple-compose-files/merge/).
+var (
+	prodFiles  = []string{"docker-compose.yml", "docker-compose.prod.yml"}
+	portsFiles = []string{"docker-compose.yml", "deploy/compose/services-ports.yml"}
+)
+
+// loader says how load reads a project.
+type loader struct {
+	files    []string          // -f, relative to the repository root; nil: default discovery
+	env      map[string]string // the whole environment: the shell's and .env's
+	profiles []string          // --profile; none: COMPOSE_PROFILES of env
+	// envFile replaces the path of every service's env_file (the operator's
+	// .env, which the tests cannot write into the repository); "" keeps it.
+	envFile string
 }
 
-type service struct {
-	Image       string            `yaml:"image"`
-	Build       any               `yaml:"build"`
-	Command     []string          `yaml:"command"`
-	Profiles    []string          `yaml:"profiles"`
-	Environment map[string]string `yaml:"environment"`
-	EnvFile     any               `yaml:"env_file"`
-	Volumes     []string          `yaml:"volumes"`
-	Ports       []string          `yaml:"ports"`
-	DependsOn   map[string]struct {
-		Condition string `yaml:"condition"`
-	} `yaml:"depends_on"`
-	Healthcheck *struct {
-		Test        []string `yaml:"test"`
-		StartPeriod string   `yaml:"start_period"`
-	} `yaml:"healthcheck"`
-}
-
-// interpolation is Compose's ${VAR}, ${VAR:-default}, ${VAR-default},
-// ${VAR:?error}, ${VAR?error} (spec.md, "Interpolation").
-var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}`)
-
-// interpolate replaces every ${...} of text with the value env gives, as
-// Compose does with the shell's environment and the project's .env; a
-// required variable that is missing is reported.
-func interpolate(t *testing.T, text string, env map[string]string) string {
+// load loads the project as `docker compose` does, with the repository root
+// as project directory and l.env as the only environment: the caller's
+// shell and any .env of the developer running the tests are not read, so
+// that the first-start case is the one of a machine with neither.
+func (l loader) load(t *testing.T) (*types.Project, error) {
 	t.Helper()
-	return interpolation.ReplaceAllStringFunc(text, func(m string) string {
-		p := interpolation.FindStringSubmatch(m)
-		v, set := env[p[1]]
-		switch p[2] {
-		case ":-":
-			if v == "" {
-				return p[3]
-			}
-		case "-":
-			if !set {
-				return p[3]
-			}
-		case ":?", "?":
-			if !set || p[2] == ":?" && v == "" {
-				t.Errorf("compose would stop: %s is required (%s)", p[1], p[3])
-			}
-		}
-		return v
-	})
-}
-
-func load(t *testing.T, file string, env map[string]string) compose {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, file))
+	dir, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c compose
-	if err := yaml.Unmarshal([]byte(interpolate(t, string(b), env)), &c); err != nil {
-		t.Fatalf("%s: %v", file, err)
+	var files []string
+	for _, f := range l.files {
+		files = append(files, filepath.Join(dir, f))
 	}
-	return c
+	var env []string
+	for k, v := range l.env {
+		env = append(env, k+"="+v)
+	}
+	opts := []cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory(dir),
+		cli.WithEnv(env),
+		cli.WithDefaultConfigPath,
+		cli.WithDefaultProfiles(l.profiles...),
+		cli.WithResolvedPaths(true),
+	}
+	if l.envFile != "" {
+		// env_file is read after the merge: load without it, point it at
+		// the test's file, then resolve as the loader would have.
+		opts = append(opts, cli.WithoutEnvironmentResolution)
+	}
+	po, err := cli.NewProjectOptions(files, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := po.LoadProject(context.Background())
+	if err != nil || l.envFile == "" {
+		return p, err
+	}
+	p, err = p.WithServicesTransform(func(_ string, s types.ServiceConfig) (types.ServiceConfig, error) {
+		for i := range s.EnvFiles {
+			s.EnvFiles[i].Path = l.envFile
+		}
+		return s, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.WithServicesEnvironmentResolved(false)
 }
 
-// mount is a volume entry "source:target[:mode]".
-type mount struct{ source, target string }
+// mustLoad is load that fails the test on a loading error.
+func (l loader) mustLoad(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := l.load(t)
+	if err != nil {
+		t.Fatalf("docker compose would stop: %v", err)
+	}
+	return p
+}
 
-func mounts(s service) []mount {
-	var out []mount
-	for _, v := range s.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) >= 2 {
-			out = append(out, mount{parts[0], parts[1]})
+// environ is the environment Compose gives the service's container
+// (environment and env_file resolved; a variable without a value and unset
+// in the project's environment is not passed).
+func environ(s types.ServiceConfig) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			out[k] = *v
 		}
 	}
 	return out
 }
 
-func bind(s service, target string) (string, bool) {
-	for _, m := range mounts(s) {
-		if m.target == target && (strings.HasPrefix(m.source, ".") || strings.HasPrefix(m.source, "/")) {
-			return m.source, true
-		}
+// port is a published port in the short syntax "host_ip:published:target".
+func port(p types.ServicePortConfig) string {
+	return fmt.Sprintf("%s:%s:%d", p.HostIP, p.Published, p.Target)
+}
+
+func ports(s types.ServiceConfig) []string {
+	var out []string
+	for _, p := range s.Ports {
+		out = append(out, port(p))
 	}
-	return "", false
+	return out
+}
+
+// bind is the host path the container sees at target: the bind mount at
+// target or at the deepest directory above it (absolute: the loader
+// resolves sources against the project directory).
+func bind(s types.ServiceConfig, target string) (string, bool) {
+	src, depth := "", -1
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		rel, err := filepath.Rel(v.Target, target)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || len(v.Target) <= depth {
+			continue
+		}
+		src, depth = filepath.Join(v.Source, rel), len(v.Target)
+	}
+	return src, depth >= 0
 }
 
 // readMounted reads the host file mounted at target.
-func readMounted(t *testing.T, s service, target string) []byte {
+func readMounted(t *testing.T, s types.ServiceConfig, target string) []byte {
 	t.Helper()
 	src, ok := bind(s, target)
 	if !ok {
-		t.Fatalf("nothing is mounted at %s (volumes %q)", target, s.Volumes)
+		t.Fatalf("nothing is mounted at %s (volumes %+v)", target, s.Volumes)
 	}
-	b, err := os.ReadFile(filepath.Join(root, src))
+	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatalf("mounted %s: %v", target, err)
 	}
@@ -138,55 +177,60 @@ func readMounted(t *testing.T, s service, target string) []byte {
 // a distroless image.
 func TestComposeFirstStart(t *testing.T) {
 	t.Parallel()
-	c := load(t, "docker-compose.yml", map[string]string{})
-	if c.Version != "" {
-		t.Error(`top-level "version" is obsolete (Compose warns)`)
+	c := loader{}.mustLoad(t)
+	abs, _ := filepath.Abs(filepath.Join(root, "docker-compose.yml"))
+	if !slices.Equal(c.ComposeFiles, []string{abs}) {
+		t.Errorf("a plain `up` loads %q, want docker-compose.yml alone", c.ComposeFiles)
 	}
-	var defaults []string
+	if c.Name != "consentsync" {
+		t.Errorf("project name %q: the volumes' names depend on it, not on the checkout's directory", c.Name)
+	}
 	for name, s := range c.Services {
-		if len(s.Profiles) > 0 {
-			continue
-		}
-		defaults = append(defaults, name)
-		if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 || s.HealthCheck.Disable {
 			t.Errorf("service %s has no healthcheck", name)
 		}
 		if name != "consentsync" && len(s.Ports) > 0 {
-			t.Errorf("service %s publishes %q on the host: a Postgres or Redis already there makes `up` fail", name, s.Ports)
+			t.Errorf("service %s publishes %q on the host: a Postgres or Redis already there makes `up` fail", name, ports(s))
 		}
 		for dep, d := range s.DependsOn {
-			if dp, ok := c.Services[dep]; !ok || len(dp.Profiles) > 0 {
+			if dp, ok := c.Services[dep]; !ok {
 				t.Errorf("%s depends on %s, which a plain `up` does not start", name, dep)
-			} else if d.Condition == "service_healthy" && dp.Healthcheck == nil {
+			} else if d.Condition == types.ServiceConditionHealthy && dp.HealthCheck == nil {
 				t.Errorf("%s waits for %s to be healthy, which has no healthcheck", name, dep)
 			}
 		}
 	}
-	slices.Sort(defaults)
-	if want := []string{"consentsync", "postgres", "redis", "sandbox"}; !slices.Equal(defaults, want) {
-		t.Errorf("services of a plain `up`: %q, want %q", defaults, want)
+	if want := []string{"consentsync", "postgres", "redis", "sandbox"}; !slices.Equal(c.ServiceNames(), want) {
+		t.Errorf("services of a plain `up`: %q, want %q", c.ServiceNames(), want)
 	}
 
-	app := c.Services["consentsync"]
-	if got := app.Healthcheck.Test; !slices.Equal(got, []string{"CMD", "/consentsync", "healthcheck"}) {
+	app, err := c.GetService("consentsync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := app.HealthCheck.Test; !slices.Equal(got, types.HealthCheckTest{"CMD", "/consentsync", "healthcheck"}) {
 		t.Errorf("app healthcheck %q: want the exec form of the binary's own subcommand (no shell in distroless)", got)
 	}
-	if app.EnvFile != nil {
-		t.Errorf("the sandbox stack reads an env_file (%v): a first start has no .env", app.EnvFile)
+	if len(app.EnvFiles) > 0 {
+		t.Errorf("the sandbox stack reads an env_file (%+v): a first start has no .env", app.EnvFiles)
 	}
 
 	// Ports: the webhook and ops listeners only, the ops one on the
 	// loopback, both movable.
-	if len(app.Ports) != 2 {
-		t.Fatalf("consentsync ports %q", app.Ports)
+	if got, want := ports(app), []string{"127.0.0.1:8080:8080", "127.0.0.1:9090:9090"}; !slices.Equal(got, want) {
+		t.Errorf("consentsync ports %q, want %q", got, want)
 	}
-	moved := load(t, "docker-compose.yml", map[string]string{"CONSENTSYNC_HTTP_PORT": "18080", "CONSENTSYNC_OPS_PORT": "19090"}).Services["consentsync"].Ports
-	if !slices.Equal(moved, []string{"127.0.0.1:18080:8080", "127.0.0.1:19090:9090"}) {
+	movedApp, err := loader{env: map[string]string{"CONSENTSYNC_HTTP_PORT": "18080", "CONSENTSYNC_OPS_PORT": "19090"}}.mustLoad(t).GetService("consentsync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved := ports(movedApp); !slices.Equal(moved, []string{"127.0.0.1:18080:8080", "127.0.0.1:19090:9090"}) {
 		t.Errorf("ports with CONSENTSYNC_HTTP_PORT/CONSENTSYNC_OPS_PORT: %q", moved)
 	}
 
 	// The environment the container gets, read as consentsync reads it.
-	proc, err := config.ParseProcess(app.Environment)
+	appEnv := environ(app)
+	proc, err := config.ParseProcess(appEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +238,15 @@ func TestComposeFirstStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg := c.Services["postgres"]
-	if db.Path != "/"+pg.Environment["POSTGRES_DB"] || db.Path == "/postgres" || db.Hostname() != "postgres" {
-		t.Errorf("DATABASE_URL %s: want the postgres service's own database %q, not the maintenance one", db.Redacted(), pg.Environment["POSTGRES_DB"])
+	pg, err := c.GetService("postgres")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if pw, _ := db.User.Password(); pw != pg.Environment["POSTGRES_PASSWORD"] {
+	pgEnv := environ(pg)
+	if db.Path != "/"+pgEnv["POSTGRES_DB"] || db.Path == "/postgres" || db.Hostname() != "postgres" {
+		t.Errorf("DATABASE_URL %s: want the postgres service's own database %q, not the maintenance one", db.Redacted(), pgEnv["POSTGRES_DB"])
+	}
+	if pw, _ := db.User.Password(); pw != pgEnv["POSTGRES_PASSWORD"] {
 		t.Error("DATABASE_URL's password is not the postgres service's")
 	}
 	if r, err := url.Parse(proc.RedisURL); err != nil || r.Hostname() != "redis" {
@@ -215,44 +263,107 @@ func TestComposeFirstStart(t *testing.T) {
 	}
 
 	// The configuration it mounts loads with that environment alone.
-	cfgPath := app.Environment[config.EnvConfigFile]
-	raw := readMounted(t, app, cfgPath)
-	cfg, err := config.Parse(raw, func(k string) (string, bool) { v, ok := app.Environment[k]; return v, ok })
+	raw := readMounted(t, app, appEnv[config.EnvConfigFile])
+	cfg, err := config.Parse(raw, func(k string) (string, bool) { v, ok := appEnv[k]; return v, ok })
 	if err != nil {
 		t.Fatalf("the mounted configuration does not load with compose's environment: %v", err)
 	}
 	if len(cfg.Sources) == 0 || len(cfg.Destinations) == 0 {
 		t.Fatal("the sandbox configuration has no source or no destination")
 	}
-	sb := c.Services["sandbox"]
+	sb, err := c.GetService("sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
 	sbPort := ""
 	for i, a := range sb.Command {
 		if a == "-addr" && i+1 < len(sb.Command) {
 			_, sbPort, _ = net.SplitHostPort(sb.Command[i+1])
 		}
 	}
-	if sb.Command[0] != "sandbox" || app.Environment["SANDBOX_URL"] != "http://sandbox:"+sbPort {
-		t.Errorf("SANDBOX_URL %q does not name the sandbox service (command %q)", app.Environment["SANDBOX_URL"], sb.Command)
+	if len(sb.Command) == 0 || sb.Command[0] != "sandbox" || appEnv["SANDBOX_URL"] != "http://sandbox:"+sbPort {
+		t.Errorf("SANDBOX_URL %q does not name the sandbox service (command %q)", appEnv["SANDBOX_URL"], sb.Command)
 	}
 	for _, d := range cfg.Destinations {
-		if !strings.HasPrefix(d.BaseURL, app.Environment["SANDBOX_URL"]+"/") {
+		if !strings.HasPrefix(d.BaseURL, appEnv["SANDBOX_URL"]+"/") {
 			t.Errorf("destination %s pushes to %q, not the sandbox", d.Name, d.BaseURL)
 		}
 	}
 	if !cfg.Server.MetricsOpen {
 		t.Error("the sandbox configuration keeps /metrics closed: the observability profile's Prometheus scrapes without a token")
 	}
+}
 
-	// Every file a service mounts exists (Docker would mount an empty
-	// directory in its place).
+// TestComposeMounts: every host path a service of any profile bind-mounts
+// exists in the repository — Docker would otherwise create an empty
+// directory in its place (the short syntax's create_host_path,
+// https://docs.docker.com/reference/compose-file/services/#short-syntax-5)
+// and the service would start without its configuration.
+func TestComposeMounts(t *testing.T) {
+	t.Parallel()
+	c := loader{profiles: []string{"*"}}.mustLoad(t)
+	dir, _ := filepath.Abs(root)
+	n := 0
 	for name, s := range c.Services {
-		for _, m := range mounts(s) {
-			if strings.HasPrefix(m.source, ".") {
-				if _, err := os.Stat(filepath.Join(root, m.source)); err != nil {
-					t.Errorf("%s mounts %s: %v", name, m.source, err)
-				}
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			n++
+			if rel, err := filepath.Rel(dir, v.Source); err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s mounts %s, outside the repository", name, v.Source)
+			} else if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("%s mounts %s: %v", name, rel, err)
 			}
 		}
+	}
+	if n == 0 {
+		t.Fatal("no service bind-mounts anything: the loader did not resolve the volumes")
+	}
+}
+
+// TestComposeFileSets: every combination of files and profiles the README
+// and scripts/services.sh run loads (schema-valid, interpolated, merged)
+// with an empty environment, and starts the services it says.
+func TestComposeFileSets(t *testing.T) {
+	t.Parallel()
+	envFile := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		l        loader
+		services []string
+		ports    map[string][]string // service: published ports
+	}{
+		{"up", loader{}, []string{"consentsync", "postgres", "redis", "sandbox"},
+			map[string][]string{"consentsync": {"127.0.0.1:8080:8080", "127.0.0.1:9090:9090"}}},
+		{"observability", loader{profiles: []string{"observability"}}, []string{"consentsync", "grafana", "postgres", "prometheus", "redis", "sandbox"},
+			map[string][]string{"prometheus": {"127.0.0.1:9091:9090"}, "grafana": {"127.0.0.1:3000:3000"}}},
+		{"COMPOSE_PROFILES", loader{env: map[string]string{"COMPOSE_PROFILES": "observability"}}, []string{"consentsync", "grafana", "postgres", "prometheus", "redis", "sandbox"}, nil},
+		{"services-ports", loader{files: portsFiles}, []string{"consentsync", "postgres", "redis", "sandbox"},
+			map[string][]string{"postgres": {"127.0.0.1:5432:5432"}, "redis": {"127.0.0.1:6379:6379"}}},
+		{"services-ports moved", loader{files: portsFiles, env: map[string]string{"POSTGRES_PORT": "15432", "REDIS_PORT": "16379"}}, nil,
+			map[string][]string{"postgres": {"127.0.0.1:15432:5432"}, "redis": {"127.0.0.1:16379:6379"}}},
+		{"prod", loader{files: prodFiles, envFile: envFile}, []string{"consentsync", "postgres", "redis"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := tc.l.mustLoad(t)
+			if tc.services != nil && !slices.Equal(c.ServiceNames(), tc.services) {
+				t.Errorf("services %q, want %q", c.ServiceNames(), tc.services)
+			}
+			for name, want := range tc.ports {
+				s, err := c.GetService(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ports(s); !slices.Equal(got, want) {
+					t.Errorf("%s publishes %q, want %q", name, got, want)
+				}
+			}
+		})
 	}
 }
 
@@ -260,7 +371,9 @@ func TestComposeFirstStart(t *testing.T) {
 // support): env_file's "required" (2.24), "include" (2.20 is fine but
 // unused), "develop" (2.22), inline config "content" (2.23.1),
 // healthcheck "start_interval" (2.20.2 and Docker 25), "!reset"/"!override"
-// tags (2.24).
+// tags (2.24); and no top-level "version" (obsolete: Compose warns,
+// https://github.com/compose-spec/compose-spec/blob/main/spec.md#version-top-level-element-obsolete).
+// compose-go accepts all of these, so the raw YAML is read.
 func TestComposeFeatures(t *testing.T) {
 	t.Parallel()
 	for _, f := range []string{"docker-compose.yml", "docker-compose.prod.yml", "deploy/compose/services-ports.yml"} {
@@ -285,6 +398,8 @@ func TestComposeFeatures(t *testing.T) {
 						k == "develop", k == "start_interval", k == "content" && strings.Contains(path, "configs"),
 						k == "include" && path == "":
 						t.Errorf("%s: %s.%s needs a Compose newer than 2.20", f, path, k)
+					case k == "version" && path == "":
+						t.Errorf(`%s: top-level "version" is obsolete (Compose warns)`, f)
 					}
 					walk(n.Content[i+1], path+"."+k)
 				}
@@ -300,33 +415,68 @@ func TestComposeFeatures(t *testing.T) {
 }
 
 // TestComposeProd: with docker-compose.prod.yml the sandbox does not start,
-// the real configuration is mounted and .env is required; without the
-// secrets consentsync stops with one error naming every unset variable (not
-// one per restart).
+// the real configuration is mounted and .env is required (Compose stops at
+// once without it); without the secrets in .env consentsync stops with one
+// error naming every unset variable (not one per restart). The prod files
+// use no ${VAR:?} (a secret missing is consentsync's error, not Compose's),
+// so "every one at once" is config.Parse's promise, checked here on the
+// environment compose-go resolves from .env.
 func TestComposeProd(t *testing.T) {
 	t.Parallel()
-	base := load(t, "docker-compose.yml", map[string]string{})
-	over := load(t, "docker-compose.prod.yml", map[string]string{})
-	if len(over.Services["sandbox"].Profiles) == 0 {
+	t.Run("without .env", func(t *testing.T) {
+		t.Parallel()
+		if _, err := os.Stat(filepath.Join(root, ".env")); !errors.Is(err, fs.ErrNotExist) {
+			t.Skipf("this checkout has a .env (%v): cannot check what Compose does without one", err)
+		}
+		_, err := loader{files: prodFiles}.load(t)
+		if err == nil || !strings.Contains(err.Error(), ".env") {
+			t.Fatalf("the prod stack loads without .env (error %v): Compose would start it with no secret", err)
+		}
+	})
+
+	// The operator's .env: empty first, then with every secret.
+	dotEnv := func(t *testing.T, vars map[string]string) loader {
+		f := filepath.Join(t.TempDir(), ".env")
+		var b strings.Builder
+		for k, v := range vars {
+			fmt.Fprintf(&b, "%s=%s\n", k, v)
+		}
+		if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Compose reads the project's .env for interpolation too.
+		return loader{files: prodFiles, env: vars, envFile: f}
+	}
+	c := dotEnv(t, nil).mustLoad(t)
+	if _, err := c.GetService("sandbox"); err == nil {
 		t.Error("the prod override still starts the sandbox")
 	}
-	app, o := base.Services["consentsync"], over.Services["consentsync"]
-	if o.EnvFile == nil {
+	if _, ok := c.DisabledServices["sandbox"]; !ok {
+		t.Error("the prod override removes the sandbox instead of putting it in a profile (a plain `up` of the base file needs it)")
+	}
+	app, err := c.GetService("consentsync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(app.EnvFiles) == 0 {
 		t.Error("the prod override does not read .env")
 	}
-	// Compose merges environment by name and volumes by target.
-	env := map[string]string{}
-	for k, v := range app.Environment {
-		env[k] = v
-	}
-	for k, v := range o.Environment {
-		env[k] = v
-	}
+	env := environ(app)
 	if env["CONSENTSYNC_ADMIN_TOKEN"] == "sandbox-admin-token" || env["CONSENTSYNC_VIEWER_TOKEN"] == "sandbox-viewer-token" {
 		t.Error("prod keeps the sandbox's public tokens")
 	}
+	if env["SANDBOX_URL"] != "" {
+		t.Errorf("prod keeps SANDBOX_URL %q", env["SANDBOX_URL"])
+	}
 	target := env[config.EnvConfigFile]
-	raw := readMounted(t, o, target)
+	if n := slices.IndexFunc(app.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == target }); n < 0 ||
+		slices.ContainsFunc(app.Volumes[n+1:], func(v types.ServiceVolumeConfig) bool { return v.Target == target }) {
+		t.Errorf("want one mount at %s (Compose merges volumes by target): %+v", target, app.Volumes)
+	}
+	if src, _ := bind(app, target); filepath.Base(src) != "consentsync.example.yaml" {
+		t.Errorf("prod mounts %s at %s, want consentsync.example.yaml", src, target)
+	}
+	raw := readMounted(t, app, target)
 	want := map[string]bool{} // every variable the file uses outside comments
 	for _, l := range strings.Split(string(raw), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "#") {
@@ -341,8 +491,7 @@ func TestComposeProd(t *testing.T) {
 	if len(want) < 2 {
 		t.Fatalf("the prod configuration references %d secret(s); the test wants several", len(want))
 	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	_, err := config.Parse(raw, lookup)
+	_, err = config.Parse(raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err == nil {
 		t.Fatal("the prod configuration loads without its secrets")
 	}
@@ -354,26 +503,56 @@ func TestComposeProd(t *testing.T) {
 	if strings.Count(err.Error(), "unset environment variables") != 1 {
 		t.Errorf("want one error naming them all: %v", err)
 	}
-	// With them all set (as .env would), it loads.
+
+	// With them all in .env, the container gets them (env_file) and the
+	// configuration loads; the tokens reach it by interpolation.
+	secrets := map[string]string{"CONSENTSYNC_ADMIN_TOKEN": "admin-from-dot-env", "CONSENTSYNC_VIEWER_TOKEN": "viewer-from-dot-env"}
 	for v := range want {
-		env[v] = "set-by-dot-env"
+		secrets[v] = "set-by-dot-env"
 	}
-	if _, err := config.Parse(raw, lookup); err != nil {
-		t.Errorf("with every secret set: %v", err)
+	app, err = dotEnv(t, secrets).mustLoad(t).GetService("consentsync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = environ(app)
+	for k, v := range secrets {
+		if env[k] != v {
+			t.Errorf("the container gets %s=%q, want .env's %q", k, env[k], v)
+		}
+	}
+	if _, err := config.Parse(raw, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Errorf("with every secret in .env: %v", err)
 	}
 }
 
 // TestComposeObservability: the profile's Prometheus scrapes consentsync's
 // ops listener and loads the alert rules from the file it mounts; Grafana
 // gets Prometheus as its datasource and provisions the dashboard directory.
+// Neither starts without the profile
+// (https://docs.docker.com/reference/compose-file/profiles/).
 func TestComposeObservability(t *testing.T) {
 	t.Parallel()
-	c := load(t, "docker-compose.yml", map[string]string{})
-	prom, graf := c.Services["prometheus"], c.Services["grafana"]
-	for name, s := range map[string]service{"prometheus": prom, "grafana": graf} {
-		if !slices.Equal(s.Profiles, []string{"observability"}) {
-			t.Errorf("%s profiles %q, want [observability]", name, s.Profiles)
+	plain := loader{}.mustLoad(t)
+	c := loader{profiles: []string{"observability"}}.mustLoad(t)
+	for _, name := range []string{"prometheus", "grafana"} {
+		if _, ok := plain.DisabledServices[name]; !ok {
+			t.Errorf("a plain `up` starts %s", name)
 		}
+		if s, err := c.GetService(name); err != nil || !slices.Equal(s.Profiles, []string{"observability"}) {
+			t.Errorf("%s profiles %q (%v), want [observability]", name, s.Profiles, err)
+		}
+	}
+	prom, err := c.GetService("prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	graf, err := c.GetService("grafana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := c.GetService("consentsync")
+	if err != nil {
+		t.Fatal(err)
 	}
 	var pc struct {
 		RuleFiles     []string `yaml:"rule_files"`
@@ -402,7 +581,7 @@ func TestComposeObservability(t *testing.T) {
 			t.Errorf("rule file %s: %v (%d groups)", rf, err, len(rules.Groups))
 		}
 	}
-	_, opsPort, _ := net.SplitHostPort(c.Services["consentsync"].Environment["OPS_ADDR"])
+	_, opsPort, _ := net.SplitHostPort(environ(app)["OPS_ADDR"])
 	if len(pc.ScrapeConfigs) == 0 || len(pc.ScrapeConfigs[0].StaticConfigs) == 0 ||
 		!slices.Contains(pc.ScrapeConfigs[0].StaticConfigs[0].Targets, "consentsync:"+opsPort) || pc.ScrapeConfigs[0].MetricsPath != "/metrics" {
 		t.Errorf("Prometheus does not scrape consentsync:%s/metrics: %+v", opsPort, pc.ScrapeConfigs)
@@ -413,15 +592,9 @@ func TestComposeObservability(t *testing.T) {
 			URL string `yaml:"url"`
 		} `yaml:"datasources"`
 	}
-	b, err := os.ReadFile(filepath.Join(root, "deploy/grafana/provisioning/datasources/prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &ds); err != nil || len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" {
+	if err := yaml.Unmarshal(readMounted(t, graf, "/etc/grafana/provisioning/datasources/prometheus.yml"), &ds); err != nil ||
+		len(ds.Datasources) != 1 || ds.Datasources[0].URL != "http://prometheus:9090" {
 		t.Errorf("Grafana datasource: %v %+v", err, ds)
-	}
-	if _, ok := bind(graf, "/etc/grafana/provisioning"); !ok {
-		t.Error("Grafana's provisioning is not mounted")
 	}
 	var dp struct {
 		Providers []struct {
@@ -430,18 +603,14 @@ func TestComposeObservability(t *testing.T) {
 			} `yaml:"options"`
 		} `yaml:"providers"`
 	}
-	b, err = os.ReadFile(filepath.Join(root, "deploy/grafana/provisioning/dashboards/consentsync.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &dp); err != nil || len(dp.Providers) != 1 {
+	if err := yaml.Unmarshal(readMounted(t, graf, "/etc/grafana/provisioning/dashboards/consentsync.yml"), &dp); err != nil || len(dp.Providers) != 1 {
 		t.Fatalf("dashboard provider: %v", err)
 	}
 	src, ok := bind(graf, dp.Providers[0].Options.Path)
 	if !ok {
 		t.Fatalf("the dashboard provider reads %s, where nothing is mounted", dp.Providers[0].Options.Path)
 	}
-	dash := filepath.Join(root, src, "consentsync.json")
+	dash := filepath.Join(src, "consentsync.json")
 	if _, err := os.Stat(dash); err != nil {
 		t.Skipf("%s is not on this branch yet (the dashboard is written with the metrics work): %v", dash, err)
 	}
