@@ -47,10 +47,22 @@ func (d Deps) HTTPClient(timeout time.Duration) *retryablehttp.Client {
 	if d.HTTP == nil {
 		return NewHTTPClient(HTTPOptions{Timeout: timeout})
 	}
-	if timeout <= 0 || (d.HTTP.HTTPClient != nil && d.HTTP.HTTPClient.Timeout == timeout) {
+	if timeout <= 0 || attemptTimeout(d.HTTP.HTTPClient) == timeout {
 		return d.HTTP
 	}
 	return d.cloneHTTP(timeout)
+}
+
+// attemptTimeout is c's per-attempt timeout: the rate-limited transport's
+// when it has one, else c.Timeout (0 for a nil c).
+func attemptTimeout(c *http.Client) time.Duration {
+	if c == nil {
+		return 0
+	}
+	if lt, ok := c.Transport.(*limitedTransport); ok {
+		return lt.timeout
+	}
+	return c.Timeout
 }
 
 // cloneHTTP is a copy of d.HTTP (not nil) whose attempts time out after
@@ -62,6 +74,14 @@ func (d Deps) cloneHTTP(timeout time.Duration) *retryablehttp.Client {
 		hc.Transport, hc.CheckRedirect, hc.Jar = base.HTTPClient.Transport, base.HTTPClient.CheckRedirect, base.HTTPClient.Jar
 		if timeout == 0 {
 			hc.Timeout = base.HTTPClient.Timeout
+		}
+		if lt, ok := hc.Transport.(*limitedTransport); ok {
+			// A rate-limited client times its attempts in the
+			// transport, after the limiter's wait (WithRateLimit).
+			if timeout != 0 {
+				hc.Transport = lt.withTimeout(timeout)
+			}
+			hc.Timeout = 0
 		}
 	}
 	// Field by field: retryablehttp.Client holds sync.Once values that must

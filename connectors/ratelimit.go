@@ -1,6 +1,8 @@
 package connectors
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -16,7 +18,11 @@ import (
 // provider's limit divided by the number of worker processes.
 //
 // A request whose context ends while it waits fails with the context's
-// error (transient: retried by the worker). Each wait, refused or not, is
+// error (transient: retried by the worker). The attempt's timeout
+// (destinations[].timeout, http.Client.Timeout) starts once the token is
+// granted: time spent queued behind the limiter never times a call out, so
+// a connector's concurrent per-address calls (InFlight) under a low rate
+// all get their full timeout. Each wait, refused or not, is
 // reported to d.RateWait under destination (the configured name).
 func (d Deps) WithRateLimit(destination string, perSecond float64, burst int) Deps {
 	if perSecond <= 0 {
@@ -30,16 +36,28 @@ func (d Deps) WithRateLimit(destination string, perSecond float64, burst int) De
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.HTTPClient.Transport = &limitedTransport{base: base, lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1)), name: destination, observe: d.RateWait}
+	c.HTTPClient.Transport = &limitedTransport{base: base, lim: rate.NewLimiter(rate.Limit(perSecond), max(burst, 1)),
+		name: destination, observe: d.RateWait, timeout: c.HTTPClient.Timeout}
+	c.HTTPClient.Timeout = 0 // applied by the transport, after the wait
 	d.HTTP = c
 	return d
 }
 
+// limitedTransport waits for a token, then makes the attempt with its own
+// timeout (0: none).
 type limitedTransport struct {
 	base    http.RoundTripper
 	lim     *rate.Limiter
 	name    string
 	observe func(destination string, wait time.Duration)
+	timeout time.Duration
+}
+
+// withTimeout is t with another attempt timeout, sharing t's limiter.
+func (t *limitedTransport) withTimeout(d time.Duration) *limitedTransport {
+	c := *t
+	c.timeout = d
+	return &c
 }
 
 func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -51,5 +69,29 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.base.RoundTrip(r)
+	if t.timeout <= 0 {
+		return t.base.RoundTrip(r)
+	}
+	// As http.Client.Timeout: the deadline covers the answer's body too,
+	// so it is released when the body is closed.
+	ctx, cancel := context.WithTimeout(r.Context(), t.timeout)
+	resp, err := t.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody ends an attempt's timeout context when its body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

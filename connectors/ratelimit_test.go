@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -63,5 +64,52 @@ func TestWithRateLimit(t *testing.T) {
 	mu.Unlock()
 	if same := shared.WithRateLimit("esp-a", 0, 0); same.HTTP != shared.HTTP {
 		t.Error("rate 0 must leave the client as is")
+	}
+}
+
+// Requests queued behind a destination's limiter get their whole timeout
+// once their token comes: eight concurrent calls at 10/s (the last waits
+// ~700ms) under a 300ms timeout all succeed, and the timeout still ends a
+// call whose answer is slow.
+func TestRateLimitWaitIsNotTheTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	d := Deps{HTTP: NewHTTPClient(HTTPOptions{RetryMax: -1})}.WithRateLimit("esp-a", 10, 1)
+	c := d.HTTPClient(300 * time.Millisecond)
+	call := func(path string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		r, err := Do(c, req, "")
+		if err == nil && string(r.Body) != `{"ok":true}` {
+			return errors.New("body " + string(r.Body))
+		}
+		return err
+	}
+	errs := make(chan error, InFlight)
+	for range InFlight {
+		go func() { errs <- call("/fast") }()
+	}
+	for range InFlight {
+		if err := <-errs; err != nil {
+			t.Errorf("a call queued behind the limiter failed: %v", err)
+		}
+	}
+	if err := call("/slow"); !errors.Is(err, ErrTimeout) {
+		t.Errorf("slow answer: err = %v, want ErrTimeout", err)
+	}
+	// The client of another timeout shares the limiter.
+	if other := d.HTTPClient(time.Second); other.HTTPClient.Transport.(*limitedTransport).lim != c.HTTPClient.Transport.(*limitedTransport).lim {
+		t.Error("a client with another timeout got its own limiter")
 	}
 }
