@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -166,11 +167,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 			return nil, fmt.Errorf("pages: %w", err)
 		}
 		a.Server.Pages = h
-		if strings.HasPrefix(cfg.Pages.PublicURL, "http://") {
-			log.Warn("pages.public_url is http://: RFC 8058 requires an https List-Unsubscribe URI, mailbox providers ignore others (fine for a local test)")
+		if plainHTTPPublic(cfg.Pages.PublicURL) {
+			log.Warn("pages.public_url is http://: RFC 8058 requires an https List-Unsubscribe URI, mailbox providers ignore others")
 		}
 	}
 	return a, nil
+}
+
+// plainHTTPPublic reports whether the pages' public URL is http:// on a host
+// people reach over a network. A loopback host (localhost, 127.0.0.0/8,
+// ::1: the demo, a local test) is not warned about.
+func plainHTTPPublic(public string) bool {
+	u, err := url.Parse(public)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // ReadOnly is the service layer over Postgres alone, for the commands that
