@@ -426,6 +426,42 @@ func TestCheckAnswers(t *testing.T) {
 	}
 }
 
+// TestNumbersMasked: an SMS contact's number, in the path of its own
+// calls, is masked in every error and receipt (they reach logs,
+// last_error and the API), and the errors still say what they are.
+func TestNumbersMasked(t *testing.T) {
+	t.Parallel()
+	const number = "+33612345678"
+	cases := []struct {
+		name      string
+		script    []fakeapi.Answer
+		fail      bool
+		permanent bool
+	}{
+		{name: "400: the contact's receipt", script: []fakeapi.Answer{fakeapi.Status(400)}},
+		{name: "401: the whole call's error", script: []fakeapi.Answer{fakeapi.Status(401)}, fail: true, permanent: true},
+		{name: "503: the whole call's error", script: fakeapi.Repeat(fakeapi.Status(503), 5), fail: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d, fk, _ := newDest(t, testKey)
+			fk.Script(c.script...)
+			st, err := d.Check(context.Background(), []connectors.Suppression{smsSup(1, number)})
+			if c.fail {
+				fixtures.PushFailed(t, err, nil, c.permanent, 0)
+				if msg := err.Error(); strings.Contains(msg, number) || !strings.Contains(msg, connectors.MaskPhone(number)) {
+					t.Fatalf("error %q: want the number masked as %s", msg, connectors.MaskPhone(number))
+				}
+				return
+			}
+			if err != nil || len(st) != 1 || !st[0].Unknown || strings.Contains(st[0].Receipt, number) || !strings.Contains(st[0].Receipt, connectors.MaskPhone(number)) {
+				t.Fatalf("%v %+v: want one Unknown status, the number masked", err, st)
+			}
+		})
+	}
+}
+
 // TestLift: the flag set false, for known contacts; an unknown contact has
 // nothing to lift and is not created; repeating it is fine.
 func TestLift(t *testing.T) {
