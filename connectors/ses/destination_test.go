@@ -88,6 +88,7 @@ type contactBody struct {
 }
 
 func TestPushUnsubscribes(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	fk.AddContact(testList, "Old@Example.com", false, map[string]string{"newsletter": sesfake.OptIn})
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "new@example.com"), sup(2, "old@example.com"), sup(3, "NEW@example.com")})
@@ -169,6 +170,7 @@ func TestPushUnsubscribes(t *testing.T) {
 }
 
 func TestPushComplaint(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), complaint(2, "A@example.com")})
 	noSecret(t, err, res)
@@ -203,6 +205,7 @@ func TestPushComplaint(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		script    []fakeapi.Answer
@@ -263,6 +266,7 @@ func TestPushErrors(t *testing.T) {
 }
 
 func TestPushStopsWhenThrottledMidBatch(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	fk.AddContact(testList, "a@example.com", false, nil)
 	fk.AddContact(testList, "b@example.com", false, nil)
@@ -295,6 +299,7 @@ func TestPushStopsWhenThrottledMidBatch(t *testing.T) {
 }
 
 func TestPushWrongCredentials(t *testing.T) {
+	t.Parallel()
 	_, srv := newFake(t)
 	cases := []struct{ name, key, want string }{
 		{"other access key", "AKIAOTHER0000EXAMPLE:" + testSecret, "UnrecognizedClientException"},
@@ -327,6 +332,7 @@ func TestPushWrongCredentials(t *testing.T) {
 }
 
 func TestPushMissingContactList(t *testing.T) {
+	t.Parallel()
 	_, srv := newFake(t)
 	d := destinationFor(t, srv.URL, testKey, "no-such-list")
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com")})
@@ -338,6 +344,7 @@ func TestPushMissingContactList(t *testing.T) {
 }
 
 func TestPushNoEmailOrChannel(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	sms := sup(2, "a@example.com")
 	sms.Channel = consent.ChannelSMS
@@ -359,6 +366,7 @@ func TestPushNoEmailOrChannel(t *testing.T) {
 }
 
 func TestPushLargeBatch(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	if d.MaxBatch() != MaxBatch {
 		t.Fatalf("MaxBatch = %d", d.MaxBatch())
@@ -383,6 +391,7 @@ func TestPushLargeBatch(t *testing.T) {
 }
 
 func TestBaseURLWithPathPrefix(t *testing.T) {
+	t.Parallel()
 	fk := sesfake.New(testAKID)
 	fk.AddContactList(testList)
 	mux := http.NewServeMux()
@@ -398,6 +407,7 @@ func TestBaseURLWithPathPrefix(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	ctx := context.Background()
 	if _, err := d.Push(ctx, []connectors.Suppression{sup(1, "done@example.com"), complaint(2, "spam@example.com"), complaint(3, "drift2@example.com"), sup(4, "drift@example.com")}); err != nil {
@@ -441,6 +451,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestLift(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	ctx := context.Background()
 	if _, err := d.Push(ctx, []connectors.Suppression{sup(1, "back@example.com"), complaint(2, "spam@example.com"), sup(3, "bounced@example.com")}); err != nil {
@@ -482,6 +493,7 @@ func TestLift(t *testing.T) {
 }
 
 func TestNewDestinationErrors(t *testing.T) {
+	t.Parallel()
 	ok := &DestinationOptions{Region: testRegion, ContactList: testList}
 	cases := []struct {
 		name string
@@ -527,6 +539,7 @@ func TestCredentialChain(t *testing.T) {
 }
 
 func TestConfigOptions(t *testing.T) {
+	t.Parallel()
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: ses-acme\n    kind: ses\n    brand: acme\n" + extra)
 	}
