@@ -32,6 +32,11 @@ func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i in
 			break
 		}
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				// A call failed (or ctx ended) while this one waited
+				// for a slot: it is not started.
+				return err
+			}
 			v, err := call(gctx, i)
 			if err != nil {
 				return err

@@ -612,8 +612,9 @@ func FuzzCheckAnswer(f *testing.F) {
 }
 
 // TestRunStopsStarting: once a call stops the batch, no call starts after
-// the ones already decided (at most InFlight+1 in all), the calls in
-// flight finish and are kept, and the groups never started are not done.
+// the ones in flight (at most InFlight in all, none of those waiting for a
+// slot), the calls in flight finish and are kept, and the groups never
+// started are not done.
 func TestRunStopsStarting(t *testing.T) {
 	t.Parallel()
 	d, _ := newTestDestination(t)
@@ -622,19 +623,23 @@ func TestRunStopsStarting(t *testing.T) {
 		gs[i] = group{addr: fmt.Sprintf("x%d@example.com", i)}
 	}
 	var started atomic.Int32
+	full := make(chan struct{}) // closed once InFlight calls run
 	out, stop := run(context.Background(), d, gs, func(ctx context.Context, g group) (string, error) {
-		started.Add(1)
+		if started.Add(1) == connectors.InFlight {
+			close(full)
+		}
+		<-full // every slot taken before any call ends
 		if g.addr == "x0@example.com" {
 			return "", errors.New("connection reset") // transport: stops the batch
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // long after x0's failure stopped the batch
 		return "ok " + g.addr, ctx.Err()
 	})
 	if stop == nil || stop.whole || !strings.Contains(stop.err.Error(), "connection reset") {
 		t.Fatalf("stop = %+v, want the transport error", stop)
 	}
-	if n := started.Load(); n > connectors.InFlight+1 {
-		t.Errorf("%d calls started, want at most %d", n, connectors.InFlight+1)
+	if n := started.Load(); n != connectors.InFlight {
+		t.Errorf("%d calls started, want %d (the first slots' only)", n, connectors.InFlight)
 	}
 	done := 0
 	for i, o := range out {
