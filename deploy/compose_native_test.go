@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -147,7 +146,7 @@ func (n *native) start(svc types.ServiceConfig, entrypoint []string) func() stri
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = n.environ(svc)
 	cmd.Dir = n.workdir
-	out := &syncBuffer{}
+	out := &fixtures.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("%s: %v", svc.Name, err)
@@ -199,23 +198,6 @@ func (n *native) waitHealthy(svc types.ServiceConfig, entrypoint []string, deadl
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // dockerEntrypoint is the Dockerfile's ENTRYPOINT, exec form.
