@@ -117,7 +117,8 @@ type VerifyDone struct {
 
 // CompleteVerify records read-back outcomes in one transaction and returns
 // the ledger ids (consent_event_id) whose every suppression is now settled
-// (see Settled), for the withdrawal-honoured metric.
+// (refused for good, or sent with no read-back left to do: the settled
+// condition below), for the withdrawal-honoured metric.
 func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64, error) {
 	var held, missing, unknown, retry []int64
 	var heldR, missingR, unknownR []string
