@@ -285,6 +285,7 @@ func TestPushAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk, _ := newDest(t, testKey, brevofake.WithContacts("a@example.com"))
 			fk.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -418,6 +419,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk, _ := newDest(t, testKey)
 			fk.Script(c.script...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})

@@ -135,6 +135,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newFakeDestination(t, testKey)
 			fk.Script(fakeapi.For(SubscriberHash("a@example.com"), c.script...)...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "z@example.com")})

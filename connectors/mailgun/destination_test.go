@@ -293,6 +293,7 @@ func TestPushRetries(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, nil)
 			fake.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -396,6 +397,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, func(cfg *config.Destination) { cfg.Options = &DestinationOptions{Domain: destDomain, Tag: c.tag} })
 			if c.seed != nil {
 				fake.Unsubscribe(destDomain, "a@example.com", c.seed...)
@@ -456,6 +458,7 @@ func TestLift(t *testing.T) {
 	t.Parallel()
 	for _, tag := range []string{AllTags, "promo"} {
 		t.Run(tag, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, func(c *config.Destination) { c.Options = &DestinationOptions{Domain: destDomain, Tag: tag} })
 			fake.Unsubscribe(destDomain, "a@example.com", tag, "other")
 			res, err := d.Lift(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "never@example.com")})

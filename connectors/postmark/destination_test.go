@@ -174,6 +174,7 @@ func TestPushAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newDest(t, testToken)
 			fk.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -364,6 +365,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newDest(t, testToken)
 			fk.Script(c.script...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})

@@ -125,6 +125,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newFakeDestination(t, testKey)
 			fk.Script(fakeapi.For("a@example.com", c.script...)...)
 			// Two addresses: a whole-call failure on one fails Check.

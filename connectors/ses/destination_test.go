@@ -229,6 +229,7 @@ func TestPushErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newTestDestination(t)
 			fk.AddContact(testList, "a@example.com", false, nil)
 			fk.Script(c.script...)
@@ -306,6 +307,7 @@ func TestPushWrongCredentials(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d := destinationFor(t, srv.URL, c.key, testList)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 			noSecret(t, err, res)
@@ -508,6 +510,7 @@ func TestNewDestinationErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := NewDestination(c.cfg, connectors.Deps{})
 			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), testSecret) {
 				t.Fatalf("err = %v, want %q", err, c.want)
@@ -564,6 +567,7 @@ func TestConfigOptions(t *testing.T) {
 	}
 	for _, b := range bad {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := config.Parse(entry(b.yaml), func(string) (string, bool) { return "", false })
 			if err == nil || !strings.Contains(err.Error(), b.want) {
 				t.Fatalf("err = %v, want %q", err, b.want)
