@@ -21,7 +21,10 @@ import (
 // an erasure removed (nothing left to ask about). Only the rows at the
 // head of the due order are looked at, limit at a time (the
 // suppression_outbox_verify index), so a claim costs the same with ten
-// rows due or a hundred thousand; an empty answer means none is due.
+// rows due or a hundred thousand; a head of settled rows is settled and
+// passed, limit rows a round, in the same transaction (each row once: a
+// long run of superseded rows costs the one claim that meets it). An
+// empty answer means none is due.
 func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
 	var rows []OutboxRow
 	err := s.Tx(ctx, func(tx *Tx) error {
