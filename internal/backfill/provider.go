@@ -96,7 +96,7 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 		sigs, rejected := Withdrawals(page, d, imported.Evidence(d.Name, at), undated, at)
 		sigs, echoes, err := im.withoutEchoes(ctx, d.Name, sigs)
 		if err != nil {
-			return s, err
+			return s, fmt.Errorf("page %d: %w", run.Pages+1, err) // the run stays open: the next one resumes here
 		}
 		s.Echoes += echoes
 		s.Pages++
