@@ -19,10 +19,11 @@ const InFlight = 8
 // Each calls call(ctx, i) for every i in [0, n), at most InFlight at a
 // time, and returns the n answers in index order. The first call to fail
 // ends Each: the context of the calls still running is cancelled, no
-// call is started after it, and its error is returned as is with no
-// answer (a per-address Check fails as a whole, as the sequential loop
-// did). call must not write shared state: it answers through its return
-// value only.
+// call is started after it (not even one already waiting for a slot), and
+// its error is returned as is with no answer: a per-address Check or Lift
+// fails as a whole. When ctx ends first, Each returns ctx's error, never
+// answers with some missing. call must not write shared state: it answers
+// through its return value only.
 func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i int) (T, error)) ([]T, error) {
 	out := make([]T, n)
 	g, gctx := errgroup.WithContext(ctx)
@@ -32,6 +33,11 @@ func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i in
 			break
 		}
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				// A call failed (or ctx ended) while this one waited
+				// for a slot: it is not started.
+				return err
+			}
 			v, err := call(gctx, i)
 			if err != nil {
 				return err

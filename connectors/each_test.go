@@ -51,9 +51,13 @@ func TestEachFirstErrorEnds(t *testing.T) {
 	t.Parallel()
 	boom := &RetryAfterError{Delay: time.Second, Err: errors.New("HTTP 429")}
 	var started, cancelled atomic.Int32
+	full := make(chan struct{}) // closed once InFlight calls run
 	got, err := Each(context.Background(), 1000, func(ctx context.Context, i int) (string, error) {
-		started.Add(1)
+		if started.Add(1) == InFlight {
+			close(full)
+		}
 		if i == 3 {
+			<-full // fail with every slot taken, so that calls are running
 			return "", boom
 		}
 		select {
@@ -71,11 +75,11 @@ func TestEachFirstErrorEnds(t *testing.T) {
 	if got != nil {
 		t.Errorf("answers %v beside an error", got)
 	}
-	if s := started.Load(); s > InFlight+1 {
-		t.Errorf("%d calls started, want at most %d (none after the failure)", s, InFlight+1)
+	if s := started.Load(); s != InFlight {
+		t.Errorf("%d calls started, want %d (none after the failure)", s, InFlight)
 	}
-	if cancelled.Load() == 0 {
-		t.Error("no running call saw its context cancelled")
+	if c := cancelled.Load(); c != InFlight-1 {
+		t.Errorf("%d running calls saw their context cancelled, want the %d beside the failing one", c, InFlight-1)
 	}
 }
 

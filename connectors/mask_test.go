@@ -7,6 +7,7 @@ import (
 )
 
 func TestMaskAddresses(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
 		{"no address here", "no address here"},
@@ -36,6 +37,7 @@ func TestMaskAddresses(t *testing.T) {
 }
 
 func TestRedactMasksAddresses(t *testing.T) {
+	t.Parallel()
 	body := `{"errors":[{"message":"` + strings.Repeat("x", ReceiptMax-20) + ` john.doe@example.com KEY-123"}]}`
 	got := Redact(body, "KEY-123")
 	if strings.Contains(got, "john") || strings.Contains(got, "KEY-123") || len(got) > ReceiptMax {
@@ -68,6 +70,7 @@ func FuzzMaskAddresses(f *testing.F) {
 }
 
 func TestMaskEmailAndPhone(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"jane.doe@example.com": "j***@e***.com", "j@x.io": "j***@x***.io", "josé@exämple.fr": "j***@e***.fr",
 		"Émile@mail.example.co.uk": "É***@m***.uk", "a@localhost": "a***@l***", "a@b.": "a***@b***",

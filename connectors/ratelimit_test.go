@@ -16,6 +16,7 @@ import (
 // A destination's limiter refuses a request whose wait would outlast its
 // context, and is the destination's own: the shared client is not paced.
 func TestWithRateLimit(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
 	defer srv.Close()

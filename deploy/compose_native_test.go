@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,14 +18,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	_ "github.com/lib/pq" // Postgres driver
-	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/consentsync/consentsync/config"
@@ -149,7 +146,7 @@ func (n *native) start(svc types.ServiceConfig, entrypoint []string) func() stri
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = n.environ(svc)
 	cmd.Dir = n.workdir
-	out := &syncBuffer{}
+	out := &fixtures.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("%s: %v", svc.Name, err)
@@ -203,23 +200,6 @@ func (n *native) waitHealthy(svc types.ServiceConfig, entrypoint []string, deadl
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // dockerEntrypoint is the Dockerfile's ENTRYPOINT, exec form.
 func dockerEntrypoint(t *testing.T) []string {
 	t.Helper()
@@ -269,33 +249,17 @@ func ownDatabase(t *testing.T, admin string) *url.URL {
 	return u
 }
 
-// ownRedis is the Redis database this test uses: the index TEST_REDIS_URL
-// names (one set aside for it), flushed when the test ends; without one
-// (index 0 holds the tests' leases), an index leased the way every test
-// leases one (testenv.Redis).
-func ownRedis(t *testing.T, redisURL string) *url.URL {
+// ownRedis is the Redis database this test uses: an index of
+// TEST_REDIS_URL's server leased the way every test leases one
+// (testenv.Redis: flushed, and released when the test ends), whatever
+// index the URL names. The leases span indexes 1..15 and ignore that
+// index, so using it directly could share, and flush, another test's.
+func ownRedis(t *testing.T) *url.URL {
 	t.Helper()
-	u, err := url.Parse(redisURL)
+	u, err := url.Parse(testenv.Redis(t))
 	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
+		t.Fatal(err)
 	}
-	if db := strings.Trim(u.Path, "/"); db == "" || db == "0" {
-		if u, err = url.Parse(testenv.Redis(t)); err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	t.Cleanup(func() {
-		rc := redis.NewClient(opt)
-		defer rc.Close()
-		if err := rc.FlushDB(context.Background()).Err(); err != nil {
-			t.Errorf("flush %s: %v", u.Redacted(), err)
-		}
-	})
 	return u
 }
 
@@ -329,7 +293,7 @@ func TestComposeNative(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rURL := ownRedis(t, redisURL)
+	rURL := ownRedis(t)
 	n := &native{
 		t:      t,
 		bin:    filepath.Join(t.TempDir(), "consentsync"),

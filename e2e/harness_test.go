@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,24 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one running consentsync with its sandbox.
 type env struct {
 	t       testing.TB
@@ -63,7 +44,7 @@ type env struct {
 	// (admin API, queue UI, metrics, pprof).
 	URL    string
 	OpsURL string
-	Logs   *syncBuffer
+	Logs   *fixtures.SyncBuffer
 	clock  atomic.Pointer[time.Time]
 
 	workerStop context.CancelFunc
@@ -101,7 +82,7 @@ type envOptions struct {
 // with the example config pointed at a fresh sandbox.
 func start(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, Logs: &syncBuffer{}}
+	e := &env{t: t, Logs: &fixtures.SyncBuffer{}}
 	if o.on != nil {
 		e.Sandbox, e.SBURL = o.on.Sandbox, o.on.SBURL
 	} else {

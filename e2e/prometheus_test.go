@@ -62,11 +62,13 @@ func TestPrometheusEvaluatesDashboardAndRules(t *testing.T) {
 	})
 	e.waitDrained()
 
-	// Every rule evaluated at least once after the work, and none failed.
+	// Every rule of alerts.yml evaluated at least once after the work, and
+	// none failed.
+	want := len(alertExprs(t))
 	since := time.Now()
 	e.waitFor("every alert rule evaluated", func() bool {
 		rules, err := promRules(prom)
-		if err != nil || len(rules) < 10 {
+		if err != nil || len(rules) != want {
 			return false
 		}
 		for _, r := range rules {
@@ -76,7 +78,10 @@ func TestPrometheusEvaluatesDashboardAndRules(t *testing.T) {
 		}
 		return true
 	})
-	rules, _ := promRules(prom)
+	rules, err := promRules(prom)
+	if err != nil || len(rules) != want {
+		t.Fatalf("rules: %d of alerts.yml's %d loaded, %v", len(rules), want, err)
+	}
 	for _, r := range rules {
 		if r.Health != "ok" || r.LastError != "" {
 			t.Errorf("rule %s: health %q: %s", r.Name, r.Health, r.LastError)

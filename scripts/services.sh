@@ -8,11 +8,20 @@ set -euo pipefail
 
 # hostport URL DEFAULT_PORT prints "host port" of a postgres:// or
 # redis:// URL (user, password, path and query ignored; a missing port is
-# DEFAULT_PORT).
+# DEFAULT_PORT; an IPv6 literal, "[::1]" as RFC 3986 §3.2.2 writes it, is
+# printed without its brackets, as /dev/tcp takes it).
 hostport() {
-  local u=${1#*://}
+  local u=${1#*://} h p=$2
   u=${u##*@}; u=${u%%/*}; u=${u%%\?*}
-  if [[ $u == *:* ]]; then echo "${u%:*} ${u##*:}"; else echo "${u:-127.0.0.1} $2"; fi
+  if [[ $u == \[* ]]; then
+    h=${u%%]*}; h=${h#[}
+    if [[ $u == *]:* ]]; then p=${u##*]:}; fi
+  elif [[ $u == *:* ]]; then
+    h=${u%:*}; p=${u##*:}
+  else
+    h=$u
+  fi
+  echo "${h:-127.0.0.1} $p"
 }
 # Where to look: the *_CHECK variables, else the URLs the commands use
 # (TEST_DATABASE_URL for make test, DATABASE_URL for make demo), else the

@@ -207,9 +207,10 @@ func (s *Store) ProbeStates(ctx context.Context, probes []StateProbe) ([]StateSe
 	return out, nil
 }
 
-// PushedBy returns which of idents (normalized addresses and E.164
+// PushedBy returns which of identities (normalized addresses and E.164
 // numbers, consent.NormalizeSubject) consentsync itself told destination
-// to suppress: the newest outbox row for the subject with that address or
+// to suppress, as a set (identity → true; an empty map, never nil, for
+// none): the newest outbox row for the subject with that address or
 // number at destination is a suppression, pending or sent (not a lift,
 // not refused for good). A provider import that lists such an address is
 // reading back our own push — the echo of a withdrawal we already hold —
@@ -217,9 +218,9 @@ func (s *Store) ProbeStates(ctx context.Context, probes []StateProbe) ([]StateSe
 // displace the original withdrawal, or a later opt-in a provider refused
 // to lift). One query per call (subjects' unique keys, then the outbox by
 // target subject).
-func (s *Store) PushedBy(ctx context.Context, destination string, idents []string) (map[string]bool, error) {
+func (s *Store) PushedBy(ctx context.Context, destination string, identities []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	if len(idents) == 0 {
+	if len(identities) == 0 {
 		return out, nil
 	}
 	var got []string
@@ -227,9 +228,9 @@ func (s *Store) PushedBy(ctx context.Context, destination string, idents []strin
 		JOIN LATERAL (SELECT action, status FROM suppression_outbox o
 			WHERE o.target_subject_id = s.id AND o.destination = $1 ORDER BY o.id DESC LIMIT 1) last ON true
 		WHERE (s.email = ANY($2) OR s.phone = ANY($2)) AND last.action = 'suppress' AND last.status <> 'failed'`,
-		destination, pq.Array(idents))
+		destination, pq.Array(identities))
 	if err != nil {
-		return nil, fmt.Errorf("store: pushed by consentsync: %w", err)
+		return nil, fmt.Errorf("store: which identities consentsync told %s to suppress: %w", destination, err)
 	}
 	for _, g := range got {
 		out[g] = true

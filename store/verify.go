@@ -21,7 +21,10 @@ import (
 // an erasure removed (nothing left to ask about). Only the rows at the
 // head of the due order are looked at, limit at a time (the
 // suppression_outbox_verify index), so a claim costs the same with ten
-// rows due or a hundred thousand; an empty answer means none is due.
+// rows due or a hundred thousand; a head of settled rows is settled and
+// passed, limit rows a round, in the same transaction (each row once: a
+// long run of superseded rows costs the one claim that meets it). An
+// empty answer means none is due.
 func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]OutboxRow, error) {
 	var rows []OutboxRow
 	err := s.Tx(ctx, func(tx *Tx) error {
@@ -117,7 +120,8 @@ type VerifyDone struct {
 
 // CompleteVerify records read-back outcomes in one transaction and returns
 // the ledger ids (consent_event_id) whose every suppression is now settled
-// (see Settled), for the withdrawal-honoured metric.
+// (refused for good, or sent with no read-back left to do: the settled
+// condition below), for the withdrawal-honoured metric.
 func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64, error) {
 	var held, missing, unknown, retry []int64
 	var heldR, missingR, unknownR []string

@@ -166,7 +166,40 @@ func (t target) flag() string {
 	return "emailBlacklisted"
 }
 
+// e164 is the SMS number Push accepts: E.164 (ITU-T Recommendation E.164:
+// "+", then up to 15 digits), 6 digits at least.
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
+
+// e164Anywhere finds such numbers inside a text, for maskNumbers.
+var e164Anywhere = regexp.MustCompile(`\+[1-9][0-9]{5,14}`)
+
+// maskNumbers masks every E.164 number of s (connectors.MaskPhone:
+// "+33*******78"). An SMS contact's number is in the path of its own calls
+// and may be quoted in Brevo's answer; connectors.Redact masks email
+// addresses only.
+func maskNumbers(s string) string {
+	return e164Anywhere.ReplaceAllStringFunc(s, connectors.MaskPhone)
+}
+
+// numbersMasked is an error whose text has its numbers masked
+// (maskNumbers); errors.Is and errors.As see the error it wraps.
+type numbersMasked struct {
+	msg string
+	err error
+}
+
+func (e *numbersMasked) Error() string { return e.msg }
+func (e *numbersMasked) Unwrap() error { return e.err }
+
+// withNumbersMasked is err, its text with every number masked (err itself
+// when its text holds none).
+func withNumbersMasked(err error) error {
+	msg := err.Error()
+	if m := maskNumbers(msg); m != msg {
+		return &numbersMasked{msg: m, err: err}
+	}
+	return err
+}
 
 // targets groups batch by contact (email by connectors.AddrKey, sms by
 // number), in first-seen order, and returns a permanent Result for each
@@ -239,7 +272,7 @@ func (d *Destination) each(ctx context.Context, batch []connectors.Suppression, 
 }
 
 func results(t target, receipt string, err error, key string) []connectors.Result {
-	receipt = connectors.Redact(receipt, key)
+	receipt = maskNumbers(connectors.Redact(receipt, key))
 	out := make([]connectors.Result, 0, len(t.ids))
 	for _, id := range t.ids {
 		out = append(out, connectors.Result{ID: id, Receipt: receipt, Err: err})
@@ -520,7 +553,7 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		default:
 			return st, err
 		}
-		st.Receipt = connectors.Redact(st.Receipt, d.key)
+		st.Receipt = maskNumbers(connectors.Redact(st.Receipt, d.key))
 		return st, nil
 	})
 	if err != nil {
@@ -537,7 +570,7 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 }
 
 // call makes one request. Its error names the method and the path (the
-// address masked, the query left out), never the key.
+// address or number masked, the query left out), never the key.
 func (d *Destination) call(ctx context.Context, method, pathQuery string, body []byte) (*connectors.Response, error) {
 	var b any
 	if body != nil {
@@ -555,7 +588,7 @@ func (d *Destination) call(ctx context.Context, method, pathQuery string, body [
 	req.Header.Set("api-key", d.key)
 	resp, err := connectors.Do(d.http, req, d.key)
 	if err != nil {
-		return resp, fmt.Errorf("brevo: %w", err)
+		return resp, withNumbersMasked(fmt.Errorf("brevo: %w", err))
 	}
 	return resp, nil
 }

@@ -65,6 +65,7 @@ func paths(calls []fakeapi.Call) string {
 }
 
 func TestPushKnownContacts(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey, brevofake.WithContacts("noah.petit@example.com", "ines@example.org"))
 	other := sup(4, "x@example.com")
 	other.Channel = "whatsapp"
@@ -100,6 +101,7 @@ func TestPushKnownContacts(t *testing.T) {
 // never dropped: the named ones are created blocklisted, the rest sent
 // again; without usable indexes the batch is halved.
 func TestPushUnknownContacts(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey, brevofake.WithContacts("a@example.com", "c@example.com", "e@example.com"))
 	in := []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com"), sup(3, "c@example.com"), sup(4, "d@example.com"), sup(5, "e@example.com")}
 	res, err := d.Push(context.Background(), in)
@@ -210,6 +212,7 @@ func TestPartialBatch(t *testing.T) {
 // TestPushBadContact: a 400 for a batch is halved until the refused
 // contact has its own permanent Result; the others succeed.
 func TestPushBadContact(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey, brevofake.WithContacts("a@example.com", "b@example.com"))
 	refused := fakeapi.Answer{Status: 400, Body: brevofake.ErrorBody("invalid_parameter", "bad contact b@example.com, key "+testKey)}
 	fk.Script(refused, fakeapi.Answer{Status: 204}, refused)
@@ -232,6 +235,7 @@ func TestPushBadContact(t *testing.T) {
 }
 
 func TestPushSMS(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey)
 	fk.AddContact("", "+33612345678")
 	in := []connectors.Suppression{smsSup(1, "+33612345678"), smsSup(2, "+33698765432"), smsSup(3, "0612345678"), smsSup(4, "")}
@@ -260,6 +264,7 @@ func TestPushSMS(t *testing.T) {
 }
 
 func TestPushAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		script    []fakeapi.Answer
@@ -280,6 +285,7 @@ func TestPushAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk, _ := newDest(t, testKey, brevofake.WithContacts("a@example.com"))
 			fk.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -302,6 +308,7 @@ func TestPushAnswers(t *testing.T) {
 }
 
 func TestPushWrongKey(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, "xkeysib-wrong-"+testKey, brevofake.WithContacts("a@example.com"))
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 	noKey(t, err, res)
@@ -316,6 +323,7 @@ func TestPushWrongKey(t *testing.T) {
 // TestPushBatchLimit: Push sends at most MaxContacts per batch update;
 // the fake refuses one more, as configured.
 func TestPushBatchLimit(t *testing.T) {
+	t.Parallel()
 	d, fk, base := newDest(t, testKey)
 	var in []connectors.Suppression
 	for i := range 2*MaxContacts + 1 {
@@ -358,6 +366,7 @@ func TestPushBatchLimit(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey, brevofake.WithContacts("held@example.com", "drift@example.com", "open@example.com"))
 	fk.AddContact("", "+33612345678")
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "held@example.com"), sup(2, "drift@example.com"), smsSup(3, "+33612345678")}); err != nil {
@@ -390,6 +399,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name                string
 		script              []fakeapi.Answer
@@ -409,6 +419,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk, _ := newDest(t, testKey)
 			fk.Script(c.script...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -426,9 +437,46 @@ func TestCheckAnswers(t *testing.T) {
 	}
 }
 
+// TestNumbersMasked: an SMS contact's number, in the path of its own
+// calls, is masked in every error and receipt (they reach logs,
+// last_error and the API), and the errors still say what they are.
+func TestNumbersMasked(t *testing.T) {
+	t.Parallel()
+	const number = "+33612345678"
+	cases := []struct {
+		name      string
+		script    []fakeapi.Answer
+		fail      bool
+		permanent bool
+	}{
+		{name: "400: the contact's receipt", script: []fakeapi.Answer{fakeapi.Status(400)}},
+		{name: "401: the whole call's error", script: []fakeapi.Answer{fakeapi.Status(401)}, fail: true, permanent: true},
+		{name: "503: the whole call's error", script: fakeapi.Repeat(fakeapi.Status(503), 5), fail: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d, fk, _ := newDest(t, testKey)
+			fk.Script(c.script...)
+			st, err := d.Check(context.Background(), []connectors.Suppression{smsSup(1, number)})
+			if c.fail {
+				fixtures.PushFailed(t, err, nil, c.permanent, 0)
+				if msg := err.Error(); strings.Contains(msg, number) || !strings.Contains(msg, connectors.MaskPhone(number)) {
+					t.Fatalf("error %q: want the number masked as %s", msg, connectors.MaskPhone(number))
+				}
+				return
+			}
+			if err != nil || len(st) != 1 || !st[0].Unknown || strings.Contains(st[0].Receipt, number) || !strings.Contains(st[0].Receipt, connectors.MaskPhone(number)) {
+				t.Fatalf("%v %+v: want one Unknown status, the number masked", err, st)
+			}
+		})
+	}
+}
+
 // TestLift: the flag set false, for known contacts; an unknown contact has
 // nothing to lift and is not created; repeating it is fine.
 func TestLift(t *testing.T) {
+	t.Parallel()
 	d, fk, _ := newDest(t, testKey, brevofake.WithContacts("a@example.com", "keep@example.com"))
 	fk.AddContact("", "+33612345678")
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "keep@example.com"), smsSup(3, "+33612345678")}); err != nil {
@@ -459,6 +507,7 @@ func TestLift(t *testing.T) {
 }
 
 func TestNewDestination(t *testing.T) {
+	t.Parallel()
 	d, err := NewDestination(config.Destination{APIKey: "k"}, connectors.Deps{})
 	if err != nil || d.base != DefaultBaseURL || d.MaxBatch() != MaxContacts {
 		t.Fatalf("%+v %v", d, err)
@@ -472,6 +521,7 @@ func TestNewDestination(t *testing.T) {
 }
 
 func TestResetSeconds(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[string]int64{"0": 0, "12": 12, "0.2": 1, " 3 ": 3, "99999999": 7 * 86400} {
 		if got, ok := resetSeconds(v); !ok || got != want {
 			t.Errorf("%q: %d %v", v, got, ok)
@@ -485,6 +535,7 @@ func TestResetSeconds(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	env := func(string) (string, bool) { return "", false }
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: brevo-acme\n    kind: brevo\n    brand: acme\n    api_key: k\n" + extra)

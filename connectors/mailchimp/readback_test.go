@@ -48,6 +48,7 @@ func statusByID(st []connectors.Status) map[int64]connectors.Status {
 }
 
 func TestSubscriberHash(t *testing.T) {
+	t.Parallel()
 	// Mailchimp's own example: https://mailchimp.com/developer/marketing/docs/methods-parameters/
 	if h := SubscriberHash(" Urist.McVankab@freddiesjokes.com"); h != "62eeb292278cc15f5817cb78f7790b08" {
 		t.Fatal(h)
@@ -59,6 +60,7 @@ func TestSubscriberHash(t *testing.T) {
 
 // TestCheck: read-back by member status, one GET per distinct address.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, testKey,
 		mailchimpfake.WithMember(testList, "Unsub@example.com", "unsubscribed"),
 		mailchimpfake.WithMember(testList, "bounced@example.com", "cleaned"),
@@ -108,6 +110,7 @@ func TestCheck(t *testing.T) {
 // TestCheckAnswers: how each answer of the read-back is classified; a
 // whole-call failure for one address fails Check.
 func TestCheckAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		script     []fakeapi.Answer
@@ -132,6 +135,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newFakeDestination(t, testKey)
 			fk.Script(fakeapi.For(SubscriberHash("a@example.com"), c.script...)...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "z@example.com")})
@@ -161,6 +165,7 @@ func TestCheckAnswers(t *testing.T) {
 }
 
 func TestCheckWrongKeyAndBounds(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, "ffffffffffffffffffffffffffffffff-us21")
 	_, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 	if !errors.Is(err, connectors.ErrPermanent) || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "ffffffff") {
@@ -179,6 +184,7 @@ func TestCheckWrongKeyAndBounds(t *testing.T) {
 // TestLiftRefused: Mailchimp never lets the API resubscribe an
 // unsubscribed member; Lift refuses each item without a call.
 func TestLiftRefused(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, testKey, mailchimpfake.WithMember(testList, "a@example.com", "unsubscribed"))
 	batch := []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com"), sup(3, "")}
 	res, err := d.Lift(context.Background(), batch)
@@ -198,6 +204,7 @@ func TestLiftRefused(t *testing.T) {
 
 // TestSandboxReadBack: the sandbox mounts the same fake under /mailchimp.
 func TestSandboxReadBack(t *testing.T) {
+	t.Parallel()
 	d, sb := newTestDestination(t)
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com")}); err != nil {
 		t.Fatal(err)
@@ -221,6 +228,7 @@ func TestSandboxReadBack(t *testing.T) {
 }
 
 func TestConfigOptions(t *testing.T) {
+	t.Parallel()
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: mc\n    kind: mailchimp\n    brand: acme\n    api_key: k-us21\n" + extra)
 	}

@@ -56,6 +56,7 @@ func byID(res []connectors.Result) map[int64]connectors.Result {
 }
 
 func TestPushSuccess(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, nil)
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "Noah.Petit@example.com"), sup(2, "ines+news@example.org"), sup(3, "noah.petit@example.com")})
 	noKey(t, err, res)
@@ -96,6 +97,7 @@ func TestPushSuccess(t *testing.T) {
 }
 
 func TestPushTagAndAuth(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, func(c *config.Destination) { c.Options = &DestinationOptions{Domain: destDomain, Tag: "newsletter"} })
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")}); err != nil {
 		t.Fatal(err)
@@ -123,6 +125,7 @@ func TestPushTagAndAuth(t *testing.T) {
 }
 
 func TestPushInvalidAddresses(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, nil)
 	sms := sup(4, "a@example.com")
 	sms.Channel = consent.ChannelSMS
@@ -149,6 +152,7 @@ func TestPushInvalidAddresses(t *testing.T) {
 // when one record is bad; Push then sends each address alone, and only the
 // refused one fails (permanently, with the address masked).
 func TestPushIsolatesRefusedRecord(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, nil)
 	fake.Script(
 		fakeapi.Answer{Status: 400, Body: `{"message":"'address' parameter is not a valid email address: bad@example.com"}`},
@@ -270,6 +274,7 @@ func TestPushBisectTimeout(t *testing.T) {
 }
 
 func TestPushRetries(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		script    []fakeapi.Answer
@@ -288,6 +293,7 @@ func TestPushRetries(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, nil)
 			fake.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -310,6 +316,7 @@ func TestPushRetries(t *testing.T) {
 }
 
 func TestPushWrongKeyAndDomain(t *testing.T) {
+	t.Parallel()
 	d, _ := newDest(t, func(c *config.Destination) { c.APIKey = "key-wrong-" + destKey })
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 	noKey(t, err, res)
@@ -331,6 +338,7 @@ func TestPushWrongKeyAndDomain(t *testing.T) {
 }
 
 func TestPushChunks(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, nil)
 	var batch []connectors.Suppression
 	for i := range MaxRecords + 1 {
@@ -373,6 +381,7 @@ func TestPushChunks(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		tag        string
@@ -388,6 +397,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, func(cfg *config.Destination) { cfg.Options = &DestinationOptions{Domain: destDomain, Tag: c.tag} })
 			if c.seed != nil {
 				fake.Unsubscribe(destDomain, "a@example.com", c.seed...)
@@ -414,6 +424,7 @@ func TestCheck(t *testing.T) {
 // TestCheckDrift: an address someone cleared in Mailgun reads back as not
 // suppressed; an SMS suppression is Unknown without a call.
 func TestCheckDrift(t *testing.T) {
+	t.Parallel()
 	d, fake := newDest(t, nil)
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")}); err != nil {
 		t.Fatal(err)
@@ -444,8 +455,10 @@ func TestCheckDrift(t *testing.T) {
 }
 
 func TestLift(t *testing.T) {
+	t.Parallel()
 	for _, tag := range []string{AllTags, "promo"} {
 		t.Run(tag, func(t *testing.T) {
+			t.Parallel()
 			d, fake := newDest(t, func(c *config.Destination) { c.Options = &DestinationOptions{Domain: destDomain, Tag: tag} })
 			fake.Unsubscribe(destDomain, "a@example.com", tag, "other")
 			res, err := d.Lift(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "never@example.com")})
@@ -481,6 +494,7 @@ func TestLift(t *testing.T) {
 }
 
 func TestDestinationConfig(t *testing.T) {
+	t.Parallel()
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: mailgun-acme\n    kind: mailgun\n    brand: acme\n    api_key: k\n" + extra)
 	}

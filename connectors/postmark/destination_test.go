@@ -61,6 +61,7 @@ func byID(res []connectors.Result) map[int64]connectors.Result {
 }
 
 func TestPush(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, testToken)
 	sms := sup(4, "a@example.com")
 	sms.Channel = consent.ChannelSMS
@@ -107,6 +108,7 @@ func TestPush(t *testing.T) {
 }
 
 func TestPushStreamOption(t *testing.T) {
+	t.Parallel()
 	fk := postmarkfake.New(postmarkfake.WithToken(testToken), postmarkfake.WithStreams("newsletters"))
 	srv := httptest.NewServer(fk.Handler())
 	t.Cleanup(srv.Close)
@@ -124,6 +126,7 @@ func TestPushStreamOption(t *testing.T) {
 // with Postmark's message and the address masked; an address the answer
 // leaves out is retried later (not permanent).
 func TestPushItemFailures(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, testToken)
 	fk.Refuse("owned@example.com")
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "ok@example.com"), sup(2, "owned@example.com")})
@@ -146,6 +149,7 @@ func TestPushItemFailures(t *testing.T) {
 }
 
 func TestPushAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		script    []fakeapi.Answer
@@ -170,6 +174,7 @@ func TestPushAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newDest(t, testToken)
 			fk.Script(c.script...)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -192,6 +197,7 @@ func TestPushAnswers(t *testing.T) {
 }
 
 func TestPushWrongTokenAndStream(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, "wrong-"+testToken)
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 	noToken(t, err, res)
@@ -212,6 +218,7 @@ func TestPushWrongTokenAndStream(t *testing.T) {
 // TestPushSplitsAndFakeRefusesOversized: Push sends at most 50 distinct
 // addresses per call; the fake refuses 51 as Postmark would.
 func TestPushSplitsAndFakeRefusesOversized(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, testToken)
 	var in []connectors.Suppression
 	for i := range 2*MaxSuppressions + 1 {
@@ -246,6 +253,7 @@ func TestPushSplitsAndFakeRefusesOversized(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, testToken,
 		postmarkfake.WithSuppressed("broadcast", postmarkfake.ReasonSpamComplaint, "Held@Example.com"),
 		postmarkfake.WithSuppressed("broadcast", postmarkfake.ReasonManual, "drift@example.com"),
@@ -338,6 +346,7 @@ func TestCheckNotYetApplied(t *testing.T) {
 }
 
 func TestCheckAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name               string
 		script             []fakeapi.Answer
@@ -356,6 +365,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newDest(t, testToken)
 			fk.Script(c.script...)
 			st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
@@ -377,6 +387,7 @@ func TestCheckAnswers(t *testing.T) {
 // TestLift: Deleted is a success (repeatable); a SpamComplaint is refused
 // with ErrLiftRefused; whole-call failures follow Push's rules.
 func TestLift(t *testing.T) {
+	t.Parallel()
 	d, fk := newDest(t, testToken,
 		postmarkfake.WithSuppressed("broadcast", postmarkfake.ReasonManual, "a@example.com", "keep@example.com"),
 		postmarkfake.WithSuppressed("broadcast", postmarkfake.ReasonSpamComplaint, "spam@example.com"))
@@ -407,6 +418,7 @@ func TestLift(t *testing.T) {
 }
 
 func TestNewDestination(t *testing.T) {
+	t.Parallel()
 	d, err := NewDestination(config.Destination{APIKey: "k"}, connectors.Deps{})
 	if err != nil || d.base != DefaultBaseURL || d.Stream() != DefaultMessageStream || d.MaxBatch() != MaxSuppressions {
 		t.Fatalf("%+v %v", d, err)
@@ -428,6 +440,7 @@ func TestNewDestination(t *testing.T) {
 }
 
 func TestConfigOptions(t *testing.T) {
+	t.Parallel()
 	env := func(string) (string, bool) { return "", false }
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: pm\n    kind: postmark\n    brand: acme\n    api_key: k\n" + extra)

@@ -56,6 +56,7 @@ func byStatusID(st []connectors.Status) map[int64]connectors.Status {
 // TestCheck: read-back of pushed, never pushed and drifted addresses,
 // one GET per distinct address, with the auth and on-behalf-of headers.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, testKey, sendgridfake.WithSuppressed("Held@Example.com", "drift@example.com"))
 	if !fk.Forget("DRIFT@example.com") {
 		t.Fatal("Forget: drift@example.com was suppressed")
@@ -99,6 +100,7 @@ func TestCheck(t *testing.T) {
 
 // TestCheckAnswers: how each answer of the read-back is classified.
 func TestCheckAnswers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		script     []fakeapi.Answer
@@ -123,6 +125,7 @@ func TestCheckAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newFakeDestination(t, testKey)
 			fk.Script(fakeapi.For("a@example.com", c.script...)...)
 			// Two addresses: a whole-call failure on one fails Check.
@@ -155,6 +158,7 @@ func TestCheckAnswers(t *testing.T) {
 }
 
 func TestCheckWrongKeyAndBounds(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, "SG.wrong-"+testKey)
 	st, err := d.Check(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 	noKeyStatus(t, err, st)
@@ -177,6 +181,7 @@ func TestCheckWrongKeyAndBounds(t *testing.T) {
 // TestLift: DELETE per distinct address; repeating it and absent
 // suppressions are fine; per-address 400; whole-call failures.
 func TestLift(t *testing.T) {
+	t.Parallel()
 	d, fk := newFakeDestination(t, testKey, sendgridfake.WithSuppressed("a@example.com", "b@example.com", "keep@example.com"))
 	batch := []connectors.Suppression{sup(1, "A@example.com"), sup(2, "b@example.com"), sup(3, "a@example.com"), sup(4, "")}
 	for round := range 2 {
@@ -227,6 +232,7 @@ func TestLift(t *testing.T) {
 
 // TestSandboxReadBack: the sandbox mounts the same fake under /sendgrid.
 func TestSandboxReadBack(t *testing.T) {
+	t.Parallel()
 	d, sb := newTestDestination(t, nil)
 	if _, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com")}); err != nil {
 		t.Fatal(err)
@@ -245,6 +251,7 @@ func TestSandboxReadBack(t *testing.T) {
 }
 
 func TestConfigOptions(t *testing.T) {
+	t.Parallel()
 	c, err := config.Parse([]byte("destinations:\n  - name: sg\n    kind: sendgrid\n    brand: acme\n    api_key: k\n    on_behalf_of: acme-subuser\n"),
 		func(string) (string, bool) { return "", false })
 	if err != nil {

@@ -299,6 +299,9 @@ func run[T any](ctx context.Context, d *Destination, gs []group, call func(conte
 			break
 		}
 		g.Go(func() error {
+			if ctx.Err() != nil || stopped() {
+				return nil // the batch stopped while this group waited for a slot: not started, not done
+			}
 			v, err := call(ctx, gs[i])
 			if err == nil {
 				out[i] = outcome[T]{v: v, done: true}

@@ -88,6 +88,7 @@ type contactBody struct {
 }
 
 func TestPushUnsubscribes(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	fk.AddContact(testList, "Old@Example.com", false, map[string]string{"newsletter": sesfake.OptIn})
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "new@example.com"), sup(2, "old@example.com"), sup(3, "NEW@example.com")})
@@ -169,6 +170,7 @@ func TestPushUnsubscribes(t *testing.T) {
 }
 
 func TestPushComplaint(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), complaint(2, "A@example.com")})
 	noSecret(t, err, res)
@@ -203,6 +205,7 @@ func TestPushComplaint(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		script    []fakeapi.Answer
@@ -226,6 +229,7 @@ func TestPushErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d, fk := newTestDestination(t)
 			fk.AddContact(testList, "a@example.com", false, nil)
 			fk.Script(c.script...)
@@ -263,6 +267,7 @@ func TestPushErrors(t *testing.T) {
 }
 
 func TestPushStopsWhenThrottledMidBatch(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	fk.AddContact(testList, "a@example.com", false, nil)
 	fk.AddContact(testList, "b@example.com", false, nil)
@@ -295,12 +300,14 @@ func TestPushStopsWhenThrottledMidBatch(t *testing.T) {
 }
 
 func TestPushWrongCredentials(t *testing.T) {
+	t.Parallel()
 	_, srv := newFake(t)
 	cases := []struct{ name, key, want string }{
 		{"other access key", "AKIAOTHER0000EXAMPLE:" + testSecret, "UnrecognizedClientException"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			d := destinationFor(t, srv.URL, c.key, testList)
 			res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com")})
 			noSecret(t, err, res)
@@ -327,6 +334,7 @@ func TestPushWrongCredentials(t *testing.T) {
 }
 
 func TestPushMissingContactList(t *testing.T) {
+	t.Parallel()
 	_, srv := newFake(t)
 	d := destinationFor(t, srv.URL, testKey, "no-such-list")
 	res, err := d.Push(context.Background(), []connectors.Suppression{sup(1, "a@example.com"), sup(2, "b@example.com")})
@@ -338,6 +346,7 @@ func TestPushMissingContactList(t *testing.T) {
 }
 
 func TestPushNoEmailOrChannel(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	sms := sup(2, "a@example.com")
 	sms.Channel = consent.ChannelSMS
@@ -359,6 +368,7 @@ func TestPushNoEmailOrChannel(t *testing.T) {
 }
 
 func TestPushLargeBatch(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	if d.MaxBatch() != MaxBatch {
 		t.Fatalf("MaxBatch = %d", d.MaxBatch())
@@ -383,6 +393,7 @@ func TestPushLargeBatch(t *testing.T) {
 }
 
 func TestBaseURLWithPathPrefix(t *testing.T) {
+	t.Parallel()
 	fk := sesfake.New(testAKID)
 	fk.AddContactList(testList)
 	mux := http.NewServeMux()
@@ -398,6 +409,7 @@ func TestBaseURLWithPathPrefix(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	ctx := context.Background()
 	if _, err := d.Push(ctx, []connectors.Suppression{sup(1, "done@example.com"), complaint(2, "spam@example.com"), complaint(3, "drift2@example.com"), sup(4, "drift@example.com")}); err != nil {
@@ -441,6 +453,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestLift(t *testing.T) {
+	t.Parallel()
 	d, fk := newTestDestination(t)
 	ctx := context.Background()
 	if _, err := d.Push(ctx, []connectors.Suppression{sup(1, "back@example.com"), complaint(2, "spam@example.com"), sup(3, "bounced@example.com")}); err != nil {
@@ -482,6 +495,7 @@ func TestLift(t *testing.T) {
 }
 
 func TestNewDestinationErrors(t *testing.T) {
+	t.Parallel()
 	ok := &DestinationOptions{Region: testRegion, ContactList: testList}
 	cases := []struct {
 		name string
@@ -496,6 +510,7 @@ func TestNewDestinationErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := NewDestination(c.cfg, connectors.Deps{})
 			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), testSecret) {
 				t.Fatalf("err = %v, want %q", err, c.want)
@@ -527,6 +542,7 @@ func TestCredentialChain(t *testing.T) {
 }
 
 func TestConfigOptions(t *testing.T) {
+	t.Parallel()
 	entry := func(extra string) []byte {
 		return []byte("destinations:\n  - name: ses-acme\n    kind: ses\n    brand: acme\n" + extra)
 	}
@@ -551,6 +567,7 @@ func TestConfigOptions(t *testing.T) {
 	}
 	for _, b := range bad {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := config.Parse(entry(b.yaml), func(string) (string, bool) { return "", false })
 			if err == nil || !strings.Contains(err.Error(), b.want) {
 				t.Fatalf("err = %v, want %q", err, b.want)
@@ -599,8 +616,9 @@ func FuzzCheckAnswer(f *testing.F) {
 }
 
 // TestRunStopsStarting: once a call stops the batch, no call starts after
-// the ones already decided (at most InFlight+1 in all), the calls in
-// flight finish and are kept, and the groups never started are not done.
+// the ones in flight (at most InFlight in all, none of those waiting for a
+// slot), the calls in flight finish and are kept, and the groups never
+// started are not done.
 func TestRunStopsStarting(t *testing.T) {
 	t.Parallel()
 	d, _ := newTestDestination(t)
@@ -609,19 +627,23 @@ func TestRunStopsStarting(t *testing.T) {
 		gs[i] = group{addr: fmt.Sprintf("x%d@example.com", i)}
 	}
 	var started atomic.Int32
+	full := make(chan struct{}) // closed once InFlight calls run
 	out, stop := run(context.Background(), d, gs, func(ctx context.Context, g group) (string, error) {
-		started.Add(1)
+		if started.Add(1) == connectors.InFlight {
+			close(full)
+		}
+		<-full // every slot taken before any call ends
 		if g.addr == "x0@example.com" {
 			return "", errors.New("connection reset") // transport: stops the batch
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // long after x0's failure stopped the batch
 		return "ok " + g.addr, ctx.Err()
 	})
 	if stop == nil || stop.whole || !strings.Contains(stop.err.Error(), "connection reset") {
 		t.Fatalf("stop = %+v, want the transport error", stop)
 	}
-	if n := started.Load(); n > connectors.InFlight+1 {
-		t.Errorf("%d calls started, want at most %d", n, connectors.InFlight+1)
+	if n := started.Load(); n != connectors.InFlight {
+		t.Errorf("%d calls started, want %d (the first slots' only)", n, connectors.InFlight)
 	}
 	done := 0
 	for i, o := range out {

@@ -96,7 +96,7 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 		sigs, rejected := Withdrawals(page, d, imported.Evidence(d.Name, at), undated, at)
 		sigs, echoes, err := im.withoutEchoes(ctx, d.Name, sigs)
 		if err != nil {
-			return s, err
+			return s, fmt.Errorf("page %d: %w", run.Pages+1, err) // the run stays open: the next one resumes here
 		}
 		s.Echoes += echoes
 		s.Pages++
@@ -183,7 +183,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // from a destination after go-live reads back our own suppressions, which
 // tell nothing new. It returns the others and how many it dropped.
 func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs []consent.Signal) ([]consent.Signal, int64, error) {
-	ident := func(sig consent.Signal) string {
+	identity := func(sig consent.Signal) string {
 		n, err := consent.NormalizeSubject(sig.Subject, "")
 		if err != nil {
 			return ""
@@ -193,19 +193,19 @@ func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs 
 		}
 		return n.Phone
 	}
-	var idents []string
+	var identities []string
 	for _, sig := range sigs {
-		if id := ident(sig); id != "" {
-			idents = append(idents, id)
+		if id := identity(sig); id != "" {
+			identities = append(identities, id)
 		}
 	}
-	pushed, err := im.Store.PushedBy(ctx, destination, idents)
+	pushed, err := im.Store.PushedBy(ctx, destination, identities)
 	if err != nil || len(pushed) == 0 {
 		return sigs, 0, err
 	}
 	kept := sigs[:0:0]
 	for _, sig := range sigs {
-		if !pushed[ident(sig)] {
+		if !pushed[identity(sig)] {
 			kept = append(kept, sig)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/connectors/imported"
 	"github.com/consentsync/consentsync/consent"
 	"github.com/consentsync/consentsync/internal/app"
 	"github.com/consentsync/consentsync/internal/sandbox"
@@ -126,13 +127,13 @@ func report(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.Sandbox,
 	// The inbox holds every request consentsync stored, not only the
 	// webhooks above: each page a backfill read from a provider, and what
 	// people sent through the public pages.
-	var imported int64
-	if err := a.Store.DB.GetContext(ctx, &imported, `SELECT count(*) FROM inbound_events WHERE kind = 'import'`); err != nil {
-		return err
+	var backfillPages int64
+	if err := a.Store.DB.GetContext(ctx, &backfillPages, `SELECT count(*) FROM inbound_events WHERE kind = $1`, imported.Kind); err != nil {
+		return fmt.Errorf("demo: count the inbox's backfill pages: %w", err)
 	}
 	total := inbox["processed"] + inbox["failed"] + inbox["received"]
 	fmt.Fprintf(out, "\ninbox: %d requests stored (%d webhooks above, %d backfill pages, %d from the public pages): %d processed, %d failed; outbox: %d suppressions; took %s\n",
-		total, len(results), imported, total-int64(len(results))-imported, inbox["processed"], inbox["failed"], len(rows), took.Round(time.Millisecond))
+		total, len(results), backfillPages, total-int64(len(results))-backfillPages, inbox["processed"], inbox["failed"], len(rows), took.Round(time.Millisecond))
 	if len(problems) > 0 {
 		fmt.Fprintln(out, "\nPROBLEMS")
 		for _, p := range problems {
