@@ -8,8 +8,11 @@
 -- `consentsync overdue` ask the same. The unique key leads with the
 -- destination, so without this index each question was a scan of the
 -- whole outbox. CONCURRENTLY: a large outbox keeps taking writes while it
--- builds.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS suppression_outbox_event ON suppression_outbox (consent_event_id);
+-- builds. An interrupted CONCURRENTLY build leaves an INVALID index of that
+-- name, which IF NOT EXISTS would keep (never used by the planner), so a
+-- re-run drops whatever is there and builds it again.
+DROP INDEX CONCURRENTLY IF EXISTS suppression_outbox_event;
+CREATE INDEX CONCURRENTLY suppression_outbox_event ON suppression_outbox (consent_event_id);
 
 -- +goose Down
 DROP INDEX CONCURRENTLY IF EXISTS suppression_outbox_event;
