@@ -13,7 +13,8 @@ FUZZTIME ?= 10000x
 .PHONY: demo test services chromium build vet unit fuzz bench chaos scale clean deploy-check rules chart
 
 ## demo: run the whole pipeline on the bundled real-format webhooks and print the result
-demo: services
+demo:
+	@SERVICES_FOR=demo ./scripts/services.sh
 	go run ./cmd/consentsync demo
 
 ## test: vet, the deployment files (alert rules, Helm chart), the whole test suite with the race detector (real Postgres, Redis and headless Chromium), bounded fuzzing

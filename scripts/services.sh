@@ -23,11 +23,17 @@ hostport() {
   fi
   echo "${h:-127.0.0.1} $p"
 }
-# Where to look: the *_CHECK variables, else the URLs the commands use
-# (TEST_DATABASE_URL for make test, DATABASE_URL for make demo), else the
-# local defaults.
-pgurl=${TEST_DATABASE_URL:-${DATABASE_URL:-}}
-rdurl=${TEST_REDIS_URL:-${REDIS_URL:-}}
+# Where to look: the *_CHECK variables, else the URLs the command uses
+# (SERVICES_FOR=demo, as make demo runs it: DATABASE_URL and REDIS_URL;
+# otherwise TEST_DATABASE_URL and TEST_REDIS_URL first, as the tests use
+# them), else the local defaults.
+if [ "${SERVICES_FOR:-}" = demo ]; then
+  pgurl=${DATABASE_URL:-}
+  rdurl=${REDIS_URL:-}
+else
+  pgurl=${TEST_DATABASE_URL:-${DATABASE_URL:-}}
+  rdurl=${TEST_REDIS_URL:-${REDIS_URL:-}}
+fi
 read -r pgh pgp <<<"$(hostport "${pgurl:-postgres://127.0.0.1:5432}" 5432)"
 read -r rdh rdp <<<"$(hostport "${rdurl:-redis://127.0.0.1:6379}" 6379)"
 PGHOST=${PGHOST_CHECK:-$pgh}; PGPORT=${PGPORT_CHECK:-$pgp}

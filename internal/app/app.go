@@ -182,7 +182,7 @@ func plainHTTPPublic(public string) bool {
 	if err != nil || u.Scheme != "http" {
 		return false
 	}
-	h := u.Hostname()
+	h := strings.ToLower(u.Hostname())
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return false
 	}

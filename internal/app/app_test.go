@@ -14,6 +14,7 @@ func TestPlainHTTPPublic(t *testing.T) {
 		{"http://127.0.0.1:8080", false},
 		{"http://127.9.9.9", false},
 		{"http://localhost:8080", false},
+		{"http://LOCALHOST:8080", false},
 		{"http://demo.localhost", false},
 		{"http://[::1]:8080", false},
 		{"http://[2001:db8::1]", true},
