@@ -187,7 +187,9 @@ func Redact(s, secret string) string {
 }
 
 // Do sends req through c and classifies the answer:
-//   - 2xx: the Response, nil;
+//   - 2xx: the Response, nil; a 2xx whose body could not be read whole
+//     (the timeout elapsed, the connection dropped): a transient error,
+//     wrapping ErrTimeout for a timeout;
 //   - transient status (see Transient) still failing after in-place
 //     retries: a *RetryAfterError when the server named a wait, else a
 //     plain transient error;
@@ -209,9 +211,17 @@ func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Re
 		return nil, fmt.Errorf("%s: %s", what, transportReason(err))
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if rerr != nil {
+			// Cut short (the attempt's timeout, a dropped
+			// connection): the part read is not the answer.
+			if isTimeout(rerr) && req.Context().Err() == nil {
+				return nil, fmt.Errorf("%s: HTTP %d: reading the answer: %w", what, resp.StatusCode, ErrTimeout)
+			}
+			return nil, fmt.Errorf("%s: HTTP %d: reading the answer: %s", what, resp.StatusCode, transportReason(rerr))
+		}
 		return r, nil
 	}
 	cause := fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, r.Snippet(secret))
