@@ -84,6 +84,9 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 			return false, ctx.Err()
 		}
 		if err != nil {
+			if errors.Is(err, errRateRefused) {
+				return false, nil // refused again until the deadline
+			}
 			if isTimeout(err) {
 				// Ambiguous: the provider may have applied the call.
 				// Not retried in place (see NewHTTPClient).
