@@ -179,33 +179,35 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // withoutEchoes drops the withdrawals of sigs whose address or number
-// consentsync itself pushed to destination (store.PushedBy): importing
-// from a destination after go-live reads back our own suppressions, which
-// tell nothing new. It returns the others and how many it dropped.
+// consentsync itself pushed to destination on the signal's channel and
+// still holds there (store.PushedBy): importing from a destination after
+// go-live reads back our own suppressions, which tell nothing new. It
+// returns the others and how many it dropped.
 func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs []consent.Signal) ([]consent.Signal, int64, error) {
-	ident := func(sig consent.Signal) string {
+	probe := func(sig consent.Signal) (store.Pushed, bool) {
 		n, err := consent.NormalizeSubject(sig.Subject, "")
 		if err != nil {
-			return ""
+			return store.Pushed{}, false
 		}
+		p := store.Pushed{Ident: n.Phone, Channel: string(sig.Channel)}
 		if sig.Channel == consent.ChannelEmail {
-			return n.Email
+			p.Ident = n.Email
 		}
-		return n.Phone
+		return p, p.Ident != ""
 	}
-	var idents []string
+	var probes []store.Pushed
 	for _, sig := range sigs {
-		if id := ident(sig); id != "" {
-			idents = append(idents, id)
+		if p, ok := probe(sig); ok {
+			probes = append(probes, p)
 		}
 	}
-	pushed, err := im.Store.PushedBy(ctx, destination, idents)
+	pushed, err := im.Store.PushedBy(ctx, destination, probes)
 	if err != nil || len(pushed) == 0 {
 		return sigs, 0, err
 	}
 	kept := sigs[:0:0]
 	for _, sig := range sigs {
-		if !pushed[ident(sig)] {
+		if p, ok := probe(sig); !ok || !pushed[p] {
 			kept = append(kept, sig)
 		}
 	}
