@@ -473,10 +473,10 @@ func (d *Destination) classify(err error) classified {
 		return classified{err: fmt.Errorf("%w: %w", connectors.ErrPermanent, cause)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		return classified{err: fmt.Errorf("%w: %w", connectors.ErrPermanent, cause), stop: true, whole: true}
+	case status < 300 && isTimeout(err):
+		// No answer in time, or a 2xx whose body stopped coming.
+		return classified{err: fmt.Errorf("%w: %w", connectors.ErrTimeout, cause), stop: true}
 	case status == 0:
-		if isTimeout(err) {
-			return classified{err: fmt.Errorf("%w: %w", connectors.ErrTimeout, cause), stop: true}
-		}
 		return classified{err: cause, stop: true} // transport, context, unreadable answer
 	case connectors.Transient(status):
 		return classified{err: cause, stop: true}

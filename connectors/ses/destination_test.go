@@ -636,3 +636,42 @@ func TestRunStopsStarting(t *testing.T) {
 		t.Errorf("%d groups done of %d started: every call in flight but the failing one finishes", done, started.Load())
 	}
 }
+
+// TestTimeoutIsErrTimeout: SES calls whose destinations[].timeout elapses,
+// rate-limited or not, fail as connectors.ErrTimeout (transient), whether
+// the answer's headers never came or its body stopped coming after a 200.
+func TestTimeoutIsErrTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "100")
+			w.Write([]byte("{"))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	for _, limited := range []bool{false, true} {
+		deps := connectors.Deps{HTTP: fixtures.HTTPClient()}
+		if limited {
+			deps = deps.WithRateLimit("ses-acme", 100, 1)
+		}
+		d := fixtures.Build(t, NewDestination, config.Destination{
+			Name: "ses-acme", Kind: Kind, Brand: "acme", BaseURL: srv.URL, APIKey: testKey, Timeout: 200 * time.Millisecond,
+			Options: &DestinationOptions{Region: testRegion, ContactList: testList},
+		}, deps)
+		batch := []connectors.Suppression{sup(1, "a@example.com")}
+		_, err := d.Push(context.Background(), batch) // the body stops after "{"
+		if !errors.Is(err, connectors.ErrTimeout) || errors.Is(err, connectors.ErrPermanent) {
+			t.Errorf("rate-limited %v: push with its body cut short: err = %v, want ErrTimeout", limited, err)
+		}
+		_, err = d.Check(context.Background(), batch) // no headers
+		if !errors.Is(err, connectors.ErrTimeout) || errors.Is(err, connectors.ErrPermanent) {
+			t.Errorf("rate-limited %v: check with no answer: err = %v, want ErrTimeout", limited, err)
+		}
+	}
+}
