@@ -299,7 +299,7 @@ func run[T any](ctx context.Context, d *Destination, gs []group, call func(conte
 			break
 		}
 		g.Go(func() error {
-			v, err := call(ctx, gs[i])
+			v, err := connectors.Recover(func() (T, error) { return call(ctx, gs[i]) })
 			if err == nil {
 				out[i] = outcome[T]{v: v, done: true}
 				return nil

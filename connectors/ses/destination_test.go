@@ -675,3 +675,25 @@ func TestTimeoutIsErrTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestRunPanic: a call that panics on run's goroutines stops the batch
+// with an error (connectors.ErrPanic) instead of ending the process; the
+// other groups' answers are kept.
+func TestRunPanic(t *testing.T) {
+	t.Parallel()
+	d, _ := newTestDestination(t)
+	gs := []group{{addr: "a@example.com"}, {addr: "b@example.com"}}
+	out, stop := run(context.Background(), d, gs, func(ctx context.Context, g group) (string, error) {
+		if g.addr == "b@example.com" {
+			var p *group
+			return p.addr, nil
+		}
+		return "ok", nil
+	})
+	if stop == nil || !strings.Contains(stop.err.Error(), connectors.ErrPanic.Error()) {
+		t.Fatalf("stop = %+v, want the panic as an error", stop)
+	}
+	if !out[0].done || out[0].v != "ok" || out[1].done {
+		t.Errorf("outcomes %+v", out)
+	}
+}
