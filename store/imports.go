@@ -214,20 +214,21 @@ type Pushed struct {
 	Ident, Channel string
 }
 
-// PushedBy returns which of probes consentsync itself told destination to
-// suppress on that channel, for the subject with that address or number
-// (consent.NormalizeSubject), and still holds there: the newest of its
-// suppressions pending or sent and lifts sent there on that channel is a
-// suppression. A lift queued or refused for good leaves our suppression
-// at the provider; a suppression refused for good never reached it. A
-// provider import that lists such an address is reading back our own push
-// — the echo of a withdrawal we already hold — and must not record it
-// again as new (dated at the import, it would displace the original
-// withdrawal, or a later opt-in whose lift is queued or the provider
-// refused). Another channel's push is no echo: a person's SMS suppression
-// says nothing of their address. One query per call.
-func (s *Store) PushedBy(ctx context.Context, destination string, probes []Pushed) (map[Pushed]bool, error) {
-	out := map[Pushed]bool{}
+// PushedBy returns, for each of probes, the purposes consentsync itself
+// told destination to suppress on that channel, for the subject with that
+// address or number (consent.NormalizeSubject), and still holds there: per
+// purpose, the newest of its suppressions pending or sent and lifts sent
+// there on that channel is a suppression. A lift queued or refused for
+// good leaves our suppression at the provider; a suppression refused for
+// good never reached it. A probe with none is absent. A provider import
+// that lists such an address is reading back our own push — the echo of a
+// withdrawal we already hold — and must not record it again as new (dated
+// at the import, it would displace the original withdrawal, or a later
+// opt-in whose lift is queued or the provider refused). Another channel's
+// push is no echo: a person's SMS suppression says nothing of their
+// address. One query per call.
+func (s *Store) PushedBy(ctx context.Context, destination string, probes []Pushed) (map[Pushed]map[string]bool, error) {
+	out := map[Pushed]map[string]bool{}
 	if len(probes) == 0 {
 		return out, nil
 	}
@@ -238,21 +239,26 @@ func (s *Store) PushedBy(ctx context.Context, destination string, probes []Pushe
 	var got []struct {
 		Ident   string `db:"ident"`
 		Channel string `db:"channel"`
+		Purpose string `db:"purpose"`
 	}
-	err := s.DB.SelectContext(ctx, &got, `SELECT DISTINCT p.ident, p.channel FROM unnest($2::text[], $3::text[]) AS p(ident, channel)
+	err := s.DB.SelectContext(ctx, &got, `SELECT DISTINCT p.ident, p.channel, last.purpose FROM unnest($2::text[], $3::text[]) AS p(ident, channel)
 		CROSS JOIN LATERAL (SELECT id FROM subjects WHERE p.channel = 'email' AND email = p.ident
 			UNION ALL SELECT id FROM subjects WHERE p.channel <> 'email' AND phone = p.ident) s
-		JOIN LATERAL (SELECT action FROM suppression_outbox o
+		JOIN LATERAL (SELECT DISTINCT ON (o.purpose) o.purpose, o.action FROM suppression_outbox o
 			WHERE o.target_subject_id = s.id AND o.destination = $1 AND o.channel = p.channel
 				AND (o.action = 'suppress' AND o.status <> 'failed' OR o.action = 'lift' AND o.status = 'sent')
-			ORDER BY o.id DESC LIMIT 1) last ON true
+			ORDER BY o.purpose, o.id DESC) last ON true
 		WHERE last.action = 'suppress'`,
 		destination, pq.Array(idents), pq.Array(channels))
 	if err != nil {
 		return nil, fmt.Errorf("store: pushed by consentsync: %w", err)
 	}
 	for _, g := range got {
-		out[Pushed{g.Ident, g.Channel}] = true
+		k := Pushed{g.Ident, g.Channel}
+		if out[k] == nil {
+			out[k] = map[string]bool{}
+		}
+		out[k][g.Purpose] = true
 	}
 	return out, nil
 }
