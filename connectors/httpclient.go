@@ -153,11 +153,18 @@ func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// Response is a provider's answer: status, headers and up to 1 MiB of body.
+// MaxAnswer is how much of an answer's body Do reads: 1 MiB.
+const MaxAnswer = 1 << 20
+
+// Response is a provider's answer: status, headers and up to MaxAnswer
+// bytes of body.
 type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Truncated: the body was longer than MaxAnswer; Body holds its
+	// first MaxAnswer bytes (a listing must then ask for less).
+	Truncated bool
 }
 
 // Snippet returns at most ReceiptMax bytes of the body, with secret and
@@ -214,8 +221,11 @@ func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Re
 		return nil, fmt.Errorf("%s: %s", what, transportReason(err))
 	}
 	defer resp.Body.Close()
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if len(body) > MaxAnswer {
+		r.Body, r.Truncated = body[:MaxAnswer], true
+	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if rerr != nil {
 			// Cut short (the attempt's timeout, a dropped
