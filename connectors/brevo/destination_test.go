@@ -528,3 +528,25 @@ func FuzzParseAnswers(f *testing.F) {
 		}
 	})
 }
+
+// TestSMSErrorsHideTheNumber: a failed call about an SMS contact names its
+// path, /v3/contacts/{number}: the error (logged by the worker, kept as
+// last_error and receipts) carries no phone number, as it carries no
+// address.
+func TestSMSErrorsHideTheNumber(t *testing.T) {
+	t.Parallel()
+	const number = "+33612345678"
+	d, fk, _ := newDest(t, testKey)
+	fk.AddContact("", number)
+	for _, a := range []fakeapi.Answer{{Status: 500, Body: `{"code":"internal","message":"down"}`}, {Status: 400, Body: `{"code":"invalid_parameter","message":"bad"}`}} {
+		fk.Script(fakeapi.Repeat(a, 4)...)
+		st, err := d.Check(context.Background(), []connectors.Suppression{smsSup(1, number)})
+		text := fmt.Sprint(err)
+		for _, s := range st {
+			text += " " + s.Receipt
+		}
+		if strings.Contains(text, "612345678") {
+			t.Errorf("HTTP %d: %q names the number", a.Status, text)
+		}
+	}
+}
