@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
@@ -82,7 +83,8 @@ func (d *Destination) List(ctx context.Context, cursor string) ([]connectors.Lis
 			page = append(page, connectors.Listed{Email: c.Email, At: at.UTC(), Reason: "blocklisted"})
 		}
 		if sms, _ := c.Attributes["SMS"].(string); c.SMSBlacklisted && sms != "" {
-			page = append(page, connectors.Listed{Phone: "+" + sms, At: at.UTC(), Reason: "sms_blocklisted"})
+			// Brevo keeps the number as it was written in, "+" or not.
+			page = append(page, connectors.Listed{Phone: "+" + strings.TrimPrefix(sms, "+"), At: at.UTC(), Reason: "sms_blocklisted"})
 		}
 	}
 	next := strconv.Itoa(offset + len(ans.Contacts))

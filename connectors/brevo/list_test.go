@@ -114,3 +114,22 @@ func TestListLargeContacts(t *testing.T) {
 		t.Fatalf("%d items (%d distinct), want %d", len(all), len(seen), n)
 	}
 }
+
+// TestListSMSWithPlus: an SMS attribute Brevo answers already with its
+// "+" (as it is written in: "+33612345678") is listed as that number, not
+// "++33612345678", which no phone parser reads.
+func TestListSMSWithPlus(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"contacts":[{"smsBlacklisted":true,"modifiedAt":"2021-07-01T00:00:00Z","attributes":{"SMS":"+33612345678"}},`+
+			`{"smsBlacklisted":true,"modifiedAt":"2021-07-01T00:00:00Z","attributes":{"SMS":"447700900123"}}],"count":2}`)
+	}))
+	defer srv.Close()
+	d := fixtures.Build(t, NewDestination, config.Destination{Name: "brevo-acme", Kind: "brevo", Brand: "acme", BaseURL: srv.URL, APIKey: testKey},
+		connectors.Deps{HTTP: fixtures.HTTPClient()})
+	all, _ := fixtures.ListAll(t, d, "")
+	if len(all) != 2 || all[0].Phone != "+33612345678" || all[1].Phone != "+447700900123" {
+		t.Fatalf("items %+v", all)
+	}
+}
