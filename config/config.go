@@ -16,6 +16,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/links"
 )
 
 // Config is the whole configuration.
@@ -506,6 +507,8 @@ func (c *Config) Validate() error {
 		}
 		if s.Brand == "" {
 			bad(p+".brand", "is required")
+		} else if c.Pages.Enabled() && len(s.Brand) > links.MaxBrand {
+			bad(p+".brand", "must be at most %d bytes with pages.keys set (a link's token carries it)", links.MaxBrand)
 		}
 		for j, sec := range s.Secrets {
 			if sec == "" && !c.ReadOnly {
@@ -572,6 +575,8 @@ func (c *Config) Validate() error {
 		}
 		if d.Brand == "" {
 			bad(p+".brand", "is required")
+		} else if c.Pages.Enabled() && len(d.Brand) > links.MaxBrand {
+			bad(p+".brand", "must be at most %d bytes with pages.keys set (a link's token carries it)", links.MaxBrand)
 		}
 		pushes := k.Channels
 		if len(pushes) == 0 {

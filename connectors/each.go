@@ -2,6 +2,8 @@ package connectors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -23,7 +25,9 @@ const InFlight = 8
 // its error is returned as is with no answer: a per-address Check or Lift
 // fails as a whole. When ctx ends first, Each returns ctx's error, never
 // answers with some missing. call must not write shared state: it answers
-// through its return value only.
+// through its return value only. A call that panics fails as an error
+// wrapping ErrPanic (Recover): the calls run on Each's goroutines, where no
+// handler's recovery (asynq's) would catch it, and the process would end.
 func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i int) (T, error)) ([]T, error) {
 	out := make([]T, n)
 	g, gctx := errgroup.WithContext(ctx)
@@ -38,7 +42,7 @@ func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i in
 				// for a slot: it is not started.
 				return err
 			}
-			v, err := call(gctx, i)
+			v, err := Recover(func() (T, error) { return call(gctx, i) })
 			if err != nil {
 				return err
 			}
@@ -88,4 +92,21 @@ func byAddress[T any](ctx context.Context, batch []Suppression, call func(ctx co
 		}
 	}
 	return out, nil
+}
+
+// ErrPanic is wrapped by the error of a call that panicked (Recover).
+var ErrPanic = errors.New("connector call panicked")
+
+// Recover calls call and returns its answer, or, when it panics, an error
+// wrapping ErrPanic with the panic's text redacted (Redact: no address).
+// For the goroutines a connector starts, which a task handler's own
+// recovery does not cover.
+func Recover[T any](call func() (T, error)) (v T, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("%w: %s", ErrPanic, Redact(fmt.Sprint(x), ""))
+		}
+	}()
+	return call()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,5 +116,37 @@ func TestCheckByAddress(t *testing.T) {
 	want := []Status{{ID: 1, Suppressed: true, Receipt: "read a@x.fr"}, {ID: 3, Suppressed: true, Receipt: "read a@x.fr"}, {ID: 2, Receipt: "read b@x.fr"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("statuses %v, want %v", got, want)
+	}
+}
+
+// TestEachPanic: a per-address call that panics (a connector bug on an
+// answer it did not expect) fails Each with an error, as it failed the
+// task when the calls ran in the worker's own goroutine (asynq recovers a
+// handler's panic), instead of ending the whole process from one of
+// Each's goroutines. The panic's text is redacted: no address.
+func TestEachPanic(t *testing.T) {
+	t.Parallel()
+	_, err := Each(context.Background(), 20, func(ctx context.Context, i int) (int, error) {
+		if i == 3 {
+			var m map[string]int
+			m["x"] = 1 // a nil map: runtime panic
+		}
+		if i == 5 {
+			panic("unexpected answer for jane.doe@example.com")
+		}
+		return i, nil
+	})
+	if err == nil {
+		t.Fatal("Each of panicking calls succeeded")
+	}
+	if strings.Contains(err.Error(), "jane.doe@example.com") {
+		t.Errorf("error %q names the address", err)
+	}
+	_, err = CheckByAddress(context.Background(), []Suppression{{ID: 1, Email: "a@example.com"}}, func(context.Context, string) (Status, error) {
+		var s *Status
+		return *s, nil
+	})
+	if err == nil {
+		t.Fatal("CheckByAddress of a panicking check succeeded")
 	}
 }

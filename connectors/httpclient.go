@@ -84,6 +84,9 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 			return false, ctx.Err()
 		}
 		if err != nil {
+			if errors.Is(err, errRateRefused) {
+				return false, nil // refused again until the deadline
+			}
 			if isTimeout(err) {
 				// Ambiguous: the provider may have applied the call.
 				// Not retried in place (see NewHTTPClient).
@@ -150,11 +153,18 @@ func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// Response is a provider's answer: status, headers and up to 1 MiB of body.
+// MaxAnswer is how much of an answer's body Do reads: 1 MiB.
+const MaxAnswer = 1 << 20
+
+// Response is a provider's answer: status, headers and up to MaxAnswer
+// bytes of body.
 type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Truncated: the body was longer than MaxAnswer; Body holds its
+	// first MaxAnswer bytes (a listing must then ask for less).
+	Truncated bool
 }
 
 // Snippet returns at most ReceiptMax bytes of the body, with secret and
@@ -187,7 +197,9 @@ func Redact(s, secret string) string {
 }
 
 // Do sends req through c and classifies the answer:
-//   - 2xx: the Response, nil;
+//   - 2xx: the Response, nil; a 2xx whose body could not be read whole
+//     (the timeout elapsed, the connection dropped): a transient error,
+//     wrapping ErrTimeout for a timeout;
 //   - transient status (see Transient) still failing after in-place
 //     retries: a *RetryAfterError when the server named a wait, else a
 //     plain transient error;
@@ -209,9 +221,20 @@ func Do(c *retryablehttp.Client, req *retryablehttp.Request, secret string) (*Re
 		return nil, fmt.Errorf("%s: %s", what, transportReason(err))
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if len(body) > MaxAnswer {
+		r.Body, r.Truncated = body[:MaxAnswer], true
+	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if rerr != nil {
+			// Cut short (the attempt's timeout, a dropped
+			// connection): the part read is not the answer.
+			if isTimeout(rerr) && req.Context().Err() == nil {
+				return nil, fmt.Errorf("%s: HTTP %d: reading the answer: %w", what, resp.StatusCode, ErrTimeout)
+			}
+			return nil, fmt.Errorf("%s: HTTP %d: reading the answer: %s", what, resp.StatusCode, transportReason(rerr))
+		}
 		return r, nil
 	}
 	cause := fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, r.Snippet(secret))

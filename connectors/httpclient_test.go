@@ -74,3 +74,45 @@ func TestDepsHTTPClient(t *testing.T) {
 		t.Errorf("no shared client: timeout %s", own.HTTPClient.Timeout)
 	}
 }
+
+// TestDoBodyCutShort: a 2xx whose body stops coming (the attempt's timeout
+// elapses while it is read, or the connection drops) is not an answer: Do
+// fails with ErrTimeout (or a transient error), never a Response holding
+// the part read, which a connector would take for the provider's answer.
+func TestDoBodyCutShort(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte(`{"ok":`))
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/drop" {
+			panic(http.ErrAbortHandler) // the connection is cut
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	for _, limited := range []bool{false, true} {
+		d := Deps{HTTP: NewHTTPClient(HTTPOptions{RetryMax: -1})}
+		if limited {
+			d = d.WithRateLimit("esp-a", 100, 1)
+		}
+		c := d.HTTPClient(300 * time.Millisecond)
+		for _, path := range []string{"/slow", "/drop"} {
+			req, _ := retryablehttp.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+path, nil)
+			r, err := Do(c, req, "")
+			if err == nil {
+				t.Errorf("rate-limited %v %s: Do = %q, nil; want an error", limited, path, r.Body)
+				continue
+			}
+			if errors.Is(err, ErrPermanent) {
+				t.Errorf("rate-limited %v %s: %v is permanent", limited, path, err)
+			}
+			if timeout := errors.Is(err, ErrTimeout); timeout != (path == "/slow") {
+				t.Errorf("rate-limited %v %s: err = %v, ErrTimeout %v", limited, path, err, timeout)
+			}
+		}
+	}
+}

@@ -39,14 +39,22 @@ var addrRE = regexp.MustCompile(
 		`|[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*` +
 		`)`)
 
+// PhoneMask is what MaskAddresses puts in place of a phone number.
+const PhoneMask = "<phone>"
+
+// phoneRE matches a phone number in E.164 form as paths and answers carry
+// it: "+" (or "%2B") and at least 7 digits ("/v3/contacts/+33612345678").
+var phoneRE = regexp.MustCompile(`(?:\+|%2[bB])[0-9]{7,}`)
+
 // MaskAddresses returns s with every email address replaced by AddressMask
 // ("refused j.doe@example.com" → "refused <email>"), whichever way it is
 // written: plain, with a quoted local part, percent-encoded
-// ("j.doe%40example.com") or escaped inside JSON. Provider answers quoted in
-// errors, logs, last_error and receipts go through it (see Redact), so that
-// they carry no personal data.
+// ("j.doe%40example.com") or escaped inside JSON, and every E.164 phone
+// number ("+33612345678", "%2B33612345678") by PhoneMask. Provider answers
+// and request paths quoted in errors, logs, last_error and receipts go
+// through it (see Redact), so that they carry no personal data.
 func MaskAddresses(s string) string {
-	return addrRE.ReplaceAllLiteralString(s, AddressMask)
+	return phoneRE.ReplaceAllLiteralString(addrRE.ReplaceAllLiteralString(s, AddressMask), PhoneMask)
 }
 
 // MaskEmail shows an email address for an operator without disclosing it:

@@ -28,6 +28,11 @@ func TestMaskAddresses(t *testing.T) {
 		{"user@ trailing", "user@ trailing"},
 		{"@example.com and 50% off", "@example.com and 50% off"},
 		{"HTTP 400: Member Exists (a@x.io, b@y.io)", "HTTP 400: Member Exists (<email>, <email>)"},
+		{"GET /v3/contacts/+33612345678: HTTP 500", "GET /v3/contacts/<phone>: HTTP 500"},
+		{"/v3/contacts/%2B33612345678?identifierType=phone_id", "/v3/contacts/<phone>?identifierType=phone_id"},
+		{"+447700900123456789 and +1 555", "<phone> and +1 555"},
+		{"+12345678@example.com", "<email>"},
+		{"2024-01-02T03:04:05+0100, 1+1, HTTP 429", "2024-01-02T03:04:05+0100, 1+1, HTTP 429"},
 	}
 	for _, tt := range tests {
 		if got := MaskAddresses(tt.in); got != tt.want {

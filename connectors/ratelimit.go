@@ -2,6 +2,8 @@ package connectors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -18,7 +20,8 @@ import (
 // provider's limit divided by the number of worker processes.
 //
 // A request whose context ends while it waits fails with the context's
-// error (transient: retried by the worker). The attempt's timeout
+// error, one whose wait would outlast its context's deadline is refused at
+// once (both transient: retried by the worker, not in place). The attempt's timeout
 // (destinations[].timeout, http.Client.Timeout) starts once the token is
 // granted: time spent queued behind the limiter never times a call out, so
 // a connector's concurrent per-address calls (InFlight) under a low rate
@@ -42,6 +45,12 @@ func (d Deps) WithRateLimit(destination string, perSecond float64, burst int) De
 	d.HTTP = c
 	return d
 }
+
+// errRateRefused is a limiter's refusal of a request whose wait for a
+// token would outlast its context's deadline. It is not retried in place
+// (NewHTTPClient): a retry would be refused the same way, its backoff only
+// bringing the deadline nearer.
+var errRateRefused = errors.New("rate limit: no token before the call's deadline")
 
 // limitedTransport waits for a token, then makes the attempt with its own
 // timeout (0: none).
@@ -67,6 +76,10 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.observe(t.name, time.Since(start))
 	}
 	if err != nil {
+		if r.Context().Err() == nil {
+			// Refused at once: the wait would outlast the deadline.
+			err = fmt.Errorf("%w: %w", errRateRefused, err)
+		}
 		return nil, err
 	}
 	if t.timeout <= 0 {

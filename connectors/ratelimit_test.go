@@ -114,3 +114,45 @@ func TestRateLimitWaitIsNotTheTimeout(t *testing.T) {
 		t.Error("a client with another timeout got its own limiter")
 	}
 }
+
+// A request the limiter refuses (its wait would outlast the call's
+// deadline) is not retried in place: each retry would be refused the same
+// way, after a backoff that only brings the deadline nearer, and each
+// would count as another wait.
+func TestRateLimitRefusalNotRetried(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	var waits atomic.Int32
+	d := Deps{HTTP: NewHTTPClient(HTTPOptions{RetryMax: 3}), RateWait: func(string, time.Duration) { waits.Add(1) }}.
+		WithRateLimit("esp-a", 0.01, 1) // one request, then one per 100 s
+	c := d.HTTPClient(0)
+	call := func() (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		start := time.Now()
+		_, err := Do(c, req, "")
+		return time.Since(start), err
+	}
+	if _, err := call(); err != nil {
+		t.Fatal(err)
+	}
+	took, err := call()
+	if err == nil {
+		t.Fatal("second request within 100 s was not refused")
+	}
+	if errors.Is(err, ErrPermanent) {
+		t.Errorf("refusal %v is permanent", err)
+	}
+	if n := waits.Load(); n != 2 {
+		t.Errorf("%d waits for two calls: the refused one was retried in place", n)
+	}
+	if took > time.Second {
+		t.Errorf("refusal took %v: retried with backoff", took)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("server saw %d requests, want 1", n)
+	}
+}

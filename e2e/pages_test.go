@@ -442,3 +442,30 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestLinksForScopesATokenCannotCarry: a link asked for a scope a token
+// cannot name (a cookie sub-purpose, "cookies:analytics") is a bad
+// question, 400 with the reason, not a 503 "storage unavailable" logged as
+// a storage error; so is a configured brand too long for a token (over 64
+// bytes), and the configuration check refuses such a brand when the pages
+// are on.
+func TestLinksForScopesATokenCannotCarry(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{mutate: withPages})
+	const email = "cookie.links@example.com"
+	e.seed(email, true, false)
+	h := http.Header{"Authorization": {"Bearer test-admin-token"}}
+	r := e.do("POST", "/v1/subjects/"+email+"/links", "", h, []byte(`{"brand":"acme","purpose":"cookies:analytics"}`))
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "cookies:analytics") {
+		t.Errorf("links for a cookie sub-purpose: HTTP %d %s, want 400 naming it", r.Status, r.Body)
+	}
+	if r := e.do("POST", "/v1/subjects/"+email+"/links", "", h, []byte(`{"brand":"acme","purpose":"partners"}`)); r.Status != http.StatusOK {
+		t.Errorf("links for partners: HTTP %d %s", r.Status, r.Body)
+	}
+	cfg := *e.App.Config
+	cfg.Destinations = append([]config.Destination(nil), cfg.Destinations...)
+	cfg.Destinations[0].Brand = strings.Repeat("b", 65)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "brand") {
+		t.Errorf("a 65-byte brand with the pages on: validation %v", err)
+	}
+}

@@ -95,13 +95,17 @@ var (
 	ErrExpired = errors.New("links: expired token")
 	// ErrNoKey: the signer has no key (pages.keys is empty).
 	ErrNoKey = errors.New("links: no signing key (set pages.keys)")
+	// ErrUnencodable: Issue was asked for claims a token cannot carry (a
+	// cookie sub-purpose, a brand over MaxBrand bytes...).
+	ErrUnencodable = errors.New("links: claims a token cannot carry")
 )
 
 const (
-	version  = 1
-	macLen   = 16
-	idLen    = 8
-	maxBrand = 64
+	version = 1
+	macLen  = 16
+	idLen   = 8
+	// MaxBrand is the longest brand name a token carries, in bytes.
+	MaxBrand = 64
 	// MaxLen bounds a token's length; longer input is refused before any
 	// decoding.
 	MaxLen = 256
@@ -122,8 +126,9 @@ func indexOf[T comparable](xs []T, x T) int {
 
 // Issue signs a token for c with the first key. c.ID is drawn at random
 // when empty (16 hex digits otherwise), c.KeyID is set. Errors: ErrNoKey,
-// or a claim that cannot be encoded (unknown purpose, channel or consent
-// purpose, a brand empty or over 64 bytes, a subject id not positive).
+// or ErrUnencodable for a claim that cannot be encoded (unknown purpose,
+// channel or consent purpose, a brand empty or over MaxBrand bytes, a
+// subject id not positive).
 func (s Signer) Issue(c Claims) (string, Claims, error) {
 	if len(s.Keys) == 0 || len(s.Keys[0].Secret) == 0 {
 		return "", c, ErrNoKey
@@ -137,15 +142,15 @@ func (s Signer) Issue(c Claims) (string, Claims, error) {
 	ch, pu := indexOf(channels, c.Channel), indexOf(purposes, c.ConsentPurpose)
 	switch {
 	case c.Purpose != Unsubscribe && c.Purpose != Preferences && c.Purpose != Confirm:
-		return "", c, fmt.Errorf("links: unknown purpose %v", c.Purpose)
+		return "", c, fmt.Errorf("%w: unknown purpose %v", ErrUnencodable, c.Purpose)
 	case ch < 0 || pu < 0:
-		return "", c, fmt.Errorf("links: unknown channel %q or purpose %q", c.Channel, c.ConsentPurpose)
+		return "", c, fmt.Errorf("%w: channel %q, purpose %q (a token names email, sms, phone or post and marketing, partners, cookies or sale_sharing)", ErrUnencodable, c.Channel, c.ConsentPurpose)
 	case c.SubjectID <= 0:
-		return "", c, errors.New("links: subject id must be positive")
-	case c.Brand == "" || len(c.Brand) > maxBrand || !utf8.ValidString(c.Brand):
-		return "", c, errors.New("links: brand must be 1-64 bytes of UTF-8")
+		return "", c, fmt.Errorf("%w: subject id must be positive", ErrUnencodable)
+	case c.Brand == "" || len(c.Brand) > MaxBrand || !utf8.ValidString(c.Brand):
+		return "", c, fmt.Errorf("%w: brand must be 1-%d bytes of UTF-8", ErrUnencodable, MaxBrand)
 	case c.ExpiresAt.IsZero() || c.ExpiresAt.Unix() <= 0:
-		return "", c, errors.New("links: no expiry")
+		return "", c, fmt.Errorf("%w: no expiry", ErrUnencodable)
 	}
 	var id [idLen]byte
 	if c.ID == "" {
@@ -259,7 +264,7 @@ func (s Signer) verify(tok string, now time.Time) (Claims, error) {
 		return Claims{}, ErrInvalid
 	}
 	r = r[n:]
-	if len(r) == 0 || len(r) > maxBrand || !utf8.Valid(r) {
+	if len(r) == 0 || len(r) > MaxBrand || !utf8.Valid(r) {
 		return Claims{}, ErrInvalid
 	}
 	c.SubjectID, c.Brand = int64(sub), string(r)

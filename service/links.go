@@ -101,6 +101,11 @@ func (s *Service) Links(ctx context.Context, raw, brand, channel, purpose string
 	now, cfg := s.now(), s.Config.Pages
 	sign := func(pu links.Purpose, ttl time.Duration) (string, time.Time, error) {
 		tok, c, err := sg.Issue(links.Claims{Purpose: pu, SubjectID: sub, Brand: q.Brand, Channel: q.Channel, ConsentPurpose: q.Purpose, ExpiresAt: now.Add(ttl)})
+		if errors.Is(err, links.ErrUnencodable) {
+			// A scope no token can name (a cookie sub-purpose): the
+			// question's fault, not the service's.
+			err = fmt.Errorf("%w: no link for it: %v", ErrBadQuestion, err)
+		}
 		return tok, c.ExpiresAt, err
 	}
 	l := &Links{Brand: q.Brand, Channel: string(q.Channel), Purpose: string(q.Purpose), ListUnsubscribePost: OneClickPost}

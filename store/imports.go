@@ -207,33 +207,58 @@ func (s *Store) ProbeStates(ctx context.Context, probes []StateProbe) ([]StateSe
 	return out, nil
 }
 
-// PushedBy returns which of identities (normalized addresses and E.164
-// numbers, consent.NormalizeSubject) consentsync itself told destination
-// to suppress, as a set (identity → true; an empty map, never nil, for
-// none): the newest outbox row for the subject with that address or
-// number at destination is a suppression, pending or sent (not a lift,
-// not refused for good). A provider import that lists such an address is
-// reading back our own push — the echo of a withdrawal we already hold —
-// and must not record it again as new (dated at the import, it would
-// displace the original withdrawal, or a later opt-in a provider refused
-// to lift). One query per call (subjects' unique keys, then the outbox by
-// target subject).
-func (s *Store) PushedBy(ctx context.Context, destination string, identities []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	if len(identities) == 0 {
+// Pushed is one withdrawal PushedBy looks up: the normalized address
+// (channel email) or E.164 number (other channels) it was read at, and its
+// channel.
+type Pushed struct {
+	Ident, Channel string
+}
+
+// PushedBy returns, for each of probes, the purposes consentsync itself
+// told destination to suppress on that channel, for the subject with that
+// address or number (consent.NormalizeSubject), and still holds there: per
+// purpose, the newest of its suppressions pending or sent and lifts sent
+// there on that channel is a suppression. A lift queued or refused for
+// good leaves our suppression at the provider; a suppression refused for
+// good never reached it. A probe with none is absent. A provider import
+// that lists such an address is reading back our own push — the echo of a
+// withdrawal we already hold — and must not record it again as new (dated
+// at the import, it would displace the original withdrawal, or a later
+// opt-in whose lift is queued or the provider refused). Another channel's
+// push is no echo: a person's SMS suppression says nothing of their
+// address. One query per call.
+func (s *Store) PushedBy(ctx context.Context, destination string, probes []Pushed) (map[Pushed]map[string]bool, error) {
+	out := map[Pushed]map[string]bool{}
+	if len(probes) == 0 {
 		return out, nil
 	}
-	var got []string
-	err := s.DB.SelectContext(ctx, &got, `SELECT coalesce(s.email, s.phone) FROM subjects s
-		JOIN LATERAL (SELECT action, status FROM suppression_outbox o
-			WHERE o.target_subject_id = s.id AND o.destination = $1 ORDER BY o.id DESC LIMIT 1) last ON true
-		WHERE (s.email = ANY($2) OR s.phone = ANY($2)) AND last.action = 'suppress' AND last.status <> 'failed'`,
-		destination, pq.Array(identities))
+	identities, channels := make([]string, len(probes)), make([]string, len(probes))
+	for i, p := range probes {
+		identities[i], channels[i] = p.Ident, p.Channel
+	}
+	var got []struct {
+		Ident   string `db:"ident"`
+		Channel string `db:"channel"`
+		Purpose string `db:"purpose"`
+	}
+	err := s.DB.SelectContext(ctx, &got, `SELECT DISTINCT p.ident, p.channel, last.purpose FROM unnest($2::text[], $3::text[]) AS p(ident, channel)
+		CROSS JOIN LATERAL (SELECT id FROM subjects WHERE p.channel = 'email' AND email = p.ident
+			UNION ALL SELECT id FROM subjects WHERE p.channel <> 'email' AND phone = p.ident) s
+		JOIN LATERAL (SELECT DISTINCT ON (o.purpose) o.purpose, o.action FROM suppression_outbox o
+			WHERE o.target_subject_id = s.id AND o.destination = $1 AND o.channel = p.channel
+				AND (o.action = 'suppress' AND o.status <> 'failed' OR o.action = 'lift' AND o.status = 'sent')
+			ORDER BY o.purpose, o.id DESC) last ON true
+		WHERE last.action = 'suppress'`,
+		destination, pq.Array(identities), pq.Array(channels))
 	if err != nil {
 		return nil, fmt.Errorf("store: which identities consentsync told %s to suppress: %w", destination, err)
 	}
 	for _, g := range got {
-		out[g] = true
+		k := Pushed{g.Ident, g.Channel}
+		if out[k] == nil {
+			out[k] = map[string]bool{}
+		}
+		out[k][g.Purpose] = true
 	}
 	return out, nil
 }

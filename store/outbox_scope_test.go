@@ -253,3 +253,39 @@ func TestClaimVerifyLooksPastSettled(t *testing.T) {
 		t.Fatalf("second claim: %+v %v, want none due (the newest is leased)", rows, err)
 	}
 }
+
+// TestVerifyMissingAfterErasure: a row claimed for a read-back whose
+// address an erasure removed meanwhile, then found missing, is settled
+// (nothing left to ask about or push), not put back to pending without an
+// address — where the next push would refuse it for good, and the erased
+// person's withdrawal would show failed.
+func TestVerifyMissingAfterErasure(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	_, ids := scopeRows(t, st, "erased.later@example.com", act{store.OutboxSuppress, "marketing"})
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now(), verify_due_at = now() - interval '1s'`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ClaimVerify(ctx, "d0", 10, time.Minute)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("claimed %+v, %v", rows, err)
+	}
+	// The erasure (store.Tx.EraseData) clears a sent row's address.
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET email = NULL WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CompleteVerify(ctx, []store.VerifyDone{{ID: ids[0], Outcome: store.VerifyMissing, Receipt: "not there"}}); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Status string `db:"status"`
+		Due    bool   `db:"due"`
+	}
+	if err := st.DB.Get(&r, `SELECT status, verify_due_at IS NOT NULL AS due FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != store.OutboxSent || r.Due {
+		t.Errorf("erased row after a mismatch: %+v, want sent and settled", r)
+	}
+}

@@ -157,8 +157,16 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 					last_error = CASE WHEN o.mismatches + 1 >= $3
 						THEN 'read-back: the destination still does not hold the suppression after ' || $3::int || ' pushes (something there undoes it)'
 						ELSE 'read-back: the destination does not hold the suppression' END
-					FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND (o.email IS NOT NULL OR o.phone IS NOT NULL) AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR), MaxMismatches}},
+			// Missing, but an erasure removed the address since the
+			// claim: nothing left to push or ask about (as ClaimVerify
+			// settles such rows); pending again, the push would refuse it
+			// for good for want of an address.
+			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND o.email IS NULL AND o.phone IS NULL RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR)}},
 			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
 					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
@@ -174,12 +182,12 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 				return fmt.Errorf("store: complete verify: %w", err)
 			}
 		}
-		if len(held)+len(unknown) == 0 {
+		if len(held)+len(unknown)+len(missing) == 0 {
 			return nil
 		}
 		return tx.sq.SelectContext(ctx, &events, `SELECT DISTINCT o.consent_event_id FROM suppression_outbox o
 			WHERE o.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM suppression_outbox x WHERE x.consent_event_id = o.consent_event_id AND NOT (`+settled+`))`,
-			pq.Array(append(held, unknown...)))
+			pq.Array(append(append(held, unknown...), missing...)))
 	})
 	return events, err
 }

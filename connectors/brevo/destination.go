@@ -170,37 +170,6 @@ func (t target) flag() string {
 // "+", then up to 15 digits), 6 digits at least.
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{5,14}$`)
 
-// e164Anywhere finds such numbers inside a text, for maskNumbers.
-var e164Anywhere = regexp.MustCompile(`\+[1-9][0-9]{5,14}`)
-
-// maskNumbers masks every E.164 number of s (connectors.MaskPhone:
-// "+33*******78"). An SMS contact's number is in the path of its own calls
-// and may be quoted in Brevo's answer; connectors.Redact masks email
-// addresses only.
-func maskNumbers(s string) string {
-	return e164Anywhere.ReplaceAllStringFunc(s, connectors.MaskPhone)
-}
-
-// numbersMasked is an error whose text has its numbers masked
-// (maskNumbers); errors.Is and errors.As see the error it wraps.
-type numbersMasked struct {
-	msg string
-	err error
-}
-
-func (e *numbersMasked) Error() string { return e.msg }
-func (e *numbersMasked) Unwrap() error { return e.err }
-
-// withNumbersMasked is err, its text with every number masked (err itself
-// when its text holds none).
-func withNumbersMasked(err error) error {
-	msg := err.Error()
-	if m := maskNumbers(msg); m != msg {
-		return &numbersMasked{msg: m, err: err}
-	}
-	return err
-}
-
 // targets groups batch by contact (email by connectors.AddrKey, sms by
 // number), in first-seen order, and returns a permanent Result for each
 // suppression Brevo cannot take: another channel, no usable address or
@@ -272,7 +241,7 @@ func (d *Destination) each(ctx context.Context, batch []connectors.Suppression, 
 }
 
 func results(t target, receipt string, err error, key string) []connectors.Result {
-	receipt = maskNumbers(connectors.Redact(receipt, key))
+	receipt = connectors.Redact(receipt, key) // addresses and numbers masked
 	out := make([]connectors.Result, 0, len(t.ids))
 	for _, id := range t.ids {
 		out = append(out, connectors.Result{ID: id, Receipt: receipt, Err: err})
@@ -553,7 +522,7 @@ func (d *Destination) Check(ctx context.Context, batch []connectors.Suppression)
 		default:
 			return st, err
 		}
-		st.Receipt = maskNumbers(connectors.Redact(st.Receipt, d.key))
+		st.Receipt = connectors.Redact(st.Receipt, d.key)
 		return st, nil
 	})
 	if err != nil {
@@ -588,7 +557,7 @@ func (d *Destination) call(ctx context.Context, method, pathQuery string, body [
 	req.Header.Set("api-key", d.key)
 	resp, err := connectors.Do(d.http, req, d.key)
 	if err != nil {
-		return resp, withNumbersMasked(fmt.Errorf("brevo: %w", err))
+		return resp, fmt.Errorf("brevo: %w", err) // Do masks the number in the path
 	}
 	return resp, nil
 }

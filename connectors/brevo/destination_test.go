@@ -461,12 +461,12 @@ func TestNumbersMasked(t *testing.T) {
 			st, err := d.Check(context.Background(), []connectors.Suppression{smsSup(1, number)})
 			if c.fail {
 				fixtures.PushFailed(t, err, nil, c.permanent, 0)
-				if msg := err.Error(); strings.Contains(msg, number) || !strings.Contains(msg, connectors.MaskPhone(number)) {
-					t.Fatalf("error %q: want the number masked as %s", msg, connectors.MaskPhone(number))
+				if msg := err.Error(); strings.Contains(msg, number) || strings.Contains(msg, "612345678") || !strings.Contains(msg, "/v3/contacts/<phone>") {
+					t.Fatalf("error %q: want the number masked in the path", msg)
 				}
 				return
 			}
-			if err != nil || len(st) != 1 || !st[0].Unknown || strings.Contains(st[0].Receipt, number) || !strings.Contains(st[0].Receipt, connectors.MaskPhone(number)) {
+			if err != nil || len(st) != 1 || !st[0].Unknown || strings.Contains(st[0].Receipt, "612345678") || !strings.Contains(st[0].Receipt, "<phone>") {
 				t.Fatalf("%v %+v: want one Unknown status, the number masked", err, st)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consentsync/consentsync/connectors"
@@ -25,7 +26,9 @@ var _ connectors.Lister = (*Destination)(nil)
 // first so that contacts created during the backfill land after the
 // cursor. The answer is {"contacts": [{"email", "emailBlacklisted",
 // "smsBlacklisted", "modifiedAt", "attributes": {"SMS"}}], "count"}; a
-// page shorter than the limit, or one reaching count, is the last.
+// page shorter than the limit, or one reaching count, is the last. An
+// answer over connectors.MaxAnswer (contacts with many attributes) is
+// asked again with half the limit, until it fits.
 //
 // A contact with emailBlacklisted is an email withdrawal, one with
 // smsBlacklisted an SMS withdrawal of its SMS attribute (when the
@@ -43,10 +46,22 @@ func (d *Destination) List(ctx context.Context, cursor string) ([]connectors.Lis
 		}
 		offset = n
 	}
-	q := url.Values{"limit": {strconv.Itoa(ListPageSize)}, "offset": {strconv.Itoa(offset)}, "sort": {"asc"}}
-	resp, err := d.call(ctx, http.MethodGet, "/v3/contacts?"+q.Encode(), nil)
-	if err != nil {
-		return nil, "", err
+	limit := ListPageSize
+	var resp *connectors.Response
+	for {
+		q := url.Values{"limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}, "sort": {"asc"}}
+		var err error
+		if resp, err = d.call(ctx, http.MethodGet, "/v3/contacts?"+q.Encode(), nil); err != nil {
+			return nil, "", err
+		}
+		if !resp.Truncated {
+			break
+		}
+		// Contacts with many attributes: ask for fewer.
+		if limit == 1 {
+			return nil, "", connectors.Permanent("brevo: GET /v3/contacts: the contact at offset %d alone is over %d bytes", offset, connectors.MaxAnswer)
+		}
+		limit /= 2
 	}
 	var ans struct {
 		Contacts []struct {
@@ -68,11 +83,12 @@ func (d *Destination) List(ctx context.Context, cursor string) ([]connectors.Lis
 			page = append(page, connectors.Listed{Email: c.Email, At: at.UTC(), Reason: "blocklisted"})
 		}
 		if sms, _ := c.Attributes["SMS"].(string); c.SMSBlacklisted && sms != "" {
-			page = append(page, connectors.Listed{Phone: "+" + sms, At: at.UTC(), Reason: "sms_blocklisted"})
+			// Brevo keeps the number as it was written in, "+" or not.
+			page = append(page, connectors.Listed{Phone: "+" + strings.TrimPrefix(sms, "+"), At: at.UTC(), Reason: "sms_blocklisted"})
 		}
 	}
 	next := strconv.Itoa(offset + len(ans.Contacts))
-	if len(ans.Contacts) < ListPageSize || offset+len(ans.Contacts) >= ans.Count {
+	if len(ans.Contacts) < limit || offset+len(ans.Contacts) >= ans.Count {
 		next = ""
 	}
 	return page, next, nil

@@ -2,12 +2,17 @@ package brevo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/consentsync/consentsync/config"
 	"github.com/consentsync/consentsync/connectors"
 	"github.com/consentsync/consentsync/connectors/brevo/brevofake"
 	"github.com/consentsync/consentsync/internal/fakeapi"
@@ -75,5 +80,56 @@ func TestListErrors(t *testing.T) {
 		t.Error("429 accepted")
 	} else if delay, ok := connectors.RetryDelay(err); !ok || delay < 14*time.Minute {
 		t.Errorf("429: %v", err)
+	}
+}
+
+// TestListLargeContacts: a page of 1,000 contacts whose attributes make
+// the answer larger than connectors.MaxAnswer (2 KB each) is asked again
+// with a smaller limit, instead of failing as unreadable at the same
+// offset on every run; every blocklisted contact comes once.
+func TestListLargeContacts(t *testing.T) {
+	t.Parallel()
+	const n = 1500
+	notes := strings.Repeat("x", 2000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+		var cs []map[string]any
+		for i := offset; i < min(offset+limit, n); i++ {
+			cs = append(cs, map[string]any{"email": fmt.Sprintf("b%04d@example.com", i), "emailBlacklisted": true,
+				"modifiedAt": "2021-07-01T00:00:00Z", "attributes": map[string]any{"NOTES": notes}})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"contacts": cs, "count": n})
+	}))
+	defer srv.Close()
+	d := fixtures.Build(t, NewDestination, config.Destination{Name: "brevo-acme", Kind: "brevo", Brand: "acme", BaseURL: srv.URL, APIKey: testKey},
+		connectors.Deps{HTTP: fixtures.HTTPClient()})
+	all, _ := fixtures.ListAll(t, d, "")
+	seen := map[string]bool{}
+	for _, it := range all {
+		seen[it.Email] = true
+	}
+	if len(all) != n || len(seen) != n {
+		t.Fatalf("%d items (%d distinct), want %d", len(all), len(seen), n)
+	}
+}
+
+// TestListSMSWithPlus: an SMS attribute Brevo answers already with its
+// "+" (as it is written in: "+33612345678") is listed as that number, not
+// "++33612345678", which no phone parser reads.
+func TestListSMSWithPlus(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"contacts":[{"smsBlacklisted":true,"modifiedAt":"2021-07-01T00:00:00Z","attributes":{"SMS":"+33612345678"}},`+
+			`{"smsBlacklisted":true,"modifiedAt":"2021-07-01T00:00:00Z","attributes":{"SMS":"447700900123"}}],"count":2}`)
+	}))
+	defer srv.Close()
+	d := fixtures.Build(t, NewDestination, config.Destination{Name: "brevo-acme", Kind: "brevo", Brand: "acme", BaseURL: srv.URL, APIKey: testKey},
+		connectors.Deps{HTTP: fixtures.HTTPClient()})
+	all, _ := fixtures.ListAll(t, d, "")
+	if len(all) != 2 || all[0].Phone != "+33612345678" || all[1].Phone != "+447700900123" {
+		t.Fatalf("items %+v", all)
 	}
 }

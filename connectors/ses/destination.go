@@ -302,7 +302,7 @@ func run[T any](ctx context.Context, d *Destination, gs []group, call func(conte
 			if ctx.Err() != nil || stopped() {
 				return nil // the batch stopped while this group waited for a slot: not started, not done
 			}
-			v, err := call(ctx, gs[i])
+			v, err := connectors.Recover(func() (T, error) { return call(ctx, gs[i]) })
 			if err == nil {
 				out[i] = outcome[T]{v: v, done: true}
 				return nil
@@ -476,10 +476,10 @@ func (d *Destination) classify(err error) classified {
 		return classified{err: fmt.Errorf("%w: %w", connectors.ErrPermanent, cause)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		return classified{err: fmt.Errorf("%w: %w", connectors.ErrPermanent, cause), stop: true, whole: true}
+	case status < 300 && isTimeout(err):
+		// No answer in time, or a 2xx whose body stopped coming.
+		return classified{err: fmt.Errorf("%w: %w", connectors.ErrTimeout, cause), stop: true}
 	case status == 0:
-		if isTimeout(err) {
-			return classified{err: fmt.Errorf("%w: %w", connectors.ErrTimeout, cause), stop: true}
-		}
 		return classified{err: cause, stop: true} // transport, context, unreadable answer
 	case connectors.Transient(status):
 		return classified{err: cause, stop: true}

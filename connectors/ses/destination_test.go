@@ -658,3 +658,64 @@ func TestRunStopsStarting(t *testing.T) {
 		t.Errorf("%d groups done of %d started: every call in flight but the failing one finishes", done, started.Load())
 	}
 }
+
+// TestTimeoutIsErrTimeout: SES calls whose destinations[].timeout elapses,
+// rate-limited or not, fail as connectors.ErrTimeout (transient), whether
+// the answer's headers never came or its body stopped coming after a 200.
+func TestTimeoutIsErrTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "100")
+			w.Write([]byte("{"))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	for _, limited := range []bool{false, true} {
+		deps := connectors.Deps{HTTP: fixtures.HTTPClient()}
+		if limited {
+			deps = deps.WithRateLimit("ses-acme", 100, 1)
+		}
+		d := fixtures.Build(t, NewDestination, config.Destination{
+			Name: "ses-acme", Kind: Kind, Brand: "acme", BaseURL: srv.URL, APIKey: testKey, Timeout: 200 * time.Millisecond,
+			Options: &DestinationOptions{Region: testRegion, ContactList: testList},
+		}, deps)
+		batch := []connectors.Suppression{sup(1, "a@example.com")}
+		_, err := d.Push(context.Background(), batch) // the body stops after "{"
+		if !errors.Is(err, connectors.ErrTimeout) || errors.Is(err, connectors.ErrPermanent) {
+			t.Errorf("rate-limited %v: push with its body cut short: err = %v, want ErrTimeout", limited, err)
+		}
+		_, err = d.Check(context.Background(), batch) // no headers
+		if !errors.Is(err, connectors.ErrTimeout) || errors.Is(err, connectors.ErrPermanent) {
+			t.Errorf("rate-limited %v: check with no answer: err = %v, want ErrTimeout", limited, err)
+		}
+	}
+}
+
+// TestRunPanic: a call that panics on run's goroutines stops the batch
+// with an error (connectors.ErrPanic) instead of ending the process; the
+// other groups' answers are kept.
+func TestRunPanic(t *testing.T) {
+	t.Parallel()
+	d, _ := newTestDestination(t)
+	gs := []group{{addr: "a@example.com"}, {addr: "b@example.com"}}
+	out, stop := run(context.Background(), d, gs, func(ctx context.Context, g group) (string, error) {
+		if g.addr == "b@example.com" {
+			var p *group
+			return p.addr, nil
+		}
+		return "ok", nil
+	})
+	if stop == nil || !strings.Contains(stop.err.Error(), connectors.ErrPanic.Error()) {
+		t.Fatalf("stop = %+v, want the panic as an error", stop)
+	}
+	if !out[0].done || out[0].v != "ok" || out[1].done {
+		t.Errorf("outcomes %+v", out)
+	}
+}

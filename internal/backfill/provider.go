@@ -93,8 +93,8 @@ func (im *Importer) Provider(ctx context.Context, l connectors.Lister, o Provide
 		}
 		pagesThisRun++
 		at := im.now()
-		sigs, rejected := Withdrawals(page, d, imported.Evidence(d.Name, at), undated, at)
-		sigs, echoes, err := im.withoutEchoes(ctx, d.Name, sigs)
+		sigs, narrowed, rejected := withdrawals(page, d, imported.Evidence(d.Name, at), undated, at)
+		sigs, echoes, err := im.withoutEchoes(ctx, d.Name, sigs, narrowed)
 		if err != nil {
 			return s, fmt.Errorf("page %d: %w", run.Pages+1, err) // the run stays open: the next one resumes here
 		}
@@ -179,33 +179,41 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // withoutEchoes drops the withdrawals of sigs whose address or number
-// consentsync itself pushed to destination (store.PushedBy): importing
-// from a destination after go-live reads back our own suppressions, which
-// tell nothing new. It returns the others and how many it dropped.
-func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs []consent.Signal) ([]consent.Signal, int64, error) {
-	identity := func(sig consent.Signal) string {
+// consentsync itself pushed to destination on the signal's channel and
+// still holds there (store.PushedBy): importing from a destination after
+// go-live reads back our own suppressions, which tell nothing new. A
+// withdrawal the provider narrowed to one purpose (narrowed[i]: a SendGrid
+// group, a HubSpot subscription type) echoes our push of that purpose
+// only; one of the whole contact (an unsubscribe from the list) echoes
+// our push of any purpose there. It returns the others and how many it
+// dropped.
+func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs []consent.Signal, narrowed []bool) ([]consent.Signal, int64, error) {
+	probe := func(sig consent.Signal) (store.Pushed, bool) {
 		n, err := consent.NormalizeSubject(sig.Subject, "")
 		if err != nil {
-			return ""
+			return store.Pushed{}, false
 		}
+		p := store.Pushed{Ident: n.Phone, Channel: string(sig.Channel)}
 		if sig.Channel == consent.ChannelEmail {
-			return n.Email
+			p.Ident = n.Email
 		}
-		return n.Phone
+		return p, p.Ident != ""
 	}
-	var identities []string
+	var probes []store.Pushed
 	for _, sig := range sigs {
-		if id := identity(sig); id != "" {
-			identities = append(identities, id)
+		if p, ok := probe(sig); ok {
+			probes = append(probes, p)
 		}
 	}
-	pushed, err := im.Store.PushedBy(ctx, destination, identities)
+	pushed, err := im.Store.PushedBy(ctx, destination, probes)
 	if err != nil || len(pushed) == 0 {
 		return sigs, 0, err
 	}
 	kept := sigs[:0:0]
-	for _, sig := range sigs {
-		if !pushed[identity(sig)] {
+	for i, sig := range sigs {
+		p, ok := probe(sig)
+		purposes := pushed[p]
+		if !ok || len(purposes) == 0 || narrowed[i] && !purposes[string(sig.Purpose)] {
 			kept = append(kept, sig)
 		}
 	}
@@ -219,7 +227,15 @@ func (im *Importer) withoutEchoes(ctx context.Context, destination string, sigs 
 // take undated (the first import's time) or now. Items that name no usable
 // address are rejected: "item 3: bad email".
 func Withdrawals(page []connectors.Listed, d config.Destination, evidence string, undated, now time.Time) ([]consent.Signal, []string) {
+	sigs, _, rejected := withdrawals(page, d, evidence, undated, now)
+	return sigs, rejected
+}
+
+// withdrawals is Withdrawals, also saying of each signal whether its item
+// named its purpose (Listed.Purpose).
+func withdrawals(page []connectors.Listed, d config.Destination, evidence string, undated, now time.Time) ([]consent.Signal, []bool, []string) {
 	var out []consent.Signal
+	var narrowed []bool
 	var rejected []string
 	for i, it := range page {
 		sub := consent.Subject{Email: it.Email, Phone: it.Phone}
@@ -250,11 +266,12 @@ func Withdrawals(page []connectors.Listed, d config.Destination, evidence string
 					Subject: sub, Channel: c, Brand: d.Brand, Purpose: p, Status: consent.StatusWithdrawn, OccurredAt: at,
 					Source: d.Name, Evidence: consent.Evidence{Imported: evidence, Event: consent.CleanText(it.Reason, 200)},
 				})
+				narrowed = append(narrowed, it.Purpose != "")
 			}
 		}
 		if len(out) == n {
 			rejected = append(rejected, fmt.Sprintf("item %d: no channel or purpose of the destination covers it", i))
 		}
 	}
-	return out, rejected
+	return out, narrowed, rejected
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,5 +221,122 @@ func TestProviderSkipsEchoes(t *testing.T) {
 		if !strings.Contains(string(body), e) {
 			t.Errorf("the imported page lacks %s", e)
 		}
+	}
+}
+
+// TestProviderEchoesByChannelAndLift: an echo is our push on the
+// withdrawal's own channel. A contact whose number's SMS suppression
+// consentsync pushed, read back with its address and number blocklisted,
+// is an echo on SMS only: the email withdrawal is the provider's own,
+// imported. A suppression whose lift is queued or that the provider
+// refused to lift is still ours at the provider: an echo, not a new
+// withdrawal dated at the import that would displace the opt-in.
+func TestProviderEchoesByChannelAndLift(t *testing.T) {
+	t.Parallel()
+	im, st := newImporter(t)
+	ctx := context.Background()
+	brevo := config.Destination{Name: "brevo-acme", Kind: "brevo", Brand: "acme", Channels: []string{"email", "sms"}, Purposes: []string{"marketing"}}
+	row := func(sub consent.Subject, channel consent.Channel, action, status string) {
+		t.Helper()
+		outboxRow(t, st, brevo.Name, sub, channel, consent.PurposeMarketing, action, status)
+	}
+	both := consent.Subject{Email: "both@example.com", Phone: "+33612345678"}
+	row(consent.Subject{Phone: both.Phone}, consent.ChannelSMS, store.OutboxSuppress, store.OutboxSent)
+	refused := consent.Subject{Email: "refused-lift@example.com"}
+	row(refused, consent.ChannelEmail, store.OutboxSuppress, store.OutboxSent)
+	row(refused, consent.ChannelEmail, store.OutboxLift, store.OutboxFailed)
+	queued := consent.Subject{Email: "queued-lift@example.com"}
+	row(queued, consent.ChannelEmail, store.OutboxSuppress, store.OutboxSent)
+	row(queued, consent.ChannelEmail, store.OutboxLift, store.OutboxPending)
+	l := &pages{items: [][]connectors.Listed{{
+		{Email: both.Email, Phone: both.Phone}, {Email: refused.Email}, {Email: queued.Email},
+	}}}
+	s, err := im.Provider(ctx, l, ProviderOptions{Destination: brevo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// both@'s SMS, refused-lift@ and queued-lift@ are echoes; both@'s
+	// email is new.
+	if s.Echoes != 3 || s.Withdrawals != 1 {
+		t.Fatalf("echoes %d, withdrawals %d; want 3 and 1", s.Echoes, s.Withdrawals)
+	}
+	var body []byte
+	if err := st.DB.Get(&body, `SELECT body FROM inbound_events WHERE kind = $1`, imported.Kind); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), both.Email) || strings.Contains(string(body), "-lift@") {
+		t.Errorf("imported page %s: want both@'s email withdrawal only", body)
+	}
+}
+
+var outboxRows atomic.Int64
+
+// outboxRow records a withdrawal of sub and its outbox row at destination
+// (channel, purpose, action), set to status.
+func outboxRow(t *testing.T, st *store.Store, destination string, sub consent.Subject, channel consent.Channel, purpose consent.Purpose, action, status string) {
+	t.Helper()
+	ctx := context.Background()
+	n := outboxRows.Add(1)
+	var event int64
+	err := st.Tx(ctx, func(tx *store.Tx) error {
+		id, _, err := tx.EnsureSubject(ctx, sub)
+		if err != nil {
+			return err
+		}
+		sig := consent.Signal{Subject: sub, Channel: channel, Brand: "acme", Purpose: purpose,
+			Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC().Add(time.Duration(n) * time.Second), Source: "form"}
+		event, err = tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: id, DedupKey: consent.FactKey(sig), Signal: sig,
+			RecordedAt: time.Now().UTC(), Outcome: "applied", Hash: []byte(fmt.Sprint(n))})
+		if err != nil {
+			return err
+		}
+		r := store.OutboxRow{Destination: destination, ConsentEventID: event, SubjectID: id, TargetSubjectID: id,
+			Action: action, Channel: string(channel), Brand: "acme", Purpose: string(purpose)}
+		if channel == consent.ChannelEmail {
+			r.Email = sql.NullString{String: sub.Email, Valid: true}
+		} else {
+			r.Phone = sql.NullString{String: sub.Phone, Valid: true}
+		}
+		_, err = tx.AddOutbox(ctx, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = $1 WHERE consent_event_id = $2`, status, event); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProviderEchoesByPurpose: a withdrawal the provider narrows to one
+// purpose (a SendGrid group) echoes our push of that purpose only: a
+// person whose partners suppression consentsync pushed, who then leaves
+// the marketing group at the provider, has that withdrawal imported; a
+// withdrawal of the whole contact (a global unsubscribe) echoes our push
+// of any purpose.
+func TestProviderEchoesByPurpose(t *testing.T) {
+	t.Parallel()
+	im, st := newImporter(t)
+	for _, e := range []string{"group@example.com", "global@example.com"} {
+		outboxRow(t, st, dest.Name, consent.Subject{Email: e}, consent.ChannelEmail, consent.PurposePartners, store.OutboxSuppress, store.OutboxSent)
+	}
+	l := &pages{items: [][]connectors.Listed{{
+		{Email: "group@example.com", Purpose: consent.PurposeMarketing, Reason: "group_unsubscribe"},
+		{Email: "group@example.com", Purpose: consent.PurposePartners, Reason: "group_unsubscribe"},
+		{Email: "global@example.com", Reason: "global_unsubscribe"},
+	}}}
+	s, err := im.Provider(context.Background(), l, ProviderOptions{Destination: dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Echoes != 3 || s.Withdrawals != 1 {
+		t.Fatalf("echoes %d, withdrawals %d; want 3 (group@ partners, global@ both) and 1 (group@ marketing)", s.Echoes, s.Withdrawals)
+	}
+	var body string
+	if err := st.DB.Get(&body, `SELECT body FROM inbound_events WHERE kind = $1`, imported.Kind); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "group@example.com") || strings.Contains(body, "global@") {
+		t.Errorf("imported page %s: want group@'s marketing withdrawal only", body)
 	}
 }
