@@ -73,7 +73,8 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 		o.MaxWait = 5 * time.Second
 	}
 	c := retryablehttp.NewClient()
-	c.HTTPClient = &http.Client{Timeout: o.Timeout, Transport: tracing.Transport(http.DefaultTransport.(*http.Transport).Clone(), o.Tracing)}
+	c.HTTPClient = &http.Client{Timeout: o.Timeout, Transport: tracing.Transport(http.DefaultTransport.(*http.Transport).Clone(), o.Tracing),
+		CheckRedirect: sameOriginRedirect}
 	c.Logger = nil
 	c.RetryMax = o.RetryMax
 	c.RetryWaitMin, c.RetryWaitMax = o.MinWait, o.MaxWait
@@ -111,6 +112,24 @@ func NewHTTPClient(o HTTPOptions) *retryablehttp.Client {
 		return retryablehttp.DefaultBackoff(lo, hi, attempt, nil)
 	}
 	return c
+}
+
+// sameOriginRedirect follows a redirect only to the scheme and host of the
+// original request, at most 10 hops. Go drops Authorization on a redirect
+// to another host but keeps every other header, and providers carry their
+// keys in their own (api-key, X-Postmark-Server-Token): a redirect away
+// (a mistyped or hijacked base_url) would hand the key to that host, or
+// send it in clear on an https → http hop. Such a redirect is not
+// followed: the 3xx itself is the answer, a permanent error in Do.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // Transient reports whether an HTTP status is worth retrying: 408, 409,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,5 +115,53 @@ func TestDoBodyCutShort(t *testing.T) {
 				t.Errorf("rate-limited %v %s: err = %v, ErrTimeout %v", limited, path, err, timeout)
 			}
 		}
+	}
+}
+
+// A provider call is never redirected to another host or scheme: the 3xx is
+// the answer (a permanent error) and the other host never sees the key,
+// whichever header carries it; a redirect on the same host is followed.
+func TestRedirectStaysOnTheHost(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+		case "/moved":
+			http.Redirect(w, r, "/here", http.StatusPermanentRedirect)
+		case "/here":
+			if r.Header.Get("api-key") != "k-secret" {
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+		}
+	}))
+	defer srv.Close()
+	c := NewHTTPClient(HTTPOptions{RetryMax: -1})
+	call := func(path string) error {
+		req, _ := retryablehttp.NewRequest(http.MethodPost, srv.URL+path, []byte(`{}`))
+		req.Header.Set("api-key", "k-secret")
+		_, err := Do(c, req, "k-secret")
+		return err
+	}
+	err := call("/away")
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "307") {
+		t.Errorf("redirect to another host: err = %v, want a permanent HTTP 307", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests", n)
+	}
+	if err := call("/moved"); err != nil {
+		t.Errorf("same-host redirect: %v", err)
+	}
+	// Derived clients (a destination's own timeout) keep the policy.
+	d := Deps{HTTP: c}.HTTPClient(time.Second)
+	req, _ := retryablehttp.NewRequest(http.MethodGet, srv.URL+"/away", nil)
+	if _, err := Do(d, req, ""); !errors.Is(err, ErrPermanent) || elsewhere.Load() != 0 {
+		t.Errorf("derived client: err = %v, other host %d requests", err, elsewhere.Load())
 	}
 }
