@@ -105,7 +105,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			default:
 				d.Outcome = store.VerifyUnknown
 				if r.VerifyAttempts < w.Config.Worker.VerifyAttempts {
-					d.Retry = w.now().Add(w.Config.Worker.VerifyAfter << min(r.VerifyAttempts-1, 16))
+					d.Retry = w.now().Add(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts))
 					if retryAt.IsZero() || d.Retry.Before(retryAt) {
 						retryAt = d.Retry
 					}
@@ -125,6 +125,24 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		w.observeHonoured(rctx, settled)
 		soonest(retryAt)
 	}
+}
+
+// maxVerifyBackoff caps the wait before a read-back is asked again: half
+// the default withdrawal deadline (policy.withdrawal_deadline, 48h), so an
+// unanswered read-back is asked at least twice within it.
+const maxVerifyBackoff = 24 * time.Hour
+
+// verifyBackoff is how long after its attempt-th read-back (1 for the
+// first) a row whose answer was unknown is asked again: after (config
+// worker.verify_after) doubled per earlier attempt, at most
+// maxVerifyBackoff — which also keeps large settings from overflowing
+// (verify_after << attempts wraps negative past about 292 years).
+func verifyBackoff(after time.Duration, attempt int) time.Duration {
+	d := after
+	for i := 1; i < attempt && d < maxVerifyBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxVerifyBackoff)
 }
 
 // observeHonoured observes, for those of ledger ids whose every
