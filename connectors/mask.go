@@ -46,15 +46,28 @@ const PhoneMask = "<phone>"
 // it: "+" (or "%2B") and at least 7 digits ("/v3/contacts/+33612345678").
 var phoneRE = regexp.MustCompile(`(?:\+|%2[bB])[0-9]{7,}`)
 
+// HashMask is what MaskAddresses puts in place of a Mailchimp subscriber
+// hash.
+const HashMask = "<subscriber_hash>"
+
+// memberHashRE matches a Mailchimp member path's subscriber hash, the MD5
+// of the lower-cased address ("/members/{subscriber_hash}",
+// https://mailchimp.com/developer/marketing/docs/methods-parameters/#path-parameters):
+// an unsalted hash of an address is a pseudonym anyone can recompute from a
+// list of addresses, so personal data too (GDPR recital 26).
+var memberHashRE = regexp.MustCompile(`(/members/)[0-9a-fA-F]{32}\b`)
+
 // MaskAddresses returns s with every email address replaced by AddressMask
 // ("refused j.doe@example.com" → "refused <email>"), whichever way it is
 // written: plain, with a quoted local part, percent-encoded
 // ("j.doe%40example.com") or escaped inside JSON, and every E.164 phone
-// number ("+33612345678", "%2B33612345678") by PhoneMask. Provider answers
+// number ("+33612345678", "%2B33612345678") by PhoneMask, and every
+// Mailchimp subscriber hash in a member path by HashMask. Provider answers
 // and request paths quoted in errors, logs, last_error and receipts go
 // through it (see Redact), so that they carry no personal data.
 func MaskAddresses(s string) string {
-	return phoneRE.ReplaceAllLiteralString(addrRE.ReplaceAllLiteralString(s, AddressMask), PhoneMask)
+	s = phoneRE.ReplaceAllLiteralString(addrRE.ReplaceAllLiteralString(s, AddressMask), PhoneMask)
+	return memberHashRE.ReplaceAllString(s, "${1}"+HashMask)
 }
 
 // MaskEmail shows an email address for an operator without disclosing it:

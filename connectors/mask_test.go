@@ -33,6 +33,11 @@ func TestMaskAddresses(t *testing.T) {
 		{"+447700900123456789 and +1 555", "<phone> and +1 555"},
 		{"+12345678@example.com", "<email>"},
 		{"2024-01-02T03:04:05+0100, 1+1, HTTP 429", "2024-01-02T03:04:05+0100, 1+1, HTTP 429"},
+		{"mailchimp: GET /3.0/lists/a6b5da1054/members/62eeb292278cc15f5817cb78f7790b08?fields=status: HTTP 503",
+			"mailchimp: GET /3.0/lists/a6b5da1054/members/<subscriber_hash>?fields=status: HTTP 503"},
+		{"/members/62EEB292278CC15F5817CB78F7790B08/notes", "/members/<subscriber_hash>/notes"},
+		{"/members/62eeb292278cc15f5817cb78f7790b0 trace 62eeb292278cc15f5817cb78f7790b08", "/members/62eeb292278cc15f5817cb78f7790b0 trace 62eeb292278cc15f5817cb78f7790b08"},
+		{"/members/62eeb292278cc15f5817cb78f7790b08ff", "/members/62eeb292278cc15f5817cb78f7790b08ff"},
 	}
 	for _, tt := range tests {
 		if got := MaskAddresses(tt.in); got != tt.want {

@@ -77,7 +77,7 @@ func (d *Destination) check(ctx context.Context, email string) (connectors.Statu
 	case resp != nil && resp.Status == http.StatusNotFound:
 		return connectors.Status{Receipt: fmt.Sprintf("mailchimp list %s: not a member (HTTP 404)", d.listID)}, nil
 	case resp != nil && resp.Status == http.StatusForbidden && throttled(resp.Body):
-		return connectors.Status{}, fmt.Errorf("mailchimp: GET %s: HTTP 403 Too Many Requests (throttled): %s", req.URL.Path, resp.Snippet(d.key))
+		return connectors.Status{}, fmt.Errorf("mailchimp: GET %s: HTTP 403 Too Many Requests (throttled): %s", connectors.Redact(req.URL.Path, d.key), resp.Snippet(d.key))
 	default:
 		return connectors.Status{}, fmt.Errorf("mailchimp: %w", err)
 	}
