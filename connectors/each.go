@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -24,12 +25,14 @@ const InFlight = 8
 // call is started after it (not even one already waiting for a slot), and
 // its error is returned as is with no answer: a per-address Check or Lift
 // fails as a whole. When ctx ends first, Each returns ctx's error, never
-// answers with some missing. call must not write shared state: it answers
+// answers with some missing; once every call has answered, the answers
+// are returned even if ctx has ended since. call must not write shared state: it answers
 // through its return value only. A call that panics fails as an error
 // wrapping ErrPanic (Recover): the calls run on Each's goroutines, where no
 // handler's recovery (asynq's) would catch it, and the process would end.
 func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i int) (T, error)) ([]T, error) {
 	out := make([]T, n)
+	var answered atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(InFlight)
 	for i := range n {
@@ -47,16 +50,21 @@ func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i in
 				return err
 			}
 			out[i] = v
+			answered.Add(1)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if answered.Load() != int64(n) {
 		// ctx ended before every call was started: report it rather than
-		// answers that are missing.
-		return nil, err
+		// answers that are missing. (Every call answered: the answers
+		// stand, even if ctx ended since.)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, context.Canceled
 	}
 	return out, nil
 }

@@ -97,6 +97,24 @@ func TestEachCancelledContext(t *testing.T) {
 	}
 }
 
+// TestEachAnswersStandAfterLateCancel: when every call has answered and
+// ctx ends only then (the last call's answer races the caller's deadline),
+// the answers are returned: dropping them would repeat lifts done.
+func TestEachAnswersStandAfterLateCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int32
+	got, err := Each(ctx, 3, func(_ context.Context, i int) (int, error) {
+		if n.Add(1) == 3 {
+			cancel() // the last call ends ctx as it answers
+		}
+		return i * 10, nil
+	})
+	if err != nil || len(got) != 3 || got[2] != 20 {
+		t.Errorf("Each = %v, %v; want [0 10 20], nil", got, err)
+	}
+}
+
 // TestCheckByAddress: one call per distinct address (case and spaces
 // aside), its Status copied to each of that address's suppressions.
 func TestCheckByAddress(t *testing.T) {
