@@ -307,19 +307,22 @@ func (s *Store) MaxOutboxID(ctx context.Context, destination string) (int64, err
 // RecordDrift records, for each of ids, that a drift check found the
 // destination no longer holding the suppression (a "drift" history line
 // with receipt), and, when repair, puts the row back to pending to be
-// pushed again. It returns the rows changed.
+// pushed again. It returns the rows changed. A row a later one of its
+// scope superseded since the check read it (a lift pushed meanwhile: the
+// provider rightly no longer holds the suppression) is left alone, as
+// CompleteVerify does: pushed again, it would undo the newer row.
 func (s *Store) RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error) {
 	var n int
 	err := s.Tx(ctx, func(tx *Tx) error {
 		q := `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 			u AS (UPDATE suppression_outbox o SET mismatches = mismatches + 1, verify_receipt = d.receipt
-				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
 		if repair {
 			q = `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 			u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
 				mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'drift: the destination no longer holds the suppression'
-				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
 		}
 		trimmed := make([]string, len(receipts))
