@@ -181,12 +181,24 @@ type OutboxDone struct {
 	// VerifyAfter, for a sent row, is when to read it back (0: never; the
 	// destination cannot be read back).
 	VerifyAfter time.Duration
+	// Attempt is the row's attempts as its claim returned them
+	// (OutboxRow.Attempts): the outcome is recorded only if no claim
+	// came since (a pusher whose lease ended mid-call and whose row
+	// another pusher took records nothing). 0: recorded regardless.
+	Attempt int
 }
 
 // scrubErased drops the address of a finished row whose subject was erased
 // while it was pending (it was kept only to be pushed).
 const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE email END,
 	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
+
+// ownClaim is true of a row o whose outcome d (OutboxDone) belongs to its
+// latest claim: ClaimPush counts each claim in attempts, so a pusher whose
+// lease ended mid-call and whose row another pusher claimed since records
+// nothing over the newer claim (clearing its lease would let a third
+// pusher send the row while the second's call is in flight).
+const ownClaim = `(d.attempt = 0 OR o.attempts = d.attempt)`
 
 // PushCall is the outcome of one provider call, for the destination's retry
 // schedule (ClaimPush).
@@ -206,18 +218,20 @@ type PushCall struct {
 // destination's schedule (call, when given), in one transaction of at most
 // four set-based statements.
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...PushCall) error {
-	var sent, failed, retry, sentVerify []int64
+	var sent, failed, retry, sentVerify, sentAttempt, failedAttempt, retryAttempt []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
 	var retryAt []time.Time
 	for _, d := range done {
 		switch d.Status {
 		case OutboxSent:
 			sent, sentReceipt = append(sent, d.ID), append(sentReceipt, d.Receipt)
-			sentVerify = append(sentVerify, d.VerifyAfter.Milliseconds())
+			sentVerify, sentAttempt = append(sentVerify, d.VerifyAfter.Milliseconds()), append(sentAttempt, int64(d.Attempt))
 		case OutboxFailed:
 			failed, failedReceipt, failedErr = append(failed, d.ID), append(failedReceipt, d.Receipt), append(failedErr, truncate(d.Error, 2000))
+			failedAttempt = append(failedAttempt, int64(d.Attempt))
 		default:
 			retry, retryErr, retryAt = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000)), append(retryAt, d.Retry)
+			retryAttempt = append(retryAttempt, int64(d.Attempt))
 		}
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
@@ -225,16 +239,18 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = now(),
 				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL, verify_attempts = 0,
 				verify_due_at = CASE WHEN d.verify_ms > 0 THEN now() + d.verify_ms * interval '1 millisecond' END, `+scrubErased+`
-				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(id, receipt, verify_ms) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify)); err != nil {
+				FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS d(id, receipt, verify_ms, attempt)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify), pq.Array(sentAttempt)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
 		if len(failed) > 0 {
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'failed', receipt = NULLIF(d.receipt, ''),
 				last_error = d.error, lease_until = NULL, `+scrubErased+`
-				FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, error) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(failed), pq.Array(failedReceipt), pq.Array(failedErr)); err != nil {
+				FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS d(id, receipt, error, attempt)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(failed), pq.Array(failedReceipt), pq.Array(failedErr), pq.Array(failedAttempt)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -244,8 +260,9 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 				at[i] = t.UTC().Format(time.RFC3339Nano)
 			}
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET next_attempt_at = d.at, last_error = d.error, lease_until = NULL
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS d(id, at, error) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(retry), pq.Array(at), pq.Array(retryErr)); err != nil {
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[]) AS d(id, at, error, attempt)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(retry), pq.Array(at), pq.Array(retryErr), pq.Array(retryAttempt)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
