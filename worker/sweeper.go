@@ -22,7 +22,7 @@ const sweepLimit = 1000
 // returns how many inbound events and destinations it re-enqueued: only
 // tasks it actually enqueued count, not work a live task already holds.
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
-	orphans := 0
+	orphans, archived := 0, 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
 		cutoff := w.now().Add(-w.Config.Worker.SweepAfter)
 		ids, err := w.Store.UnfinishedInbound(ctx, cutoff, sweepLimit)
@@ -37,6 +37,12 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			switch got {
 			case jobs.Queued:
 				inbound++
+			case jobs.ReplacedArchived:
+				// asynq gave up on the task while the row still waited
+				// (its last retry failed before a batch began): without
+				// this the row would wait for good.
+				inbound++
+				archived++
 			case jobs.ReplacedOrphan:
 				// Redis lost part of the task (eviction): counted apart.
 				orphans++
@@ -63,6 +69,9 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	if orphans > 0 {
 		w.Metrics.Sweeps.WithLabelValues("inbound_orphan").Add(float64(orphans))
 		w.Logger.Warn("sweeper replaced orphaned inbound task ids: Redis is losing keys (maxmemory-policy should be noeviction)", "tasks", orphans)
+	}
+	if archived > 0 {
+		w.Logger.Warn("sweeper replaced archived inbound tasks of webhooks still waiting", "tasks", archived)
 	}
 	if outbox > 0 {
 		w.Metrics.Sweeps.WithLabelValues("outbox").Add(float64(outbox))
