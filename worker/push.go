@@ -290,6 +290,9 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		if !named {
 			delay = backoff(failures + 1)
 		}
+		// A connector's (a plugin's) own wait is bounded as the
+		// headers' are (connectors.ServerWait).
+		delay = min(max(delay, 0), connectors.MaxServerWait)
 		retry := w.now().Add(delay)
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {

@@ -72,6 +72,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if !named {
 				delay = w.Config.Worker.VerifyAfter
 			}
+			delay = min(max(delay, 0), connectors.MaxServerWait)
 			retryAt := w.now().Add(delay)
 			for _, r := range rows {
 				retry := retryAt
