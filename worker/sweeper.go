@@ -21,6 +21,8 @@ const sweepLimit = 1000
 // process sweeps at a time (Postgres advisory lock); the others skip. It
 // returns how many inbound events and destinations it re-enqueued: only
 // tasks it actually enqueued count, not work a live task already holds.
+// A destination the configuration lacks gets no task (it would be refused
+// and archived every sweep); its rows stay pending, and are logged.
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	orphans, archived := 0, 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
@@ -52,7 +54,15 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 		if err != nil {
 			return err
 		}
+		var unknown []string
 		for _, d := range dests {
+			if _, ok := w.Destinations[d]; !ok {
+				// Removed from (or renamed in) the configuration: its rows
+				// stay pending until it is configured again. A task would
+				// only be refused and archived, one per sweep.
+				unknown = append(unknown, d)
+				continue
+			}
 			got, err := w.Enqueuer.EnqueuePushAt(ctx, d, time.Now())
 			if err != nil {
 				return err
@@ -60,6 +70,9 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			if got == jobs.Queued {
 				outbox++
 			}
+		}
+		if len(unknown) > 0 {
+			w.Logger.Warn("outbox rows pending for destinations not configured; kept until configured again", "destinations", unknown)
 		}
 		return nil
 	})

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/jobs"
+	"github.com/consentsync/consentsync/store"
+)
+
+// queueOutbox adds a pending suppression of email for destination, due an
+// hour ago (older than any sweep_after), and returns its id.
+func (e *env) queueOutbox(destination, email string) int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	var id int64
+	err := e.App.Store.Tx(ctx, func(tx *store.Tx) error {
+		subject, _, err := tx.EnsureSubject(ctx, consent.Subject{Email: email})
+		if err != nil {
+			return err
+		}
+		sig := consent.Signal{Subject: consent.Subject{Email: email}, Channel: consent.ChannelEmail, Brand: "acme",
+			Purpose: consent.PurposeMarketing, Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC(), Source: "test"}
+		event, err := tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: subject, DedupKey: consent.FactKey(sig), Signal: sig,
+			RecordedAt: time.Now().UTC(), Outcome: "applied", Hash: []byte{1}})
+		if err != nil {
+			return err
+		}
+		_, err = tx.AddOutbox(ctx, store.OutboxRow{Destination: destination, ConsentEventID: event, SubjectID: subject, TargetSubjectID: subject,
+			Action: store.OutboxSuppress, Email: sql.NullString{String: email, Valid: true}, Channel: "email", Brand: "acme", Purpose: "marketing"})
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.App.Store.DB.Get(&id, `UPDATE suppression_outbox SET next_attempt_at = now() - interval '1 hour'
+		WHERE destination = $1 AND email = $2 RETURNING id`, destination, email); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// TestSweeperSkipsUnconfiguredDestination: rows left pending for a
+// destination removed from (or renamed in) the configuration stay pending,
+// to be pushed once it is configured again; the sweeper must not enqueue a
+// push task for it every sweep — each is refused (not configured) and
+// archived, so the archive (10,000 per queue) fills with them within days,
+// pushing real dead letters out — nor count it as re-enqueued work.
+func TestSweeperSkipsUnconfiguredDestination(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.queueOutbox("removed-esp", "gone-dest@example.com")
+	live := e.queueOutbox("sendgrid-acme", "live-dest@example.com")
+	for i := range 2 {
+		_, out, err := e.App.Worker.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && out != 1 {
+			t.Errorf("sweep re-enqueued %d destinations; want 1 (sendgrid-acme; removed-esp is not configured)", out)
+		}
+		time.Sleep(300 * time.Millisecond) // the next linger window
+	}
+	tasks, err := e.App.Inspector.ListScheduledTasks(jobs.QueueSuppression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := e.App.Inspector.ListPendingTasks(jobs.QueueSuppression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range append(tasks, pending...) {
+		var p jobs.PushPayload
+		if err := json.Unmarshal(ti.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Destination == "removed-esp" {
+			t.Errorf("push task %s enqueued for a destination the configuration lacks", ti.ID)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE destination = 'removed-esp' AND status = 'pending'`); n != 1 {
+		t.Errorf("%d pending rows for the removed destination; want 1 (kept until it is configured again)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE id = $1 AND status = 'pending'`, live); n != 1 {
+		t.Fatalf("live row not pending")
+	}
+}
