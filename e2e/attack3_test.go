@@ -89,3 +89,29 @@ func TestSweeperSkipsUnconfiguredDestination(t *testing.T) {
 		t.Fatalf("live row not pending")
 	}
 }
+
+// TestSweeperUsesDatabaseClock: rows are stamped by Postgres (received_at,
+// next_attempt_at: now()); a worker whose own clock is behind (a clock
+// jumped back, a host without NTP) must still find work Redis lost once it
+// is sweep_after old by that clock, not a day later.
+func TestSweeperUsesDatabaseClock(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Second }})
+	e.withdrawByPostmark("sweep-clock@example.com")
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		t.Fatal(err)
+	}
+	row := e.queueOutbox("sendgrid-acme", "sweep-clock-out@example.com")
+	if _, err := e.App.Store.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() WHERE id = $1`, row); err != nil {
+		t.Fatal(err)
+	}
+	e.App.Worker.Now = func() time.Time { return time.Now().Add(-24 * time.Hour) }
+	time.Sleep(1500 * time.Millisecond) // older than sweep_after by Postgres's clock
+	in, out, err := e.App.Worker.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in != 1 || out != 1 {
+		t.Errorf("sweep with the worker's clock a day behind re-enqueued %d webhooks, %d destinations; want 1, 1", in, out)
+	}
+}

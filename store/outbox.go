@@ -300,14 +300,16 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 }
 
 // DueOutboxDestinations lists destinations that have pending rows due
-// before dueBefore and not leased, or sent rows to read back by then: the
-// sweeper re-enqueues a push for each.
-func (s *Store) DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error) {
+// for more than age and not leased, or sent rows whose read-back is that
+// overdue: the sweeper re-enqueues a push for each. Age is measured by
+// Postgres's clock, which set those times.
+func (s *Store) DueOutboxDestinations(ctx context.Context, age time.Duration) ([]string, error) {
 	var out []string
-	err := s.DB.SelectContext(ctx, &out, `SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox
-		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())
-		UNION SELECT DISTINCT destination FROM suppression_outbox WHERE status = 'sent' AND verify_due_at <= $1) d
-		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, dueBefore)
+	err := s.DB.SelectContext(ctx, &out, `WITH c AS (SELECT now() - $1 * interval '1 millisecond' AS due_before)
+		SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox, c
+		WHERE status = 'pending' AND next_attempt_at <= c.due_before AND (lease_until IS NULL OR lease_until < now())
+		UNION SELECT DISTINCT destination FROM suppression_outbox, c WHERE status = 'sent' AND verify_due_at <= c.due_before) d
+		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, age.Milliseconds())
 	return out, err
 }
 

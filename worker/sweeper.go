@@ -26,8 +26,10 @@ const sweepLimit = 1000
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	orphans, archived := 0, 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
-		cutoff := w.now().Add(-w.Config.Worker.SweepAfter)
-		ids, err := w.Store.UnfinishedInbound(ctx, cutoff, sweepLimit)
+		// Ages by Postgres's clock, which stamped the rows: this
+		// process's may be off.
+		age := w.Config.Worker.SweepAfter
+		ids, err := w.Store.UnfinishedInbound(ctx, age, sweepLimit)
 		if err != nil {
 			return err
 		}
@@ -50,7 +52,7 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 				orphans++
 			}
 		}
-		dests, err := w.Store.DueOutboxDestinations(ctx, cutoff)
+		dests, err := w.Store.DueOutboxDestinations(ctx, age)
 		if err != nil {
 			return err
 		}
