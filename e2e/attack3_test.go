@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/sandbox"
 	"github.com/consentsync/consentsync/jobs"
 	"github.com/consentsync/consentsync/store"
 )
@@ -113,5 +116,34 @@ func TestSweeperUsesDatabaseClock(t *testing.T) {
 	}
 	if in != 1 || out != 1 {
 		t.Errorf("sweep with the worker's clock a day behind re-enqueued %d webhooks, %d destinations; want 1, 1", in, out)
+	}
+}
+
+// TestPushRetryUsesDatabaseClock: a failed call's retry time is compared
+// with Postgres's now() by every claim (ClaimPush: hold_until,
+// next_attempt_at); a worker whose clock ran a year ahead when the call
+// failed (a clock jump) must hold the destination for the backoff, not for
+// a year that no success can cut short (nothing is claimed before).
+func TestPushRetryUsesDatabaseClock(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true})
+	row := e.queueOutbox("sendgrid-acme", "push-clock@example.com")
+	if _, err := e.App.Store.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() WHERE id = $1`, row); err != nil {
+		t.Fatal(err)
+	}
+	e.Sandbox.Script(sandbox.SendGrid, sandbox.Repeat(sandbox.Unavailable(), 20)...)
+	e.App.Worker.Now = func() time.Time { return time.Now().Add(365 * 24 * time.Hour) }
+	b, _ := json.Marshal(jobs.PushPayload{Destination: "sendgrid-acme"})
+	if err := e.App.Worker.HandlePush(context.Background(), asynq.NewTask(jobs.TypeSuppressionPush, b)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE id = $1 AND status = 'pending' AND attempts = 1`, row); n != 1 {
+		t.Fatalf("the row was not tried once and left pending")
+	}
+	if n := e.count(`SELECT count(*) FROM destination_status WHERE destination = 'sendgrid-acme' AND hold_until > now() + interval '1 hour'`); n != 0 {
+		t.Errorf("destination held for more than an hour after one failed call (the worker's clock ahead)")
+	}
+	if n := e.count(`SELECT count(*) FROM suppression_outbox WHERE id = $1 AND next_attempt_at > now() + interval '1 hour'`, row); n != 0 {
+		t.Errorf("row retried more than an hour after one failed call (the worker's clock ahead)")
 	}
 }

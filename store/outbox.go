@@ -178,6 +178,11 @@ type OutboxDone struct {
 	Receipt string
 	Error   string
 	Retry   time.Time
+	// RetryIn, when Retry is zero, is when to try again: that long after
+	// the outcome is recorded, by Postgres's clock (which every claim
+	// compares with), so a caller whose clock is off schedules nothing
+	// years away.
+	RetryIn time.Duration
 	// VerifyAfter, for a sent row, is when to read it back (0: never; the
 	// destination cannot be read back).
 	VerifyAfter time.Duration
@@ -200,6 +205,15 @@ const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id I
 // pusher send the row while the second's call is in flight).
 const ownClaim = `(d.attempt = 0 OR o.attempts = d.attempt)`
 
+// relative is the milliseconds after now() a retry time is (in, when at
+// is zero, at least 0), or -1: at itself.
+func relative(at time.Time, in time.Duration) int64 {
+	if !at.IsZero() {
+		return -1
+	}
+	return max(in.Milliseconds(), 0)
+}
+
 // PushCall is the outcome of one provider call, for the destination's retry
 // schedule (ClaimPush).
 type PushCall struct {
@@ -208,6 +222,9 @@ type PushCall struct {
 	// destination is claimed before RetryAt.
 	Failed  bool
 	RetryAt time.Time
+	// RetryIn, when RetryAt is zero: the destination is held that long
+	// from the commit, by Postgres's clock.
+	RetryIn time.Duration
 	Error   string
 	// Succeeded: the provider answered (whatever it said of each row): the
 	// schedule and circuit are reset. Neither flag leaves them as they are.
@@ -221,6 +238,7 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 	var sent, failed, retry, sentVerify, sentAttempt, failedAttempt, retryAttempt []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
 	var retryAt []time.Time
+	var retryIn []int64
 	for _, d := range done {
 		switch d.Status {
 		case OutboxSent:
@@ -231,7 +249,7 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			failedAttempt = append(failedAttempt, int64(d.Attempt))
 		default:
 			retry, retryErr, retryAt = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000)), append(retryAt, d.Retry)
-			retryAttempt = append(retryAttempt, int64(d.Attempt))
+			retryAttempt, retryIn = append(retryAttempt, int64(d.Attempt)), append(retryIn, relative(d.Retry, d.RetryIn))
 		}
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
@@ -259,10 +277,11 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			for i, t := range retryAt {
 				at[i] = t.UTC().Format(time.RFC3339Nano)
 			}
-			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET next_attempt_at = d.at, last_error = d.error, lease_until = NULL
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[]) AS d(id, at, error, attempt)
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET last_error = d.error, lease_until = NULL,
+				next_attempt_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::bigint[]) AS d(id, at, error, attempt, in_ms)
 				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
-				pq.Array(retry), pq.Array(at), pq.Array(retryErr), pq.Array(retryAttempt)); err != nil {
+				pq.Array(retry), pq.Array(at), pq.Array(retryErr), pq.Array(retryAttempt), pq.Array(retryIn)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -270,8 +289,9 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			var err error
 			switch {
 			case c.Failed:
-				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1, hold_until = $2,
-					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000))
+				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1,
+					hold_until = CASE WHEN $4::bigint >= 0 THEN now() + $4::bigint * interval '1 millisecond' ELSE $2 END,
+					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000), relative(c.RetryAt, c.RetryIn))
 			case c.Succeeded:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = 0, hold_until = NULL, last_error = NULL,
 					updated_at = now() WHERE destination = $1 AND (failures > 0 OR hold_until IS NOT NULL)`, c.Destination)
