@@ -52,9 +52,9 @@ func TestBatchOneRefusedRowOfHundred(t *testing.T) {
 	}
 	var processed, ledger, outbox, badLedger int
 	for q, n := range map[string]*int{
-		`SELECT count(*) FROM inbound_events WHERE status = 'processed'`: &processed,
-		`SELECT count(*) FROM consent_events`:                            &ledger,
-		`SELECT count(*) FROM suppression_outbox`:                        &outbox,
+		`SELECT count(*) FROM inbound_events WHERE status = 'processed'`:                                                  &processed,
+		`SELECT count(*) FROM consent_events`:                                                                             &ledger,
+		`SELECT count(*) FROM suppression_outbox`:                                                                         &outbox,
 		`SELECT count(*) FROM consent_events e JOIN subjects s ON s.id = e.subject_id WHERE s.email = 'p037@example.com'`: &badLedger,
 	} {
 		if err := st.DB.Get(n, q); err != nil {
