@@ -147,3 +147,34 @@ func TestPushRetryUsesDatabaseClock(t *testing.T) {
 		t.Errorf("row retried more than an hour after one failed call (the worker's clock ahead)")
 	}
 }
+
+// TestSweepGoesOnPastOneBadTask: a task key Redis answers for with an
+// error (a key of the wrong type: WRONGTYPE) made the sweep stop at that
+// webhook, every sweep, so no later webhook and no destination's due
+// outbox rows were ever re-enqueued again; the sweep now goes on and
+// reports the error.
+func TestSweepGoesOnPastOneBadTask(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.withdrawByPostmark("sweep-bad-1@example.com")
+	e.withdrawByPostmark("sweep-bad-2@example.com")
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		t.Fatal(err)
+	}
+	var first int64
+	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.App.Redis.Set(context.Background(), jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "clobbered", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.queueOutbox("sendgrid-acme", "sweep-bad-out@example.com")
+	time.Sleep(5 * time.Millisecond)
+	in, out, err := e.App.Worker.Sweep(context.Background())
+	if err == nil {
+		t.Error("sweep reported no error for the task Redis refused")
+	}
+	if in != 1 || out != 1 {
+		t.Errorf("sweep re-enqueued %d webhooks, %d destinations; want 1, 1 (all but the one Redis refused)", in, out)
+	}
+}

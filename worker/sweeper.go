@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/consentsync/consentsync/jobs"
@@ -13,6 +15,13 @@ const sweepLockKey int64 = 0x636f6e73656e7401 // "consent\x01"
 
 // sweepLimit bounds the inbound rows one sweep re-enqueues.
 const sweepLimit = 1000
+
+// sweepFailures is how many enqueues in a row may fail before a sweep
+// gives up on the rest of its inbound rows or destinations (Redis is down,
+// not one task key refused): one key Redis refuses does not hold the
+// others back, every sweep, and a Redis that is down is not asked a
+// thousand times.
+const sweepFailures = 3
 
 // Sweep re-enqueues work that Redis may have lost: inbound rows still
 // 'received' and outbox rows still due, both older than worker.sweep_after.
@@ -26,6 +35,13 @@ const sweepLimit = 1000
 func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 	orphans, archived := 0, 0
 	_, err = w.Store.WithLock(ctx, sweepLockKey, func(ctx context.Context) error {
+		var errs []error
+		failed := 0 // in a row
+		fail := func(err error) bool {
+			errs = append(errs, err)
+			failed++
+			return failed >= sweepFailures
+		}
 		// Ages by Postgres's clock, which stamped the rows: this
 		// process's may be off.
 		age := w.Config.Worker.SweepAfter
@@ -36,8 +52,12 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 		for _, id := range ids {
 			got, err := w.Enqueuer.EnqueueInbound(ctx, id, true)
 			if err != nil {
-				return err
+				if fail(fmt.Errorf("inbound %d: %w", id, err)) {
+					break
+				}
+				continue
 			}
+			failed = 0
 			switch got {
 			case jobs.Queued:
 				inbound++
@@ -54,8 +74,9 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 		}
 		dests, err := w.Store.DueOutboxDestinations(ctx, age)
 		if err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
+		failed = 0
 		var unknown []string
 		for _, d := range dests {
 			if _, ok := w.Destinations[d]; !ok {
@@ -67,8 +88,12 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 			}
 			got, err := w.Enqueuer.EnqueuePushAt(ctx, d, time.Now())
 			if err != nil {
-				return err
+				if fail(fmt.Errorf("push %s: %w", d, err)) {
+					break
+				}
+				continue
 			}
+			failed = 0
 			if got == jobs.Queued {
 				outbox++
 			}
@@ -76,7 +101,7 @@ func (w *Worker) Sweep(ctx context.Context) (inbound, outbox int, err error) {
 		if len(unknown) > 0 {
 			w.Logger.Warn("outbox rows pending for destinations not configured; kept until configured again", "destinations", unknown)
 		}
-		return nil
+		return errors.Join(errs...)
 	})
 	if inbound > 0 {
 		w.Metrics.Sweeps.WithLabelValues("inbound").Add(float64(inbound))
