@@ -148,11 +148,12 @@ func TestPushRetryUsesDatabaseClock(t *testing.T) {
 	}
 }
 
-// TestSweepGoesOnPastOneBadTask: a task key Redis answers for with an
-// error (a key of the wrong type: WRONGTYPE) made the sweep stop at that
+// TestSweepGoesOnPastOneBadTask: a task key of the wrong type (a string
+// where asynq keeps a hash: WRONGTYPE) made the sweep stop at that
 // webhook, every sweep, so no later webhook and no destination's due
-// outbox rows were ever re-enqueued again; the sweep now goes on and
-// reports the error.
+// outbox rows were ever re-enqueued again, and the webhook itself waited
+// for good (replay's DeleteTask fails on it too); the sweep goes on past
+// a refused enqueue, and such a key is replaced as an orphan.
 func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
@@ -171,10 +172,14 @@ func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	e.queueOutbox("sendgrid-acme", "sweep-bad-out@example.com")
 	time.Sleep(5 * time.Millisecond)
 	in, out, err := e.App.Worker.Sweep(context.Background())
-	if err == nil {
-		t.Error("sweep reported no error for the task Redis refused")
+	if err != nil {
+		t.Errorf("sweep: %v; want the clobbered task key replaced as an orphan", err)
 	}
 	if in != 1 || out != 1 {
-		t.Errorf("sweep re-enqueued %d webhooks, %d destinations; want 1, 1 (all but the one Redis refused)", in, out)
+		t.Errorf("sweep re-enqueued %d webhooks, %d destinations; want 1, 1 (and the clobbered one replaced)", in, out)
+	}
+	info, err := e.App.Inspector.GetTaskInfo(jobs.QueueInbound, jobs.InboundTaskID(first))
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Errorf("task of the webhook whose key was clobbered: %+v, %v; want pending", info, err)
 	}
 }

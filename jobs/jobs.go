@@ -159,7 +159,9 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 	return ReplacedOrphan, nil
 }
 
-// dropOrphan deletes a task key that holds no task message, or, when
+// dropOrphan deletes a task key that holds no task message (or is no
+// hash at all: a key clobbered, which asynq's own scripts would fail on
+// for good), or, when
 // ARGV[2] is "1", an archived task (KEYS[2] is the queue's archive, ARGV[1]
 // the task id),
 // atomically (a live task enqueued meanwhile is never touched); it
@@ -169,6 +171,10 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 var dropOrphan = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
 	return 2
+end
+if redis.call("TYPE", KEYS[1]).ok ~= "hash" then
+	redis.call("DEL", KEYS[1])
+	return 1
 end
 if redis.call("HEXISTS", KEYS[1], "msg") == 1 then
 	if ARGV[2] ~= "1" or redis.call("HGET", KEYS[1], "state") ~= "archived" then
