@@ -146,27 +146,30 @@ func Transient(status int) bool {
 	return false
 }
 
+// MaxServerWait bounds any wait a server asks for (ServerWait): a
+// destination is held (every withdrawal to it waits) at most this long per
+// failed call, whatever its headers say.
+const MaxServerWait = 7 * 24 * time.Hour
+
 // ServerWait reads how long the server asked us to wait: Retry-After as
 // delay-seconds or an HTTP-date (RFC 9110 §10.2.3), else X-RateLimit-Reset
-// as epoch seconds (SendGrid). Negative waits count as zero.
+// as epoch seconds (SendGrid). Negative waits count as zero; every form is
+// bounded by MaxServerWait (a reset in epoch milliseconds, a date years
+// ahead, a clock far off would otherwise hold a destination for ever).
 func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
+	bound := func(d time.Duration) time.Duration { return min(max(d, 0), MaxServerWait) }
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-			if s < 0 {
-				s = 0
-			}
-			if s > 86400*7 {
-				s = 86400 * 7
-			}
+			s = min(max(s, 0), int64(MaxServerWait/time.Second))
 			return time.Duration(s) * time.Second, true
 		}
 		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0), true
+			return bound(t.Sub(now)), true
 		}
 	}
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 1e9 {
-			return max(time.Unix(s, 0).Sub(now), 0), true
+			return bound(time.Unix(min(s, now.Unix()+int64(MaxServerWait/time.Second)), 0).Sub(now)), true
 		}
 	}
 	return 0, false

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,31 @@ func TestRedirectStaysOnTheHost(t *testing.T) {
 	req, _ := retryablehttp.NewRequest(http.MethodGet, srv.URL+"/away", nil)
 	if _, err := Do(d, req, ""); !errors.Is(err, ErrPermanent) || elsewhere.Load() != 0 {
 		t.Errorf("derived client: err = %v, other host %d requests", err, elsewhere.Load())
+	}
+}
+
+// TestServerWaitBounded: every form of a provider's requested wait is
+// bounded as Retry-After delay-seconds is (MaxServerWait): a reset header
+// in milliseconds (read as epoch seconds it lies 50,000 years ahead), a
+// proxy's HTTP-date far in the future or a provider clock years off must
+// not hold a destination — every withdrawal to it — for centuries.
+func TestServerWaitBounded(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		h    http.Header
+		want time.Duration
+	}{
+		{"delay-seconds", http.Header{"Retry-After": {"120"}}, 2 * time.Minute},
+		{"delay-seconds huge", http.Header{"Retry-After": {"99999999999"}}, MaxServerWait},
+		{"HTTP-date near", http.Header{"Retry-After": {now.Add(time.Hour).Format(http.TimeFormat)}}, time.Hour},
+		{"HTTP-date years ahead", http.Header{"Retry-After": {now.AddDate(30, 0, 0).Format(http.TimeFormat)}}, MaxServerWait},
+		{"reset epoch seconds", http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(now.Add(30*time.Second).Unix(), 10)}}, 30 * time.Second},
+		{"reset epoch milliseconds", http.Header{"X-Ratelimit-Reset": {strconv.FormatInt(now.Add(30*time.Second).UnixMilli(), 10)}}, MaxServerWait},
+	} {
+		got, ok := ServerWait(tt.h, now)
+		if !ok || got != tt.want {
+			t.Errorf("%s: ServerWait = %v, %v; want %v", tt.name, got, ok, tt.want)
+		}
 	}
 }

@@ -505,3 +505,36 @@ func TestCircuitStateGauge(t *testing.T) {
 		t.Errorf("gauges for %d destinations, want every configured one", len(got))
 	}
 }
+
+// TestSweeperRecoversArchivedInbound: an inbound task asynq archived while
+// its webhook was still received (its last retry failed on Postgres
+// before the batch started, the worker was killed on its last try, an
+// operator archived it) holds the task id: the sweeper must replace it,
+// not take it for live, or the acknowledged webhook waits forever.
+func TestSweeperRecoversArchivedInbound(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.withdrawByPostmark("sweep-archived@example.com")
+	if n, err := e.App.Inspector.ArchiveAllPendingTasks(jobs.QueueInbound); err != nil || n != 1 {
+		t.Fatalf("archived %d tasks, %v; want 1", n, err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	in, _, err := e.App.Worker.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in != 1 {
+		t.Errorf("sweep re-enqueued %d webhooks; want 1 (the received row's task was archived)", in)
+	}
+	var id int64
+	if err := e.App.Store.DB.Get(&id, `SELECT id FROM inbound_events WHERE status = 'received'`); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.App.Inspector.GetTaskInfo(jobs.QueueInbound, jobs.InboundTaskID(id))
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("task of received webhook %d after the sweep: %+v, %v; want pending", id, info, err)
+	}
+	if n, err := e.App.Inspector.ListArchivedTasks(jobs.QueueInbound); err != nil || len(n) != 0 {
+		t.Errorf("archived tasks left: %d, %v; want none (the replaced one is gone from the archive)", len(n), err)
+	}
+}

@@ -97,6 +97,11 @@ const (
 	// pressure, or a half-deleted task — which would never run; it was
 	// removed and a new task enqueued.
 	ReplacedOrphan
+	// ReplacedArchived: the id was held by a task asynq had archived (given
+	// up on) while the row was still waiting — its last retry failed before
+	// the batch began (Postgres down), or its worker was killed on its last
+	// try. It was removed from the archive and a new task enqueued.
+	ReplacedArchived
 )
 
 // Inbound enqueues processing of inbound event id (EnqueueInbound). A live
@@ -110,7 +115,10 @@ func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
 // InboundTaskID(id); again marks work asked for again (InboundPayload.Again). When asynq refuses the id as a duplicate, the existing
 // task key is checked (with e.Redis): a key that holds no task message is
 // an orphan (asynq's enqueue script only tests that the key exists), so it
-// is deleted and the task enqueued again. Without e.Redis a duplicate is
+// is deleted and the task enqueued again; so is, when again is set (the
+// row is known to be still waiting: the sweeper, a batch that could not
+// take it), a task asynq archived, which would otherwise hold the id of
+// a received row for good. Without e.Redis a duplicate is
 // assumed live.
 func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (Enqueued, error) {
 	enqueue := func() error {
@@ -130,7 +138,7 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 		return AlreadyQueued, nil
 	}
 	key := TaskKey(QueueInbound, InboundTaskID(id))
-	dropped, err := dropOrphan.Run(ctx, e.Redis, []string{key}).Int()
+	dropped, err := dropOrphan.Run(ctx, e.Redis, []string{key, archiveKey(QueueInbound)}, InboundTaskID(id), again).Int()
 	if err != nil {
 		return 0, fmt.Errorf("jobs: check task %s: %w", InboundTaskID(id), err)
 	}
@@ -142,22 +150,39 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 	} else if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue inbound: %w", err)
 	}
-	if dropped == 2 {
+	switch dropped {
+	case 2:
 		return Queued, nil // the task had just ended: no orphan
+	case 3:
+		return ReplacedArchived, nil
 	}
 	return ReplacedOrphan, nil
 }
 
-// dropOrphan deletes a task key that holds no task message, atomically
-// (a live task enqueued meanwhile is never touched); it returns 1 when it
-// deleted one, 2 when no key is there any more (the task ended since the
-// refusal), 0 when a live task holds the key.
+// dropOrphan deletes a task key that holds no task message (or is no
+// hash at all: a key clobbered, which asynq's own scripts would fail on
+// for good), or, when
+// ARGV[2] is "1", an archived task (KEYS[2] is the queue's archive, ARGV[1]
+// the task id),
+// atomically (a live task enqueued meanwhile is never touched); it
+// returns 1 when it deleted an orphan, 3 when it deleted an archived task,
+// 2 when no key is there any more (the task ended since the refusal), 0
+// when a live task holds the key.
 var dropOrphan = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
 	return 2
 end
+if redis.call("TYPE", KEYS[1]).ok ~= "hash" then
+	redis.call("DEL", KEYS[1])
+	return 1
+end
 if redis.call("HEXISTS", KEYS[1], "msg") == 1 then
-	return 0
+	if ARGV[2] ~= "1" or redis.call("HGET", KEYS[1], "state") ~= "archived" then
+		return 0
+	end
+	redis.call("ZREM", KEYS[2], ARGV[1])
+	redis.call("DEL", KEYS[1])
+	return 3
 end
 redis.call("DEL", KEYS[1])
 return 1
@@ -167,6 +192,10 @@ return 1
 // internal/base.TaskKey: "asynq:{<queue>}:t:<id>"); its "msg" field holds
 // the encoded task, "state" its state.
 func TaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }
+
+// archiveKey is the sorted set of a queue's archived task ids (asynq's
+// internal/base.ArchivedKey).
+func archiveKey(queue string) string { return "asynq:{" + queue + "}:archived" }
 
 // PushTaskID is the TaskID of destination's push due at slot (a multiple
 // of the linger, Unix ms): every enqueue within one linger window names the

@@ -144,3 +144,42 @@ func TestPayloadsCarryTraceParent(t *testing.T) {
 		t.Fatalf("payload without a span: %s", ti.Payload)
 	}
 }
+
+// TestEnqueueInboundReplacesArchivedWhenAskedAgain: an archived task holds
+// its id; asked again (the sweeper: the row still waits) EnqueueInbound
+// removes it from the archive and enqueues a new task; a first enqueue
+// (again false) leaves the archive alone.
+func TestEnqueueInboundReplacesArchivedWhenAskedAgain(t *testing.T) {
+	ctx := context.Background()
+	u := testenv.Redis(t)
+	opt, err := RedisOpt(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, _ := redis.ParseURL(u)
+	rc := redis.NewClient(ro)
+	defer rc.Close()
+	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
+	defer client.Close()
+	defer insp.Close()
+	e := &Enqueuer{Client: client, MaxRetry: 3, Redis: rc}
+	if got, err := e.EnqueueInbound(ctx, 11, false); err != nil || got != Queued {
+		t.Fatalf("first enqueue = %v, %v", got, err)
+	}
+	if err := insp.ArchiveTask(QueueInbound, InboundTaskID(11)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.EnqueueInbound(ctx, 11, false); err != nil || got != AlreadyQueued {
+		t.Fatalf("first-time enqueue over an archived task = %v, %v; want AlreadyQueued", got, err)
+	}
+	if got, err := e.EnqueueInbound(ctx, 11, true); err != nil || got != ReplacedArchived {
+		t.Fatalf("again over an archived task = %v, %v; want ReplacedArchived", got, err)
+	}
+	info, err := insp.GetTaskInfo(QueueInbound, InboundTaskID(11))
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("after replacing the archived task: %+v, %v; want pending", info, err)
+	}
+	if archived, err := insp.ListArchivedTasks(QueueInbound); err != nil || len(archived) != 0 {
+		t.Fatalf("archive holds %d tasks, %v; want none", len(archived), err)
+	}
+}

@@ -128,12 +128,15 @@ func (s *Store) RecordInboundAttempt(ctx context.Context, id int64, cause string
 	return err
 }
 
-// UnfinishedInbound lists ids of rows still 'received' that arrived before
-// olderThan, oldest first, at most limit.
-func (s *Store) UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error) {
+// UnfinishedInbound lists ids of rows still 'received' that arrived more
+// than age ago, oldest first, at most limit. Age is measured by Postgres's
+// clock, which stamped received_at: a caller whose clock is off (jumped
+// back a day) still finds them.
+func (s *Store) UnfinishedInbound(ctx context.Context, age time.Duration, limit int) ([]int64, error) {
 	var ids []int64
-	err := s.DB.SelectContext(ctx, &ids, `SELECT id FROM inbound_events WHERE status = 'received' AND received_at < $1
-		ORDER BY received_at LIMIT $2`, olderThan, limit)
+	err := s.DB.SelectContext(ctx, &ids, `SELECT id FROM inbound_events WHERE status = 'received'
+		AND received_at < now() - $1 * interval '1 millisecond'
+		ORDER BY received_at LIMIT $2`, age.Milliseconds(), limit)
 	return ids, err
 }
 

@@ -178,15 +178,41 @@ type OutboxDone struct {
 	Receipt string
 	Error   string
 	Retry   time.Time
+	// RetryIn, when Retry is zero, is when to try again: that long after
+	// the outcome is recorded, by Postgres's clock (which every claim
+	// compares with), so a caller whose clock is off schedules nothing
+	// years away.
+	RetryIn time.Duration
 	// VerifyAfter, for a sent row, is when to read it back (0: never; the
 	// destination cannot be read back).
 	VerifyAfter time.Duration
+	// Attempt is the row's attempts as its claim returned them
+	// (OutboxRow.Attempts): the outcome is recorded only if no claim
+	// came since (a pusher whose lease ended mid-call and whose row
+	// another pusher took records nothing). 0: recorded regardless.
+	Attempt int
 }
 
 // scrubErased drops the address of a finished row whose subject was erased
 // while it was pending (it was kept only to be pushed).
 const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE email END,
 	phone = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id IN (subject_id, target_subject_id) AND erased_at IS NOT NULL) THEN NULL ELSE phone END`
+
+// ownClaim is true of a row o whose outcome d (OutboxDone) belongs to its
+// latest claim: ClaimPush counts each claim in attempts, so a pusher whose
+// lease ended mid-call and whose row another pusher claimed since records
+// nothing over the newer claim (clearing its lease would let a third
+// pusher send the row while the second's call is in flight).
+const ownClaim = `(d.attempt = 0 OR o.attempts = d.attempt)`
+
+// relative is the milliseconds after now() a retry time is (in, when at
+// is zero, at least 0), or -1: at itself.
+func relative(at time.Time, in time.Duration) int64 {
+	if !at.IsZero() {
+		return -1
+	}
+	return max(in.Milliseconds(), 0)
+}
 
 // PushCall is the outcome of one provider call, for the destination's retry
 // schedule (ClaimPush).
@@ -196,6 +222,9 @@ type PushCall struct {
 	// destination is claimed before RetryAt.
 	Failed  bool
 	RetryAt time.Time
+	// RetryIn, when RetryAt is zero: the destination is held that long
+	// from the commit, by Postgres's clock.
+	RetryIn time.Duration
 	Error   string
 	// Succeeded: the provider answered (whatever it said of each row): the
 	// schedule and circuit are reset. Neither flag leaves them as they are.
@@ -206,18 +235,21 @@ type PushCall struct {
 // destination's schedule (call, when given), in one transaction of at most
 // four set-based statements.
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...PushCall) error {
-	var sent, failed, retry, sentVerify []int64
+	var sent, failed, retry, sentVerify, sentAttempt, failedAttempt, retryAttempt []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
 	var retryAt []time.Time
+	var retryIn []int64
 	for _, d := range done {
 		switch d.Status {
 		case OutboxSent:
 			sent, sentReceipt = append(sent, d.ID), append(sentReceipt, d.Receipt)
-			sentVerify = append(sentVerify, d.VerifyAfter.Milliseconds())
+			sentVerify, sentAttempt = append(sentVerify, d.VerifyAfter.Milliseconds()), append(sentAttempt, int64(d.Attempt))
 		case OutboxFailed:
 			failed, failedReceipt, failedErr = append(failed, d.ID), append(failedReceipt, d.Receipt), append(failedErr, truncate(d.Error, 2000))
+			failedAttempt = append(failedAttempt, int64(d.Attempt))
 		default:
 			retry, retryErr, retryAt = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000)), append(retryAt, d.Retry)
+			retryAttempt, retryIn = append(retryAttempt, int64(d.Attempt)), append(retryIn, relative(d.Retry, d.RetryIn))
 		}
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
@@ -225,16 +257,18 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'sent', sent_at = now(),
 				receipt = d.receipt, last_error = NULL, lease_until = NULL, verified_at = NULL, verify_attempts = 0,
 				verify_due_at = CASE WHEN d.verify_ms > 0 THEN now() + d.verify_ms * interval '1 millisecond' END, `+scrubErased+`
-				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(id, receipt, verify_ms) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify)); err != nil {
+				FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS d(id, receipt, verify_ms, attempt)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(sent), pq.Array(sentReceipt), pq.Array(sentVerify), pq.Array(sentAttempt)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
 		if len(failed) > 0 {
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET status = 'failed', receipt = NULLIF(d.receipt, ''),
 				last_error = d.error, lease_until = NULL, `+scrubErased+`
-				FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, error) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(failed), pq.Array(failedReceipt), pq.Array(failedErr)); err != nil {
+				FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS d(id, receipt, error, attempt)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(failed), pq.Array(failedReceipt), pq.Array(failedErr), pq.Array(failedAttempt)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -243,9 +277,11 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			for i, t := range retryAt {
 				at[i] = t.UTC().Format(time.RFC3339Nano)
 			}
-			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET next_attempt_at = d.at, last_error = d.error, lease_until = NULL
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS d(id, at, error) WHERE o.id = d.id AND o.status = 'pending'`,
-				pq.Array(retry), pq.Array(at), pq.Array(retryErr)); err != nil {
+			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET last_error = d.error, lease_until = NULL,
+				next_attempt_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::bigint[]) AS d(id, at, error, attempt, in_ms)
+				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
+				pq.Array(retry), pq.Array(at), pq.Array(retryErr), pq.Array(retryAttempt), pq.Array(retryIn)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -253,8 +289,9 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			var err error
 			switch {
 			case c.Failed:
-				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1, hold_until = $2,
-					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000))
+				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1,
+					hold_until = CASE WHEN $4::bigint >= 0 THEN now() + $4::bigint * interval '1 millisecond' ELSE $2 END,
+					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000), relative(c.RetryAt, c.RetryIn))
 			case c.Succeeded:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = 0, hold_until = NULL, last_error = NULL,
 					updated_at = now() WHERE destination = $1 AND (failures > 0 OR hold_until IS NOT NULL)`, c.Destination)
@@ -283,14 +320,16 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 }
 
 // DueOutboxDestinations lists destinations that have pending rows due
-// before dueBefore and not leased, or sent rows to read back by then: the
-// sweeper re-enqueues a push for each.
-func (s *Store) DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error) {
+// for more than age and not leased, or sent rows whose read-back is that
+// overdue: the sweeper re-enqueues a push for each. Age is measured by
+// Postgres's clock, which set those times.
+func (s *Store) DueOutboxDestinations(ctx context.Context, age time.Duration) ([]string, error) {
 	var out []string
-	err := s.DB.SelectContext(ctx, &out, `SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox
-		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < now())
-		UNION SELECT DISTINCT destination FROM suppression_outbox WHERE status = 'sent' AND verify_due_at <= $1) d
-		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, dueBefore)
+	err := s.DB.SelectContext(ctx, &out, `WITH c AS (SELECT now() - $1 * interval '1 millisecond' AS due_before)
+		SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox, c
+		WHERE status = 'pending' AND next_attempt_at <= c.due_before AND (lease_until IS NULL OR lease_until < now())
+		UNION SELECT DISTINCT destination FROM suppression_outbox, c WHERE status = 'sent' AND verify_due_at <= c.due_before) d
+		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, age.Milliseconds())
 	return out, err
 }
 

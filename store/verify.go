@@ -115,7 +115,11 @@ type VerifyDone struct {
 	Outcome string // VerifyHeld, VerifyMissing or VerifyUnknown
 	// Receipt is the provider's answer, addresses masked.
 	Receipt string
+	// Retry, for VerifyUnknown, is when to ask again (zero, with RetryIn
+	// zero too: given up); RetryIn, when Retry is zero, is how long after
+	// the commit, by Postgres's clock (a caller's clock may be off).
 	Retry   time.Time
+	RetryIn time.Duration
 }
 
 // CompleteVerify records read-back outcomes in one transaction and returns
@@ -126,6 +130,7 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 	var held, missing, unknown, retry []int64
 	var heldR, missingR, unknownR []string
 	var retryAt []string
+	var retryIn []int64
 	for _, d := range done {
 		r := truncate(d.Receipt, 2000)
 		switch {
@@ -133,10 +138,11 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 			held, heldR = append(held, d.ID), append(heldR, r)
 		case d.Outcome == VerifyMissing:
 			missing, missingR = append(missing, d.ID), append(missingR, r)
-		case d.Retry.IsZero():
+		case d.Retry.IsZero() && d.RetryIn <= 0:
 			unknown, unknownR = append(unknown, d.ID), append(unknownR, r)
 		default:
 			retry, retryAt = append(retry, d.ID), append(retryAt, d.Retry.UTC().Format(time.RFC3339Nano))
+			retryIn = append(retryIn, relative(d.Retry, d.RetryIn))
 		}
 	}
 	var events []int64
@@ -171,8 +177,9 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
 					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
 				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(unknown), pq.Array(unknownR)}},
-			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = d.at FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at)
-				WHERE o.id = d.id AND o.status = 'sent'`, []any{pq.Array(retry), pq.Array(retryAt)}},
+			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS d(id, at, in_ms)
+				WHERE o.id = d.id AND o.status = 'sent'`, []any{pq.Array(retry), pq.Array(retryAt), pq.Array(retryIn)}},
 		}
 		for _, st := range steps {
 			if st.n == 0 {
@@ -307,19 +314,22 @@ func (s *Store) MaxOutboxID(ctx context.Context, destination string) (int64, err
 // RecordDrift records, for each of ids, that a drift check found the
 // destination no longer holding the suppression (a "drift" history line
 // with receipt), and, when repair, puts the row back to pending to be
-// pushed again. It returns the rows changed.
+// pushed again. It returns the rows changed. A row a later one of its
+// scope superseded since the check read it (a lift pushed meanwhile: the
+// provider rightly no longer holds the suppression) is left alone, as
+// CompleteVerify does: pushed again, it would undo the newer row.
 func (s *Store) RecordDrift(ctx context.Context, ids []int64, receipts []string, repair bool) (int, error) {
 	var n int
 	err := s.Tx(ctx, func(tx *Tx) error {
 		q := `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 			u AS (UPDATE suppression_outbox o SET mismatches = mismatches + 1, verify_receipt = d.receipt
-				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
 		if repair {
 			q = `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
 			u AS (UPDATE suppression_outbox o SET status = 'pending', next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
 				mismatches = mismatches + 1, verify_receipt = d.receipt, last_error = 'drift: the destination no longer holds the suppression'
-				FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
+				FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
 		}
 		trimmed := make([]string, len(receipts))

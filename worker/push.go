@@ -278,7 +278,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	if err != nil && errors.Is(err, connectors.ErrPermanent) {
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Error: err.Error()}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxFailed, Error: err.Error()}
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "failed").Add(float64(len(rows)))
 		span.SetAttributes(tracing.AttrFailed.Int(len(rows)))
@@ -290,16 +290,19 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		if !named {
 			delay = backoff(failures + 1)
 		}
+		// A connector's (a plugin's) own wait is bounded as the
+		// headers' are (connectors.ServerWait).
+		delay = min(max(delay, 0), connectors.MaxServerWait)
 		retry := w.now().Add(delay)
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: err.Error(), Retry: retry}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: err.Error(), RetryIn: delay}
 		}
 		w.Metrics.SuppressionsPushed.WithLabelValues(name, "retried").Add(float64(len(rows)))
 		w.Metrics.PushCalls.WithLabelValues(name, "retried").Inc()
 		span.SetAttributes(tracing.AttrRetry.Int(len(rows)))
 		w.Logger.Warn("push failed; destination held", "destination", name, "rows", len(rows), "in", delay.String(), "err", err)
-		return retry, w.complete(rctx, done, store.PushCall{Destination: name, Failed: true, RetryAt: retry, Error: err.Error()})
+		return retry, w.complete(rctx, done, store.PushCall{Destination: name, Failed: true, RetryIn: delay, Error: err.Error()})
 	}
 	w.Metrics.PushCalls.WithLabelValues(name, "ok").Inc()
 	byID := make(map[int64]connectors.Result, len(results))
@@ -318,16 +321,16 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		case !ok:
 			// A destination that forgot a row: try it again later.
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: "no result from destination", Retry: w.now().Add(backoff(3))}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "no result from destination", RetryIn: backoff(3)}
 		case res.Err == nil:
 			sent++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxSent, Receipt: res.Receipt, VerifyAfter: verifyAfter}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxSent, Receipt: res.Receipt, VerifyAfter: verifyAfter}
 		case errors.Is(res.Err, connectors.ErrPermanent):
 			failed++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
 		default:
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Status: store.OutboxPending, Error: res.Err.Error(), Retry: w.now().Add(backoff(3))}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: res.Err.Error(), RetryIn: backoff(3)}
 		}
 	}
 	w.Metrics.SuppressionsPushed.WithLabelValues(name, "sent").Add(float64(sent))

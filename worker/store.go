@@ -20,10 +20,10 @@ type Store interface {
 	Ledger
 	GetInbound(ctx context.Context, id int64) (*store.Inbound, error)
 	RecordInboundAttempt(ctx context.Context, id int64, cause string, final bool) error
-	UnfinishedInbound(ctx context.Context, olderThan time.Time, limit int) ([]int64, error)
+	UnfinishedInbound(ctx context.Context, age time.Duration, limit int) ([]int64, error)
 	ClaimPush(ctx context.Context, destination string, limit int, lease time.Duration, openAfter int) (store.Claim, error)
 	CompleteOutbox(ctx context.Context, done []store.OutboxDone, call ...store.PushCall) error
-	DueOutboxDestinations(ctx context.Context, dueBefore time.Time) ([]string, error)
+	DueOutboxDestinations(ctx context.Context, age time.Duration) ([]string, error)
 	ClaimVerify(ctx context.Context, destination string, limit int, lease time.Duration) ([]store.OutboxRow, error)
 	CompleteVerify(ctx context.Context, done []store.VerifyDone) ([]int64, error)
 	Honoured(ctx context.Context, eventIDs []int64) (map[int64]time.Time, error)

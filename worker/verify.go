@@ -72,13 +72,15 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if !named {
 				delay = w.Config.Worker.VerifyAfter
 			}
+			delay = min(max(delay, 0), connectors.MaxServerWait)
 			retryAt := w.now().Add(delay)
 			for _, r := range rows {
-				retry := retryAt
+				// Retry times by Postgres's clock (RetryIn; positive: asked again).
+				retry := max(delay, time.Millisecond)
 				if errors.Is(cerr, connectors.ErrPermanent) && r.VerifyAttempts >= w.Config.Worker.VerifyAttempts {
-					retry = time.Time{} // this row is given up; the others keep their tries
+					retry = 0 // this row is given up; the others keep their tries
 				}
-				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), Retry: retry})
+				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), RetryIn: retry})
 			}
 			w.Metrics.Verifications.WithLabelValues(name, "error").Add(float64(len(rows)))
 			w.Logger.Warn("read-back failed", "destination", name, "rows", len(rows), "err", connectors.MaskAddresses(cerr.Error()))
@@ -105,14 +107,14 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			default:
 				d.Outcome = store.VerifyUnknown
 				if r.VerifyAttempts < w.Config.Worker.VerifyAttempts {
-					d.Retry = w.now().Add(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts))
-					if retryAt.IsZero() || d.Retry.Before(retryAt) {
-						retryAt = d.Retry
+					d.RetryIn = max(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts), time.Millisecond)
+					if at := w.now().Add(d.RetryIn); retryAt.IsZero() || at.Before(retryAt) {
+						retryAt = at
 					}
 				}
 			}
 			outcome := d.Outcome
-			if outcome == store.VerifyUnknown && !d.Retry.IsZero() {
+			if outcome == store.VerifyUnknown && d.RetryIn > 0 {
 				outcome = "retried"
 			}
 			w.Metrics.Verifications.WithLabelValues(name, outcome).Inc()
