@@ -381,11 +381,28 @@ func ParseTime(v string, loc *time.Location) (time.Time, error) {
 		return time.Time{}, errors.New("a number that is neither Unix seconds nor milliseconds")
 	}
 	for _, l := range timeLayouts {
-		if t, err := time.ParseInLocation(l, v, loc); err == nil {
-			return t.UTC(), nil
+		t, err := time.ParseInLocation(l, v, loc)
+		if err != nil {
+			continue
 		}
+		if strings.Contains(l, "MST") && !knownZone(t, loc) {
+			return time.Time{}, errors.New("a time zone abbreviation whose offset is unknown (write the offset, e.g. +0100)")
+		}
+		return t.UTC(), nil
 	}
 	return time.Time{}, errors.New("unknown date format")
+}
+
+// knownZone reports whether t, parsed from a layout with a zone
+// abbreviation, has a true offset: UTC or GMT, or an abbreviation loc uses
+// (Go sets loc then). time.Parse gives any other abbreviation ("PST",
+// "EST", "GMT+2") a made-up zone with a zero offset, hours off.
+func knownZone(t time.Time, loc *time.Location) bool {
+	if t.Location() == loc || t.Location() == time.UTC {
+		return true
+	}
+	name, off := t.Zone()
+	return off == 0 && (name == "UTC" || name == "GMT" || name == "UT")
 }
 
 // Rows streams one export's data rows: the header row read by NewRows,

@@ -172,6 +172,39 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestParseTimeZoneAbbreviations: a zone written as an abbreviation is
+// read only when its offset is known (UTC, GMT, or one the -timezone
+// location uses); Go's time.Parse gives any other abbreviation ("PST",
+// "EST", "GMT+2") a zero offset, which would date the row hours off and
+// could order a withdrawal after a grant it preceded.
+func TestParseTimeZoneAbbreviations(t *testing.T) {
+	t.Parallel()
+	paris, _ := time.LoadLocation("Europe/Paris")
+	want := time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v   string
+		loc *time.Location
+	}{
+		{"2024-03-01 09:00:00 UTC", nil}, {"2024-03-01 09:00:00 GMT", paris}, {"2024-03-01 10:00:00 CET", paris},
+		{"Fri, 01 Mar 2024 10:00:00 CET", paris}, {"Fri, 01 Mar 2024 09:00:00 UTC", paris},
+	} {
+		if got, err := ParseTime(c.v, c.loc); err != nil || !got.Equal(want) {
+			t.Errorf("%q in %v: got %v, %v; want %v", c.v, c.loc, got, err, want)
+		}
+	}
+	for _, c := range []struct {
+		v   string
+		loc *time.Location
+	}{
+		{"2024-03-01 01:00:00 PST", nil}, {"2024-03-01 10:00:00 CET", nil}, {"Fri, 01 Mar 2024 04:00:00 EST", paris},
+		{"2024-03-01 11:00:00 GMT+2", nil}, {"2024-03-01 09:00:00 XYZ", paris},
+	} {
+		if got, err := ParseTime(c.v, c.loc); err == nil {
+			t.Errorf("%q in %v: read as %v, want refused (offset of the abbreviation unknown)", c.v, c.loc, got)
+		}
+	}
+}
+
 // TestImportedGrantQuality: a grant imported without a tick is recorded
 // with criterion express unknown (ReasonImported); one with a tick is not.
 func TestImportedGrantQuality(t *testing.T) {
