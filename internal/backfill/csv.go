@@ -146,13 +146,15 @@ var (
 // the configured brands a row may name; region reads national phone
 // numbers. It returns ErrNoIdentifierColumn or ErrNoStatusColumn (wrapped)
 // when the export cannot give a subject or a status, and an error for a
-// header two fields claim or a named column the header lacks.
+// header two fields claim, a field's header that appears twice, or a
+// named column the header lacks.
 func NewMapping(header []string, cols Columns, d Defaults, brands []string, region string) (*Mapping, error) {
 	m := &Mapping{index: map[Field]int{}, defaults: d, brands: brands, region: region}
 	if m.defaults.Location == nil {
 		m.defaults.Location = time.UTC
 	}
 	pos := map[string]int{}
+	twice := map[string]int{} // a header name's second column
 	for i, h := range header {
 		if i == 0 {
 			h = strings.TrimPrefix(h, "\uFEFF")
@@ -160,6 +162,8 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 		k := strings.ToLower(strings.TrimSpace(h))
 		if _, dup := pos[k]; !dup {
 			pos[k] = i
+		} else if _, seen := twice[k]; !seen {
+			twice[k] = i
 		}
 	}
 	used := map[int]bool{}
@@ -177,6 +181,12 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 		}
 		if used[i] {
 			return nil, fmt.Errorf("column %q is mapped to two fields", name)
+		}
+		if j, dup := twice[strings.ToLower(strings.TrimSpace(name))]; dup {
+			// Which of the two holds the field's data is a guess: reading
+			// the first would silently drop the other's values.
+			return nil, fmt.Errorf("column %q (for %s) appears twice in the header (columns %d and %d): rename one, or map another header with -col %s=Header",
+				consent.CleanText(strings.TrimSpace(name), 80), f, i+1, j+1, f)
 		}
 		used[i] = true
 		m.index[f] = i

@@ -142,6 +142,9 @@ func TestCSVHeaderErrors(t *testing.T) {
 		{"email,occurred_at", nil, Defaults{}, "no status column"},
 		{"email,status", Columns{FieldOccurredAt: "When"}, Defaults{}, `column "When" (for occurred_at) is not in the header`},
 		{"email,status", Columns{FieldPhone: "email"}, Defaults{}, `column "email" is mapped to two fields`},
+		{"email,status,occurred_at,Status", nil, Defaults{}, `column "status" (for status) appears twice in the header (columns 2 and 4)`},
+		{"\uFEFFEmail,status, EMAIL ", nil, Defaults{}, `column "email" (for email) appears twice in the header (columns 1 and 3)`},
+		{"Email Address,status,Email Address", Columns{FieldEmail: "email address"}, Defaults{}, `appears twice`},
 	} {
 		_, err := NewMapping(strings.Split(c.header, ","), c.cols, c.d, nil, "FR")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
