@@ -141,6 +141,10 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //	redacted        Batch.Erasures
 //	invalid         Batch.Undeliverable
 //
+// An SMS signal names the customer's number and, when it is an address,
+// their email: the number is given with the address, so the worker links
+// the two into one person (the consent stays the number's).
+//
 // occurred_at is the consent object's consent_updated_at (RFC 3339, any
 // offset, converted to UTC), else the record's own top-level updated_at
 // (customer payloads carry it), else the channel is skipped: it is never
@@ -279,6 +283,14 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 		{key: consentSMS, label: "sms", channel: consent.ChannelSMS, subject: consent.Subject{Phone: phone}},
 	}
 	found := false
+	// The number is given with the customer's address: SMS signals carry
+	// both, so the worker links them into one person (consent.ConsentSubject:
+	// the consent stays the number's). An address that is not one is left
+	// out: the worker would drop the whole signal for it.
+	smsWith := consent.Subject{Phone: phone}
+	if _, _, err := consent.NormalizeEmail(email); err == nil {
+		smsWith.Email = email
+	}
 	for _, sp := range specs {
 		raw, ok := obj[sp.key]
 		if !ok || isNull(raw) {
@@ -344,8 +356,12 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			t := updatedAt
 			ev.ConfirmedAt = &t
 		}
+		sub := sp.subject
+		if sp.channel == consent.ChannelSMS {
+			sub = smsWith
+		}
 		b.Signals = append(b.Signals, consent.Signal{
-			Subject:    sp.subject,
+			Subject:    sub,
 			Channel:    sp.channel,
 			Brand:      s.cfg.Brand,
 			Purpose:    consent.PurposeMarketing,
