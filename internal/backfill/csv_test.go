@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -294,5 +295,35 @@ func TestColumnsMapping(t *testing.T) {
 	}
 	if err := set.Set("nofield"); err == nil {
 		t.Error("pair without = accepted")
+	}
+}
+
+// TestCSVDryRunCountsRepeatedChunks: a file whose rows repeat in a
+// chunk-aligned block (an exporting tool that sent one page twice) is one
+// new chunk and one duplicate, in a dry run as in the real run that
+// follows it: the dry run reports what the run will do.
+func TestCSVDryRunCountsRepeatedChunks(t *testing.T) {
+	t.Parallel()
+	im, _ := newImporter(t)
+	block := "a@example.com,withdrawn,2024-03-01T10:00:00Z\nb@example.com,withdrawn,2024-03-01T10:00:00Z\n"
+	data := "email,status,occurred_at\n" + block + block + "c@example.com,withdrawn,2024-03-02T10:00:00Z\n"
+	opts := func(dry bool) CSVOptions {
+		return CSVOptions{Source: "crm-export", Defaults: Defaults{Brand: "acme"}, Brands: []string{"acme"}, Region: "FR", ChunkRows: 2, DryRun: dry}
+	}
+	ctx := context.Background()
+	dry, err := im.CSV(ctx, strings.NewReader(data), opts(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := im.CSV(ctx, strings.NewReader(data), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real.Pages != 3 || real.InboxRows != 2 || real.DuplicatePages != 1 {
+		t.Fatalf("real run: %d chunks, %d written, %d duplicates; want 3, 2, 1", real.Pages, real.InboxRows, real.DuplicatePages)
+	}
+	if dry.Pages != real.Pages || dry.InboxRows != real.InboxRows || dry.DuplicatePages != real.DuplicatePages {
+		t.Fatalf("dry run: %d chunks, %d new, %d duplicates; the run did %d, %d, %d",
+			dry.Pages, dry.InboxRows, dry.DuplicatePages, real.Pages, real.InboxRows, real.DuplicatePages)
 	}
 }
