@@ -295,6 +295,11 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	if y := sig.OccurredAt.Year(); y < consent.MinYear || y > consent.MaxYear {
 		return sig, fmt.Errorf("occurred_at year %d outside %d..%d", y, consent.MinYear, consent.MaxYear)
 	}
+	if sig.OccurredAt.Unix() <= 0 {
+		// What exports write for no date (a zeroed Unix field): dated 1970,
+		// a withdrawal would lose to every grant.
+		return sig, errors.New("occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date")
+	}
 	ev := &sig.Evidence
 	ev.WordingVersion = m.cell(rec, FieldWordingVersion)
 	ev.WordingHash = m.cell(rec, FieldWordingHash)
