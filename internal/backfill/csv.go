@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -420,6 +421,9 @@ func knownZone(t time.Time, loc *time.Location) bool {
 	return off == 0 && (name == "UTC" || name == "GMT" || name == "UT")
 }
 
+// utf8BOM is the UTF-8 byte order mark some exports put first.
+const utf8BOM = "\uFEFF"
+
 // Rows streams one export's data rows: the header row read by NewRows,
 // then one Row per non-blank record (empty lines and records of empty
 // cells are skipped). It holds one record at a time.
@@ -442,7 +446,14 @@ type Row struct {
 // separator (',' when zero). Records may have fewer or more cells than
 // the header: missing cells are empty, extra ones ignored.
 func NewRows(r io.Reader, comma rune, cols Columns, d Defaults, brands []string, region string) (*Rows, error) {
-	cr := csv.NewReader(r)
+	// A byte order mark goes before the reader sees it: before a quoted
+	// first header ("\uFEFF\"email\",...", exports that quote every cell)
+	// it would make that quote a bare one, an unreadable header.
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	if comma != 0 {
