@@ -51,8 +51,10 @@ type Batch struct {
 	// Signals are the canonical consent signals, in the order sent. A signal
 	// whose Subject has only an ExternalID must be resolved (see Resolver).
 	Signals []consent.Signal
-	// Undeliverable lists addresses the sender reports as bouncing or
-	// cleaned: not a consent change, reported for operators.
+	// Undeliverable lists addresses (or numbers: Shopify's SMS state
+	// "invalid") the sender reports as bouncing or cleaned: not a consent
+	// change, reported for operators, and named by the request (an erasure
+	// of one of them deletes the request's raw body).
 	Undeliverable []string
 	// Erasures lists subjects whose erasure the sender requested (HubSpot
 	// contact.privacyDeletion).

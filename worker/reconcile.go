@@ -144,6 +144,12 @@ func PrepareBatch(b *connectors.Batch, o PrepareOptions) Prepared {
 	for _, raw := range b.Undeliverable {
 		if e, orig, err := consent.NormalizeEmail(raw); err == nil {
 			p.Named = append(p.Named, consent.Subject{Email: e, EmailOriginal: orig})
+		} else if !strings.Contains(raw, "@") {
+			// A number reported invalid (Shopify's SMS state "invalid") is
+			// named too, so that its erasure finds this request.
+			if n, err := consent.NormalizePhone(raw, region); err == nil {
+				p.Named = append(p.Named, consent.Subject{Phone: n})
+			}
 		}
 	}
 	p.Notes.Skipped = append(p.Notes.Skipped, b.Skipped...)
