@@ -338,3 +338,23 @@ func TestShopifyNumberIsTheCustomers(t *testing.T) {
 		t.Errorf("%d stored requests still name the erased number", n)
 	}
 }
+
+// TestErasureCoversSkippedRequests: a request that names the person but
+// carries no consent fact (a Mailchimp profile update, a Shopify record
+// whose only consent is not_subscribed) is still a stored request that
+// named them: the erasure deletes its raw body too.
+func TestErasureCoversSkippedRequests(t *testing.T) {
+	e := rulesEnv(t, false)
+	at := time.Now().UTC().Add(-time.Hour)
+	e.submit(map[string]any{"email": "tess.quiet@example.com", "submitted_at": at.Format(time.RFC3339), "newsletter": "on", "consent_version": "v3"})
+	e.mailchimpEvent("profile", "tess.quiet@example.com", at.Add(time.Minute))
+	postShopify(e, `{"id":81,"email":"Tess.Quiet@example.com","email_marketing_consent":{"state":"not_subscribed","consent_updated_at":null}}`, "ev-tess")
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/tess.quiet@example.com"); r.Status != 200 {
+		t.Fatalf("erase: HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE position('tess' in lower(convert_from(coalesce(body, ''), 'UTF8'))) > 0`); n != 0 {
+		t.Errorf("%d stored requests still name the erased person", n)
+	}
+}

@@ -228,6 +228,20 @@ func PrepareBatch(b *connectors.Batch, o PrepareOptions) Prepared {
 		p.Erasures = append(p.Erasures, sub)
 		p.Named = append(p.Named, sub)
 	}
+	// What the request names without a fact about it, once each: the
+	// facts above named the rest already.
+	named := map[string]bool{}
+	for _, n := range p.Named {
+		named[n.Key()] = true
+	}
+	for _, s := range b.Named {
+		sub, err := consent.NormalizeSubject(consent.Subject{Email: s.Email, Phone: s.Phone}, region)
+		if err != nil || named[sub.Key()] {
+			continue
+		}
+		named[sub.Key()] = true
+		p.Named = append(p.Named, sub)
+	}
 	p.Notes.Signals = len(p.Signals)
 	p.Notes.Undeliverable = len(b.Undeliverable)
 	return p

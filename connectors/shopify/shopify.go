@@ -227,6 +227,11 @@ func isOrder(obj map[string]json.RawMessage) bool {
 // Both topics fire for a paid order; the two facts are the same and the
 // worker keeps one.
 func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch) {
+	for _, k := range []string{"email", "contact_email"} {
+		if v := connectors.JSONString(obj[k]); strings.TrimSpace(v) != "" {
+			b.Named = append(b.Named, consent.Subject{Email: v})
+		}
+	}
 	if string(obj["test"]) == "true" {
 		b.Skipped = append(b.Skipped, "order: test order")
 		return
@@ -277,6 +282,14 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 	phone := firstString(obj, "phone", "phone_number")
 	recordUpdated, hasRecordUpdated := parseTime(connectors.JSONString(obj["updated_at"]))
 	eventID := strings.TrimSpace(h.Get(HeaderEventID))
+	// The record names the customer whatever its consent objects say (a
+	// not_subscribed one gives no signal): their erasure finds the request.
+	if strings.TrimSpace(email) != "" {
+		b.Named = append(b.Named, consent.Subject{Email: email})
+	}
+	if strings.TrimSpace(phone) != "" {
+		b.Named = append(b.Named, consent.Subject{Phone: phone})
+	}
 
 	specs := []channelSpec{
 		{key: consentEmail, label: "email", channel: consent.ChannelEmail, subject: consent.Subject{Email: email}},

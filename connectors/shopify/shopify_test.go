@@ -674,3 +674,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseNamesTheCustomer: a record whose consent gives no signal
+// (not_subscribed) and a skipped test order still name the customer
+// (Batch.Named), so that their erasure deletes the stored request.
+func TestParseNamesTheCustomer(t *testing.T) {
+	src, err := NewSource(config.Source{Name: "shopify-acme", Kind: "shopify", Brand: "acme", Secrets: []string{"k"}}, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"email":"n@example.com","phone":"+33612345678","email_marketing_consent":{"state":"not_subscribed"}}`, "n@example.com|+33612345678"},
+		{`{"email":"t@example.com","test":true,"order_number":1,"processed_at":"2025-11-20T10:00:00Z"}`, "t@example.com|"},
+	} {
+		b, err := src.Parse(&connectors.Request{Method: "POST", Header: http.Header{}, Body: []byte(tt.body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range b.Named {
+			got = append(got, n.Email+n.Phone)
+		}
+		if want := strings.Split(strings.TrimSuffix(tt.want, "|"), "|"); len(b.Signals) != 0 || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: signals %d, named %q; want none and %q", tt.body, len(b.Signals), got, want)
+		}
+	}
+}
