@@ -51,9 +51,17 @@ type Batch struct {
 	// Signals are the canonical consent signals, in the order sent. A signal
 	// whose Subject has only an ExternalID must be resolved (see Resolver).
 	Signals []consent.Signal
-	// Undeliverable lists addresses the sender reports as bouncing or
-	// cleaned: not a consent change, reported for operators.
+	// Undeliverable lists addresses (or numbers: Shopify's SMS state
+	// "invalid") the sender reports as bouncing or cleaned: not a consent
+	// change, reported for operators, and named by the request (an erasure
+	// of one of them deletes the request's raw body).
 	Undeliverable []string
+	// Named lists identifiers the request names without a fact about them
+	// (skipped items: a Mailchimp profile update, a Shopify record whose
+	// consent is not_subscribed), as sent: the worker records the request
+	// as naming them, so that their erasure deletes its raw body like that
+	// of any request that named the person.
+	Named []consent.Subject
 	// Erasures lists subjects whose erasure the sender requested (HubSpot
 	// contact.privacyDeletion).
 	Erasures []consent.Subject

@@ -95,8 +95,12 @@ func TestParseRFC3339(t *testing.T) {
 	if !ok || InYearRange(late) {
 		t.Errorf("year 10000 UTC: %v %v", ok, InYearRange(late))
 	}
-	if !InYearRange(want) || !InYearRange(time.Unix(0, 0)) {
+	if !InYearRange(want) || !InYearRange(time.Unix(1, 0)) {
 		t.Error("in range refused")
+	}
+	// The epoch itself stands for "no date" (as the number 0 does).
+	if epoch, ok := ParseRFC3339("1970-01-01T01:00:00+01:00"); !ok || InYearRange(epoch) {
+		t.Errorf("the Unix epoch: %v %v", ok, InYearRange(epoch))
 	}
 }
 

@@ -87,11 +87,15 @@ func ParseRFC3339(v string) (time.Time, bool) {
 }
 
 // InYearRange reports whether t's UTC year is within
-// consent.MinYear..consent.MaxYear: a time outside cannot be stored or
-// rendered as JSON.
+// consent.MinYear..consent.MaxYear (a time outside cannot be stored or
+// rendered as JSON) and t is after the Unix epoch: 1970-01-01T00:00:00Z
+// is what senders write for no date (JavaScript's new Date(0), a zeroed
+// field), refused as the number 0 is, so that a withdrawal is dated by
+// the next readable time (or its arrival), not by 1970, where it would
+// lose to every grant.
 func InYearRange(t time.Time) bool {
 	y := t.UTC().Year()
-	return y >= consent.MinYear && y <= consent.MaxYear
+	return y >= consent.MinYear && y <= consent.MaxYear && t.Unix() > 0
 }
 
 // Clip bounds a sender-supplied word before it goes into a skip reason or

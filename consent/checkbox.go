@@ -36,7 +36,8 @@ func (c Checkbox) String() string {
 // float64, json.Number, string, []any, nil) or from a form post (string).
 //
 //	ticked:    true, 1, "1", "on", "yes", "true", "checked", "y", an array
-//	           with a non-empty item that is not an unticked value
+//	           with a non-empty item that is not an unticked value, a
+//	           form's hidden unticked value then the box ("0", "1")
 //	unticked:  false, 0, "0", "off", "no", "false", "unchecked", "n", an
 //	           array of unticked values
 //	absent:    missing (nil), "", whitespace, an array of empty items
@@ -84,9 +85,15 @@ func ParseCheckbox(v any) (Checkbox, string) {
 // explicitly unticked (false, "0", "no" ...) is unticked; all left ticked
 // values or labels ("on", "I agree") is ticked. A mix of ticked and
 // unticked items, a number other than 0 or 1, or a nested list or object
-// is ambiguous: the answer cannot be told.
+// is ambiguous: the answer cannot be told — except the hidden-field idiom
+// of form frameworks (Rails' check_box, Laravel, Symfony): a hidden
+// unticked value posted before the box ("0" then "1"), so that an
+// unticked box still sends one; exactly one unticked text then one
+// ticked text reads ticked, as the framework reads the last value.
 func checkboxList(items []any) (Checkbox, string) {
 	parts := make([]string, 0, len(items))
+	var order []Checkbox // non-empty text items, in order
+	texts := true
 	ticked, unticked := 0, 0
 	for _, e := range items {
 		switch e.(type) {
@@ -98,6 +105,12 @@ func checkboxList(items []any) (Checkbox, string) {
 			}
 		}
 		c, text := ParseCheckbox(e)
+		if c != CheckboxAbsent {
+			order = append(order, c)
+			if _, ok := e.(string); !ok {
+				texts = false
+			}
+		}
 		switch c {
 		case CheckboxAbsent:
 			continue
@@ -112,6 +125,8 @@ func checkboxList(items []any) (Checkbox, string) {
 	switch {
 	case ticked+unticked == 0:
 		return CheckboxAbsent, ""
+	case texts && len(order) == 2 && order[0] == CheckboxUnticked && order[1] == CheckboxTicked:
+		return CheckboxTicked, evidence // the hidden-field idiom
 	case ticked > 0 && unticked > 0:
 		return CheckboxAmbiguous, evidence
 	case ticked == 0:

@@ -37,6 +37,17 @@ func TestParseCheckbox(t *testing.T) {
 		{[]any{"", nil}, CheckboxAbsent, ""},      // a repeated empty form field is no answer
 		{[]string{"", ""}, CheckboxAbsent, ""},
 		{[]string{"", "on"}, CheckboxTicked, "on"},
+		// The hidden-field idiom (Rails, Laravel, Symfony): a hidden "0"
+		// posted before the ticked box.
+		{[]string{"0", "1"}, CheckboxTicked, "0, 1"},
+		{[]any{"off", "on"}, CheckboxTicked, "off, on"},
+		{[]string{"0", "", "1"}, CheckboxTicked, "0, 1"},
+		// Anything else mixed stays ambiguous.
+		{[]string{"1", "0"}, CheckboxAmbiguous, "1, 0"},
+		{[]string{"0", "1", "1"}, CheckboxAmbiguous, "0, 1, 1"},
+		{[]string{"0", "0", "1"}, CheckboxAmbiguous, "0, 0, 1"},
+		{[]any{false, true}, CheckboxAmbiguous, "false, true"},
+		{[]any{"no", "I agree"}, CheckboxAmbiguous, "no, I agree"},
 		{[]any{[]any{}}, CheckboxAmbiguous, "[]"},
 
 		// unticked

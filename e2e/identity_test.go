@@ -303,3 +303,58 @@ func TestErasedIdentityLeavesNoBody(t *testing.T) {
 		t.Errorf("address given with the erased number, dated before the erasure: %v, want not allowed", got)
 	}
 }
+
+// TestShopifyNumberIsTheCustomers: a Shopify customer record gives the
+// number with the address, so the SMS consent is the same person's: every
+// view by either identifier shows it, and erasing the address erases the
+// number, including a request that only reported the number invalid.
+func TestShopifyNumberIsTheCustomers(t *testing.T) {
+	e := rulesEnv(t, false)
+	at := time.Now().UTC().Add(-time.Hour)
+	postShopify(e, fmt.Sprintf(`{"id":71,"email":"Sam.Shop@example.com","phone":"+33612345670",`+
+		`"email_marketing_consent":{"state":"not_subscribed","consent_updated_at":null},`+
+		`"sms_marketing_consent":{"state":"subscribed","opt_in_level":"confirmed_opt_in","consent_updated_at":%q}}`, at.Format(time.RFC3339)), "ev-sam-1")
+	// Later Shopify finds the number invalid: a request that names the
+	// number only as undeliverable.
+	postShopify(e, fmt.Sprintf(`{"id":71,"phone":"+33612345670","updated_at":%q,`+
+		`"sms_marketing_consent":{"state":"invalid","consent_updated_at":null}}`, at.Add(time.Minute).Format(time.RFC3339)), "ev-sam-2")
+	e.waitDrained()
+	byEmail := e.eligible("sam.shop@example.com", "sms", "acme", "marketing")
+	byPhone := e.eligible("+33612345670", "sms", "acme", "marketing")
+	if byPhone["allowed"] != true || byEmail["allowed"] != byPhone["allowed"] || byEmail["reason"] != byPhone["reason"] {
+		t.Errorf("sms eligibility by address %v, by number %v: want the same, allowed", byEmail, byPhone)
+	}
+	if r := e.admin("DELETE", "/v1/subjects/sam.shop@example.com"); r.Status != 200 {
+		t.Fatalf("erase: HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if r := e.admin("GET", "/v1/subjects/+33612345670"); r.Status != 404 {
+		t.Errorf("GET the number after erasing the address: HTTP %d, want 404: %s", r.Status, r.Body)
+	}
+	if n := e.count(`SELECT count(*) FROM subjects WHERE phone = '+33612345670'`); n != 0 {
+		t.Errorf("%d subjects still hold the number", n)
+	}
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE position('33612345670' in convert_from(coalesce(body, ''), 'UTF8')) > 0`); n != 0 {
+		t.Errorf("%d stored requests still name the erased number", n)
+	}
+}
+
+// TestErasureCoversSkippedRequests: a request that names the person but
+// carries no consent fact (a Mailchimp profile update, a Shopify record
+// whose only consent is not_subscribed) is still a stored request that
+// named them: the erasure deletes its raw body too.
+func TestErasureCoversSkippedRequests(t *testing.T) {
+	e := rulesEnv(t, false)
+	at := time.Now().UTC().Add(-time.Hour)
+	e.submit(map[string]any{"email": "tess.quiet@example.com", "submitted_at": at.Format(time.RFC3339), "newsletter": "on", "consent_version": "v3"})
+	e.mailchimpEvent("profile", "tess.quiet@example.com", at.Add(time.Minute))
+	postShopify(e, `{"id":81,"email":"Tess.Quiet@example.com","email_marketing_consent":{"state":"not_subscribed","consent_updated_at":null}}`, "ev-tess")
+	e.waitDrained()
+	if r := e.admin("DELETE", "/v1/subjects/tess.quiet@example.com"); r.Status != 200 {
+		t.Fatalf("erase: HTTP %d: %s", r.Status, r.Body)
+	}
+	e.waitDrained()
+	if n := e.count(`SELECT count(*) FROM inbound_events WHERE position('tess' in lower(convert_from(coalesce(body, ''), 'UTF8'))) > 0`); n != 0 {
+		t.Errorf("%d stored requests still name the erased person", n)
+	}
+}

@@ -144,6 +144,12 @@ func PrepareBatch(b *connectors.Batch, o PrepareOptions) Prepared {
 	for _, raw := range b.Undeliverable {
 		if e, orig, err := consent.NormalizeEmail(raw); err == nil {
 			p.Named = append(p.Named, consent.Subject{Email: e, EmailOriginal: orig})
+		} else if !strings.Contains(raw, "@") {
+			// A number reported invalid (Shopify's SMS state "invalid") is
+			// named too, so that its erasure finds this request.
+			if n, err := consent.NormalizePhone(raw, region); err == nil {
+				p.Named = append(p.Named, consent.Subject{Phone: n})
+			}
 		}
 	}
 	p.Notes.Skipped = append(p.Notes.Skipped, b.Skipped...)
@@ -220,6 +226,20 @@ func PrepareBatch(b *connectors.Batch, o PrepareOptions) Prepared {
 			continue
 		}
 		p.Erasures = append(p.Erasures, sub)
+		p.Named = append(p.Named, sub)
+	}
+	// What the request names without a fact about it, once each: the
+	// facts above named the rest already.
+	named := map[string]bool{}
+	for _, n := range p.Named {
+		named[n.Key()] = true
+	}
+	for _, s := range b.Named {
+		sub, err := consent.NormalizeSubject(consent.Subject{Email: s.Email, Phone: s.Phone}, region)
+		if err != nil || named[sub.Key()] {
+			continue
+		}
+		named[sub.Key()] = true
 		p.Named = append(p.Named, sub)
 	}
 	p.Notes.Signals = len(p.Signals)

@@ -140,6 +140,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			ref = connectors.JSONString(obj["message-id"])
 		}
 		keys = append(keys, strings.Join([]string{event, email, ref, connectors.JSONScalar(obj["ts_event"])}, "\x00"))
+		if strings.TrimSpace(email) != "" {
+			b.Named = append(b.Named, consent.Subject{Email: email}) // whatever the event means
+		}
 
 		var kind consent.ActivityKind
 		switch strings.ToLower(event) {

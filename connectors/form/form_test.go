@@ -458,3 +458,37 @@ func TestUndatedSubmissionTakesArrivalTime(t *testing.T) {
 		}
 	}
 }
+
+// TestParseHiddenUntickedField: Rails' check_box, Laravel and Symfony
+// forms post a hidden "0" before the checkbox, so that an unticked box
+// still sends a value: ticked posts newsletter=0&newsletter=1, unticked
+// newsletter=0 (the framework reads the last value). The ticked post is
+// an opt-in, with nothing ambiguous about it; the unticked one is none.
+func TestParseHiddenUntickedField(t *testing.T) {
+	_, cfg := fixture(t)
+	s := newSource(t, cfg)
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, tt := range []struct {
+		body   string
+		status consent.Status // "" for no signal
+	}{
+		{"email=a%40b.fr&submitted_at=2025-11-20T10%3A30%3A00Z&newsletter=0&newsletter=1", consent.StatusGranted},
+		{"email=a%40b.fr&submitted_at=2025-11-20T10%3A30%3A00Z&newsletter=off&newsletter=on", consent.StatusGranted},
+		{"email=a%40b.fr&submitted_at=2025-11-20T10%3A30%3A00Z&newsletter=0", ""},
+	} {
+		b := fixtures.Parse(t, s, &connectors.Request{Method: "POST", Header: h, Body: []byte(tt.body)}, false)
+		var got []consent.Signal
+		for _, sig := range b.Signals {
+			if sig.Purpose == consent.PurposeMarketing {
+				got = append(got, sig)
+			}
+		}
+		switch {
+		case tt.status == "" && len(got) != 0:
+			t.Errorf("%s: signals %+v, want none", tt.body, got)
+		case tt.status != "" && (len(got) != 1 || got[0].Status != tt.status || len(got[0].Problems) != 0):
+			t.Errorf("%s: signals %+v, want one %s without problems", tt.body, got, tt.status)
+		}
+	}
+}

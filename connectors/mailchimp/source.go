@@ -156,6 +156,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	reason := form.Get("data[reason]")
 
 	b := &connectors.Batch{DedupKey: connectors.HashParts(typ, listID, email, firedAt)}
+	// Every address the event names, whatever it means (an upemail's old
+	// and new address, a profile update's): its erasure finds the request.
+	for _, k := range []string{"data[email]", "data[old_email]", "data[new_email]"} {
+		if v := strings.TrimSpace(form.Get(k)); v != "" {
+			b.Named = append(b.Named, consent.Subject{Email: v})
+		}
+	}
 
 	switch typ {
 	case "unsubscribe", "subscribe", "cleaned":

@@ -332,3 +332,30 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestParseNamesEveryAddress: an event that is no consent change still
+// names its addresses (Batch.Named), so that an erasure of one of them
+// deletes the stored request.
+func TestParseNamesEveryAddress(t *testing.T) {
+	s := testSource(t, nil)
+	for _, tt := range []struct {
+		body string
+		want []string
+	}{
+		{"type=profile&fired_at=2025-11-20+10%3A00%3A00&data[email]=p%40example.com", []string{"p@example.com"}},
+		{"type=upemail&fired_at=2025-11-20+10%3A00%3A00&data[old_email]=old%40example.com&data[new_email]=new%40example.com", []string{"old@example.com", "new@example.com"}},
+		{"type=campaign&fired_at=2025-11-20+10%3A00%3A00&data[id]=c1", nil},
+	} {
+		b, err := s.Parse(&connectors.Request{Method: "POST", Body: []byte(tt.body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range b.Named {
+			got = append(got, n.Email)
+		}
+		if len(b.Signals) != 0 || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: signals %d, named %q; want none and %q", tt.body, len(b.Signals), got, tt.want)
+		}
+	}
+}

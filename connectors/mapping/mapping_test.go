@@ -515,6 +515,15 @@ func TestParseTime(t *testing.T) {
 		{"0", time.Time{}, false},
 		{"10000-01-01T00:00:00Z", time.Time{}, false},
 		{"0001-01-01T00:00:00Z", time.Time{}, false},
+		// The Unix epoch is what senders write for no date (JavaScript's
+		// new Date(0).toISOString(), a zeroed field): as the number 0 is,
+		// its text is refused, so the submission is dated at arrival
+		// instead of 1970 (where a withdrawal would lose to any grant).
+		{"1970-01-01T00:00:00Z", time.Time{}, false},
+		{"1970-01-01T00:00:00.000Z", time.Time{}, false},
+		{"1970-01-01T01:00:00+01:00", time.Time{}, false},
+		{"1970-01-01 01:00:00", time.Time{}, false}, // Paris: the epoch
+		{"1970-01-01T00:00:01Z", time.Unix(1, 0).UTC(), true},
 		{"tomorrow", time.Time{}, false},
 		{"", time.Time{}, false},
 		{true, time.Time{}, false},

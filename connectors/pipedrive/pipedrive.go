@@ -210,6 +210,17 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return nil, err
 	}
 	b := &connectors.Batch{DedupKey: ev.id}
+	if ev.entity == "person" {
+		// The person's addresses, whatever the event means: their erasure
+		// finds the request.
+		for _, m := range []map[string]any{ev.data, ev.previous} {
+			if m != nil {
+				for _, a := range emails(m) {
+					b.Named = append(b.Named, consent.Subject{Email: a})
+				}
+			}
+		}
+	}
 	if ev.entity != "person" {
 		b.Skipped = append(b.Skipped, fmt.Sprintf("%s: not a person event", connectors.Quote(ev.name, connectors.MaxQuoted)))
 		return b, nil

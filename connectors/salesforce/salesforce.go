@@ -167,6 +167,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		}
 		f := n.Object.Fields
 		email := f["Email"]
+		if strings.TrimSpace(email) != "" {
+			b.Named = append(b.Named, consent.Subject{Email: email}) // whatever the record says
+		}
 		if strings.TrimSpace(email) == "" {
 			b.Skipped = append(b.Skipped, label+": no Email")
 			continue

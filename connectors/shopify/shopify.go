@@ -141,6 +141,10 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //	redacted        Batch.Erasures
 //	invalid         Batch.Undeliverable
 //
+// An SMS signal names the customer's number and, when it is an address,
+// their email: the number is given with the address, so the worker links
+// the two into one person (the consent stays the number's).
+//
 // occurred_at is the consent object's consent_updated_at (RFC 3339, any
 // offset, converted to UTC), else the record's own top-level updated_at
 // (customer payloads carry it), else the channel is skipped: it is never
@@ -223,6 +227,11 @@ func isOrder(obj map[string]json.RawMessage) bool {
 // Both topics fire for a paid order; the two facts are the same and the
 // worker keeps one.
 func (s *Source) parseOrder(obj map[string]json.RawMessage, b *connectors.Batch) {
+	for _, k := range []string{"email", "contact_email"} {
+		if v := connectors.JSONString(obj[k]); strings.TrimSpace(v) != "" {
+			b.Named = append(b.Named, consent.Subject{Email: v})
+		}
+	}
 	if string(obj["test"]) == "true" {
 		b.Skipped = append(b.Skipped, "order: test order")
 		return
@@ -273,12 +282,28 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 	phone := firstString(obj, "phone", "phone_number")
 	recordUpdated, hasRecordUpdated := parseTime(connectors.JSONString(obj["updated_at"]))
 	eventID := strings.TrimSpace(h.Get(HeaderEventID))
+	// The record names the customer whatever its consent objects say (a
+	// not_subscribed one gives no signal): their erasure finds the request.
+	if strings.TrimSpace(email) != "" {
+		b.Named = append(b.Named, consent.Subject{Email: email})
+	}
+	if strings.TrimSpace(phone) != "" {
+		b.Named = append(b.Named, consent.Subject{Phone: phone})
+	}
 
 	specs := []channelSpec{
 		{key: consentEmail, label: "email", channel: consent.ChannelEmail, subject: consent.Subject{Email: email}},
 		{key: consentSMS, label: "sms", channel: consent.ChannelSMS, subject: consent.Subject{Phone: phone}},
 	}
 	found := false
+	// The number is given with the customer's address: SMS signals carry
+	// both, so the worker links them into one person (consent.ConsentSubject:
+	// the consent stays the number's). An address that is not one is left
+	// out: the worker would drop the whole signal for it.
+	smsWith := consent.Subject{Phone: phone}
+	if _, _, err := consent.NormalizeEmail(email); err == nil {
+		smsWith.Email = email
+	}
 	for _, sp := range specs {
 		raw, ok := obj[sp.key]
 		if !ok || isNull(raw) {
@@ -344,8 +369,12 @@ func (s *Source) parseCustomer(h http.Header, obj map[string]json.RawMessage, b 
 			t := updatedAt
 			ev.ConfirmedAt = &t
 		}
+		sub := sp.subject
+		if sp.channel == consent.ChannelSMS {
+			sub = smsWith
+		}
 		b.Signals = append(b.Signals, consent.Signal{
-			Subject:    sp.subject,
+			Subject:    sub,
 			Channel:    sp.channel,
 			Brand:      s.cfg.Brand,
 			Purpose:    consent.PurposeMarketing,

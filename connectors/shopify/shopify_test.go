@@ -241,6 +241,27 @@ func TestParse(t *testing.T) {
 			signals: []want{{consent.StatusWithdrawn, consent.ChannelEmail, "A.B@Example.com", "", "2025-11-20T10:00:00Z"}},
 		},
 		{
+			// The customer's number is given with their address: the SMS
+			// signal carries both, so the worker links them (one person:
+			// erasing the address erases the number, and every view by
+			// either identifier shows the SMS consent).
+			name:  "email and sms on one customer: the sms signal names the address too",
+			topic: TopicCustomersUpdate,
+			body: `{"id":8,"email":"C@Example.com","phone":"+33612345678",` +
+				`"email_marketing_consent":{"state":"subscribed","opt_in_level":"confirmed_opt_in","consent_updated_at":"2025-11-20T10:00:00Z"},` +
+				`"sms_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T11:00:00Z"}}`,
+			signals: []want{{consent.StatusGranted, consent.ChannelEmail, "C@Example.com", "", "2025-11-20T10:00:00Z"},
+				{consent.StatusWithdrawn, consent.ChannelSMS, "C@Example.com", "+33612345678", "2025-11-20T11:00:00Z"}},
+		},
+		{
+			// An address that is not one does not cost the number its
+			// withdrawal (the worker drops a signal whose email is bad).
+			name:    "sms beside an address that is not one: the number alone",
+			topic:   TopicCustomersUpdate,
+			body:    `{"id":9,"email":"jean.dupont@","phone":"+33612345678","sms_marketing_consent":{"state":"unsubscribed","consent_updated_at":"2025-11-20T11:00:00Z"}}`,
+			signals: []want{{consent.StatusWithdrawn, consent.ChannelSMS, "", "+33612345678", "2025-11-20T11:00:00Z"}},
+		},
+		{
 			name:    "pending",
 			topic:   TopicEmailConsentUpdate,
 			body:    `{"customer_id":7,"email_address":"p@example.com","email_marketing_consent":{"state":"pending","opt_in_level":"confirmed_opt_in","consent_updated_at":"2025-11-20T10:00:00Z"}}`,
@@ -652,4 +673,30 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseNamesTheCustomer: a record whose consent gives no signal
+// (not_subscribed) and a skipped test order still name the customer
+// (Batch.Named), so that their erasure deletes the stored request.
+func TestParseNamesTheCustomer(t *testing.T) {
+	src, err := NewSource(config.Source{Name: "shopify-acme", Kind: "shopify", Brand: "acme", Secrets: []string{"k"}}, connectors.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"email":"n@example.com","phone":"+33612345678","email_marketing_consent":{"state":"not_subscribed"}}`, "n@example.com|+33612345678"},
+		{`{"email":"t@example.com","test":true,"order_number":1,"processed_at":"2025-11-20T10:00:00Z"}`, "t@example.com|"},
+	} {
+		b, err := src.Parse(&connectors.Request{Method: "POST", Header: http.Header{}, Body: []byte(tt.body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range b.Named {
+			got = append(got, n.Email+n.Phone)
+		}
+		if want := strings.Split(strings.TrimSuffix(tt.want, "|"), "|"); len(b.Signals) != 0 || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: signals %d, named %q; want none and %q", tt.body, len(b.Signals), got, want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -146,13 +147,15 @@ var (
 // the configured brands a row may name; region reads national phone
 // numbers. It returns ErrNoIdentifierColumn or ErrNoStatusColumn (wrapped)
 // when the export cannot give a subject or a status, and an error for a
-// header two fields claim or a named column the header lacks.
+// header two fields claim, a field's header that appears twice, or a
+// named column the header lacks.
 func NewMapping(header []string, cols Columns, d Defaults, brands []string, region string) (*Mapping, error) {
 	m := &Mapping{index: map[Field]int{}, defaults: d, brands: brands, region: region}
 	if m.defaults.Location == nil {
 		m.defaults.Location = time.UTC
 	}
 	pos := map[string]int{}
+	twice := map[string]int{} // a header name's second column
 	for i, h := range header {
 		if i == 0 {
 			h = strings.TrimPrefix(h, "\uFEFF")
@@ -160,6 +163,8 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 		k := strings.ToLower(strings.TrimSpace(h))
 		if _, dup := pos[k]; !dup {
 			pos[k] = i
+		} else if _, seen := twice[k]; !seen {
+			twice[k] = i
 		}
 	}
 	used := map[int]bool{}
@@ -177,6 +182,12 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 		}
 		if used[i] {
 			return nil, fmt.Errorf("column %q is mapped to two fields", name)
+		}
+		if j, dup := twice[strings.ToLower(strings.TrimSpace(name))]; dup {
+			// Which of the two holds the field's data is a guess: reading
+			// the first would silently drop the other's values.
+			return nil, fmt.Errorf("column %q (for %s) appears twice in the header (columns %d and %d): rename one, or map another header with -col %s=Header",
+				consent.CleanText(strings.TrimSpace(name), 80), f, i+1, j+1, f)
 		}
 		used[i] = true
 		m.index[f] = i
@@ -285,6 +296,11 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	if y := sig.OccurredAt.Year(); y < consent.MinYear || y > consent.MaxYear {
 		return sig, fmt.Errorf("occurred_at year %d outside %d..%d", y, consent.MinYear, consent.MaxYear)
 	}
+	if sig.OccurredAt.Unix() <= 0 {
+		// What exports write for no date (a zeroed Unix field): dated 1970,
+		// a withdrawal would lose to every grant.
+		return sig, errors.New("occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date")
+	}
 	ev := &sig.Evidence
 	ev.WordingVersion = m.cell(rec, FieldWordingVersion)
 	ev.WordingHash = m.cell(rec, FieldWordingHash)
@@ -381,12 +397,32 @@ func ParseTime(v string, loc *time.Location) (time.Time, error) {
 		return time.Time{}, errors.New("a number that is neither Unix seconds nor milliseconds")
 	}
 	for _, l := range timeLayouts {
-		if t, err := time.ParseInLocation(l, v, loc); err == nil {
-			return t.UTC(), nil
+		t, err := time.ParseInLocation(l, v, loc)
+		if err != nil {
+			continue
 		}
+		if strings.Contains(l, "MST") && !knownZone(t, loc) {
+			return time.Time{}, errors.New("a time zone abbreviation whose offset is unknown (write the offset, e.g. +0100)")
+		}
+		return t.UTC(), nil
 	}
 	return time.Time{}, errors.New("unknown date format")
 }
+
+// knownZone reports whether t, parsed from a layout with a zone
+// abbreviation, has a true offset: UTC or GMT, or an abbreviation loc uses
+// (Go sets loc then). time.Parse gives any other abbreviation ("PST",
+// "EST", "GMT+2") a made-up zone with a zero offset, hours off.
+func knownZone(t time.Time, loc *time.Location) bool {
+	if t.Location() == loc || t.Location() == time.UTC {
+		return true
+	}
+	name, off := t.Zone()
+	return off == 0 && (name == "UTC" || name == "GMT" || name == "UT")
+}
+
+// utf8BOM is the UTF-8 byte order mark some exports put first.
+const utf8BOM = "\uFEFF"
 
 // Rows streams one export's data rows: the header row read by NewRows,
 // then one Row per non-blank record (empty lines and records of empty
@@ -410,7 +446,14 @@ type Row struct {
 // separator (',' when zero). Records may have fewer or more cells than
 // the header: missing cells are empty, extra ones ignored.
 func NewRows(r io.Reader, comma rune, cols Columns, d Defaults, brands []string, region string) (*Rows, error) {
-	cr := csv.NewReader(r)
+	// A byte order mark goes before the reader sees it: before a quoted
+	// first header ("\uFEFF\"email\",...", exports that quote every cell)
+	// it would make that quote a bare one, an unreadable header.
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	if comma != 0 {

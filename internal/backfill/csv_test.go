@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -58,6 +59,9 @@ func TestCSVNastyInputs(t *testing.T) {
 		{name: "BOM and CRLF",
 			data: "\uFEFFemail,status,occurred_at\r\nA@Example.com,unsubscribed,2024-03-01T10:00:00Z\r\nb@example.com,subscribed,2024-03-02 11:30:00\r\n",
 			want: []string{"A@Example.com withdrawn 2024-03-01T10:00:00Z", "b@example.com granted 2024-03-02T11:30:00Z"}},
+		{name: "BOM before a quoted header (exports that quote every cell)",
+			data: "\uFEFF\"email\",\"status\",\"occurred_at\"\r\n\"a@example.com\",\"withdrawn\",\"2024-03-01\"\r\n",
+			want: []string{"a@example.com withdrawn 2024-03-01T00:00:00Z"}},
 		{name: "quoted commas, newlines and quotes",
 			data: "email,status,occurred_at,user_agent\n\"c@example.com\",withdrawn,2024-03-01,\"Mozilla/5.0 (X11, Linux)\nsecond line \"\"quoted\"\"\"\n",
 			want: []string{"c@example.com withdrawn 2024-03-01T00:00:00Z"}},
@@ -97,6 +101,10 @@ func TestCSVNastyInputs(t *testing.T) {
 			data:    "email,status,occurred_at\nr@exa\"mple.com,withdrawn,2024-03-01\ns@example.com,withdrawn,2024-03-01\n",
 			want:    []string{"s@example.com withdrawn 2024-03-01T00:00:00Z"},
 			rejects: []string{"line 2: unreadable CSV: bare \" in non-quoted-field"}},
+		{name: "the Unix epoch is a missing date",
+			data:    "email,status,occurred_at\nu@example.com,withdrawn,1970-01-01T00:00:00Z\nv@example.com,withdrawn,1970-01-01\nw@example.com,withdrawn,1970-01-01T00:00:01Z\n",
+			want:    []string{"w@example.com withdrawn 1970-01-01T00:00:01Z"},
+			rejects: []string{"line 2: occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date", "line 3: occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date"}},
 		{name: "sms needs a phone",
 			data: "email,phone,channel,status,occurred_at\nt@example.com,,sms,withdrawn,2024-03-01\n,06 12 34 56 78,sms,withdrawn,2024-03-01\n",
 			want: []string{" withdrawn 2024-03-01T00:00:00Z"}, rejects: []string{"line 2: sms channel without a phone"}},
@@ -142,6 +150,9 @@ func TestCSVHeaderErrors(t *testing.T) {
 		{"email,occurred_at", nil, Defaults{}, "no status column"},
 		{"email,status", Columns{FieldOccurredAt: "When"}, Defaults{}, `column "When" (for occurred_at) is not in the header`},
 		{"email,status", Columns{FieldPhone: "email"}, Defaults{}, `column "email" is mapped to two fields`},
+		{"email,status,occurred_at,Status", nil, Defaults{}, `column "status" (for status) appears twice in the header (columns 2 and 4)`},
+		{"\uFEFFEmail,status, EMAIL ", nil, Defaults{}, `column "email" (for email) appears twice in the header (columns 1 and 3)`},
+		{"Email Address,status,Email Address", Columns{FieldEmail: "email address"}, Defaults{}, `appears twice`},
 	} {
 		_, err := NewMapping(strings.Split(c.header, ","), c.cols, c.d, nil, "FR")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -168,6 +179,39 @@ func TestParseTime(t *testing.T) {
 	for _, v := range []string{"01/03/2024", "03/01/2024", "yesterday", "12345", "", "2024-13-01"} {
 		if _, err := ParseTime(v, nil); err == nil {
 			t.Errorf("%q accepted", v)
+		}
+	}
+}
+
+// TestParseTimeZoneAbbreviations: a zone written as an abbreviation is
+// read only when its offset is known (UTC, GMT, or one the -timezone
+// location uses); Go's time.Parse gives any other abbreviation ("PST",
+// "EST", "GMT+2") a zero offset, which would date the row hours off and
+// could order a withdrawal after a grant it preceded.
+func TestParseTimeZoneAbbreviations(t *testing.T) {
+	t.Parallel()
+	paris, _ := time.LoadLocation("Europe/Paris")
+	want := time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v   string
+		loc *time.Location
+	}{
+		{"2024-03-01 09:00:00 UTC", nil}, {"2024-03-01 09:00:00 GMT", paris}, {"2024-03-01 10:00:00 CET", paris},
+		{"Fri, 01 Mar 2024 10:00:00 CET", paris}, {"Fri, 01 Mar 2024 09:00:00 UTC", paris},
+	} {
+		if got, err := ParseTime(c.v, c.loc); err != nil || !got.Equal(want) {
+			t.Errorf("%q in %v: got %v, %v; want %v", c.v, c.loc, got, err, want)
+		}
+	}
+	for _, c := range []struct {
+		v   string
+		loc *time.Location
+	}{
+		{"2024-03-01 01:00:00 PST", nil}, {"2024-03-01 10:00:00 CET", nil}, {"Fri, 01 Mar 2024 04:00:00 EST", paris},
+		{"2024-03-01 11:00:00 GMT+2", nil}, {"2024-03-01 09:00:00 XYZ", paris},
+	} {
+		if got, err := ParseTime(c.v, c.loc); err == nil {
+			t.Errorf("%q in %v: read as %v, want refused (offset of the abbreviation unknown)", c.v, c.loc, got)
 		}
 	}
 }
@@ -258,5 +302,35 @@ func TestColumnsMapping(t *testing.T) {
 	}
 	if err := set.Set("nofield"); err == nil {
 		t.Error("pair without = accepted")
+	}
+}
+
+// TestCSVDryRunCountsRepeatedChunks: a file whose rows repeat in a
+// chunk-aligned block (an exporting tool that sent one page twice) is one
+// new chunk and one duplicate, in a dry run as in the real run that
+// follows it: the dry run reports what the run will do.
+func TestCSVDryRunCountsRepeatedChunks(t *testing.T) {
+	t.Parallel()
+	im, _ := newImporter(t)
+	block := "a@example.com,withdrawn,2024-03-01T10:00:00Z\nb@example.com,withdrawn,2024-03-01T10:00:00Z\n"
+	data := "email,status,occurred_at\n" + block + block + "c@example.com,withdrawn,2024-03-02T10:00:00Z\n"
+	opts := func(dry bool) CSVOptions {
+		return CSVOptions{Source: "crm-export", Defaults: Defaults{Brand: "acme"}, Brands: []string{"acme"}, Region: "FR", ChunkRows: 2, DryRun: dry}
+	}
+	ctx := context.Background()
+	dry, err := im.CSV(ctx, strings.NewReader(data), opts(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := im.CSV(ctx, strings.NewReader(data), opts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real.Pages != 3 || real.InboxRows != 2 || real.DuplicatePages != 1 {
+		t.Fatalf("real run: %d chunks, %d written, %d duplicates; want 3, 2, 1", real.Pages, real.InboxRows, real.DuplicatePages)
+	}
+	if dry.Pages != real.Pages || dry.InboxRows != real.InboxRows || dry.DuplicatePages != real.DuplicatePages {
+		t.Fatalf("dry run: %d chunks, %d new, %d duplicates; the run did %d, %d, %d",
+			dry.Pages, dry.InboxRows, dry.DuplicatePages, real.Pages, real.InboxRows, real.DuplicatePages)
 	}
 }

@@ -77,6 +77,9 @@ func (im *Importer) CSV(ctx context.Context, r io.Reader, o CSVOptions) (Summary
 	evidence := imported.Evidence(o.Source, at)
 	var ids []int64
 	var chunk []consent.Signal
+	// seen holds the keys of the chunks a dry run would have written: a
+	// chunk repeated later in the file is a duplicate, as the run finds it.
+	seen := map[string]bool{}
 	first, last := 0, 0
 	flush := func() error {
 		if len(chunk) == 0 {
@@ -85,14 +88,18 @@ func (im *Importer) CSV(ctx context.Context, r io.Reader, o CSVOptions) (Summary
 		s.Pages++
 		key := pageKey("csv", o.Source, chunk)
 		if o.DryRun {
-			exists, err := im.Store.InboundExists(ctx, o.Source, key)
-			if err != nil {
-				return err
+			exists := seen[key]
+			if !exists {
+				var err error
+				if exists, err = im.Store.InboundExists(ctx, o.Source, key); err != nil {
+					return err
+				}
 			}
 			if exists {
 				s.DuplicatePages++
 			} else {
 				s.InboxRows++
+				seen[key] = true
 				if err := im.probe(ctx, chunk, o.Region, &s); err != nil {
 					return err
 				}
