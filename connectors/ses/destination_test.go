@@ -715,7 +715,9 @@ func TestRunPanic(t *testing.T) {
 	if stop == nil || !strings.Contains(stop.err.Error(), connectors.ErrPanic.Error()) {
 		t.Fatalf("stop = %+v, want the panic as an error", stop)
 	}
-	if !out[0].done || out[0].v != "ok" || out[1].done {
+	// a@ ran (done, "ok") or, when b@'s panic came first, was not started
+	// (run starts nothing once the batch stopped); b@ is never done.
+	if out[0].done && out[0].v != "ok" || out[1].done {
 		t.Errorf("outcomes %+v", out)
 	}
 }
