@@ -189,6 +189,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	id := strings.TrimSpace(connectors.JSONString(ed["id"]))
 	event := connectors.JSONString(ed["event"])
 	recipient := connectors.JSONString(ed["recipient"])
+	if strings.TrimSpace(recipient) != "" {
+		b.Named = append(b.Named, consent.Subject{Email: recipient}) // whatever the event means
+	}
 
 	var kind consent.ActivityKind
 	switch event {

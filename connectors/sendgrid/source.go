@@ -265,6 +265,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			allHaveID = false
 			continue
 		}
+		if ev.email != "" && !ev.badEmail {
+			b.Named = append(b.Named, consent.Subject{Email: ev.email}) // whatever the event means
+		}
 		if ev.id == "" {
 			allHaveID = false
 		} else {
