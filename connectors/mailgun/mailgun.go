@@ -225,7 +225,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return b, nil
 	}
 	at, ok := floatSeconds(ed["timestamp"])
-	if !ok {
+	switch {
+	case !ok && kind == "" && !r.ReceivedAt.IsZero():
+		// A withdrawal is never dropped for a bad date: it is dated when it
+		// reached us (later than it occurred, so it wins over older grants).
+		at = r.ReceivedAt.UTC()
+		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp: dated at arrival")
+	case !ok:
 		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp")
 		return b, nil
 	}

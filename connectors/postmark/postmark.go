@@ -152,7 +152,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	}
 
 	at, ok := connectors.ParseRFC3339(changedAt)
-	if !ok {
+	if !ok || !connectors.InYearRange(at) {
 		// A withdrawal is never dropped for a bad date: it is dated when it
 		// reached us (later than it occurred, so it wins over older grants).
 		if r.ReceivedAt.IsZero() {

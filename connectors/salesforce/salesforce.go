@@ -189,8 +189,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			continue
 		}
 		at, ok := connectors.ParseRFC3339(f["LastModifiedDate"])
-		if !ok {
+		if !ok || !connectors.InYearRange(at) {
 			at, ok = connectors.ParseRFC3339(f["SystemModstamp"])
+			ok = ok && connectors.InYearRange(at)
 		}
 		if !ok {
 			b.Skipped = append(b.Skipped, label+": no readable LastModifiedDate")

@@ -278,7 +278,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			}
 			seen[ev.id] = i
 		}
-		s.event(b, i, ev, undeliverable)
+		s.event(b, i, ev, undeliverable, r.ReceivedAt)
 	}
 	if allHaveID {
 		keys := make([]string, 0, len(ids))
@@ -292,7 +292,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 }
 
 // event adds what item i means to b.
-func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[string]bool) {
+func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[string]bool, receivedAt time.Time) {
 	var status consent.Status
 	sc := scope{brand: s.brand, purpose: consent.PurposeMarketing, channel: consent.ChannelEmail}
 	if kind, ok := activityKind(ev.name); ok {
@@ -347,6 +347,12 @@ func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[s
 	default:
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %s has no consent meaning", i, connectors.Quote(ev.name, 32)))
 		return
+	}
+	if !ev.hasAt && status == consent.StatusWithdrawn && !receivedAt.IsZero() && usableEmail(ev.email) {
+		// A withdrawal is never dropped for a bad date: it is dated when it
+		// reached us (later than it occurred, so it wins over older grants).
+		ev.at, ev.hasAt = receivedAt.UTC(), true
+		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no valid timestamp: dated at arrival", i))
 	}
 	if reason := unusable(ev); reason != "" {
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i, reason))
