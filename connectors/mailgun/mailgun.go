@@ -12,7 +12,8 @@
 // signature.signature = hex(HMAC-SHA256(HTTP webhook signing key,
 // signature.timestamp + signature.token)). The signature covers the
 // timestamp and token only, not event-data: see Verify for what that means.
-// event-data.timestamp is Unix seconds with a fraction.
+// event-data.timestamp is Unix seconds with a fraction (a withdrawal
+// without a readable one is dated at arrival, never dropped).
 //
 // Mailgun retries a delivery that is not answered 200 (or 406) for up to
 // 8 hours (10 min, 10 min, 15 min, 30 min, 1 h, 2 h, 4 h), and a retry

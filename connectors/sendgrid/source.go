@@ -70,7 +70,8 @@ var _ connectors.Source = (*Source)(nil)
 //   - blocked, deferred, processed and anything else: Batch.Skipped.
 //
 // SendGrid delivers duplicates: a repeated sg_event_id inside a batch
-// yields one signal. OccurredAt is the event's timestamp. DedupKey is the
+// yields one signal. OccurredAt is the event's timestamp (a withdrawal
+// without a readable one is dated at arrival, never dropped). DedupKey is the
 // sha256 hex of the sorted unique sg_event_ids, or "" (hash of the body)
 // when an event has none.
 type Source struct {
