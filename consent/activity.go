@@ -88,11 +88,26 @@ func Renews(sigs []Signal) map[string]bool {
 
 // KeepActivity reports whether activity a may be recorded as a contact,
 // given renews (the result of Renews for the same submission): everything
-// but a form contact of a subject whose submission only withdrew.
+// but a form contact of a subject whose submission only withdrew. The
+// contact names the address and the number the form gave, while SMS and
+// call signals belong to the number (ConsentSubject): the signals of
+// either identifier are the submission's, so a contact is kept when one
+// of them renews, dropped when all of them only withdrew.
 func KeepActivity(a Activity, renews map[string]bool) bool {
 	if a.Kind != ActivityForm {
 		return true
 	}
-	r, ok := renews[a.Subject.Key()]
-	return !ok || r
+	seen := false
+	for _, k := range []string{a.Subject.Key(), a.Subject.Email, a.Subject.Phone} {
+		if k == "" {
+			continue
+		}
+		if r, ok := renews[k]; ok {
+			if r {
+				return true
+			}
+			seen = true
+		}
+	}
+	return !seen
 }

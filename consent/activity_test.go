@@ -47,3 +47,35 @@ func TestRenews(t *testing.T) {
 		t.Error("Renews(nil) not empty")
 	}
 }
+
+// TestKeepActivityNumberOwnedWithdrawal: a form that only withdraws SMS
+// (an address and a number given, the SMS box unticked) renews nothing.
+// The withdrawal belongs to the number (ConsentSubject, as the worker
+// prepares it) while the form contact names the address first: the
+// submission is still one that only withdraws (docs/rules.md, "Expiry":
+// "A form submission that only withdraws renews nothing"; CNIL
+// référentiel; CALOGA 2025).
+func TestKeepActivityNumberOwnedWithdrawal(t *testing.T) {
+	given := Subject{Email: "a@x.fr", Phone: "+33612345678"}
+	owned := func(ch Channel, st Status) Signal {
+		s := Signal{Subject: given, Channel: ch, Status: st}
+		s.Subject, _ = ConsentSubject(s)
+		return s
+	}
+	contact := Activity{Subject: given, Kind: ActivityForm}
+	for _, tc := range []struct {
+		name string
+		sigs []Signal
+		want bool
+	}{
+		{"sms withdrawn only", []Signal{owned(ChannelSMS, StatusWithdrawn)}, false},
+		{"sms and email withdrawn", []Signal{owned(ChannelSMS, StatusWithdrawn), owned(ChannelEmail, StatusWithdrawn)}, false},
+		{"sms withdrawn, email granted", []Signal{owned(ChannelSMS, StatusWithdrawn), owned(ChannelEmail, StatusGranted)}, true},
+		{"sms granted, email withdrawn", []Signal{owned(ChannelSMS, StatusGranted), owned(ChannelEmail, StatusWithdrawn)}, true},
+		{"no signal", nil, true},
+	} {
+		if got := KeepActivity(contact, Renews(tc.sigs)); got != tc.want {
+			t.Errorf("%s: KeepActivity = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

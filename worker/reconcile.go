@@ -602,11 +602,23 @@ func (r *reconcileTx) run(p Prepared) error {
 		}
 	}
 	// A request that names an erased identity only in passing (a bounce, a
-	// "cleaned") keeps no address either.
+	// "cleaned", an event with no consent meaning) keeps no address either.
+	// One query tells whether any of them was erased (a batch of a
+	// thousand skipped events asks once); only then is each looked at.
+	var passing []consent.Subject
+	var passingHashes [][]byte
 	for _, sub := range p.Named {
-		if _, seen := subs[sub.Key()]; seen {
-			continue
+		if _, seen := subs[sub.Key()]; !seen {
+			passing = append(passing, sub)
+			passingHashes = append(passingHashes, store.IdentityHashes(r.key, sub)...)
 		}
+	}
+	if _, someErased, err := r.tx.ErasedAt(r.ctx, passingHashes); err != nil {
+		return err
+	} else if !someErased {
+		passing = nil
+	}
+	for _, sub := range passing {
 		if _, ok, err := r.tx.ErasedAt(r.ctx, store.IdentityHashes(r.key, sub)); err != nil {
 			return err
 		} else if ok {

@@ -111,7 +111,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 // occurred_at is ts_event (Unix seconds, UTC), else ts_epoch (ms, UTC),
 // else date_event or date read as Europe/Paris local time (a time inside the
 // hour repeated when summer time ends is ambiguous: time.Date picks one of
-// the two). DedupKey is
+// the two), else, for a withdrawal, the arrival time (a withdrawal is never
+// dropped for a bad date). DedupKey is
 // the hex SHA-256 of the sorted item keys (event, email, camp_id or
 // message-id, ts_event). A body that is neither a JSON object nor an array
 // returns an error wrapping connectors.ErrMalformed; an item that is not an
@@ -175,7 +176,14 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			continue
 		}
 		at, ok := s.eventTime(obj)
-		if !ok {
+		switch {
+		case !ok && kind == "" && !r.ReceivedAt.IsZero():
+			// A withdrawal is never dropped for a bad date: it is dated when
+			// it reached us (later than it occurred, so it wins over older
+			// grants).
+			at = r.ReceivedAt.UTC()
+			b.Skipped = append(b.Skipped, label+": no readable event time: dated at arrival")
+		case !ok:
 			b.Skipped = append(b.Skipped, label+": no readable event time")
 			continue
 		}

@@ -330,3 +330,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithBadDateIsKept: an unsubscribe or spam event whose
+// times cannot be read is dated at arrival, never dropped; a click
+// without one is still skipped.
+func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	s := newSource(t, "tok")
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	body := `[{"event":"unsubscribed","email":"u@example.com","camp_id":1,"date_event":"someday"},` +
+		`{"event":"spam","email":"s@example.com","camp_id":1},{"event":"click","email":"c@example.com","camp_id":1}]`
+	b, err := s.Parse(&connectors.Request{Method: "POST", Body: []byte(body), ReceivedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 2 || len(b.Activities) != 0 {
+		t.Fatalf("signals %+v activities %+v, want 2 withdrawals and no activity", b.Signals, b.Activities)
+	}
+	for _, sig := range b.Signals {
+		if sig.Status != consent.StatusWithdrawn || !sig.OccurredAt.Equal(at) {
+			t.Fatalf("%+v, want a withdrawal dated %s", sig, at)
+		}
+	}
+}

@@ -225,11 +225,14 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			b.DedupKey = "user:" + connectors.ClipUTF8(id, 80) + ":" + connectors.ClipUTF8(text(entity["updated_at"]), 40)
 		}
 	}
+	email := userEmail(typ, entity)
+	if email != "" {
+		b.Named = append(b.Named, consent.Subject{Email: email}) // whatever the event means
+	}
 	if reg := regulation(root, entity); reg != "" && reg != "gdpr" {
 		b.Skipped = append(b.Skipped, fmt.Sprintf("regulation %s: only GDPR events are read", connectors.Quote(reg, connectors.MaxQuoted)))
 		return b, nil
 	}
-	email := userEmail(typ, entity)
 	if email == "" {
 		b.Skipped = append(b.Skipped, typ+": no organization_user_id email: a choice of an anonymous browser names no person")
 		return b, nil

@@ -154,7 +154,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
 		return s.parseJSON(r.Body, r.ReceivedAt, gpc)
 	}
-	if b := bytes.TrimSpace(r.Body); b[0] == '{' || b[0] == '[' {
+	if b := bytes.TrimSpace(bytes.TrimPrefix(r.Body, []byte("\xef\xbb\xbf"))); len(b) > 0 && (b[0] == '{' || b[0] == '[') {
 		return s.parseJSON(r.Body, r.ReceivedAt, gpc)
 	}
 	return s.parseValues(r.Body, r.ReceivedAt, gpc)

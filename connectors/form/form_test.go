@@ -219,6 +219,10 @@ func TestParseShapes(t *testing.T) {
 	}{
 		{"json", "application/json", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on","entry_id":"e1"}`, 1, "e1", 0, false},
 		{"json sniffed", "", ` {"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":true}`, 1, "", 0, false},
+		// RFC 8259 §8.1: a parser may ignore a byte order mark; .NET's
+		// UTF8Encoding(true) writes one. The signature still covers it.
+		{"json with a byte order mark", "application/json", "\uFEFF" + `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on"}`, 1, "", 0, false},
+		{"json sniffed after a byte order mark", "", "\uFEFF" + `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","newsletter":"on"}`, 1, "", 0, false},
 		{"json with charset", "application/json; charset=utf-8", `{"email":"a@b.fr","submitted_at":"2025-11-20T10:30:00Z","partner_offers":"yes"}`, 1, "", 0, false},
 		{"form-encoded", "application/x-www-form-urlencoded", "email=a%40b.fr&submitted_at=2025-11-20+10%3A30%3A00&newsletter=on&partner_offers=&entry_id=9", 1, "9", 0, false},
 		{"form-encoded sniffed", "text/plain", "email=a%40b.fr&submitted_at=1763634600&newsletter=on", 1, "", 0, false},

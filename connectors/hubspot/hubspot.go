@@ -481,7 +481,15 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		// ParseUnix allows up to 2^53 ms; a year past consent.MaxYear cannot
 		// be stored or rendered as JSON.
 		occurred, ok := connectors.ParseUnix(intText(ev["occurredAt"]), "ms")
-		if !ok || !connectors.InYearRange(occurred) {
+		switch {
+		case ok && connectors.InYearRange(occurred):
+		case prop != LifecycleProperty && !r.ReceivedAt.IsZero():
+			// A withdrawal is never dropped for a bad date: it is dated when
+			// it reached us (later than it occurred, so it wins over older
+			// grants).
+			occurred = r.ReceivedAt.UTC()
+			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt: dated at arrival", n))
+		default:
 			b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no occurredAt", n))
 			continue
 		}

@@ -687,3 +687,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithBadDateIsKept: an opt-out whose occurredAt cannot be
+// read is dated at arrival, never dropped; a lifecycle change without
+// one is still skipped.
+func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	_, cfg := fixture(t, "")
+	s := newSource(t, cfg, connectors.Deps{})
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	body := `[{"eventId":1,"portalId":9,"objectId":7,"occurredAt":"later","subscriptionType":"contact.propertyChange","propertyName":"hs_email_optout","propertyValue":"true"},` +
+		`{"eventId":2,"portalId":9,"objectId":8,"subscriptionType":"contact.propertyChange","propertyName":"lifecyclestage","propertyValue":"customer"}]`
+	b, err := s.Parse(&connectors.Request{Method: "POST", Body: []byte(body), ReceivedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 1 || b.Signals[0].Status != consent.StatusWithdrawn || !b.Signals[0].OccurredAt.Equal(at) || len(b.Profiles) != 0 {
+		t.Fatalf("signals %+v profiles %+v, want one withdrawal dated %s and no profile", b.Signals, b.Profiles, at)
+	}
+}

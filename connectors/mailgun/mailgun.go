@@ -12,7 +12,8 @@
 // signature.signature = hex(HMAC-SHA256(HTTP webhook signing key,
 // signature.timestamp + signature.token)). The signature covers the
 // timestamp and token only, not event-data: see Verify for what that means.
-// event-data.timestamp is Unix seconds with a fraction.
+// event-data.timestamp is Unix seconds with a fraction (a withdrawal
+// without a readable one is dated at arrival, never dropped).
 //
 // Mailgun retries a delivery that is not answered 200 (or 406) for up to
 // 8 hours (10 min, 10 min, 15 min, 30 min, 1 h, 2 h, 4 h), and a retry
@@ -189,6 +190,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	id := strings.TrimSpace(connectors.JSONString(ed["id"]))
 	event := connectors.JSONString(ed["event"])
 	recipient := connectors.JSONString(ed["recipient"])
+	if strings.TrimSpace(recipient) != "" {
+		b.Named = append(b.Named, consent.Subject{Email: recipient}) // whatever the event means
+	}
 
 	var kind consent.ActivityKind
 	switch event {
@@ -222,7 +226,13 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return b, nil
 	}
 	at, ok := floatSeconds(ed["timestamp"])
-	if !ok {
+	switch {
+	case !ok && kind == "" && !r.ReceivedAt.IsZero():
+		// A withdrawal is never dropped for a bad date: it is dated when it
+		// reached us (later than it occurred, so it wins over older grants).
+		at = r.ReceivedAt.UTC()
+		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp: dated at arrival")
+	case !ok:
 		b.Skipped = append(b.Skipped, "event "+event+": no readable timestamp")
 		return b, nil
 	}

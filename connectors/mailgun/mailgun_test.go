@@ -426,3 +426,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithBadDateIsKept: an unsubscribe whose event timestamp
+// cannot be read is dated at arrival, never dropped; a click without one
+// is still skipped.
+func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	src := newSource(t, key)
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		event   string
+		signals int
+	}{{"unsubscribed", 1}, {"complained", 1}, {"clicked", 0}} {
+		body := signed(key, at.Unix(), "tok-"+tt.event, `{"event":"`+tt.event+`","recipient":"a@example.com","timestamp":"never"}`)
+		b, err := src.Parse(&connectors.Request{Method: "POST", Body: body, ReceivedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Signals) != tt.signals || len(b.Activities) != 0 {
+			t.Fatalf("%s: signals %+v activities %+v, want %d signals", tt.event, b.Signals, b.Activities, tt.signals)
+		}
+		for _, sig := range b.Signals {
+			if sig.Status != consent.StatusWithdrawn || !sig.OccurredAt.Equal(at) {
+				t.Fatalf("%s: %+v, want a withdrawal dated %s", tt.event, sig, at)
+			}
+		}
+	}
+}

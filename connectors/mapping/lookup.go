@@ -22,8 +22,13 @@ type Lookup func(path string) (any, bool)
 
 // DecodeJSON decodes one JSON value with numbers kept as json.Number (huge
 // numbers survive). Trailing data other than white space is an error.
-// Invalid UTF-8 inside strings is replaced by U+FFFD by encoding/json.
+// Invalid UTF-8 inside strings is replaced by U+FFFD by encoding/json; a
+// leading UTF-8 byte order mark is ignored.
 func DecodeJSON(body []byte) (any, error) {
+	// RFC 8259 §8.1: a parser may ignore a leading byte order mark, which
+	// some senders write (.NET's UTF8Encoding(true)); signatures were
+	// checked on the raw bytes, mark included.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any

@@ -100,6 +100,12 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 		return nil, err
 	}
 	b := &connectors.Batch{}
+	// Whatever the record is (a bounce, a delivery), it names its recipient.
+	for _, k := range []string{"Recipient", "Email"} {
+		if v := connectors.JSONString(obj[k]); strings.TrimSpace(v) != "" {
+			b.Named = append(b.Named, consent.Subject{Email: v})
+		}
+	}
 	rt := connectors.JSONString(obj["RecordType"])
 	if rt != RecordSubscriptionChange {
 		if rt == "" {
@@ -146,7 +152,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 	}
 
 	at, ok := connectors.ParseRFC3339(changedAt)
-	if !ok {
+	if !ok || !connectors.InYearRange(at) {
 		// A withdrawal is never dropped for a bad date: it is dated when it
 		// reached us (later than it occurred, so it wins over older grants).
 		if r.ReceivedAt.IsZero() {

@@ -228,10 +228,14 @@ func TestWithdrawalWithBadDateIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"RecordType":"SubscriptionChange","MessageStream":"broadcast","ChangedAt":"yesterday","Recipient":"a@example.org","SuppressSending":true,"SuppressionReason":"ManualSuppression"}`
-	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	b, err := src.Parse(&connectors.Request{Method: "POST", Body: []byte(body), ReceivedAt: at})
-	if err != nil || len(b.Signals) != 1 || !b.Signals[0].OccurredAt.Equal(at) || b.Signals[0].Status != consent.StatusWithdrawn {
-		t.Fatalf("batch %+v err %v, want one withdrawal dated %s", b, err, at)
+	// A year the ledger cannot hold (the worker would drop the signal) and
+	// the Unix epoch (a missing date) are no readable dates either.
+	for _, changed := range []string{"yesterday", "0005-01-01T00:00:00Z", "1970-01-01T00:00:00Z"} {
+		body := `{"RecordType":"SubscriptionChange","MessageStream":"broadcast","ChangedAt":"` + changed + `","Recipient":"a@example.org","SuppressSending":true,"SuppressionReason":"ManualSuppression"}`
+		at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+		b, err := src.Parse(&connectors.Request{Method: "POST", Body: []byte(body), ReceivedAt: at})
+		if err != nil || len(b.Signals) != 1 || !b.Signals[0].OccurredAt.Equal(at) || b.Signals[0].Status != consent.StatusWithdrawn {
+			t.Fatalf("ChangedAt %q: batch %+v err %v, want one withdrawal dated %s", changed, b, err, at)
+		}
 	}
 }

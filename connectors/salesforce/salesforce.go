@@ -138,7 +138,8 @@ func (s *Source) Verify(r *connectors.Request, now time.Time) error {
 //	missing Email / flag / date  skipped
 //
 // occurred_at is the sObject's LastModifiedDate (else SystemModstamp), UTC:
-// a message carries the record's latest state only. Evidence.EventID is the
+// a message carries the record's latest state only; without either (the
+// outbound message does not send them) it is the arrival time. Evidence.EventID is the
 // Notification Id, Evidence.Field "<Type>.HasOptedOutOfEmail". DedupKey is
 // the hex SHA-256 of the sorted Notification Ids (Salesforce re-sends the
 // same ids on retry). Unreadable XML, or more than MaxNotifications
@@ -189,10 +190,18 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			continue
 		}
 		at, ok := connectors.ParseRFC3339(f["LastModifiedDate"])
-		if !ok {
+		if !ok || !connectors.InYearRange(at) {
 			at, ok = connectors.ParseRFC3339(f["SystemModstamp"])
+			ok = ok && connectors.InYearRange(at)
 		}
-		if !ok {
+		switch {
+		case !ok && !r.ReceivedAt.IsZero():
+			// A withdrawal is never dropped for a bad date (an outbound
+			// message configured without LastModifiedDate among its fields):
+			// it is dated when it reached us.
+			at = r.ReceivedAt.UTC()
+			b.Skipped = append(b.Skipped, label+": no readable LastModifiedDate: dated at arrival")
+		case !ok:
 			b.Skipped = append(b.Skipped, label+": no readable LastModifiedDate")
 			continue
 		}

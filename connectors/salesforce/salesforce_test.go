@@ -375,3 +375,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithoutDateIsKept: an outbound message that sends neither
+// LastModifiedDate nor SystemModstamp (fields the admin did not select)
+// still withdraws, dated at arrival.
+func TestWithdrawalWithoutDateIsKept(t *testing.T) {
+	src := newSource(t, config.Source{Secrets: []string{org}})
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	body := envelope(org, notif("N1", "Contact", `<sf:Email>a@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`),
+		notif("N2", "Contact", `<sf:Email>b@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail><sf:LastModifiedDate>0005-01-01T00:00:00Z</sf:LastModifiedDate>`))
+	b, err := src.Parse(&connectors.Request{Body: []byte(body), ReceivedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 2 {
+		t.Fatalf("signals %+v skipped %q, want 2 withdrawals", b.Signals, b.Skipped)
+	}
+	for _, sig := range b.Signals {
+		if sig.Status != consent.StatusWithdrawn || !sig.OccurredAt.Equal(at) {
+			t.Fatalf("%+v, want a withdrawal dated %s", sig, at)
+		}
+	}
+}

@@ -70,7 +70,8 @@ var _ connectors.Source = (*Source)(nil)
 //   - blocked, deferred, processed and anything else: Batch.Skipped.
 //
 // SendGrid delivers duplicates: a repeated sg_event_id inside a batch
-// yields one signal. OccurredAt is the event's timestamp. DedupKey is the
+// yields one signal. OccurredAt is the event's timestamp (a withdrawal
+// without a readable one is dated at arrival, never dropped). DedupKey is the
 // sha256 hex of the sorted unique sg_event_ids, or "" (hash of the body)
 // when an event has none.
 type Source struct {
@@ -265,6 +266,9 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			allHaveID = false
 			continue
 		}
+		if ev.email != "" && !ev.badEmail {
+			b.Named = append(b.Named, consent.Subject{Email: ev.email}) // whatever the event means
+		}
 		if ev.id == "" {
 			allHaveID = false
 		} else {
@@ -275,7 +279,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 			}
 			seen[ev.id] = i
 		}
-		s.event(b, i, ev, undeliverable)
+		s.event(b, i, ev, undeliverable, r.ReceivedAt)
 	}
 	if allHaveID {
 		keys := make([]string, 0, len(ids))
@@ -289,7 +293,7 @@ func (s *Source) Parse(r *connectors.Request) (*connectors.Batch, error) {
 }
 
 // event adds what item i means to b.
-func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[string]bool) {
+func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[string]bool, receivedAt time.Time) {
 	var status consent.Status
 	sc := scope{brand: s.brand, purpose: consent.PurposeMarketing, channel: consent.ChannelEmail}
 	if kind, ok := activityKind(ev.name); ok {
@@ -344,6 +348,12 @@ func (s *Source) event(b *connectors.Batch, i int, ev event, undeliverable map[s
 	default:
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: event %s has no consent meaning", i, connectors.Quote(ev.name, 32)))
 		return
+	}
+	if !ev.hasAt && status == consent.StatusWithdrawn && !receivedAt.IsZero() && usableEmail(ev.email) {
+		// A withdrawal is never dropped for a bad date: it is dated when it
+		// reached us (later than it occurred, so it wins over older grants).
+		ev.at, ev.hasAt = receivedAt.UTC(), true
+		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: no valid timestamp: dated at arrival", i))
 	}
 	if reason := unusable(ev); reason != "" {
 		b.Skipped = append(b.Skipped, fmt.Sprintf("item %d: %s", i, reason))

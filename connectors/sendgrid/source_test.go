@@ -449,3 +449,29 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestWithdrawalWithBadDateIsKept: an unsubscribe or spam report whose
+// timestamp cannot be read is dated at arrival, never dropped (as
+// Postmark and Pipedrive do); an engagement event or a resubscription
+// without a time is still skipped.
+func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	_, cfg := fixture(t)
+	s := mustSource(t, cfg)
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	body := `[{"email":"u@example.com","event":"unsubscribe","timestamp":"soon","sg_event_id":"a"},` +
+		`{"email":"s@example.com","event":"spamreport","sg_event_id":"b"},` +
+		`{"email":"c@example.com","event":"click","sg_event_id":"c"},` +
+		`{"email":"g@example.com","event":"group_resubscribe","asm_group_id":1,"sg_event_id":"d"}]`
+	b, err := s.Parse(&connectors.Request{Body: []byte(body), ReceivedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, sig := range b.Signals {
+		got = append(got, sig.Subject.Email+" "+string(sig.Status)+" "+sig.OccurredAt.Format(time.RFC3339))
+	}
+	want := []string{"u@example.com withdrawn 2026-11-29T12:00:00Z", "s@example.com withdrawn 2026-11-29T12:00:00Z"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || len(b.Activities) != 0 {
+		t.Fatalf("signals %q activities %+v, want %q and none", got, b.Activities, want)
+	}
+}

@@ -241,6 +241,9 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	}
 	status, err := ParseStatus(m.cell(rec, FieldStatus), m.defaults.Status)
 	if err != nil {
+		if v := m.cell(rec, FieldStatus); v != "" {
+			return sig, fmt.Errorf("unknown status %q", m.short(v))
+		}
 		return sig, err
 	}
 	sig.Status = status
@@ -248,7 +251,7 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	if v := m.cell(rec, FieldChannel); v != "" {
 		c, err := consent.ParseChannel(strings.ToLower(v))
 		if err != nil {
-			return sig, fmt.Errorf("unknown channel %q", short(v))
+			return sig, fmt.Errorf("unknown channel %q", m.short(v))
 		}
 		sig.Channel = c
 	}
@@ -265,7 +268,7 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	if v := m.cell(rec, FieldPurpose); v != "" {
 		p, err := consent.ParsePurpose(strings.ToLower(v))
 		if err != nil {
-			return sig, fmt.Errorf("unknown purpose %q", short(v))
+			return sig, fmt.Errorf("unknown purpose %q", m.short(v))
 		}
 		sig.Purpose = p
 	}
@@ -280,12 +283,12 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	case sig.Brand == "":
 		return sig, errors.New("no brand (give -brand)")
 	case len(m.brands) > 0 && !slices.Contains(m.brands, sig.Brand):
-		return sig, fmt.Errorf("unknown brand %q", short(sig.Brand))
+		return sig, fmt.Errorf("unknown brand %q", m.short(sig.Brand))
 	}
 	if v := m.cell(rec, FieldOccurredAt); v != "" {
 		t, err := ParseTime(v, m.defaults.Location)
 		if err != nil {
-			return sig, fmt.Errorf("bad occurred_at %q", short(v))
+			return sig, fmt.Errorf("bad occurred_at %q", m.short(v))
 		}
 		sig.OccurredAt = t
 	} else if !m.defaults.OccurredAt.IsZero() {
@@ -317,7 +320,7 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 	if v := m.cell(rec, FieldConfirmedAt); v != "" {
 		t, err := ParseTime(v, m.defaults.Location)
 		if err != nil {
-			return sig, fmt.Errorf("bad confirmed_at %q", short(v))
+			return sig, fmt.Errorf("bad confirmed_at %q", m.short(v))
 		}
 		ev.ConfirmedAt = &t
 	}
@@ -333,6 +336,19 @@ func (m *Mapping) Row(rec []string) (consent.Signal, error) {
 
 // short quotes at most 40 bytes of a cell in a reason.
 func short(v string) string { return consent.CleanText(v, 40) }
+
+// short quotes a cell in a reason (short), unless it holds an address or
+// a phone number (cells shifted by a missing or extra delimiter put them
+// in any column): reasons never repeat personal data.
+func (m *Mapping) short(v string) string {
+	if strings.Contains(v, "@") {
+		return "(an address)"
+	}
+	if _, err := consent.NormalizePhone(v, m.region); err == nil {
+		return "(a number)"
+	}
+	return short(v)
+}
 
 // ParseStatus reads a status cell (case-insensitive, trimmed); an empty
 // cell takes def. Accepted:

@@ -105,6 +105,12 @@ func TestCSVNastyInputs(t *testing.T) {
 			data:    "email,status,occurred_at\nu@example.com,withdrawn,1970-01-01T00:00:00Z\nv@example.com,withdrawn,1970-01-01\nw@example.com,withdrawn,1970-01-01T00:00:01Z\n",
 			want:    []string{"w@example.com withdrawn 1970-01-01T00:00:01Z"},
 			rejects: []string{"line 2: occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date", "line 3: occurred_at is the Unix epoch (1970-01-01T00:00:00Z), a missing date"}},
+		{name: "reasons never repeat an address or a number (shifted cells)",
+			data: "email,status,occurred_at,brand\n" +
+				"x@example.com,other@example.com,2024-03-01,\n" + // 2
+				"y@example.com,withdrawn,+33 6 12 34 56 78,\n" + // 3
+				"z@example.com,withdrawn,2024-03-01,06 12 34 56 78\n", // 4
+			rejects: []string{`line 2: unknown status "(an address)"`, `line 3: bad occurred_at "(a number)"`, `line 4: unknown brand "(a number)"`}},
 		{name: "sms needs a phone",
 			data: "email,phone,channel,status,occurred_at\nt@example.com,,sms,withdrawn,2024-03-01\n,06 12 34 56 78,sms,withdrawn,2024-03-01\n",
 			want: []string{" withdrawn 2024-03-01T00:00:00Z"}, rejects: []string{"line 2: sms channel without a phone"}},
