@@ -167,6 +167,11 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 			// destinations' tasks already queued.
 			return w.pushLater(ctx, p.Destination, w.now())
 		}
+		if i > 0 && !roomFor(ctx, timeout) {
+			// The task's deadline would cut the next call short: a new
+			// task goes on.
+			return w.pushLater(ctx, p.Destination, w.now())
+		}
 		if ok, err := hold(timeout); err != nil || !ok {
 			return err // another task took over the lapsed lease: it goes on
 		}
@@ -191,7 +196,15 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	}
 	var next time.Time
 	if checker, ok := dest.(connectors.Checker); ok {
-		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, checkTimeout, func() (bool, error) { return hold(checkTimeout) })
+		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, checkTimeout, func(first bool) (bool, error) {
+			if (!first || worked) && !roomFor(ctx, checkTimeout) {
+				return false, errNoRoom
+			}
+			return hold(checkTimeout)
+		})
+		if errors.Is(err, errNoRoom) {
+			return w.pushLater(ctx, p.Destination, w.now())
+		}
 		if err != nil {
 			return err
 		}
@@ -224,6 +237,18 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	return w.pushLater(ctx, p.Destination, next)
 }
 
+// errNoRoom: the task's deadline leaves no room for the next call.
+var errNoRoom = errors.New("push task deadline")
+
+// roomFor reports whether ctx (a task's, with asynq's deadline) leaves time
+// for an operation bounded by d and the recording of its outcome: a call
+// cut short by the task's end would be retried, its read-backs lost, for
+// nothing.
+func roomFor(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) >= d+leaseMargin
+}
+
 // later is the later of a and b.
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -235,7 +260,9 @@ func later(a, b time.Time) time.Time {
 // pushLater schedules destination's next push at its retry time. If Redis
 // refuses, the sweeper schedules it (the rows are pending in Postgres).
 func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time) error {
-	if err := w.Enqueuer.PushAt(ctx, destination, at); err != nil {
+	// Even when the task has ended (a shutdown): its successor goes on in
+	// another worker.
+	if err := w.Enqueuer.PushAt(context.WithoutCancel(ctx), destination, at); err != nil {
 		w.Logger.Warn("schedule push failed; the sweeper will retry", "destination", destination, "err", err)
 	}
 	return nil
@@ -275,6 +302,17 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	// Record outcomes even when the task's context has ended.
 	rctx := context.WithoutCancel(ctx)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, connectors.ErrPermanent) {
+		// The task ended mid-call (shutdown, asynq's deadline), not the
+		// provider: the rows are due again at once, for the next task, and
+		// the destination's schedule and circuit are left as they are.
+		done := make([]store.OutboxDone, len(rows))
+		for i, r := range rows {
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "push task ended mid-call: " + err.Error()}
+		}
+		w.Logger.Warn("push task ended mid-call; rows due again", "destination", name, "rows", len(rows))
+		return w.now(), w.complete(rctx, done, store.PushCall{Destination: name})
+	}
 	if err != nil && errors.Is(err, connectors.ErrPermanent) {
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {

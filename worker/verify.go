@@ -33,9 +33,10 @@ import (
 //
 // read reports that some row was read back.
 //
-// hold, when not nil, renews the caller's push lease before each batch;
-// when it reports the lease lost, verify stops.
-func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration, hold func() (bool, error)) (again bool, next time.Time, read bool, err error) {
+// hold, when not nil, renews the caller's push lease before each batch
+// (first: before the first); when it reports the lease lost, verify stops,
+// and when it fails, verify returns its error.
+func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration, hold func(first bool) (bool, error)) (again bool, next time.Time, read bool, err error) {
 	soonest := func(at time.Time) {
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
@@ -46,7 +47,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			return true, next, read, nil
 		}
 		if hold != nil {
-			if ok, err := hold(); err != nil || !ok {
+			if ok, err := hold(i == 0); err != nil || !ok {
 				return false, next, read, err
 			}
 		}

@@ -1,0 +1,180 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/lib/pq"
+
+	"github.com/consentsync/consentsync/config"
+	"github.com/consentsync/consentsync/connectors"
+	"github.com/consentsync/consentsync/consent"
+	"github.com/consentsync/consentsync/internal/metrics"
+	"github.com/consentsync/consentsync/internal/testenv"
+	"github.com/consentsync/consentsync/jobs"
+	"github.com/consentsync/consentsync/store"
+)
+
+// slowProvider is a provider that takes delay to answer each push (all
+// accepted), or gives up when the call's context ends.
+type slowProvider struct {
+	delay time.Duration
+	calls atomic.Int32
+}
+
+func (p *slowProvider) MaxBatch() int { return 1 }
+
+func (p *slowProvider) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
+	p.calls.Add(1)
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	out := make([]connectors.Result, len(batch))
+	for i, s := range batch {
+		out[i] = connectors.Result{ID: s.ID, Receipt: "accepted"}
+	}
+	return out, nil
+}
+
+// pushWorker is a Worker for destination "slow" (timeout 3 s) on st and
+// the test's Redis.
+func pushWorker(t *testing.T, st *store.Store, dest connectors.Destination) (*Worker, asynq.RedisConnOpt) {
+	t.Helper()
+	opt, err := jobs.RedisOpt(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	cfg := &config.Config{Destinations: []config.Destination{{Name: "slow", Kind: "test", Brand: "acme", Timeout: 3 * time.Second}}}
+	cfg.Defaults()
+	return &Worker{Store: st, Enqueuer: &jobs.Enqueuer{Client: client, MaxRetry: 3}, Destinations: map[string]connectors.Destination{"slow": dest},
+		Config: cfg, Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, opt
+}
+
+// queueSlow queues n pending suppressions for "slow" and returns their ids.
+func queueSlow(t *testing.T, st *store.Store, n int) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	ids := make([]int64, n)
+	for i := range ids {
+		email := "slow" + string(rune('a'+i)) + "@example.com"
+		err := st.Tx(ctx, func(tx *store.Tx) error {
+			subject, _, err := tx.EnsureSubject(ctx, consent.Subject{Email: email})
+			if err != nil {
+				return err
+			}
+			s := consent.Signal{Subject: consent.Subject{Email: email}, Channel: consent.ChannelEmail, Brand: "acme",
+				Purpose: consent.PurposeMarketing, Status: consent.StatusWithdrawn, OccurredAt: time.Now().UTC(), Source: "test"}
+			event, err := tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: subject, DedupKey: consent.FactKey(s), Signal: s,
+				RecordedAt: time.Now().UTC(), Outcome: "applied", Hash: []byte{1}})
+			if err != nil {
+				return err
+			}
+			_, err = tx.AddOutbox(ctx, store.OutboxRow{Destination: "slow", ConsentEventID: event, SubjectID: subject, TargetSubjectID: subject,
+				Action: store.OutboxSuppress, Email: sql.NullString{String: email, Valid: true}, Channel: "email", Brand: "acme", Purpose: "marketing"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DB.Select(&ids, `SELECT id FROM suppression_outbox WHERE destination = 'slow' ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func pushTask(dest string) *asynq.Task {
+	b, _ := json.Marshal(jobs.PushPayload{Destination: dest})
+	return asynq.NewTask(jobs.TypeSuppressionPush, b)
+}
+
+// destinationFailures is the destination's failed calls in a row and
+// whether it is held.
+func destinationFailures(t *testing.T, st *store.Store, dest string) (int, bool) {
+	t.Helper()
+	var n int
+	var held bool
+	if err := st.DB.QueryRow(`SELECT failures, coalesce(hold_until > now(), false) FROM destination_status WHERE destination = $1`, dest).Scan(&n, &held); err != nil {
+		t.Fatal(err)
+	}
+	return n, held
+}
+
+// A push task's context ending mid-call (the worker shutting down: every
+// deploy; asynq's task deadline) is not the provider's failure: the rows
+// go back to pending, due at once, and the destination is neither counted
+// a failure (towards its circuit) nor held for a backoff.
+func TestPushCancelledByTaskIsNoProviderFailure(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &slowProvider{delay: 2 * time.Second}
+	w, _ := pushWorker(t, st, prov)
+	ids := queueSlow(t, st, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel) // SIGTERM mid-call
+	_ = w.HandlePush(ctx, pushTask("slow"))
+	if prov.calls.Load() != 1 {
+		t.Fatalf("%d calls; want 1", prov.calls.Load())
+	}
+	if n, held := destinationFailures(t, st, "slow"); n != 0 || held {
+		t.Errorf("after a call cut short by the task's own end: %d failures, held %v; want 0, false", n, held)
+	}
+	var due bool
+	if err := st.DB.Get(&due, `SELECT status = 'pending' AND next_attempt_at <= now() AND lease_until IS NULL
+		FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !due {
+		t.Errorf("row %d is not pending, due at once and free", ids[0])
+	}
+}
+
+// A push task does not start a provider call it has no time left to
+// finish (asynq's task deadline): the call would be cut short, counted as
+// the provider's failure and hold the destination. It hands over to a new
+// task instead; the first call is always made.
+func TestPushStopsBeforeTaskDeadline(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &slowProvider{delay: 2 * time.Second}
+	w, opt := pushWorker(t, st, prov)
+	ids := queueSlow(t, st, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // room for one call of 3 s + 2 s
+	defer cancel()
+	_ = w.HandlePush(ctx, pushTask("slow"))
+	if n, held := destinationFailures(t, st, "slow"); n != 0 || held {
+		t.Errorf("after the task's deadline: %d failures, held %v; want 0, false", n, held)
+	}
+	var sent int
+	if err := st.DB.Get(&sent, `SELECT count(*) FROM suppression_outbox WHERE id = ANY($1) AND status = 'sent'`, pq.Array(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if sent != 1 || prov.calls.Load() != 1 {
+		t.Errorf("%d rows sent in %d calls; want the first call alone (no call started that the deadline would cut)", sent, prov.calls.Load())
+	}
+	// The rest goes on in a new task.
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	var next int
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListScheduledTasks} {
+		tasks, err := list(jobs.QueueSuppression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next += len(tasks)
+	}
+	if next == 0 {
+		t.Error("no push task scheduled for the rows left")
+	}
+}
