@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -176,5 +177,59 @@ func TestPushStopsBeforeTaskDeadline(t *testing.T) {
 	}
 	if next == 0 {
 		t.Error("no push task scheduled for the rows left")
+	}
+}
+
+// partialProvider answers every push without a result for the rows whose
+// id is in skip (a provider that accepts part of a batch and says nothing
+// of the rest), or with a transient per-item error for them.
+type partialProvider struct {
+	skip      map[int64]bool
+	transient bool
+}
+
+func (p *partialProvider) MaxBatch() int { return 10 }
+
+func (p *partialProvider) Push(_ context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
+	var out []connectors.Result
+	for _, s := range batch {
+		switch {
+		case !p.skip[s.ID]:
+			out = append(out, connectors.Result{ID: s.ID, Receipt: "accepted"})
+		case p.transient:
+			out = append(out, connectors.Result{ID: s.ID, Err: errors.New("try later")})
+		}
+	}
+	return out, nil
+}
+
+// A row a provider keeps leaving out of its answers (or refusing for now)
+// is retried later each time, not every 4 s for ever: each retry is a
+// provider call, and the destination's own schedule (reset by every
+// answer) never slows it down.
+func TestPartialAnswerRetriesBackOff(t *testing.T) {
+	t.Parallel()
+	for _, transient := range []bool{false, true} {
+		st := openStore(t)
+		ids := queueSlow(t, st, 2)
+		w, _ := pushWorker(t, st, &partialProvider{skip: map[int64]bool{ids[1]: true}, transient: transient})
+		var waits []float64
+		for range 6 {
+			// The row comes due again; the push leaves it out again.
+			if _, err := st.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() WHERE id = $1`, ids[1]); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.HandlePush(context.Background(), pushTask("slow")); err != nil {
+				t.Fatal(err)
+			}
+			var wait float64
+			if err := st.DB.Get(&wait, `SELECT extract(epoch FROM next_attempt_at - now()) FROM suppression_outbox WHERE id = $1 AND status = 'pending'`, ids[1]); err != nil {
+				t.Fatal(err)
+			}
+			waits = append(waits, wait)
+		}
+		if last := waits[len(waits)-1]; last < 30 {
+			t.Errorf("transient=%v: after 6 answers leaving the row out, it is retried in %.0f s (waits %v); want a growing backoff", transient, last, waits)
+		}
 	}
 }

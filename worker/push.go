@@ -359,7 +359,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		case !ok:
 			// A destination that forgot a row: try it again later.
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "no result from destination", RetryIn: backoff(3)}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "no result from destination", RetryIn: itemBackoff(r)}
 		case res.Err == nil:
 			sent++
 			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxSent, Receipt: res.Receipt, VerifyAfter: verifyAfter}
@@ -368,7 +368,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
 		default:
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: res.Err.Error(), RetryIn: backoff(3)}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: res.Err.Error(), RetryIn: itemBackoff(r)}
 		}
 	}
 	w.Metrics.SuppressionsPushed.WithLabelValues(name, "sent").Add(float64(sent))
@@ -395,6 +395,13 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	return time.Time{}, nil
 }
+
+// itemBackoff is the wait before row r is tried again after a provider
+// answer that left it out or refused it for now: 4 s after its first
+// claim, doubling with each further claim up to maxBackoff. The
+// destination's schedule is reset by every answer, so only this slows a
+// row a provider keeps leaving out.
+func itemBackoff(r store.OutboxRow) time.Duration { return backoff(max(r.Attempts, 1) + 2) }
 
 // pushOrLift sends batch as suppressions (Destination.Push) or, when
 // its rows are lifts (store.OutboxLift; ClaimPush never mixes the two),
