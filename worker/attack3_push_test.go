@@ -233,3 +233,95 @@ func TestPartialAnswerRetriesBackOff(t *testing.T) {
 		}
 	}
 }
+
+// queueScoped queues, for one subject at "slow", a row per action given
+// (purpose per row), each on its own ledger row, and returns their ids.
+func queueScoped(t *testing.T, st *store.Store, email string, rows ...[2]string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var subject int64
+	err := st.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if subject, _, err = tx.EnsureSubject(ctx, consent.Subject{Email: email}); err != nil {
+			return err
+		}
+		for i, r := range rows {
+			status := consent.StatusWithdrawn
+			if r[0] == store.OutboxLift {
+				status = consent.StatusGranted
+			}
+			s := consent.Signal{Subject: consent.Subject{Email: email}, Channel: consent.ChannelEmail, Brand: "acme",
+				Purpose: consent.Purpose(r[1]), Status: status, OccurredAt: time.Now().UTC().Add(time.Duration(i) * time.Second), Source: "test"}
+			event, err := tx.AppendLedger(ctx, store.LedgerEntry{SubjectID: subject, DedupKey: consent.FactKey(s), Signal: s,
+				RecordedAt: time.Now().UTC(), Outcome: "applied", Hash: []byte{byte(i + 1)}})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.AddOutbox(ctx, store.OutboxRow{Destination: "slow", ConsentEventID: event, SubjectID: subject, TargetSubjectID: subject,
+				Action: r[0], Email: sql.NullString{String: email, Valid: true}, Channel: "email", Brand: "acme", Purpose: r[1]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	if err := st.DB.Select(&ids, `SELECT id FROM suppression_outbox WHERE target_subject_id = $1 ORDER BY id`, subject); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// A push task that leaves work due before its own window (a withdrawal
+// behind an older lift of its scope, due since then) must schedule its
+// successor, not ask for its own window's task id — which it holds, so
+// asynq refuses it as a duplicate and the chain ends until the sweeper.
+func TestPushSuccessorNotInOwnWindow(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	w, opt := pushWorker(t, st, &slowProvider{})
+	w.Enqueuer.Linger = time.Hour // one window holds the whole test
+	ids := queueScoped(t, st, "chain@example.com", [2]string{store.OutboxLift, "marketing"}, [2]string{store.OutboxSuppress, "marketing"},
+		[2]string{store.OutboxSuppress, "partners"})
+	// The lift failed for now: due in 3 s. The withdrawal behind it has
+	// been due for a while (since before this task's window began).
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = CASE WHEN id = $1 THEN now() + interval '3 seconds'
+		ELSE now() - interval '2 hours' END WHERE id IN ($1, $2)`, ids[0], ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	// This task was enqueued for the window holding that time; it is
+	// running (its id still taken).
+	own := time.Now().Add(-2 * time.Hour)
+	if err := w.Enqueuer.PushAt(context.Background(), "slow", own); err != nil {
+		t.Fatal(err)
+	}
+	slot := own.Truncate(time.Hour).Add(time.Hour)
+	b, _ := json.Marshal(jobs.PushPayload{Destination: "slow", At: slot.UnixMilli()})
+	if err := w.HandlePush(context.Background(), asynq.NewTask(jobs.TypeSuppressionPush, b)); err != nil {
+		t.Fatal(err)
+	}
+	var sent int
+	if err := st.DB.Get(&sent, `SELECT count(*) FROM suppression_outbox WHERE id = $1 AND status = 'sent'`, ids[2]); err != nil || sent != 1 {
+		t.Fatalf("the free withdrawal was not pushed (%d, %v)", sent, err)
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	ownID := jobs.PushTaskID("slow", slot.UnixMilli())
+	var successors []string
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListScheduledTasks} {
+		tasks, err := list(jobs.QueueSuppression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range tasks {
+			if ti.ID != ownID {
+				successors = append(successors, ti.ID)
+			}
+		}
+	}
+	if len(successors) == 0 {
+		t.Error("no successor scheduled: the lift and the withdrawal behind it wait for the sweeper")
+	}
+}

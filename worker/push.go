@@ -260,6 +260,11 @@ func later(a, b time.Time) time.Time {
 // pushLater schedules destination's next push at its retry time. If Redis
 // refuses, the sweeper schedules it (the rows are pending in Postgres).
 func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time) error {
+	// Never a time before now: a time in the calling task's own window
+	// would name its id (jobs.PushTaskID), still held while it runs, and be
+	// refused as a duplicate: no successor, the chain would end (rows due
+	// since then but behind an older lift, say) until the sweeper.
+	at = later(at, w.now())
 	// Even when the task has ended (a shutdown): its successor goes on in
 	// another worker.
 	if err := w.Enqueuer.PushAt(context.WithoutCancel(ctx), destination, at); err != nil {
