@@ -322,14 +322,18 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 // DueOutboxDestinations lists destinations that have pending rows due
 // for more than age and not leased, or sent rows whose read-back is that
 // overdue: the sweeper re-enqueues a push for each. Age is measured by
-// Postgres's clock, which set those times.
+// Postgres's clock, which set those times. A destination a push task
+// holds (pusher lease), or its retry schedule holds (hold_until: its push
+// is scheduled for then), is left out: no task is missing; if Redis lost
+// the scheduled one, its rows are due, and listed, once the hold ends.
 func (s *Store) DueOutboxDestinations(ctx context.Context, age time.Duration) ([]string, error) {
 	var out []string
 	err := s.DB.SelectContext(ctx, &out, `WITH c AS (SELECT now() - $1 * interval '1 millisecond' AS due_before)
 		SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox, c
 		WHERE status = 'pending' AND next_attempt_at <= c.due_before AND (lease_until IS NULL OR lease_until < now())
 		UNION SELECT DISTINCT destination FROM suppression_outbox, c WHERE status = 'sent' AND verify_due_at <= c.due_before) d
-		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, age.Milliseconds())
+		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination
+			AND (s.pusher_until > now() OR s.hold_until > now()))`, age.Milliseconds())
 	return out, err
 }
 
