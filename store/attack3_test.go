@@ -116,3 +116,27 @@ func TestStaleCompletionKeepsNewerLease(t *testing.T) {
 		t.Errorf("status %s: a late outcome with no newer claim must still be recorded", status)
 	}
 }
+
+// A row behind an older pending lift of its scope waits for it; it must
+// not hold back the other rows of the destination. The claim's action was
+// the oldest due row's, blocked or not: with a lift waiting behind another
+// lift that retries later, no suppression of anyone was claimed until
+// then — an unrelated person's withdrawal waited on another's lift.
+func TestBlockedRowDoesNotHoldBackOthers(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	_, lifts := scopeRows(t, st, "lifts@example.com", act{store.OutboxLift, "marketing"}, act{store.OutboxLift, "marketing"})
+	_, other := scopeRows(t, st, "withdraws@example.com", act{store.OutboxSuppress, "marketing"})
+	// The older lift failed for its row: due again in an hour.
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() + interval '1 hour' WHERE id = $1`, lifts[0]); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.ClaimPush(ctx, "d0", 10, time.Minute, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Rows) != 1 || c.Rows[0].ID != other[0] {
+		t.Fatalf("claimed %d rows; want the other person's withdrawal (row %d), not blocked by the lift waiting behind a lift", len(c.Rows), other[0])
+	}
+}

@@ -108,7 +108,8 @@ type Claim struct {
 //   - after openAfter failed calls in a row the circuit is open: one claim
 //     at a time (a probe), others held until its outcome or the lease's end;
 //   - one claim carries one action: suppressions or lifts, whichever the
-//     oldest due row is (a provider call does one or the other);
+//     oldest due row free to go is (a provider call does one or the other;
+//     a row waiting behind an older lift holds back no other);
 //   - a row behind an older pending lift of its scope waits for it
 //     (pendingBefore), so a withdrawal always lands after the lift before it;
 //   - rows another worker holds (row lock or unexpired lease) are skipped,
@@ -139,8 +140,9 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 				SELECT id FROM suppression_outbox o
 				WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
 				  AND (lease_until IS NULL OR lease_until < now())
-				  AND action = (SELECT action FROM suppression_outbox WHERE destination = $1 AND status = 'pending'
-				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT 1)
+				  AND action = (SELECT action FROM suppression_outbox o WHERE destination = $1 AND status = 'pending'
+				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+				      AND NOT `+pendingBefore+` ORDER BY id LIMIT 1)
 				  AND NOT `+pendingBefore+`
 				ORDER BY id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
