@@ -325,3 +325,48 @@ func TestPushSuccessorNotInOwnWindow(t *testing.T) {
 		t.Error("no successor scheduled: the lift and the withdrawal behind it wait for the sweeper")
 	}
 }
+
+// checkingProvider is slowProvider that can be read back: it holds every
+// suppression; reads counts the suppressions read back.
+type checkingProvider struct {
+	slowProvider
+	reads atomic.Int32
+}
+
+func (p *checkingProvider) Check(_ context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
+	out := make([]connectors.Status, len(batch))
+	for i, s := range batch {
+		p.reads.Add(1)
+		out[i] = connectors.Status{ID: s.ID, Suppressed: true, Receipt: "held"}
+	}
+	return out, nil
+}
+
+// A steady backlog of pushes (every task making its batchesPerTask calls)
+// must not starve read-backs: each task reads back what is due before it
+// hands over.
+func TestPushBacklogDoesNotStarveReadBacks(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &checkingProvider{}
+	w, _ := pushWorker(t, st, prov)
+	ids := queueSlow(t, st, batchesPerTask+3)
+	// The first row was sent earlier; its read-back is due.
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now() - interval '1 minute',
+		verify_due_at = now() - interval '1 second' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.HandlePush(context.Background(), pushTask("slow")); err != nil {
+		t.Fatal(err)
+	}
+	if prov.calls.Load() != batchesPerTask {
+		t.Fatalf("%d push calls; want %d", prov.calls.Load(), batchesPerTask)
+	}
+	var verified bool
+	if err := st.DB.Get(&verified, `SELECT verified_at IS NOT NULL FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !verified || prov.reads.Load() == 0 {
+		t.Errorf("the due read-back was not made (%d read) by a task whose pushes filled its batches", prov.reads.Load())
+	}
+}

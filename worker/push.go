@@ -161,11 +161,15 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 		}
 	}()
 	worked := false // rows claimed, for the next task's time
+	more := false   // batchesPerTask pushes made: more may be pending
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			// More may be pending: a later task goes on, after the other
-			// destinations' tasks already queued.
-			return w.pushLater(ctx, p.Destination, w.now())
+			// destinations' tasks already queued — once this one has read
+			// back what is due, so a steady backlog of pushes never starves
+			// the read-backs.
+			more = true
+			break
 		}
 		if i > 0 && !roomFor(ctx, timeout) {
 			// The task's deadline would cut the next call short: a new
@@ -214,6 +218,9 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 			return w.pushLater(ctx, p.Destination, w.now())
 		}
 		next, worked = at, worked || read
+	}
+	if more {
+		return w.pushLater(ctx, p.Destination, w.now())
 	}
 	// One task for the destination's next work: the earliest pending row
 	// or read-back due (store.NextDue), so that its tasks form one chain
