@@ -370,3 +370,54 @@ func TestPushBacklogDoesNotStarveReadBacks(t *testing.T) {
 		t.Errorf("the due read-back was not made (%d read) by a task whose pushes filled its batches", prov.reads.Load())
 	}
 }
+
+// liftingProvider answers every read-back "not suppressed", and runs
+// during it what happens meanwhile elsewhere (a grant lifting the
+// suppression, queued and pushed).
+type liftingProvider struct {
+	slowProvider
+	during func()
+}
+
+func (p *liftingProvider) Check(_ context.Context, batch []connectors.Suppression) ([]connectors.Status, error) {
+	if p.during != nil {
+		p.during()
+	}
+	out := make([]connectors.Status, len(batch))
+	for i, s := range batch {
+		out[i] = connectors.Status{ID: s.ID, Receipt: "not suppressed"}
+	}
+	return out, nil
+}
+
+// A drift check whose read-back races a lift of the suppression it reads
+// (queued and pushed while the call is in flight: the provider rightly no
+// longer holds it) finds no drift: nothing is counted, recorded or pushed
+// again over the person's new opt-in.
+func TestDriftRacingALift(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &liftingProvider{}
+	w, _ := pushWorker(t, st, prov)
+	ids := queueScoped(t, st, "drift-race@example.com", [2]string{store.OutboxSuppress, "marketing"})
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now() WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	prov.during = func() {
+		lift := queueScoped(t, st, "drift-race@example.com", [2]string{store.OutboxLift, "marketing"})
+		if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now() WHERE id = $1`, lift[len(lift)-1]); err != nil {
+			t.Error(err)
+		}
+	}
+	reps, err := w.Drift(context.Background(), "slow", true, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].Missing != 0 || reps[0].Repaired != 0 {
+		t.Errorf("drift report %+v; want nothing missing or repaired (the suppression was lifted meanwhile)", reps)
+	}
+	var status string
+	if err := st.DB.Get(&status, `SELECT status FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil || status != store.OutboxSent {
+		t.Errorf("the lifted suppression is %s (%v); want sent, not pending to be pushed over the lift", status, err)
+	}
+}
