@@ -421,3 +421,56 @@ func TestDriftRacingALift(t *testing.T) {
 		t.Errorf("the lifted suppression is %s (%v); want sent, not pending to be pushed over the lift", status, err)
 	}
 }
+
+// erasingProvider accepts every push, running during the first call what
+// happens meanwhile elsewhere (the person is erased).
+type erasingProvider struct {
+	slowProvider
+	during func()
+	once   atomic.Bool
+	got    []string
+}
+
+func (p *erasingProvider) Push(ctx context.Context, batch []connectors.Suppression) ([]connectors.Result, error) {
+	if p.during != nil && p.once.CompareAndSwap(false, true) {
+		p.during()
+	}
+	for _, s := range batch {
+		p.got = append(p.got, s.Email)
+	}
+	return p.slowProvider.Push(ctx, batch)
+}
+
+// A subject erased while its suppression is claimed and in flight: the
+// push completes, the erasure's own suppression is pushed too, and no
+// outbox row keeps the address once sent.
+func TestEraseWhileRowClaimed(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &erasingProvider{}
+	w, _ := pushWorker(t, st, prov)
+	w.Routes = RoutesFrom(w.Config.Destinations)
+	ids := queueScoped(t, st, "erase-claimed@example.com", [2]string{store.OutboxSuppress, "marketing"})
+	var subject int64
+	if err := st.DB.Get(&subject, `SELECT subject_id FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	prov.during = func() {
+		if err := w.Erase(context.Background(), subject, "test"); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := w.HandlePush(context.Background(), pushTask("slow")); err != nil {
+		t.Fatal(err)
+	}
+	var left, pending int
+	if err := st.DB.Get(&left, `SELECT count(*) FROM suppression_outbox WHERE subject_id = $1 AND email IS NOT NULL AND status <> 'pending'`, subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB.Get(&pending, `SELECT count(*) FROM suppression_outbox WHERE subject_id = $1 AND status = 'pending'`, subject); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 || pending != 0 || len(prov.got) < 1 || prov.got[0] != "erase-claimed@example.com" {
+		t.Errorf("after the erasure: %d finished rows keep the address, %d pending; pushed %d", left, pending, len(prov.got))
+	}
+}
