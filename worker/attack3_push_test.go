@@ -474,3 +474,34 @@ func TestEraseWhileRowClaimed(t *testing.T) {
 		t.Errorf("after the erasure: %d finished rows keep the address, %d pending; pushed %d", left, pending, len(prov.got))
 	}
 }
+
+// Pushes slow enough that the task's deadline comes before its
+// batchesPerTask calls must still leave room for a read-back: a task that
+// spent its time on pushes and handed over, task after task, never read
+// anything back.
+func TestSlowPushesLeaveRoomForReadBack(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := &checkingProvider{slowProvider: slowProvider{delay: 1500 * time.Millisecond}}
+	w, _ := pushWorker(t, st, prov)
+	ids := queueSlow(t, st, batchesPerTask+2)
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now() - interval '1 minute',
+		verify_due_at = now() - interval '1 second' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+	defer cancel()
+	if err := w.HandlePush(ctx, pushTask("slow")); err != nil {
+		t.Fatal(err)
+	}
+	var verified bool
+	if err := st.DB.Get(&verified, `SELECT verified_at IS NOT NULL FROM suppression_outbox WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !verified {
+		t.Errorf("no read-back made by a task whose deadline its %d slow pushes reached", prov.calls.Load())
+	}
+	if n, held := destinationFailures(t, st, "slow"); n != 0 || held {
+		t.Errorf("%d failures, held %v; want 0, false", n, held)
+	}
+}

@@ -161,7 +161,14 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 		}
 	}()
 	worked := false // rows claimed, for the next task's time
-	more := false   // batchesPerTask pushes made: more may be pending
+	more := false   // pushes stopped before the end: more may be pending
+	// pushRoom is what a push after the first needs of the task's time:
+	// the call, and, at a destination read back, one read-back batch
+	// after it, so that pushes never crowd the read-backs out.
+	pushRoom := timeout
+	if _, ok := dest.(connectors.Checker); ok {
+		pushRoom += checkTimeout + leaseMargin
+	}
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			// More may be pending: a later task goes on, after the other
@@ -171,10 +178,12 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 			more = true
 			break
 		}
-		if i > 0 && !roomFor(ctx, timeout) {
-			// The task's deadline would cut the next call short: a new
-			// task goes on.
-			return w.pushLater(ctx, p.Destination, w.now())
+		if i > 0 && !roomFor(ctx, pushRoom) {
+			// The task's deadline would cut the next call short, or leave
+			// no time to read back what is due: a new task goes on, once
+			// this one has read back.
+			more = true
+			break
 		}
 		if ok, err := hold(timeout); err != nil || !ok {
 			return err // another task took over the lapsed lease: it goes on
