@@ -41,6 +41,9 @@ type OutboxRow struct {
 	// Mismatches counts read-backs and drift checks that found the
 	// suppression missing (each re-pushed it).
 	Mismatches int `db:"mismatches"`
+	// VerifyDueAt is when the row's read-back is due (a claimed one: its
+	// lease's end; VerifyDone.Lease).
+	VerifyDueAt sql.NullTime `db:"verify_due_at"`
 }
 
 // Outbox actions (OutboxRow.Action).
@@ -85,7 +88,7 @@ func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 }
 
 const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,
-	reason, status, attempts, last_error, receipt, created_at, sent_at, verified_at, verify_attempts, mismatches`
+	reason, status, attempts, last_error, receipt, created_at, sent_at, verified_at, verify_attempts, mismatches, verify_due_at`
 
 // Claim is what ClaimPush got for one destination.
 type Claim struct {

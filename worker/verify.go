@@ -81,7 +81,8 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 				if errors.Is(cerr, connectors.ErrPermanent) && r.VerifyAttempts >= w.Config.Worker.VerifyAttempts {
 					retry = 0 // this row is given up; the others keep their tries
 				}
-				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), RetryIn: retry})
+				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), RetryIn: retry,
+					Lease: r.VerifyDueAt.Time})
 			}
 			w.Metrics.Verifications.WithLabelValues(name, "error").Add(float64(len(rows)))
 			w.Logger.Warn("read-back failed", "destination", name, "rows", len(rows), "err", connectors.MaskAddresses(cerr.Error()))
@@ -98,7 +99,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		var retryAt time.Time
 		for _, r := range rows {
 			st, ok := byID[r.ID]
-			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt)}
+			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt), Lease: r.VerifyDueAt.Time}
 			switch {
 			case ok && st.Suppressed:
 				d.Outcome = store.VerifyHeld
