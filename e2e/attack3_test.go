@@ -183,3 +183,32 @@ func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 		t.Errorf("task of the webhook whose key was clobbered: %+v, %v; want pending", info, err)
 	}
 }
+
+// TestSweeperLeavesHeldDestination: a destination held by its retry
+// schedule (a storm: hold_until ahead) has its push scheduled for then; its
+// other rows are due, yet no task is missing. The sweeper enqueued one
+// every sweep all through the storm, and counted each as work Redis had
+// lost (consentsync_sweeper_requeued_total{kind="outbox"}); once the hold
+// ends, due rows no task took are its again.
+func TestSweeperLeavesHeldDestination(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.queueOutbox("sendgrid-acme", "sweep-held@example.com")
+	if _, err := e.App.Store.DB.Exec(`INSERT INTO destination_status (destination, failures, hold_until) VALUES ('sendgrid-acme', 4, now() + interval '1 hour')
+		ON CONFLICT (destination) DO UPDATE SET failures = 4, hold_until = now() + interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	_, out, err := e.App.Worker.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != 0 {
+		t.Errorf("sweep re-enqueued %d destinations during a hold; want 0 (its retry push is scheduled)", out)
+	}
+	if _, err := e.App.Store.DB.Exec(`UPDATE destination_status SET hold_until = now() - interval '1 second' WHERE destination = 'sendgrid-acme'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err = e.App.Worker.Sweep(context.Background()); err != nil || out != 1 {
+		t.Errorf("sweep after the hold re-enqueued %d destinations, %v; want 1", out, err)
+	}
+}

@@ -116,3 +116,73 @@ func TestStaleCompletionKeepsNewerLease(t *testing.T) {
 		t.Errorf("status %s: a late outcome with no newer claim must still be recorded", status)
 	}
 }
+
+// A row behind an older pending lift of its scope waits for it; it must
+// not hold back the other rows of the destination. The claim's action was
+// the oldest due row's, blocked or not: with a lift waiting behind another
+// lift that retries later, no suppression of anyone was claimed until
+// then — an unrelated person's withdrawal waited on another's lift.
+func TestBlockedRowDoesNotHoldBackOthers(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	_, lifts := scopeRows(t, st, "lifts@example.com", act{store.OutboxLift, "marketing"}, act{store.OutboxLift, "marketing"})
+	_, other := scopeRows(t, st, "withdraws@example.com", act{store.OutboxSuppress, "marketing"})
+	// The older lift failed for its row: due again in an hour.
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() + interval '1 hour' WHERE id = $1`, lifts[0]); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.ClaimPush(ctx, "d0", 10, time.Minute, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Rows) != 1 || c.Rows[0].ID != other[0] {
+		t.Fatalf("claimed %d rows; want the other person's withdrawal (row %d), not blocked by the lift waiting behind a lift", len(c.Rows), other[0])
+	}
+}
+
+// A verifier whose read-back lease ended mid-call (a stalled process)
+// must not record its answer over a newer read-back or push of the row:
+// its "held", landing after a newer read-back found the suppression
+// missing and the row was pushed again, marked that new push verified
+// without it ever being read back.
+func TestStaleReadBackNotRecorded(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	_, ids := scopeRows(t, st, "stale-verify@example.com", act{store.OutboxSuppress, "marketing"})
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now(), verify_due_at = now() - interval '1 second' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.ClaimVerify(ctx, "d0", 10, 50*time.Millisecond)
+	if err != nil || len(a) != 1 {
+		t.Fatalf("first read-back claim = %d rows, %v", len(a), err)
+	}
+	time.Sleep(150 * time.Millisecond) // the first verifier stalls past its lease
+	b, err := st.ClaimVerify(ctx, "d0", 10, time.Minute)
+	if err != nil || len(b) != 1 {
+		t.Fatalf("second read-back claim = %d rows, %v", len(b), err)
+	}
+	if _, err := st.CompleteVerify(ctx, []store.VerifyDone{{ID: ids[0], Outcome: store.VerifyMissing, Receipt: "not there", Lease: b[0].VerifyDueAt.Time}}); err != nil {
+		t.Fatal(err)
+	}
+	// Pushed again, sent, its read-back due in 30 s.
+	c, err := st.ClaimPush(ctx, "d0", 10, time.Minute, 5)
+	if err != nil || len(c.Rows) != 1 {
+		t.Fatalf("push claim = %+v, %v", c.Rows, err)
+	}
+	if err := st.CompleteOutbox(ctx, []store.OutboxDone{{ID: ids[0], Status: store.OutboxSent, Attempt: c.Rows[0].Attempts, VerifyAfter: 30 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled verifier wakes with its old answer.
+	if _, err := st.CompleteVerify(ctx, []store.VerifyDone{{ID: ids[0], Outcome: store.VerifyHeld, Receipt: "held (old)", Lease: a[0].VerifyDueAt.Time}}); err != nil {
+		t.Fatal(err)
+	}
+	var verified, due bool
+	if err := st.DB.QueryRow(`SELECT verified_at IS NOT NULL, verify_due_at IS NOT NULL FROM suppression_outbox WHERE id = $1`, ids[0]).Scan(&verified, &due); err != nil {
+		t.Fatal(err)
+	}
+	if verified || !due {
+		t.Errorf("after a stale read-back: verified %v, read-back due %v; want false, true (the new push is still to be read back)", verified, due)
+	}
+}

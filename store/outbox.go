@@ -41,6 +41,9 @@ type OutboxRow struct {
 	// Mismatches counts read-backs and drift checks that found the
 	// suppression missing (each re-pushed it).
 	Mismatches int `db:"mismatches"`
+	// VerifyDueAt is when the row's read-back is due (a claimed one: its
+	// lease's end; VerifyDone.Lease).
+	VerifyDueAt sql.NullTime `db:"verify_due_at"`
 }
 
 // Outbox actions (OutboxRow.Action).
@@ -85,7 +88,7 @@ func (tx *Tx) AddOutbox(ctx context.Context, r OutboxRow) (bool, error) {
 }
 
 const outboxCols = `id, destination, consent_event_id, subject_id, target_subject_id, action, email, phone, channel, brand, purpose,
-	reason, status, attempts, last_error, receipt, created_at, sent_at, verified_at, verify_attempts, mismatches`
+	reason, status, attempts, last_error, receipt, created_at, sent_at, verified_at, verify_attempts, mismatches, verify_due_at`
 
 // Claim is what ClaimPush got for one destination.
 type Claim struct {
@@ -108,7 +111,8 @@ type Claim struct {
 //   - after openAfter failed calls in a row the circuit is open: one claim
 //     at a time (a probe), others held until its outcome or the lease's end;
 //   - one claim carries one action: suppressions or lifts, whichever the
-//     oldest due row is (a provider call does one or the other);
+//     oldest due row free to go is (a provider call does one or the other;
+//     a row waiting behind an older lift holds back no other);
 //   - a row behind an older pending lift of its scope waits for it
 //     (pendingBefore), so a withdrawal always lands after the lift before it;
 //   - rows another worker holds (row lock or unexpired lease) are skipped,
@@ -139,8 +143,9 @@ func (s *Store) ClaimPush(ctx context.Context, destination string, limit int, le
 				SELECT id FROM suppression_outbox o
 				WHERE destination = $1 AND status = 'pending' AND next_attempt_at <= now()
 				  AND (lease_until IS NULL OR lease_until < now())
-				  AND action = (SELECT action FROM suppression_outbox WHERE destination = $1 AND status = 'pending'
-				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT 1)
+				  AND action = (SELECT action FROM suppression_outbox o WHERE destination = $1 AND status = 'pending'
+				      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+				      AND NOT `+pendingBefore+` ORDER BY id LIMIT 1)
 				  AND NOT `+pendingBefore+`
 				ORDER BY id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
@@ -322,14 +327,18 @@ func (s *Store) DestinationStatuses(ctx context.Context) ([]DestinationStatus, e
 // DueOutboxDestinations lists destinations that have pending rows due
 // for more than age and not leased, or sent rows whose read-back is that
 // overdue: the sweeper re-enqueues a push for each. Age is measured by
-// Postgres's clock, which set those times.
+// Postgres's clock, which set those times. A destination a push task
+// holds (pusher lease), or its retry schedule holds (hold_until: its push
+// is scheduled for then), is left out: no task is missing; if Redis lost
+// the scheduled one, its rows are due, and listed, once the hold ends.
 func (s *Store) DueOutboxDestinations(ctx context.Context, age time.Duration) ([]string, error) {
 	var out []string
 	err := s.DB.SelectContext(ctx, &out, `WITH c AS (SELECT now() - $1 * interval '1 millisecond' AS due_before)
 		SELECT destination FROM (SELECT DISTINCT destination FROM suppression_outbox, c
 		WHERE status = 'pending' AND next_attempt_at <= c.due_before AND (lease_until IS NULL OR lease_until < now())
 		UNION SELECT DISTINCT destination FROM suppression_outbox, c WHERE status = 'sent' AND verify_due_at <= c.due_before) d
-		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination AND s.pusher_until > now())`, age.Milliseconds())
+		WHERE NOT EXISTS (SELECT 1 FROM destination_status s WHERE s.destination = d.destination
+			AND (s.pusher_until > now() OR s.hold_until > now()))`, age.Milliseconds())
 	return out, err
 }
 

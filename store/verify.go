@@ -81,6 +81,12 @@ func (s *Store) ClaimVerify(ctx context.Context, destination string, limit int, 
 	return rows, nil
 }
 
+// ownReadBack is true of a row o whose read-back outcome d (VerifyDone,
+// with its claim's lease as text, empty for none) belongs to its latest
+// read-back claim: ClaimVerify moves verify_due_at to the lease's end, a
+// newer claim or a push moves it again.
+const ownReadBack = `(d.lease = '' OR o.verify_due_at = d.lease::timestamptz)`
+
 // superseded is true of an outbox row o that a later row for the same
 // destination, target subject, channel, brand and purpose replaces.
 const superseded = `EXISTS (SELECT 1 FROM suppression_outbox n WHERE n.destination = o.destination AND n.id > o.id
@@ -120,6 +126,11 @@ type VerifyDone struct {
 	// the commit, by Postgres's clock (a caller's clock may be off).
 	Retry   time.Time
 	RetryIn time.Duration
+	// Lease is the row's verify_due_at as its read-back claim set it
+	// (OutboxRow.VerifyDueAt): the outcome is recorded only if no claim
+	// or push came since (a verifier that stalled past its lease records
+	// nothing over a newer read-back or push). Zero: recorded regardless.
+	Lease time.Time
 }
 
 // CompleteVerify records read-back outcomes in one transaction and returns
@@ -129,20 +140,25 @@ type VerifyDone struct {
 func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64, error) {
 	var held, missing, unknown, retry []int64
 	var heldR, missingR, unknownR []string
+	var heldL, missingL, unknownL, retryL []string
 	var retryAt []string
 	var retryIn []int64
 	for _, d := range done {
 		r := truncate(d.Receipt, 2000)
+		lease := ""
+		if !d.Lease.IsZero() {
+			lease = d.Lease.UTC().Format(time.RFC3339Nano)
+		}
 		switch {
 		case d.Outcome == VerifyHeld:
-			held, heldR = append(held, d.ID), append(heldR, r)
+			held, heldR, heldL = append(held, d.ID), append(heldR, r), append(heldL, lease)
 		case d.Outcome == VerifyMissing:
-			missing, missingR = append(missing, d.ID), append(missingR, r)
+			missing, missingR, missingL = append(missing, d.ID), append(missingR, r), append(missingL, lease)
 		case d.Retry.IsZero() && d.RetryIn <= 0:
-			unknown, unknownR = append(unknown, d.ID), append(unknownR, r)
+			unknown, unknownR, unknownL = append(unknown, d.ID), append(unknownR, r), append(unknownL, lease)
 		default:
 			retry, retryAt = append(retry, d.ID), append(retryAt, d.Retry.UTC().Format(time.RFC3339Nano))
-			retryIn = append(retryIn, relative(d.Retry, d.RetryIn))
+			retryIn, retryL = append(retryIn, relative(d.Retry, d.RetryIn)), append(retryL, lease)
 		}
 	}
 	var events []int64
@@ -152,34 +168,34 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 			q    string
 			args []any
 		}{
-			{len(held), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+			{len(held), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, lease)),
 				u AS (UPDATE suppression_outbox o SET verified_at = now(), verify_due_at = NULL, verify_receipt = d.receipt
-					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
-				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'verified', receipt FROM u`, []any{pq.Array(held), pq.Array(heldR)}},
-			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack + ` RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'verified', receipt FROM u`, []any{pq.Array(held), pq.Array(heldR), pq.Array(heldL)}},
+			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[], $4::text[]) AS d(id, receipt, lease)),
 				u AS (UPDATE suppression_outbox o SET status = CASE WHEN o.mismatches + 1 >= $3 THEN 'failed' ELSE 'pending' END,
 					next_attempt_at = now(), verify_due_at = NULL, verified_at = NULL,
 					mismatches = mismatches + 1, verify_receipt = d.receipt,
 					last_error = CASE WHEN o.mismatches + 1 >= $3
 						THEN 'read-back: the destination still does not hold the suppression after ' || $3::int || ' pushes (something there undoes it)'
 						ELSE 'read-back: the destination does not hold the suppression' END
-					FROM d WHERE o.id = d.id AND o.status = 'sent' AND (o.email IS NOT NULL OR o.phone IS NOT NULL) AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
-				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR), MaxMismatches}},
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack + ` AND (o.email IS NOT NULL OR o.phone IS NOT NULL) AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'mismatch', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR), MaxMismatches, pq.Array(missingL)}},
 			// Missing, but an erasure removed the address since the
 			// claim: nothing left to push or ask about (as ClaimVerify
 			// settles such rows); pending again, the push would refuse it
 			// for good for want of an address.
-			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+			{len(missing), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, lease)),
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
-					FROM d WHERE o.id = d.id AND o.status = 'sent' AND o.email IS NULL AND o.phone IS NULL RETURNING o.id, d.receipt)
-				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR)}},
-			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack + ` AND o.email IS NULL AND o.phone IS NULL RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(missing), pq.Array(missingR), pq.Array(missingL)}},
+			{len(unknown), `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, receipt, lease)),
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
-					FROM d WHERE o.id = d.id AND o.status = 'sent' RETURNING o.id, d.receipt)
-				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(unknown), pq.Array(unknownR)}},
+					FROM d WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack + ` RETURNING o.id, d.receipt)
+				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(unknown), pq.Array(unknownR), pq.Array(unknownL)}},
 			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS d(id, at, in_ms)
-				WHERE o.id = d.id AND o.status = 'sent'`, []any{pq.Array(retry), pq.Array(retryAt), pq.Array(retryIn)}},
+				FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::text[]) AS d(id, at, in_ms, lease)
+				WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack, []any{pq.Array(retry), pq.Array(retryAt), pq.Array(retryIn), pq.Array(retryL)}},
 		}
 		for _, st := range steps {
 			if st.n == 0 {

@@ -143,13 +143,17 @@ func (w *Worker) driftOne(ctx context.Context, name string, repair bool, sample 
 			}
 		}
 		if len(missing) > 0 {
-			rep.Missing += len(missing)
-			w.Metrics.DriftFound.WithLabelValues(name).Add(float64(len(missing)))
+			// Counted as RecordDrift finds them: a row superseded since it
+			// was read (a lift pushed meanwhile) is no drift.
 			changed, err := w.Store.RecordDrift(ctx, missing, receipts, repair)
 			if err != nil {
 				return rep, err
 			}
-			if repair {
+			rep.Missing += changed
+			if changed > 0 {
+				w.Metrics.DriftFound.WithLabelValues(name).Add(float64(changed))
+			}
+			if repair && changed > 0 {
 				rep.Repaired += changed
 				_ = w.pushLater(ctx, name, w.now())
 			}

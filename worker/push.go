@@ -161,11 +161,29 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 		}
 	}()
 	worked := false // rows claimed, for the next task's time
+	more := false   // pushes stopped before the end: more may be pending
+	// pushRoom is what a push after the first needs of the task's time:
+	// the call, and, at a destination read back, one read-back batch
+	// after it, so that pushes never crowd the read-backs out.
+	pushRoom := timeout
+	if _, ok := dest.(connectors.Checker); ok {
+		pushRoom += checkTimeout + leaseMargin
+	}
 	for i := 0; ; i++ {
 		if i == batchesPerTask {
 			// More may be pending: a later task goes on, after the other
-			// destinations' tasks already queued.
-			return w.pushLater(ctx, p.Destination, w.now())
+			// destinations' tasks already queued — once this one has read
+			// back what is due, so a steady backlog of pushes never starves
+			// the read-backs.
+			more = true
+			break
+		}
+		if i > 0 && !roomFor(ctx, pushRoom) {
+			// The task's deadline would cut the next call short, or leave
+			// no time to read back what is due: a new task goes on, once
+			// this one has read back.
+			more = true
+			break
 		}
 		if ok, err := hold(timeout); err != nil || !ok {
 			return err // another task took over the lapsed lease: it goes on
@@ -191,7 +209,15 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	}
 	var next time.Time
 	if checker, ok := dest.(connectors.Checker); ok {
-		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, checkTimeout, func() (bool, error) { return hold(checkTimeout) })
+		again, at, read, err := w.verify(ctx, p.Destination, checker, limit, checkTimeout, func(first bool) (bool, error) {
+			if (!first || worked) && !roomFor(ctx, checkTimeout) {
+				return false, errNoRoom
+			}
+			return hold(checkTimeout)
+		})
+		if errors.Is(err, errNoRoom) {
+			return w.pushLater(ctx, p.Destination, w.now())
+		}
 		if err != nil {
 			return err
 		}
@@ -201,6 +227,9 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 			return w.pushLater(ctx, p.Destination, w.now())
 		}
 		next, worked = at, worked || read
+	}
+	if more {
+		return w.pushLater(ctx, p.Destination, w.now())
 	}
 	// One task for the destination's next work: the earliest pending row
 	// or read-back due (store.NextDue), so that its tasks form one chain
@@ -224,6 +253,18 @@ func (w *Worker) handlePush(ctx context.Context, p jobs.PushPayload) error {
 	return w.pushLater(ctx, p.Destination, next)
 }
 
+// errNoRoom: the task's deadline leaves no room for the next call.
+var errNoRoom = errors.New("push task deadline")
+
+// roomFor reports whether ctx (a task's, with asynq's deadline) leaves time
+// for an operation bounded by d and the recording of its outcome: a call
+// cut short by the task's end would be retried, its read-backs lost, for
+// nothing.
+func roomFor(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) >= d+leaseMargin
+}
+
 // later is the later of a and b.
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -235,7 +276,14 @@ func later(a, b time.Time) time.Time {
 // pushLater schedules destination's next push at its retry time. If Redis
 // refuses, the sweeper schedules it (the rows are pending in Postgres).
 func (w *Worker) pushLater(ctx context.Context, destination string, at time.Time) error {
-	if err := w.Enqueuer.PushAt(ctx, destination, at); err != nil {
+	// Never a time before now: a time in the calling task's own window
+	// would name its id (jobs.PushTaskID), still held while it runs, and be
+	// refused as a duplicate: no successor, the chain would end (rows due
+	// since then but behind an older lift, say) until the sweeper.
+	at = later(at, w.now())
+	// Even when the task has ended (a shutdown): its successor goes on in
+	// another worker.
+	if err := w.Enqueuer.PushAt(context.WithoutCancel(ctx), destination, at); err != nil {
 		w.Logger.Warn("schedule push failed; the sweeper will retry", "destination", destination, "err", err)
 	}
 	return nil
@@ -275,6 +323,17 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	// Record outcomes even when the task's context has ended.
 	rctx := context.WithoutCancel(ctx)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, connectors.ErrPermanent) {
+		// The task ended mid-call (shutdown, asynq's deadline), not the
+		// provider: the rows are due again at once, for the next task, and
+		// the destination's schedule and circuit are left as they are.
+		done := make([]store.OutboxDone, len(rows))
+		for i, r := range rows {
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "push task ended mid-call: " + err.Error()}
+		}
+		w.Logger.Warn("push task ended mid-call; rows due again", "destination", name, "rows", len(rows))
+		return w.now(), w.complete(rctx, done, store.PushCall{Destination: name})
+	}
 	if err != nil && errors.Is(err, connectors.ErrPermanent) {
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {
@@ -321,7 +380,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		case !ok:
 			// A destination that forgot a row: try it again later.
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "no result from destination", RetryIn: backoff(3)}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: "no result from destination", RetryIn: itemBackoff(r)}
 		case res.Err == nil:
 			sent++
 			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxSent, Receipt: res.Receipt, VerifyAfter: verifyAfter}
@@ -330,7 +389,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxFailed, Receipt: res.Receipt, Error: res.Err.Error()}
 		default:
 			missing++
-			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: res.Err.Error(), RetryIn: backoff(3)}
+			done[i] = store.OutboxDone{ID: r.ID, Attempt: r.Attempts, Status: store.OutboxPending, Error: res.Err.Error(), RetryIn: itemBackoff(r)}
 		}
 	}
 	w.Metrics.SuppressionsPushed.WithLabelValues(name, "sent").Add(float64(sent))
@@ -357,6 +416,13 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 	}
 	return time.Time{}, nil
 }
+
+// itemBackoff is the wait before row r is tried again after a provider
+// answer that left it out or refused it for now: 4 s after its first
+// claim, doubling with each further claim up to maxBackoff. The
+// destination's schedule is reset by every answer, so only this slows a
+// row a provider keeps leaving out.
+func itemBackoff(r store.OutboxRow) time.Duration { return backoff(max(r.Attempts, 1) + 2) }
 
 // pushOrLift sends batch as suppressions (Destination.Push) or, when
 // its rows are lifts (store.OutboxLift; ClaimPush never mixes the two),

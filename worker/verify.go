@@ -33,9 +33,10 @@ import (
 //
 // read reports that some row was read back.
 //
-// hold, when not nil, renews the caller's push lease before each batch;
-// when it reports the lease lost, verify stops.
-func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration, hold func() (bool, error)) (again bool, next time.Time, read bool, err error) {
+// hold, when not nil, renews the caller's push lease before each batch
+// (first: before the first); when it reports the lease lost, verify stops,
+// and when it fails, verify returns its error.
+func (w *Worker) verify(ctx context.Context, name string, checker connectors.Checker, limit int, timeout time.Duration, hold func(first bool) (bool, error)) (again bool, next time.Time, read bool, err error) {
 	soonest := func(at time.Time) {
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
@@ -46,7 +47,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			return true, next, read, nil
 		}
 		if hold != nil {
-			if ok, err := hold(); err != nil || !ok {
+			if ok, err := hold(i == 0); err != nil || !ok {
 				return false, next, read, err
 			}
 		}
@@ -80,7 +81,8 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 				if errors.Is(cerr, connectors.ErrPermanent) && r.VerifyAttempts >= w.Config.Worker.VerifyAttempts {
 					retry = 0 // this row is given up; the others keep their tries
 				}
-				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), RetryIn: retry})
+				done = append(done, store.VerifyDone{ID: r.ID, Outcome: store.VerifyUnknown, Receipt: connectors.MaskAddresses(cerr.Error()), RetryIn: retry,
+					Lease: r.VerifyDueAt.Time})
 			}
 			w.Metrics.Verifications.WithLabelValues(name, "error").Add(float64(len(rows)))
 			w.Logger.Warn("read-back failed", "destination", name, "rows", len(rows), "err", connectors.MaskAddresses(cerr.Error()))
@@ -97,7 +99,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 		var retryAt time.Time
 		for _, r := range rows {
 			st, ok := byID[r.ID]
-			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt)}
+			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt), Lease: r.VerifyDueAt.Time}
 			switch {
 			case ok && st.Suppressed:
 				d.Outcome = store.VerifyHeld
