@@ -186,3 +186,38 @@ func TestStaleReadBackNotRecorded(t *testing.T) {
 		t.Errorf("after a stale read-back: verified %v, read-back due %v; want false, true (the new push is still to be read back)", verified, due)
 	}
 }
+
+// A report-only drift check records its finding (a "drift" line) but
+// pushes nothing, so it does not spend the row's mismatch budget
+// (MaxMismatches counts pushes); a repair does both.
+func TestReportOnlyDriftCountsNoMismatch(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	_, ids := scopeRows(t, st, "drift-report@example.com", act{store.OutboxSuppress, "marketing"})
+	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET status = 'sent', sent_at = now() WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (status string, mismatches, drifts int) {
+		t.Helper()
+		if err := st.DB.QueryRow(`SELECT status, mismatches, (SELECT count(*) FROM destination_events WHERE outbox_id = $1 AND kind = 'drift')
+			FROM suppression_outbox WHERE id = $1`, ids[0]).Scan(&status, &mismatches, &drifts); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for range 6 { // more than MaxMismatches report-only runs
+		if n, err := st.RecordDrift(ctx, []int64{ids[0]}, []string{"not suppressed"}, false); err != nil || n != 1 {
+			t.Fatalf("report-only drift: %d rows, %v", n, err)
+		}
+	}
+	if status, m, d := state(); status != store.OutboxSent || m != 0 || d != 6 {
+		t.Errorf("after 6 report-only checks: %s, %d mismatches, %d drift lines; want sent, 0, 6", status, m, d)
+	}
+	if n, err := st.RecordDrift(ctx, []int64{ids[0]}, []string{"not suppressed"}, true); err != nil || n != 1 {
+		t.Fatalf("repair: %d rows, %v", n, err)
+	}
+	if status, m, d := state(); status != store.OutboxPending || m != 1 || d != 7 {
+		t.Errorf("after a repair: %s, %d mismatches, %d drift lines; want pending, 1, 7", status, m, d)
+	}
+}

@@ -330,7 +330,9 @@ func (s *Store) MaxOutboxID(ctx context.Context, destination string) (int64, err
 // RecordDrift records, for each of ids, that a drift check found the
 // destination no longer holding the suppression (a "drift" history line
 // with receipt), and, when repair, puts the row back to pending to be
-// pushed again. It returns the rows changed. A row a later one of its
+// pushed again and counts the mismatch (mismatches, the budget of pushes
+// MaxMismatches bounds); a report-only check pushes nothing, so it counts
+// none. It returns the rows changed. A row a later one of its
 // scope superseded since the check read it (a lift pushed meanwhile: the
 // provider rightly no longer holds the suppression) is left alone, as
 // CompleteVerify does: pushed again, it would undo the newer row.
@@ -338,7 +340,7 @@ func (s *Store) RecordDrift(ctx context.Context, ids []int64, receipts []string,
 	var n int
 	err := s.Tx(ctx, func(tx *Tx) error {
 		q := `WITH d AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS d(id, receipt)),
-			u AS (UPDATE suppression_outbox o SET mismatches = mismatches + 1, verify_receipt = d.receipt
+			u AS (UPDATE suppression_outbox o SET verify_receipt = d.receipt
 				FROM d WHERE o.id = d.id AND o.status = 'sent' AND NOT ` + superseded + ` RETURNING o.id, d.receipt)
 			INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'drift', receipt FROM u`
 		if repair {

@@ -153,6 +153,7 @@ func (s Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "  inbox:       %d %s to write, %d already imported\n", s.InboxRows, unit, s.DuplicatePages)
 		fmt.Fprintf(w, "  would:       change %d current states, leave %d as they are (same status), %d older than the state\n",
 			s.WouldChange, s.AlreadySo, s.OlderThanState)
+		s.printIgnored(w)
 		return
 	}
 	fmt.Fprintf(w, "  inbox:       %d %s written, %d already imported (duplicates)\n", s.InboxRows, unit, s.DuplicatePages)
@@ -166,6 +167,11 @@ func (s Summary) Print(w io.Writer) {
 	if s.FailedRows > 0 {
 		fmt.Fprintf(w, "  failed:      %d %s failed (see consentsync queues; replay them with consentsync replay)\n", s.FailedRows, unit)
 	}
+	s.printIgnored(w)
+}
+
+// printIgnored lists the CSV columns the mapping did not use, if any.
+func (s Summary) printIgnored(w io.Writer) {
 	if len(s.UnknownColumns) > 0 {
 		fmt.Fprintf(w, "  ignored columns: %v\n", s.UnknownColumns)
 	}

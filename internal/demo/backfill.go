@@ -121,9 +121,14 @@ func reportBackfill(ctx context.Context, out io.Writer, a *app.App, sb *sandbox.
 	for _, s := range b.summaries {
 		// Items give withdrawals per channel and purpose the destination
 		// covers; each is recorded, already known, or older than the
-		// state the person has (stale: kept in the ledger, nothing changed).
-		fmt.Fprintf(out, "  %-16s %d pages, %d items (%d unreadable) -> %d withdrawals: %d recorded, %d already known, %d older than the state\n",
-			s.Name, s.Pages, s.Items, s.Rejected, s.Withdrawals, s.Applied, s.Duplicates, s.Stale)
+		// state the person has (stale: kept in the ledger, nothing changed);
+		// items that are our own earlier pushes read back are echoes.
+		echoes := ""
+		if s.Echoes > 0 {
+			echoes = fmt.Sprintf(", %d our own pushes (echoes, left out)", s.Echoes)
+		}
+		fmt.Fprintf(out, "  %-16s %d pages, %d items (%d unreadable%s) -> %d withdrawals: %d recorded, %d already known, %d older than the state\n",
+			s.Name, s.Pages, s.Items, s.Rejected, echoes, s.Withdrawals, s.Applied, s.Duplicates, s.Stale)
 	}
 	if b.err != nil {
 		problems = append(problems, b.err.Error())

@@ -250,7 +250,7 @@ func Run(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error 
 	drained = waitDrained(ctx, a, o.Timeout) && drained
 	err = report(ctx, out, a, sb, prior, results, pg, drained, time.Since(start))
 	if o.Serve && err == nil {
-		fmt.Fprintf(out, "\nserving the pages and the API at %s until interrupted (Ctrl-C): open the preference centre link above\n", base)
+		fmt.Fprintf(out, "\nserving the webhooks and the public pages at %s until interrupted (Ctrl-C): open the preference centre link above\n", base)
 		<-ctx.Done()
 	}
 	return err
