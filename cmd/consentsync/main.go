@@ -632,7 +632,7 @@ func catchUp(ctx context.Context, log *slog.Logger, args []string) error {
 func overdue(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("overdue", flag.ContinueOnError)
 	limit := fs.Int("limit", 1000, "list at most this many")
-	olderThan := fs.Duration("older-than", 0, "list withdrawals older than this (default policy.withdrawal_deadline; 24h matches the alert)")
+	olderThan := fs.Duration("older-than", 0, "list withdrawals older than this (default policy.withdrawal_deadline; 24h matches the alert; 0 lists every one still waiting)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -644,7 +644,12 @@ func overdue(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeFn()
-	age := cmp.Or(*olderThan, svc.Config.Policy.WithdrawalDeadline)
+	age := svc.Config.Policy.WithdrawalDeadline
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "older-than" {
+			age = *olderThan // 0 too: every withdrawal still waiting
+		}
+	})
 	rows, err := svc.Overdue(ctx, age, *limit+1)
 	if err != nil {
 		return err
@@ -661,7 +666,7 @@ func overdue(ctx context.Context, args []string) error {
 	for _, r := range rows {
 		who := cmp.Or(r.Identity, fmt.Sprintf("#%d (erased)", r.SubjectID))
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s/%s/%s\t%s\n", r.ConsentEventID, who, r.ReceivedAt.UTC().Format(time.RFC3339),
-			now.Sub(r.ReceivedAt).Round(time.Minute), r.Brand, r.Channel, r.Purpose, strings.Join(r.Destinations, "; "))
+			ageOf(now.Sub(r.ReceivedAt)), r.Brand, r.Channel, r.Purpose, strings.Join(r.Destinations, "; "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -674,7 +679,19 @@ func overdue(ctx context.Context, args []string) error {
 	if more {
 		n = "more than " + n
 	}
-	return fmt.Errorf("%s withdrawals older than %s not honoured everywhere", n, age)
+	noun := "withdrawals"
+	if len(rows) == 1 && !more {
+		noun = "withdrawal"
+	}
+	return fmt.Errorf("%s %s older than %s not honoured everywhere", n, noun, age)
+}
+
+// ageOf shows an age to the second under a minute, else to the minute.
+func ageOf(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Minute)
 }
 
 // parseDays reads "30d" (days) or any Go duration ("720h").

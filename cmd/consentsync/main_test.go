@@ -43,3 +43,17 @@ func TestParseRepushAndReplayIDs(t *testing.T) {
 		t.Error("replay accepted a push task id")
 	}
 }
+
+func TestAgeOf(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want time.Duration }{
+		{6400 * time.Millisecond, 6 * time.Second},
+		{59 * time.Second, 59 * time.Second},
+		{90 * time.Second, 2 * time.Minute},
+		{49*time.Hour + 29*time.Second, 49 * time.Hour},
+	} {
+		if got := ageOf(c.in); got != c.want {
+			t.Errorf("ageOf(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -88,11 +88,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		return nil, fmt.Errorf("postgres (DATABASE_URL): %w", err)
 	}
 	a.Store = st
-	if o.Migrate {
-		if err := migrations.Up(ctx, st.DB.DB); err != nil {
-			a.Close()
-			return nil, err
-		}
+	if err := prepareSchema(ctx, st, o.Migrate); err != nil {
+		a.Close()
+		return nil, err
 	}
 	if a.RedisOpt, err = jobs.RedisOpt(cfg.Process.RedisURL); err != nil {
 		a.Close()
@@ -174,6 +172,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	return a, nil
 }
 
+// prepareSchema applies pending migrations when migrate is set; otherwise
+// it checks the database holds consentsync's tables, so that a command run
+// against an empty database (a mistyped DATABASE_URL, before the first
+// serve or work) says what to do instead of failing on a missing relation.
+func prepareSchema(ctx context.Context, st *store.Store, migrate bool) error {
+	if migrate {
+		return migrations.Up(ctx, st.DB.DB)
+	}
+	var ok bool
+	if err := st.DB.GetContext(ctx, &ok, `SELECT to_regclass('inbound_events') IS NOT NULL`); err != nil {
+		return fmt.Errorf("postgres (DATABASE_URL): %w", err)
+	}
+	if !ok {
+		return errors.New("postgres (DATABASE_URL): the database has no consentsync tables yet: run `consentsync migrate up` (serve and work migrate at start), or point DATABASE_URL at consentsync's database")
+	}
+	return nil
+}
+
 // plainHTTPPublic reports whether the pages' public URL is http:// on a host
 // people reach over a network. A loopback host (localhost, 127.0.0.0/8,
 // ::1: the demo, a local test) is not warned about.
@@ -198,11 +214,9 @@ func ReadOnly(ctx context.Context, cfg *config.Config, o Options) (*service.Serv
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres (DATABASE_URL): %w", err)
 	}
-	if o.Migrate {
-		if err := migrations.Up(ctx, st.DB.DB); err != nil {
-			st.Close()
-			return nil, nil, err
-		}
+	if err := prepareSchema(ctx, st, o.Migrate); err != nil {
+		st.Close()
+		return nil, nil, err
 	}
 	return &service.Service{Store: st, Config: cfg, Now: o.clock()}, st, nil
 }

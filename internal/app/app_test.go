@@ -1,6 +1,13 @@
 package app
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/consentsync/consentsync/internal/testenv"
+	"github.com/consentsync/consentsync/store"
+)
 
 func TestPlainHTTPPublic(t *testing.T) {
 	t.Parallel()
@@ -25,5 +32,27 @@ func TestPlainHTTPPublic(t *testing.T) {
 		if got := plainHTTPPublic(c.url); got != c.warn {
 			t.Errorf("plainHTTPPublic(%q) = %v, want %v", c.url, got, c.warn)
 		}
+	}
+}
+
+// A command that does not migrate, run against a database without
+// consentsync's tables, says to migrate instead of failing on a missing
+// relation later; a migrated database passes.
+func TestPrepareSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := prepareSchema(ctx, st, false); err != nil {
+		t.Fatalf("migrated database: %v", err)
+	}
+	if _, err := st.DB.Exec(`DROP TABLE inbound_events CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareSchema(ctx, st, false); err == nil || !strings.Contains(err.Error(), "consentsync migrate up") {
+		t.Errorf("database without the tables: err = %v, want advice to migrate", err)
 	}
 }
