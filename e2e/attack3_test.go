@@ -152,8 +152,9 @@ func TestPushRetryUsesDatabaseClock(t *testing.T) {
 // where asynq keeps a hash: WRONGTYPE) made the sweep stop at that
 // webhook, every sweep, so no later webhook and no destination's due
 // outbox rows were ever re-enqueued again, and the webhook itself waited
-// for good (replay's DeleteTask fails on it too); the sweep goes on past
-// a refused enqueue, and such a key is replaced as an orphan.
+// for good (replay's DeleteTask fails on it too); such a key is now
+// replaced as an orphan. (A refused enqueue the sweep goes on past:
+// TestSweepGoesOnPastARefusedEnqueue.)
 func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
@@ -181,5 +182,39 @@ func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	info, err := e.App.Inspector.GetTaskInfo(jobs.QueueInbound, jobs.InboundTaskID(first))
 	if err != nil || info.State != asynq.TaskStatePending {
 		t.Errorf("task of the webhook whose key was clobbered: %+v, %v; want pending", info, err)
+	}
+}
+
+// TestSweepGoesOnPastARefusedEnqueue: an enqueue Redis still refuses (here
+// an archived task whose queue's archive key was clobbered: removing it
+// fails with WRONGTYPE) does not stop the sweep: the later webhook and the
+// destination's due rows are re-enqueued, and the refusal is returned.
+func TestSweepGoesOnPastARefusedEnqueue(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	e.withdrawByPostmark("sweep-refused-1@example.com")
+	e.withdrawByPostmark("sweep-refused-2@example.com")
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		t.Fatal(err)
+	}
+	var first int64
+	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.App.Redis.HSet(ctx, jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "msg", "x", "state", "archived").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.App.Redis.Set(ctx, "asynq:{"+jobs.QueueInbound+"}:archived", "clobbered", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.queueOutbox("sendgrid-acme", "sweep-refused-out@example.com")
+	time.Sleep(5 * time.Millisecond)
+	in, out, err := e.App.Worker.Sweep(ctx)
+	if err == nil {
+		t.Error("sweep returned no error; want the refused enqueue reported")
+	}
+	if in != 1 || out != 1 {
+		t.Errorf("sweep re-enqueued %d webhooks, %d destinations; want 1, 1 (past the refused one)", in, out)
 	}
 }
