@@ -159,15 +159,14 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 	return ReplacedOrphan, nil
 }
 
-// dropOrphan deletes a task key that holds no task message (or is no
-// hash at all: a key clobbered, which asynq's own scripts would fail on
-// for good), or, when
-// ARGV[2] is "1", an archived task (KEYS[2] is the queue's archive, ARGV[1]
-// the task id),
-// atomically (a live task enqueued meanwhile is never touched); it
-// returns 1 when it deleted an orphan, 3 when it deleted an archived task,
-// 2 when no key is there any more (the task ended since the refusal), 0
-// when a live task holds the key.
+// dropOrphan deletes, atomically (a live task enqueued meanwhile is never
+// touched), the task key KEYS[1] when it holds no task message or is no
+// hash at all (a clobbered key, which asynq's own scripts would fail on
+// for good), or, when ARGV[2] is "1", when it holds a task in state
+// "archived" (removing task id ARGV[1] from the queue's archive, KEYS[2],
+// too). It returns 1 when it deleted an orphan, 3 when it deleted an
+// archived task, 2 when no key is there any more (the task ended since
+// the refusal), 0 when a live task holds the key.
 var dropOrphan = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
 	return 2
