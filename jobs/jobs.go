@@ -112,14 +112,17 @@ func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
 }
 
 // EnqueueInbound enqueues processing of inbound event id under TaskID
-// InboundTaskID(id); again marks work asked for again (InboundPayload.Again). When asynq refuses the id as a duplicate, the existing
-// task key is checked (with e.Redis): a key that holds no task message is
-// an orphan (asynq's enqueue script only tests that the key exists), so it
-// is deleted and the task enqueued again; so is, when again is set (the
-// row is known to be still waiting: the sweeper, a batch that could not
-// take it), a task asynq archived, which would otherwise hold the id of
-// a received row for good. Without e.Redis a duplicate is
-// assumed live.
+// InboundTaskID(id); again marks work asked for again
+// (InboundPayload.Again). When asynq refuses the id as a duplicate, the
+// existing task key is checked (with e.Redis, dropOrphan): a key that
+// holds no task message is an orphan (asynq's enqueue script only tests
+// that the key exists), so it is deleted and the task enqueued again; so
+// is, when again is set (the row is known to be still waiting: the
+// sweeper, a batch that could not take it), a task asynq archived, which
+// would otherwise hold the id of a received row for good. Without e.Redis
+// a duplicate is assumed live. It says which it did (Enqueued); an error
+// wraps asynq's or Redis's refusal ("jobs: enqueue inbound", "jobs: check
+// task").
 func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (Enqueued, error) {
 	enqueue := func() error {
 		b, _ := json.Marshal(InboundPayload{ID: id, Again: again, TraceParent: tracing.TraceParent(ctx)})
