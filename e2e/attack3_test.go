@@ -47,6 +47,23 @@ func (e *env) queueOutbox(destination, email string) int64 {
 	return id
 }
 
+// lostWebhooks stores two Postmark withdrawals (prefix-1@, prefix-2@
+// example.com) whose inbound tasks Redis lost (deleted), for a sweep to
+// find, and returns the id of the first.
+func (e *env) lostWebhooks(prefix string) int64 {
+	e.t.Helper()
+	e.withdrawByPostmark(prefix + "-1@example.com")
+	e.withdrawByPostmark(prefix + "-2@example.com")
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		e.t.Fatal(err)
+	}
+	var first int64
+	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
+		e.t.Fatal(err)
+	}
+	return first
+}
+
 // TestSweeperSkipsUnconfiguredDestination: rows left pending for a
 // destination removed from (or renamed in) the configuration stay pending,
 // to be pushed once it is configured again; the sweeper must not enqueue a
@@ -158,15 +175,7 @@ func TestPushRetryUsesDatabaseClock(t *testing.T) {
 func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
-	e.withdrawByPostmark("sweep-bad-1@example.com")
-	e.withdrawByPostmark("sweep-bad-2@example.com")
-	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
-		t.Fatal(err)
-	}
-	var first int64
-	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
-		t.Fatal(err)
-	}
+	first := e.lostWebhooks("sweep-bad")
 	if err := e.App.Redis.Set(context.Background(), jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "clobbered", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -192,15 +201,7 @@ func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 func TestSweepGoesOnPastARefusedEnqueue(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
-	e.withdrawByPostmark("sweep-refused-1@example.com")
-	e.withdrawByPostmark("sweep-refused-2@example.com")
-	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
-		t.Fatal(err)
-	}
-	var first int64
-	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
-		t.Fatal(err)
-	}
+	first := e.lostWebhooks("sweep-refused")
 	ctx := context.Background()
 	if err := e.App.Redis.HSet(ctx, jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "msg", "x", "state", "archived").Err(); err != nil {
 		t.Fatal(err)
