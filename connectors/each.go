@@ -26,10 +26,11 @@ const InFlight = 8
 // its error is returned as is with no answer: a per-address Check or Lift
 // fails as a whole. When ctx ends first, Each returns ctx's error, never
 // answers with some missing; once every call has answered, the answers
-// are returned even if ctx has ended since. call must not write shared state: it answers
-// through its return value only. A call that panics fails as an error
-// wrapping ErrPanic (Recover): the calls run on Each's goroutines, where no
-// handler's recovery (asynq's) would catch it, and the process would end.
+// are returned even if ctx has ended since. call must not write shared
+// state: it answers through its return value only. A call that panics
+// fails as an error wrapping ErrPanic (Recover): the calls run on Each's
+// goroutines, where no handler's recovery (asynq's) would catch it, and
+// the process would end.
 func Each[T any](ctx context.Context, n int, call func(ctx context.Context, i int) (T, error)) ([]T, error) {
 	out := make([]T, n)
 	var answered atomic.Int64

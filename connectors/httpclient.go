@@ -151,25 +151,29 @@ func Transient(status int) bool {
 // failed call, whatever its headers say.
 const MaxServerWait = 7 * 24 * time.Hour
 
+// BoundWait is d within [0, MaxServerWait]: how every wait a provider or a
+// connector names (ServerWait, a RetryAfterError) is bounded before a
+// destination is held for it.
+func BoundWait(d time.Duration) time.Duration { return min(max(d, 0), MaxServerWait) }
+
 // ServerWait reads how long the server asked us to wait: Retry-After as
 // delay-seconds or an HTTP-date (RFC 9110 §10.2.3), else X-RateLimit-Reset
 // as epoch seconds (SendGrid). Negative waits count as zero; every form is
 // bounded by MaxServerWait (a reset in epoch milliseconds, a date years
 // ahead, a clock far off would otherwise hold a destination for ever).
 func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
-	bound := func(d time.Duration) time.Duration { return min(max(d, 0), MaxServerWait) }
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
 			s = min(max(s, 0), int64(MaxServerWait/time.Second))
 			return time.Duration(s) * time.Second, true
 		}
 		if t, err := http.ParseTime(v); err == nil {
-			return bound(t.Sub(now)), true
+			return BoundWait(t.Sub(now)), true
 		}
 	}
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 1e9 {
-			return bound(time.Unix(min(s, now.Unix()+int64(MaxServerWait/time.Second)), 0).Sub(now)), true
+			return BoundWait(time.Unix(min(s, now.Unix()+int64(MaxServerWait/time.Second)), 0).Sub(now)), true
 		}
 	}
 	return 0, false

@@ -173,6 +173,7 @@ func TestRedirectStaysOnTheHost(t *testing.T) {
 // proxy's HTTP-date far in the future or a provider clock years off must
 // not hold a destination — every withdrawal to it — for centuries.
 func TestServerWaitBounded(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
 		name string

@@ -42,8 +42,11 @@ var addrRE = regexp.MustCompile(
 // PhoneMask is what MaskAddresses puts in place of a phone number.
 const PhoneMask = "<phone>"
 
-// phoneRE matches a phone number in E.164 form as paths and answers carry
-// it: "+" (or "%2B") and at least 7 digits ("/v3/contacts/+33612345678").
+// phoneRE matches a phone number in E.164 form (ITU-T Recommendation
+// E.164: "+", then up to 15 digits) as paths and answers carry it: "+" (or
+// its percent-encoding "%2B") and at least 7 digits
+// ("/v3/contacts/+33612345678"); no upper bound, so a longer run of
+// digits is masked too rather than cut.
 var phoneRE = regexp.MustCompile(`(?:\+|%2[bB])[0-9]{7,}`)
 
 // HashMask is what MaskAddresses puts in place of a Mailchimp subscriber

@@ -56,6 +56,7 @@ func TestRenews(t *testing.T) {
 // "A form submission that only withdraws renews nothing"; CNIL
 // référentiel; CALOGA 2025).
 func TestKeepActivityNumberOwnedWithdrawal(t *testing.T) {
+	t.Parallel()
 	given := Subject{Email: "a@x.fr", Phone: "+33612345678"}
 	owned := func(ch Channel, st Status) Signal {
 		s := Signal{Subject: given, Channel: ch, Status: st}

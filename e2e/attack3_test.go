@@ -47,6 +47,23 @@ func (e *env) queueOutbox(destination, email string) int64 {
 	return id
 }
 
+// lostWebhooks stores two Postmark withdrawals (prefix-1@, prefix-2@
+// example.com) whose inbound tasks Redis lost (deleted), for a sweep to
+// find, and returns the id of the first.
+func (e *env) lostWebhooks(prefix string) int64 {
+	e.t.Helper()
+	e.withdrawByPostmark(prefix + "-1@example.com")
+	e.withdrawByPostmark(prefix + "-2@example.com")
+	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
+		e.t.Fatal(err)
+	}
+	var first int64
+	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
+		e.t.Fatal(err)
+	}
+	return first
+}
+
 // TestSweeperSkipsUnconfiguredDestination: rows left pending for a
 // destination removed from (or renamed in) the configuration stay pending,
 // to be pushed once it is configured again; the sweeper must not enqueue a
@@ -152,20 +169,13 @@ func TestPushRetryUsesDatabaseClock(t *testing.T) {
 // where asynq keeps a hash: WRONGTYPE) made the sweep stop at that
 // webhook, every sweep, so no later webhook and no destination's due
 // outbox rows were ever re-enqueued again, and the webhook itself waited
-// for good (replay's DeleteTask fails on it too); the sweep goes on past
-// a refused enqueue, and such a key is replaced as an orphan.
+// for good (replay's DeleteTask fails on it too); such a key is now
+// replaced as an orphan. (A refused enqueue the sweep goes on past:
+// TestSweepGoesOnPastARefusedEnqueue.)
 func TestSweepGoesOnPastOneBadTask(t *testing.T) {
 	t.Parallel()
 	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
-	e.withdrawByPostmark("sweep-bad-1@example.com")
-	e.withdrawByPostmark("sweep-bad-2@example.com")
-	if _, err := e.App.Inspector.DeleteAllPendingTasks(jobs.QueueInbound); err != nil {
-		t.Fatal(err)
-	}
-	var first int64
-	if err := e.App.Store.DB.Get(&first, `SELECT min(id) FROM inbound_events`); err != nil {
-		t.Fatal(err)
-	}
+	first := e.lostWebhooks("sweep-bad")
 	if err := e.App.Redis.Set(context.Background(), jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "clobbered", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -210,5 +220,31 @@ func TestSweeperLeavesHeldDestination(t *testing.T) {
 	}
 	if _, out, err = e.App.Worker.Sweep(context.Background()); err != nil || out != 1 {
 		t.Errorf("sweep after the hold re-enqueued %d destinations, %v; want 1", out, err)
+	}
+}
+
+// TestSweepGoesOnPastARefusedEnqueue: an enqueue Redis still refuses (here
+// an archived task whose queue's archive key was clobbered: removing it
+// fails with WRONGTYPE) does not stop the sweep: the later webhook and the
+// destination's due rows are re-enqueued, and the refusal is returned.
+func TestSweepGoesOnPastARefusedEnqueue(t *testing.T) {
+	t.Parallel()
+	e := start(t, envOptions{noWorker: true, mutate: func(c *configT) { c.Worker.SweepAfter = time.Millisecond }})
+	first := e.lostWebhooks("sweep-refused")
+	ctx := context.Background()
+	if err := e.App.Redis.HSet(ctx, jobs.TaskKey(jobs.QueueInbound, jobs.InboundTaskID(first)), "msg", "x", "state", "archived").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.App.Redis.Set(ctx, "asynq:{"+jobs.QueueInbound+"}:archived", "clobbered", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.queueOutbox("sendgrid-acme", "sweep-refused-out@example.com")
+	time.Sleep(5 * time.Millisecond)
+	in, out, err := e.App.Worker.Sweep(ctx)
+	if err == nil {
+		t.Error("sweep returned no error; want the refused enqueue reported")
+	}
+	if in != 1 || out != 1 {
+		t.Errorf("sweep re-enqueued %d webhooks, %d destinations; want 1, 1 (past the refused one)", in, out)
 	}
 }

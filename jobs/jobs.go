@@ -112,14 +112,17 @@ func (e *Enqueuer) Inbound(ctx context.Context, id int64) error {
 }
 
 // EnqueueInbound enqueues processing of inbound event id under TaskID
-// InboundTaskID(id); again marks work asked for again (InboundPayload.Again). When asynq refuses the id as a duplicate, the existing
-// task key is checked (with e.Redis): a key that holds no task message is
-// an orphan (asynq's enqueue script only tests that the key exists), so it
-// is deleted and the task enqueued again; so is, when again is set (the
-// row is known to be still waiting: the sweeper, a batch that could not
-// take it), a task asynq archived, which would otherwise hold the id of
-// a received row for good. Without e.Redis a duplicate is
-// assumed live.
+// InboundTaskID(id); again marks work asked for again
+// (InboundPayload.Again). When asynq refuses the id as a duplicate, the
+// existing task key is checked (with e.Redis, dropOrphan): a key that
+// holds no task message is an orphan (asynq's enqueue script only tests
+// that the key exists), so it is deleted and the task enqueued again; so
+// is, when again is set (the row is known to be still waiting: the
+// sweeper, a batch that could not take it), a task asynq archived, which
+// would otherwise hold the id of a received row for good. Without e.Redis
+// a duplicate is assumed live. It says which it did (Enqueued); an error
+// wraps asynq's or Redis's refusal ("jobs: enqueue inbound", "jobs: check
+// task").
 func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (Enqueued, error) {
 	enqueue := func() error {
 		b, _ := json.Marshal(InboundPayload{ID: id, Again: again, TraceParent: tracing.TraceParent(ctx)})
@@ -159,15 +162,14 @@ func (e *Enqueuer) EnqueueInbound(ctx context.Context, id int64, again bool) (En
 	return ReplacedOrphan, nil
 }
 
-// dropOrphan deletes a task key that holds no task message (or is no
-// hash at all: a key clobbered, which asynq's own scripts would fail on
-// for good), or, when
-// ARGV[2] is "1", an archived task (KEYS[2] is the queue's archive, ARGV[1]
-// the task id),
-// atomically (a live task enqueued meanwhile is never touched); it
-// returns 1 when it deleted an orphan, 3 when it deleted an archived task,
-// 2 when no key is there any more (the task ended since the refusal), 0
-// when a live task holds the key.
+// dropOrphan deletes, atomically (a live task enqueued meanwhile is never
+// touched), the task key KEYS[1] when it holds no task message or is no
+// hash at all (a clobbered key, which asynq's own scripts would fail on
+// for good), or, when ARGV[2] is "1", when it holds a task in state
+// "archived" (removing task id ARGV[1] from the queue's archive, KEYS[2],
+// too). It returns 1 when it deleted an orphan, 3 when it deleted an
+// archived task, 2 when no key is there any more (the task ended since
+// the refusal), 0 when a live task holds the key.
 var dropOrphan = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
 	return 2

@@ -15,25 +15,39 @@ import (
 	"github.com/consentsync/consentsync/internal/tracing"
 )
 
+// redisEnqueuer is an Enqueuer on a Redis index of the test's own, with
+// the Redis client it checks task keys with (Enqueuer.Redis) and an
+// inspector; all are closed at the test's end.
+func redisEnqueuer(t *testing.T) (*Enqueuer, *redis.Client, *asynq.Inspector) {
+	t.Helper()
+	u := testenv.Redis(t)
+	opt, err := RedisOpt(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(ro)
+	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() {
+		insp.Close()
+		client.Close()
+		rc.Close()
+	})
+	return &Enqueuer{Client: client, MaxRetry: 3, Redis: rc}, rc, insp
+}
+
 // TestEnqueueInboundReplacesOrphans: a task key left without its message
 // (what allkeys-lru eviction of part of a task, or a half-deleted task,
 // leaves) makes asynq refuse the id as a duplicate although nothing will
 // run; EnqueueInbound sees it, drops it and enqueues a real task. A live
 // task is left alone.
 func TestEnqueueInboundReplacesOrphans(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	u := testenv.Redis(t)
-	opt, err := RedisOpt(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ro, _ := redis.ParseURL(u)
-	rc := redis.NewClient(ro)
-	defer rc.Close()
-	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
-	defer client.Close()
-	defer insp.Close()
-	e := &Enqueuer{Client: client, MaxRetry: 3, Redis: rc}
+	e, rc, insp := redisEnqueuer(t)
 
 	if got, err := e.EnqueueInbound(ctx, 7, false); err != nil || got != Queued {
 		t.Fatalf("first enqueue = %v, %v", got, err)
@@ -45,7 +59,7 @@ func TestEnqueueInboundReplacesOrphans(t *testing.T) {
 	if err := rc.HSet(ctx, TaskKey(QueueInbound, InboundTaskID(8)), "state", "pending").Err(); err != nil {
 		t.Fatal(err)
 	}
-	plain := &Enqueuer{Client: client, MaxRetry: 3}
+	plain := &Enqueuer{Client: e.Client, MaxRetry: 3}
 	if got, err := plain.EnqueueInbound(ctx, 8, false); err != nil || got != AlreadyQueued {
 		t.Fatalf("without Redis the orphan is taken for live: %v, %v", got, err)
 	}
@@ -62,6 +76,7 @@ func TestEnqueueInboundReplacesOrphans(t *testing.T) {
 // Queued, a second one in the same window finds its task (AlreadyQueued),
 // the next window's is Queued again — the sweeper counts only the Queued.
 func TestEnqueuePushAtSaysWhatItDid(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	opt, err := RedisOpt(testenv.Redis(t))
 	if err != nil {
@@ -150,19 +165,9 @@ func TestPayloadsCarryTraceParent(t *testing.T) {
 // removes it from the archive and enqueues a new task; a first enqueue
 // (again false) leaves the archive alone.
 func TestEnqueueInboundReplacesArchivedWhenAskedAgain(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	u := testenv.Redis(t)
-	opt, err := RedisOpt(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ro, _ := redis.ParseURL(u)
-	rc := redis.NewClient(ro)
-	defer rc.Close()
-	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
-	defer client.Close()
-	defer insp.Close()
-	e := &Enqueuer{Client: client, MaxRetry: 3, Redis: rc}
+	e, _, insp := redisEnqueuer(t)
 	if got, err := e.EnqueueInbound(ctx, 11, false); err != nil || got != Queued {
 		t.Fatalf("first enqueue = %v, %v", got, err)
 	}

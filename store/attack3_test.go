@@ -75,7 +75,7 @@ func TestStaleCompletionKeepsNewerLease(t *testing.T) {
 	}
 	// The first pusher's call failed transiently (it timed out): it records
 	// a retry for a row that is now the second pusher's.
-	stale := store.OutboxDone{ID: ids[0], Status: store.OutboxPending, Error: "timeout", Retry: time.Now(), Attempt: a.Rows[0].Attempts}
+	stale := store.OutboxDone{ID: ids[0], Status: store.OutboxPending, Error: "timeout", Attempt: a.Rows[0].Attempts}
 	if err := st.CompleteOutbox(ctx, []store.OutboxDone{stale}); err != nil {
 		t.Fatal(err)
 	}

@@ -179,14 +179,13 @@ const pendingBefore = `EXISTS (SELECT 1 FROM suppression_outbox p WHERE p.destin
 // OutboxDone is the final or interim outcome of one claimed row.
 type OutboxDone struct {
 	ID      int64
-	Status  string // OutboxSent, OutboxFailed or OutboxPending (try again at Retry)
+	Status  string // OutboxSent, OutboxFailed or OutboxPending (try again RetryIn from now)
 	Receipt string
 	Error   string
-	Retry   time.Time
-	// RetryIn, when Retry is zero, is when to try again: that long after
+	// RetryIn, for a pending row, is when to try again: that long after
 	// the outcome is recorded, by Postgres's clock (which every claim
 	// compares with), so a caller whose clock is off schedules nothing
-	// years away.
+	// years away. Zero or less: at once.
 	RetryIn time.Duration
 	// VerifyAfter, for a sent row, is when to read it back (0: never; the
 	// destination cannot be read back).
@@ -210,12 +209,9 @@ const scrubErased = `email = CASE WHEN EXISTS (SELECT 1 FROM subjects WHERE id I
 // pusher send the row while the second's call is in flight).
 const ownClaim = `(d.attempt = 0 OR o.attempts = d.attempt)`
 
-// relative is the milliseconds after now() a retry time is (in, when at
-// is zero, at least 0), or -1: at itself.
-func relative(at time.Time, in time.Duration) int64 {
-	if !at.IsZero() {
-		return -1
-	}
+// retryMillis is a retry wait (RetryIn) as the milliseconds after now()
+// the SQL adds, at least 0.
+func retryMillis(in time.Duration) int64 {
 	return max(in.Milliseconds(), 0)
 }
 
@@ -224,11 +220,9 @@ func relative(at time.Time, in time.Duration) int64 {
 type PushCall struct {
 	Destination string
 	// Failed: the call failed transiently (429, 5xx, timeout); no row of the
-	// destination is claimed before RetryAt.
+	// destination is claimed for RetryIn from the commit, by Postgres's
+	// clock (zero or less: the hold ends at once).
 	Failed  bool
-	RetryAt time.Time
-	// RetryIn, when RetryAt is zero: the destination is held that long
-	// from the commit, by Postgres's clock.
 	RetryIn time.Duration
 	Error   string
 	// Succeeded: the provider answered (whatever it said of each row): the
@@ -242,7 +236,6 @@ type PushCall struct {
 func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...PushCall) error {
 	var sent, failed, retry, sentVerify, sentAttempt, failedAttempt, retryAttempt []int64
 	var sentReceipt, failedReceipt, failedErr, retryErr []string
-	var retryAt []time.Time
 	var retryIn []int64
 	for _, d := range done {
 		switch d.Status {
@@ -253,8 +246,8 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			failed, failedReceipt, failedErr = append(failed, d.ID), append(failedReceipt, d.Receipt), append(failedErr, truncate(d.Error, 2000))
 			failedAttempt = append(failedAttempt, int64(d.Attempt))
 		default:
-			retry, retryErr, retryAt = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000)), append(retryAt, d.Retry)
-			retryAttempt, retryIn = append(retryAttempt, int64(d.Attempt)), append(retryIn, relative(d.Retry, d.RetryIn))
+			retry, retryErr = append(retry, d.ID), append(retryErr, truncate(d.Error, 2000))
+			retryAttempt, retryIn = append(retryAttempt, int64(d.Attempt)), append(retryIn, retryMillis(d.RetryIn))
 		}
 	}
 	return s.Tx(ctx, func(tx *Tx) error {
@@ -278,15 +271,11 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			}
 		}
 		if len(retry) > 0 {
-			at := make([]string, len(retryAt))
-			for i, t := range retryAt {
-				at[i] = t.UTC().Format(time.RFC3339Nano)
-			}
 			if _, err := tx.sq.ExecContext(ctx, `UPDATE suppression_outbox o SET last_error = d.error, lease_until = NULL,
-				next_attempt_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::bigint[]) AS d(id, at, error, attempt, in_ms)
+				next_attempt_at = now() + d.in_ms * interval '1 millisecond'
+				FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS d(id, error, attempt, in_ms)
 				WHERE o.id = d.id AND o.status = 'pending' AND `+ownClaim,
-				pq.Array(retry), pq.Array(at), pq.Array(retryErr), pq.Array(retryAttempt), pq.Array(retryIn)); err != nil {
+				pq.Array(retry), pq.Array(retryErr), pq.Array(retryAttempt), pq.Array(retryIn)); err != nil {
 				return fmt.Errorf("store: complete outbox: %w", err)
 			}
 		}
@@ -295,8 +284,8 @@ func (s *Store) CompleteOutbox(ctx context.Context, done []OutboxDone, call ...P
 			switch {
 			case c.Failed:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = failures + 1,
-					hold_until = CASE WHEN $4::bigint >= 0 THEN now() + $4::bigint * interval '1 millisecond' ELSE $2 END,
-					last_error = $3, updated_at = now() WHERE destination = $1`, c.Destination, c.RetryAt, truncate(c.Error, 2000), relative(c.RetryAt, c.RetryIn))
+					hold_until = now() + $3::bigint * interval '1 millisecond',
+					last_error = $2, updated_at = now() WHERE destination = $1`, c.Destination, truncate(c.Error, 2000), retryMillis(c.RetryIn))
 			case c.Succeeded:
 				_, err = tx.sq.ExecContext(ctx, `UPDATE destination_status SET failures = 0, hold_until = NULL, last_error = NULL,
 					updated_at = now() WHERE destination = $1 AND (failures > 0 OR hold_until IS NOT NULL)`, c.Destination)

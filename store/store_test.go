@@ -136,19 +136,19 @@ func TestClaimPushSchedule(t *testing.T) {
 	if len(c.Rows) != 1 || c.Failures != 0 || !c.HeldUntil.IsZero() {
 		t.Fatalf("first claim = %+v", c)
 	}
-	fail := func(at time.Time) {
+	fail := func(in time.Duration) {
 		t.Helper()
-		done := []store.OutboxDone{{ID: c.Rows[0].ID, Status: store.OutboxPending, Retry: at, Error: "429"}}
-		if err := st.CompleteOutbox(ctx, done, store.PushCall{Destination: "d0", Failed: true, RetryAt: at, Error: "429"}); err != nil {
+		done := []store.OutboxDone{{ID: c.Rows[0].ID, Status: store.OutboxPending, RetryIn: in, Error: "429"}}
+		if err := st.CompleteOutbox(ctx, done, store.PushCall{Destination: "d0", Failed: true, RetryIn: in, Error: "429"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fail(time.Now().Add(time.Hour))
+	fail(time.Hour)
 	if h := claim(); h.HeldUntil.IsZero() || len(h.Rows) != 0 {
 		t.Fatalf("claim during the hold = %+v, want held", h)
 	}
-	// Second failure (retry time passed): the circuit opens.
-	fail(time.Now().Add(-time.Second))
+	// Second failure (no wait: the hold ends at once): the circuit opens.
+	fail(0)
 	if _, err := st.DB.Exec(`UPDATE suppression_outbox SET next_attempt_at = now() - interval '1s', lease_until = NULL`); err != nil {
 		t.Fatal(err)
 	}

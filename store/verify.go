@@ -108,8 +108,9 @@ const (
 	// MaxMismatches the row fails instead (something at the destination
 	// keeps undoing it: an operator must look, see deadletters).
 	VerifyMissing = "mismatch"
-	// VerifyUnknown: the destination could not say; asked again at Retry,
-	// or, when Retry is zero, given up (kind "unverified").
+	// VerifyUnknown: the destination could not say; asked again RetryIn
+	// from the commit, or, when RetryIn is zero, given up (kind
+	// "unverified").
 	VerifyUnknown = "unverified"
 	// DriftMissing: a drift check found it missing (kind "drift").
 	DriftMissing = "drift"
@@ -121,10 +122,9 @@ type VerifyDone struct {
 	Outcome string // VerifyHeld, VerifyMissing or VerifyUnknown
 	// Receipt is the provider's answer, addresses masked.
 	Receipt string
-	// Retry, for VerifyUnknown, is when to ask again (zero, with RetryIn
-	// zero too: given up); RetryIn, when Retry is zero, is how long after
-	// the commit, by Postgres's clock (a caller's clock may be off).
-	Retry   time.Time
+	// RetryIn, for VerifyUnknown, is when to ask again: that long after
+	// the commit, by Postgres's clock (a caller's clock may be off); zero
+	// or less: given up.
 	RetryIn time.Duration
 	// Lease is the row's verify_due_at as its read-back claim set it
 	// (OutboxRow.VerifyDueAt): the outcome is recorded only if no claim
@@ -141,7 +141,6 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 	var held, missing, unknown, retry []int64
 	var heldR, missingR, unknownR []string
 	var heldL, missingL, unknownL, retryL []string
-	var retryAt []string
 	var retryIn []int64
 	for _, d := range done {
 		r := truncate(d.Receipt, 2000)
@@ -154,11 +153,10 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 			held, heldR, heldL = append(held, d.ID), append(heldR, r), append(heldL, lease)
 		case d.Outcome == VerifyMissing:
 			missing, missingR, missingL = append(missing, d.ID), append(missingR, r), append(missingL, lease)
-		case d.Retry.IsZero() && d.RetryIn <= 0:
+		case d.RetryIn <= 0:
 			unknown, unknownR, unknownL = append(unknown, d.ID), append(unknownR, r), append(unknownL, lease)
 		default:
-			retry, retryAt = append(retry, d.ID), append(retryAt, d.Retry.UTC().Format(time.RFC3339Nano))
-			retryIn, retryL = append(retryIn, relative(d.Retry, d.RetryIn)), append(retryL, lease)
+			retry, retryIn, retryL = append(retry, d.ID), append(retryIn, retryMillis(d.RetryIn)), append(retryL, lease)
 		}
 	}
 	var events []int64
@@ -193,9 +191,9 @@ func (s *Store) CompleteVerify(ctx context.Context, done []VerifyDone) ([]int64,
 				u AS (UPDATE suppression_outbox o SET verify_due_at = NULL, verify_receipt = d.receipt
 					FROM d WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack + ` RETURNING o.id, d.receipt)
 				INSERT INTO destination_events (outbox_id, kind, receipt) SELECT id, 'unverified', receipt FROM u`, []any{pq.Array(unknown), pq.Array(unknownR), pq.Array(unknownL)}},
-			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = CASE WHEN d.in_ms >= 0 THEN now() + d.in_ms * interval '1 millisecond' ELSE d.at END
-				FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::text[]) AS d(id, at, in_ms, lease)
-				WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack, []any{pq.Array(retry), pq.Array(retryAt), pq.Array(retryIn), pq.Array(retryL)}},
+			{len(retry), `UPDATE suppression_outbox o SET verify_due_at = now() + d.in_ms * interval '1 millisecond'
+				FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS d(id, in_ms, lease)
+				WHERE o.id = d.id AND o.status = 'sent' AND ` + ownReadBack, []any{pq.Array(retry), pq.Array(retryIn), pq.Array(retryL)}},
 		}
 		for _, st := range steps {
 			if st.n == 0 {

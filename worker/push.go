@@ -351,7 +351,7 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		}
 		// A connector's (a plugin's) own wait is bounded as the
 		// headers' are (connectors.ServerWait).
-		delay = min(max(delay, 0), connectors.MaxServerWait)
+		delay = connectors.BoundWait(delay)
 		retry := w.now().Add(delay)
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {

@@ -73,7 +73,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if !named {
 				delay = w.Config.Worker.VerifyAfter
 			}
-			delay = min(max(delay, 0), connectors.MaxServerWait)
+			delay = connectors.BoundWait(delay)
 			retryAt := w.now().Add(delay)
 			for _, r := range rows {
 				// Retry times by Postgres's clock (RetryIn; positive: asked again).

@@ -335,6 +335,7 @@ func FuzzParse(f *testing.F) {
 // times cannot be read is dated at arrival, never dropped; a click
 // without one is still skipped.
 func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	t.Parallel()
 	s := newSource(t, "tok")
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	body := `[{"event":"unsubscribed","email":"u@example.com","camp_id":1,"date_event":"someday"},` +

@@ -469,6 +469,7 @@ func TestUndatedSubmissionTakesArrivalTime(t *testing.T) {
 // newsletter=0 (the framework reads the last value). The ticked post is
 // an opt-in, with nothing ambiguous about it; the unticked one is none.
 func TestParseHiddenUntickedField(t *testing.T) {
+	t.Parallel()
 	_, cfg := fixture(t)
 	s := newSource(t, cfg)
 	h := http.Header{}

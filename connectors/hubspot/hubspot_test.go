@@ -692,6 +692,7 @@ func FuzzParse(f *testing.F) {
 // read is dated at arrival, never dropped; a lifecycle change without
 // one is still skipped.
 func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	t.Parallel()
 	_, cfg := fixture(t, "")
 	s := newSource(t, cfg, connectors.Deps{})
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)

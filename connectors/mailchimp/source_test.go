@@ -337,6 +337,7 @@ func FuzzVerify(f *testing.F) {
 // names its addresses (Batch.Named), so that an erasure of one of them
 // deletes the stored request.
 func TestParseNamesEveryAddress(t *testing.T) {
+	t.Parallel()
 	s := testSource(t, nil)
 	for _, tt := range []struct {
 		body string

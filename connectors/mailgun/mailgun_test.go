@@ -431,6 +431,7 @@ func FuzzParse(f *testing.F) {
 // cannot be read is dated at arrival, never dropped; a click without one
 // is still skipped.
 func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	t.Parallel()
 	src := newSource(t, key)
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {

@@ -380,6 +380,7 @@ func FuzzParse(f *testing.F) {
 // LastModifiedDate nor SystemModstamp (fields the admin did not select)
 // still withdraws, dated at arrival.
 func TestWithdrawalWithoutDateIsKept(t *testing.T) {
+	t.Parallel()
 	src := newSource(t, config.Source{Secrets: []string{org}})
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	body := envelope(org, notif("N1", "Contact", `<sf:Email>a@example.com</sf:Email><sf:HasOptedOutOfEmail>true</sf:HasOptedOutOfEmail>`),

@@ -455,6 +455,7 @@ func FuzzVerify(f *testing.F) {
 // Postmark and Pipedrive do); an engagement event or a resubscription
 // without a time is still skipped.
 func TestWithdrawalWithBadDateIsKept(t *testing.T) {
+	t.Parallel()
 	_, cfg := fixture(t)
 	s := mustSource(t, cfg)
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)

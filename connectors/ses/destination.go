@@ -454,6 +454,11 @@ func (d *Destination) classify(err error) classified {
 	if errors.Is(err, ErrContactListNotFound) {
 		return classified{err: fmt.Errorf("%w: %w", connectors.ErrPermanent, redacted{msg, ErrContactListNotFound}), stop: true, whole: true}
 	}
+	if errors.Is(err, connectors.ErrPanic) {
+		// A call that panicked (run recovers it): transient as before,
+		// and still an ErrPanic, as connectors.Each's are.
+		return classified{err: redacted{msg, connectors.ErrPanic}, stop: true}
+	}
 	cause := errors.New(msg)
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {

@@ -712,7 +712,7 @@ func TestRunPanic(t *testing.T) {
 		}
 		return "ok", nil
 	})
-	if stop == nil || !strings.Contains(stop.err.Error(), connectors.ErrPanic.Error()) {
+	if stop == nil || !errors.Is(stop.err, connectors.ErrPanic) {
 		t.Fatalf("stop = %+v, want the panic as an error", stop)
 	}
 	// a@ ran (done, "ok") or, when b@'s panic came first, was not started

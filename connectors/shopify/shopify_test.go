@@ -679,6 +679,7 @@ func FuzzParse(f *testing.F) {
 // (not_subscribed) and a skipped test order still name the customer
 // (Batch.Named), so that their erasure deletes the stored request.
 func TestParseNamesTheCustomer(t *testing.T) {
+	t.Parallel()
 	src, err := NewSource(config.Source{Name: "shopify-acme", Kind: "shopify", Brand: "acme", Secrets: []string{"k"}}, connectors.Deps{})
 	if err != nil {
 		t.Fatal(err)

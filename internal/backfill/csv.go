@@ -158,7 +158,7 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 	twice := map[string]int{} // a header name's second column
 	for i, h := range header {
 		if i == 0 {
-			h = strings.TrimPrefix(h, "\uFEFF")
+			h = strings.TrimPrefix(h, utf8BOM)
 		}
 		k := strings.ToLower(strings.TrimSpace(h))
 		if _, dup := pos[k]; !dup {
@@ -194,7 +194,7 @@ func NewMapping(header []string, cols Columns, d Defaults, brands []string, regi
 	}
 	for i, h := range header {
 		if !used[i] && strings.TrimSpace(h) != "" {
-			m.Unknown = append(m.Unknown, consent.CleanText(strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF")), 80))
+			m.Unknown = append(m.Unknown, consent.CleanText(strings.TrimSpace(strings.TrimPrefix(h, utf8BOM)), 80))
 		}
 	}
 	_, email := m.index[FieldEmail]
@@ -437,7 +437,9 @@ func knownZone(t time.Time, loc *time.Location) bool {
 	return off == 0 && (name == "UTC" || name == "GMT" || name == "UT")
 }
 
-// utf8BOM is the UTF-8 byte order mark some exports put first.
+// utf8BOM is the UTF-8 byte order mark some exports put first (NewRows
+// drops it before the CSV reader; NewMapping, for a header read
+// elsewhere, from its first cell).
 const utf8BOM = "\uFEFF"
 
 // Rows streams one export's data rows: the header row read by NewRows,
