@@ -73,8 +73,18 @@ func FuzzMaskAddresses(f *testing.F) {
 				t.Fatalf("MaskAddresses(%q) = %q still contains %q", s, got, addr)
 			}
 		}
-		if again := MaskAddresses(got); strings.Count(again, AddressMask) < strings.Count(got, AddressMask) {
-			t.Fatalf("masking %q twice lost a mask: %q", got, again)
+		// Masked text masked again (a receipt, then the log line quoting
+		// it) reveals nothing: masks next to quotes may merge into one
+		// new match ("\"<email><email>\"@x" is a quoted local part), but
+		// what got held is never shown again and a mask stays.
+		again := MaskAddresses(got)
+		for _, addr := range addrRE.FindAllString(got, -1) {
+			if strings.Contains(again, addr) {
+				t.Fatalf("masking %q twice left %q", got, addr)
+			}
+		}
+		if strings.Contains(got, AddressMask) && !strings.Contains(again, AddressMask) {
+			t.Fatalf("masking %q twice lost every mask: %q", got, again)
 		}
 	})
 }
