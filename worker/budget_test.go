@@ -45,8 +45,9 @@ func TestTimeoutOf(t *testing.T) {
 	}
 }
 
-// verifyBackoff doubles verify_after per attempt up to maxVerifyBackoff,
-// and never wraps negative whatever the settings.
+// verifyBackoff doubles verify_after per attempt up to its cap (half the
+// withdrawal deadline, at most 24 h), and never wraps negative whatever
+// the settings.
 func TestVerifyBackoff(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -63,8 +64,27 @@ func TestVerifyBackoff(t *testing.T) {
 		{time.Hour, 1 << 30, maxVerifyBackoff},
 		{0, 5, 0},
 	} {
-		if got := verifyBackoff(c.after, c.attempt); got != c.want {
+		if got := verifyBackoff(c.after, c.attempt, maxVerifyBackoff); got != c.want {
 			t.Errorf("verifyBackoff(%s, %d) = %s, want %s", c.after, c.attempt, got, c.want)
 		}
+	}
+}
+
+func TestVerifyBackoffCap(t *testing.T) {
+	t.Parallel()
+	for deadline, want := range map[time.Duration]time.Duration{
+		0:                  maxVerifyBackoff,
+		48 * time.Hour:     24 * time.Hour,
+		7 * 24 * time.Hour: 24 * time.Hour,
+		12 * time.Hour:     6 * time.Hour,
+	} {
+		if got := verifyBackoffCap(deadline); got != want {
+			t.Errorf("verifyBackoffCap(%s) = %s, want %s", deadline, got, want)
+		}
+	}
+	// With a 12 h deadline, the eighth unanswered read-back at 1 min waits
+	// 6 h, not 128 min doubled on to 24 h.
+	if got := verifyBackoff(time.Minute, 12, verifyBackoffCap(12*time.Hour)); got != 6*time.Hour {
+		t.Errorf("verifyBackoff under a 12 h deadline = %s, want 6h", got)
 	}
 }

@@ -109,7 +109,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			default:
 				d.Outcome = store.VerifyUnknown
 				if r.VerifyAttempts < w.Config.Worker.VerifyAttempts {
-					d.RetryIn = max(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts), time.Millisecond)
+					d.RetryIn = max(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts, verifyBackoffCap(w.Config.Policy.WithdrawalDeadline)), time.Millisecond)
 					if at := w.now().Add(d.RetryIn); retryAt.IsZero() || at.Before(retryAt) {
 						retryAt = at
 					}
@@ -131,22 +131,31 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 	}
 }
 
-// maxVerifyBackoff caps the wait before a read-back is asked again: half
-// the default withdrawal deadline (policy.withdrawal_deadline, 48h), so an
-// unanswered read-back is asked at least twice within it.
+// maxVerifyBackoff caps the wait before a read-back is asked again: 24 h,
+// half the default withdrawal deadline (policy.withdrawal_deadline, 48h).
 const maxVerifyBackoff = 24 * time.Hour
+
+// verifyBackoffCap is the longest wait before an unanswered read-back is
+// asked again: half of deadline (policy.withdrawal_deadline), so it is
+// asked at least twice within it, and at most maxVerifyBackoff.
+func verifyBackoffCap(deadline time.Duration) time.Duration {
+	if deadline <= 0 {
+		return maxVerifyBackoff
+	}
+	return min(maxVerifyBackoff, deadline/2)
+}
 
 // verifyBackoff is how long after its attempt-th read-back (1 for the
 // first) a row whose answer was unknown is asked again: after (config
-// worker.verify_after) doubled per earlier attempt, at most
-// maxVerifyBackoff — which also keeps large settings from overflowing
+// worker.verify_after) doubled per earlier attempt, at most limit
+// (verifyBackoffCap) — which also keeps large settings from overflowing
 // (verify_after << attempts wraps negative past about 292 years).
-func verifyBackoff(after time.Duration, attempt int) time.Duration {
+func verifyBackoff(after time.Duration, attempt int, limit time.Duration) time.Duration {
 	d := after
-	for i := 1; i < attempt && d < maxVerifyBackoff; i++ {
+	for i := 1; i < attempt && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, maxVerifyBackoff)
+	return min(d, limit)
 }
 
 // observeHonoured observes, for those of ledger ids whose every
