@@ -89,11 +89,13 @@ func (e *RetryAfterError) Error() string {
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// RetryDelay returns the delay carried by a *RetryAfterError in err's chain.
+// RetryDelay returns the delay carried by a *RetryAfterError in err's
+// chain, bounded like a server's (BoundWait): a connector's own wait holds
+// a destination no longer than a provider's headers can.
 func RetryDelay(err error) (time.Duration, bool) {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) {
-		return ra.Delay, true
+		return BoundWait(ra.Delay), true
 	}
 	return 0, false
 }

@@ -164,8 +164,7 @@ func BoundWait(d time.Duration) time.Duration { return min(max(d, 0), MaxServerW
 func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-			s = min(max(s, 0), int64(MaxServerWait/time.Second))
-			return time.Duration(s) * time.Second, true
+			return BoundWait(time.Duration(min(s, int64(MaxServerWait/time.Second))) * time.Second), true
 		}
 		if t, err := http.ParseTime(v); err == nil {
 			return BoundWait(t.Sub(now)), true
@@ -173,7 +172,7 @@ func ServerWait(h http.Header, now time.Time) (time.Duration, bool) {
 	}
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 1e9 {
-			return BoundWait(time.Unix(min(s, now.Unix()+int64(MaxServerWait/time.Second)), 0).Sub(now)), true
+			return BoundWait(time.Unix(s, 0).Sub(now)), true // Sub saturates: no overflow
 		}
 	}
 	return 0, false

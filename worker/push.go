@@ -349,9 +349,6 @@ func (w *Worker) pushBatch(ctx context.Context, name string, dest connectors.Des
 		if !named {
 			delay = backoff(failures + 1)
 		}
-		// A connector's (a plugin's) own wait is bounded as the
-		// headers' are (connectors.ServerWait).
-		delay = connectors.BoundWait(delay)
 		retry := w.now().Add(delay)
 		done := make([]store.OutboxDone, len(rows))
 		for i, r := range rows {

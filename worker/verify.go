@@ -73,7 +73,6 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			if !named {
 				delay = w.Config.Worker.VerifyAfter
 			}
-			delay = connectors.BoundWait(delay)
 			retryAt := w.now().Add(delay)
 			for _, r := range rows {
 				// Retry times by Postgres's clock (RetryIn; positive: asked again).
