@@ -96,6 +96,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			byID[st.ID] = st
 		}
 		var retryAt time.Time
+		backoffCap := verifyBackoffCap(w.Config.Policy.WithdrawalDeadline)
 		for _, r := range rows {
 			st, ok := byID[r.ID]
 			d := store.VerifyDone{ID: r.ID, Receipt: connectors.MaskAddresses(st.Receipt), Lease: r.VerifyDueAt.Time}
@@ -108,7 +109,7 @@ func (w *Worker) verify(ctx context.Context, name string, checker connectors.Che
 			default:
 				d.Outcome = store.VerifyUnknown
 				if r.VerifyAttempts < w.Config.Worker.VerifyAttempts {
-					d.RetryIn = max(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts, verifyBackoffCap(w.Config.Policy.WithdrawalDeadline)), time.Millisecond)
+					d.RetryIn = max(verifyBackoff(w.Config.Worker.VerifyAfter, r.VerifyAttempts, backoffCap), time.Millisecond)
 					if at := w.now().Add(d.RetryIn); retryAt.IsZero() || at.Before(retryAt) {
 						retryAt = at
 					}
