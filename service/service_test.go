@@ -29,12 +29,7 @@ func TestMain(m *testing.M) {
 // the real queue.
 func newService(t *testing.T) (*service.Service, *store.Store, *asynq.Inspector) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.Store(t)
 	opt, err := jobs.RedisOpt(testenv.Redis(t))
 	if err != nil {
 		t.Fatal(err)

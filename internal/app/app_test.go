@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/consentsync/consentsync/internal/testenv"
-	"github.com/consentsync/consentsync/store"
 )
 
 func TestPlainHTTPPublic(t *testing.T) {
@@ -41,11 +40,7 @@ func TestPlainHTTPPublic(t *testing.T) {
 func TestPrepareSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testenv.Store(t)
 	if err := prepareSchema(ctx, st, false); err != nil {
 		t.Fatalf("migrated database: %v", err)
 	}

@@ -52,11 +52,7 @@ func (p *pages) List(_ context.Context, cursor string) ([]connectors.Listed, str
 
 func newImporter(t *testing.T) (*Importer, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.Store(t)
 	return &Importer{Store: st}, st
 }
 

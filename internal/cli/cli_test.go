@@ -26,11 +26,7 @@ func TestMain(m *testing.M) {
 // each brand × channel × purpose with its basis, and the history.
 func TestPrintSubject(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testenv.Store(t)
 	id, _, err := st.InsertInbound(ctx, store.Inbound{Source: "form", Kind: "form", DedupKey: "k", Method: "POST", Path: "/webhooks/form"})
 	if err != nil {
 		t.Fatal(err)

@@ -24,11 +24,7 @@ import (
 func TestPrintLinks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testenv.Store(t)
 	id, _, err := st.InsertInbound(ctx, store.Inbound{Source: "form", Kind: "form", DedupKey: "k", Method: "POST", Path: "/webhooks/form"})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/consentsync/consentsync/internal/redislease"
 	"github.com/consentsync/consentsync/migrations"
+	"github.com/consentsync/consentsync/store"
 )
 
 // AdminURL is the Postgres URL tests create databases through.
@@ -85,6 +86,18 @@ func Postgres(t testing.TB) string {
 	}
 	t.Cleanup(func() { dropDB(name) })
 	return withDB(AdminURL(), name)
+}
+
+// Store opens the store on a fresh migrated database for this test
+// (Postgres); it is closed, and the database dropped, when the test ends.
+func Store(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), Postgres(t))
+	if err != nil {
+		t.Fatalf("testenv: open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // Redis leases a Redis database index for this test (redislease.Lease,
